@@ -1,0 +1,159 @@
+//! The crate's one error type.
+
+use std::error::Error as StdError;
+
+use crate::model::RunId;
+use crate::model::{TenantId, TenantIdRule, TenantState};
+
+/// A boxed error from an adapter, a step or a user's code, kept as the source.
+pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+/// `Result` with this crate's [`enum@Error`] as the default error.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in provisioning-core and in the traits it defines.
+///
+/// Adapters (stores, schema managers, storage) map their own failures onto these
+/// variants so that callers can match on one type; [`Error::is_transient`] tells
+/// whether retrying the same call may succeed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A tenant id broke one of the [`TenantId`] rules.
+    #[error("invalid tenant_id {value:?}: {rule}")]
+    InvalidTenantId {
+        /// The rejected input, as given.
+        value: String,
+        /// The rule it broke.
+        rule: TenantIdRule,
+    },
+
+    /// An input field broke a rule; nothing was written.
+    #[error("invalid {field}: {rule}")]
+    InvalidInput {
+        /// The field, as named in the API or the JSON (`plan`, `region`, `retry.multiplier`).
+        field: &'static str,
+        /// The rule, phrased so that the message tells how to fix the input.
+        rule: String,
+    },
+
+    /// A lifecycle transition that the state machine forbids.
+    #[error("illegal tenant state transition from {from} to {to}")]
+    IllegalTransition {
+        /// The state the tenant is in.
+        from: TenantState,
+        /// The state that was asked for.
+        to: TenantState,
+    },
+
+    /// Something that was looked up does not exist.
+    #[error("{kind} {id} not found")]
+    NotFound {
+        /// What was looked up: `tenant`, `request`, `run`, `shard`...
+        kind: &'static str,
+        /// Its id.
+        id: String,
+    },
+
+    /// A write lost a race or contradicts what is stored: a stale version, the same
+    /// tenant id under another request, a journal position already taken.
+    #[error("conflict on {kind} {id}: {reason}")]
+    Conflict {
+        /// What the conflict is on: `tenant`, `request`, `run`...
+        kind: &'static str,
+        /// Its id.
+        id: String,
+        /// What was expected and what was found.
+        reason: String,
+    },
+
+    /// The tenant may not be placed: no eligible shard, or data residency forbids it.
+    #[error("no placement for tenant {tenant}: {reason}")]
+    Placement {
+        /// The tenant being placed.
+        tenant: TenantId,
+        /// Why no shard qualifies (names the region and pool).
+        reason: String,
+    },
+
+    /// A saga definition on resume does not match the journaled run.
+    #[error("run {run} cannot resume: {reason}")]
+    RunMismatch {
+        /// The journaled run.
+        run: RunId,
+        /// What differs (workflow name, step list).
+        reason: String,
+    },
+
+    /// A part of a builder was not supplied.
+    #[error("missing {part}: call `{setter}` on the builder")]
+    MissingPart {
+        /// The part (`journal`, `timer`, `store`...).
+        part: &'static str,
+        /// The builder method that supplies it.
+        setter: &'static str,
+    },
+
+    /// A context or record could not be (de)serialized for the journal or store.
+    #[error("serialization of {what} failed")]
+    Serialization {
+        /// What was being (de)serialized.
+        what: &'static str,
+        /// The serde error.
+        #[source]
+        source: serde_json::Error,
+    },
+
+    /// A backend (database, object store, journal) failed.
+    #[error("{component} failed: {message}")]
+    Backend {
+        /// The component that failed (`sqlite store`, `object store`...).
+        component: &'static str,
+        /// What it was doing.
+        message: String,
+        /// Whether retrying may succeed (connection lost, busy, timeout).
+        transient: bool,
+        /// The underlying error.
+        #[source]
+        source: Option<BoxError>,
+    },
+}
+
+impl Error {
+    /// Whether retrying the same operation may succeed.
+    ///
+    /// Only backend failures flagged transient qualify; invalid input, conflicts and
+    /// missing things fail the same way every time.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Error::Backend {
+                transient: true,
+                ..
+            }
+        )
+    }
+
+    /// An [`Error::InvalidInput`] for `field` breaking `rule`.
+    pub fn invalid(field: &'static str, rule: impl Into<String>) -> Self {
+        Error::InvalidInput {
+            field,
+            rule: rule.into(),
+        }
+    }
+
+    /// An [`Error::Backend`] with a source error.
+    pub fn backend(
+        component: &'static str,
+        message: impl Into<String>,
+        transient: bool,
+        source: impl Into<BoxError>,
+    ) -> Self {
+        Error::Backend {
+            component,
+            message: message.into(),
+            transient,
+            source: Some(source.into()),
+        }
+    }
+}

@@ -1,0 +1,82 @@
+//! # provisioning-core
+//!
+//! Tenant provisioning for multi-tenant SaaS backends: the domain model, the
+//! tenant lifecycle, the four extension traits and a generic, durable saga
+//! executor.
+//!
+//! - **Model**: [`TenantId`] (a validated slug: a `TenantId` that exists is
+//!   safe as a file name, an SQL identifier and an object-store path segment),
+//!   [`RequestId`], [`TenantRequest`], [`TenantPlan`], [`TenantRecord`].
+//! - **Lifecycle**: [`TenantState`] and its one transition table, [`TRANSITIONS`].
+//! - **Extension points** (the seed documents' `ITenantPlanBuilder`,
+//!   `IShardResolver`, `ITenantSchemaManager`): [`TenantPlanBuilder`],
+//!   [`ShardResolver`], [`TenantSchemaManager`], [`StorageInitializer`].
+//! - **Saga executor**: [`Saga`] of [`Step`]s run by a [`SagaExecutor`] with
+//!   [`RetryPolicy`] backoff, compensation in reverse, a [`SagaJournal`] (here
+//!   [`InMemoryJournal`]; durable ones in `provisioning-sqlx`), resume after a
+//!   crash, and [`CancellationToken`]s.
+//!
+//! ## Quick start: a workflow of your own
+//!
+//! ```
+//! use std::sync::Arc;
+//! use async_trait::async_trait;
+//! use provisioning_core::{InMemoryJournal, RunStatus, Saga, SagaExecutor, Step, StepError};
+//!
+//! #[derive(serde::Serialize, serde::Deserialize)]
+//! struct Ctx { tenant: String, api_key: Option<String> }
+//!
+//! struct IssueApiKey;
+//!
+//! #[async_trait]
+//! impl Step<Ctx> for IssueApiKey {
+//!     fn name(&self) -> &str { "issue-api-key" }
+//!     async fn execute(&self, ctx: &mut Ctx) -> Result<(), StepError> {
+//!         // Idempotent: a key issued before a crash is kept.
+//!         ctx.api_key.get_or_insert_with(|| format!("key-for-{}", ctx.tenant));
+//!         Ok(())
+//!     }
+//!     async fn compensate(&self, ctx: &mut Ctx) -> Result<(), StepError> {
+//!         ctx.api_key = None; // revoke
+//!         Ok(())
+//!     }
+//! }
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+//! let executor = SagaExecutor::new(Arc::new(InMemoryJournal::new()));
+//! let saga = Saga::builder("provision-api-access").step(IssueApiKey).build()?;
+//! let report = executor.run(&saga, Ctx { tenant: "acme".into(), api_key: None }).await?;
+//! assert_eq!(report.status, RunStatus::Completed);
+//! assert_eq!(report.context.api_key.as_deref(), Some("key-for-acme"));
+//! # Ok::<(), provisioning_core::Error>(())
+//! # }).unwrap();
+//! ```
+//!
+//! ## Features
+//!
+//! - `tokio` (default): [`TokioTimer`], the executor's default timer. Without
+//!   it, the crate does not depend on tokio; give the executor your own [`Timer`].
+
+mod error;
+pub mod model;
+pub mod saga;
+pub mod traits;
+
+pub use error::{BoxError, Error, Result};
+pub use model::{
+    FailureInfo, Isolation, PlanDecision, PlanName, RESERVED_TENANT_IDS, Region, RequestId,
+    Residency, RunId, ShardChoice, ShardId, TRANSITIONS, TenantId, TenantIdRule, TenantPlan,
+    TenantRecord, TenantRequest, TenantState,
+};
+#[cfg(feature = "tokio")]
+pub use saga::TokioTimer;
+pub use saga::{
+    BoxFuture, CancellationToken, FailureCause, InMemoryJournal, JournalEntry, JournalRecord,
+    RetryPolicy, RetryPolicyBuilder, RunReport, RunState, RunStatus, Saga, SagaBuilder,
+    SagaExecutor, SagaExecutorBuilder, SagaJournal, Step, StepError, StepErrorKind, StepFailure,
+    Timer,
+};
+pub use traits::{
+    DatabaseOutcome, DropReason, MigrationInfo, RemovalMode, SchemaPlan, SeedInfo, ShardResolver,
+    StorageInitializer, StoragePlan, TenantPlanBuilder, TenantSchemaManager,
+};

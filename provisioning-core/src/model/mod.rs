@@ -1,0 +1,22 @@
+//! The domain model: ids, requests, plans, records and lifecycle states.
+
+mod ids;
+mod names;
+mod plan;
+mod record;
+mod request;
+mod state;
+mod tenant_id;
+
+pub use ids::{RequestId, RunId};
+pub use names::{NAME_MAX_LEN, PlanName, Region, ShardId};
+pub use plan::{Isolation, PlanDecision, Residency, ShardChoice, TenantPlan};
+pub use record::{FailureInfo, TenantRecord};
+pub use request::{
+    ATTRIBUTE_KEY_MAX_LEN, ATTRIBUTE_VALUE_MAX_LEN, ATTRIBUTES_MAX, TenantRequest,
+    validate_attribute,
+};
+pub use state::{TRANSITIONS, TenantState};
+pub use tenant_id::{
+    RESERVED_TENANT_IDS, TENANT_ID_MAX_LEN, TENANT_ID_MIN_LEN, TenantId, TenantIdRule,
+};

@@ -1,0 +1,123 @@
+//! [`TenantRecord`]: a tenant as the catalog stores it.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::model::{PlanName, Region, RequestId, TenantId, TenantPlan, TenantState};
+
+/// Why a tenant's last provisioning failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct FailureInfo {
+    /// The step that failed.
+    pub step: String,
+    /// The error, as text.
+    pub reason: String,
+}
+
+impl FailureInfo {
+    /// A failure of `step` for `reason`.
+    pub fn new(step: impl Into<String>, reason: impl Into<String>) -> Self {
+        FailureInfo {
+            step: step.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// A tenant in the catalog.
+///
+/// `version` grows by one on every write; a write that names a stale version is a
+/// [`Conflict`](crate::Error::Conflict) (optimistic concurrency).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct TenantRecord {
+    /// The tenant.
+    pub tenant_id: TenantId,
+    /// The request that created it (its idempotency key).
+    pub request_id: RequestId,
+    /// Where it is in its lifecycle.
+    pub state: TenantState,
+    /// Its commercial plan.
+    pub plan: PlanName,
+    /// The region it asked for.
+    pub region: Region,
+    /// Its placement, once decided.
+    pub placement: Option<TenantPlan>,
+    /// Free-form metadata (the request's attributes, and what steps record).
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+    /// Why the last provisioning failed, while the tenant is Failed.
+    pub failure: Option<FailureInfo>,
+    /// Optimistic-concurrency version, starting at 1.
+    pub version: u64,
+    /// When the tenant was submitted.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl TenantRecord {
+    /// A freshly submitted tenant: state `Requested`, version 1.
+    pub fn new_requested(
+        tenant_id: TenantId,
+        request_id: RequestId,
+        plan: PlanName,
+        region: Region,
+        metadata: BTreeMap<String, String>,
+        now: DateTime<Utc>,
+    ) -> Self {
+        TenantRecord {
+            tenant_id,
+            request_id,
+            state: TenantState::Requested,
+            plan,
+            region,
+            placement: None,
+            metadata,
+            failure: None,
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_field_names_are_stable() {
+        let now = Utc::now();
+        let record = TenantRecord::new_requested(
+            "acme".parse().unwrap(),
+            RequestId::new(),
+            "free".parse().unwrap(),
+            "eu-west".parse().unwrap(),
+            BTreeMap::new(),
+            now,
+        );
+        let json = serde_json::to_value(&record).unwrap();
+        for field in [
+            "tenant_id",
+            "request_id",
+            "state",
+            "plan",
+            "region",
+            "placement",
+            "metadata",
+            "failure",
+            "version",
+            "created_at",
+            "updated_at",
+        ] {
+            assert!(json.get(field).is_some(), "missing {field}");
+        }
+        assert_eq!(json["state"], "requested");
+        let back: TenantRecord = serde_json::from_value(json).unwrap();
+        assert_eq!(back, record);
+    }
+}

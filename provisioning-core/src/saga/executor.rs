@@ -1,0 +1,718 @@
+//! [`SagaExecutor`]: runs, retries, compensates and resumes sagas, journaling
+//! every step.
+
+use std::future::{Future, poll_fn};
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tracing::Instrument;
+
+use crate::error::{Error, Result};
+use crate::model::RunId;
+use crate::saga::metrics as m;
+use crate::saga::{
+    BoxFuture, CancellationToken, FailureCause, JournalEntry, JournalRecord, RetryPolicy, RunState,
+    RunStatus, Saga, SagaJournal, StepError, StepFailure, Timer,
+};
+
+/// What a run came to.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RunReport<C> {
+    /// The run.
+    pub run_id: RunId,
+    /// The saga's name.
+    pub workflow: String,
+    /// `Completed`, `Compensated` or `CompensationFailed`.
+    pub status: RunStatus,
+    /// The failure that made the run compensate.
+    pub failure: Option<StepFailure>,
+    /// The compensation that failed, when `status` is `CompensationFailed`.
+    pub compensation_failure: Option<StepFailure>,
+    /// The context as the last step left it.
+    pub context: C,
+}
+
+impl<C> RunReport<C> {
+    /// Whether every step completed.
+    pub fn is_completed(&self) -> bool {
+        self.status == RunStatus::Completed
+    }
+}
+
+/// Runs [`Saga`]s with retry, compensation and a durable journal.
+///
+/// - A transient error is retried under the step's [`RetryPolicy`] (or the
+///   saga's, or the executor's); a step timeout counts as transient.
+/// - A permanent error, or retries exhausted, compensates the failing step and
+///   every completed step, in reverse. Compensation is retried on transient
+///   errors; if it still fails the run ends [`RunStatus::CompensationFailed`],
+///   naming the step, and [`resume`](Self::resume) tries again later.
+/// - Every start, attempt, completion, failure and compensation is appended to
+///   the [`SagaJournal`] before the run moves on, with the context after each
+///   step. After a crash, [`resume`](Self::resume) rebuilds the run from the
+///   journal and goes on forward or goes on compensating; a step whose
+///   completion was journaled never runs again.
+/// - A cancelled [`CancellationToken`] stops the run before the next step or
+///   attempt (or while one is pending) and compensates.
+///
+/// A run is an error (`Err`) only when the journal cannot be written or read;
+/// the run is then left as the journal last recorded it, for `resume`.
+///
+/// ```
+/// use std::sync::Arc;
+/// use async_trait::async_trait;
+/// use provisioning_core::{InMemoryJournal, RunStatus, Saga, SagaExecutor, Step, StepError};
+///
+/// #[derive(Default, serde::Serialize, serde::Deserialize)]
+/// struct Ctx { created: Vec<String> }
+///
+/// struct Create(&'static str);
+///
+/// #[async_trait]
+/// impl Step<Ctx> for Create {
+///     fn name(&self) -> &str { self.0 }
+///     async fn execute(&self, ctx: &mut Ctx) -> Result<(), StepError> {
+///         ctx.created.push(self.0.to_owned());
+///         Ok(())
+///     }
+///     async fn compensate(&self, ctx: &mut Ctx) -> Result<(), StepError> {
+///         ctx.created.retain(|c| c != self.0);
+///         Ok(())
+///     }
+/// }
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+/// let executor = SagaExecutor::new(Arc::new(InMemoryJournal::new()));
+/// let saga = Saga::builder("provision-resource")
+///     .step(Create("bucket"))
+///     .step(Create("queue"))
+///     .build()?;
+/// let report = executor.run(&saga, Ctx::default()).await?;
+/// assert_eq!(report.status, RunStatus::Completed);
+/// assert_eq!(report.context.created, ["bucket", "queue"]);
+/// # Ok::<(), provisioning_core::Error>(())
+/// # }).unwrap();
+/// ```
+#[derive(Clone)]
+pub struct SagaExecutor {
+    journal: Arc<dyn SagaJournal>,
+    timer: Arc<dyn Timer>,
+    retry: RetryPolicy,
+}
+
+impl std::fmt::Debug for SagaExecutor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SagaExecutor")
+            .field("retry", &self.retry)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`SagaExecutor`].
+#[derive(Default)]
+#[must_use]
+pub struct SagaExecutorBuilder {
+    journal: Option<Arc<dyn SagaJournal>>,
+    timer: Option<Arc<dyn Timer>>,
+    retry: Option<RetryPolicy>,
+}
+
+impl SagaExecutorBuilder {
+    /// The journal runs are recorded in (required).
+    pub fn journal(mut self, journal: Arc<dyn SagaJournal>) -> Self {
+        self.journal = Some(journal);
+        self
+    }
+
+    /// The timer for backoffs and timeouts (defaults to tokio's with the `tokio`
+    /// feature; required without it).
+    pub fn timer(mut self, timer: Arc<dyn Timer>) -> Self {
+        self.timer = Some(timer);
+        self
+    }
+
+    /// The retry policy for sagas and steps that set none
+    /// (default: [`RetryPolicy::default`]).
+    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.retry = Some(policy);
+        self
+    }
+
+    /// The executor.
+    ///
+    /// # Errors
+    /// [`Error::MissingPart`] naming the journal, or the timer without the
+    /// `tokio` feature.
+    pub fn build(self) -> Result<SagaExecutor> {
+        let journal = self.journal.ok_or(Error::MissingPart {
+            part: "journal",
+            setter: "journal",
+        })?;
+        let timer = match self.timer {
+            Some(timer) => timer,
+            None => default_timer()?,
+        };
+        Ok(SagaExecutor {
+            journal,
+            timer,
+            retry: self.retry.unwrap_or_default(),
+        })
+    }
+}
+
+#[cfg(feature = "tokio")]
+fn default_timer() -> Result<Arc<dyn Timer>> {
+    Ok(Arc::new(crate::saga::TokioTimer))
+}
+
+#[cfg(not(feature = "tokio"))]
+fn default_timer() -> Result<Arc<dyn Timer>> {
+    Err(Error::MissingPart {
+        part: "timer (the `tokio` feature is off)",
+        setter: "timer",
+    })
+}
+
+impl SagaExecutor {
+    /// A builder.
+    pub fn builder() -> SagaExecutorBuilder {
+        SagaExecutorBuilder::default()
+    }
+
+    /// An executor on `journal` with tokio's timer and the default retry policy.
+    #[cfg(feature = "tokio")]
+    pub fn new(journal: Arc<dyn SagaJournal>) -> Self {
+        SagaExecutor {
+            journal,
+            timer: Arc::new(crate::saga::TokioTimer),
+            retry: RetryPolicy::default(),
+        }
+    }
+
+    /// The journal this executor writes.
+    pub fn journal(&self) -> &Arc<dyn SagaJournal> {
+        &self.journal
+    }
+
+    /// The timer this executor sleeps on.
+    pub fn timer(&self) -> &Arc<dyn Timer> {
+        &self.timer
+    }
+
+    /// Runs `saga` from the start under a new run id, without cancellation.
+    ///
+    /// # Errors
+    /// Journal failures; see [`SagaExecutor`].
+    pub async fn run<C>(&self, saga: &Saga<C>, context: C) -> Result<RunReport<C>>
+    where
+        C: Serialize + DeserializeOwned + Send + 'static,
+    {
+        self.start(saga, RunId::new(), context, &CancellationToken::new())
+            .await
+    }
+
+    /// Runs `saga` from the start under `run_id`.
+    ///
+    /// # Errors
+    /// [`Error::Conflict`] if `run_id` already has a journal; journal failures.
+    pub async fn start<C>(
+        &self,
+        saga: &Saga<C>,
+        run_id: RunId,
+        context: C,
+        cancel: &CancellationToken,
+    ) -> Result<RunReport<C>>
+    where
+        C: Serialize + DeserializeOwned + Send + 'static,
+    {
+        let state = RunState::new(run_id, saga.name.clone(), saga.step_names.clone());
+        let mut driver = Driver::new(self, saga, state, context, cancel);
+        let span = driver.span();
+        async move {
+            let initial = driver.checkpoint()?;
+            driver
+                .record(JournalEntry::RunStarted {
+                    workflow: saga.name.clone(),
+                    steps: saga.step_names.clone(),
+                    context: initial,
+                })
+                .await?;
+            driver.drive().await
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Resumes run `run_id` from its journal: forward from the first step whose
+    /// completion is not journaled, or on with compensation; a
+    /// `CompensationFailed` run retries its compensation. A finished run is
+    /// reported as it ended, and nothing runs.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for an unknown run; [`Error::RunMismatch`] when `saga`
+    /// has another name or other steps than the journaled run; journal failures.
+    pub async fn resume<C>(
+        &self,
+        saga: &Saga<C>,
+        run_id: RunId,
+        cancel: &CancellationToken,
+    ) -> Result<RunReport<C>>
+    where
+        C: Serialize + DeserializeOwned + Send + 'static,
+    {
+        let records = self.journal.load(run_id).await?;
+        let (state, checkpoint) = RunState::replay(run_id, &records)?;
+        if state.workflow != saga.name || state.steps != saga.step_names {
+            return Err(Error::RunMismatch {
+                run: run_id,
+                reason: format!(
+                    "journaled as {:?} with steps {:?}, resumed as {:?} with steps {:?}",
+                    state.workflow, state.steps, saga.name, saga.step_names
+                ),
+            });
+        }
+        let context: C =
+            serde_json::from_value(checkpoint).map_err(|source| Error::Serialization {
+                what: "saga context checkpoint",
+                source,
+            })?;
+        let driver = Driver::new(self, saga, state, context, cancel);
+        let span = driver.span();
+        tracing::info!(parent: &span, "resuming run");
+        driver.drive().instrument(span).await
+    }
+}
+
+/// How a raced future ended.
+enum Raced<T> {
+    Done(T),
+    TimedOut,
+    Cancelled,
+}
+
+/// Polls `fut` against an optional deadline and an optional cancellation.
+/// The work future is polled first, so work that is ready wins a tie.
+async fn race<T>(
+    fut: impl Future<Output = T>,
+    deadline: Option<BoxFuture<()>>,
+    cancel: Option<&CancellationToken>,
+) -> Raced<T> {
+    let mut fut = pin!(fut);
+    let mut deadline = deadline;
+    let mut cancelled = pin!(async {
+        match cancel {
+            Some(token) => token.cancelled().await,
+            None => std::future::pending().await,
+        }
+    });
+    poll_fn(|cx| {
+        if let Poll::Ready(value) = fut.as_mut().poll(cx) {
+            return Poll::Ready(Raced::Done(value));
+        }
+        if let Some(deadline) = deadline.as_mut()
+            && deadline.as_mut().poll(cx).is_ready()
+        {
+            return Poll::Ready(Raced::TimedOut);
+        }
+        if cancelled.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Raced::Cancelled);
+        }
+        Poll::Pending
+    })
+    .await
+}
+
+/// Decrements the in-flight gauge however the run ends (even if dropped).
+struct InFlight(String);
+
+impl InFlight {
+    fn enter(workflow: &str) -> Self {
+        metrics::gauge!(m::IN_FLIGHT, "workflow" => workflow.to_owned()).increment(1.0);
+        InFlight(workflow.to_owned())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        metrics::gauge!(m::IN_FLIGHT, "workflow" => std::mem::take(&mut self.0)).decrement(1.0);
+    }
+}
+
+/// One run being driven: its state, its context and where it writes.
+struct Driver<'a, C: Send + 'static> {
+    exec: &'a SagaExecutor,
+    saga: &'a Saga<C>,
+    state: RunState,
+    context: C,
+    cancel: &'a CancellationToken,
+}
+
+impl<'a, C> Driver<'a, C>
+where
+    C: Serialize + DeserializeOwned + Send + 'static,
+{
+    fn new(
+        exec: &'a SagaExecutor,
+        saga: &'a Saga<C>,
+        state: RunState,
+        context: C,
+        cancel: &'a CancellationToken,
+    ) -> Self {
+        Driver {
+            exec,
+            saga,
+            state,
+            context,
+            cancel,
+        }
+    }
+
+    fn span(&self) -> tracing::Span {
+        tracing::info_span!(
+            "saga_run",
+            run_id = %self.state.run_id,
+            workflow = %self.saga.name,
+        )
+    }
+
+    fn checkpoint(&self) -> Result<serde_json::Value> {
+        serde_json::to_value(&self.context).map_err(|source| Error::Serialization {
+            what: "saga context",
+            source,
+        })
+    }
+
+    fn policy(&self, index: usize) -> &'a RetryPolicy {
+        self.saga.steps[index]
+            .retry_policy()
+            .or(self.saga.retry.as_ref())
+            .unwrap_or(&self.exec.retry)
+    }
+
+    fn step_name(&self, index: usize) -> String {
+        self.saga.step_names[index].clone()
+    }
+
+    fn deadline(&self, index: usize) -> Option<BoxFuture<()>> {
+        self.saga.steps[index]
+            .timeout()
+            .map(|t| self.exec.timer.sleep(t))
+    }
+
+    fn elapsed_since(&self, start: Instant) -> Duration {
+        self.exec.timer.now().saturating_duration_since(start)
+    }
+
+    /// Folds `entry` into the state, then appends it. If the append fails the
+    /// driver is abandoned (the error propagates), so the state never runs ahead
+    /// of the journal in a way anyone observes.
+    async fn record(&mut self, entry: JournalEntry) -> Result<()> {
+        let seq = self.state.next_seq;
+        self.state.apply(&entry)?;
+        self.exec
+            .journal
+            .append(JournalRecord::new(self.state.run_id, seq, entry))
+            .await
+    }
+
+    async fn drive(mut self) -> Result<RunReport<C>> {
+        let _in_flight = InFlight::enter(&self.saga.name);
+        let started = self.exec.timer.now();
+        let result = async {
+            if self.state.status == RunStatus::Running {
+                self.forward().await?;
+            }
+            if matches!(
+                self.state.status,
+                RunStatus::Compensating | RunStatus::CompensationFailed
+            ) {
+                self.backward().await?;
+            }
+            Ok(())
+        }
+        .await;
+        let outcome = match &result {
+            Ok(()) => status_label(self.state.status),
+            Err(_) => "error",
+        };
+        let seconds = self.elapsed_since(started).as_secs_f64();
+        let workflow = self.saga.name.clone();
+        metrics::counter!(m::REQUESTS_TOTAL, "workflow" => workflow.clone(), "outcome" => outcome)
+            .increment(1);
+        metrics::histogram!(m::DURATION_SECONDS, "workflow" => workflow, "outcome" => outcome)
+            .record(seconds);
+        result?;
+        match self.state.status {
+            RunStatus::Completed => tracing::info!("run completed"),
+            RunStatus::Compensated => tracing::warn!("run compensated"),
+            _ => tracing::error!(
+                step = self
+                    .state
+                    .compensation_failure
+                    .as_ref()
+                    .map(|f| f.step.as_str()),
+                "run stopped: compensation failed"
+            ),
+        }
+        Ok(RunReport {
+            run_id: self.state.run_id,
+            workflow: self.state.workflow,
+            status: self.state.status,
+            failure: self.state.failure,
+            compensation_failure: self.state.compensation_failure,
+            context: self.context,
+        })
+    }
+
+    /// Runs the remaining steps until all complete or one fails for good.
+    async fn forward(&mut self) -> Result<()> {
+        while self.state.completed < self.saga.steps.len() {
+            let index = self.state.completed;
+            if self.cancel.is_cancelled() {
+                let started = self.state.attempts[index] > 0;
+                return self.cancelled(index, started).await;
+            }
+            self.run_step(index).await?;
+            if self.state.status != RunStatus::Running {
+                return Ok(());
+            }
+        }
+        self.record(JournalEntry::RunCompleted).await
+    }
+
+    async fn cancelled(&mut self, index: usize, started: bool) -> Result<()> {
+        tracing::warn!(step = %self.saga.step_names[index], "run cancelled");
+        self.record(JournalEntry::RunCancelled {
+            step: self.step_name(index),
+            index,
+            started,
+        })
+        .await
+    }
+
+    /// Attempts step `index` until it completes, fails for good, or the run is
+    /// cancelled; journals each attempt.
+    async fn run_step(&mut self, index: usize) -> Result<()> {
+        let step = Arc::clone(&self.saga.steps[index]);
+        let policy = self.policy(index);
+        let first = self.exec.timer.now();
+        let mut local_attempt = 0;
+        loop {
+            local_attempt += 1;
+            let attempt = self.state.attempts[index] + 1;
+            self.record(JournalEntry::StepStarted {
+                step: self.step_name(index),
+                index,
+                attempt,
+            })
+            .await?;
+            let span = tracing::info_span!("saga_step", step = %step.name(), attempt);
+            let deadline = self.deadline(index);
+            let began = self.exec.timer.now();
+            let outcome = race(step.execute(&mut self.context), deadline, Some(self.cancel))
+                .instrument(span.clone())
+                .await;
+            let took = self.elapsed_since(began);
+            let error = match outcome {
+                Raced::Done(Ok(())) => {
+                    self.observe_step(index, "ok", took);
+                    let context = self.checkpoint()?;
+                    return self
+                        .record(JournalEntry::StepCompleted {
+                            step: self.step_name(index),
+                            index,
+                            attempt,
+                            duration_ms: millis(took),
+                            context,
+                        })
+                        .await;
+                }
+                Raced::Cancelled => {
+                    self.observe_step(index, "cancelled", took);
+                    return self.cancelled(index, true).await;
+                }
+                Raced::TimedOut => {
+                    self.observe_step(index, "timeout", took);
+                    StepError::transient(Error::Backend {
+                        component: "saga step",
+                        message: format!("attempt timed out after {took:?}"),
+                        transient: true,
+                        source: None,
+                    })
+                }
+                Raced::Done(Err(error)) => {
+                    self.observe_step(index, error_label(&error), took);
+                    error
+                }
+            };
+            let cause = if error.is_transient() {
+                match policy.next_delay(local_attempt, self.elapsed_since(first)) {
+                    Some(delay) => {
+                        tracing::warn!(parent: &span, error = %error, retry_in = ?delay, "step attempt failed; retrying");
+                        metrics::counter!(m::RETRIES_TOTAL, "workflow" => self.saga.name.clone(), "step" => self.step_name(index))
+                            .increment(1);
+                        self.record(JournalEntry::AttemptFailed {
+                            step: self.step_name(index),
+                            index,
+                            attempt,
+                            error: error.to_string(),
+                            retry_in_ms: millis(delay),
+                        })
+                        .await?;
+                        let sleep = self.exec.timer.sleep(delay);
+                        if let Raced::Cancelled = race(sleep, None, Some(self.cancel)).await {
+                            return self.cancelled(index, true).await;
+                        }
+                        continue;
+                    }
+                    None => FailureCause::RetriesExhausted,
+                }
+            } else {
+                FailureCause::Permanent
+            };
+            tracing::error!(parent: &span, error = %error, %cause, "step failed; compensating");
+            let context = self.checkpoint()?;
+            return self
+                .record(JournalEntry::StepFailed {
+                    step: self.step_name(index),
+                    index,
+                    attempt,
+                    cause,
+                    error: error.to_string(),
+                    context,
+                })
+                .await;
+        }
+    }
+
+    fn observe_step(&self, index: usize, outcome: &'static str, took: Duration) {
+        metrics::histogram!(
+            m::STEP_DURATION_SECONDS,
+            "workflow" => self.saga.name.clone(),
+            "step" => self.step_name(index),
+            "outcome" => outcome,
+        )
+        .record(took.as_secs_f64());
+    }
+
+    /// Compensates, highest index first, every step that must be and is not yet.
+    /// Cancellation does not interrupt compensation: it is what cancelling asks for.
+    async fn backward(&mut self) -> Result<()> {
+        let pending: Vec<usize> = self.state.pending_compensations().collect();
+        for index in pending {
+            if !self.compensate_step(index).await? {
+                return Ok(());
+            }
+        }
+        self.record(JournalEntry::RunCompensated).await
+    }
+
+    /// Compensates step `index`, retrying transient errors; `false` when it
+    /// failed for good (the run is then `CompensationFailed`).
+    async fn compensate_step(&mut self, index: usize) -> Result<bool> {
+        let step = Arc::clone(&self.saga.steps[index]);
+        let policy = self.policy(index);
+        let first = self.exec.timer.now();
+        let mut local_attempt = 0;
+        loop {
+            local_attempt += 1;
+            let attempt = self.state.compensation_attempts[index] + 1;
+            self.record(JournalEntry::CompensationStarted {
+                step: self.step_name(index),
+                index,
+                attempt,
+            })
+            .await?;
+            let span = tracing::info_span!("saga_compensate", step = %step.name(), attempt);
+            let deadline = self.deadline(index);
+            let outcome = race(step.compensate(&mut self.context), deadline, None)
+                .instrument(span.clone())
+                .await;
+            let error = match outcome {
+                Raced::Done(Ok(())) => {
+                    self.count_compensation(index, "ok");
+                    let context = self.checkpoint()?;
+                    self.record(JournalEntry::StepCompensated {
+                        step: self.step_name(index),
+                        index,
+                        attempt,
+                        context,
+                    })
+                    .await?;
+                    return Ok(true);
+                }
+                Raced::Done(Err(error)) => error,
+                Raced::TimedOut | Raced::Cancelled => StepError::transient(Error::Backend {
+                    component: "saga compensation",
+                    message: "attempt timed out".to_owned(),
+                    transient: true,
+                    source: None,
+                }),
+            };
+            let retry = error
+                .is_transient()
+                .then(|| policy.next_delay(local_attempt, self.elapsed_since(first)))
+                .flatten();
+            if let Some(delay) = retry {
+                tracing::warn!(parent: &span, error = %error, retry_in = ?delay, "compensation attempt failed; retrying");
+                self.record(JournalEntry::CompensationAttemptFailed {
+                    step: self.step_name(index),
+                    index,
+                    attempt,
+                    error: error.to_string(),
+                    retry_in_ms: millis(delay),
+                })
+                .await?;
+                self.exec.timer.sleep(delay).await;
+                continue;
+            }
+            tracing::error!(parent: &span, error = %error, "compensation failed; run stopped for a later retry");
+            self.count_compensation(index, "failed");
+            self.record(JournalEntry::CompensationFailed {
+                step: self.step_name(index),
+                index,
+                attempt,
+                error: error.to_string(),
+            })
+            .await?;
+            return Ok(false);
+        }
+    }
+
+    fn count_compensation(&self, index: usize, outcome: &'static str) {
+        metrics::counter!(
+            m::COMPENSATIONS_TOTAL,
+            "workflow" => self.saga.name.clone(),
+            "step" => self.step_name(index),
+            "outcome" => outcome,
+        )
+        .increment(1);
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn error_label(error: &StepError) -> &'static str {
+    if error.is_transient() {
+        "transient"
+    } else {
+        "permanent"
+    }
+}
+
+fn status_label(status: RunStatus) -> &'static str {
+    match status {
+        RunStatus::Running => "running",
+        RunStatus::Compensating => "compensating",
+        RunStatus::Completed => "completed",
+        RunStatus::Compensated => "compensated",
+        RunStatus::CompensationFailed => "compensation_failed",
+    }
+}

@@ -1,0 +1,526 @@
+//! The saga journal: what is appended ([`JournalEntry`]), the trait a durable
+//! store implements ([`SagaJournal`]), and the replay that turns a run's entries
+//! back into where it stands ([`RunState`]).
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::model::RunId;
+
+/// One fact about a run, appended as it happens.
+///
+/// `index` is the step's position in the saga; `attempt` counts from 1 per step
+/// and keeps counting across a resume. `context` holds the context checkpoint:
+/// after a step completes, fails or is compensated.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum JournalEntry {
+    /// The run began with this initial context.
+    RunStarted {
+        /// The saga's name.
+        workflow: String,
+        /// The saga's step names, in order.
+        steps: Vec<String>,
+        /// The initial context.
+        context: serde_json::Value,
+    },
+    /// An attempt of a step began.
+    StepStarted {
+        /// The step.
+        step: String,
+        /// Its position.
+        index: usize,
+        /// The attempt number.
+        attempt: u32,
+    },
+    /// An attempt failed transiently and will be retried.
+    AttemptFailed {
+        /// The step.
+        step: String,
+        /// Its position.
+        index: usize,
+        /// The attempt number.
+        attempt: u32,
+        /// The error, as text.
+        error: String,
+        /// The backoff before the next attempt.
+        retry_in_ms: u64,
+    },
+    /// The step completed.
+    StepCompleted {
+        /// The step.
+        step: String,
+        /// Its position.
+        index: usize,
+        /// The attempt that succeeded.
+        attempt: u32,
+        /// How long that attempt took.
+        duration_ms: u64,
+        /// The context after the step.
+        context: serde_json::Value,
+    },
+    /// The step failed for good; compensation begins with this step.
+    StepFailed {
+        /// The step.
+        step: String,
+        /// Its position.
+        index: usize,
+        /// The last attempt.
+        attempt: u32,
+        /// Why it is final.
+        cause: FailureCause,
+        /// The error, as text.
+        error: String,
+        /// The context after the failed attempt.
+        context: serde_json::Value,
+    },
+    /// The run was cancelled before or during step `index`; compensation begins.
+    RunCancelled {
+        /// The step that was running or next.
+        step: String,
+        /// Its position.
+        index: usize,
+        /// Whether that step had started (and so is compensated too).
+        started: bool,
+    },
+    /// An attempt to compensate a step began.
+    CompensationStarted {
+        /// The step.
+        step: String,
+        /// Its position.
+        index: usize,
+        /// The compensation attempt number.
+        attempt: u32,
+    },
+    /// A compensation attempt failed and will be retried.
+    CompensationAttemptFailed {
+        /// The step.
+        step: String,
+        /// Its position.
+        index: usize,
+        /// The compensation attempt number.
+        attempt: u32,
+        /// The error, as text.
+        error: String,
+        /// The backoff before the next attempt.
+        retry_in_ms: u64,
+    },
+    /// The step was compensated.
+    StepCompensated {
+        /// The step.
+        step: String,
+        /// Its position.
+        index: usize,
+        /// The compensation attempt that succeeded.
+        attempt: u32,
+        /// The context after compensation.
+        context: serde_json::Value,
+    },
+    /// Compensating the step failed for good; the run stops, resumable.
+    CompensationFailed {
+        /// The step.
+        step: String,
+        /// Its position.
+        index: usize,
+        /// The last compensation attempt.
+        attempt: u32,
+        /// The error, as text.
+        error: String,
+    },
+    /// Every step completed.
+    RunCompleted,
+    /// Every step that ran was compensated.
+    RunCompensated,
+}
+
+impl JournalEntry {
+    /// The context checkpoint this entry carries, if any.
+    pub fn checkpoint(&self) -> Option<&serde_json::Value> {
+        match self {
+            JournalEntry::RunStarted { context, .. }
+            | JournalEntry::StepCompleted { context, .. }
+            | JournalEntry::StepFailed { context, .. }
+            | JournalEntry::StepCompensated { context, .. } => Some(context),
+            _ => None,
+        }
+    }
+
+    /// The status a run has right after this entry, when the entry changes it.
+    /// Stores that keep a run's status beside its records use this, as does
+    /// [`RunState::apply`].
+    pub fn status_after(&self) -> Option<RunStatus> {
+        match self {
+            JournalEntry::RunStarted { .. } => Some(RunStatus::Running),
+            JournalEntry::StepFailed { .. }
+            | JournalEntry::RunCancelled { .. }
+            | JournalEntry::CompensationStarted { .. } => Some(RunStatus::Compensating),
+            JournalEntry::CompensationFailed { .. } => Some(RunStatus::CompensationFailed),
+            JournalEntry::RunCompleted => Some(RunStatus::Completed),
+            JournalEntry::RunCompensated => Some(RunStatus::Compensated),
+            _ => None,
+        }
+    }
+
+    /// The entry's type as written in JSON (`step_completed`...).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            JournalEntry::RunStarted { .. } => "run_started",
+            JournalEntry::StepStarted { .. } => "step_started",
+            JournalEntry::AttemptFailed { .. } => "attempt_failed",
+            JournalEntry::StepCompleted { .. } => "step_completed",
+            JournalEntry::StepFailed { .. } => "step_failed",
+            JournalEntry::RunCancelled { .. } => "run_cancelled",
+            JournalEntry::CompensationStarted { .. } => "compensation_started",
+            JournalEntry::CompensationAttemptFailed { .. } => "compensation_attempt_failed",
+            JournalEntry::StepCompensated { .. } => "step_compensated",
+            JournalEntry::CompensationFailed { .. } => "compensation_failed",
+            JournalEntry::RunCompleted => "run_completed",
+            JournalEntry::RunCompensated => "run_compensated",
+        }
+    }
+}
+
+/// A journal entry with its place in the run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct JournalRecord {
+    /// The run.
+    pub run_id: RunId,
+    /// The entry's position in the run, from 0, gapless.
+    pub seq: u64,
+    /// When it was appended.
+    pub at: DateTime<Utc>,
+    /// What happened.
+    pub entry: JournalEntry,
+}
+
+impl JournalRecord {
+    /// A record of `entry` at position `seq`, stamped now.
+    pub fn new(run_id: RunId, seq: u64, entry: JournalEntry) -> Self {
+        JournalRecord {
+            run_id,
+            seq,
+            at: Utc::now(),
+            entry,
+        }
+    }
+}
+
+/// Why a step's failure is final.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureCause {
+    /// The step returned a permanent error.
+    Permanent,
+    /// Transient errors (or timeouts) used up the retry policy.
+    RetriesExhausted,
+    /// The run was cancelled.
+    Cancelled,
+}
+
+impl fmt::Display for FailureCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            FailureCause::Permanent => "permanent error",
+            FailureCause::RetriesExhausted => "retries exhausted",
+            FailureCause::Cancelled => "cancelled",
+        })
+    }
+}
+
+/// A step failure as a report shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct StepFailure {
+    /// The step.
+    pub step: String,
+    /// Its position.
+    pub index: usize,
+    /// Why it is final.
+    pub cause: FailureCause,
+    /// The error, as text.
+    pub error: String,
+}
+
+/// Where a run stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Going forward.
+    Running,
+    /// A step failed or the run was cancelled; compensating.
+    Compensating,
+    /// Every step completed. Final.
+    Completed,
+    /// Every step that ran was compensated. Final.
+    Compensated,
+    /// A compensation failed; resuming the run tries it again.
+    CompensationFailed,
+}
+
+impl RunStatus {
+    /// Whether the run will never do anything again.
+    pub fn is_final(self) -> bool {
+        matches!(self, RunStatus::Completed | RunStatus::Compensated)
+    }
+
+    /// Whether a crash left the run with work to do (running or compensating).
+    pub fn is_in_flight(self) -> bool {
+        matches!(self, RunStatus::Running | RunStatus::Compensating)
+    }
+}
+
+/// A run's state, folded from its journal entries in order.
+///
+/// The executor keeps one while it drives a run and rebuilds one from the journal
+/// to resume, through the same [`RunState::apply`], so both agree by construction.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct RunState {
+    /// The run.
+    pub run_id: RunId,
+    /// The saga's name.
+    pub workflow: String,
+    /// The saga's step names, in order.
+    pub steps: Vec<String>,
+    /// Where the run stands.
+    pub status: RunStatus,
+    /// How many leading steps completed.
+    pub completed: usize,
+    /// Execution attempts journaled per step.
+    pub attempts: Vec<u32>,
+    /// Compensation attempts journaled per step.
+    pub compensation_attempts: Vec<u32>,
+    /// Which steps are compensated.
+    pub compensated: Vec<bool>,
+    /// The highest step index that must be compensated, once compensating.
+    pub compensate_from: Option<usize>,
+    /// The failure that started compensation.
+    pub failure: Option<StepFailure>,
+    /// The compensation failure that stopped the run, while `CompensationFailed`.
+    pub compensation_failure: Option<StepFailure>,
+    /// The sequence number the next entry takes.
+    pub next_seq: u64,
+}
+
+impl RunState {
+    /// A run that has just started.
+    pub fn new(run_id: RunId, workflow: impl Into<String>, steps: Vec<String>) -> Self {
+        let n = steps.len();
+        RunState {
+            run_id,
+            workflow: workflow.into(),
+            steps,
+            status: RunStatus::Running,
+            completed: 0,
+            attempts: vec![0; n],
+            compensation_attempts: vec![0; n],
+            compensated: vec![false; n],
+            compensate_from: None,
+            failure: None,
+            compensation_failure: None,
+            next_seq: 0,
+        }
+    }
+
+    /// Rebuilds a run's state and its latest context checkpoint from its records.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for no records; [`Error::Conflict`] when the records are
+    /// not a gapless sequence starting with `RunStarted`, or name a step the run
+    /// does not have.
+    pub fn replay(
+        run_id: RunId,
+        records: &[JournalRecord],
+    ) -> Result<(RunState, serde_json::Value)> {
+        let Some(first) = records.first() else {
+            return Err(Error::NotFound {
+                kind: "run",
+                id: run_id.to_string(),
+            });
+        };
+        let (mut state, mut context) = match &first.entry {
+            JournalEntry::RunStarted {
+                workflow,
+                steps,
+                context,
+            } => (
+                RunState::new(run_id, workflow.clone(), steps.clone()),
+                context.clone(),
+            ),
+            other => return Err(corrupt(run_id, format!("starts with {}", other.kind()))),
+        };
+        for record in records {
+            if record.seq != state.next_seq {
+                return Err(corrupt(
+                    run_id,
+                    format!("entry {} where {} was expected", record.seq, state.next_seq),
+                ));
+            }
+            if let Some(checkpoint) = record.entry.checkpoint() {
+                context.clone_from(checkpoint);
+            }
+            state.apply(&record.entry)?;
+        }
+        Ok((state, context))
+    }
+
+    /// Folds one entry into the state.
+    ///
+    /// # Errors
+    /// [`Error::Conflict`] when the entry names a step index the run does not have.
+    pub fn apply(&mut self, entry: &JournalEntry) -> Result<()> {
+        if let Some(index) = entry_index(entry)
+            && index >= self.steps.len()
+        {
+            return Err(corrupt(
+                self.run_id,
+                format!(
+                    "{} names step {index} of {}",
+                    entry.kind(),
+                    self.steps.len()
+                ),
+            ));
+        }
+        match entry {
+            JournalEntry::RunStarted { .. } | JournalEntry::AttemptFailed { .. } => {}
+            JournalEntry::StepStarted { index, attempt, .. } => {
+                self.attempts[*index] = *attempt;
+            }
+            JournalEntry::StepCompleted { index, .. } => {
+                self.completed = self.completed.max(index + 1);
+            }
+            JournalEntry::StepFailed {
+                step,
+                index,
+                cause,
+                error,
+                ..
+            } => {
+                self.compensate_from = Some(*index);
+                self.failure = Some(StepFailure {
+                    step: step.clone(),
+                    index: *index,
+                    cause: *cause,
+                    error: error.clone(),
+                });
+            }
+            JournalEntry::RunCancelled {
+                step,
+                index,
+                started,
+            } => {
+                self.compensate_from = if *started {
+                    Some(*index)
+                } else {
+                    index.checked_sub(1)
+                };
+                self.failure = Some(StepFailure {
+                    step: step.clone(),
+                    index: *index,
+                    cause: FailureCause::Cancelled,
+                    error: "run cancelled".to_owned(),
+                });
+            }
+            JournalEntry::CompensationStarted { index, attempt, .. } => {
+                self.compensation_failure = None;
+                self.compensation_attempts[*index] = *attempt;
+            }
+            JournalEntry::CompensationAttemptFailed { .. } => {}
+            JournalEntry::StepCompensated { index, .. } => {
+                self.compensated[*index] = true;
+            }
+            JournalEntry::CompensationFailed {
+                step, index, error, ..
+            } => {
+                self.compensation_failure = Some(StepFailure {
+                    step: step.clone(),
+                    index: *index,
+                    cause: FailureCause::RetriesExhausted,
+                    error: error.clone(),
+                });
+            }
+            JournalEntry::RunCompleted | JournalEntry::RunCompensated => {}
+        }
+        if let Some(status) = entry.status_after() {
+            self.status = status;
+        }
+        self.next_seq += 1;
+        Ok(())
+    }
+
+    /// The steps still to compensate, highest index first.
+    pub fn pending_compensations(&self) -> impl Iterator<Item = usize> + '_ {
+        let upto = self.compensate_from.map_or(0, |i| i + 1);
+        (0..upto).rev().filter(|i| !self.compensated[*i])
+    }
+}
+
+fn entry_index(entry: &JournalEntry) -> Option<usize> {
+    match entry {
+        JournalEntry::StepStarted { index, .. }
+        | JournalEntry::AttemptFailed { index, .. }
+        | JournalEntry::StepCompleted { index, .. }
+        | JournalEntry::StepFailed { index, .. }
+        | JournalEntry::RunCancelled { index, .. }
+        | JournalEntry::CompensationStarted { index, .. }
+        | JournalEntry::CompensationAttemptFailed { index, .. }
+        | JournalEntry::StepCompensated { index, .. }
+        | JournalEntry::CompensationFailed { index, .. } => Some(*index),
+        JournalEntry::RunStarted { .. }
+        | JournalEntry::RunCompleted
+        | JournalEntry::RunCompensated => None,
+    }
+}
+
+fn corrupt(run_id: RunId, reason: String) -> Error {
+    Error::Conflict {
+        kind: "run",
+        id: run_id.to_string(),
+        reason: format!("journal is inconsistent: {reason}"),
+    }
+}
+
+/// Durable, append-only storage of saga runs.
+///
+/// # Contract
+/// - `append` stores the record atomically and durably before returning, and only
+///   if `record.seq` is the run's next position (0 for a new run): a taken or
+///   skipped position is an [`Error::Conflict`], which is how two executors on one
+///   run are caught.
+/// - `load` returns a run's records in `seq` order; an unknown run gives none.
+/// - `unfinished_runs` lists the runs whose status
+///   [`is_in_flight`](RunStatus::is_in_flight), oldest first.
+///
+/// An in-memory implementation is [`InMemoryJournal`](crate::InMemoryJournal);
+/// provisioning-sqlx has durable ones.
+#[async_trait]
+pub trait SagaJournal: Send + Sync {
+    /// Appends one record.
+    async fn append(&self, record: JournalRecord) -> Result<()>;
+
+    /// A run's records, in order.
+    async fn load(&self, run_id: RunId) -> Result<Vec<JournalRecord>>;
+
+    /// Runs a crash may have left running or compensating.
+    async fn unfinished_runs(&self) -> Result<Vec<RunId>>;
+}
+
+#[async_trait]
+impl<T: SagaJournal + ?Sized> SagaJournal for Arc<T> {
+    async fn append(&self, record: JournalRecord) -> Result<()> {
+        (**self).append(record).await
+    }
+    async fn load(&self, run_id: RunId) -> Result<Vec<JournalRecord>> {
+        (**self).load(run_id).await
+    }
+    async fn unfinished_runs(&self) -> Result<Vec<RunId>> {
+        (**self).unfinished_runs().await
+    }
+}

@@ -1,0 +1,228 @@
+//! [`TenantSchemaManager`]: a tenant's database, migrations and seeds.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::model::TenantPlan;
+
+/// One migration, as a dry run lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct MigrationInfo {
+    /// Its version (`1` for `0001_roles.sql`).
+    pub version: i64,
+    /// Its description (`roles`).
+    pub description: String,
+}
+
+impl MigrationInfo {
+    /// A migration with the given version and description.
+    pub fn new(version: i64, description: impl Into<String>) -> Self {
+        MigrationInfo {
+            version,
+            description: description.into(),
+        }
+    }
+}
+
+/// One seed, as a dry run lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct SeedInfo {
+    /// Its name (`default-roles`).
+    pub name: String,
+    /// Its version.
+    pub version: i64,
+}
+
+impl SeedInfo {
+    /// A seed with the given name and version.
+    pub fn new(name: impl Into<String>, version: i64) -> Self {
+        SeedInfo {
+            name: name.into(),
+            version,
+        }
+    }
+}
+
+/// What provisioning a tenant's schema would do: the result of a dry run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct SchemaPlan {
+    /// Where the tenant's data lives (a file path, or a database or schema name;
+    /// never a password).
+    pub location: String,
+    /// Whether that database or schema exists now.
+    pub exists: bool,
+    /// Whether provisioning would create it.
+    pub will_create: bool,
+    /// Migrations not yet applied, in order.
+    pub pending_migrations: Vec<MigrationInfo>,
+    /// Seeds not yet applied, in order.
+    pub pending_seeds: Vec<SeedInfo>,
+}
+
+impl SchemaPlan {
+    /// A plan with the given parts.
+    pub fn new(
+        location: impl Into<String>,
+        exists: bool,
+        will_create: bool,
+        pending_migrations: Vec<MigrationInfo>,
+        pending_seeds: Vec<SeedInfo>,
+    ) -> Self {
+        SchemaPlan {
+            location: location.into(),
+            exists,
+            will_create,
+            pending_migrations,
+            pending_seeds,
+        }
+    }
+}
+
+/// What [`TenantSchemaManager::provision`] found or did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DatabaseOutcome {
+    /// The manager created the database (now or in an earlier, interrupted attempt).
+    Created,
+    /// The database existed beforehand (made by a DBA) and was adopted: rollback
+    /// must not drop it.
+    Adopted,
+    /// Nothing to create: the tenant lives in a shared database.
+    Shared,
+}
+
+/// Why a tenant's schema is being removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DropReason {
+    /// Rolling back a failed provisioning: remove what this provisioning made,
+    /// and never a database that was [`DatabaseOutcome::Adopted`].
+    Compensation,
+    /// Deleting the tenant: remove its database or its rows.
+    Delete,
+}
+
+/// Creates, migrates, seeds and drops a tenant's database or schema.
+///
+/// Every method may be called again after a crash or a retry, so each must be
+/// idempotent: `provision` on an existing database reports it, `migrate` applies
+/// only pending migrations, `seed` only missing seeds, `drop_tenant` on a tenant
+/// already gone succeeds. `plan` must not change anything.
+///
+/// ```
+/// use std::collections::HashSet;
+/// use std::sync::Mutex;
+///
+/// use async_trait::async_trait;
+/// use provisioning_core::{
+///     DatabaseOutcome, DropReason, MigrationInfo, Result, SchemaPlan, SeedInfo, TenantPlan,
+///     TenantSchemaManager,
+/// };
+///
+/// /// Keeps "databases" as names in a set: enough to show the contract.
+/// #[derive(Default)]
+/// struct InMemory(Mutex<HashSet<String>>);
+///
+/// #[async_trait]
+/// impl TenantSchemaManager for InMemory {
+///     async fn plan(&self, plan: &TenantPlan) -> Result<SchemaPlan> {
+///         let exists = self.0.lock().unwrap().contains(plan.tenant_id.as_str());
+///         Ok(SchemaPlan::new(plan.tenant_id.as_str(), exists, !exists, vec![], vec![]))
+///     }
+///     async fn provision(&self, plan: &TenantPlan) -> Result<DatabaseOutcome> {
+///         self.0.lock().unwrap().insert(plan.tenant_id.to_string());
+///         Ok(DatabaseOutcome::Created)
+///     }
+///     async fn migrate(&self, _: &TenantPlan) -> Result<Vec<MigrationInfo>> { Ok(vec![]) }
+///     async fn seed(&self, _: &TenantPlan) -> Result<Vec<SeedInfo>> { Ok(vec![]) }
+///     async fn drop_tenant(&self, plan: &TenantPlan, _: DropReason) -> Result<()> {
+///         self.0.lock().unwrap().remove(plan.tenant_id.as_str());
+///         Ok(())
+///     }
+/// }
+///
+/// # use provisioning_core::*;
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// # let plan = TenantPlan::new("acme".parse()?, PlanDecision::new("premium".parse()?,
+/// #     Isolation::Dedicated, "eu-west".parse()?, Residency::Strict, "premium"),
+/// #     ShardChoice::new("eu-1".parse()?, "eu-west".parse()?, "only shard"));
+/// let manager = InMemory::default();
+/// assert!(manager.plan(&plan).await?.will_create);
+/// manager.provision(&plan).await?;
+/// manager.provision(&plan).await?; // idempotent
+/// assert!(manager.plan(&plan).await?.exists);
+/// manager.drop_tenant(&plan, DropReason::Delete).await?;
+/// assert!(!manager.plan(&plan).await?.exists);
+/// # Ok::<(), Error>(())
+/// # }).unwrap();
+/// ```
+#[async_trait]
+pub trait TenantSchemaManager: Send + Sync {
+    /// The dry run: what [`provision`](Self::provision), [`migrate`](Self::migrate)
+    /// and [`seed`](Self::seed) would do. Creates nothing.
+    async fn plan(&self, plan: &TenantPlan) -> Result<SchemaPlan>;
+
+    /// Creates the tenant's database or schema when dedicated, or adopts one that
+    /// exists; checks a shared one is reachable.
+    async fn provision(&self, plan: &TenantPlan) -> Result<DatabaseOutcome>;
+
+    /// Applies pending migrations, resuming where an interrupted run stopped, and
+    /// returns the ones it applied (none when up to date).
+    async fn migrate(&self, plan: &TenantPlan) -> Result<Vec<MigrationInfo>>;
+
+    /// Applies the tenant's missing seeds and returns the ones it applied.
+    async fn seed(&self, plan: &TenantPlan) -> Result<Vec<SeedInfo>>;
+
+    /// Called when the tenant is suspended; the default does nothing.
+    async fn suspend(&self, plan: &TenantPlan) -> Result<()> {
+        let _ = plan;
+        Ok(())
+    }
+
+    /// Called when the tenant is resumed; the default does nothing.
+    async fn resume(&self, plan: &TenantPlan) -> Result<()> {
+        let _ = plan;
+        Ok(())
+    }
+
+    /// Removes the tenant's database (dedicated) or its rows (shared).
+    async fn drop_tenant(&self, plan: &TenantPlan, reason: DropReason) -> Result<()>;
+}
+
+macro_rules! forward_schema_manager {
+    ($ty:ty) => {
+        #[async_trait]
+        impl<T: TenantSchemaManager + ?Sized> TenantSchemaManager for $ty {
+            async fn plan(&self, plan: &TenantPlan) -> Result<SchemaPlan> {
+                (**self).plan(plan).await
+            }
+            async fn provision(&self, plan: &TenantPlan) -> Result<DatabaseOutcome> {
+                (**self).provision(plan).await
+            }
+            async fn migrate(&self, plan: &TenantPlan) -> Result<Vec<MigrationInfo>> {
+                (**self).migrate(plan).await
+            }
+            async fn seed(&self, plan: &TenantPlan) -> Result<Vec<SeedInfo>> {
+                (**self).seed(plan).await
+            }
+            async fn suspend(&self, plan: &TenantPlan) -> Result<()> {
+                (**self).suspend(plan).await
+            }
+            async fn resume(&self, plan: &TenantPlan) -> Result<()> {
+                (**self).resume(plan).await
+            }
+            async fn drop_tenant(&self, plan: &TenantPlan, reason: DropReason) -> Result<()> {
+                (**self).drop_tenant(plan, reason).await
+            }
+        }
+    };
+}
+
+forward_schema_manager!(Arc<T>);
+forward_schema_manager!(Box<T>);

@@ -1,0 +1,82 @@
+//! [`ShardResolver`]: picks the shard a tenant lives on.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::error::Result;
+use crate::model::{PlanDecision, ShardChoice, ShardId, TenantId};
+
+/// Picks a shard for a tenant, given the plan builder's decision.
+///
+/// A resolver must honour [`Residency::Strict`](crate::Residency::Strict): a
+/// strict tenant is never placed outside `decision.region`, and no eligible shard
+/// is an [`Error::Placement`](crate::Error::Placement), never a silent fallback.
+/// `resolve` may reserve capacity; [`ShardResolver::release`] gives it back when
+/// the provisioning is rolled back or the tenant deleted. Both may be called again
+/// for the same tenant after a crash, so they must be idempotent.
+///
+/// Writing one for your own rule takes a few lines; this one picks by a tier tag:
+///
+/// ```
+/// use async_trait::async_trait;
+/// use provisioning_core::{
+///     Error, Isolation, PlanDecision, Residency, Result, ShardChoice, ShardResolver, TenantId,
+/// };
+///
+/// /// Gold tenants go to the region's `-gold` shard, everyone else to `-std`.
+/// struct ByTier;
+///
+/// #[async_trait]
+/// impl ShardResolver for ByTier {
+///     async fn resolve(&self, tenant: &TenantId, decision: &PlanDecision) -> Result<ShardChoice> {
+///         let tier = if decision.isolation == Isolation::Dedicated { "gold" } else { "std" };
+///         let shard = format!("{}-{tier}", decision.region).parse()?;
+///         Ok(ShardChoice::new(shard, decision.region.clone(), format!("{tier} tier")))
+///     }
+/// }
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let decision = PlanDecision::new(
+///     "premium".parse()?, Isolation::Dedicated, "eu-west".parse()?, Residency::Strict, "premium",
+/// );
+/// let choice = ByTier.resolve(&"acme".parse()?, &decision).await?;
+/// assert_eq!(choice.shard.as_str(), "eu-west-gold");
+/// # Ok::<(), Error>(())
+/// # }).unwrap();
+/// ```
+#[async_trait]
+pub trait ShardResolver: Send + Sync {
+    /// The shard for `tenant`.
+    ///
+    /// # Errors
+    /// [`Error::Placement`](crate::Error::Placement) when no shard qualifies.
+    async fn resolve(&self, tenant: &TenantId, decision: &PlanDecision) -> Result<ShardChoice>;
+
+    /// Gives back whatever `resolve` reserved for `tenant` on `shard`. The default
+    /// reserves nothing and so releases nothing.
+    async fn release(&self, tenant: &TenantId, shard: &ShardId) -> Result<()> {
+        let _ = (tenant, shard);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl<T: ShardResolver + ?Sized> ShardResolver for Arc<T> {
+    async fn resolve(&self, tenant: &TenantId, decision: &PlanDecision) -> Result<ShardChoice> {
+        (**self).resolve(tenant, decision).await
+    }
+    async fn release(&self, tenant: &TenantId, shard: &ShardId) -> Result<()> {
+        (**self).release(tenant, shard).await
+    }
+}
+
+#[async_trait]
+impl<T: ShardResolver + ?Sized> ShardResolver for Box<T> {
+    async fn resolve(&self, tenant: &TenantId, decision: &PlanDecision) -> Result<ShardChoice> {
+        (**self).resolve(tenant, decision).await
+    }
+    async fn release(&self, tenant: &TenantId, shard: &ShardId) -> Result<()> {
+        (**self).release(tenant, shard).await
+    }
+}

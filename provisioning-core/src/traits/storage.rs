@@ -1,0 +1,142 @@
+//! [`StorageInitializer`]: a tenant's folders or containers.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::model::TenantPlan;
+
+/// What removing a tenant's storage does with its objects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RemovalMode {
+    /// Move every object under an archive prefix, then remove the tenant's prefix.
+    #[default]
+    Archive,
+    /// Delete every object under the tenant's prefix.
+    Purge,
+}
+
+/// What initializing a tenant's storage would create: the result of a dry run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct StoragePlan {
+    /// The paths (prefixes and marker) that initialization creates.
+    pub paths: Vec<String>,
+    /// Whether the tenant's storage is initialized already.
+    pub exists: bool,
+}
+
+impl StoragePlan {
+    /// A plan with the given paths.
+    pub fn new(paths: Vec<String>, exists: bool) -> Self {
+        StoragePlan { paths, exists }
+    }
+}
+
+/// Creates a tenant's storage on activation and removes it on delete.
+///
+/// Every method is idempotent: initializing an initialized tenant changes nothing,
+/// removing a removed one succeeds. Implementations build paths only from the
+/// validated [`TenantId`](crate::TenantId), so no tenant reaches another's objects.
+///
+/// ```
+/// use std::collections::BTreeSet;
+/// use std::sync::Mutex;
+///
+/// use async_trait::async_trait;
+/// use provisioning_core::{RemovalMode, Result, StorageInitializer, StoragePlan, TenantPlan};
+///
+/// /// Keeps folder names in a set.
+/// #[derive(Default)]
+/// struct Folders(Mutex<BTreeSet<String>>);
+///
+/// impl Folders {
+///     fn paths(plan: &TenantPlan) -> Vec<String> {
+///         ["uploads/", "exports/"].iter().map(|d| format!("tenants/{}/{d}", plan.tenant_id)).collect()
+///     }
+/// }
+///
+/// #[async_trait]
+/// impl StorageInitializer for Folders {
+///     async fn plan(&self, plan: &TenantPlan) -> Result<StoragePlan> {
+///         let paths = Self::paths(plan);
+///         let exists = self.0.lock().unwrap().contains(&paths[0]);
+///         Ok(StoragePlan::new(paths, exists))
+///     }
+///     async fn initialize(&self, plan: &TenantPlan) -> Result<()> {
+///         self.0.lock().unwrap().extend(Self::paths(plan));
+///         Ok(())
+///     }
+///     async fn remove(&self, plan: &TenantPlan, _mode: RemovalMode) -> Result<()> {
+///         let prefix = format!("tenants/{}/", plan.tenant_id);
+///         self.0.lock().unwrap().retain(|p| !p.starts_with(&prefix));
+///         Ok(())
+///     }
+/// }
+///
+/// # use provisioning_core::*;
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// # let plan = TenantPlan::new("acme".parse()?, PlanDecision::new("free".parse()?,
+/// #     Isolation::Shared, "eu-west".parse()?, Residency::Strict, "free"),
+/// #     ShardChoice::new("eu-1".parse()?, "eu-west".parse()?, "only shard"));
+/// let storage = Folders::default();
+/// storage.initialize(&plan).await?;
+/// storage.initialize(&plan).await?; // idempotent
+/// assert!(storage.plan(&plan).await?.exists);
+/// storage.remove(&plan, RemovalMode::Purge).await?;
+/// assert!(!storage.plan(&plan).await?.exists);
+/// # Ok::<(), Error>(())
+/// # }).unwrap();
+/// ```
+#[async_trait]
+pub trait StorageInitializer: Send + Sync {
+    /// The dry run: the paths initialization would create. Creates nothing.
+    async fn plan(&self, plan: &TenantPlan) -> Result<StoragePlan>;
+
+    /// Creates the tenant's folders and marker.
+    async fn initialize(&self, plan: &TenantPlan) -> Result<()>;
+
+    /// Records that the tenant is suspended; the default does nothing.
+    async fn suspend(&self, plan: &TenantPlan) -> Result<()> {
+        let _ = plan;
+        Ok(())
+    }
+
+    /// Records that the tenant is active again; the default does nothing.
+    async fn resume(&self, plan: &TenantPlan) -> Result<()> {
+        let _ = plan;
+        Ok(())
+    }
+
+    /// Archives or purges everything under the tenant's prefix.
+    async fn remove(&self, plan: &TenantPlan, mode: RemovalMode) -> Result<()>;
+}
+
+macro_rules! forward_storage {
+    ($ty:ty) => {
+        #[async_trait]
+        impl<T: StorageInitializer + ?Sized> StorageInitializer for $ty {
+            async fn plan(&self, plan: &TenantPlan) -> Result<StoragePlan> {
+                (**self).plan(plan).await
+            }
+            async fn initialize(&self, plan: &TenantPlan) -> Result<()> {
+                (**self).initialize(plan).await
+            }
+            async fn suspend(&self, plan: &TenantPlan) -> Result<()> {
+                (**self).suspend(plan).await
+            }
+            async fn resume(&self, plan: &TenantPlan) -> Result<()> {
+                (**self).resume(plan).await
+            }
+            async fn remove(&self, plan: &TenantPlan, mode: RemovalMode) -> Result<()> {
+                (**self).remove(plan, mode).await
+            }
+        }
+    };
+}
+
+forward_storage!(Arc<T>);
+forward_storage!(Box<T>);
