@@ -65,8 +65,8 @@ pub mod traits;
 pub use error::{BoxError, Error, Result};
 pub use model::{
     FailureInfo, Isolation, PlanDecision, PlanName, RESERVED_TENANT_IDS, Region, RequestId,
-    Residency, RunId, ShardChoice, ShardId, TRANSITIONS, TenantId, TenantIdRule, TenantPlan,
-    TenantRecord, TenantRequest, TenantState,
+    Residency, RunId, ShardChoice, ShardId, TENANT_ID_MAX_LEN, TENANT_ID_MIN_LEN, TRANSITIONS,
+    TenantId, TenantIdRule, TenantPlan, TenantRecord, TenantRequest, TenantState,
 };
 #[cfg(feature = "tokio")]
 pub use saga::TokioTimer;

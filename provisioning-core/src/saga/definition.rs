@@ -32,8 +32,12 @@ use crate::saga::{RetryPolicy, Step};
 pub struct Saga<C> {
     pub(crate) name: String,
     pub(crate) steps: Vec<Arc<dyn Step<C>>>,
-    pub(crate) step_names: Vec<String>,
+    pub(crate) step_names: Arc<[String]>,
     pub(crate) retry: Option<RetryPolicy>,
+    /// The name and step names as shared strings, so that metric labels cost a
+    /// reference count rather than an allocation per step.
+    pub(crate) name_label: Arc<str>,
+    pub(crate) step_labels: Vec<Arc<str>>,
 }
 
 impl<C: Send + 'static> Saga<C> {
@@ -125,9 +129,11 @@ impl<C: Send + 'static> SagaBuilder<C> {
             }
         }
         Ok(Saga {
+            name_label: Arc::from(self.name.as_str()),
+            step_labels: step_names.iter().map(|n| Arc::from(n.as_str())).collect(),
             name: self.name,
             steps: self.steps,
-            step_names,
+            step_names: step_names.into(),
             retry: self.retry,
         })
     }

@@ -230,7 +230,7 @@ impl SagaExecutor {
     where
         C: Serialize + DeserializeOwned + Send + 'static,
     {
-        let state = RunState::new(run_id, saga.name.clone(), saga.step_names.clone());
+        let state = RunState::new(run_id, saga.name.clone(), Arc::clone(&saga.step_names));
         let mut driver = Driver::new(self, saga, state, context, cancel);
         let span = driver.span();
         async move {
@@ -238,7 +238,7 @@ impl SagaExecutor {
             driver
                 .record(JournalEntry::RunStarted {
                     workflow: saga.name.clone(),
-                    steps: saga.step_names.clone(),
+                    steps: saga.step_names.to_vec(),
                     context: initial,
                 })
                 .await?;
@@ -328,18 +328,18 @@ async fn race<T>(
 }
 
 /// Decrements the in-flight gauge however the run ends (even if dropped).
-struct InFlight(String);
+struct InFlight(Arc<str>);
 
 impl InFlight {
-    fn enter(workflow: &str) -> Self {
-        metrics::gauge!(m::IN_FLIGHT, "workflow" => workflow.to_owned()).increment(1.0);
-        InFlight(workflow.to_owned())
+    fn enter(workflow: &Arc<str>) -> Self {
+        metrics::gauge!(m::IN_FLIGHT, "workflow" => Arc::clone(workflow)).increment(1.0);
+        InFlight(Arc::clone(workflow))
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        metrics::gauge!(m::IN_FLIGHT, "workflow" => std::mem::take(&mut self.0)).decrement(1.0);
+        metrics::gauge!(m::IN_FLIGHT, "workflow" => Arc::clone(&self.0)).decrement(1.0);
     }
 }
 
@@ -414,14 +414,15 @@ where
     async fn record(&mut self, entry: JournalEntry) -> Result<()> {
         let seq = self.state.next_seq;
         self.state.apply(&entry)?;
-        self.exec
-            .journal
+        // Deref to the `dyn` first: calling through the `Arc<T>` blanket impl
+        // would box the future twice.
+        (*self.exec.journal)
             .append(JournalRecord::new(self.state.run_id, seq, entry))
             .await
     }
 
     async fn drive(mut self) -> Result<RunReport<C>> {
-        let _in_flight = InFlight::enter(&self.saga.name);
+        let _in_flight = InFlight::enter(&self.saga.name_label);
         let started = self.exec.timer.now();
         let result = async {
             if self.state.status == RunStatus::Running {
@@ -441,8 +442,8 @@ where
             Err(_) => "error",
         };
         let seconds = self.elapsed_since(started).as_secs_f64();
-        let workflow = self.saga.name.clone();
-        metrics::counter!(m::REQUESTS_TOTAL, "workflow" => workflow.clone(), "outcome" => outcome)
+        let workflow = Arc::clone(&self.saga.name_label);
+        metrics::counter!(m::REQUESTS_TOTAL, "workflow" => Arc::clone(&workflow), "outcome" => outcome)
             .increment(1);
         metrics::histogram!(m::DURATION_SECONDS, "workflow" => workflow, "outcome" => outcome)
             .record(seconds);
@@ -500,7 +501,7 @@ where
     async fn run_step(&mut self, index: usize) -> Result<()> {
         let step = Arc::clone(&self.saga.steps[index]);
         let policy = self.policy(index);
-        let first = self.exec.timer.now();
+        let mut first = None;
         let mut local_attempt = 0;
         loop {
             local_attempt += 1;
@@ -514,9 +515,15 @@ where
             let span = tracing::info_span!("saga_step", step = %step.name(), attempt);
             let deadline = self.deadline(index);
             let began = self.exec.timer.now();
-            let outcome = race(step.execute(&mut self.context), deadline, Some(self.cancel))
-                .instrument(span.clone())
-                .await;
+            let first = *first.get_or_insert(began);
+            // Deref to the `dyn` so the future is boxed once, not twice.
+            let outcome = race(
+                (*step).execute(&mut self.context),
+                deadline,
+                Some(self.cancel),
+            )
+            .instrument(span.clone())
+            .await;
             let took = self.elapsed_since(began);
             let error = match outcome {
                 Raced::Done(Ok(())) => {
@@ -554,7 +561,7 @@ where
                 match policy.next_delay(local_attempt, self.elapsed_since(first)) {
                     Some(delay) => {
                         tracing::warn!(parent: &span, error = %error, retry_in = ?delay, "step attempt failed; retrying");
-                        metrics::counter!(m::RETRIES_TOTAL, "workflow" => self.saga.name.clone(), "step" => self.step_name(index))
+                        metrics::counter!(m::RETRIES_TOTAL, "workflow" => Arc::clone(&self.saga.name_label), "step" => Arc::clone(&self.saga.step_labels[index]))
                             .increment(1);
                         self.record(JournalEntry::AttemptFailed {
                             step: self.step_name(index),
@@ -593,8 +600,8 @@ where
     fn observe_step(&self, index: usize, outcome: &'static str, took: Duration) {
         metrics::histogram!(
             m::STEP_DURATION_SECONDS,
-            "workflow" => self.saga.name.clone(),
-            "step" => self.step_name(index),
+            "workflow" => Arc::clone(&self.saga.name_label),
+            "step" => Arc::clone(&self.saga.step_labels[index]),
             "outcome" => outcome,
         )
         .record(took.as_secs_f64());
@@ -630,7 +637,7 @@ where
             .await?;
             let span = tracing::info_span!("saga_compensate", step = %step.name(), attempt);
             let deadline = self.deadline(index);
-            let outcome = race(step.compensate(&mut self.context), deadline, None)
+            let outcome = race((*step).compensate(&mut self.context), deadline, None)
                 .instrument(span.clone())
                 .await;
             let error = match outcome {
@@ -687,8 +694,8 @@ where
     fn count_compensation(&self, index: usize, outcome: &'static str) {
         metrics::counter!(
             m::COMPENSATIONS_TOTAL,
-            "workflow" => self.saga.name.clone(),
-            "step" => self.step_name(index),
+            "workflow" => Arc::clone(&self.saga.name_label),
+            "step" => Arc::clone(&self.saga.step_labels[index]),
             "outcome" => outcome,
         )
         .increment(1);

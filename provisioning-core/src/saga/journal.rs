@@ -288,7 +288,7 @@ pub struct RunState {
     /// The saga's name.
     pub workflow: String,
     /// The saga's step names, in order.
-    pub steps: Vec<String>,
+    pub steps: Arc<[String]>,
     /// Where the run stands.
     pub status: RunStatus,
     /// How many leading steps completed.
@@ -311,7 +311,12 @@ pub struct RunState {
 
 impl RunState {
     /// A run that has just started.
-    pub fn new(run_id: RunId, workflow: impl Into<String>, steps: Vec<String>) -> Self {
+    pub fn new(
+        run_id: RunId,
+        workflow: impl Into<String>,
+        steps: impl Into<Arc<[String]>>,
+    ) -> Self {
+        let steps = steps.into();
         let n = steps.len();
         RunState {
             run_id,
@@ -351,7 +356,7 @@ impl RunState {
                 steps,
                 context,
             } => (
-                RunState::new(run_id, workflow.clone(), steps.clone()),
+                RunState::new(run_id, workflow.clone(), steps.as_slice()),
                 context.clone(),
             ),
             other => return Err(corrupt(run_id, format!("starts with {}", other.kind()))),

@@ -64,7 +64,15 @@ impl SagaJournal for InMemoryJournal {
             status,
             next_order,
         } = &mut *runs;
-        let log = records.entry(record.run_id).or_default();
+        let log = records
+            .entry(record.run_id)
+            .or_insert_with(|| match &record.entry {
+                // Room for a start and a completion per step, and the end.
+                crate::saga::JournalEntry::RunStarted { steps, .. } => {
+                    Vec::with_capacity(2 * steps.len() + 2)
+                }
+                _ => Vec::new(),
+            });
         let expected = log.len() as u64;
         if record.seq != expected {
             return Err(Error::Conflict {
