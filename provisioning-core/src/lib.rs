@@ -58,23 +58,38 @@
 //!   it, the crate does not depend on tokio; give the executor your own [`Timer`].
 
 mod error;
+pub mod events;
 pub mod model;
+pub mod orchestrator;
 pub mod saga;
+pub mod store;
 pub mod traits;
 
 pub use error::{BoxError, Error, Result};
+pub use events::{
+    DispatchReport, EventDispatcher, EventKind, EventSubscriber, NewEvent, TenantEvent,
+};
 pub use model::{
     FailureInfo, Isolation, PlanDecision, PlanName, RESERVED_TENANT_IDS, Region, RequestId,
     Residency, RunId, ShardChoice, ShardId, TENANT_ID_MAX_LEN, TENANT_ID_MIN_LEN, TRANSITIONS,
     TenantId, TenantIdRule, TenantPlan, TenantRecord, TenantRequest, TenantState,
 };
+pub use orchestrator::{
+    AuditEntry, AuditTrail, CREATE_TENANT, CreateContext, DELETE_TENANT, LifecycleContext,
+    ProvisioningOrchestrator, ProvisioningOrchestratorBuilder, ProvisioningPlan, RESUME_TENANT,
+    Receipt, RecoveryReport, SUSPEND_TENANT,
+};
 #[cfg(feature = "tokio")]
 pub use saga::TokioTimer;
 pub use saga::{
-    BoxFuture, CancellationToken, FailureCause, InMemoryJournal, JournalEntry, JournalRecord,
-    RetryPolicy, RetryPolicyBuilder, RunReport, RunState, RunStatus, Saga, SagaBuilder,
-    SagaExecutor, SagaExecutorBuilder, SagaJournal, Step, StepError, StepErrorKind, StepFailure,
-    Timer,
+    BoxFuture, CancellationToken, FailureCause, FaultInjector, FaultKind, InMemoryJournal,
+    JournalEntry, JournalRecord, RetryPolicy, RetryPolicyBuilder, RunReport, RunState, RunStatus,
+    Saga, SagaBuilder, SagaExecutor, SagaExecutorBuilder, SagaJournal, Step, StepError,
+    StepErrorKind, StepFailure, StepFaults, Timer,
+};
+pub use store::{
+    InMemoryStore, RequestRecord, RequestStatus, Submission, SubmitOutcome, TenantFilter,
+    TenantStore,
 };
 pub use traits::{
     DatabaseOutcome, DropReason, MigrationInfo, RemovalMode, SchemaPlan, SeedInfo, ShardResolver,

@@ -15,8 +15,8 @@ use crate::error::{Error, Result};
 use crate::model::RunId;
 use crate::saga::metrics as m;
 use crate::saga::{
-    BoxFuture, CancellationToken, FailureCause, JournalEntry, JournalRecord, RetryPolicy, RunState,
-    RunStatus, Saga, SagaJournal, StepError, StepFailure, Timer,
+    BoxFuture, CancellationToken, FailureCause, FaultInjector, JournalEntry, JournalRecord,
+    RetryPolicy, RunState, RunStatus, Saga, SagaJournal, StepError, StepFailure, Timer,
 };
 
 /// What a run came to.
@@ -103,6 +103,7 @@ pub struct SagaExecutor {
     journal: Arc<dyn SagaJournal>,
     timer: Arc<dyn Timer>,
     retry: RetryPolicy,
+    faults: Option<Arc<dyn FaultInjector>>,
 }
 
 impl std::fmt::Debug for SagaExecutor {
@@ -120,6 +121,7 @@ pub struct SagaExecutorBuilder {
     journal: Option<Arc<dyn SagaJournal>>,
     timer: Option<Arc<dyn Timer>>,
     retry: Option<RetryPolicy>,
+    faults: Option<Arc<dyn FaultInjector>>,
 }
 
 impl SagaExecutorBuilder {
@@ -143,6 +145,12 @@ impl SagaExecutorBuilder {
         self
     }
 
+    /// Injects failures into steps, for drills and tests (see [`StepFaults`](crate::StepFaults)).
+    pub fn fault_injector(mut self, faults: Arc<dyn FaultInjector>) -> Self {
+        self.faults = Some(faults);
+        self
+    }
+
     /// The executor.
     ///
     /// # Errors
@@ -161,6 +169,7 @@ impl SagaExecutorBuilder {
             journal,
             timer,
             retry: self.retry.unwrap_or_default(),
+            faults: self.faults,
         })
     }
 }
@@ -191,6 +200,7 @@ impl SagaExecutor {
             journal,
             timer: Arc::new(crate::saga::TokioTimer),
             retry: RetryPolicy::default(),
+            faults: None,
         }
     }
 
@@ -516,14 +526,24 @@ where
             let deadline = self.deadline(index);
             let began = self.exec.timer.now();
             let first = *first.get_or_insert(began);
-            // Deref to the `dyn` so the future is boxed once, not twice.
-            let outcome = race(
-                (*step).execute(&mut self.context),
-                deadline,
-                Some(self.cancel),
-            )
-            .instrument(span.clone())
-            .await;
+            let injected = self
+                .exec
+                .faults
+                .as_ref()
+                .and_then(|faults| faults.inject(&self.saga.name, step.name()));
+            let outcome = match injected {
+                Some(error) => Raced::Done(Err(error)),
+                // Deref to the `dyn` so the future is boxed once, not twice.
+                None => {
+                    race(
+                        (*step).execute(&mut self.context),
+                        deadline,
+                        Some(self.cancel),
+                    )
+                    .instrument(span.clone())
+                    .await
+                }
+            };
             let took = self.elapsed_since(began);
             let error = match outcome {
                 Raced::Done(Ok(())) => {

@@ -4,6 +4,7 @@
 mod cancel;
 mod definition;
 mod executor;
+mod faults;
 mod journal;
 mod memory;
 pub mod metrics;
@@ -14,6 +15,7 @@ mod timer;
 pub use cancel::CancellationToken;
 pub use definition::{Saga, SagaBuilder};
 pub use executor::{RunReport, SagaExecutor, SagaExecutorBuilder};
+pub use faults::{FaultInjector, FaultKind, StepFaults};
 pub use journal::{
     FailureCause, JournalEntry, JournalRecord, RunState, RunStatus, SagaJournal, StepFailure,
 };

@@ -53,6 +53,16 @@ pub trait ShardResolver: Send + Sync {
     /// [`Error::Placement`](crate::Error::Placement) when no shard qualifies.
     async fn resolve(&self, tenant: &TenantId, decision: &PlanDecision) -> Result<ShardChoice>;
 
+    /// The shard `resolve` would pick, for a dry run: it must not reserve or
+    /// change anything. The default calls `resolve`, which is right for
+    /// resolvers that reserve nothing; resolvers that reserve must override it.
+    ///
+    /// # Errors
+    /// As [`resolve`](Self::resolve).
+    async fn preview(&self, tenant: &TenantId, decision: &PlanDecision) -> Result<ShardChoice> {
+        self.resolve(tenant, decision).await
+    }
+
     /// Gives back whatever `resolve` reserved for `tenant` on `shard`. The default
     /// reserves nothing and so releases nothing.
     async fn release(&self, tenant: &TenantId, shard: &ShardId) -> Result<()> {
@@ -66,6 +76,9 @@ impl<T: ShardResolver + ?Sized> ShardResolver for Arc<T> {
     async fn resolve(&self, tenant: &TenantId, decision: &PlanDecision) -> Result<ShardChoice> {
         (**self).resolve(tenant, decision).await
     }
+    async fn preview(&self, tenant: &TenantId, decision: &PlanDecision) -> Result<ShardChoice> {
+        (**self).preview(tenant, decision).await
+    }
     async fn release(&self, tenant: &TenantId, shard: &ShardId) -> Result<()> {
         (**self).release(tenant, shard).await
     }
@@ -75,6 +88,9 @@ impl<T: ShardResolver + ?Sized> ShardResolver for Arc<T> {
 impl<T: ShardResolver + ?Sized> ShardResolver for Box<T> {
     async fn resolve(&self, tenant: &TenantId, decision: &PlanDecision) -> Result<ShardChoice> {
         (**self).resolve(tenant, decision).await
+    }
+    async fn preview(&self, tenant: &TenantId, decision: &PlanDecision) -> Result<ShardChoice> {
+        (**self).preview(tenant, decision).await
     }
     async fn release(&self, tenant: &TenantId, shard: &ShardId) -> Result<()> {
         (**self).release(tenant, shard).await

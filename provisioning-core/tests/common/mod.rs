@@ -14,6 +14,8 @@ use provisioning_core::{
 };
 use serde::{Deserialize, Serialize};
 
+pub mod world;
+
 /// The context every test saga runs over: which steps are done.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Ctx {

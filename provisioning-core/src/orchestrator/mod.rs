@@ -1,0 +1,691 @@
+//! [`ProvisioningOrchestrator`]: the control surface that creates, suspends,
+//! resumes and deletes tenants, and runs the user's own workflows, all on the
+//! saga executor with idempotency, a journal, events and an audit trail.
+
+mod audit;
+mod builder;
+mod create;
+mod lifecycle;
+mod transition;
+mod workflow;
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use chrono::{DateTime, Utc};
+use futures_util::lock::Mutex as AsyncMutex;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use tracing::Instrument;
+
+pub use audit::{AuditEntry, AuditTrail};
+pub use builder::ProvisioningOrchestratorBuilder;
+pub use create::{CREATE_TENANT, CreateContext, steps};
+pub use lifecycle::{DELETE_TENANT, LifecycleContext, RESUME_TENANT, SUSPEND_TENANT};
+
+use crate::error::{Error, Result};
+use crate::events::{EventDispatcher, EventKind, NewEvent, TenantEvent};
+use crate::model::{
+    FailureInfo, PlanDecision, RequestId, Residency, RunId, TenantId, TenantPlan, TenantRecord,
+    TenantRequest, TenantState,
+};
+use crate::saga::SagaExecutor;
+use crate::store::{
+    RequestRecord, RequestStatus, Submission, SubmitOutcome, TenantFilter, TenantStore,
+};
+use crate::traits::{
+    RemovalMode, SchemaPlan, ShardResolver, StorageInitializer, StoragePlan, TenantPlanBuilder,
+    TenantSchemaManager,
+};
+use lifecycle::DELETABLE;
+use transition::load;
+use workflow::{Typed, Workflow};
+
+/// The parts every workflow step uses.
+pub(crate) struct Parts {
+    pub(crate) store: Arc<dyn TenantStore>,
+    pub(crate) plan_builder: Arc<dyn TenantPlanBuilder>,
+    pub(crate) resolver: Arc<dyn ShardResolver>,
+    pub(crate) schema: Arc<dyn TenantSchemaManager>,
+    pub(crate) storage: Arc<dyn StorageInitializer>,
+}
+
+/// A workflow in the registry: erased for `recover`, and as `Any` so that
+/// [`ProvisioningOrchestrator::run_workflow`] can get its typed saga back.
+#[derive(Clone)]
+pub(crate) struct Registered {
+    pub(crate) erased: Arc<dyn Workflow>,
+    pub(crate) typed: Arc<dyn Any + Send + Sync>,
+}
+
+impl Registered {
+    pub(crate) fn new<C>(workflow: Typed<C>) -> Self
+    where
+        C: Serialize + DeserializeOwned + Send + Sync + 'static,
+    {
+        let workflow = Arc::new(workflow);
+        Registered {
+            erased: workflow.clone(),
+            typed: workflow,
+        }
+    }
+}
+
+/// What a request came to, the same however often it is asked for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Receipt {
+    /// The idempotency key.
+    pub request_id: RequestId,
+    /// The tenant.
+    pub tenant_id: TenantId,
+    /// The workflow.
+    pub workflow: String,
+    /// The run that carried it out (its journal is the audit trail).
+    pub run_id: RunId,
+    /// Where it stands.
+    pub status: RequestStatus,
+    /// Why it failed, when it did.
+    pub failure: Option<FailureInfo>,
+    /// When it was accepted.
+    pub submitted_at: DateTime<Utc>,
+    /// When it finished.
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl From<RequestRecord> for Receipt {
+    fn from(r: RequestRecord) -> Self {
+        Receipt {
+            request_id: r.request_id,
+            tenant_id: r.tenant_id,
+            workflow: r.workflow,
+            run_id: r.run_id,
+            status: r.status,
+            failure: r.failure,
+            submitted_at: r.submitted_at,
+            finished_at: r.finished_at,
+        }
+    }
+}
+
+/// What creating a tenant would do: the dry run. Nothing was written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ProvisioningPlan {
+    /// The plan builder's decision.
+    pub decision: PlanDecision,
+    /// The placement the resolver would choose.
+    pub placement: TenantPlan,
+    /// The database work: location, whether it exists, pending migrations and seeds.
+    pub schema: SchemaPlan,
+    /// The storage paths.
+    pub storage: StoragePlan,
+    /// The create workflow's steps, in order.
+    pub steps: Vec<String>,
+}
+
+/// What [`ProvisioningOrchestrator::recover`] did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct RecoveryReport {
+    /// The requests driven to an end, with how they ended.
+    pub recovered: Vec<Receipt>,
+    /// Requests of workflows this orchestrator does not know (registered by
+    /// another build), left alone.
+    pub unknown_workflows: Vec<RequestId>,
+}
+
+/// Creates, suspends, resumes and deletes tenants, and runs registered
+/// workflows, with the guarantees of the design: idempotent by request id,
+/// resumable after a crash ([`recover`](Self::recover)), nothing left behind
+/// after a failure, gapless ordered events, an audit trail per request.
+///
+/// Every method that changes something takes a [`RequestId`]: sending the same
+/// one again returns the same [`Receipt`] and runs nothing twice, also when
+/// sent concurrently. Methods wait for the run to end; spawn them to answer
+/// callers early.
+///
+/// ```
+/// # use std::sync::Arc;
+/// # use async_trait::async_trait;
+/// # use provisioning_core::*;
+/// # struct Plans; #[async_trait] impl TenantPlanBuilder for Plans {
+/// #   async fn build_plan(&self, r: &TenantRequest) -> Result<PlanDecision> {
+/// #     Ok(PlanDecision::new(r.plan.clone(), Isolation::Shared, r.region.clone(), Residency::Strict, "all shared")) } }
+/// # struct Shards; #[async_trait] impl ShardResolver for Shards {
+/// #   async fn resolve(&self, _: &TenantId, d: &PlanDecision) -> Result<ShardChoice> {
+/// #     Ok(ShardChoice::new("shared-1".parse()?, d.region.clone(), "one shard")) } }
+/// # struct Db; #[async_trait] impl TenantSchemaManager for Db {
+/// #   async fn plan(&self, _: &TenantPlan) -> Result<SchemaPlan> { Ok(SchemaPlan::new("mem", true, false, vec![], vec![])) }
+/// #   async fn provision(&self, _: &TenantPlan) -> Result<DatabaseOutcome> { Ok(DatabaseOutcome::Shared) }
+/// #   async fn migrate(&self, _: &TenantPlan) -> Result<Vec<MigrationInfo>> { Ok(vec![]) }
+/// #   async fn seed(&self, _: &TenantPlan) -> Result<Vec<SeedInfo>> { Ok(vec![]) }
+/// #   async fn drop_tenant(&self, _: &TenantPlan, _: DropReason) -> Result<()> { Ok(()) } }
+/// # struct Files; #[async_trait] impl StorageInitializer for Files {
+/// #   async fn plan(&self, _: &TenantPlan) -> Result<StoragePlan> { Ok(StoragePlan::new(vec![], false)) }
+/// #   async fn initialize(&self, _: &TenantPlan) -> Result<()> { Ok(()) }
+/// #   async fn remove(&self, _: &TenantPlan, _: RemovalMode) -> Result<()> { Ok(()) } }
+/// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+/// let orchestrator = ProvisioningOrchestrator::builder()
+///     .store(Arc::new(InMemoryStore::new()))
+///     .plan_builder(Arc::new(Plans))
+///     .shard_resolver(Arc::new(Shards))
+///     .schema_manager(Arc::new(Db))
+///     .storage(Arc::new(Files))
+///     .build()?;
+///
+/// let request = TenantRequest::new("acme".parse()?, "free".parse()?, "eu-west".parse()?);
+/// let receipt = orchestrator.create(request.clone()).await?;
+/// assert_eq!(receipt.status, RequestStatus::Succeeded);
+/// assert_eq!(orchestrator.tenant(&request.tenant_id).await?.state, TenantState::Active);
+/// // The same request again: the same receipt, nothing runs twice.
+/// assert_eq!(orchestrator.create(request).await?, receipt);
+/// # Ok::<(), Error>(())
+/// # }).unwrap();
+/// ```
+#[derive(Clone)]
+pub struct ProvisioningOrchestrator {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    parts: Arc<Parts>,
+    executor: SagaExecutor,
+    workflows: HashMap<String, Registered>,
+    dispatcher: EventDispatcher,
+    /// One lock per request id being handled in this process, so that
+    /// concurrent copies of a request wait for the first instead of racing.
+    inflight: Mutex<HashMap<RequestId, Arc<AsyncMutex<()>>>>,
+}
+
+impl std::fmt::Debug for ProvisioningOrchestrator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut names: Vec<_> = self.inner.workflows.keys().collect();
+        names.sort();
+        f.debug_struct("ProvisioningOrchestrator")
+            .field("workflows", &names)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ProvisioningOrchestrator {
+    /// A builder; see [`ProvisioningOrchestratorBuilder`].
+    pub fn builder() -> ProvisioningOrchestratorBuilder {
+        ProvisioningOrchestratorBuilder::default()
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn TenantStore> {
+        &self.inner.parts.store
+    }
+
+    /// The event dispatcher over the store's outbox and the registered
+    /// subscribers. Run [`EventDispatcher::run`] in a task for continuous
+    /// delivery; the orchestrator also delivers once after each request.
+    pub fn dispatcher(&self) -> &EventDispatcher {
+        &self.inner.dispatcher
+    }
+
+    /// The registered workflows' names, built-in ones included.
+    pub fn workflows(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.inner.workflows.keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    /// The step names of workflow `name`.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for an unknown workflow.
+    pub fn workflow_steps(&self, name: &str) -> Result<Vec<String>> {
+        Ok(self.registered(name)?.erased.step_names().to_vec())
+    }
+
+    /// Creates a tenant: submit (request, tenant `Requested` and
+    /// `TenantCreated` in one write), then validate, place, prepare the
+    /// database, migrate, seed, initialize storage, the registered create
+    /// steps, and activate (`TenantProvisioned`). On failure everything is
+    /// rolled back and the tenant is `Failed` (`TenantProvisioningFailed`).
+    ///
+    /// # Errors
+    /// Bad input ([`Error::InvalidInput`], [`Error::InvalidTenantId`]), nothing
+    /// written; [`Error::Conflict`] when the tenant exists under another request
+    /// or the request id was used for a different request; store failures. A
+    /// failed provisioning is not an error: the receipt says `Failed`.
+    pub async fn create(&self, request: TenantRequest) -> Result<Receipt> {
+        request.validate()?;
+        // An unknown plan or region is bad input: refused before anything is
+        // written (the validate step asks again, for runs resumed later).
+        self.inner.parts.plan_builder.build_plan(&request).await?;
+        let context = CreateContext::new(request.clone());
+        let record = RequestRecord::new(
+            request.request_id,
+            request.tenant_id.clone(),
+            CREATE_TENANT,
+            to_payload(&context)?,
+            RunId::from_uuid(*request.request_id.as_uuid())?,
+        );
+        let tenant = TenantRecord::new_requested(
+            request.tenant_id.clone(),
+            request.request_id,
+            request.plan.clone(),
+            request.region.clone(),
+            request.attributes.clone(),
+            Utc::now(),
+        );
+        let event = NewEvent::new(
+            EventKind::TenantCreated,
+            request.request_id,
+            serde_json::json!({ "plan": request.plan, "region": request.region }),
+        );
+        self.execute(Submission::create(record, tenant, event), || async {
+            Ok(())
+        })
+        .await
+    }
+
+    /// Provisions a `Failed` tenant again, under a new request.
+    ///
+    /// # Errors
+    /// [`Error::IllegalTransition`] when the tenant is not Failed;
+    /// [`Error::NotFound`]; as [`create`](Self::create).
+    pub async fn retry(&self, tenant_id: &TenantId, request_id: RequestId) -> Result<Receipt> {
+        let record = load(&*self.inner.parts.store, tenant_id).await?;
+        let mut request = TenantRequest::new(tenant_id.clone(), record.plan, record.region)
+            .with_request_id(request_id);
+        request.attributes = record.metadata;
+        request
+            .attributes
+            .retain(|k, _| !k.starts_with("placement."));
+        let context = CreateContext::new(request);
+        let submission = Submission::request(RequestRecord::new(
+            request_id,
+            tenant_id.clone(),
+            CREATE_TENANT,
+            to_payload(&context)?,
+            RunId::from_uuid(*request_id.as_uuid())?,
+        ));
+        self.execute(submission, || {
+            self.require_state(tenant_id, &[TenantState::Failed], TenantState::Validating)
+        })
+        .await
+    }
+
+    /// Suspends an Active tenant (storage and database hooks, then
+    /// `Suspended` and `TenantSuspended`).
+    ///
+    /// # Errors
+    /// [`Error::IllegalTransition`] when the tenant is not Active, nothing
+    /// changed; [`Error::NotFound`]; store failures.
+    pub async fn suspend(&self, tenant_id: &TenantId, request_id: RequestId) -> Result<Receipt> {
+        let submission = self.lifecycle_submission(SUSPEND_TENANT, tenant_id, request_id, None)?;
+        self.execute(submission, || {
+            self.require_state(tenant_id, &[TenantState::Active], TenantState::Suspended)
+        })
+        .await
+    }
+
+    /// Resumes a Suspended tenant (`Active` and `TenantResumed`).
+    ///
+    /// # Errors
+    /// [`Error::IllegalTransition`] when the tenant is not Suspended, nothing
+    /// changed; [`Error::NotFound`]; store failures.
+    pub async fn resume(&self, tenant_id: &TenantId, request_id: RequestId) -> Result<Receipt> {
+        let submission = self.lifecycle_submission(RESUME_TENANT, tenant_id, request_id, None)?;
+        self.execute(submission, || {
+            self.require_state(tenant_id, &[TenantState::Suspended], TenantState::Active)
+        })
+        .await
+    }
+
+    /// Deletes an Active, Suspended or Failed tenant: `Deleting`, storage
+    /// archived or purged, database (or the tenant's rows) dropped, shard
+    /// capacity released, then `Deleted` and `TenantDeleted`. The tombstone
+    /// stays, and the id is never reused. Deletion only goes forward: if a step
+    /// fails for good the tenant stays `Deleting` and deleting again finishes it.
+    ///
+    /// # Errors
+    /// [`Error::IllegalTransition`] from other states, nothing changed;
+    /// [`Error::NotFound`]; store failures.
+    pub async fn delete(
+        &self,
+        tenant_id: &TenantId,
+        removal: RemovalMode,
+        request_id: RequestId,
+    ) -> Result<Receipt> {
+        let submission =
+            self.lifecycle_submission(DELETE_TENANT, tenant_id, request_id, Some(removal))?;
+        self.execute(submission, || {
+            self.require_state(tenant_id, DELETABLE, TenantState::Deleting)
+        })
+        .await
+    }
+
+    /// Runs the registered workflow `name` for an Active tenant, with the same
+    /// idempotency, journal, audit trail and metrics as the built-in ones;
+    /// `context` is the saga's initial context.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for an unknown workflow or tenant;
+    /// [`Error::InvalidInput`] on `context` when `C` is not the workflow's
+    /// context type; [`Error::IllegalTransition`] when the tenant is not Active.
+    pub async fn run_workflow<C>(
+        &self,
+        name: &str,
+        tenant_id: &TenantId,
+        request_id: RequestId,
+        context: C,
+    ) -> Result<Receipt>
+    where
+        C: Serialize + DeserializeOwned + Send + Sync + 'static,
+    {
+        let registered = self.registered(name)?;
+        if registered.typed.downcast_ref::<Typed<C>>().is_none() {
+            return Err(Error::invalid(
+                "context",
+                format!(
+                    "workflow {name:?} runs over another context type than {}",
+                    std::any::type_name::<C>()
+                ),
+            ));
+        }
+        let submission = Submission::request(RequestRecord::new(
+            request_id,
+            tenant_id.clone(),
+            name,
+            to_payload(&context)?,
+            RunId::from_uuid(*request_id.as_uuid())?,
+        ));
+        self.execute(submission, || {
+            self.require_state(tenant_id, &[TenantState::Active], TenantState::Active)
+        })
+        .await
+    }
+
+    /// The dry run of [`create`](Self::create): the decision, the placement,
+    /// the database and storage work and the steps. Writes and reserves nothing.
+    ///
+    /// # Errors
+    /// As `create`'s validation and placement would fail.
+    pub async fn plan(&self, request: &TenantRequest) -> Result<ProvisioningPlan> {
+        request.validate()?;
+        let parts = &self.inner.parts;
+        if let Some(existing) = parts.store.tenant(&request.tenant_id).await? {
+            return Err(Error::Conflict {
+                kind: "tenant",
+                id: request.tenant_id.to_string(),
+                reason: format!("tenant exists (state {})", existing.state),
+            });
+        }
+        let decision = parts.plan_builder.build_plan(request).await?;
+        let choice = parts
+            .resolver
+            .preview(&request.tenant_id, &decision)
+            .await?;
+        if decision.residency == Residency::Strict && choice.region != decision.region {
+            return Err(Error::Placement {
+                tenant: request.tenant_id.clone(),
+                reason: format!(
+                    "resolver chose region {}, but residency requires region {}",
+                    choice.region, decision.region
+                ),
+            });
+        }
+        let placement = TenantPlan::new(request.tenant_id.clone(), decision.clone(), choice);
+        Ok(ProvisioningPlan {
+            schema: parts.schema.plan(&placement).await?,
+            storage: parts.storage.plan(&placement).await?,
+            steps: self.workflow_steps(CREATE_TENANT)?,
+            decision,
+            placement,
+        })
+    }
+
+    /// Finishes every request a crash left unfinished: resumes its run to
+    /// completion or compensation (starting it if it never started), retries
+    /// failed compensations, and settles tenant and request.
+    ///
+    /// # Errors
+    /// Store failures; a request whose run fails again is reported in its
+    /// receipt, not as an error.
+    pub async fn recover(&self) -> Result<RecoveryReport> {
+        let mut report = RecoveryReport::default();
+        for request in self.inner.parts.store.unfinished_requests().await? {
+            let Ok(registered) = self.registered(&request.workflow) else {
+                tracing::warn!(request_id = %request.request_id, workflow = %request.workflow, "unknown workflow; left alone");
+                report.unknown_workflows.push(request.request_id);
+                continue;
+            };
+            let request_id = request.request_id;
+            let receipt = self
+                .with_request_lock(request_id, async {
+                    // Re-read under the lock: a run of this process may have
+                    // finished it meanwhile.
+                    let current = self.request_record(request_id).await?;
+                    if !current.status.is_finished() {
+                        registered
+                            .erased
+                            .drive(&self.inner.parts, &self.inner.executor, &current, false)
+                            .instrument(request_span(&current))
+                            .await?;
+                    }
+                    self.status(request_id).await
+                })
+                .await?;
+            report.recovered.push(receipt);
+        }
+        self.dispatch_quietly().await;
+        Ok(report)
+    }
+
+    /// The receipt of a request.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for an unknown request.
+    pub async fn status(&self, request_id: RequestId) -> Result<Receipt> {
+        Ok(self.request_record(request_id).await?.into())
+    }
+
+    /// A tenant, tombstones included.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for an unknown tenant.
+    pub async fn tenant(&self, tenant_id: &TenantId) -> Result<TenantRecord> {
+        load(&*self.inner.parts.store, tenant_id).await
+    }
+
+    /// Tenants by state, region and plan, ordered by id; page with
+    /// [`TenantFilter::after`] set to the last id of the previous page.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn list_tenants(&self, filter: &TenantFilter) -> Result<Vec<TenantRecord>> {
+        self.inner.parts.store.list_tenants(filter).await
+    }
+
+    /// A tenant's events, in sequence order.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn events(&self, tenant_id: &TenantId) -> Result<Vec<TenantEvent>> {
+        self.inner.parts.store.tenant_events(tenant_id).await
+    }
+
+    /// The ordered history of a request: every step, attempt, error and
+    /// compensation, with durations.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for an unknown request.
+    pub async fn audit_trail(&self, request_id: RequestId) -> Result<AuditTrail> {
+        let request = self.request_record(request_id).await?;
+        let records = self.inner.parts.store.load(request.run_id).await?;
+        Ok(AuditTrail {
+            entries: records.iter().map(AuditEntry::from_record).collect(),
+            request: request.into(),
+        })
+    }
+
+    fn registered(&self, name: &str) -> Result<&Registered> {
+        self.inner
+            .workflows
+            .get(name)
+            .ok_or_else(|| Error::NotFound {
+                kind: "workflow",
+                id: name.to_owned(),
+            })
+    }
+
+    async fn request_record(&self, request_id: RequestId) -> Result<RequestRecord> {
+        self.inner
+            .parts
+            .store
+            .request(request_id)
+            .await?
+            .ok_or_else(|| Error::NotFound {
+                kind: "request",
+                id: request_id.to_string(),
+            })
+    }
+
+    fn lifecycle_submission(
+        &self,
+        workflow: &str,
+        tenant_id: &TenantId,
+        request_id: RequestId,
+        removal: Option<RemovalMode>,
+    ) -> Result<Submission> {
+        let context = LifecycleContext::new(tenant_id.clone(), request_id, removal);
+        Ok(Submission::request(RequestRecord::new(
+            request_id,
+            tenant_id.clone(),
+            workflow,
+            to_payload(&context)?,
+            RunId::from_uuid(*request_id.as_uuid())?,
+        )))
+    }
+
+    /// The tenant exists and is in one of `states` (`to` names the move, for
+    /// the error).
+    async fn require_state(
+        &self,
+        tenant_id: &TenantId,
+        states: &[TenantState],
+        to: TenantState,
+    ) -> Result<()> {
+        let record = load(&*self.inner.parts.store, tenant_id).await?;
+        if states.contains(&record.state) {
+            Ok(())
+        } else {
+            Err(Error::IllegalTransition {
+                from: record.state,
+                to,
+            })
+        }
+    }
+
+    /// The one path every request takes: dedupe by request id, check the
+    /// precondition, submit atomically, drive the run, deliver events.
+    async fn execute<F, Fut>(&self, submission: Submission, precondition: F) -> Result<Receipt>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<()>>,
+    {
+        let request_id = submission.request.request_id;
+        self.with_request_lock(request_id, async {
+            let store = &self.inner.parts.store;
+            if let Some(existing) = store.request(request_id).await? {
+                return duplicate(existing, &submission.request);
+            }
+            precondition().await?;
+            let request = submission.request.clone();
+            if let SubmitOutcome::Duplicate(existing) = store.submit(submission).await? {
+                return duplicate(existing, &request);
+            }
+            let registered = self.registered(&request.workflow)?;
+            registered
+                .erased
+                .drive(&self.inner.parts, &self.inner.executor, &request, true)
+                .instrument(request_span(&request))
+                .await?;
+            self.dispatch_quietly().await;
+            self.status(request_id).await
+        })
+        .await
+    }
+
+    async fn with_request_lock<T>(
+        &self,
+        request_id: RequestId,
+        work: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        let lock = {
+            let mut inflight = self
+                .inner
+                .inflight
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            Arc::clone(inflight.entry(request_id).or_default())
+        };
+        let result = {
+            let _guard = lock.lock().await;
+            work.await
+        };
+        let mut inflight = self
+            .inner
+            .inflight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        // Ours and the map's: nobody else waits, so the entry can go.
+        if Arc::strong_count(&lock) <= 2 {
+            inflight.remove(&request_id);
+        }
+        result
+    }
+
+    /// Delivers pending events once; a failure is logged and left for the
+    /// next delivery (events stay in the outbox).
+    async fn dispatch_quietly(&self) {
+        if self.inner.dispatcher.subscribers().is_empty() {
+            return;
+        }
+        if let Err(error) = self.inner.dispatcher.dispatch_once().await {
+            tracing::warn!(error = %error, "event delivery failed; events stay in the outbox");
+        }
+    }
+}
+
+fn request_span(request: &RequestRecord) -> tracing::Span {
+    tracing::info_span!(
+        "provisioning",
+        request_id = %request.request_id,
+        tenant_id = %request.tenant_id,
+        workflow = %request.workflow,
+    )
+}
+
+/// The stored request answers a repeat of the same request; a different
+/// request under the same id is a conflict.
+fn duplicate(existing: RequestRecord, asked: &RequestRecord) -> Result<Receipt> {
+    if existing.workflow != asked.workflow
+        || existing.tenant_id != asked.tenant_id
+        || existing.payload != asked.payload
+    {
+        return Err(Error::Conflict {
+            kind: "request",
+            id: asked.request_id.to_string(),
+            reason: format!(
+                "request id already used for {} of tenant {} with other parameters",
+                existing.workflow, existing.tenant_id
+            ),
+        });
+    }
+    Ok(existing.into())
+}
+
+fn to_payload<T: Serialize>(value: &T) -> Result<serde_json::Value> {
+    serde_json::to_value(value).map_err(|source| Error::Serialization {
+        what: "request payload",
+        source,
+    })
+}

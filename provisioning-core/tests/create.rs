@@ -1,0 +1,222 @@
+//! Creating tenants: the happy path's state, placement and events; the dry run;
+//! bad input refused with nothing written.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::Arc;
+
+use common::world::*;
+use provisioning_core::*;
+
+#[tokio::test]
+async fn happy_path_events_are_created_then_provisioned() {
+    let world = World::new();
+    let store = Arc::new(InMemoryStore::new());
+    let orchestrator = world.orchestrator(store.clone()).build().unwrap();
+    let request = request("acme", "premium", "eu-west");
+
+    let receipt = orchestrator.create(request.clone()).await.unwrap();
+
+    assert_eq!(receipt.status, RequestStatus::Succeeded);
+    assert_eq!(receipt.workflow, CREATE_TENANT);
+    assert_eq!(receipt.request_id, request.request_id);
+    let tenant = orchestrator.tenant(&request.tenant_id).await.unwrap();
+    assert_eq!(tenant.state, TenantState::Active);
+    let placement = tenant.placement.clone().unwrap();
+    assert_eq!(placement.isolation, Isolation::Dedicated);
+    assert_eq!(placement.shard.as_str(), "eu-west-dedicated");
+    assert_eq!(tenant.metadata["placement.isolation"], "dedicated");
+    assert_eq!(tenant.metadata["placement.region"], "eu-west");
+    assert!(tenant.metadata["placement.reason"].contains("premium"));
+
+    let events = orchestrator.events(&request.tenant_id).await.unwrap();
+    assert_eq!(kinds(&events), ["TenantCreated", "TenantProvisioned"]);
+    assert_gapless(&events);
+    assert!(events.iter().all(|e| e.tenant_id == request.tenant_id));
+    assert_eq!(events[1].data["placement"]["shard"], "eu-west-dedicated");
+
+    assert!(world.databases.lock().unwrap().contains("acme"));
+    assert!(world.storage.lock().unwrap().contains("acme"));
+    assert_eq!(
+        world.calls(),
+        [
+            "resolve:acme",
+            "provision:acme",
+            "migrate:acme",
+            "seed:acme",
+            "storage-init:acme"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn shared_plans_share_and_record_why() {
+    let world = World::new();
+    let orchestrator = world
+        .orchestrator(Arc::new(InMemoryStore::new()))
+        .build()
+        .unwrap();
+    orchestrator
+        .create(request("tiny-co", "free", "us-east"))
+        .await
+        .unwrap();
+    let tenant = orchestrator
+        .tenant(&"tiny-co".parse().unwrap())
+        .await
+        .unwrap();
+    let placement = tenant.placement.unwrap();
+    assert_eq!(placement.isolation, Isolation::Shared);
+    assert_eq!(placement.region.as_str(), "us-east");
+    assert_eq!(placement.shard.as_str(), "us-east-shared");
+    assert!(world.shared_rows.lock().unwrap().contains("tiny-co"));
+    assert!(world.databases.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn unknown_plan_or_region_is_refused_and_nothing_is_written() {
+    let world = World::new();
+    let store = Arc::new(InMemoryStore::new());
+    let orchestrator = world.orchestrator(store.clone()).build().unwrap();
+    let err = orchestrator
+        .create(request("acme", "platinum", "eu-west"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::InvalidInput { field: "plan", .. }),
+        "{err}"
+    );
+    let err = orchestrator
+        .create(request("acme", "free", "mars-north"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::InvalidInput {
+                field: "region",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let mut bad = request("acme", "free", "eu-west");
+    bad.attributes.insert("bad key".into(), "v".into());
+    let err = orchestrator.create(bad).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::InvalidInput {
+                field: "attributes",
+                ..
+            }
+        ),
+        "{err}"
+    );
+
+    assert!(
+        store
+            .list_tenants(&TenantFilter::all())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(store.unfinished_requests().await.unwrap().is_empty());
+    assert!(world.calls().is_empty());
+}
+
+#[tokio::test]
+async fn the_dry_run_shows_the_work_and_changes_nothing() {
+    let world = World::new();
+    let store = Arc::new(InMemoryStore::new());
+    let orchestrator = world.orchestrator(store.clone()).build().unwrap();
+    let request = request("acme", "regulated", "eu-west");
+
+    let plan = orchestrator.plan(&request).await.unwrap();
+
+    assert_eq!(plan.placement.isolation, Isolation::Dedicated);
+    assert_eq!(plan.placement.shard.as_str(), "eu-west-dedicated");
+    assert!(plan.schema.will_create);
+    assert_eq!(plan.schema.pending_migrations.len(), 2);
+    assert_eq!(plan.schema.pending_seeds[0].name, "default-roles");
+    assert_eq!(plan.storage.paths, ["tenants/acme/uploads/"]);
+    assert_eq!(
+        plan.steps,
+        [
+            "validate",
+            "place",
+            "prepare-database",
+            "migrate",
+            "seed",
+            "initialize-storage",
+            "activate"
+        ]
+    );
+    // No side effect at all: no row, no reservation, no call that changes state.
+    assert!(store.tenant(&request.tenant_id).await.unwrap().is_none());
+    assert!(store.request(request.request_id).await.unwrap().is_none());
+    assert!(world.calls().is_empty());
+    assert!(world.leftovers("acme").is_empty());
+}
+
+#[tokio::test]
+async fn missing_parts_are_named() {
+    let err = ProvisioningOrchestrator::builder()
+        .store(Arc::new(InMemoryStore::new()))
+        .plan_builder(Arc::new(Plans))
+        .build()
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::MissingPart {
+                part: "shard resolver",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let err = ProvisioningOrchestrator::builder().build().unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "missing store: call `store` on the builder"
+    );
+}
+
+#[tokio::test]
+async fn user_create_steps_run_before_activation_and_see_the_placement() {
+    struct RecordShard;
+    #[async_trait::async_trait]
+    impl Step<CreateContext> for RecordShard {
+        fn name(&self) -> &str {
+            "register-dns"
+        }
+        async fn execute(&self, ctx: &mut CreateContext) -> Result<(), StepError> {
+            let shard = ctx.placement()?.shard.clone();
+            ctx.request
+                .attributes
+                .insert("dns".into(), format!("{shard}.example"));
+            Ok(())
+        }
+    }
+    let world = World::new();
+    let orchestrator = world
+        .orchestrator(Arc::new(InMemoryStore::new()))
+        .create_step(RecordShard)
+        .build()
+        .unwrap();
+    let steps = orchestrator.workflow_steps(CREATE_TENANT).unwrap();
+    assert_eq!(steps[steps.len() - 2..], ["register-dns", "activate"]);
+    let receipt = orchestrator
+        .create(request("acme", "free", "eu-west"))
+        .await
+        .unwrap();
+    let trail = orchestrator.audit_trail(receipt.request_id).await.unwrap();
+    let completed: Vec<_> = trail
+        .entries
+        .iter()
+        .filter(|e| e.outcome == "completed")
+        .map(|e| e.step.clone().unwrap())
+        .collect();
+    assert_eq!(completed, steps);
+}
