@@ -101,3 +101,54 @@ fn metrics_are_recorded_by_workflow_step_and_outcome() {
         }
     }
 }
+
+#[test]
+fn orchestrator_requests_are_counted_by_workflow_and_outcome_without_tenant_labels() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let world = world::World::new();
+    let orchestrator = world
+        .orchestrator(Arc::new(provisioning_core::InMemoryStore::new()))
+        .fault_injector(Arc::new(
+            "seed".parse::<provisioning_core::StepFaults>().unwrap(),
+        ))
+        .build()
+        .unwrap();
+    metrics::with_local_recorder(&recorder, || {
+        paused_runtime().block_on(async {
+            orchestrator
+                .create(world::request("acme", "free", "eu-west"))
+                .await
+                .unwrap();
+            orchestrator
+                .create(world::request("globex", "premium", "eu-west"))
+                .await
+                .unwrap();
+        })
+    });
+    let mut requests = Vec::new();
+    for (key, _, _, value) in snapshotter.snapshot().into_vec() {
+        let key = key.key();
+        for label in key.labels() {
+            assert_ne!(label.key(), "tenant_id");
+            assert!(!label.value().contains("acme") && !label.value().contains("globex"));
+        }
+        if key.name() == "provisioning_requests_total" {
+            let labels: Vec<String> = key
+                .labels()
+                .map(|l| format!("{}={}", l.key(), l.value()))
+                .collect();
+            requests.push((labels, value));
+        }
+    }
+    assert_eq!(
+        requests,
+        [(
+            vec![
+                "workflow=create-tenant".to_owned(),
+                "outcome=compensated".to_owned()
+            ],
+            DebugValue::Counter(2)
+        )]
+    );
+}

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use common::*;
 use provisioning_core::InMemoryJournal;
+use provisioning_core::InMemoryStore as InMemoryJournalStore;
 
 #[derive(Clone, Default)]
 struct Buffer(Arc<Mutex<Vec<u8>>>);
@@ -60,4 +61,35 @@ fn spans_carry_run_id_workflow_step_and_attempt() {
     assert!(output.contains("step failed; compensating"), "{output}");
     // The permanent error is logged once, where it is handled.
     assert_eq!(output.matches("s2: broken").count(), 1, "{output}");
+}
+
+#[test]
+fn orchestrator_spans_carry_request_id_and_tenant_id() {
+    use provisioning_core::RequestStatus;
+    let buffer = Buffer::default();
+    let writer = buffer.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    let world = world::World::new();
+    let orchestrator = world
+        .orchestrator(Arc::new(InMemoryJournalStore::new()))
+        .build()
+        .unwrap();
+    let request = world::request("acme", "free", "eu-west");
+    let receipt = tracing::subscriber::with_default(subscriber, || {
+        paused_runtime().block_on(orchestrator.create(request.clone()))
+    })
+    .unwrap();
+    assert_eq!(receipt.status, RequestStatus::Succeeded);
+    let output = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    let span = format!(
+        "provisioning{{request_id={} tenant_id=acme workflow=create-tenant}}",
+        request.request_id
+    );
+    assert!(output.contains(&span), "{output}");
+    assert!(output.contains(&format!("{span}:saga_run{{")), "{output}");
+    assert!(output.contains("run completed"), "{output}");
 }

@@ -166,6 +166,25 @@ pub struct RecoveryReport {
 /// #   async fn plan(&self, _: &TenantPlan) -> Result<StoragePlan> { Ok(StoragePlan::new(vec![], false)) }
 /// #   async fn initialize(&self, _: &TenantPlan) -> Result<()> { Ok(()) }
 /// #   async fn remove(&self, _: &TenantPlan, _: RemovalMode) -> Result<()> { Ok(()) } }
+/// // A workflow of your own: provision a message queue for a tenant.
+/// #[derive(serde::Serialize, serde::Deserialize)]
+/// struct Queue { tenant: String, created: bool }
+///
+/// struct CreateQueue;
+///
+/// #[async_trait]
+/// impl Step<Queue> for CreateQueue {
+///     fn name(&self) -> &str { "create-queue" }
+///     async fn execute(&self, ctx: &mut Queue) -> Result<(), StepError> {
+///         ctx.created = true; // e.g. declare "tenant.{ctx.tenant}.jobs" on the broker
+///         Ok(())
+///     }
+///     async fn compensate(&self, ctx: &mut Queue) -> Result<(), StepError> {
+///         ctx.created = false; // delete it again
+///         Ok(())
+///     }
+/// }
+///
 /// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
 /// let orchestrator = ProvisioningOrchestrator::builder()
 ///     .store(Arc::new(InMemoryStore::new()))
@@ -173,6 +192,7 @@ pub struct RecoveryReport {
 ///     .shard_resolver(Arc::new(Shards))
 ///     .schema_manager(Arc::new(Db))
 ///     .storage(Arc::new(Files))
+///     .workflow_with_event(Saga::builder("provision-queue").step(CreateQueue).build()?, "QueueProvisioned")
 ///     .build()?;
 ///
 /// let request = TenantRequest::new("acme".parse()?, "free".parse()?, "eu-west".parse()?);
@@ -180,7 +200,16 @@ pub struct RecoveryReport {
 /// assert_eq!(receipt.status, RequestStatus::Succeeded);
 /// assert_eq!(orchestrator.tenant(&request.tenant_id).await?.state, TenantState::Active);
 /// // The same request again: the same receipt, nothing runs twice.
-/// assert_eq!(orchestrator.create(request).await?, receipt);
+/// assert_eq!(orchestrator.create(request.clone()).await?, receipt);
+///
+/// // The resource workflow, with the same idempotency, journal and events.
+/// let queue = Queue { tenant: "acme".into(), created: false };
+/// let receipt = orchestrator
+///     .run_workflow("provision-queue", &request.tenant_id, RequestId::new(), queue)
+///     .await?;
+/// assert_eq!(receipt.status, RequestStatus::Succeeded);
+/// let events = orchestrator.events(&request.tenant_id).await?;
+/// assert_eq!(events.last().unwrap().kind, EventKind::Other("QueueProvisioned".into()));
 /// # Ok::<(), Error>(())
 /// # }).unwrap();
 /// ```

@@ -292,3 +292,92 @@ pub fn assert_gapless(events: &[TenantEvent]) {
     let expected: Vec<u64> = (1..=events.len() as u64).collect();
     assert_eq!(sequences, expected, "{events:#?}");
 }
+
+/// A store whose journal "crashes" (refuses every write) after `fail_after`
+/// journal appends; the catalog keeps working, as a database would after the
+/// process died mid-run.
+pub struct CrashingStore {
+    pub inner: Arc<InMemoryStore>,
+    pub fail_after: usize,
+    pub appended: std::sync::atomic::AtomicUsize,
+}
+
+impl CrashingStore {
+    pub fn new(inner: Arc<InMemoryStore>, fail_after: usize) -> Self {
+        CrashingStore {
+            inner,
+            fail_after,
+            appended: Default::default(),
+        }
+    }
+}
+
+#[async_trait]
+impl SagaJournal for CrashingStore {
+    async fn append(&self, record: JournalRecord) -> Result<()> {
+        use std::sync::atomic::Ordering;
+        if self.appended.load(Ordering::SeqCst) >= self.fail_after {
+            return Err(Error::Backend {
+                component: "test store",
+                message: "simulated crash".into(),
+                transient: false,
+                source: None,
+            });
+        }
+        self.inner.append(record).await?;
+        self.appended.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+    async fn load(&self, run_id: RunId) -> Result<Vec<JournalRecord>> {
+        self.inner.load(run_id).await
+    }
+    async fn unfinished_runs(&self) -> Result<Vec<RunId>> {
+        self.inner.unfinished_runs().await
+    }
+}
+
+#[async_trait]
+impl TenantStore for CrashingStore {
+    async fn submit(&self, submission: Submission) -> Result<SubmitOutcome> {
+        self.inner.submit(submission).await
+    }
+    async fn request(&self, request_id: RequestId) -> Result<Option<RequestRecord>> {
+        self.inner.request(request_id).await
+    }
+    async fn finish_request(
+        &self,
+        request_id: RequestId,
+        status: RequestStatus,
+        failure: Option<FailureInfo>,
+    ) -> Result<()> {
+        self.inner.finish_request(request_id, status, failure).await
+    }
+    async fn unfinished_requests(&self) -> Result<Vec<RequestRecord>> {
+        self.inner.unfinished_requests().await
+    }
+    async fn tenant(&self, tenant_id: &TenantId) -> Result<Option<TenantRecord>> {
+        self.inner.tenant(tenant_id).await
+    }
+    async fn update_tenant(
+        &self,
+        record: TenantRecord,
+        expected_version: u64,
+        events: Vec<NewEvent>,
+    ) -> Result<TenantRecord> {
+        self.inner
+            .update_tenant(record, expected_version, events)
+            .await
+    }
+    async fn list_tenants(&self, filter: &TenantFilter) -> Result<Vec<TenantRecord>> {
+        self.inner.list_tenants(filter).await
+    }
+    async fn tenant_events(&self, tenant_id: &TenantId) -> Result<Vec<TenantEvent>> {
+        self.inner.tenant_events(tenant_id).await
+    }
+    async fn undelivered_events(&self, subscriber: &str, limit: usize) -> Result<Vec<TenantEvent>> {
+        self.inner.undelivered_events(subscriber, limit).await
+    }
+    async fn ack_event(&self, subscriber: &str, tenant: &TenantId, sequence: u64) -> Result<()> {
+        self.inner.ack_event(subscriber, tenant, sequence).await
+    }
+}

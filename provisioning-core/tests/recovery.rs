@@ -1,0 +1,199 @@
+//! `recover()` after a crash at every journal write of a create (completing or
+//! rolling back), of a suspend and of a delete: each request ends as if
+//! nothing had crashed, with gapless events and nothing left behind.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::Arc;
+
+use common::world::*;
+use provisioning_core::*;
+
+/// Journal writes of one clean run of `op` on a fresh world.
+async fn writes_of(op: Op) -> usize {
+    let world = World::new();
+    let store = Arc::new(InMemoryStore::new());
+    let orchestrator = build(&world, store.clone(), op);
+    let receipt = op.run(&orchestrator).await.unwrap();
+    store.load(receipt.run_id).await.unwrap().len()
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Op {
+    Create,
+    CreateFailingAtSeed,
+    Suspend,
+    Delete,
+}
+
+fn build(world: &Arc<World>, store: Arc<dyn TenantStore>, op: Op) -> ProvisioningOrchestrator {
+    let mut builder = world.orchestrator(store);
+    if let Op::CreateFailingAtSeed = op {
+        builder = builder.fault_injector(Arc::new(
+            StepFaults::new().fail("seed", FaultKind::Permanent),
+        ));
+    }
+    builder.build().unwrap()
+}
+
+const TENANT: &str = "acme";
+
+impl Op {
+    async fn setup(self, orchestrator: &ProvisioningOrchestrator) {
+        if let Op::Suspend | Op::Delete = self {
+            orchestrator
+                .create(request(TENANT, "premium", "eu-west"))
+                .await
+                .unwrap();
+        }
+    }
+
+    async fn run(self, orchestrator: &ProvisioningOrchestrator) -> Result<Receipt> {
+        self.setup(orchestrator).await;
+        self.request(orchestrator, RequestId::new()).await
+    }
+
+    async fn request(
+        self,
+        orchestrator: &ProvisioningOrchestrator,
+        id: RequestId,
+    ) -> Result<Receipt> {
+        let tenant: TenantId = TENANT.parse().unwrap();
+        match self {
+            Op::Create | Op::CreateFailingAtSeed => {
+                orchestrator
+                    .create(request(TENANT, "premium", "eu-west").with_request_id(id))
+                    .await
+            }
+            Op::Suspend => orchestrator.suspend(&tenant, id).await,
+            Op::Delete => orchestrator.delete(&tenant, RemovalMode::Purge, id).await,
+        }
+    }
+
+    fn expected(self) -> (RequestStatus, TenantState, &'static [&'static str]) {
+        match self {
+            Op::Create => (
+                RequestStatus::Succeeded,
+                TenantState::Active,
+                &["TenantCreated", "TenantProvisioned"],
+            ),
+            Op::CreateFailingAtSeed => (
+                RequestStatus::Failed,
+                TenantState::Failed,
+                &["TenantCreated", "TenantProvisioningFailed"],
+            ),
+            Op::Suspend => (
+                RequestStatus::Succeeded,
+                TenantState::Suspended,
+                &["TenantCreated", "TenantProvisioned", "TenantSuspended"],
+            ),
+            Op::Delete => (
+                RequestStatus::Succeeded,
+                TenantState::Deleted,
+                &["TenantCreated", "TenantProvisioned", "TenantDeleted"],
+            ),
+        }
+    }
+}
+
+async fn crash_everywhere(op: Op) {
+    let writes = writes_of(op).await;
+    assert!(writes >= 8, "{op:?}: {writes}");
+    for crash_at in 1..writes {
+        let world = World::new();
+        let durable = Arc::new(InMemoryStore::new());
+        // Setup (for suspend and delete) on a healthy process.
+        op.setup(&build(&world, durable.clone(), op)).await;
+
+        let crashing = Arc::new(CrashingStore::new(durable.clone(), crash_at));
+        let dying = build(&world, crashing, op);
+        let request_id = RequestId::new();
+        let err = op.request(&dying, request_id).await.unwrap_err();
+        assert!(
+            matches!(err, Error::Backend { .. }),
+            "{op:?}@{crash_at}: {err}"
+        );
+        assert_eq!(
+            durable.request(request_id).await.unwrap().unwrap().status,
+            RequestStatus::Running
+        );
+
+        // A new process recovers.
+        let restarted = build(&world, durable.clone(), op);
+        let report = restarted.recover().await.unwrap();
+        assert_eq!(report.recovered.len(), 1, "{op:?}@{crash_at}");
+        let (status, state, events) = op.expected();
+        assert_eq!(report.recovered[0].status, status, "{op:?}@{crash_at}");
+        assert_eq!(report.recovered[0].request_id, request_id);
+        let tenant: TenantId = TENANT.parse().unwrap();
+        assert_eq!(
+            restarted.tenant(&tenant).await.unwrap().state,
+            state,
+            "{op:?}@{crash_at}"
+        );
+        let stored = restarted.events(&tenant).await.unwrap();
+        assert_eq!(kinds(&stored), events, "{op:?}@{crash_at}");
+        assert_gapless(&stored);
+        if !matches!(op, Op::Create | Op::Suspend) {
+            assert!(
+                world.leftovers(TENANT).is_empty(),
+                "{op:?}@{crash_at}: {:?}",
+                world.leftovers(TENANT)
+            );
+        }
+        assert!(durable.unfinished_requests().await.unwrap().is_empty());
+        assert!(durable.unfinished_runs().await.unwrap().is_empty());
+        // Recovering again finds nothing to do.
+        assert!(restarted.recover().await.unwrap().recovered.is_empty());
+    }
+}
+
+#[tokio::test]
+async fn recover_a_create_crashed_at_every_step_boundary() {
+    crash_everywhere(Op::Create).await;
+}
+
+#[tokio::test]
+async fn recover_a_rolling_back_create_crashed_at_every_step_boundary() {
+    crash_everywhere(Op::CreateFailingAtSeed).await;
+}
+
+#[tokio::test]
+async fn recover_a_suspend_crashed_at_every_step_boundary() {
+    crash_everywhere(Op::Suspend).await;
+}
+
+#[tokio::test]
+async fn recover_a_delete_crashed_at_every_step_boundary() {
+    crash_everywhere(Op::Delete).await;
+}
+
+#[tokio::test]
+async fn recover_starts_a_run_that_crashed_before_its_first_journal_write() {
+    let world = World::new();
+    let durable = Arc::new(InMemoryStore::new());
+    let dying = build(
+        &world,
+        Arc::new(CrashingStore::new(durable.clone(), 0)),
+        Op::Create,
+    );
+    let request = request(TENANT, "free", "eu-west");
+    dying.create(request.clone()).await.unwrap_err();
+    assert_eq!(
+        durable
+            .tenant(&request.tenant_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .state,
+        TenantState::Requested
+    );
+    let restarted = build(&world, durable.clone(), Op::Create);
+    let report = restarted.recover().await.unwrap();
+    assert_eq!(report.recovered[0].status, RequestStatus::Succeeded);
+    assert_eq!(
+        restarted.tenant(&request.tenant_id).await.unwrap().state,
+        TenantState::Active
+    );
+}

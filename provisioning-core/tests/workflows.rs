@@ -1,0 +1,252 @@
+//! The user's own workflows on the orchestrator: idempotent by request id,
+//! journaled with an audit trail, events emitted, refused for tenants that are
+//! not Active, compensated on failure.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use common::world::*;
+use provisioning_core::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct ServiceCtx {
+    tenant: String,
+    service: String,
+    tier: String,
+}
+
+/// The "subscriptions" a service workflow creates, per tenant.
+#[derive(Default)]
+struct Subscriptions(Mutex<Vec<String>>);
+
+struct Subscribe(Arc<Subscriptions>);
+
+#[async_trait]
+impl Step<ServiceCtx> for Subscribe {
+    fn name(&self) -> &str {
+        "subscribe"
+    }
+    async fn execute(&self, ctx: &mut ServiceCtx) -> Result<(), StepError> {
+        let key = format!("{}:{}:{}", ctx.tenant, ctx.service, ctx.tier);
+        let mut subs = self.0.0.lock().unwrap();
+        if !subs.contains(&key) {
+            subs.push(key);
+        }
+        Ok(())
+    }
+    async fn compensate(&self, ctx: &mut ServiceCtx) -> Result<(), StepError> {
+        let key = format!("{}:{}:{}", ctx.tenant, ctx.service, ctx.tier);
+        self.0.0.lock().unwrap().retain(|s| *s != key);
+        Ok(())
+    }
+}
+
+struct SetRateLimits;
+
+#[async_trait]
+impl Step<ServiceCtx> for SetRateLimits {
+    fn name(&self) -> &str {
+        "set-rate-limits"
+    }
+    async fn execute(&self, _: &mut ServiceCtx) -> Result<(), StepError> {
+        Ok(())
+    }
+}
+
+fn orchestrator(
+    world: &Arc<World>,
+    subs: &Arc<Subscriptions>,
+    faults: Option<StepFaults>,
+) -> ProvisioningOrchestrator {
+    let saga = Saga::builder("service")
+        .step(Subscribe(subs.clone()))
+        .step(SetRateLimits)
+        .build()
+        .unwrap();
+    let mut builder = world
+        .orchestrator(Arc::new(InMemoryStore::new()))
+        .workflow_with_event(saga, "ServiceProvisioned");
+    if let Some(faults) = faults {
+        builder = builder.fault_injector(Arc::new(faults));
+    }
+    builder.build().unwrap()
+}
+
+fn ctx() -> ServiceCtx {
+    ServiceCtx {
+        tenant: "acme".into(),
+        service: "search".into(),
+        tier: "gold".into(),
+    }
+}
+
+#[tokio::test]
+async fn a_registered_workflow_runs_once_per_request_with_events_and_audit() {
+    let world = World::new();
+    let subs = Arc::new(Subscriptions::default());
+    let orchestrator = orchestrator(&world, &subs, None);
+    let id: TenantId = "acme".parse().unwrap();
+    orchestrator
+        .create(request("acme", "free", "eu-west"))
+        .await
+        .unwrap();
+    assert!(orchestrator.workflows().contains(&"service".to_owned()));
+
+    let request_id = RequestId::new();
+    let first = orchestrator
+        .run_workflow("service", &id, request_id, ctx())
+        .await
+        .unwrap();
+    let again = orchestrator
+        .run_workflow("service", &id, request_id, ctx())
+        .await
+        .unwrap();
+
+    assert_eq!(first, again);
+    assert_eq!(first.status, RequestStatus::Succeeded);
+    assert_eq!(first.workflow, "service");
+    assert_eq!(*subs.0.lock().unwrap(), ["acme:search:gold"]);
+    let events = orchestrator.events(&id).await.unwrap();
+    assert_eq!(
+        kinds(&events),
+        ["TenantCreated", "TenantProvisioned", "ServiceProvisioned"]
+    );
+    assert_gapless(&events);
+    let trail = orchestrator.audit_trail(request_id).await.unwrap();
+    let steps: Vec<_> = trail
+        .entries
+        .iter()
+        .filter(|e| e.outcome == "completed")
+        .map(|e| e.step.clone().unwrap())
+        .collect();
+    assert_eq!(steps, ["subscribe", "set-rate-limits"]);
+
+    // The same request id with other parameters is a conflict.
+    let mut other = ctx();
+    other.tier = "silver".into();
+    let err = orchestrator
+        .run_workflow("service", &id, request_id, other)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Conflict {
+                kind: "request",
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_workflow_is_refused_for_a_suspended_tenant() {
+    let world = World::new();
+    let subs = Arc::new(Subscriptions::default());
+    let orchestrator = orchestrator(&world, &subs, None);
+    let id: TenantId = "acme".parse().unwrap();
+    orchestrator
+        .create(request("acme", "free", "eu-west"))
+        .await
+        .unwrap();
+    orchestrator.suspend(&id, RequestId::new()).await.unwrap();
+    let err = orchestrator
+        .run_workflow("service", &id, RequestId::new(), ctx())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::IllegalTransition {
+                from: TenantState::Suspended,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(subs.0.lock().unwrap().is_empty());
+    let err = orchestrator
+        .run_workflow("nope", &id, RequestId::new(), ctx())
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        Error::NotFound {
+            kind: "workflow",
+            ..
+        }
+    ));
+    let err = orchestrator
+        .run_workflow("service", &id, RequestId::new(), 42u32)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::InvalidInput {
+                field: "context",
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_failing_workflow_is_compensated_and_emits_nothing() {
+    let world = World::new();
+    let subs = Arc::new(Subscriptions::default());
+    let orchestrator = orchestrator(&world, &subs, Some("set-rate-limits".parse().unwrap()));
+    let id: TenantId = "acme".parse().unwrap();
+    orchestrator
+        .create(request("acme", "free", "eu-west"))
+        .await
+        .unwrap();
+    let receipt = orchestrator
+        .run_workflow("service", &id, RequestId::new(), ctx())
+        .await
+        .unwrap();
+    assert_eq!(receipt.status, RequestStatus::Failed);
+    assert_eq!(receipt.failure.unwrap().step, "set-rate-limits");
+    assert!(
+        subs.0.lock().unwrap().is_empty(),
+        "subscription compensated"
+    );
+    let events = orchestrator.events(&id).await.unwrap();
+    assert_eq!(kinds(&events), ["TenantCreated", "TenantProvisioned"]);
+    assert_eq!(
+        orchestrator.tenant(&id).await.unwrap().state,
+        TenantState::Active
+    );
+}
+
+#[tokio::test]
+async fn a_workflow_name_cannot_be_taken_twice() {
+    let world = World::new();
+    let saga = || {
+        Saga::builder(CREATE_TENANT)
+            .step(SetRateLimits)
+            .build()
+            .unwrap()
+    };
+    let err = world
+        .orchestrator(Arc::new(InMemoryStore::new()))
+        .workflow(saga())
+        .build()
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::InvalidInput {
+                field: "workflow",
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
