@@ -56,6 +56,8 @@
 //!
 //! - `tokio` (default): [`TokioTimer`], the executor's default timer. Without
 //!   it, the crate does not depend on tokio; give the executor your own [`Timer`].
+//! - `testing`: the store conformance suite (`testing::store_conformance`), for
+//!   implementers of [`TenantStore`].
 
 mod error;
 pub mod events;
@@ -63,6 +65,8 @@ pub mod model;
 pub mod orchestrator;
 pub mod saga;
 pub mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod traits;
 
 pub use error::{BoxError, Error, Result};

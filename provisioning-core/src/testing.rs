@@ -1,0 +1,433 @@
+//! The store conformance suite (feature `testing`): one set of checks that every
+//! [`TenantStore`] must pass, so that the in-memory, SQLite and PostgreSQL
+//! stores (and yours) cannot drift apart. Run it from a test:
+//!
+//! ```
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let store = std::sync::Arc::new(provisioning_core::InMemoryStore::new());
+//! provisioning_core::testing::store_conformance(store).await;
+//! # });
+//! ```
+//!
+//! Every check uses fresh random ids, so the suite can run against a store that
+//! already holds data, and twice in a row. A failed check panics with what was
+//! expected.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::Utc;
+
+use crate::Error;
+use crate::events::{EventKind, NewEvent};
+use crate::model::{RequestId, RunId, TenantId, TenantRecord, TenantState};
+use crate::saga::{JournalEntry, JournalRecord, RunStatus};
+use crate::store::{
+    RequestRecord, RequestStatus, Submission, SubmitOutcome, TenantFilter, TenantStore,
+};
+
+/// Runs every check against `store`.
+pub async fn store_conformance(store: Arc<dyn TenantStore>) {
+    submit_is_atomic_and_idempotent(&*store).await;
+    concurrent_submits_accept_exactly_one(&*store).await;
+    update_checks_the_version_and_numbers_events(&*store).await;
+    requests_finish_and_unfinished_ones_are_listed(&*store).await;
+    listing_filters_and_pages(&*store).await;
+    outbox_keeps_a_position_per_subscriber_and_tenant(&*store).await;
+    journal_positions_are_exclusive_and_status_is_tracked(&*store).await;
+}
+
+/// A tenant id that no other check or run uses.
+pub fn unique_tenant(prefix: &str) -> TenantId {
+    let suffix: String = RunId::new().as_uuid().simple().to_string()[20..].to_owned();
+    TenantId::parse(format!("{prefix}-{suffix}")).expect("prefix must be a valid id start")
+}
+
+fn create(tenant: &TenantId, request_id: RequestId) -> Submission {
+    let request = RequestRecord::new(
+        request_id,
+        tenant.clone(),
+        "create-tenant",
+        serde_json::json!({ "tenant": tenant }),
+        RunId::from_uuid(*request_id.as_uuid()).unwrap(),
+    );
+    let record = TenantRecord::new_requested(
+        tenant.clone(),
+        request_id,
+        "free".parse().unwrap(),
+        "eu-west".parse().unwrap(),
+        BTreeMap::from([("tier".to_owned(), "gold".to_owned())]),
+        Utc::now(),
+    );
+    let event = NewEvent::new(EventKind::TenantCreated, request_id, serde_json::json!({}));
+    Submission::create(request, record, event)
+}
+
+/// Submit writes request, tenant and first event together; a repeat is a
+/// duplicate; another request for the same tenant is a conflict writing nothing.
+pub async fn submit_is_atomic_and_idempotent(store: &dyn TenantStore) {
+    let tenant = unique_tenant("submit");
+    let request_id = RequestId::new();
+    let outcome = store.submit(create(&tenant, request_id)).await.unwrap();
+    assert_eq!(outcome, SubmitOutcome::Accepted);
+    let record = store
+        .tenant(&tenant)
+        .await
+        .unwrap()
+        .expect("tenant written");
+    assert_eq!(record.state, TenantState::Requested);
+    assert_eq!(record.version, 1);
+    assert_eq!(record.metadata["tier"], "gold");
+    let request = store
+        .request(request_id)
+        .await
+        .unwrap()
+        .expect("request written");
+    assert_eq!(request.status, RequestStatus::Running);
+    assert_eq!(request.tenant_id, tenant);
+    let events = store.tenant_events(&tenant).await.unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(
+        (events[0].sequence, &events[0].kind),
+        (1, &EventKind::TenantCreated)
+    );
+
+    match store.submit(create(&tenant, request_id)).await.unwrap() {
+        SubmitOutcome::Duplicate(existing) => assert_eq!(existing.request_id, request_id),
+        other => panic!("a repeated request must be a duplicate, got {other:?}"),
+    }
+    let other = RequestId::new();
+    let err = store.submit(create(&tenant, other)).await.unwrap_err();
+    assert!(
+        matches!(err, Error::Conflict { kind: "tenant", .. }),
+        "{err}"
+    );
+    assert!(
+        store.request(other).await.unwrap().is_none(),
+        "nothing written on conflict"
+    );
+    assert_eq!(store.tenant_events(&tenant).await.unwrap().len(), 1);
+}
+
+/// Many concurrent submissions of one request id: exactly one is accepted.
+pub async fn concurrent_submits_accept_exactly_one(store: &dyn TenantStore) {
+    let tenant = unique_tenant("race");
+    let request_id = RequestId::new();
+    let attempts = (0..16).map(|_| store.submit(create(&tenant, request_id)));
+    let outcomes = futures_util::future::join_all(attempts).await;
+    let accepted = outcomes
+        .iter()
+        .filter(|o| matches!(o, Ok(SubmitOutcome::Accepted)))
+        .count();
+    assert_eq!(accepted, 1, "{outcomes:?}");
+    assert!(outcomes.iter().all(|o| o.is_ok()), "{outcomes:?}");
+    assert_eq!(store.tenant_events(&tenant).await.unwrap().len(), 1);
+}
+
+/// Updates check the version, bump it, and append gapless events atomically.
+pub async fn update_checks_the_version_and_numbers_events(store: &dyn TenantStore) {
+    let tenant = unique_tenant("update");
+    let request_id = RequestId::new();
+    store.submit(create(&tenant, request_id)).await.unwrap();
+    let record = store.tenant(&tenant).await.unwrap().unwrap();
+
+    let mut next = record.clone();
+    next.state = TenantState::Validating;
+    next.metadata.insert("k".into(), "v".into());
+    let events = vec![
+        NewEvent::new(
+            EventKind::Other("A".into()),
+            request_id,
+            serde_json::json!({"n": 1}),
+        ),
+        NewEvent::new(
+            EventKind::Other("B".into()),
+            request_id,
+            serde_json::json!({"n": 2}),
+        ),
+    ];
+    let stored = store.update_tenant(next.clone(), 1, events).await.unwrap();
+    assert_eq!(stored.version, 2);
+    assert_eq!(stored.state, TenantState::Validating);
+
+    // A stale version is a conflict and writes nothing.
+    let mut stale = record.clone();
+    stale.state = TenantState::Failed;
+    let err = store
+        .update_tenant(
+            stale,
+            1,
+            vec![NewEvent::new(
+                EventKind::Other("C".into()),
+                request_id,
+                serde_json::json!({}),
+            )],
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Conflict { kind: "tenant", .. }),
+        "{err}"
+    );
+    let now = store.tenant(&tenant).await.unwrap().unwrap();
+    assert_eq!((now.state, now.version), (TenantState::Validating, 2));
+    assert_eq!(now.metadata["k"], "v");
+
+    let events = store.tenant_events(&tenant).await.unwrap();
+    let seen: Vec<(u64, String)> = events
+        .iter()
+        .map(|e| (e.sequence, e.kind.to_string()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (1, "TenantCreated".to_owned()),
+            (2, "A".to_owned()),
+            (3, "B".to_owned())
+        ]
+    );
+    assert_eq!(events[2].data["n"], 2);
+    assert_eq!(events[2].request_id, request_id);
+
+    let missing = unique_tenant("missing");
+    let mut ghost = record;
+    ghost.tenant_id = missing;
+    let err = store.update_tenant(ghost, 1, vec![]).await.unwrap_err();
+    assert!(
+        matches!(err, Error::NotFound { kind: "tenant", .. }),
+        "{err}"
+    );
+}
+
+/// finish_request settles requests; unfinished ones are listed oldest first.
+pub async fn requests_finish_and_unfinished_ones_are_listed(store: &dyn TenantStore) {
+    let tenant = unique_tenant("finish");
+    let first = RequestId::new();
+    store.submit(create(&tenant, first)).await.unwrap();
+    let second = RequestId::new();
+    let request = RequestRecord::new(
+        second,
+        tenant.clone(),
+        "suspend-tenant",
+        serde_json::json!({}),
+        RunId::from_uuid(*second.as_uuid()).unwrap(),
+    );
+    store.submit(Submission::request(request)).await.unwrap();
+    let pending: Vec<RequestId> = store
+        .unfinished_requests()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.tenant_id == tenant)
+        .map(|r| r.request_id)
+        .collect();
+    assert_eq!(pending, [first, second]);
+
+    let failure = crate::model::FailureInfo::new("seed", "broken");
+    store
+        .finish_request(first, RequestStatus::Failed, Some(failure.clone()))
+        .await
+        .unwrap();
+    store
+        .finish_request(second, RequestStatus::CompensationFailed, None)
+        .await
+        .unwrap();
+    let done = store.request(first).await.unwrap().unwrap();
+    assert_eq!(done.status, RequestStatus::Failed);
+    assert_eq!(done.failure, Some(failure));
+    assert!(done.finished_at.is_some());
+    let stuck = store.request(second).await.unwrap().unwrap();
+    assert!(stuck.finished_at.is_none());
+    let pending: Vec<RequestId> = store
+        .unfinished_requests()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.tenant_id == tenant)
+        .map(|r| r.request_id)
+        .collect();
+    assert_eq!(
+        pending,
+        [second],
+        "compensation-failed requests stay unfinished"
+    );
+    let err = store
+        .finish_request(RequestId::new(), RequestStatus::Succeeded, None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::NotFound {
+                kind: "request",
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+/// Listing filters by state, region and plan and pages by id.
+pub async fn listing_filters_and_pages(store: &dyn TenantStore) {
+    // A prefix of its own, so other data in the store does not interfere.
+    let prefix = unique_tenant("list");
+    let mut ids = Vec::new();
+    for name in ["a", "b", "c"] {
+        let tenant = TenantId::parse(format!("{prefix}-{name}")).unwrap();
+        store
+            .submit(create(&tenant, RequestId::new()))
+            .await
+            .unwrap();
+        ids.push(tenant);
+    }
+    let mut record = store.tenant(&ids[1]).await.unwrap().unwrap();
+    record.state = TenantState::Validating;
+    store.update_tenant(record, 1, vec![]).await.unwrap();
+
+    let mine = |records: Vec<TenantRecord>| -> Vec<TenantId> {
+        records
+            .into_iter()
+            .map(|r| r.tenant_id)
+            .filter(|id| id.as_str().starts_with(prefix.as_str()))
+            .collect()
+    };
+    let mut filter = TenantFilter::all();
+    filter.after = Some(prefix.clone());
+    filter.limit = 2;
+    let page = store.list_tenants(&filter).await.unwrap();
+    assert_eq!(page.len(), 2);
+    assert_eq!(mine(page), ids[..2]);
+    filter.after = Some(ids[1].clone());
+    assert_eq!(mine(store.list_tenants(&filter).await.unwrap()), ids[2..]);
+
+    let mut filter = TenantFilter::all();
+    filter.state = Some(TenantState::Validating);
+    filter.limit = 10_000;
+    assert_eq!(
+        mine(store.list_tenants(&filter).await.unwrap()),
+        [ids[1].clone()]
+    );
+    filter.state = None;
+    filter.region = Some("us-east".parse().unwrap());
+    assert!(mine(store.list_tenants(&filter).await.unwrap()).is_empty());
+    filter.region = Some("eu-west".parse().unwrap());
+    filter.plan = Some("free".parse().unwrap());
+    assert_eq!(mine(store.list_tenants(&filter).await.unwrap()), ids);
+}
+
+/// The outbox keeps a position per subscriber and tenant.
+pub async fn outbox_keeps_a_position_per_subscriber_and_tenant(store: &dyn TenantStore) {
+    let tenant = unique_tenant("outbox");
+    let request_id = RequestId::new();
+    store.submit(create(&tenant, request_id)).await.unwrap();
+    let record = store.tenant(&tenant).await.unwrap().unwrap();
+    let more = vec![NewEvent::new(
+        EventKind::TenantProvisioned,
+        request_id,
+        serde_json::json!({}),
+    )];
+    store.update_tenant(record, 1, more).await.unwrap();
+    let subscriber = format!("sub-{}", unique_tenant("s"));
+
+    let mine = |events: Vec<crate::events::TenantEvent>| -> Vec<u64> {
+        events
+            .into_iter()
+            .filter(|e| e.tenant_id == tenant)
+            .map(|e| e.sequence)
+            .collect()
+    };
+    assert_eq!(
+        mine(
+            store
+                .undelivered_events(&subscriber, 100_000)
+                .await
+                .unwrap()
+        ),
+        [1, 2]
+    );
+    store.ack_event(&subscriber, &tenant, 1).await.unwrap();
+    assert_eq!(
+        mine(
+            store
+                .undelivered_events(&subscriber, 100_000)
+                .await
+                .unwrap()
+        ),
+        [2]
+    );
+    // Acknowledging an older position does not move the cursor back.
+    store.ack_event(&subscriber, &tenant, 2).await.unwrap();
+    store.ack_event(&subscriber, &tenant, 1).await.unwrap();
+    assert!(
+        mine(
+            store
+                .undelivered_events(&subscriber, 100_000)
+                .await
+                .unwrap()
+        )
+        .is_empty()
+    );
+    // Another subscriber has its own position.
+    let other = format!("{subscriber}-other");
+    assert_eq!(
+        mine(store.undelivered_events(&other, 100_000).await.unwrap()),
+        [1, 2]
+    );
+    // Ordered by tenant, then sequence, and limited.
+    let all = store.undelivered_events(&other, 100_000).await.unwrap();
+    let keys: Vec<(TenantId, u64)> = all
+        .iter()
+        .map(|e| (e.tenant_id.clone(), e.sequence))
+        .collect();
+    let mut sorted = keys.clone();
+    sorted.sort();
+    assert_eq!(keys, sorted);
+    assert_eq!(store.undelivered_events(&other, 1).await.unwrap().len(), 1);
+}
+
+/// Journal positions are exclusive; a run's status follows its entries.
+pub async fn journal_positions_are_exclusive_and_status_is_tracked(store: &dyn TenantStore) {
+    let run = RunId::new();
+    let started = JournalEntry::RunStarted {
+        workflow: "w".into(),
+        steps: vec!["a".into()],
+        context: serde_json::json!({"x": 1}),
+    };
+    store
+        .append(JournalRecord::new(run, 0, started.clone()))
+        .await
+        .unwrap();
+    let err = store
+        .append(JournalRecord::new(run, 0, started))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Conflict { .. }), "{err}");
+    let skipped = JournalRecord::new(run, 5, JournalEntry::RunCompleted);
+    assert!(store.append(skipped).await.is_err(), "a gap is refused");
+    assert!(store.unfinished_runs().await.unwrap().contains(&run));
+
+    let step = JournalEntry::StepStarted {
+        step: "a".into(),
+        index: 0,
+        attempt: 1,
+    };
+    store
+        .append(JournalRecord::new(run, 1, step))
+        .await
+        .unwrap();
+    store
+        .append(JournalRecord::new(run, 2, JournalEntry::RunCompleted))
+        .await
+        .unwrap();
+    let records = store.load(run).await.unwrap();
+    assert_eq!(records.iter().map(|r| r.seq).collect::<Vec<_>>(), [0, 1, 2]);
+    assert_eq!(
+        records[0].entry.checkpoint(),
+        Some(&serde_json::json!({"x": 1}))
+    );
+    let (state, _) = crate::saga::RunState::replay(run, &records).unwrap();
+    assert_eq!(state.status, RunStatus::Completed);
+    assert!(!store.unfinished_runs().await.unwrap().contains(&run));
+    assert!(store.load(RunId::new()).await.unwrap().is_empty());
+}
