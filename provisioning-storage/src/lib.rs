@@ -1,4 +1,96 @@
-//! A [`StorageInitializer`](provisioning_core::StorageInitializer) on `object_store`
-//! for the provisioning SDK.
+//! # provisioning-storage
 //!
-//! This crate is being built; today it only names its place in the workspace.
+//! A [`StorageInitializer`](provisioning_core::StorageInitializer) on
+//! [`object_store`]: each tenant gets its folders in its region's store when it
+//! is activated, and they are archived or purged when it is deleted.
+//!
+//! - **One path convention** ([`TenantPaths`]): `tenants/{tenant_id}/`, one
+//!   zero-byte `.keep` object per layout folder (`tenants/acme/uploads/.keep`),
+//!   and the marker `tenants/{tenant_id}/.tenant.json` ([`TenantMarker`]) written
+//!   last, so a half-initialized tenant is recognisable. Archives go to
+//!   `archive/{tenant_id}/{timestamp}/`. Paths are built only from a validated
+//!   [`TenantId`](provisioning_core::TenantId) and matched with the trailing
+//!   slash: `acme` never reaches `acme-eu`.
+//! - **Region-aware** ([`ObjectStoreInitializerBuilder`]): one store per region;
+//!   a tenant whose region has no store is an error, never a fallback.
+//! - **Idempotent and resumable** ([`ObjectStoreInitializer`]): initializing
+//!   twice writes nothing the second time; suspend and resume record the state in
+//!   the marker; purge and archive stream the listing with bounded concurrency and
+//!   finish on a retry after a crash.
+//!
+//! ## Quick start
+//!
+//! ```
+//! use provisioning_core::{Isolation, PlanDecision, RemovalMode, Residency, ShardChoice,
+//!     StorageInitializer, TenantPlan};
+//! use provisioning_storage::ObjectStoreInitializer;
+//!
+//! # #[cfg(not(feature = "fs"))] fn main() {} // the example needs local folders
+//! # #[cfg(feature = "fs")]
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let root = tempfile::tempdir()?;
+//! let storage = ObjectStoreInitializer::builder()
+//!     .with_local("eu-west".parse()?, root.path()) // {root}/eu-west/
+//!     .with_local("us-east".parse()?, root.path()) // {root}/us-east/
+//!     .layout(["uploads", "exports"])
+//!     .build()?;
+//!
+//! let plan = TenantPlan::new(
+//!     "acme".parse()?,
+//!     PlanDecision::new("premium".parse()?, Isolation::Dedicated, "eu-west".parse()?,
+//!         Residency::Strict, "premium is dedicated"),
+//!     ShardChoice::new("eu-1".parse()?, "eu-west".parse()?, "pinned"),
+//! );
+//! storage.initialize(&plan).await?;
+//! assert!(root.path().join("eu-west/tenants/acme/uploads/.keep").is_file());
+//! assert!(root.path().join("eu-west/tenants/acme/.tenant.json").is_file());
+//!
+//! storage.remove(&plan, RemovalMode::Archive).await?;
+//! assert!(!root.path().join("eu-west/tenants/acme").exists());
+//! assert!(root.path().join("eu-west/archive/acme").is_dir());
+//! # Ok(()) }
+//! ```
+//!
+//! ## Features
+//!
+//! - `fs` (default): local folders, [`ObjectStoreInitializerBuilder::with_local`].
+//! - `aws`, `azure`, `gcp`: object_store's features of the same names and the
+//!   builder helpers `with_s3`, `with_azure` and `with_gcs`.
+//!
+//! Any other [`ObjectStore`](object_store::ObjectStore) goes in with
+//! [`ObjectStoreInitializerBuilder::region`].
+//!
+//! ## Errors
+//!
+//! The builder returns [`StorageError`]; the trait methods return
+//! [`provisioning_core::Error`] (via `From<StorageError>`): store failures become
+//! `Backend { component: "object store", .. }`, transient for connection,
+//! timeout and server errors and permanent for not-found, precondition and
+//! permission errors; an unconfigured region becomes `NotFound` on
+//! `object store for region`.
+//!
+//! ## Limits
+//!
+//! Archiving copies objects within the store; on S3 a single copy is limited to
+//! 5 GiB per object.
+
+mod builder;
+#[cfg(any(feature = "aws", feature = "azure", feature = "gcp"))]
+mod cloud;
+mod error;
+mod initializer;
+mod layout;
+mod marker;
+mod paths;
+mod removal;
+
+pub use builder::{DEFAULT_CONCURRENCY, ObjectStoreInitializerBuilder};
+pub use error::{Result, StorageError};
+pub use initializer::ObjectStoreInitializer;
+pub use marker::{MARKER_VERSION, TenantMarker};
+pub use paths::{ARCHIVE_ROOT, KEEP_NAME, MARKER_NAME, TENANTS_ROOT, TenantPaths};
+
+/// The object_store version this crate is built on, re-exported so callers build
+/// stores with exactly the types the builder takes.
+pub use object_store;

@@ -1,0 +1,168 @@
+//! [`ShardingError`]: the one error of this crate's configuration API.
+
+use provisioning_core::Error;
+
+/// A boxed parser error kept as the source of [`ShardingError::Parse`].
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// `Result` with [`ShardingError`] as the default error.
+pub type Result<T, E = ShardingError> = std::result::Result<T, E>;
+
+/// What can be wrong with a shard directory, a pin table, fallback regions or a
+/// placement policy.
+///
+/// Every variant names the thing at fault (the shard, the config section and
+/// key) and the field, so an operator can fix the config from the message alone.
+/// It converts into [`provisioning_core::Error::InvalidInput`] with `?` where a
+/// core result is expected.
+///
+/// Resolvers do not return this type: at placement time they return core's
+/// [`Error::Placement`](provisioning_core::Error::Placement) or
+/// [`Error::InvalidInput`](provisioning_core::Error::InvalidInput), as the
+/// [`ShardResolver`](provisioning_core::ShardResolver) contract says.
+///
+/// ```
+/// use provisioning_sharding::{ShardSpec, ShardingError};
+///
+/// let err = ShardSpec::new("eu-1").with_region("eu-west").with_connection("/data").build().unwrap_err();
+/// assert!(matches!(err, ShardingError::InvalidShard { field: "capacity", .. }));
+/// assert_eq!(err.to_string(), r#"shard "eu-1": invalid capacity: must be at least 1"#);
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ShardingError {
+    /// A field of one shard breaks a rule.
+    #[error("shard {shard:?}: invalid {field}: {rule}")]
+    InvalidShard {
+        /// The shard's id, as written in the config.
+        shard: String,
+        /// The field (`id`, `region`, `capacity`, `connection`, `tags`).
+        field: &'static str,
+        /// The rule broken, phrased so that it says how to fix the value.
+        rule: String,
+    },
+
+    /// Two shards share one id.
+    #[error("shard {shard:?}: invalid id: defined more than once")]
+    DuplicateShard {
+        /// The repeated id.
+        shard: String,
+    },
+
+    /// A pin or a status change names a shard the directory does not hold.
+    #[error("shard {shard:?} named in {field} is not in the directory")]
+    UnknownShard {
+        /// The missing shard's id.
+        shard: String,
+        /// Where it was named (`pins`, `status`).
+        field: &'static str,
+    },
+
+    /// An entry of a placement policy or fallback table breaks a rule.
+    #[error("invalid {section}.{key}: {rule}")]
+    InvalidPolicy {
+        /// The config section (`plans`, `regions`, `overrides`, `fallbacks`).
+        section: &'static str,
+        /// The key within the section (a plan or region name, an override's index).
+        key: String,
+        /// The rule broken.
+        rule: String,
+    },
+
+    /// The config text is not valid TOML or JSON, or does not have the expected shape.
+    #[error("cannot parse {what} from {format}: {source}")]
+    Parse {
+        /// What was being read (`shard directory`, `placement policy`).
+        what: &'static str,
+        /// `TOML` or `JSON`.
+        format: &'static str,
+        /// The parser's error, with line and column where it has them.
+        #[source]
+        source: BoxError,
+    },
+}
+
+impl ShardingError {
+    /// An [`ShardingError::InvalidShard`] for `shard`'s `field` breaking `rule`.
+    pub(crate) fn shard(shard: &str, field: &'static str, rule: impl Into<String>) -> Self {
+        ShardingError::InvalidShard {
+            shard: shard.to_owned(),
+            field,
+            rule: rule.into(),
+        }
+    }
+
+    /// An [`ShardingError::InvalidPolicy`] for `section.key` breaking `rule`.
+    pub(crate) fn policy(
+        section: &'static str,
+        key: impl Into<String>,
+        rule: impl Into<String>,
+    ) -> Self {
+        ShardingError::InvalidPolicy {
+            section,
+            key: key.into(),
+            rule: rule.into(),
+        }
+    }
+}
+
+/// The rule text of a core validation error, without core's `invalid <field>:` prefix,
+/// so that it can be re-attached to the shard or policy key it came from.
+pub(crate) fn rule_of(error: Error) -> String {
+    match error {
+        Error::InvalidInput { rule, .. } => rule,
+        other => other.to_string(),
+    }
+}
+
+impl From<ShardingError> for Error {
+    /// Maps onto [`Error::InvalidInput`]: every sharding error is a bad config
+    /// value; the rule text keeps the shard or key it names.
+    fn from(error: ShardingError) -> Self {
+        match error {
+            ShardingError::InvalidShard { shard, field, rule } => {
+                Error::invalid(field, format!("shard {shard:?}: {rule}"))
+            }
+            ShardingError::DuplicateShard { shard } => {
+                Error::invalid("id", format!("shard {shard:?} is defined more than once"))
+            }
+            ShardingError::UnknownShard { shard, field } => {
+                Error::invalid(field, format!("shard {shard:?} is not in the directory"))
+            }
+            ShardingError::InvalidPolicy { section, key, rule } => {
+                Error::invalid(section, format!("{key}: {rule}"))
+            }
+            error @ ShardingError::Parse { .. } => Error::invalid("config", error.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn converts_to_core_invalid_input_keeping_the_shard() {
+        let core: Error = ShardingError::shard("eu-1", "capacity", "must be at least 1").into();
+        assert!(matches!(
+            core,
+            Error::InvalidInput {
+                field: "capacity",
+                ..
+            }
+        ));
+        assert_eq!(
+            core.to_string(),
+            r#"invalid capacity: shard "eu-1": must be at least 1"#
+        );
+
+        let core: Error = ShardingError::DuplicateShard { shard: "a".into() }.into();
+        assert_eq!(
+            core.to_string(),
+            r#"invalid id: shard "a" is defined more than once"#
+        );
+
+        let core: Error = ShardingError::policy("plans", "Gold", "bad name").into();
+        assert_eq!(core.to_string(), "invalid plans: Gold: bad name");
+    }
+}

@@ -1,0 +1,316 @@
+//! [`ObjectStoreInitializer`]: the [`StorageInitializer`] on any `ObjectStore`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use futures_util::{StreamExt, TryStreamExt, stream};
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use provisioning_core::{Region, RemovalMode, StorageInitializer, StoragePlan, TenantPlan};
+
+use crate::builder::ObjectStoreInitializerBuilder;
+use crate::error::{Result, StorageError};
+use crate::marker::{self, MARKER_VERSION, TenantMarker};
+use crate::paths::TenantPaths;
+use crate::removal;
+
+/// Creates each tenant's folders in its region's object store on activation, and
+/// archives or purges them on delete.
+///
+/// Every tenant's objects live under `tenants/{tenant_id}/` (see [`TenantPaths`])
+/// in the store configured for the tenant's region: one zero-byte `.keep` object
+/// per layout folder, and the marker `.tenant.json` ([`TenantMarker`]) written
+/// last, so a prefix without a marker is a half-initialized tenant.
+///
+/// - [`initialize`](StorageInitializer::initialize) is idempotent: when the marker
+///   already matches the plan and layout it writes nothing at all; otherwise it
+///   creates only the missing `.keep` objects, then (re)writes the marker.
+/// - [`suspend`](StorageInitializer::suspend) and
+///   [`resume`](StorageInitializer::resume) record the state in the marker; doing
+///   either twice changes nothing the second time.
+/// - [`remove`](StorageInitializer::remove) with [`RemovalMode::Purge`] streams
+///   the listing into the store's bounded batch delete; with
+///   [`RemovalMode::Archive`] it moves every object to
+///   `archive/{tenant_id}/{timestamp}/` with bounded concurrency. Both delete the
+///   marker last, and a retry after a crash finishes the job (an archive records
+///   its timestamp in the marker first, so a retry uses the same folder).
+///   Removing a removed tenant succeeds and writes nothing.
+///
+/// Paths are built only from the validated [`TenantId`](provisioning_core::TenantId)
+/// and compared with the trailing slash, so tenant `acme` never reaches
+/// `acme-eu`'s objects. A tenant whose region has no store fails with a
+/// `NotFound` error on `object store for region` (see
+/// [`StorageError::UnknownRegion`]) before anything is written.
+///
+/// ```
+/// use provisioning_core::{Isolation, PlanDecision, RemovalMode, Residency, ShardChoice,
+///     StorageInitializer, TenantPlan};
+/// use provisioning_storage::ObjectStoreInitializer;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let eu = "eu-west".parse()?;
+/// let storage = ObjectStoreInitializer::builder()
+///     .with_in_memory(eu)
+///     .layout(["uploads", "exports"])
+///     .build()?;
+///
+/// let plan = TenantPlan::new(
+///     "acme".parse()?,
+///     PlanDecision::new("free".parse()?, Isolation::Shared, "eu-west".parse()?,
+///         Residency::Strict, "free plans share"),
+///     ShardChoice::new("eu-1".parse()?, "eu-west".parse()?, "only shard"),
+/// );
+///
+/// let dry_run = storage.plan(&plan).await?;
+/// assert_eq!(dry_run.paths, ["tenants/acme/uploads/", "tenants/acme/exports/",
+///     "tenants/acme/.tenant.json"]);
+/// assert!(!dry_run.exists);
+///
+/// storage.initialize(&plan).await?;
+/// storage.initialize(&plan).await?; // idempotent: writes nothing
+/// let marker = storage.read_marker(&plan).await?.expect("initialized");
+/// assert_eq!(marker.layout, ["uploads", "exports"]);
+///
+/// storage.suspend(&plan).await?;
+/// assert!(storage.read_marker(&plan).await?.expect("initialized").suspended);
+///
+/// storage.remove(&plan, RemovalMode::Purge).await?;
+/// assert!(storage.read_marker(&plan).await?.is_none());
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct ObjectStoreInitializer {
+    stores: BTreeMap<Region, Arc<dyn ObjectStore>>,
+    layout: Vec<String>,
+    concurrency: usize,
+}
+
+impl ObjectStoreInitializer {
+    /// A builder: add regions and their stores, then the layout.
+    pub fn builder() -> ObjectStoreInitializerBuilder {
+        ObjectStoreInitializerBuilder::new()
+    }
+
+    pub(crate) fn new(
+        stores: BTreeMap<Region, Arc<dyn ObjectStore>>,
+        layout: Vec<String>,
+        concurrency: usize,
+    ) -> Self {
+        ObjectStoreInitializer {
+            stores,
+            layout,
+            concurrency,
+        }
+    }
+
+    /// The configured regions, in order.
+    pub fn regions(&self) -> impl Iterator<Item = &Region> {
+        self.stores.keys()
+    }
+
+    /// The layout folders, normalized (no leading or trailing `/`).
+    pub fn layout(&self) -> &[String] {
+        &self.layout
+    }
+
+    /// How many object store calls run at once while initializing and archiving.
+    pub fn concurrency(&self) -> usize {
+        self.concurrency
+    }
+
+    /// The store that holds the objects of tenants in `region`.
+    ///
+    /// # Errors
+    /// [`StorageError::UnknownRegion`] naming `region` and the configured ones.
+    pub fn store(&self, region: &Region) -> Result<&Arc<dyn ObjectStore>> {
+        self.stores
+            .get(region)
+            .ok_or_else(|| StorageError::UnknownRegion {
+                region: region.clone(),
+                configured: self.stores.keys().cloned().collect(),
+            })
+    }
+
+    /// The tenant's marker in its region's store; `None` before initialization or
+    /// after removal.
+    ///
+    /// # Errors
+    /// [`StorageError::UnknownRegion`], [`StorageError::CorruptMarker`], or
+    /// [`StorageError::ObjectStore`] when the store fails.
+    pub async fn read_marker(&self, plan: &TenantPlan) -> Result<Option<TenantMarker>> {
+        let store = self.store(&plan.region)?;
+        marker::read(store.as_ref(), &TenantPaths::new(&plan.tenant_id)).await
+    }
+
+    /// The marker of a tenant that must be initialized, checked against `plan`.
+    async fn existing_marker(
+        &self,
+        store: &dyn ObjectStore,
+        plan: &TenantPlan,
+        paths: &TenantPaths,
+    ) -> Result<TenantMarker> {
+        let marker =
+            marker::read(store, paths)
+                .await?
+                .ok_or_else(|| StorageError::NotInitialized {
+                    tenant: plan.tenant_id.clone(),
+                })?;
+        match marker.conflict(plan) {
+            Some(conflict) => Err(conflict),
+            None => Ok(marker),
+        }
+    }
+
+    async fn initialize_tenant(&self, plan: &TenantPlan) -> Result<()> {
+        let store = self.store(&plan.region)?.as_ref();
+        let paths = TenantPaths::new(&plan.tenant_id);
+        let existing = marker::read(store, &paths).await?;
+        if let Some(marker) = &existing {
+            if let Some(conflict) = marker.conflict(plan) {
+                return Err(conflict);
+            }
+            if marker.archive_started_at.is_some() {
+                return Err(StorageError::MarkerConflict {
+                    tenant: plan.tenant_id.clone(),
+                    reason: "an archive of this tenant is in progress: finish `remove` first"
+                        .to_owned(),
+                });
+            }
+            if marker.is_current(plan, &self.layout) {
+                tracing::debug!("tenant storage already initialized");
+                return Ok(());
+            }
+        }
+
+        // Collected first (a layout is a handful of folders) because a borrowing
+        // closure over `self.layout` is not general enough for an `async_trait`
+        // future to be `Send`.
+        let keeps: Vec<Path> = self.layout.iter().map(|f| paths.keep(f)).collect();
+        stream::iter(keeps)
+            .map(|keep| ensure_keep(store, keep))
+            .buffer_unordered(self.concurrency)
+            .try_collect::<()>()
+            .await?;
+
+        // The marker goes last: its presence means every folder exists.
+        let marker = match existing {
+            Some(mut marker) => {
+                // A plan or layout change: keep `created` and the suspension.
+                marker.version = MARKER_VERSION;
+                marker.plan = plan.plan.clone();
+                marker.layout = self.layout.clone();
+                marker
+            }
+            None => TenantMarker::new(plan, &self.layout, Utc::now()),
+        };
+        marker::write(store, &paths, &marker).await?;
+        tracing::info!(folders = self.layout.len(), "tenant storage initialized");
+        Ok(())
+    }
+
+    async fn set_suspended(&self, plan: &TenantPlan, suspended: bool) -> Result<()> {
+        let store = self.store(&plan.region)?.as_ref();
+        let paths = TenantPaths::new(&plan.tenant_id);
+        let mut marker = self.existing_marker(store, plan, &paths).await?;
+        if marker.suspended == suspended {
+            // Idempotent: the first call's timestamp stays.
+            return Ok(());
+        }
+        let now = Utc::now();
+        marker.suspended = suspended;
+        if suspended {
+            marker.suspended_at = Some(now);
+        } else {
+            marker.suspended_at = None;
+            marker.resumed_at = Some(now);
+        }
+        marker::write(store, &paths, &marker).await?;
+        tracing::info!(suspended, "tenant storage marker updated");
+        Ok(())
+    }
+
+    async fn remove_tenant(&self, plan: &TenantPlan, mode: RemovalMode) -> Result<()> {
+        let store = self.store(&plan.region)?;
+        let paths = TenantPaths::new(&plan.tenant_id);
+        match mode {
+            RemovalMode::Purge => {
+                let deleted = removal::purge(store, &paths).await?;
+                tracing::info!(objects = deleted, "tenant storage purged");
+            }
+            RemovalMode::Archive => {
+                match removal::archive(store, plan, &paths, self.concurrency).await? {
+                    Some((archive, moved)) => {
+                        tracing::info!(objects = moved, archive = %archive, "tenant storage archived");
+                    }
+                    None => tracing::debug!("tenant storage already removed"),
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Creates the zero-byte `.keep` object unless it exists, so that re-running
+/// initialization does not touch objects that are already there.
+async fn ensure_keep(store: &dyn ObjectStore, keep: Path) -> Result<()> {
+    match store.head(&keep).await {
+        Ok(_) => Ok(()),
+        Err(object_store::Error::NotFound { .. }) => store
+            .put(&keep, PutPayload::new())
+            .await
+            .map(drop)
+            .map_err(|e| StorageError::store("put", &keep, e)),
+        Err(e) => Err(StorageError::store("head", &keep, e)),
+    }
+}
+
+#[async_trait]
+impl StorageInitializer for ObjectStoreInitializer {
+    /// The folder prefixes and the marker initialization creates; reads the
+    /// marker only. Fails like `initialize` on an unknown region or a marker that
+    /// belongs to another tenant or region.
+    #[tracing::instrument(skip_all, fields(tenant_id = %plan.tenant_id, region = %plan.region))]
+    async fn plan(&self, plan: &TenantPlan) -> provisioning_core::Result<StoragePlan> {
+        let store = self.store(&plan.region)?.as_ref();
+        let paths = TenantPaths::new(&plan.tenant_id);
+        let existing = marker::read(store, &paths).await?;
+        if let Some(conflict) = existing.as_ref().and_then(|m| m.conflict(plan)) {
+            return Err(conflict.into());
+        }
+        let mut planned: Vec<String> = self
+            .layout
+            .iter()
+            .map(|folder| paths.folder_prefix(folder))
+            .collect();
+        planned.push(paths.marker().to_string());
+        Ok(StoragePlan::new(planned, existing.is_some()))
+    }
+
+    #[tracing::instrument(skip_all, fields(tenant_id = %plan.tenant_id, region = %plan.region))]
+    async fn initialize(&self, plan: &TenantPlan) -> provisioning_core::Result<()> {
+        Ok(self.initialize_tenant(plan).await?)
+    }
+
+    /// Sets `suspended: true` and `suspended_at` in the marker; a tenant that is
+    /// suspended already is left as it is. `NotFound` on `tenant storage` when the
+    /// tenant has no marker.
+    #[tracing::instrument(skip_all, fields(tenant_id = %plan.tenant_id, region = %plan.region))]
+    async fn suspend(&self, plan: &TenantPlan) -> provisioning_core::Result<()> {
+        Ok(self.set_suspended(plan, true).await?)
+    }
+
+    /// Sets `suspended: false`, clears `suspended_at` and sets `resumed_at`; an
+    /// active tenant is left as it is.
+    #[tracing::instrument(skip_all, fields(tenant_id = %plan.tenant_id, region = %plan.region))]
+    async fn resume(&self, plan: &TenantPlan) -> provisioning_core::Result<()> {
+        Ok(self.set_suspended(plan, false).await?)
+    }
+
+    #[tracing::instrument(skip_all, fields(tenant_id = %plan.tenant_id, region = %plan.region, mode = ?mode))]
+    async fn remove(&self, plan: &TenantPlan, mode: RemovalMode) -> provisioning_core::Result<()> {
+        Ok(self.remove_tenant(plan, mode).await?)
+    }
+}
