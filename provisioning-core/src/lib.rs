@@ -81,7 +81,7 @@ pub use model::{
 pub use orchestrator::{
     AuditEntry, AuditTrail, CREATE_TENANT, CreateContext, DELETE_TENANT, LifecycleContext,
     ProvisioningOrchestrator, ProvisioningOrchestratorBuilder, ProvisioningPlan, RESUME_TENANT,
-    Receipt, RecoveryReport, SUSPEND_TENANT,
+    Receipt, RecoveryReport, SUSPEND_TENANT, WorkerOptions, WorkerReport,
 };
 #[cfg(feature = "tokio")]
 pub use saga::TokioTimer;

@@ -36,6 +36,7 @@ pub async fn store_conformance(store: Arc<dyn TenantStore>) {
     listing_filters_and_pages(&*store).await;
     outbox_keeps_a_position_per_subscriber_and_tenant(&*store).await;
     journal_positions_are_exclusive_and_status_is_tracked(&*store).await;
+    leases_are_exclusive_renewable_and_expire(&*store).await;
 }
 
 /// A tenant id that no other check or run uses.
@@ -430,4 +431,70 @@ pub async fn journal_positions_are_exclusive_and_status_is_tracked(store: &dyn T
     assert_eq!(state.status, RunStatus::Completed);
     assert!(!store.unfinished_runs().await.unwrap().contains(&run));
     assert!(store.load(RunId::new()).await.unwrap().is_empty());
+}
+
+/// A claimed request is leased to one worker until its lease expires or is
+/// released; renewals by the holder extend it, by anyone else fail.
+pub async fn leases_are_exclusive_renewable_and_expire(store: &dyn TenantStore) {
+    use std::time::Duration;
+    let tenant = unique_tenant("lease");
+    let request_id = RequestId::new();
+    store.submit(create(&tenant, request_id)).await.unwrap();
+    let (a, b) = (format!("worker-a-{tenant}"), format!("worker-b-{tenant}"));
+    let long = Duration::from_secs(60);
+    let claimed = |records: Vec<RequestRecord>| records.iter().any(|r| r.request_id == request_id);
+
+    assert!(
+        claimed(store.claim_requests(&a, long, 100_000).await.unwrap()),
+        "free request claimed"
+    );
+    assert!(
+        !claimed(store.claim_requests(&b, long, 100_000).await.unwrap()),
+        "held by a"
+    );
+    assert!(
+        !claimed(store.claim_requests(&a, long, 100_000).await.unwrap()),
+        "not twice to a"
+    );
+    assert!(store.renew_lease(&a, request_id, long).await.unwrap());
+    assert!(!store.renew_lease(&b, request_id, long).await.unwrap());
+
+    store.release_lease(&b, request_id).await.unwrap(); // not b's: no effect
+    assert!(!claimed(
+        store.claim_requests(&b, long, 100_000).await.unwrap()
+    ));
+    store.release_lease(&a, request_id).await.unwrap();
+    assert!(claimed(
+        store
+            .claim_requests(&b, Duration::from_millis(50), 100_000)
+            .await
+            .unwrap()
+    ));
+
+    // b's short lease expires: a may take the request over, b may not renew.
+    tokio_free_sleep(Duration::from_millis(120)).await;
+    assert!(
+        claimed(store.claim_requests(&a, long, 100_000).await.unwrap()),
+        "expired lease passes on"
+    );
+    assert!(!store.renew_lease(&b, request_id, long).await.unwrap());
+
+    // Finished requests are never claimed.
+    store
+        .finish_request(request_id, RequestStatus::Succeeded, None)
+        .await
+        .unwrap();
+    store.release_lease(&a, request_id).await.unwrap();
+    assert!(!claimed(
+        store.claim_requests(&b, long, 100_000).await.unwrap()
+    ));
+}
+
+/// Sleeps without depending on a runtime's timer (the suite runs on any).
+async fn tokio_free_sleep(duration: std::time::Duration) {
+    let deadline = std::time::Instant::now() + duration;
+    while std::time::Instant::now() < deadline {
+        futures_util::future::ready(()).await;
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
 }

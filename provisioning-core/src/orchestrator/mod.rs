@@ -7,6 +7,7 @@ mod builder;
 mod create;
 mod lifecycle;
 mod transition;
+mod worker;
 mod workflow;
 
 use std::any::Any;
@@ -23,6 +24,7 @@ pub use audit::{AuditEntry, AuditTrail};
 pub use builder::ProvisioningOrchestratorBuilder;
 pub use create::{CREATE_TENANT, CreateContext, steps};
 pub use lifecycle::{DELETE_TENANT, LifecycleContext, RESUME_TENANT, SUSPEND_TENANT};
+pub use worker::{WorkerOptions, WorkerReport};
 
 use crate::error::{Error, Result};
 use crate::events::{EventDispatcher, EventKind, NewEvent, TenantEvent};
@@ -283,10 +285,17 @@ impl ProvisioningOrchestrator {
     /// or the request id was used for a different request; store failures. A
     /// failed provisioning is not an error: the receipt says `Failed`.
     pub async fn create(&self, request: TenantRequest) -> Result<Receipt> {
+        let submission = self.create_submission(&request).await?;
+        self.execute(submission, || async { Ok(()) }).await
+    }
+
+    /// Validates a create request (input, then plan and region with the plan
+    /// builder) and builds its submission. An unknown plan or region is bad
+    /// input: refused before anything is written (the validate step asks again,
+    /// for runs resumed later).
+    async fn create_submission(&self, request: &TenantRequest) -> Result<Submission> {
         request.validate()?;
-        // An unknown plan or region is bad input: refused before anything is
-        // written (the validate step asks again, for runs resumed later).
-        self.inner.parts.plan_builder.build_plan(&request).await?;
+        self.inner.parts.plan_builder.build_plan(request).await?;
         let context = CreateContext::new(request.clone());
         let record = RequestRecord::new(
             request.request_id,
@@ -308,10 +317,7 @@ impl ProvisioningOrchestrator {
             request.request_id,
             serde_json::json!({ "plan": request.plan, "region": request.region }),
         );
-        self.execute(Submission::create(record, tenant, event), || async {
-            Ok(())
-        })
-        .await
+        Ok(Submission::create(record, tenant, event))
     }
 
     /// Provisions a `Failed` tenant again, under a new request.
@@ -637,6 +643,21 @@ impl ProvisioningOrchestrator {
                 .drive(&self.inner.parts, &self.inner.executor, &request, true)
                 .instrument(request_span(&request))
                 .await?;
+            self.dispatch_quietly().await;
+            self.status(request_id).await
+        })
+        .await
+    }
+
+    /// Records a submission for a worker to run (see `submit`).
+    async fn execute_queued(&self, submission: Submission) -> Result<Receipt> {
+        let request_id = submission.request.request_id;
+        self.with_request_lock(request_id, async {
+            let store = &self.inner.parts.store;
+            let request = submission.request.clone();
+            if let SubmitOutcome::Duplicate(existing) = store.submit(submission).await? {
+                return duplicate(existing, &request);
+            }
             self.dispatch_quietly().await;
             self.status(request_id).await
         })

@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::Utc;
@@ -39,6 +40,7 @@ struct Catalog {
     requests: HashMap<RequestId, RequestRecord>,
     events: BTreeMap<TenantId, Vec<TenantEvent>>,
     cursors: HashMap<(String, TenantId), u64>,
+    leases: HashMap<RequestId, (String, Instant)>,
 }
 
 impl Catalog {
@@ -215,6 +217,65 @@ impl TenantStore for InMemoryStore {
             }
         }
         Ok(out)
+    }
+
+    async fn claim_requests(
+        &self,
+        worker: &str,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<RequestRecord>> {
+        let now = Instant::now();
+        let mut catalog = self.lock();
+        let mut free: Vec<RequestRecord> = catalog
+            .requests
+            .values()
+            .filter(|r| !r.status.is_finished())
+            .filter(|r| {
+                catalog
+                    .leases
+                    .get(&r.request_id)
+                    .is_none_or(|(_, until)| *until <= now)
+            })
+            .cloned()
+            .collect();
+        free.sort_by_key(|r| (r.submitted_at, r.request_id));
+        free.truncate(limit);
+        for request in &free {
+            catalog
+                .leases
+                .insert(request.request_id, (worker.to_owned(), now + lease));
+        }
+        Ok(free)
+    }
+
+    async fn renew_lease(
+        &self,
+        worker: &str,
+        request_id: RequestId,
+        lease: Duration,
+    ) -> Result<bool> {
+        let now = Instant::now();
+        let mut catalog = self.lock();
+        match catalog.leases.get_mut(&request_id) {
+            Some((owner, until)) if owner == worker && *until > now => {
+                *until = now + lease;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn release_lease(&self, worker: &str, request_id: RequestId) -> Result<()> {
+        let mut catalog = self.lock();
+        if catalog
+            .leases
+            .get(&request_id)
+            .is_some_and(|(owner, _)| owner == worker)
+        {
+            catalog.leases.remove(&request_id);
+        }
+        Ok(())
     }
 
     async fn ack_event(&self, subscriber: &str, tenant: &TenantId, sequence: u64) -> Result<()> {

@@ -5,6 +5,8 @@
 
 mod memory;
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -238,4 +240,29 @@ pub trait TenantStore: SagaJournal {
 
     /// Records that `subscriber` handled `tenant`'s events up to `sequence`.
     async fn ack_event(&self, subscriber: &str, tenant: &TenantId, sequence: u64) -> Result<()>;
+
+    /// Claims up to `limit` unfinished requests (oldest first) whose lease is
+    /// free or expired, leasing each to `worker` for `lease`. Two workers never
+    /// hold one request's lease at once: a claim is atomic per request (with
+    /// `FOR UPDATE SKIP LOCKED` on PostgreSQL), and an expired lease passes to
+    /// the next claimant, who resumes the run from its journal.
+    async fn claim_requests(
+        &self,
+        worker: &str,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<RequestRecord>>;
+
+    /// Extends `worker`'s lease on `request_id` by `lease` from now; `false`
+    /// when the worker no longer holds it (expired and claimed by another, or
+    /// released), in which case it must stop working on the request.
+    async fn renew_lease(
+        &self,
+        worker: &str,
+        request_id: RequestId,
+        lease: Duration,
+    ) -> Result<bool>;
+
+    /// Gives up `worker`'s lease on `request_id` (a no-op if not held).
+    async fn release_lease(&self, worker: &str, request_id: RequestId) -> Result<()>;
 }

@@ -380,4 +380,23 @@ impl TenantStore for CrashingStore {
     async fn ack_event(&self, subscriber: &str, tenant: &TenantId, sequence: u64) -> Result<()> {
         self.inner.ack_event(subscriber, tenant, sequence).await
     }
+    async fn claim_requests(
+        &self,
+        worker: &str,
+        lease: std::time::Duration,
+        limit: usize,
+    ) -> Result<Vec<RequestRecord>> {
+        self.inner.claim_requests(worker, lease, limit).await
+    }
+    async fn renew_lease(
+        &self,
+        worker: &str,
+        request_id: RequestId,
+        lease: std::time::Duration,
+    ) -> Result<bool> {
+        self.inner.renew_lease(worker, request_id, lease).await
+    }
+    async fn release_lease(&self, worker: &str, request_id: RequestId) -> Result<()> {
+        self.inner.release_lease(worker, request_id).await
+    }
 }

@@ -1,0 +1,204 @@
+//! Workers: drive queued requests from a shared store under leases, so that
+//! many orchestrator processes can share one catalog and a dead worker's runs
+//! are resumed by another.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use tracing::Instrument;
+
+use crate::error::Result;
+use crate::orchestrator::{ProvisioningOrchestrator, request_span};
+use crate::saga::CancellationToken;
+use crate::store::{RequestRecord, RequestStatus};
+
+/// How a worker claims and drives requests.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct WorkerOptions {
+    /// How long a claim lasts without renewal; renewed every third of it.
+    pub lease: Duration,
+    /// Requests claimed per round.
+    pub batch: usize,
+    /// Requests driven at once.
+    pub concurrency: usize,
+    /// Pause after a round that found nothing to claim.
+    pub idle: Duration,
+    /// Return after the first round that finds nothing to claim (drains the
+    /// queue, for batch jobs and tests) instead of polling until cancelled.
+    pub exit_when_idle: bool,
+}
+
+impl Default for WorkerOptions {
+    fn default() -> Self {
+        WorkerOptions {
+            lease: Duration::from_secs(30),
+            batch: 16,
+            concurrency: 4,
+            idle: Duration::from_millis(500),
+            exit_when_idle: false,
+        }
+    }
+}
+
+impl WorkerOptions {
+    /// The defaults, draining the queue and returning when it is empty.
+    pub fn drain() -> Self {
+        WorkerOptions {
+            exit_when_idle: true,
+            ..Self::default()
+        }
+    }
+
+    /// The same, with this lease.
+    #[must_use]
+    pub fn with_lease(mut self, lease: Duration) -> Self {
+        self.lease = lease;
+        self
+    }
+
+    /// The same, driving this many requests at once.
+    #[must_use]
+    pub fn with_concurrency(mut self, concurrency: usize) -> Self {
+        self.concurrency = concurrency.max(1);
+        self
+    }
+}
+
+/// What a worker did before it returned.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct WorkerReport {
+    /// Requests driven to `Succeeded`.
+    pub succeeded: usize,
+    /// Requests driven to `Failed` or `CompensationFailed`.
+    pub failed: usize,
+    /// Requests abandoned because the lease was lost (another worker took over).
+    pub lost_leases: usize,
+}
+
+impl ProvisioningOrchestrator {
+    /// Accepts a create without running it: the request, the tenant
+    /// (`Requested`) and `TenantCreated` are written at once, and a worker
+    /// ([`run_worker`](Self::run_worker)) carries it out. Same idempotency and
+    /// errors as [`create`](Self::create); the receipt says `Running`.
+    ///
+    /// # Errors
+    /// As [`create`](Self::create).
+    pub async fn submit(&self, request: crate::model::TenantRequest) -> Result<super::Receipt> {
+        let submission = self.create_submission(&request).await?;
+        self.execute_queued(submission).await
+    }
+
+    /// Claims unfinished requests from the store under leases and drives each
+    /// to its end (resuming from the journal what another worker began),
+    /// renewing the lease meanwhile. A request whose lease is lost is dropped
+    /// at once: the worker that claimed it next resumes it from the journal.
+    /// Returns when `cancel` is cancelled, or with
+    /// [`WorkerOptions::exit_when_idle`] when nothing is left to claim.
+    ///
+    /// # Errors
+    /// Store failures while claiming.
+    pub async fn run_worker(
+        &self,
+        worker: &str,
+        options: &WorkerOptions,
+        cancel: &CancellationToken,
+    ) -> Result<WorkerReport> {
+        let succeeded = AtomicUsize::new(0);
+        let failed = AtomicUsize::new(0);
+        let lost = AtomicUsize::new(0);
+        let store = Arc::clone(&self.inner.parts.store);
+        while !cancel.is_cancelled() {
+            let claimed = store
+                .claim_requests(worker, options.lease, options.batch.max(1))
+                .await?;
+            if claimed.is_empty() {
+                if options.exit_when_idle {
+                    break;
+                }
+                let sleep = self.inner.executor.timer().sleep(options.idle);
+                futures_util::future::select(sleep, Box::pin(cancel.cancelled())).await;
+                continue;
+            }
+            futures_util::stream::iter(claimed)
+                .for_each_concurrent(options.concurrency.max(1), |request| async {
+                    match self.drive_leased(worker, options.lease, request).await {
+                        Ok(Some(RequestStatus::Succeeded)) => {
+                            succeeded.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Ok(Some(_)) => {
+                            failed.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Ok(None) => {
+                            lost.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(error) => {
+                            // Left unfinished with its lease released: the
+                            // next claim retries it.
+                            tracing::warn!(worker, error = %error, "request not finished; will be retried");
+                            failed.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                })
+                .await;
+            self.dispatch_quietly().await;
+        }
+        Ok(WorkerReport {
+            succeeded: succeeded.into_inner(),
+            failed: failed.into_inner(),
+            lost_leases: lost.into_inner(),
+        })
+    }
+
+    /// Drives one claimed request while renewing its lease; `None` if the
+    /// lease was lost.
+    async fn drive_leased(
+        &self,
+        worker: &str,
+        lease: Duration,
+        request: RequestRecord,
+    ) -> Result<Option<RequestStatus>> {
+        let store = &self.inner.parts.store;
+        let request_id = request.request_id;
+        let drive = self.with_request_lock(request_id, async {
+            let current = self.request_record(request_id).await?;
+            if !current.status.is_finished() {
+                let registered = self.registered(&current.workflow)?;
+                registered
+                    .erased
+                    .drive(&self.inner.parts, &self.inner.executor, &current, false)
+                    .instrument(request_span(&current))
+                    .await?;
+            }
+            Ok(self.request_record(request_id).await?.status)
+        });
+        let heartbeat = async {
+            let timer = self.inner.executor.timer();
+            loop {
+                timer.sleep(lease / 3).await;
+                match store.renew_lease(worker, request_id, lease).await {
+                    Ok(true) => {}
+                    Ok(false) => return,
+                    // A failed renewal is retried at the next beat; the lease
+                    // still has two thirds of its time.
+                    Err(error) => tracing::warn!(worker, error = %error, "lease renewal failed"),
+                }
+            }
+        };
+        let outcome = futures_util::future::select(Box::pin(drive), Box::pin(heartbeat)).await;
+        match outcome {
+            futures_util::future::Either::Left((result, _)) => {
+                store.release_lease(worker, request_id).await?;
+                result.map(Some)
+            }
+            futures_util::future::Either::Right(((), _)) => {
+                tracing::warn!(worker, request_id = %request_id, "lease lost; another worker resumes the run");
+                Ok(None)
+            }
+        }
+    }
+}

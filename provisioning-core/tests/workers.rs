@@ -1,0 +1,172 @@
+//! Workers drain queued requests under leases; a worker that dies mid-run
+//! loses its lease and another finishes its runs from the journal.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use common::world::*;
+use provisioning_core::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn four_workers_drain_queued_creates_each_exactly_once() {
+    let world = World::new();
+    let store: Arc<InMemoryStore> = Arc::new(InMemoryStore::new());
+    let submitter = world.orchestrator(store.clone()).build().unwrap();
+    let mut ids = Vec::new();
+    for i in 0..100 {
+        let receipt = submitter
+            .submit(request(
+                &format!("tenant-{i}"),
+                if i % 3 == 0 { "premium" } else { "free" },
+                "eu-west",
+            ))
+            .await
+            .unwrap();
+        assert_eq!(receipt.status, RequestStatus::Running);
+        ids.push(receipt.tenant_id);
+    }
+    // Submitting again is idempotent.
+    let again = submitter
+        .submit(request("tenant-0", "premium", "eu-west"))
+        .await;
+    assert!(
+        matches!(again, Err(Error::Conflict { .. })),
+        "another request id: conflict"
+    );
+
+    let workers: Vec<_> = (0..4)
+        .map(|w| {
+            let orchestrator = world.orchestrator(store.clone()).build().unwrap();
+            tokio::spawn(async move {
+                orchestrator
+                    .run_worker(
+                        &format!("worker-{w}"),
+                        &WorkerOptions::drain().with_concurrency(4),
+                        &CancellationToken::new(),
+                    )
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut succeeded = 0;
+    for worker in workers {
+        let report = worker.await.unwrap();
+        assert_eq!(report.failed, 0);
+        succeeded += report.succeeded;
+    }
+    assert_eq!(succeeded, 100, "every request driven exactly once");
+    for id in &ids {
+        assert_eq!(
+            submitter.tenant(id).await.unwrap().state,
+            TenantState::Active
+        );
+        let events = submitter.events(id).await.unwrap();
+        assert_eq!(
+            kinds(&events),
+            ["TenantCreated", "TenantProvisioned"],
+            "{id}"
+        );
+    }
+    let provisions = world
+        .calls()
+        .iter()
+        .filter(|c| c.starts_with("provision:"))
+        .count();
+    assert_eq!(provisions, 100, "no step ran twice");
+    assert!(store.unfinished_requests().await.unwrap().is_empty());
+}
+
+/// A step that never finishes for one tenant, the first time: the worker
+/// running it "dies" there.
+struct Hang(std::sync::atomic::AtomicBool);
+
+#[async_trait]
+impl Step<CreateContext> for Hang {
+    fn name(&self) -> &str {
+        "register-dns"
+    }
+    async fn execute(&self, _: &mut CreateContext) -> Result<(), StepError> {
+        if !self.0.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_workers_run_is_finished_by_another_after_its_lease_expires() {
+    let world = World::new();
+    let store: Arc<InMemoryStore> = Arc::new(InMemoryStore::new());
+    let hang = Arc::new(Hang(Default::default()));
+    let build = || {
+        world
+            .orchestrator(store.clone())
+            .create_step(hang.clone())
+            .build()
+            .unwrap()
+    };
+    let request = request("acme", "premium", "eu-west");
+    build().submit(request.clone()).await.unwrap();
+
+    let lease = Duration::from_millis(300);
+    let options = WorkerOptions::drain().with_lease(lease);
+    let doomed = build();
+    let options_a = options.clone();
+    let dying = tokio::spawn(async move {
+        doomed
+            .run_worker("worker-a", &options_a, &CancellationToken::new())
+            .await
+    });
+    // Let worker A claim the request and hang in the step, then kill it.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    dying.abort();
+    let _ = dying.await;
+    assert_eq!(
+        store
+            .tenant(&request.tenant_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .state,
+        TenantState::Provisioning,
+        "half-way when the worker died"
+    );
+
+    // Worker B finds nothing while A's lease holds, then takes over.
+    let survivor = build();
+    let early = survivor
+        .run_worker("worker-b", &options, &CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(early, WorkerReport::default(), "the lease still holds");
+    tokio::time::sleep(lease).await;
+    let report = survivor
+        .run_worker("worker-b", &options, &CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(report.succeeded, 1);
+    assert_eq!(
+        survivor.tenant(&request.tenant_id).await.unwrap().state,
+        TenantState::Active
+    );
+    // Resumed from the journal: the completed steps did not run again.
+    let provisions = world
+        .calls()
+        .iter()
+        .filter(|c| c.starts_with("provision:"))
+        .count();
+    assert_eq!(provisions, 1);
+    let trail = survivor.audit_trail(request.request_id).await.unwrap();
+    let dns_attempts: Vec<u32> = trail
+        .entries
+        .iter()
+        .filter(|e| e.step.as_deref() == Some("register-dns") && e.outcome == "started")
+        .map(|e| e.attempt.unwrap())
+        .collect();
+    assert_eq!(dns_attempts, [1, 2], "the interrupted step re-ran once");
+}
