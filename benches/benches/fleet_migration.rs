@@ -1,0 +1,158 @@
+//! `fleet_migration`: rolls one new migration out to 1,000 dedicated SQLite
+//! tenants (each pre-provisioned with the ten workload migrations and its
+//! seed), once one tenant at a time and once with bounded concurrency, and
+//! prints both wall times and their ratio.
+//!
+//! Run with `cargo bench -p provisioning-benches --bench fleet_migration`;
+//! `FLEET_TENANTS` and `FLEET_CONCURRENCY` change the fleet size (1000) and
+//! the concurrency (8).
+
+#![allow(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout
+)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use provisioning_core::{
+    Isolation, PlanDecision, Residency, ShardChoice, TenantPlan, TenantSchemaManager,
+};
+use provisioning_sqlx::{FleetOptions, Seed, SqliteSchemaManager, TenantSchema, migrate_fleet};
+
+fn workload() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../provisioning-sqlx/tests/workload/sqlite")
+}
+
+/// A migrations folder with the ten workload migrations, plus 0011 if `next`.
+fn migrations_dir(root: &Path, next: bool) -> PathBuf {
+    let dir = root.join(if next { "release-2" } else { "release-1" });
+    std::fs::create_dir_all(&dir).unwrap();
+    for entry in std::fs::read_dir(workload().join("migrations")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
+    }
+    if next {
+        let name = "0011_task_estimate.sql";
+        std::fs::copy(workload().join("fleet").join(name), dir.join(name)).unwrap();
+    }
+    dir
+}
+
+async fn manager(root: &Path, data: &Path, next: bool) -> SqliteSchemaManager {
+    let seed = std::fs::read_to_string(workload().join("seed.sql")).unwrap();
+    let schema = TenantSchema::from_dir(migrations_dir(root, next))
+        .await
+        .unwrap()
+        .seed(Seed::sql("workload-seed", 1, seed));
+    SqliteSchemaManager::builder()
+        .root(data)
+        .dedicated(schema)
+        .build()
+        .unwrap()
+}
+
+fn plans(prefix: &str, n: usize) -> Vec<TenantPlan> {
+    (0..n)
+        .map(|i| {
+            TenantPlan::new(
+                format!("{prefix}-{i:05}").parse().unwrap(),
+                PlanDecision::new(
+                    "premium".parse().unwrap(),
+                    Isolation::Dedicated,
+                    "eu-west".parse().unwrap(),
+                    Residency::Strict,
+                    "bench",
+                ),
+                ShardChoice::new(
+                    format!("eu-{}", i % 4).parse().unwrap(),
+                    "eu-west".parse().unwrap(),
+                    "bench",
+                ),
+            )
+        })
+        .collect()
+}
+
+/// Provisions, migrates (release 1) and seeds every tenant, 16 at a time.
+async fn provision_all(manager: Arc<SqliteSchemaManager>, plans: &[TenantPlan]) {
+    for chunk in plans.chunks(16) {
+        let mut set = tokio::task::JoinSet::new();
+        for plan in chunk {
+            let (m, plan) = (Arc::clone(&manager), plan.clone());
+            set.spawn(async move {
+                m.provision(&plan).await.unwrap();
+                m.migrate(&plan).await.unwrap();
+                m.seed(&plan).await.unwrap();
+            });
+        }
+        while let Some(done) = set.join_next().await {
+            done.unwrap();
+        }
+    }
+}
+
+async fn timed(
+    manager: &SqliteSchemaManager,
+    plans: Vec<TenantPlan>,
+    concurrency: usize,
+) -> Duration {
+    let n = plans.len();
+    let start = Instant::now();
+    let report = migrate_fleet(manager, plans, FleetOptions::new().concurrency(concurrency)).await;
+    let elapsed = start.elapsed();
+    assert!(report.failed.is_empty(), "{:?}", report.failed.first());
+    assert_eq!(report.migrations(), n, "one new migration per tenant");
+    elapsed
+}
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` does not: then
+    // run a small fleet so the bench stays a quick smoke test.
+    let bench = std::env::args().any(|a| a == "--bench");
+    let tenants = env_usize("FLEET_TENANTS", if bench { 1000 } else { 20 });
+    let concurrency = env_usize("FLEET_CONCURRENCY", 8);
+    let root = std::env::temp_dir().join(format!("fleet-bench-{}", std::process::id()));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let data = root.join("data");
+        let setup = Instant::now();
+        let release1 = Arc::new(manager(&root, &data, false).await);
+        let (seq_plans, conc_plans) = (plans("seq", tenants), plans("conc", tenants));
+        provision_all(Arc::clone(&release1), &seq_plans).await;
+        provision_all(release1, &conc_plans).await;
+        println!(
+            "fleet_migration: {} tenants x 2 provisioned with 10 migrations in {:.1?}",
+            tenants,
+            setup.elapsed()
+        );
+
+        let release2 = manager(&root, &data, true).await;
+        let sequential = timed(&release2, seq_plans, 1).await;
+        let concurrent = timed(&release2, conc_plans, concurrency).await;
+        let per = |d: Duration| d / u32::try_from(tenants).unwrap_or(u32::MAX);
+        println!(
+            "fleet_migration: sequential {:.2?} ({:.2?}/tenant), concurrent x{} {:.2?} ({:.2?}/tenant), speed-up {:.2}x",
+            sequential,
+            per(sequential),
+            concurrency,
+            concurrent,
+            per(concurrent),
+            sequential.as_secs_f64() / concurrent.as_secs_f64()
+        );
+    });
+    std::fs::remove_dir_all(&root).unwrap();
+}

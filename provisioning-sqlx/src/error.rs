@@ -1,0 +1,167 @@
+//! The crate's own error, for its configuration and builder API, and the mapping
+//! of sqlx failures onto [`provisioning_core::Error`].
+
+// Without a backend feature the shared pieces have no user; the crate still
+// builds (for `cargo check --no-default-features`), without warnings.
+#![cfg_attr(
+    not(any(feature = "sqlite", feature = "postgres")),
+    allow(dead_code, unused_imports)
+)]
+
+use std::path::PathBuf;
+
+use provisioning_core::Error as CoreError;
+use sqlx::migrate::MigrateError;
+
+/// What can go wrong while configuring this crate's schema managers.
+///
+/// Runtime operations (provision, migrate, seed, drop) return
+/// [`provisioning_core::Error`]; this type converts into it, so `?` works in
+/// code that mixes both.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SqlxError {
+    /// A part of a builder was not supplied.
+    #[error("missing {part}: call `{setter}` on the builder")]
+    MissingPart {
+        /// The part (`root`, `shard`, `schema`...).
+        part: &'static str,
+        /// The builder method that supplies it.
+        setter: &'static str,
+    },
+
+    /// A configuration value broke a rule.
+    #[error("invalid {field}: {rule}")]
+    Invalid {
+        /// The field, as named by the builder method.
+        field: &'static str,
+        /// The rule, phrased so that the message tells how to fix it.
+        rule: String,
+    },
+
+    /// A migrations folder could not be read.
+    #[error("cannot load migrations from {path}")]
+    Migrations {
+        /// The folder.
+        path: PathBuf,
+        /// What sqlx reported.
+        #[source]
+        source: MigrateError,
+    },
+}
+
+impl From<SqlxError> for CoreError {
+    fn from(err: SqlxError) -> Self {
+        match err {
+            SqlxError::MissingPart { part, setter } => CoreError::MissingPart { part, setter },
+            SqlxError::Invalid { field, rule } => CoreError::invalid(field, rule),
+            err @ SqlxError::Migrations { .. } => {
+                CoreError::backend("migrations", err.to_string(), false, err)
+            }
+        }
+    }
+}
+
+/// Maps a sqlx error to [`CoreError::Backend`], flagging the failures a retry
+/// may cure (pool timeout, I/O, lost connection, SQLite busy or locked,
+/// PostgreSQL serialization failures and deadlocks) as transient.
+pub(crate) fn db_error(
+    component: &'static str,
+    message: impl Into<String>,
+    err: sqlx::Error,
+) -> CoreError {
+    let transient = is_transient(&err);
+    CoreError::backend(component, message, transient, err)
+}
+
+fn is_transient(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::Io(_)
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Protocol(_) => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| transient_code(&code)),
+        _ => false,
+    }
+}
+
+/// PostgreSQL reports a five-character SQLSTATE; SQLite its (extended) result
+/// code as a number, always below 10000, so the length tells them apart
+/// ("40001" is a SQLSTATE, not SQLite code 40001).
+fn transient_code(code: &str) -> bool {
+    if code.len() != 5 {
+        // SQLITE_BUSY (5) and SQLITE_LOCKED (6), with any extended code.
+        return code.parse::<i32>().is_ok_and(|n| matches!(n & 0xff, 5 | 6));
+    }
+    // serialization_failure, deadlock_detected, lock_not_available,
+    // too_many_connections, admin/crash shutdown, cannot_connect_now, and the
+    // connection exception class.
+    matches!(
+        code,
+        "40001" | "40P01" | "55P03" | "53300" | "57P01" | "57P02" | "57P03"
+    ) || code.starts_with("08")
+}
+
+/// Maps a migration failure: SQL errors keep their sqlx classification, a
+/// tampered or dirty ledger is permanent (a human must look).
+pub(crate) fn migrate_error(
+    component: &'static str,
+    location: &str,
+    err: MigrateError,
+) -> CoreError {
+    match err {
+        MigrateError::Execute(e) => db_error(component, format!("migrating {location}"), e),
+        MigrateError::ExecuteMigration(e, version) => {
+            db_error(component, format!("migration {version} on {location}"), e)
+        }
+        other => CoreError::backend(
+            component,
+            format!("migrating {location}: {other}"),
+            false,
+            other,
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_busy_and_pg_serialization_are_transient() {
+        assert!(transient_code("5"));
+        assert!(transient_code("517")); // SQLITE_BUSY_SNAPSHOT
+        assert!(transient_code("262")); // SQLITE_LOCKED_SHAREDCACHE
+        assert!(transient_code("40001"));
+        assert!(transient_code("08006"));
+        assert!(!transient_code("1")); // SQLITE_ERROR: bad SQL
+        assert!(!transient_code("2067")); // SQLITE_CONSTRAINT_UNIQUE
+        assert!(!transient_code("42P01")); // undefined_table
+        assert!(!transient_code("23505")); // unique_violation
+        assert!(transient_code("773")); // SQLITE_BUSY_TIMEOUT
+        assert!(db_error("x", "y", sqlx::Error::PoolTimedOut).is_transient());
+        assert!(!db_error("x", "y", sqlx::Error::RowNotFound).is_transient());
+    }
+
+    #[test]
+    fn config_errors_convert_to_core_errors() {
+        let err: CoreError = SqlxError::MissingPart {
+            part: "root",
+            setter: "root",
+        }
+        .into();
+        assert_eq!(err.to_string(), "missing root: call `root` on the builder");
+        let err: CoreError = SqlxError::Invalid {
+            field: "tenant_tables",
+            rule: "must not be empty".into(),
+        }
+        .into();
+        assert!(matches!(
+            err,
+            CoreError::InvalidInput {
+                field: "tenant_tables",
+                ..
+            }
+        ));
+    }
+}

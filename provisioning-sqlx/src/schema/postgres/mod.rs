@@ -1,0 +1,295 @@
+//! [`PgSchemaManager`]: tenant databases on PostgreSQL shard servers.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use provisioning_core::{Error, Isolation, Result, ShardId, TenantPlan};
+use sqlx::PgConnection;
+use sqlx::postgres::PgConnectOptions;
+
+use crate::error::SqlxError;
+use crate::schema::{KeyedLocks, MigrationHook, TenantSchema};
+
+mod conn;
+mod dedicated;
+mod manager;
+pub(crate) mod url;
+
+use url::PgServer;
+
+/// Seeds and schemas whose Rust seeds run on PostgreSQL.
+pub type PgTenantSchema = TenantSchema<PgConnection>;
+
+/// Where a dedicated tenant's data lives on its shard's server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum PgDedicatedMode {
+    /// A database of its own: `CREATE DATABASE "tenant_<id>"` (the default).
+    #[default]
+    Database,
+    /// A schema of its own in the shard URL's database:
+    /// `CREATE SCHEMA "tenant_<id>"`, with `search_path` set to it on the
+    /// tenant's connections.
+    Schema,
+}
+
+/// Creates, migrates, seeds and removes tenant databases on PostgreSQL.
+///
+/// A shard is one server, given as a URL in the shard map. Dedicated tenants
+/// get a database (or, with [`PgDedicatedMode::Schema`], a schema) named
+/// `{prefix}{tenant id with '-' as '_'}`, quoted everywhere, created with an
+/// ownership marker in its comment: one without it (made by a DBA) is adopted
+/// and never dropped by a compensation. Shared tenants are `tenant_id` rows in
+/// the database the shard URL names. Migrations use sqlx's `_sqlx_migrations`
+/// ledger, one transaction per migration, under an advisory lock per tenant
+/// database or schema. URLs are never printed with their password.
+///
+/// ```no_run
+/// use provisioning_sqlx::{PgDedicatedMode, PgSchemaManager, PgTenantSchema};
+///
+/// # async fn example() -> Result<(), provisioning_core::Error> {
+/// let manager = PgSchemaManager::builder()
+///     .shard("eu-1".parse()?, "postgres://app:secret@db-eu-1:5432/app")
+///     .dedicated(PgTenantSchema::from_dir("migrations/tenant").await?)
+///     .dedicated_mode(PgDedicatedMode::Schema)
+///     .build()?;
+/// assert!(!format!("{manager:?}").contains("secret"));
+/// # Ok(()) }
+/// ```
+pub struct PgSchemaManager {
+    shards: HashMap<ShardId, PgServer>,
+    mode: PgDedicatedMode,
+    prefix: String,
+    dedicated: Option<PgTenantSchema>,
+    shared: Option<PgTenantSchema>,
+    hook: Option<MigrationHook>,
+    locks: KeyedLocks,
+}
+
+impl fmt::Debug for PgSchemaManager {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PgSchemaManager")
+            .field("shards", &self.shards)
+            .field("mode", &self.mode)
+            .field("prefix", &self.prefix)
+            .field("dedicated", &self.dedicated)
+            .field("shared", &self.shared)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where one tenant's data is, resolved from its plan.
+pub(crate) struct Target<'m> {
+    server: &'m PgServer,
+    kind: TargetKind,
+}
+
+pub(crate) enum TargetKind {
+    Database(String),
+    Schema(String),
+    Shared,
+}
+
+impl Target<'_> {
+    /// The options and schema of the tenant's own connections.
+    fn tenant_options(&self) -> (PgConnectOptions, Option<&str>) {
+        match &self.kind {
+            TargetKind::Database(name) => (self.server.options.clone().database(name), None),
+            TargetKind::Schema(name) => (self.server.options.clone(), Some(name.as_str())),
+            TargetKind::Shared => (self.server.options.clone(), None),
+        }
+    }
+
+    /// Where the data is, without credentials.
+    fn location(&self) -> String {
+        let (host, port) = (
+            self.server.options.get_host(),
+            self.server.options.get_port(),
+        );
+        match &self.kind {
+            TargetKind::Database(name) => format!("{host}:{port}/{name}"),
+            TargetKind::Schema(name) => format!("{} schema {name}", self.server.address()),
+            TargetKind::Shared => format!("{} (shared)", self.server.address()),
+        }
+    }
+}
+
+impl PgSchemaManager {
+    /// A builder; at least one shard and one schema are required.
+    pub fn builder() -> PgSchemaManagerBuilder {
+        PgSchemaManagerBuilder::default()
+    }
+
+    /// The name of a dedicated tenant's database or schema.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] on `tenant_id` if the name would pass
+    /// PostgreSQL's 63-byte limit (it would be silently truncated, and two
+    /// tenants could meet in one name).
+    pub fn dedicated_name(&self, tenant: &provisioning_core::TenantId) -> Result<String> {
+        let name = format!("{}{}", self.prefix, tenant.to_sql_identifier());
+        if name.len() > 63 {
+            return Err(Error::invalid(
+                "tenant_id",
+                format!(
+                    "with the prefix {:?} it makes a {}-byte name; PostgreSQL allows 63",
+                    self.prefix,
+                    name.len()
+                ),
+            ));
+        }
+        Ok(name)
+    }
+
+    fn schema(&self, isolation: Isolation) -> Result<&PgTenantSchema> {
+        match isolation {
+            Isolation::Dedicated => self.dedicated.as_ref(),
+            Isolation::Shared => self.shared.as_ref(),
+        }
+        .ok_or_else(|| {
+            Error::invalid(
+                "isolation",
+                format!("this PgSchemaManager has no {isolation} schema configured"),
+            )
+        })
+    }
+
+    fn target(&self, plan: &TenantPlan) -> Result<Target<'_>> {
+        let server = self
+            .shards
+            .get(&plan.shard)
+            .ok_or_else(|| Error::NotFound {
+                kind: "shard",
+                id: plan.shard.to_string(),
+            })?;
+        let kind = match (plan.isolation, self.mode) {
+            (Isolation::Shared, _) => TargetKind::Shared,
+            (Isolation::Dedicated, PgDedicatedMode::Database) => {
+                TargetKind::Database(self.dedicated_name(&plan.tenant_id)?)
+            }
+            (Isolation::Dedicated, PgDedicatedMode::Schema) => {
+                TargetKind::Schema(self.dedicated_name(&plan.tenant_id)?)
+            }
+        };
+        Ok(Target { server, kind })
+    }
+}
+
+/// Builds a [`PgSchemaManager`].
+#[derive(Default)]
+#[must_use]
+pub struct PgSchemaManagerBuilder {
+    shards: Vec<(ShardId, String)>,
+    mode: PgDedicatedMode,
+    prefix: Option<String>,
+    dedicated: Option<PgTenantSchema>,
+    shared: Option<PgTenantSchema>,
+    hook: Option<MigrationHook>,
+}
+
+impl fmt::Debug for PgSchemaManagerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shards: Vec<_> = self
+            .shards
+            .iter()
+            .map(|(id, url)| (id, url::redact_url(url)))
+            .collect();
+        f.debug_struct("PgSchemaManagerBuilder")
+            .field("shards", &shards)
+            .field("mode", &self.mode)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PgSchemaManagerBuilder {
+    /// Maps a shard to its server's URL; the URL's database holds the shared
+    /// tenants and the schemas of dedicated ones.
+    pub fn shard(mut self, shard: ShardId, url: impl Into<String>) -> Self {
+        self.shards.push((shard, url.into()));
+        self
+    }
+
+    /// A database (default) or a schema per dedicated tenant.
+    pub fn dedicated_mode(mut self, mode: PgDedicatedMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// The prefix of dedicated databases and schemas (default `tenant_`):
+    /// lowercase letters, digits and `_`, starting with a letter, at most 20.
+    pub fn name_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = Some(prefix.into());
+        self
+    }
+
+    /// The schema of dedicated tenants.
+    pub fn dedicated(mut self, schema: PgTenantSchema) -> Self {
+        self.dedicated = Some(schema);
+        self
+    }
+
+    /// The schema of shared databases; it must declare its tenant tables.
+    pub fn shared(mut self, schema: PgTenantSchema) -> Self {
+        self.shared = Some(schema);
+        self
+    }
+
+    /// A hook called before each migration (see [`MigrationHook`]).
+    pub fn before_migration(mut self, hook: MigrationHook) -> Self {
+        self.hook = Some(hook);
+        self
+    }
+
+    /// The manager.
+    ///
+    /// # Errors
+    /// [`SqlxError::MissingPart`] without shards or schemas;
+    /// [`SqlxError::Invalid`] for a URL that does not parse (shown without
+    /// its password), a bad prefix, or an invalid schema.
+    pub fn build(self) -> std::result::Result<PgSchemaManager, SqlxError> {
+        if self.shards.is_empty() {
+            return Err(SqlxError::MissingPart {
+                part: "shard",
+                setter: "shard",
+            });
+        }
+        if self.dedicated.is_none() && self.shared.is_none() {
+            return Err(SqlxError::MissingPart {
+                part: "schema",
+                setter: "dedicated` or `shared",
+            });
+        }
+        let prefix = self.prefix.unwrap_or_else(|| "tenant_".to_owned());
+        let valid = prefix.len() <= 20
+            && prefix.starts_with(|c: char| c.is_ascii_lowercase())
+            && prefix
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !valid {
+            return Err(SqlxError::Invalid {
+                field: "name_prefix",
+                rule: "must be 1 to 20 lowercase letters, digits or '_', starting with a letter"
+                    .into(),
+            });
+        }
+        if let Some(schema) = &self.dedicated {
+            schema.validate("dedicated", false)?;
+        }
+        if let Some(schema) = &self.shared {
+            schema.validate("shared", true)?;
+        }
+        let mut shards = HashMap::new();
+        for (id, url) in self.shards {
+            shards.insert(id, PgServer::parse(&url)?);
+        }
+        Ok(PgSchemaManager {
+            shards,
+            mode: self.mode,
+            prefix,
+            dedicated: self.dedicated,
+            shared: self.shared,
+            hook: self.hook,
+            locks: KeyedLocks::default(),
+        })
+    }
+}

@@ -1,0 +1,118 @@
+//! A shard's server address, parsed once and never printed with its password.
+
+use std::fmt;
+use std::str::FromStr;
+
+use sqlx::postgres::PgConnectOptions;
+
+use crate::error::SqlxError;
+
+/// A PostgreSQL server URL whose `Debug` and `Display` hide the password.
+#[derive(Clone)]
+pub(crate) struct PgServer {
+    pub(crate) options: PgConnectOptions,
+    redacted: String,
+}
+
+impl PgServer {
+    pub(crate) fn parse(url: &str) -> Result<Self, SqlxError> {
+        let redacted = redact_url(url);
+        let options = PgConnectOptions::from_str(url).map_err(|e| SqlxError::Invalid {
+            field: "shard url",
+            rule: format!("{redacted} is not a PostgreSQL URL ({e})"),
+        })?;
+        Ok(PgServer { options, redacted })
+    }
+
+    /// `host:port/database`, for locations and logs.
+    pub(crate) fn address(&self) -> String {
+        format!(
+            "{}:{}/{}",
+            self.options.get_host(),
+            self.options.get_port(),
+            self.database()
+        )
+    }
+
+    /// The database the URL names: the shared database, and where databases
+    /// and schemas of dedicated tenants are created from.
+    pub(crate) fn database(&self) -> &str {
+        self.options.get_database().unwrap_or("postgres")
+    }
+}
+
+impl fmt::Debug for PgServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted)
+    }
+}
+
+impl fmt::Display for PgServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted)
+    }
+}
+
+/// Replaces the password in a connection URL (`user:secret@` and a
+/// `password=` query parameter) with `***`.
+pub(crate) fn redact_url(url: &str) -> String {
+    let (scheme, rest) = match url.find("://") {
+        Some(i) => url.split_at(i + 3),
+        None => ("", url),
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let authority = match authority.rfind('@') {
+        Some(at) => {
+            let (userinfo, host) = authority.split_at(at);
+            match userinfo.find(':') {
+                Some(colon) => format!("{}:***{host}", &userinfo[..colon]),
+                None => authority.to_owned(),
+            }
+        }
+        None => authority.to_owned(),
+    };
+    let tail = match tail.find('?') {
+        Some(q) => {
+            let (path, query) = tail.split_at(q + 1);
+            let params: Vec<String> = query
+                .split('&')
+                .map(|p| match p.split_once('=') {
+                    Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                    _ => p.to_owned(),
+                })
+                .collect();
+            format!("{path}{}", params.join("&"))
+        }
+        None => tail.to_owned(),
+    };
+    format!("{scheme}{authority}{tail}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_show() {
+        assert_eq!(
+            redact_url("postgres://app:s3cr%40t@db:5432/main?sslmode=require"),
+            "postgres://app:***@db:5432/main?sslmode=require"
+        );
+        assert_eq!(
+            redact_url("postgres://db/main?user=app&password=hunter2"),
+            "postgres://db/main?user=app&password=***"
+        );
+        assert_eq!(
+            redact_url("postgres://app@db/main"),
+            "postgres://app@db/main"
+        );
+        let server = PgServer::parse("postgres://app:hunter2@db:5433/main").unwrap();
+        assert!(!format!("{server:?} {server}").contains("hunter2"));
+        assert_eq!(server.address(), "db:5433/main");
+        let err = PgServer::parse("postgres://app:hunter2@db/main?port=x")
+            .err()
+            .unwrap();
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+}

@@ -1,0 +1,239 @@
+//! [`SqliteSchemaManager`]: tenant databases as SQLite files, shared per shard
+//! or dedicated per tenant.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use provisioning_core::{Error, Isolation, Result, ShardId, TenantPlan};
+use sqlx::SqliteConnection;
+
+use crate::error::SqlxError;
+use crate::schema::{KeyedLocks, MigrationHook, TenantSchema};
+
+mod conn;
+mod dedicated;
+mod manager;
+mod shared;
+
+/// The file name of a shard's shared database. Tenant ids start with a letter,
+/// so no tenant's file can take this name.
+pub const SHARED_DATABASE_FILE: &str = "_shared.sqlite";
+
+/// Seeds and schemas whose Rust seeds run on SQLite.
+pub type SqliteTenantSchema = TenantSchema<SqliteConnection>;
+
+/// Creates, migrates, seeds and removes tenant databases as SQLite files.
+///
+/// - **Dedicated** tenants get `{root}/{region}/{shard}/{tenant}.sqlite`. A file
+///   this manager creates carries an ownership marker (a `_tenant_owner`
+///   table); a file that was there without one (made by a DBA) is
+///   [`Adopted`](provisioning_core::DatabaseOutcome::Adopted): migrated and
+///   seeded, never removed by a compensation. Deleting removes the file with
+///   its `-wal` and `-shm`.
+/// - **Shared** tenants live in `{root}/{region}/{shard}/_shared.sqlite`, rows
+///   keyed by `tenant_id`. Migrations run once per shard database, one
+///   provisioning at a time in this process (and guarded by the ledger across
+///   processes); removing a tenant deletes its rows from the declared
+///   [`tenant_tables`](TenantSchema::tenant_tables) and its seed-ledger rows in
+///   one transaction.
+///
+/// Databases use WAL and a busy timeout. Every method is idempotent.
+///
+/// ```
+/// use provisioning_core::*;
+/// use provisioning_sqlx::{Seed, SqliteSchemaManager, TenantSchema};
+/// use sqlx::migrate::{Migration, MigrationType, Migrator};
+/// use sqlx::SqlSafeStr;
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let dir = tempfile::tempdir().unwrap();
+/// let migrations = Migrator::with_migrations(vec![Migration::new(1, "roles".into(),
+///     MigrationType::Simple, "CREATE TABLE roles (name TEXT NOT NULL)".into_sql_str(), false)]);
+/// let manager = SqliteSchemaManager::builder()
+///     .root(dir.path())
+///     .dedicated(TenantSchema::new(migrations)
+///         .seed(Seed::sql("roles", 1, "INSERT INTO roles (name) VALUES ('owner')")))
+///     .build()?;
+///
+/// let plan = TenantPlan::new("acme".parse()?,
+///     PlanDecision::new("premium".parse()?, Isolation::Dedicated, "eu-west".parse()?,
+///         Residency::Strict, "premium is dedicated"),
+///     ShardChoice::new("eu-1".parse()?, "eu-west".parse()?, "only shard"));
+///
+/// let dry_run = manager.plan(&plan).await?;
+/// assert!(dry_run.will_create && dry_run.pending_migrations.len() == 1);
+/// assert!(!manager.database_path(&plan).exists()); // the dry run created nothing
+///
+/// assert_eq!(manager.provision(&plan).await?, DatabaseOutcome::Created);
+/// assert_eq!(manager.migrate(&plan).await?.len(), 1);
+/// assert_eq!(manager.seed(&plan).await?.len(), 1);
+/// assert!(manager.migrate(&plan).await?.is_empty()); // idempotent
+///
+/// manager.drop_tenant(&plan, DropReason::Delete).await?;
+/// assert!(!manager.database_path(&plan).exists());
+/// # Ok::<(), Error>(())
+/// # }).unwrap();
+/// ```
+pub struct SqliteSchemaManager {
+    root: PathBuf,
+    shard_roots: HashMap<ShardId, PathBuf>,
+    dedicated: Option<SqliteTenantSchema>,
+    shared: Option<SqliteTenantSchema>,
+    hook: Option<MigrationHook>,
+    busy_timeout: Duration,
+    locks: KeyedLocks,
+}
+
+impl fmt::Debug for SqliteSchemaManager {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteSchemaManager")
+            .field("root", &self.root)
+            .field("shard_roots", &self.shard_roots)
+            .field("dedicated", &self.dedicated)
+            .field("shared", &self.shared)
+            .field("hook", &self.hook.is_some())
+            .field("busy_timeout", &self.busy_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteSchemaManager {
+    /// A builder; `root` and at least one of `dedicated` and `shared` are required.
+    pub fn builder() -> SqliteSchemaManagerBuilder {
+        SqliteSchemaManagerBuilder::default()
+    }
+
+    /// The folder of a shard's databases: its configured root, or
+    /// `{root}/{region}/{shard}`.
+    pub fn shard_dir(&self, plan: &TenantPlan) -> PathBuf {
+        match self.shard_roots.get(&plan.shard) {
+            Some(dir) => dir.clone(),
+            None => self
+                .root
+                .join(plan.region.as_str())
+                .join(plan.shard.as_str()),
+        }
+    }
+
+    /// The file holding the tenant's data: its own file when dedicated, the
+    /// shard's shared file when shared. Validated ids make these paths safe:
+    /// a tenant id cannot contain a separator or `..`.
+    pub fn database_path(&self, plan: &TenantPlan) -> PathBuf {
+        let dir = self.shard_dir(plan);
+        match plan.isolation {
+            Isolation::Dedicated => dir.join(format!("{}.sqlite", plan.tenant_id)),
+            Isolation::Shared => dir.join(SHARED_DATABASE_FILE),
+        }
+    }
+
+    fn schema(&self, isolation: Isolation) -> Result<&SqliteTenantSchema> {
+        match isolation {
+            Isolation::Dedicated => self.dedicated.as_ref(),
+            Isolation::Shared => self.shared.as_ref(),
+        }
+        .ok_or_else(|| {
+            Error::invalid(
+                "isolation",
+                format!("this SqliteSchemaManager has no {isolation} schema configured"),
+            )
+        })
+    }
+
+    fn lock_key(path: &Path) -> String {
+        path.to_string_lossy().into_owned()
+    }
+}
+
+/// Builds a [`SqliteSchemaManager`].
+#[derive(Default)]
+#[must_use]
+pub struct SqliteSchemaManagerBuilder {
+    root: Option<PathBuf>,
+    shard_roots: HashMap<ShardId, PathBuf>,
+    dedicated: Option<SqliteTenantSchema>,
+    shared: Option<SqliteTenantSchema>,
+    hook: Option<MigrationHook>,
+    busy_timeout: Option<Duration>,
+}
+
+impl fmt::Debug for SqliteSchemaManagerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteSchemaManagerBuilder")
+            .field("root", &self.root)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteSchemaManagerBuilder {
+    /// The folder under which `{region}/{shard}/` folders hold the databases.
+    pub fn root(mut self, root: impl Into<PathBuf>) -> Self {
+        self.root = Some(root.into());
+        self
+    }
+
+    /// Puts one shard's databases in `dir` instead of `{root}/{region}/{shard}`.
+    pub fn shard_root(mut self, shard: ShardId, dir: impl Into<PathBuf>) -> Self {
+        self.shard_roots.insert(shard, dir.into());
+        self
+    }
+
+    /// The schema of dedicated tenants' databases.
+    pub fn dedicated(mut self, schema: SqliteTenantSchema) -> Self {
+        self.dedicated = Some(schema);
+        self
+    }
+
+    /// The schema of shared databases; it must declare its tenant tables.
+    pub fn shared(mut self, schema: SqliteTenantSchema) -> Self {
+        self.shared = Some(schema);
+        self
+    }
+
+    /// How long a statement waits for another writer (default 5 s).
+    pub fn busy_timeout(mut self, timeout: Duration) -> Self {
+        self.busy_timeout = Some(timeout);
+        self
+    }
+
+    /// A hook called before each migration (see [`MigrationHook`]).
+    pub fn before_migration(mut self, hook: MigrationHook) -> Self {
+        self.hook = Some(hook);
+        self
+    }
+
+    /// The manager.
+    ///
+    /// # Errors
+    /// [`SqlxError::MissingPart`] without a root or without any schema;
+    /// [`SqlxError::Invalid`] for a shared schema without tenant tables or
+    /// seeds declared twice.
+    pub fn build(self) -> std::result::Result<SqliteSchemaManager, SqlxError> {
+        let root = self.root.ok_or(SqlxError::MissingPart {
+            part: "root",
+            setter: "root",
+        })?;
+        if self.dedicated.is_none() && self.shared.is_none() {
+            return Err(SqlxError::MissingPart {
+                part: "schema",
+                setter: "dedicated` or `shared",
+            });
+        }
+        if let Some(schema) = &self.dedicated {
+            schema.validate("dedicated", false)?;
+        }
+        if let Some(schema) = &self.shared {
+            schema.validate("shared", true)?;
+        }
+        Ok(SqliteSchemaManager {
+            root,
+            shard_roots: self.shard_roots,
+            dedicated: self.dedicated,
+            shared: self.shared,
+            hook: self.hook,
+            busy_timeout: self.busy_timeout.unwrap_or(Duration::from_secs(5)),
+            locks: KeyedLocks::default(),
+        })
+    }
+}

@@ -1,0 +1,125 @@
+//! PostgreSQL, tenants as rows in a shared database, against the real server.
+#![cfg(feature = "postgres")]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::Arc;
+
+use common::pg::{self, ledger};
+use common::*;
+use provisioning_core::{DatabaseOutcome, DropReason, Isolation, TenantSchemaManager};
+use provisioning_sqlx::PgSchemaManager;
+use sqlx::PgConnection;
+
+async fn count(url: &str, table: &str, tenant: &str) -> i64 {
+    let mut conn = pg::connect(url).await;
+    sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT COUNT(*) FROM {table} WHERE tenant_id = $1"
+    )))
+    .bind(tenant)
+    .fetch_one(&mut conn)
+    .await
+    .unwrap()
+}
+
+/// A small shared schema: the workload ships no shared PostgreSQL variant, so
+/// this one keys three of its tables by `tenant_id`, as shared mode needs.
+async fn shared_schema() -> provisioning_sqlx::PgTenantSchema {
+    use sqlx::SqlSafeStr;
+    use sqlx::migrate::{Migration, MigrationType, Migrator};
+    let m = |v, d: &'static str, sql: &'static str| {
+        Migration::new(
+            v,
+            d.into(),
+            MigrationType::Simple,
+            sql.into_sql_str(),
+            false,
+        )
+    };
+    let migrator = Migrator::with_migrations(vec![
+        m(
+            1,
+            "roles",
+            "CREATE TABLE roles (id BIGSERIAL PRIMARY KEY, tenant_id TEXT NOT NULL, name TEXT NOT NULL, UNIQUE (tenant_id, name))",
+        ),
+        m(
+            2,
+            "users",
+            "CREATE TABLE users (id BIGSERIAL PRIMARY KEY, tenant_id TEXT NOT NULL, email TEXT NOT NULL, UNIQUE (tenant_id, email))",
+        ),
+        m(
+            3,
+            "user_roles",
+            "CREATE TABLE user_roles (tenant_id TEXT NOT NULL, user_id BIGINT NOT NULL REFERENCES users (id), role_id BIGINT NOT NULL REFERENCES roles (id))",
+        ),
+    ]);
+    provisioning_sqlx::TenantSchema::<PgConnection>::new(migrator)
+        .seed(provisioning_sqlx::Seed::sql(
+            "base",
+            1,
+            "INSERT INTO roles (tenant_id, name) VALUES ($1, 'owner'), ($1, 'member');
+             INSERT INTO users (tenant_id, email) VALUES ($1, 'admin@' || $1 || '.example');
+             INSERT INTO user_roles (tenant_id, user_id, role_id)
+                 SELECT $1, u.id, r.id FROM users u, roles r
+                 WHERE u.tenant_id = $1 AND r.tenant_id = $1 AND r.name = 'owner'",
+        ))
+        .tenant_tables(["roles", "users", "user_roles"])
+}
+
+#[tokio::test]
+async fn shared_rows_migrated_once_and_removed_per_tenant() {
+    let Some(url) = pg::url() else { return };
+    let (db, db_url) = pg::scratch_database(&url, "shared").await;
+    let m = Arc::new(
+        PgSchemaManager::builder()
+            .shard("pg-s".parse().unwrap(), &db_url)
+            .shared(shared_schema().await)
+            .build()
+            .unwrap(),
+    );
+    let dry = m
+        .plan(&plan("acme", Isolation::Shared, "pg-s"))
+        .await
+        .unwrap();
+    assert!(dry.exists && dry.pending_migrations.len() == 3);
+
+    let tasks: Vec<_> = ["acme", "globex", "initech", "umbrella"]
+        .into_iter()
+        .map(|t| {
+            let m = Arc::clone(&m);
+            tokio::spawn(async move {
+                let p = plan(t, Isolation::Shared, "pg-s");
+                assert_eq!(m.provision(&p).await.unwrap(), DatabaseOutcome::Shared);
+                let n = m.migrate(&p).await.unwrap().len();
+                assert_eq!(m.seed(&p).await.unwrap().len(), 1);
+                n
+            })
+        })
+        .collect();
+    let mut applied = 0;
+    for t in tasks {
+        applied += t.await.unwrap();
+    }
+    assert_eq!(applied, 3, "the shared database was migrated once");
+    assert_eq!(ledger(&db_url, None).await, [1, 2, 3]);
+
+    m.drop_tenant(&plan("acme", Isolation::Shared, "pg-s"), DropReason::Delete)
+        .await
+        .unwrap();
+    m.drop_tenant(
+        &plan("globex", Isolation::Shared, "pg-s"),
+        DropReason::Compensation,
+    )
+    .await
+    .unwrap();
+    for table in ["roles", "users", "user_roles", "_tenant_seeds"] {
+        assert_eq!(count(&db_url, table, "acme").await, 0, "{table}");
+        assert_eq!(count(&db_url, table, "globex").await, 0, "{table}");
+    }
+    assert_eq!(count(&db_url, "roles", "initech").await, 2);
+    assert_eq!(count(&db_url, "user_roles", "umbrella").await, 1);
+    assert_eq!(count(&db_url, "_tenant_seeds", "umbrella").await, 1);
+
+    pg::drop_database(&url, &db).await;
+}
