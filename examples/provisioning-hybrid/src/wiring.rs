@@ -1,0 +1,129 @@
+//! (1)-(6): the SDK wired on embedded defaults under one data directory: the
+//! SQLite catalog, the policy plan builder and a region-tagged shard directory,
+//! SQLite schema managers for shared and dedicated tenants with the reference
+//! workload, and local storage.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use provisioning_core::{FaultInjector, ProvisioningOrchestrator};
+use provisioning_sharding::{
+    PlacementPolicy, PolicyPlanBuilder, RendezvousResolver, ShardDirectory,
+};
+use provisioning_sqlx::{Seed, SqliteSchemaManager, SqliteStore, TenantSchema};
+use provisioning_storage::ObjectStoreInitializer;
+use sqlx::migrate::Migrator;
+
+/// The built-in shard map: two regions, each with a shared shard and a
+/// dedicated pool.
+pub(crate) const SHARDS: &str = r#"
+[[shards]]
+id = "eu-west-shared-1"
+region = "eu-west"
+capacity = 10000
+connection = "sqlite:databases/eu-west/eu-west-shared-1/_shared.sqlite"
+
+[[shards]]
+id = "eu-west-dedicated-1"
+region = "eu-west"
+pool = "dedicated"
+capacity = 500
+connection = "sqlite:databases/eu-west/eu-west-dedicated-1/{tenant}.sqlite"
+
+[[shards]]
+id = "us-east-shared-1"
+region = "us-east"
+capacity = 10000
+connection = "sqlite:databases/us-east/us-east-shared-1/_shared.sqlite"
+
+[[shards]]
+id = "us-east-dedicated-1"
+region = "us-east"
+pool = "dedicated"
+capacity = 500
+connection = "sqlite:databases/us-east/us-east-dedicated-1/{tenant}.sqlite"
+"#;
+
+/// (4) The reference workload, embedded: ten migrations and a seed per variant.
+static DEDICATED: Migrator = sqlx::migrate!("workload/sqlite/migrations");
+static SHARED: Migrator = sqlx::migrate!("workload/sqlite-shared/migrations");
+const DEDICATED_SEED: &str = include_str!("../workload/sqlite/seed.sql");
+const SHARED_SEED: &str = include_str!("../workload/sqlite-shared/seed.sql");
+
+/// The shared workload's tables, parents first.
+const TENANT_TABLES: [&str; 9] = [
+    "roles",
+    "users",
+    "user_roles",
+    "projects",
+    "tasks",
+    "comments",
+    "attachments",
+    "settings",
+    "audit_log",
+];
+
+/// Where everything lives under the data directory.
+pub(crate) struct Paths {
+    pub(crate) catalog: PathBuf,
+    pub(crate) databases: PathBuf,
+    pub(crate) storage: PathBuf,
+}
+
+impl Paths {
+    pub(crate) fn new(data_dir: &Path) -> Self {
+        Paths {
+            catalog: data_dir.join("catalog.sqlite"),
+            databases: data_dir.join("databases"),
+            storage: data_dir.join("storage"),
+        }
+    }
+}
+
+/// Builds the orchestrator over `data_dir`, with optional fault injection.
+pub(crate) async fn orchestrator(
+    data_dir: &Path,
+    faults: Option<Arc<dyn FaultInjector>>,
+) -> Result<ProvisioningOrchestrator, Box<dyn std::error::Error>> {
+    std::fs::create_dir_all(data_dir)?;
+    let paths = Paths::new(data_dir);
+    // (2) The catalog: tenants, requests, journal and outbox in one SQLite file.
+    let store = Arc::new(SqliteStore::open(&paths.catalog).await?);
+    // (3) Plans and shards: free/standard shared, premium/regulated dedicated,
+    // regulated strictly in its region; rendezvous hashing over region-tagged shards.
+    let directory = Arc::new(ShardDirectory::from_toml_str(SHARDS)?);
+    let plans =
+        PolicyPlanBuilder::new(PlacementPolicy::default())?.with_directory_regions(&directory);
+    let shards = RendezvousResolver::new(directory);
+    // (4) Tenant databases: a file per dedicated tenant, one per shared shard.
+    let schema = SqliteSchemaManager::builder()
+        .root(&paths.databases)
+        .dedicated(
+            TenantSchema::new(Migrator::with_migrations(
+                DEDICATED.iter().cloned().collect(),
+            ))
+            .seed(Seed::sql("workload-seed", 1, DEDICATED_SEED)),
+        )
+        .shared(
+            TenantSchema::new(Migrator::with_migrations(SHARED.iter().cloned().collect()))
+                .seed(Seed::sql("workload-seed", 1, SHARED_SEED))
+                .tenant_tables(TENANT_TABLES),
+        )
+        .build()?;
+    // (6) Storage: tenants/{id}/uploads and exports, per region, on local disk.
+    let storage = ObjectStoreInitializer::builder()
+        .with_local("eu-west".parse()?, &paths.storage)
+        .with_local("us-east".parse()?, &paths.storage)
+        .layout(["uploads", "exports"])
+        .build()?;
+    let mut builder = ProvisioningOrchestrator::builder()
+        .store(store)
+        .plan_builder(Arc::new(plans))
+        .shard_resolver(Arc::new(shards))
+        .schema_manager(Arc::new(schema))
+        .storage(Arc::new(storage));
+    if let Some(faults) = faults {
+        builder = builder.fault_injector(faults);
+    }
+    Ok(builder.build()?)
+}
