@@ -2,8 +2,12 @@
 //! (tenants, requests), the saga journal and the event outbox.
 
 mod codec;
+#[cfg(feature = "postgres")]
+mod postgres;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
+#[cfg(feature = "postgres")]
+pub use postgres::PostgresStore;
 #[cfg(feature = "sqlite")]
 pub use sqlite::{Durability, SqliteStore};

@@ -1,0 +1,139 @@
+//! The store's statements, with its schema written in once at construction so
+//! that no query depends on a connection's `search_path`.
+//!
+//! Ids and JSON travel as text and are cast in SQL (`$1::uuid`,
+//! `$2::jsonb`, `record::text`), so the store needs no sqlx type features
+//! beyond the default ones.
+
+use std::sync::Arc;
+
+use sqlx::{AssertSqlSafe, SqlSafeStr, SqlStr};
+
+/// Every statement the store runs, for one schema.
+pub(super) struct Statements {
+    pub(super) start_run: SqlStr,
+    pub(super) advance_run: SqlStr,
+    pub(super) load_run: SqlStr,
+    pub(super) unfinished_runs: SqlStr,
+    pub(super) insert_request: SqlStr,
+    pub(super) insert_tenant: SqlStr,
+    pub(super) request: SqlStr,
+    pub(super) finish_request: SqlStr,
+    pub(super) unfinished_requests: SqlStr,
+    pub(super) tenant: SqlStr,
+    pub(super) tenant_version: SqlStr,
+    pub(super) update_tenant: SqlStr,
+    pub(super) insert_events: SqlStr,
+    pub(super) list_tenants: SqlStr,
+    pub(super) tenant_events: SqlStr,
+    pub(super) undelivered_events: SqlStr,
+    pub(super) ack_event: SqlStr,
+    pub(super) claim_requests: SqlStr,
+    pub(super) renew_lease: SqlStr,
+    pub(super) release_lease: SqlStr,
+}
+
+impl Statements {
+    /// The statements on the tables of `schema` (a quoted identifier).
+    pub(super) fn new(schema: &str) -> Self {
+        // Shared, not copied, by every query that runs them.
+        let s = |template: &str| {
+            AssertSqlSafe(Arc::<str>::from(template.replace("{s}", schema))).into_sql_str()
+        };
+        Statements {
+            // A run's first entry: the runs row is the idempotency key, and the
+            // entry is written only if the row was (one atomic statement).
+            start_run: s("WITH run AS ( \
+                   INSERT INTO {s}.runs (run_id, status, next_seq) VALUES ($1::uuid, $2, 1) \
+                   ON CONFLICT (run_id) DO NOTHING RETURNING run_id) \
+                 INSERT INTO {s}.journal (run_id, seq, record) \
+                 SELECT run_id, 0, $3::jsonb FROM run"),
+            // A later entry: written only if it takes the run's next position;
+            // the UPDATE's row lock orders concurrent appenders.
+            advance_run: s("WITH run AS ( \
+                   UPDATE {s}.runs SET next_seq = next_seq + 1, status = COALESCE($2, status) \
+                   WHERE run_id = $1::uuid AND next_seq = $3 RETURNING run_id) \
+                 INSERT INTO {s}.journal (run_id, seq, record) \
+                 SELECT run_id, $3, $4::jsonb FROM run"),
+            load_run: s("SELECT record::text AS record FROM {s}.journal \
+                 WHERE run_id = $1::uuid ORDER BY seq"),
+            unfinished_runs: s("SELECT run_id::text AS run_id FROM {s}.runs \
+                 WHERE status IN ('running', 'compensating') ORDER BY started"),
+            insert_request: s(
+                "INSERT INTO {s}.requests (request_id, tenant_id, status, submitted_at, record) \
+                 VALUES ($1::uuid, $2, $3, $4::timestamptz, $5::jsonb) \
+                 ON CONFLICT (request_id) DO NOTHING",
+            ),
+            // The tenant row and its first event, or nothing when the id is
+            // taken (tombstones included).
+            insert_tenant: s("WITH tenant AS ( \
+                   INSERT INTO {s}.tenants \
+                     (tenant_id, state, plan, region, version, last_event, record) \
+                   VALUES ($1, $2, $3, $4, $5, 1, $6::jsonb) \
+                   ON CONFLICT (tenant_id) DO NOTHING RETURNING tenant_id) \
+                 INSERT INTO {s}.events (tenant_id, sequence, event) \
+                 SELECT tenant_id, 1, $7::jsonb FROM tenant"),
+            request: s("SELECT record::text AS record FROM {s}.requests \
+                 WHERE request_id = $1::uuid"),
+            // Patches the JSON record in place: one write, no read before it.
+            finish_request: s("UPDATE {s}.requests SET status = $2, record = record || \
+                   jsonb_build_object('status', $3::jsonb, 'failure', $4::jsonb, \
+                                      'finished_at', $5::jsonb) \
+                 WHERE request_id = $1::uuid"),
+            unfinished_requests: s("SELECT record::text AS record FROM {s}.requests \
+                 WHERE status IN ('running', 'compensation_failed') \
+                 ORDER BY submitted_at, request_id"),
+            tenant: s("SELECT record::text AS record FROM {s}.tenants WHERE tenant_id = $1"),
+            tenant_version: s("SELECT version FROM {s}.tenants WHERE tenant_id = $1"),
+            // Version-checked: locks the row, and reserves the event sequence
+            // numbers ($8 of them) in the same write.
+            update_tenant: s(
+                "UPDATE {s}.tenants SET state = $2, plan = $3, region = $4, \
+                   version = $5, record = $6::jsonb, last_event = last_event + $8 \
+                 WHERE tenant_id = $1 AND version = $7 RETURNING last_event",
+            ),
+            insert_events: s("INSERT INTO {s}.events (tenant_id, sequence, event) \
+                 SELECT $1, e.sequence, e.event::jsonb \
+                 FROM unnest($2::bigint[], $3::text[]) AS e(sequence, event)"),
+            list_tenants: s("SELECT record::text AS record FROM {s}.tenants \
+                 WHERE ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR region = $2) \
+                   AND ($3::text IS NULL OR plan = $3) AND ($4::text IS NULL OR tenant_id > $4) \
+                 ORDER BY tenant_id LIMIT $5"),
+            tenant_events: s("SELECT event::text AS event FROM {s}.events \
+                 WHERE tenant_id = $1 ORDER BY sequence"),
+            undelivered_events: s("SELECT e.event::text AS event FROM {s}.events e \
+                 LEFT JOIN {s}.event_cursors c ON c.subscriber = $1 AND c.tenant_id = e.tenant_id \
+                 WHERE e.sequence > COALESCE(c.sequence, 0) \
+                 ORDER BY e.tenant_id, e.sequence LIMIT $2"),
+            ack_event: s(
+                "INSERT INTO {s}.event_cursors AS c (subscriber, tenant_id, sequence) \
+                 VALUES ($1, $2, $3) ON CONFLICT (subscriber, tenant_id) DO UPDATE \
+                 SET sequence = GREATEST(c.sequence, excluded.sequence)",
+            ),
+            // One round trip. The candidates are locked with SKIP LOCKED, so
+            // concurrent claimants pass over each other's rows instead of
+            // waiting, and a row leased in the meantime fails the recheck of
+            // the lease predicate. MATERIALIZED keeps the locking subquery
+            // (and its LIMIT) evaluated exactly once. Expiry uses the
+            // database's clock, the same for every worker.
+            claim_requests: s("WITH picked AS MATERIALIZED ( \
+                   SELECT request_id FROM {s}.requests \
+                   WHERE status IN ('running', 'compensation_failed') \
+                     AND (lease_until IS NULL OR lease_until <= now()) \
+                   ORDER BY submitted_at, request_id LIMIT $3 \
+                   FOR UPDATE SKIP LOCKED) \
+                 UPDATE {s}.requests r \
+                 SET lease_owner = $1, lease_until = now() + $2::float8 * interval '1 millisecond' \
+                 FROM picked WHERE r.request_id = picked.request_id \
+                 RETURNING r.record::text AS record"),
+            renew_lease: s(
+                "UPDATE {s}.requests SET lease_until = now() + $3::float8 * interval '1 millisecond' \
+                 WHERE request_id = $1::uuid AND lease_owner = $2 AND lease_until > now()",
+            ),
+            release_lease: s(
+                "UPDATE {s}.requests SET lease_owner = NULL, lease_until = NULL \
+                 WHERE request_id = $1::uuid AND lease_owner = $2",
+            ),
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! Helpers for the PostgresStore tests: the server from
+//! `PROVISIONING_TEST_POSTGRES_URL`, a uniquely named schema per test that is
+//! dropped afterwards (even when the test fails), and submissions to fill it.
+#![allow(
+    unreachable_pub,
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout
+)]
+
+use std::collections::BTreeMap;
+use std::future::Future;
+
+use chrono::Utc;
+use provisioning_core::{
+    EventKind, NewEvent, RequestId, RequestRecord, RunId, Submission, TenantId, TenantRecord,
+};
+use sqlx::{AssertSqlSafe, Connection, PgConnection};
+
+/// The server URL, or `None` after printing that the test is skipped.
+pub fn url() -> Option<String> {
+    match std::env::var("PROVISIONING_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            println!("skipped: PROVISIONING_TEST_POSTGRES_URL not set");
+            None
+        }
+    }
+}
+
+/// A schema name no other test (or earlier run) uses.
+pub fn unique_schema(label: &str) -> String {
+    format!("prov_test_{label}_{:016x}", fastrand::u64(..))
+}
+
+/// Runs `body(url, schema)` with a fresh schema name, then drops the schema,
+/// whether `body` passed or panicked; skips (printing why) without a server.
+pub async fn with_schema<F, Fut>(label: &str, body: F)
+where
+    F: FnOnce(String, String) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    with_schemas(label, 1, |url, mut schemas| body(url, schemas.remove(0))).await;
+}
+
+/// As [`with_schema`], with `n` schemas.
+pub async fn with_schemas<F, Fut>(label: &str, n: usize, body: F)
+where
+    F: FnOnce(String, Vec<String>) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let Some(url) = url() else { return };
+    let schemas: Vec<String> = (0..n).map(|_| unique_schema(label)).collect();
+    // On a task of its own, so that a failed assertion comes back here as an
+    // error and the schemas are still dropped.
+    let outcome = tokio::spawn(body(url.clone(), schemas.clone())).await;
+    for schema in &schemas {
+        drop_schema(&url, schema).await;
+    }
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+pub async fn drop_schema(url: &str, schema: &str) {
+    let mut conn = PgConnection::connect(url).await.unwrap();
+    sqlx::query(AssertSqlSafe(format!(
+        "DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"
+    )))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    conn.close().await.unwrap();
+}
+
+/// Whether `schema` holds a table named `table`.
+pub async fn table_exists(url: &str, schema: &str, table: &str) -> bool {
+    let mut conn = PgConnection::connect(url).await.unwrap();
+    let found: Option<i32> = sqlx::query_scalar(
+        "SELECT 1 FROM information_schema.tables WHERE table_schema = $1 AND table_name = $2",
+    )
+    .bind(schema)
+    .bind(table)
+    .fetch_optional(&mut conn)
+    .await
+    .unwrap();
+    conn.close().await.unwrap();
+    found.is_some()
+}
+
+/// The submission of a request creating `tenant`.
+pub fn create(tenant: &TenantId) -> Submission {
+    let request_id = RequestId::new();
+    let request = RequestRecord::new(
+        request_id,
+        tenant.clone(),
+        "create-tenant",
+        serde_json::json!({ "tenant": tenant }),
+        RunId::from_uuid(*request_id.as_uuid()).unwrap(),
+    );
+    let record = TenantRecord::new_requested(
+        tenant.clone(),
+        request_id,
+        "free".parse().unwrap(),
+        "eu-west".parse().unwrap(),
+        BTreeMap::new(),
+        Utc::now(),
+    );
+    let event = NewEvent::new(EventKind::TenantCreated, request_id, serde_json::json!({}));
+    Submission::create(request, record, event)
+}

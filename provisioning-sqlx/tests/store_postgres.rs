@@ -1,0 +1,289 @@
+//! The store conformance suite on PostgresStore against a real server
+//! (`PROVISIONING_TEST_POSTGRES_URL`), each test in a schema of its own, plus
+//! what only a shared server can show: schemas that stay apart, concurrent
+//! writers from separate pools, and passwords that never print.
+#![cfg(feature = "postgres")]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod pg_store;
+
+use std::sync::Arc;
+
+use provisioning_core::testing::{store_conformance, unique_tenant};
+use provisioning_core::{
+    Error, EventKind, JournalEntry, JournalRecord, NewEvent, RunId, SagaJournal, SubmitOutcome,
+    TenantFilter, TenantState, TenantStore,
+};
+use provisioning_sqlx::PostgresStore;
+use sqlx::postgres::PgPoolOptions;
+
+use pg_store::{create, table_exists, with_schema, with_schemas};
+
+#[tokio::test]
+async fn postgres_store_conforms_twice_in_a_row() {
+    with_schema("conform", |url, schema| async move {
+        let store = Arc::new(
+            PostgresStore::connect_to_schema(&url, &schema)
+                .await
+                .unwrap(),
+        );
+        assert_eq!(store.schema(), schema);
+        store_conformance(store.clone()).await;
+        // Every check uses fresh ids, so a store holding data passes again.
+        store_conformance(store).await;
+        // The tables and the migration ledger live in the store's schema.
+        assert!(table_exists(&url, &schema, "tenants").await);
+        assert!(table_exists(&url, &schema, "_sqlx_migrations").await);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_store_on_a_pool_of_yours_conforms_and_reopening_keeps_data() {
+    with_schema("pool", |url, schema| async move {
+        let pool = PgPoolOptions::new()
+            .max_connections(4)
+            .connect(&url)
+            .await
+            .unwrap();
+        let store = Arc::new(
+            PostgresStore::connect_with(pool.clone(), &schema)
+                .await
+                .unwrap(),
+        );
+        store_conformance(store.clone()).await;
+        let before = store.list_tenants(&TenantFilter::all()).await.unwrap();
+        assert!(!before.is_empty());
+
+        // Opening the same schema again re-runs no migration and sees the data.
+        let again = PostgresStore::connect_with(pool, &schema).await.unwrap();
+        assert_eq!(
+            again.list_tenants(&TenantFilter::all()).await.unwrap(),
+            before
+        );
+        // The store never changed the pool's connections: unqualified names
+        // still resolve through the default search_path, not the store's schema.
+        let path: String = sqlx::query_scalar("SHOW search_path")
+            .fetch_one(again.pool())
+            .await
+            .unwrap();
+        assert!(!path.contains(&schema), "{path}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn two_schemas_in_one_database_share_nothing() {
+    with_schemas("apart", 2, |url, schemas| async move {
+        let a = PostgresStore::connect_to_schema(&url, &schemas[0])
+            .await
+            .unwrap();
+        let b = PostgresStore::connect_to_schema(&url, &schemas[1])
+            .await
+            .unwrap();
+        let tenant = unique_tenant("apart");
+        let submission = create(&tenant);
+        let request_id = submission.request.request_id;
+        assert_eq!(a.submit(submission).await.unwrap(), SubmitOutcome::Accepted);
+        let run = RunId::new();
+        let started = JournalEntry::RunStarted {
+            workflow: "w".into(),
+            steps: vec!["a".into()],
+            context: serde_json::json!({}),
+        };
+        a.append(JournalRecord::new(run, 0, started.clone()))
+            .await
+            .unwrap();
+
+        assert!(b.tenant(&tenant).await.unwrap().is_none());
+        assert!(b.request(request_id).await.unwrap().is_none());
+        assert!(b.tenant_events(&tenant).await.unwrap().is_empty());
+        assert!(b.unfinished_requests().await.unwrap().is_empty());
+        assert!(
+            b.undelivered_events("billing", 100)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(b.load(run).await.unwrap().is_empty());
+        assert!(b.unfinished_runs().await.unwrap().is_empty());
+        assert!(
+            b.claim_requests("w", std::time::Duration::from_secs(60), 100)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        // Ids are per schema: the same tenant, request and run are new in b.
+        assert_eq!(
+            b.submit(create(&tenant)).await.unwrap(),
+            SubmitOutcome::Accepted
+        );
+        b.append(JournalRecord::new(run, 0, started)).await.unwrap();
+        assert_eq!(a.tenant_events(&tenant).await.unwrap().len(), 1);
+        assert_eq!(a.unfinished_requests().await.unwrap().len(), 1);
+        // Each schema keeps its own migration ledger.
+        for schema in &schemas {
+            assert!(table_exists(&url, schema, "_sqlx_migrations").await);
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn writers_on_separate_pools_race_and_exactly_one_wins() {
+    with_schema("race", |url, schema| async move {
+        let mut stores = Vec::new();
+        for _ in 0..4 {
+            stores.push(
+                PostgresStore::connect_to_schema(&url, &schema)
+                    .await
+                    .unwrap(),
+            );
+        }
+
+        // One request id from four processes, four times each.
+        let tenant = unique_tenant("race");
+        let submission = create(&tenant);
+        let submits = stores
+            .iter()
+            .flat_map(|s| (0..4).map(|_| s.submit(submission.clone())));
+        let outcomes = futures_util::future::join_all(submits).await;
+        let accepted = outcomes
+            .iter()
+            .filter(|o| matches!(o, Ok(SubmitOutcome::Accepted)))
+            .count();
+        assert_eq!(accepted, 1, "{outcomes:?}");
+        assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+
+        // One expected version from every store: one update, gapless events.
+        let record = stores[0].tenant(&tenant).await.unwrap().unwrap();
+        let request_id = record.request_id;
+        let updates = stores.iter().map(|s| {
+            let mut next = record.clone();
+            next.state = TenantState::Validating;
+            let event = NewEvent::new(
+                EventKind::Other("Validated".into()),
+                request_id,
+                serde_json::json!({}),
+            );
+            s.update_tenant(next, record.version, vec![event.clone(), event])
+        });
+        let outcomes = futures_util::future::join_all(updates).await;
+        assert_eq!(outcomes.iter().filter(|o| o.is_ok()).count(), 1);
+        for outcome in &outcomes {
+            if let Err(e) = outcome {
+                assert!(matches!(e, Error::Conflict { kind: "tenant", .. }), "{e}");
+            }
+        }
+        let sequences: Vec<u64> = stores[1]
+            .tenant_events(&tenant)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.sequence)
+            .collect();
+        assert_eq!(sequences, [1, 2, 3]);
+
+        // One journal position from every store: one append.
+        let run = RunId::new();
+        let started = JournalEntry::RunStarted {
+            workflow: "w".into(),
+            steps: vec!["a".into()],
+            context: serde_json::json!({}),
+        };
+        stores[0]
+            .append(JournalRecord::new(run, 0, started))
+            .await
+            .unwrap();
+        let appends = stores.iter().map(|s| {
+            s.append(JournalRecord::new(
+                run,
+                1,
+                JournalEntry::StepStarted {
+                    step: "a".into(),
+                    index: 0,
+                    attempt: 1,
+                },
+            ))
+        });
+        let outcomes = futures_util::future::join_all(appends).await;
+        assert_eq!(outcomes.iter().filter(|o| o.is_ok()).count(), 1);
+        assert!(
+            outcomes.iter().all(
+                |o| o.as_ref().is_ok() || matches!(o, Err(Error::Conflict { kind: "run", .. }))
+            ),
+            "{outcomes:?}"
+        );
+        assert_eq!(stores[3].load(run).await.unwrap().len(), 2);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn debug_and_errors_never_show_the_password() {
+    // Without a server: a URL that does not parse, and a server that is down.
+    let err = PostgresStore::connect("mysql://app:hunter2@db/main")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::InvalidInput { field: "url", .. }),
+        "{err}"
+    );
+    assert!(!format!("{err} {err:?}").contains("hunter2"), "{err:?}");
+    // (A pool of ours with a short timeout: sqlx retries a refused
+    // connection until the pool's acquire timeout, 30 s by default.)
+    let down = PgPoolOptions::new()
+        .acquire_timeout(std::time::Duration::from_millis(300))
+        .connect_lazy("postgres://app:hunter2@127.0.0.1:1/main")
+        .unwrap();
+    let err = PostgresStore::connect_with(down, "provisioning")
+        .await
+        .unwrap_err();
+    assert!(err.is_transient(), "a refused connection may heal: {err:?}");
+    assert!(!format!("{err} {err:?}").contains("hunter2"), "{err:?}");
+    let err = PostgresStore::connect_to_schema("postgres://127.0.0.1/x", "Bad-Name")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::InvalidInput {
+                field: "schema",
+                ..
+            }
+        ),
+        "{err}"
+    );
+
+    with_schema("debug", |url, schema| async move {
+        // The test server trusts local connections, so a password it does not
+        // check still connects; a URL that already carries one keeps it.
+        let (url, password) = with_password(&url, "s3cret-not-shown");
+        let store = PostgresStore::connect_to_schema(&url, &schema)
+            .await
+            .unwrap();
+        let shown = format!("{store:?}");
+        assert!(!shown.contains(&password), "{shown}");
+        assert!(shown.contains("***") && shown.contains(&schema), "{shown}");
+    })
+    .await;
+}
+
+/// `url` with a password in its user info, and that password.
+fn with_password(url: &str, fallback: &str) -> (String, String) {
+    let options: sqlx::postgres::PgConnectOptions = url.parse().unwrap();
+    let (scheme, rest) = url.split_once("://").unwrap();
+    let authority = rest.split(['/', '?']).next().unwrap();
+    if let Some((userinfo, _)) = authority.rsplit_once('@')
+        && let Some((_, password)) = userinfo.split_once(':')
+    {
+        return (url.to_owned(), password.to_owned());
+    }
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let tail = &rest[authority.len()..];
+    let user = options.get_username();
+    (
+        format!("{scheme}://{user}:{fallback}@{host}{tail}"),
+        fallback.to_owned(),
+    )
+}
