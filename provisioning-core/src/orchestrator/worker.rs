@@ -21,9 +21,8 @@ use crate::store::{RequestRecord, RequestStatus};
 pub struct WorkerOptions {
     /// How long a claim lasts without renewal; renewed every third of it.
     pub lease: Duration,
-    /// Requests claimed per round.
-    pub batch: usize,
-    /// Requests driven at once.
+    /// Requests driven at once; also how many are claimed per round, so that
+    /// no claimed request waits unrenewed while its lease runs out.
     pub concurrency: usize,
     /// Pause after a round that found nothing to claim.
     pub idle: Duration,
@@ -36,7 +35,6 @@ impl Default for WorkerOptions {
     fn default() -> Self {
         WorkerOptions {
             lease: Duration::from_secs(30),
-            batch: 16,
             concurrency: 4,
             idle: Duration::from_millis(500),
             exit_when_idle: false,
@@ -114,7 +112,7 @@ impl ProvisioningOrchestrator {
         let store = Arc::clone(&self.inner.parts.store);
         while !cancel.is_cancelled() {
             let claimed = store
-                .claim_requests(worker, options.lease, options.batch.max(1))
+                .claim_requests(worker, options.lease, options.concurrency.max(1))
                 .await?;
             if claimed.is_empty() {
                 if options.exit_when_idle {
@@ -164,6 +162,11 @@ impl ProvisioningOrchestrator {
     ) -> Result<Option<RequestStatus>> {
         let store = &self.inner.parts.store;
         let request_id = request.request_id;
+        // The claim may have waited for a free slot: make sure it still holds
+        // before touching anything.
+        if !store.renew_lease(worker, request_id, lease).await? {
+            return Ok(None);
+        }
         let drive = self.with_request_lock(request_id, async {
             let current = self.request_record(request_id).await?;
             if !current.status.is_finished() {
