@@ -14,6 +14,7 @@ use tracing::Instrument;
 use crate::error::{Error, Result};
 use crate::model::RunId;
 use crate::saga::metrics as m;
+use crate::saga::retry::duration_ms;
 use crate::saga::{
     BoxFuture, CancellationToken, FailureCause, FaultInjector, JournalEntry, JournalRecord,
     RetryPolicy, RunState, RunStatus, Saga, SagaJournal, StepError, StepFailure, Timer,
@@ -554,7 +555,7 @@ where
                             step: self.step_name(index),
                             index,
                             attempt,
-                            duration_ms: millis(took),
+                            duration_ms: duration_ms(took),
                             context,
                         })
                         .await;
@@ -588,7 +589,7 @@ where
                             index,
                             attempt,
                             error: error.to_string(),
-                            retry_in_ms: millis(delay),
+                            retry_in_ms: duration_ms(delay),
                         })
                         .await?;
                         let sleep = self.exec.timer.sleep(delay);
@@ -692,7 +693,7 @@ where
                     index,
                     attempt,
                     error: error.to_string(),
-                    retry_in_ms: millis(delay),
+                    retry_in_ms: duration_ms(delay),
                 })
                 .await?;
                 self.exec.timer.sleep(delay).await;
@@ -720,10 +721,6 @@ where
         )
         .increment(1);
     }
-}
-
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 fn error_label(error: &StepError) -> &'static str {

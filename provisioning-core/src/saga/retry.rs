@@ -178,7 +178,8 @@ impl RetryPolicyBuilder {
     }
 }
 
-fn duration_ms(d: Duration) -> u64 {
+/// A duration in whole milliseconds, saturating (as journaled and configured).
+pub(crate) fn duration_ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
