@@ -1,0 +1,327 @@
+//! (5) The CLI commands over the orchestrator: create, plan, suspend, resume,
+//! delete, retry, status, list, events, audit, recover. Each prints a human
+//! table, or JSON with `--json`.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use provisioning_core::{
+    FaultInjector, RemovalMode, RequestId, StepFaults, TenantFilter, TenantId, TenantRequest,
+    TenantState,
+};
+use serde::Serialize;
+
+use crate::wiring::orchestrator;
+
+pub(crate) type BoxResult<T> = Result<T, Box<dyn std::error::Error>>;
+
+/// How results are printed.
+#[derive(Clone, Copy)]
+pub(crate) struct Output {
+    pub(crate) json: bool,
+}
+
+impl Output {
+    /// Prints `value` as one JSON document, or `human` as text.
+    #[allow(clippy::print_stdout)] // a CLI's output
+    fn show<T: Serialize>(self, value: &T, human: impl FnOnce() -> String) -> BoxResult<()> {
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(value)?);
+        } else {
+            println!("{}", human());
+        }
+        Ok(())
+    }
+}
+
+/// The arguments of `create` and `plan`.
+pub(crate) struct CreateArgs {
+    pub(crate) tenant: String,
+    pub(crate) plan: String,
+    pub(crate) region: String,
+    pub(crate) request_id: Option<String>,
+    pub(crate) attrs: Vec<String>,
+    pub(crate) inject_failure: Option<String>,
+}
+
+impl CreateArgs {
+    fn request(&self) -> BoxResult<TenantRequest> {
+        let mut request = TenantRequest::new(
+            self.tenant.parse()?,
+            self.plan.parse()?,
+            self.region.parse()?,
+        );
+        if let Some(id) = &self.request_id {
+            request = request.with_request_id(id.parse()?);
+        }
+        for attr in &self.attrs {
+            let (key, value) = attr.split_once('=').ok_or_else(|| {
+                provisioning_core::Error::invalid("attr", format!("{attr:?} must be KEY=VALUE"))
+            })?;
+            request = request.with_attribute(key, value)?;
+        }
+        Ok(request)
+    }
+
+    fn faults(&self) -> BoxResult<Option<Arc<dyn FaultInjector>>> {
+        let spec = self
+            .inject_failure
+            .clone()
+            .or_else(|| std::env::var("PROVISIONING_INJECT_FAILURE").ok());
+        Ok(match spec {
+            Some(spec) => Some(Arc::new(spec.parse::<StepFaults>()?)),
+            None => None,
+        })
+    }
+}
+
+/// `create`: waits for the run; a tenant that ends Failed is an error exit.
+pub(crate) async fn create(dir: &Path, args: CreateArgs, out: Output) -> BoxResult<()> {
+    let request = args.request()?;
+    let orchestrator = orchestrator(dir, args.faults()?).await?;
+    let receipt = orchestrator.create(request).await?;
+    out.show(&receipt, || {
+        format!(
+            "request {}: tenant {} {}",
+            receipt.request_id,
+            receipt.tenant_id,
+            receipt.status.as_str()
+        )
+    })?;
+    if let Some(failure) = &receipt.failure {
+        return Err(format!(
+            "tenant {} failed at step {}: {}",
+            receipt.tenant_id, failure.step, failure.reason
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// `plan`: the dry run.
+pub(crate) async fn plan(dir: &Path, args: CreateArgs, out: Output) -> BoxResult<()> {
+    let request = args.request()?;
+    let plan = orchestrator(dir, None).await?.plan(&request).await?;
+    out.show(&plan, || {
+        let mut text = format!(
+            "tenant {}: {} on shard {} in {} ({})\n",
+            plan.placement.tenant_id,
+            plan.placement.isolation,
+            plan.placement.shard,
+            plan.placement.region,
+            plan.placement.reason
+        );
+        text += &format!(
+            "database {}: {}\n",
+            plan.schema.location,
+            if plan.schema.will_create {
+                "would be created"
+            } else {
+                "exists"
+            }
+        );
+        let migrations: Vec<String> = plan
+            .schema
+            .pending_migrations
+            .iter()
+            .map(|m| format!("{} {}", m.version, m.description))
+            .collect();
+        text += &format!("pending migrations: {}\n", migrations.join(", "));
+        let seeds: Vec<String> = plan
+            .schema
+            .pending_seeds
+            .iter()
+            .map(|s| s.name.clone())
+            .collect();
+        text += &format!("pending seeds: {}\n", seeds.join(", "));
+        text += &format!("storage: {}\n", plan.storage.paths.join(", "));
+        text += &format!("steps: {}", plan.steps.join(" -> "));
+        text
+    })
+}
+
+/// Which lifecycle operation to run.
+pub(crate) enum Lifecycle {
+    Suspend,
+    Resume,
+    Delete(RemovalMode),
+    Retry,
+}
+
+/// `suspend`, `resume`, `delete`, `retry`.
+pub(crate) async fn lifecycle(
+    dir: &Path,
+    tenant: &str,
+    op: Lifecycle,
+    out: Output,
+) -> BoxResult<()> {
+    let tenant: TenantId = tenant.parse()?;
+    let orchestrator = orchestrator(dir, None).await?;
+    let id = RequestId::new();
+    let receipt = match op {
+        Lifecycle::Suspend => orchestrator.suspend(&tenant, id).await?,
+        Lifecycle::Resume => orchestrator.resume(&tenant, id).await?,
+        Lifecycle::Delete(mode) => orchestrator.delete(&tenant, mode, id).await?,
+        Lifecycle::Retry => orchestrator.retry(&tenant, id).await?,
+    };
+    let state = orchestrator.tenant(&tenant).await?.state;
+    out.show(&receipt, || {
+        format!(
+            "{} {}: {} (tenant now {})",
+            receipt.workflow,
+            tenant,
+            receipt.status.as_str(),
+            state
+        )
+    })?;
+    match receipt.failure {
+        Some(failure) => Err(format!("failed at step {}: {}", failure.step, failure.reason).into()),
+        None => Ok(()),
+    }
+}
+
+/// `status ID` or `status --request UUID`.
+pub(crate) async fn status(
+    dir: &Path,
+    tenant: Option<&str>,
+    request: Option<&str>,
+    out: Output,
+) -> BoxResult<()> {
+    let orchestrator = orchestrator(dir, None).await?;
+    match (tenant, request) {
+        (_, Some(request)) => {
+            let receipt = orchestrator.status(request.parse()?).await?;
+            out.show(&receipt, || {
+                format!(
+                    "request {} ({} of {}): {}",
+                    receipt.request_id,
+                    receipt.workflow,
+                    receipt.tenant_id,
+                    receipt.status.as_str()
+                )
+            })
+        }
+        (Some(tenant), None) => {
+            let record = orchestrator.tenant(&tenant.parse()?).await?;
+            out.show(&record, || {
+                let placement = record
+                    .placement
+                    .as_ref()
+                    .map_or("not placed".to_owned(), |p| {
+                        format!("{} on {} in {}", p.isolation, p.shard, p.region)
+                    });
+                format!(
+                    "tenant {}: {} (plan {}, {}), version {}",
+                    record.tenant_id, record.state, record.plan, placement, record.version
+                )
+            })
+        }
+        (None, None) => Err("status needs a tenant id or --request UUID".into()),
+    }
+}
+
+/// `list [--state S] [--region R] [--plan P]`.
+pub(crate) async fn list(
+    dir: &Path,
+    state: Option<&str>,
+    region: Option<&str>,
+    plan: Option<&str>,
+    out: Output,
+) -> BoxResult<()> {
+    let mut filter = TenantFilter::all();
+    filter.state = state.map(str::parse::<TenantState>).transpose()?;
+    filter.region = region.map(str::parse).transpose()?;
+    filter.plan = plan.map(str::parse).transpose()?;
+    filter.limit = 10_000;
+    let tenants = orchestrator(dir, None).await?.list_tenants(&filter).await?;
+    out.show(&tenants, || {
+        let mut text = format!(
+            "{:<20} {:<10} {:<8} {:<10} {:<22} {}",
+            "TENANT", "PLAN", "REGION", "ISOLATION", "SHARD", "STATE"
+        );
+        for t in &tenants {
+            let (isolation, shard) = t.placement.as_ref().map_or(("-", "-".to_owned()), |p| {
+                (p.isolation.as_str(), p.shard.to_string())
+            });
+            text += &format!(
+                "\n{:<20} {:<10} {:<8} {:<10} {:<22} {}",
+                t.tenant_id.as_str(),
+                t.plan.as_str(),
+                t.region.as_str(),
+                isolation,
+                shard,
+                t.state
+            );
+        }
+        text
+    })
+}
+
+/// `events ID`.
+pub(crate) async fn events(dir: &Path, tenant: &str, out: Output) -> BoxResult<()> {
+    let events = orchestrator(dir, None)
+        .await?
+        .events(&tenant.parse()?)
+        .await?;
+    out.show(&events, || {
+        events
+            .iter()
+            .map(|e| {
+                format!(
+                    "{:>3}  {}  {}  request {}",
+                    e.sequence,
+                    e.at.to_rfc3339(),
+                    e.kind,
+                    e.request_id
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    })
+}
+
+/// `audit UUID`.
+pub(crate) async fn audit(dir: &Path, request: &str, out: Output) -> BoxResult<()> {
+    let trail = orchestrator(dir, None)
+        .await?
+        .audit_trail(request.parse()?)
+        .await?;
+    out.show(&trail, || {
+        let mut text = format!(
+            "request {} ({} of {}): {}",
+            trail.request.request_id,
+            trail.request.workflow,
+            trail.request.tenant_id,
+            trail.request.status.as_str()
+        );
+        for e in &trail.entries {
+            text += &format!(
+                "\n{:>3}  {:<20} {:<8} {:<22} {}",
+                e.seq,
+                e.step.as_deref().unwrap_or("-"),
+                e.attempt.map_or("-".to_owned(), |a| a.to_string()),
+                e.outcome,
+                e.error.as_deref().unwrap_or("")
+            );
+        }
+        text
+    })
+}
+
+/// `recover`.
+pub(crate) async fn recover(dir: &Path, out: Output) -> BoxResult<()> {
+    let report = orchestrator(dir, None).await?.recover().await?;
+    out.show(&report, || {
+        let mut text = format!("recovered {} request(s)", report.recovered.len());
+        for r in &report.recovered {
+            text += &format!(
+                "\n  {} {} {}: {}",
+                r.request_id,
+                r.workflow,
+                r.tenant_id,
+                r.status.as_str()
+            );
+        }
+        text
+    })
+}
