@@ -217,3 +217,50 @@ fn the_dry_run_shows_the_work_and_creates_nothing() {
     );
     assert_eq!(json(d, &["list"]), serde_json::json!([]));
 }
+
+#[test]
+fn a_sigkill_during_create_then_recover_finishes_the_tenant() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Seed fails transiently three times: 100 + 200 + 400 ms of backoff in which
+    // the process is killed, mid-run.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_provisioning-hybrid"))
+        .args([
+            "create", "--tenant", "acme", "--plan", "premium", "--region", "eu-west",
+        ])
+        .args(["--inject-failure", "seed:transient=3", "--data-dir"])
+        .arg(d)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill as soon as the request is recorded: the run then has at least the
+    // 700 ms of backoff ahead of it, whatever the machine's load.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !run(d, &["status", "acme"]).0 {
+        assert!(std::time::Instant::now() < deadline, "create never started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let status = json(d, &["status", "acme"]);
+    assert_ne!(status["state"], "active", "killed before the end: {status}");
+
+    let report = json(d, &["recover"]);
+    assert_eq!(report["recovered"][0]["status"], "succeeded", "{report}");
+    assert_eq!(json(d, &["status", "acme"])["state"], "active");
+    assert!(
+        d.join("databases/eu-west/eu-west-dedicated-1/acme.sqlite")
+            .exists()
+    );
+    let events = json(d, &["events", "acme"]);
+    let kinds: Vec<_> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].clone())
+        .collect();
+    assert_eq!(kinds, ["TenantCreated", "TenantProvisioned"]);
+    // Nothing left to recover.
+    assert_eq!(json(d, &["recover"])["recovered"], serde_json::json!([]));
+}
