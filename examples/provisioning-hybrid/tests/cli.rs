@@ -222,6 +222,8 @@ fn the_dry_run_shows_the_work_and_creates_nothing() {
 fn a_sigkill_during_create_then_recover_finishes_the_tenant() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
+    // The catalog exists before the create starts.
+    assert!(run(d, &["list"]).0);
     // Seed fails transiently three times: 100 + 200 + 400 ms of backoff in which
     // the process is killed, mid-run.
     let mut child = Command::new(env!("CARGO_BIN_EXE_provisioning-hybrid"))
@@ -263,4 +265,163 @@ fn a_sigkill_during_create_then_recover_finishes_the_tenant() {
     assert_eq!(kinds, ["TenantCreated", "TenantProvisioned"]);
     // Nothing left to recover.
     assert_eq!(json(d, &["recover"])["recovered"], serde_json::json!([]));
+}
+
+#[test]
+fn a_permanent_failure_at_each_step_leaves_no_file_or_row_of_the_tenant() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let steps = [
+        "validate",
+        "place",
+        "prepare-database",
+        "migrate",
+        "seed",
+        "initialize-storage",
+        "activate",
+    ];
+    for (i, step) in steps.iter().enumerate() {
+        for (plan, region) in [("premium", "eu-west"), ("standard", "us-east")] {
+            let tenant = format!("t{i}-{plan}");
+            let fault = format!("{step}:permanent");
+            let (ok, _, stderr) = run(
+                d,
+                &[
+                    "create",
+                    "--tenant",
+                    &tenant,
+                    "--plan",
+                    plan,
+                    "--region",
+                    region,
+                    "--inject-failure",
+                    &fault,
+                ],
+            );
+            assert!(!ok, "{tenant}");
+            assert!(
+                stderr.contains(&format!("failed at step {step}")),
+                "{stderr}"
+            );
+            assert_eq!(json(d, &["status", &tenant])["state"], "failed");
+            let shard_dir = d.join("databases").join(region);
+            let leftover = walk(&shard_dir).into_iter().find(|p| p.contains(&tenant));
+            assert_eq!(leftover, None, "{tenant}: a database file remains");
+            assert!(
+                !d.join("storage")
+                    .join(region)
+                    .join("tenants")
+                    .join(&tenant)
+                    .exists(),
+                "{tenant}: storage remains"
+            );
+            if plan == "standard" {
+                let shared = d.join("databases/us-east/us-east-shared-1/_shared.sqlite");
+                if shared.exists() {
+                    let rows = count_rows(&shared, &tenant);
+                    assert_eq!(rows, 0, "{tenant}: rows remain in the shared database");
+                }
+            }
+        }
+    }
+}
+
+/// Every file under `dir`, as strings.
+fn walk(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                out.extend(walk(&path));
+            } else {
+                out.push(path.display().to_string());
+            }
+        }
+    }
+    out
+}
+
+/// Rows of `tenant` in the shared workload's tables.
+fn count_rows(db: &Path, tenant: &str) -> i64 {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        use sqlx::Connection;
+        let options = sqlx::sqlite::SqliteConnectOptions::new().filename(db);
+        let mut conn = sqlx::SqliteConnection::connect_with(&options)
+            .await
+            .unwrap();
+        let mut total = 0;
+        let tables: Vec<String> =
+            sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table'")
+                .fetch_all(&mut conn)
+                .await
+                .unwrap();
+        for table in ["roles", "users", "user_roles", "settings", "audit_log"] {
+            if !tables.iter().any(|t| t == table) {
+                continue; // not migrated yet: no rows either
+            }
+            let sql = format!("SELECT COUNT(*) FROM {table} WHERE tenant_id = ?1");
+            let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                .bind(tenant)
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+            total += n;
+        }
+        total
+    })
+}
+
+#[test]
+fn cold_onboarding_adopts_a_database_made_beforehand() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // A DBA made the tenant's database file, with a table of their own.
+    let db = d.join("databases/eu-west/eu-west-dedicated-1/legacy.sqlite");
+    std::fs::create_dir_all(db.parent().unwrap()).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        use sqlx::Connection;
+        let options = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&db)
+            .create_if_missing(true);
+        let mut conn = sqlx::SqliteConnection::connect_with(&options)
+            .await
+            .unwrap();
+        sqlx::query("CREATE TABLE dba_notes (note TEXT)")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    });
+
+    let receipt = json(
+        d,
+        &[
+            "create", "--tenant", "legacy", "--plan", "premium", "--region", "eu-west",
+        ],
+    );
+    assert_eq!(receipt["status"], "succeeded");
+    assert_eq!(json(d, &["status", "legacy"])["state"], "active");
+    runtime.block_on(async {
+        use sqlx::Connection;
+        let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&db);
+        let mut conn = sqlx::SqliteConnection::connect_with(&options)
+            .await
+            .unwrap();
+        let notes: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM dba_notes")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(notes, 0, "the DBA's table is still there");
+        let roles: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM roles")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        assert!(roles > 0, "migrated and seeded in place");
+    });
 }

@@ -93,9 +93,7 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(|e| db_error(COMPONENT, format!("opening {}", path.display()), e))?;
-        MIGRATOR.run(&pool).await.map_err(|e| {
-            Error::backend(COMPONENT, format!("migrating {}", path.display()), false, e)
-        })?;
+        migrate(&pool, &path).await?;
         Ok(SqliteStore { pool, path })
     }
 
@@ -114,6 +112,31 @@ impl SqliteStore {
             .begin()
             .await
             .map_err(|e| db_error(COMPONENT, "beginning a transaction", e))
+    }
+}
+
+/// Brings the schema up to date. SQLite gives sqlx's migrator no lock, so two
+/// processes opening a new catalog at once can collide; each migration commits
+/// with its ledger row, so trying again is safe and sees the other's work.
+async fn migrate(pool: &SqlitePool, path: &Path) -> Result<()> {
+    let mut attempt = 0;
+    loop {
+        match MIGRATOR.run(pool).await {
+            Ok(()) => return Ok(()),
+            Err(e) if attempt < 5 => {
+                attempt += 1;
+                tracing::debug!(error = %e, attempt, "catalog migration collided; retrying");
+                tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
+            }
+            Err(e) => {
+                return Err(Error::backend(
+                    COMPONENT,
+                    format!("migrating {}", path.display()),
+                    false,
+                    e,
+                ));
+            }
+        }
     }
 }
 
