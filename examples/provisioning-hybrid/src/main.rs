@@ -27,6 +27,10 @@ struct Cli {
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
     json: bool,
+    /// The schema release to provision and migrate to (`base`: the ten
+    /// migrations an older build shipped; `current`: with the fleet release).
+    #[arg(long, global = true, value_enum, default_value = "current")]
+    release: wiring::Release,
     #[command(subcommand)]
     command: Command,
 }
@@ -106,6 +110,15 @@ enum Command {
     Audit { request: String },
     /// Finish or roll back what a crash left in flight.
     Recover,
+    /// Apply the release's new migrations to every active and suspended tenant.
+    MigrateAll {
+        /// Show what each database would get; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Databases migrated at once.
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+    },
 }
 
 fn create_args(t: TenantArgs, inject_failure: Option<String>) -> CreateArgs {
@@ -123,7 +136,10 @@ fn create_args(t: TenantArgs, inject_failure: Option<String>) -> CreateArgs {
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let dir = cli.data_dir.as_path();
-    let out = Output { json: cli.json };
+    let out = Output {
+        json: cli.json,
+        release: cli.release,
+    };
     let result = match cli.command {
         Command::Demo => demo::run(dir).await,
         Command::Create {
@@ -166,6 +182,10 @@ async fn main() -> std::process::ExitCode {
         Command::Events { tenant } => commands::events(dir, &tenant, out).await,
         Command::Audit { request } => commands::audit(dir, &request, out).await,
         Command::Recover => commands::recover(dir, out).await,
+        Command::MigrateAll {
+            dry_run,
+            concurrency,
+        } => commands::migrate_all(dir, cli.release, dry_run, concurrency, out).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -44,9 +44,12 @@ capacity = 500
 connection = "sqlite:databases/us-east/us-east-dedicated-1/{tenant}.sqlite"
 "#;
 
-/// (4) The reference workload, embedded: ten migrations and a seed per variant.
+/// (4) The reference workload, embedded: ten migrations and a seed per variant,
+/// and the next release (`fleet/`: 0011, 0012) that `migrate-all` rolls out.
 static DEDICATED: Migrator = sqlx::migrate!("workload/sqlite/migrations");
 static SHARED: Migrator = sqlx::migrate!("workload/sqlite-shared/migrations");
+static DEDICATED_FLEET: Migrator = sqlx::migrate!("workload/sqlite/fleet");
+static SHARED_FLEET: Migrator = sqlx::migrate!("workload/sqlite-shared/fleet");
 const DEDICATED_SEED: &str = include_str!("../workload/sqlite/seed.sql");
 const SHARED_SEED: &str = include_str!("../workload/sqlite-shared/seed.sql");
 
@@ -62,6 +65,31 @@ const TENANT_TABLES: [&str; 9] = [
     "settings",
     "audit_log",
 ];
+
+/// Which schema release this binary provisions and migrates to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Release {
+    /// The ten base migrations only: what an older build shipped.
+    Base,
+    /// The base migrations and the fleet release (0011, 0012).
+    Current,
+}
+
+impl Release {
+    fn migrator(self, base: &Migrator, fleet: &Migrator) -> Migrator {
+        let mut all: Vec<_> = base.iter().cloned().collect();
+        if self == Release::Current {
+            all.extend(fleet.iter().cloned());
+        }
+        Migrator::with_migrations(all)
+    }
+}
+
+/// The wired SDK: the orchestrator, and the schema manager for fleet work.
+pub(crate) struct Hybrid {
+    pub(crate) orchestrator: ProvisioningOrchestrator,
+    pub(crate) schema: Arc<SqliteSchemaManager>,
+}
 
 /// Where everything lives under the data directory.
 pub(crate) struct Paths {
@@ -85,6 +113,17 @@ pub(crate) async fn orchestrator(
     data_dir: &Path,
     faults: Option<Arc<dyn FaultInjector>>,
 ) -> Result<ProvisioningOrchestrator, Box<dyn std::error::Error>> {
+    Ok(hybrid(data_dir, Release::Current, faults)
+        .await?
+        .orchestrator)
+}
+
+/// Builds the SDK over `data_dir` for `release`, with optional fault injection.
+pub(crate) async fn hybrid(
+    data_dir: &Path,
+    release: Release,
+    faults: Option<Arc<dyn FaultInjector>>,
+) -> Result<Hybrid, Box<dyn std::error::Error>> {
     std::fs::create_dir_all(data_dir)?;
     let paths = Paths::new(data_dir);
     // (2) The catalog: tenants, requests, journal and outbox in one SQLite file.
@@ -96,20 +135,21 @@ pub(crate) async fn orchestrator(
         PolicyPlanBuilder::new(PlacementPolicy::default())?.with_directory_regions(&directory);
     let shards = RendezvousResolver::new(directory);
     // (4) Tenant databases: a file per dedicated tenant, one per shared shard.
-    let schema = SqliteSchemaManager::builder()
-        .root(&paths.databases)
-        .dedicated(
-            TenantSchema::new(Migrator::with_migrations(
-                DEDICATED.iter().cloned().collect(),
-            ))
-            .seed(Seed::sql("workload-seed", 1, DEDICATED_SEED)),
-        )
-        .shared(
-            TenantSchema::new(Migrator::with_migrations(SHARED.iter().cloned().collect()))
-                .seed(Seed::sql("workload-seed", 1, SHARED_SEED))
-                .tenant_tables(TENANT_TABLES),
-        )
-        .build()?;
+    let schema =
+        Arc::new(
+            SqliteSchemaManager::builder()
+                .root(&paths.databases)
+                .dedicated(
+                    TenantSchema::new(release.migrator(&DEDICATED, &DEDICATED_FLEET))
+                        .seed(Seed::sql("workload-seed", 1, DEDICATED_SEED)),
+                )
+                .shared(
+                    TenantSchema::new(release.migrator(&SHARED, &SHARED_FLEET))
+                        .seed(Seed::sql("workload-seed", 1, SHARED_SEED))
+                        .tenant_tables(TENANT_TABLES),
+                )
+                .build()?,
+        );
     // (6) Storage: tenants/{id}/uploads and exports, per region, on local disk.
     let storage = ObjectStoreInitializer::builder()
         .with_local("eu-west".parse()?, &paths.storage)
@@ -120,10 +160,13 @@ pub(crate) async fn orchestrator(
         .store(store)
         .plan_builder(Arc::new(plans))
         .shard_resolver(Arc::new(shards))
-        .schema_manager(Arc::new(schema))
+        .schema_manager(schema.clone())
         .storage(Arc::new(storage));
     if let Some(faults) = faults {
         builder = builder.fault_injector(faults);
     }
-    Ok(builder.build()?)
+    Ok(Hybrid {
+        orchestrator: builder.build()?,
+        schema,
+    })
 }

@@ -204,12 +204,13 @@ fn the_dry_run_shows_the_work_and_creates_nothing() {
     assert_eq!(plan["placement"]["isolation"], "dedicated");
     assert_eq!(plan["placement"]["residency"], "strict");
     assert_eq!(plan["schema"]["will_create"], true);
+    // The current release: the ten base migrations and the fleet release.
     assert_eq!(
         plan["schema"]["pending_migrations"]
             .as_array()
             .unwrap()
             .len(),
-        10
+        12
     );
     assert!(
         !d.join("databases/us-east/us-east-dedicated-1/acme.sqlite")
@@ -423,5 +424,82 @@ fn cold_onboarding_adopts_a_database_made_beforehand() {
             .await
             .unwrap();
         assert!(roles > 0, "migrated and seeded in place");
+    });
+}
+
+#[test]
+fn migrate_all_rolls_the_fleet_release_out_to_every_tenant_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Tenants provisioned by an older build: the ten base migrations only.
+    for (tenant, plan, region) in [
+        ("aaa", "premium", "eu-west"),
+        ("bbb", "free", "eu-west"),
+        ("ccc", "standard", "eu-west"),
+        ("ddd", "regulated", "us-east"),
+        ("eee", "premium", "us-east"),
+    ] {
+        json(
+            d,
+            &[
+                "create",
+                "--release",
+                "base",
+                "--tenant",
+                tenant,
+                "--plan",
+                plan,
+                "--region",
+                region,
+            ],
+        );
+    }
+    json(d, &["suspend", "ddd"]);
+    json(d, &["delete", "eee", "--purge"]);
+
+    let dry = json(d, &["migrate-all", "--dry-run"]);
+    let databases = dry["databases"].as_array().unwrap();
+    assert_eq!(
+        databases.len(),
+        3,
+        "aaa, ddd (suspended), and the shared one once; not eee: {dry}"
+    );
+    assert!(
+        databases
+            .iter()
+            .all(|u| u["outcome"] == "would apply 11,12"),
+        "{dry}"
+    );
+    let shared = databases
+        .iter()
+        .find(|u| u["isolation"] == "shared")
+        .unwrap();
+    assert_eq!(shared["tenants"], serde_json::json!(["bbb", "ccc"]));
+
+    let applied = json(d, &["migrate-all", "--concurrency", "2"]);
+    assert_eq!(applied["done"], 3);
+    assert_eq!(applied["failed"], 0);
+    assert_eq!(
+        applied["databases"].as_array().unwrap().last().unwrap()["remaining"],
+        0
+    );
+    let again = json(d, &["migrate-all"]);
+    assert_eq!(again["skipped"], 3, "resumable: nothing left to apply");
+
+    // The new column is there.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        use sqlx::Connection;
+        let db = d.join("databases/eu-west/eu-west-dedicated-1/aaa.sqlite");
+        let options = sqlx::sqlite::SqliteConnectOptions::new().filename(db);
+        let mut conn = sqlx::SqliteConnection::connect_with(&options)
+            .await
+            .unwrap();
+        sqlx::query("SELECT estimate_hours FROM tasks")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
     });
 }
