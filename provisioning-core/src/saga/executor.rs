@@ -361,6 +361,10 @@ struct Driver<'a, C: Send + 'static> {
     state: RunState,
     context: C,
     cancel: &'a CancellationToken,
+    /// Wall time and timer instant read together when the driver starts:
+    /// records are stamped from the timer readings the executor takes anyway,
+    /// saving a wall-clock read per record on the hot path.
+    epoch: (chrono::DateTime<chrono::Utc>, Instant),
 }
 
 impl<'a, C> Driver<'a, C>
@@ -375,12 +379,22 @@ where
         cancel: &'a CancellationToken,
     ) -> Self {
         Driver {
+            epoch: (chrono::Utc::now(), exec.timer.now()),
             exec,
             saga,
             state,
             context,
             cancel,
         }
+    }
+
+    /// The wall time of timer instant `at`.
+    fn wall(&self, at: Instant) -> chrono::DateTime<chrono::Utc> {
+        let (wall, instant) = self.epoch;
+        chrono::Duration::from_std(at.saturating_duration_since(instant))
+            .ok()
+            .and_then(|elapsed| wall.checked_add_signed(elapsed))
+            .unwrap_or(wall)
     }
 
     fn span(&self) -> tracing::Span {
@@ -423,12 +437,19 @@ where
     /// driver is abandoned (the error propagates), so the state never runs ahead
     /// of the journal in a way anyone observes.
     async fn record(&mut self, entry: JournalEntry) -> Result<()> {
+        let now = self.exec.timer.now();
+        self.record_at(entry, now).await
+    }
+
+    /// As [`record`](Self::record), stamped with a timer reading the caller took.
+    async fn record_at(&mut self, entry: JournalEntry, at: Instant) -> Result<()> {
         let seq = self.state.next_seq;
+        let at = self.wall(at);
         self.state.apply(&entry)?;
         // Deref to the `dyn` first: calling through the `Arc<T>` blanket impl
         // would box the future twice.
         (*self.exec.journal)
-            .append(JournalRecord::new(self.state.run_id, seq, entry))
+            .append(JournalRecord::stamped(self.state.run_id, seq, at, entry))
             .await
     }
 
@@ -517,16 +538,19 @@ where
         loop {
             local_attempt += 1;
             let attempt = self.state.attempts[index] + 1;
-            self.record(JournalEntry::StepStarted {
-                step: self.step_name(index),
-                index,
-                attempt,
-            })
+            let began = self.exec.timer.now();
+            let first = *first.get_or_insert(began);
+            self.record_at(
+                JournalEntry::StepStarted {
+                    step: self.step_name(index),
+                    index,
+                    attempt,
+                },
+                began,
+            )
             .await?;
             let span = tracing::info_span!("saga_step", step = %step.name(), attempt);
             let deadline = self.deadline(index);
-            let began = self.exec.timer.now();
-            let first = *first.get_or_insert(began);
             let injected = self
                 .exec
                 .faults
@@ -545,19 +569,23 @@ where
                     .await
                 }
             };
-            let took = self.elapsed_since(began);
+            let ended = self.exec.timer.now();
+            let took = ended.saturating_duration_since(began);
             let error = match outcome {
                 Raced::Done(Ok(())) => {
                     self.observe_step(index, "ok", took);
                     let context = self.checkpoint()?;
                     return self
-                        .record(JournalEntry::StepCompleted {
-                            step: self.step_name(index),
-                            index,
-                            attempt,
-                            duration_ms: duration_ms(took),
-                            context,
-                        })
+                        .record_at(
+                            JournalEntry::StepCompleted {
+                                step: self.step_name(index),
+                                index,
+                                attempt,
+                                duration_ms: duration_ms(took),
+                                context,
+                            },
+                            ended,
+                        )
                         .await;
                 }
                 Raced::Cancelled => {

@@ -203,10 +203,15 @@ pub struct JournalRecord {
 impl JournalRecord {
     /// A record of `entry` at position `seq`, stamped now.
     pub fn new(run_id: RunId, seq: u64, entry: JournalEntry) -> Self {
+        Self::stamped(run_id, seq, Utc::now(), entry)
+    }
+
+    /// A record of `entry` at position `seq`, stamped `at`.
+    pub fn stamped(run_id: RunId, seq: u64, at: DateTime<Utc>, entry: JournalEntry) -> Self {
         JournalRecord {
             run_id,
             seq,
-            at: Utc::now(),
+            at,
             entry,
         }
     }
