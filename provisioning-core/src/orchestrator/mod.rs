@@ -297,13 +297,12 @@ impl ProvisioningOrchestrator {
         request.validate()?;
         self.inner.parts.plan_builder.build_plan(request).await?;
         let context = CreateContext::new(request.clone());
-        let record = RequestRecord::new(
+        let record = new_request(
             request.request_id,
-            request.tenant_id.clone(),
+            &request.tenant_id,
             CREATE_TENANT,
-            to_payload(&context)?,
-            RunId::from_uuid(*request.request_id.as_uuid())?,
-        );
+            &context,
+        )?;
         let tenant = TenantRecord::new_requested(
             request.tenant_id.clone(),
             request.request_id,
@@ -334,13 +333,8 @@ impl ProvisioningOrchestrator {
             .attributes
             .retain(|k, _| !k.starts_with("placement."));
         let context = CreateContext::new(request);
-        let submission = Submission::request(RequestRecord::new(
-            request_id,
-            tenant_id.clone(),
-            CREATE_TENANT,
-            to_payload(&context)?,
-            RunId::from_uuid(*request_id.as_uuid())?,
-        ));
+        let submission =
+            Submission::request(new_request(request_id, tenant_id, CREATE_TENANT, &context)?);
         self.execute(submission, || {
             self.require_state(tenant_id, &[TenantState::Failed], TenantState::Validating)
         })
@@ -425,13 +419,7 @@ impl ProvisioningOrchestrator {
                 ),
             ));
         }
-        let submission = Submission::request(RequestRecord::new(
-            request_id,
-            tenant_id.clone(),
-            name,
-            to_payload(&context)?,
-            RunId::from_uuid(*request_id.as_uuid())?,
-        ));
+        let submission = Submission::request(new_request(request_id, tenant_id, name, &context)?);
         self.execute(submission, || {
             self.require_state(tenant_id, &[TenantState::Active], TenantState::Active)
         })
@@ -487,28 +475,14 @@ impl ProvisioningOrchestrator {
     pub async fn recover(&self) -> Result<RecoveryReport> {
         let mut report = RecoveryReport::default();
         for request in self.inner.parts.store.unfinished_requests().await? {
-            let Ok(registered) = self.registered(&request.workflow) else {
+            if self.registered(&request.workflow).is_err() {
                 tracing::warn!(request_id = %request.request_id, workflow = %request.workflow, "unknown workflow; left alone");
                 report.unknown_workflows.push(request.request_id);
                 continue;
-            };
-            let request_id = request.request_id;
-            let receipt = self
-                .with_request_lock(request_id, async {
-                    // Re-read under the lock: a run of this process may have
-                    // finished it meanwhile.
-                    let current = self.request_record(request_id).await?;
-                    if !current.status.is_finished() {
-                        registered
-                            .erased
-                            .drive(&self.inner.parts, &self.inner.executor, &current, false)
-                            .instrument(request_span(&current))
-                            .await?;
-                    }
-                    self.status(request_id).await
-                })
-                .await?;
-            report.recovered.push(receipt);
+            }
+            report
+                .recovered
+                .push(self.finish_unfinished(request.request_id).await?);
         }
         self.dispatch_quietly().await;
         Ok(report)
@@ -591,13 +565,9 @@ impl ProvisioningOrchestrator {
         removal: Option<RemovalMode>,
     ) -> Result<Submission> {
         let context = LifecycleContext::new(tenant_id.clone(), request_id, removal);
-        Ok(Submission::request(RequestRecord::new(
-            request_id,
-            tenant_id.clone(),
-            workflow,
-            to_payload(&context)?,
-            RunId::from_uuid(*request_id.as_uuid())?,
-        )))
+        Ok(Submission::request(new_request(
+            request_id, tenant_id, workflow, &context,
+        )?))
     }
 
     /// The tenant exists and is in one of `states` (`to` names the move, for
@@ -637,12 +607,7 @@ impl ProvisioningOrchestrator {
             if let SubmitOutcome::Duplicate(existing) = store.submit(submission).await? {
                 return duplicate(existing, &request);
             }
-            let registered = self.registered(&request.workflow)?;
-            registered
-                .erased
-                .drive(&self.inner.parts, &self.inner.executor, &request, true)
-                .instrument(request_span(&request))
-                .await?;
+            self.drive(&request, true).await?;
             self.dispatch_quietly().await;
             self.status(request_id).await
         })
@@ -659,6 +624,31 @@ impl ProvisioningOrchestrator {
                 return duplicate(existing, &request);
             }
             self.dispatch_quietly().await;
+            self.status(request_id).await
+        })
+        .await
+    }
+
+    /// Drives `request`'s run with its registered workflow (see
+    /// [`Workflow::drive`]), in the request's span.
+    async fn drive(&self, request: &RequestRecord, fresh: bool) -> Result<()> {
+        self.registered(&request.workflow)?
+            .erased
+            .drive(&self.inner.parts, &self.inner.executor, request, fresh)
+            .instrument(request_span(request))
+            .await
+    }
+
+    /// Under the request's lock, drives an unfinished request to its end
+    /// (resuming its run, or starting it if it never started) and returns its
+    /// receipt. The request is re-read under the lock: a run of this process
+    /// may have finished it meanwhile.
+    pub(crate) async fn finish_unfinished(&self, request_id: RequestId) -> Result<Receipt> {
+        self.with_request_lock(request_id, async {
+            let current = self.request_record(request_id).await?;
+            if !current.status.is_finished() {
+                self.drive(&current, false).await?;
+            }
             self.status(request_id).await
         })
         .await
@@ -731,6 +721,23 @@ fn duplicate(existing: RequestRecord, asked: &RequestRecord) -> Result<Receipt> 
         });
     }
     Ok(existing.into())
+}
+
+/// A request of `workflow` for `tenant`, whose initial saga context is
+/// `context`; its run takes the request's id, one run per request.
+fn new_request<T: Serialize>(
+    request_id: RequestId,
+    tenant: &TenantId,
+    workflow: &str,
+    context: &T,
+) -> Result<RequestRecord> {
+    Ok(RequestRecord::new(
+        request_id,
+        tenant.clone(),
+        workflow,
+        to_payload(context)?,
+        RunId::from_uuid(*request_id.as_uuid())?,
+    ))
 }
 
 fn to_payload<T: Serialize>(value: &T) -> Result<serde_json::Value> {

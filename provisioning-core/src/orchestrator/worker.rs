@@ -8,10 +8,9 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
-use tracing::Instrument;
 
 use crate::error::Result;
-use crate::orchestrator::{ProvisioningOrchestrator, request_span};
+use crate::orchestrator::ProvisioningOrchestrator;
 use crate::saga::CancellationToken;
 use crate::store::{RequestRecord, RequestStatus};
 
@@ -167,18 +166,10 @@ impl ProvisioningOrchestrator {
         if !store.renew_lease(worker, request_id, lease).await? {
             return Ok(None);
         }
-        let drive = self.with_request_lock(request_id, async {
-            let current = self.request_record(request_id).await?;
-            if !current.status.is_finished() {
-                let registered = self.registered(&current.workflow)?;
-                registered
-                    .erased
-                    .drive(&self.inner.parts, &self.inner.executor, &current, false)
-                    .instrument(request_span(&current))
-                    .await?;
-            }
-            Ok(self.request_record(request_id).await?.status)
-        });
+        let drive = async {
+            let receipt = self.finish_unfinished(request_id).await?;
+            Ok::<_, crate::Error>(receipt.status)
+        };
         let heartbeat = async {
             let timer = self.inner.executor.timer();
             loop {
