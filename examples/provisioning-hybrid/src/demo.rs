@@ -1,6 +1,6 @@
-//! (5), (7), (8): the demo — a mix of tenants provisioned, one suspended, one
-//! deleted, one injected failure rolled back, then the tenants, their placement
-//! and their event timelines.
+//! (5), (7), (8): the demo — a mix of tenants provisioned, a service and a
+//! user added, one tenant suspended, one deleted, one injected failure rolled
+//! back, then the tenants, their placement and their event timelines.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -11,6 +11,7 @@ use provisioning_core::{
 };
 
 use crate::wiring::{Paths, orchestrator};
+use crate::workflows::{SERVICE, USER};
 
 type BoxResult<T> = Result<T, Box<dyn std::error::Error>>;
 
@@ -38,6 +39,8 @@ pub(crate) async fn run(data_dir: &Path) -> BoxResult<()> {
         TENANTS.len(),
         dir.display()
     );
+    // (7) The hybrid flow: shared and dedicated tenants in two regions, each
+    // placed by the policy and recorded with its placement.
     for (tenant, plan, region) in TENANTS {
         let request = TenantRequest::new(tenant.parse()?, plan.parse()?, region.parse()?);
         let receipt = orchestrator.create(request).await?;
@@ -47,6 +50,27 @@ pub(crate) async fn run(data_dir: &Path) -> BoxResult<()> {
         );
     }
 
+    // (5) The generic workflows on the same executor.
+    let cygnus: TenantId = "cygnus".parse()?;
+    let input = serde_json::json!({ "service": "analytics", "tier": "enterprise" });
+    let receipt =
+        crate::workflows::provision(&orchestrator, SERVICE, &cygnus, RequestId::new(), input)
+            .await?;
+    println!(
+        "  provision service analytics (enterprise) for cygnus -> {}",
+        receipt.status.as_str()
+    );
+    let acme: TenantId = "acme".parse()?;
+    let input = serde_json::json!({ "email": "ana@acme.example", "role": "member" });
+    let receipt =
+        crate::workflows::provision(&orchestrator, USER, &acme, RequestId::new(), input).await?;
+    println!(
+        "  provision user ana (member) for acme -> {}",
+        receipt.status.as_str()
+    );
+
+    // (8) Cleanup: suspension keeps everything; deletion archives storage,
+    // drops the database and keeps a tombstone.
     let bolt: TenantId = "bolt".parse()?;
     orchestrator.suspend(&bolt, RequestId::new()).await?;
     println!("  suspend bolt      -> suspended");

@@ -6,7 +6,9 @@
 
 mod commands;
 mod demo;
+mod http;
 mod wiring;
+mod workflows;
 
 use std::path::PathBuf;
 
@@ -110,6 +112,11 @@ enum Command {
     Audit { request: String },
     /// Finish or roll back what a crash left in flight.
     Recover,
+    /// Run a generic workflow for an active tenant: enable a service, add a user.
+    Provision {
+        #[command(subcommand)]
+        kind: ProvisionKind,
+    },
     /// Apply the release's new migrations to every active and suspended tenant.
     MigrateAll {
         /// Show what each database would get; change nothing.
@@ -119,6 +126,98 @@ enum Command {
         #[arg(long, default_value_t = 4)]
         concurrency: usize,
     },
+    /// Serve the commands as an HTTP API (and /metrics) until Ctrl-C or SIGTERM.
+    Serve {
+        /// The address to listen on (port 0: any free port; the bound
+        /// address is printed).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: std::net::SocketAddr,
+        /// The bearer token the API requires (also PROVISIONING_HYBRID_TOKEN,
+        /// which keeps it out of the process list); /metrics and /healthz
+        /// stay open.
+        #[arg(long)]
+        token: Option<http::Token>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ProvisionKind {
+    /// Enable a service at an SLA tier: its subscription and rate limits.
+    Service {
+        /// The tenant (Active).
+        #[arg(long)]
+        tenant: String,
+        /// The service name (lowercase letters, digits, hyphens).
+        #[arg(long)]
+        service: String,
+        /// The SLA tier: basic, standard or enterprise.
+        #[arg(long)]
+        tier: String,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Add a user holding a role.
+    User {
+        /// The tenant (Active).
+        #[arg(long)]
+        tenant: String,
+        /// The user's e-mail address.
+        #[arg(long)]
+        email: String,
+        /// The role: owner, member or viewer.
+        #[arg(long)]
+        role: String,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+}
+
+/// The options every `provision` kind takes.
+#[derive(Args)]
+struct RunArgs {
+    /// The idempotency key (a UUID); a new one when omitted.
+    #[arg(long)]
+    request_id: Option<String>,
+    /// Make a step fail: STEP[:transient|:permanent] (also
+    /// PROVISIONING_INJECT_FAILURE). For drills.
+    #[arg(long)]
+    inject_failure: Option<String>,
+}
+
+impl ProvisionKind {
+    fn into_args(self) -> commands::ProvisionArgs {
+        let (workflow, tenant, input, run) = match self {
+            ProvisionKind::Service {
+                tenant,
+                service,
+                tier,
+                run,
+            } => (
+                workflows::SERVICE,
+                tenant,
+                serde_json::json!({ "service": service, "tier": tier }),
+                run,
+            ),
+            ProvisionKind::User {
+                tenant,
+                email,
+                role,
+                run,
+            } => (
+                workflows::USER,
+                tenant,
+                serde_json::json!({ "email": email, "role": role }),
+                run,
+            ),
+        };
+        commands::ProvisionArgs {
+            workflow,
+            tenant,
+            input,
+            request_id: run.request_id,
+            inject_failure: run.inject_failure,
+        }
+    }
 }
 
 fn create_args(t: TenantArgs, inject_failure: Option<String>) -> CreateArgs {
@@ -132,9 +231,30 @@ fn create_args(t: TenantArgs, inject_failure: Option<String>) -> CreateArgs {
     }
 }
 
+/// (8) Per-tenant progress as tracing output on stderr, filtered by
+/// `RUST_LOG`; without it, `default`.
+fn init_tracing(default: &str) {
+    use std::io::IsTerminal;
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    // A second subscriber (none here) would be an error worth ignoring.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
+}
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    // A server logs every request and run step; a command only what went wrong
+    // (its output says the rest).
+    init_tracing(if matches!(cli.command, Command::Serve { .. }) {
+        "info"
+    } else {
+        "warn"
+    });
     let dir = cli.data_dir.as_path();
     let out = Output {
         json: cli.json,
@@ -182,10 +302,12 @@ async fn main() -> std::process::ExitCode {
         Command::Events { tenant } => commands::events(dir, &tenant, out).await,
         Command::Audit { request } => commands::audit(dir, &request, out).await,
         Command::Recover => commands::recover(dir, out).await,
+        Command::Provision { kind } => commands::provision(dir, kind.into_args(), out).await,
         Command::MigrateAll {
             dry_run,
             concurrency,
         } => commands::migrate_all(dir, cli.release, dry_run, concurrency, out).await,
+        Command::Serve { addr, token } => http::serve(dir, cli.release, addr, token).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -6,6 +6,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+// (1) The SDK's four crates: the core (orchestrator, saga executor, traits),
+// sharding (directory, resolvers, plan policy), sqlx (stores and schema
+// managers) and storage (tenant folders on object_store).
 use provisioning_core::{FaultInjector, ProvisioningOrchestrator};
 use provisioning_sharding::{
     PlacementPolicy, PolicyPlanBuilder, RendezvousResolver, ShardDirectory,
@@ -162,6 +165,8 @@ pub(crate) async fn hybrid(
         .shard_resolver(Arc::new(shards))
         .schema_manager(schema.clone())
         .storage(Arc::new(storage));
+    // (5) The generic workflows, on the same executor: service and user.
+    builder = crate::workflows::register(builder, &schema)?;
     if let Some(faults) = faults {
         builder = builder.fault_injector(faults);
     }

@@ -2,30 +2,12 @@
 //! snake_case names, rollback after an injected failure, and the dry run.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::path::Path;
 use std::process::Command;
 
-fn run(dir: &Path, args: &[&str]) -> (bool, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_provisioning-hybrid"))
-        .args(args)
-        .arg("--data-dir")
-        .arg(dir)
-        .output()
-        .unwrap();
-    (
-        output.status.success(),
-        String::from_utf8(output.stdout).unwrap(),
-        String::from_utf8(output.stderr).unwrap(),
-    )
-}
-
-fn json(dir: &Path, args: &[&str]) -> serde_json::Value {
-    let mut all = args.to_vec();
-    all.push("--json");
-    let (ok, stdout, stderr) = run(dir, &all);
-    assert!(ok, "{args:?}: {stderr}");
-    serde_json::from_str(&stdout).unwrap()
-}
+use support::{json, rows, run};
 
 #[test]
 fn create_list_events_audit_and_lifecycle() {
@@ -345,35 +327,16 @@ fn walk(dir: &Path) -> Vec<String> {
 
 /// Rows of `tenant` in the shared workload's tables.
 fn count_rows(db: &Path, tenant: &str) -> i64 {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        use sqlx::Connection;
-        let options = sqlx::sqlite::SqliteConnectOptions::new().filename(db);
-        let mut conn = sqlx::SqliteConnection::connect_with(&options)
-            .await
-            .unwrap();
-        let mut total = 0;
-        let tables: Vec<String> =
-            sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table'")
-                .fetch_all(&mut conn)
-                .await
-                .unwrap();
-        for table in ["roles", "users", "user_roles", "settings", "audit_log"] {
-            if !tables.iter().any(|t| t == table) {
-                continue; // not migrated yet: no rows either
-            }
-            let sql = format!("SELECT COUNT(*) FROM {table} WHERE tenant_id = ?1");
-            let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-                .bind(tenant)
-                .fetch_one(&mut conn)
-                .await
-                .unwrap();
-            total += n;
+    let tables = rows(db, "SELECT name FROM sqlite_master WHERE type = 'table'");
+    let mut total = 0;
+    for table in ["roles", "users", "user_roles", "settings", "audit_log"] {
+        if !tables.iter().any(|t| t[0] == table) {
+            continue; // not migrated yet: no rows either
         }
-        total
-    })
+        let sql = format!("SELECT COUNT(*) FROM {table} WHERE tenant_id = '{tenant}'");
+        total += rows(db, &sql)[0][0].parse::<i64>().unwrap();
+    }
+    total
 }
 
 #[test]

@@ -32,6 +32,9 @@ fn the_demo_runs_twice_and_tells_the_hybrid_story() {
         "echo     premium    us-east  dedicated  us-east-dedicated-1  deleted",
         "faulty   premium    eu-west  dedicated  eu-west-dedicated-1  failed",
         "bolt     1:TenantCreated  2:TenantProvisioned  3:TenantSuspended",
+        "acme     1:TenantCreated  2:TenantProvisioned  3:UserProvisioned",
+        "cygnus   1:TenantCreated  2:TenantProvisioned  3:ServiceProvisioned",
+        "provision service analytics (enterprise) for cygnus -> succeeded",
         "faulty   1:TenantCreated  2:TenantProvisioningFailed",
         "faulty.sqlite : removed",
     ] {

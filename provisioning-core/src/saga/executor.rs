@@ -574,6 +574,8 @@ where
             let error = match outcome {
                 Raced::Done(Ok(())) => {
                     self.observe_step(index, "ok", took);
+                    // Per-tenant progress: the run's span carries the tenant.
+                    tracing::info!(parent: &span, took_ms = took.as_millis() as u64, "step completed");
                     let context = self.checkpoint()?;
                     return self
                         .record_at(

@@ -1,6 +1,13 @@
 //! (5) The CLI commands over the orchestrator: create, plan, suspend, resume,
-//! delete, retry, status, list, events, audit, recover. Each prints a human
-//! table, or JSON with `--json`.
+//! delete, retry, status, list, events, audit, recover, and (in submodules)
+//! `provision` and `migrate-all`. Each prints a human table, or JSON with
+//! `--json`.
+
+mod fleet;
+mod provision;
+
+pub(crate) use fleet::migrate_all;
+pub(crate) use provision::{ProvisionArgs, provision};
 
 use std::path::Path;
 use std::sync::Arc;
@@ -65,15 +72,20 @@ impl CreateArgs {
     }
 
     fn faults(&self) -> BoxResult<Option<Arc<dyn FaultInjector>>> {
-        let spec = self
-            .inject_failure
-            .clone()
-            .or_else(|| std::env::var("PROVISIONING_INJECT_FAILURE").ok());
-        Ok(match spec {
-            Some(spec) => Some(Arc::new(spec.parse::<StepFaults>()?)),
-            None => None,
-        })
+        faults(self.inject_failure.as_deref())
     }
+}
+
+/// The fault injector of `--inject-failure STEP[:transient|:permanent]`, or
+/// of `PROVISIONING_INJECT_FAILURE` when the option is absent.
+pub(crate) fn faults(spec: Option<&str>) -> BoxResult<Option<Arc<dyn FaultInjector>>> {
+    let spec = spec
+        .map(str::to_owned)
+        .or_else(|| std::env::var("PROVISIONING_INJECT_FAILURE").ok());
+    Ok(match spec {
+        Some(spec) => Some(Arc::new(spec.parse::<StepFaults>()?)),
+        None => None,
+    })
 }
 
 /// `create`: waits for the run; a tenant that ends Failed is an error exit.
@@ -327,109 +339,4 @@ pub(crate) async fn recover(dir: &Path, out: Output) -> BoxResult<()> {
         }
         text
     })
-}
-
-/// `migrate-all [--dry-run] [--concurrency N]`: rolls the current release's
-/// migrations out to every Active and Suspended tenant's database (each
-/// shared database once), one line per database as it finishes.
-pub(crate) async fn migrate_all(
-    dir: &Path,
-    release: crate::wiring::Release,
-    dry_run: bool,
-    concurrency: usize,
-    out: Output,
-) -> BoxResult<()> {
-    use futures_util::StreamExt;
-    use provisioning_sqlx::{FleetOptions, FleetReport, UnitOutcome, migrate_fleet_stream};
-
-    let hybrid = crate::wiring::hybrid(dir, release, None).await?;
-    let mut plans = Vec::new();
-    for state in [TenantState::Active, TenantState::Suspended] {
-        let mut filter = TenantFilter::all();
-        filter.state = Some(state);
-        filter.limit = 10_000;
-        loop {
-            let page = hybrid.orchestrator.list_tenants(&filter).await?;
-            let last = page.last().map(|t| t.tenant_id.clone());
-            plans.extend(page.into_iter().filter_map(|t| t.placement));
-            match last {
-                Some(last) => filter.after = Some(last),
-                None => break,
-            }
-        }
-    }
-    let options = FleetOptions::new()
-        .concurrency(concurrency)
-        .dry_run(dry_run);
-    let mut progress = std::pin::pin!(migrate_fleet_stream(&*hybrid.schema, plans, options));
-    let mut report = FleetReport::default();
-    let mut lines = Vec::new();
-    while let Some(step) = progress.next().await {
-        let tenants: Vec<&str> = step.unit.tenants.iter().map(|t| t.as_str()).collect();
-        let what = match &step.unit.outcome {
-            UnitOutcome::Migrated(m) if m.is_empty() => "up to date".to_owned(),
-            UnitOutcome::Migrated(m) => format!("applied {}", versions(m)),
-            UnitOutcome::WouldApply(m) => format!("would apply {}", versions(m)),
-            UnitOutcome::Failed { reason, .. } => format!("FAILED: {reason}"),
-            other => format!("{other:?}"),
-        };
-        let line = serde_json::json!({
-            "tenants": tenants,
-            "isolation": step.unit.isolation,
-            "outcome": what,
-            "duration_ms": step.unit.duration.as_millis() as u64,
-            "done": step.done,
-            "failed": step.failed,
-            "remaining": step.remaining,
-        });
-        if !out.json {
-            #[allow(clippy::print_stdout)]
-            {
-                println!(
-                    "[{} done, {} failed, {} left] {} ({}): {} in {} ms",
-                    step.done,
-                    step.failed,
-                    step.remaining,
-                    tenants.join(","),
-                    step.unit.isolation,
-                    what,
-                    step.unit.duration.as_millis()
-                );
-            }
-        }
-        lines.push(line);
-        report.record(step);
-    }
-    let summary = serde_json::json!({
-        "dry_run": dry_run,
-        "databases": lines,
-        "done": report.done.len(),
-        "failed": report.failed.len(),
-        "skipped": report.skipped(),
-    });
-    if out.json {
-        out.show(&summary, String::new)?;
-    } else {
-        out.show(&summary, || {
-            format!(
-                "{} database(s) done ({} already up to date), {} failed",
-                report.done.len(),
-                report.skipped(),
-                report.failed.len()
-            )
-        })?;
-    }
-    if report.failed.is_empty() {
-        Ok(())
-    } else {
-        Err(format!("{} database(s) failed to migrate", report.failed.len()).into())
-    }
-}
-
-fn versions(migrations: &[provisioning_core::MigrationInfo]) -> String {
-    migrations
-        .iter()
-        .map(|m| m.version.to_string())
-        .collect::<Vec<_>>()
-        .join(",")
 }

@@ -1,0 +1,152 @@
+//! (5) How the API answers a request that starts a run: at once with 202 and
+//! a status link, or with `?wait=true` when the run has ended.
+//!
+//! Every run is spawned on a tracked task, so that a client hanging up does
+//! not cancel a saga half-way, and shutdown waits for the runs it started.
+//! The handler then waits for whichever comes first: the task ending (an
+//! error is answered with its status code, so bad input, a missing tenant and
+//! a conflict are still answered synchronously, nothing written) or the
+//! request becoming visible in the catalog (202).
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use provisioning_core::{Error, Receipt, RequestId, Result, TenantId};
+use serde::{Deserialize, Serialize};
+
+use super::AppState;
+use super::error::ApiError;
+
+/// First pause between two looks at the catalog; it doubles up to [`POLL_MAX`].
+const POLL_MIN: Duration = Duration::from_millis(2);
+/// Longest pause between two looks at the catalog.
+const POLL_MAX: Duration = Duration::from_millis(50);
+
+/// The `?wait=true` query of the endpoints that start a run.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct WaitQuery {
+    /// Answer when the run has ended (200 with the receipt) instead of at
+    /// once (202 with a status link).
+    #[serde(default)]
+    pub(crate) wait: bool,
+}
+
+/// What a request asks for, to tell a repeat of it (answered with its
+/// receipt) from another request under the same id (a conflict).
+pub(crate) struct Expected {
+    /// The idempotency key.
+    pub(crate) request_id: RequestId,
+    /// The tenant it is for.
+    pub(crate) tenant_id: TenantId,
+    /// The workflow it runs.
+    pub(crate) workflow: String,
+}
+
+impl Expected {
+    /// Whether `receipt` is this request's; a conflict error if another
+    /// request holds the id. (Parameters beyond tenant and workflow are
+    /// compared by the orchestrator, for a request that has finished.)
+    fn check(&self, receipt: &Receipt) -> Result<()> {
+        if receipt.tenant_id == self.tenant_id && receipt.workflow == self.workflow {
+            return Ok(());
+        }
+        Err(Error::Conflict {
+            kind: "request",
+            id: self.request_id.to_string(),
+            reason: format!(
+                "request id already used for {} of tenant {}",
+                receipt.workflow, receipt.tenant_id
+            ),
+        })
+    }
+}
+
+/// A receipt with the link to follow it; the body of 202 and of `?wait=true`.
+#[derive(Serialize)]
+struct Answer {
+    #[serde(flatten)]
+    receipt: Receipt,
+    status_url: String,
+}
+
+/// Where a request's receipt is served.
+pub(crate) fn status_url(request_id: RequestId) -> String {
+    format!("/api/v1/provisioning/{request_id}/status")
+}
+
+/// Runs `run` (the orchestrator call carrying out `expected`) and answers as
+/// the module docs describe: with `wait`, 200 and the final receipt (a run
+/// that ended `failed` is still 200: the receipt names the failure);
+/// otherwise 202, a `Location` header and the receipt so far.
+pub(crate) async fn accept<F>(
+    state: &AppState,
+    expected: Expected,
+    wait: bool,
+    run: F,
+) -> Result<Response, ApiError>
+where
+    F: Future<Output = Result<Receipt>> + Send + 'static,
+{
+    if wait {
+        let receipt = state.runs.spawn(run).await??;
+        return Ok(answer(StatusCode::OK, receipt));
+    }
+    match state.orchestrator.status(expected.request_id).await {
+        // A repeat of a finished request (or another request under its id):
+        // the orchestrator answers that at once, without running anything.
+        Ok(existing) if existing.status.is_finished() => {
+            return Ok(answer(StatusCode::ACCEPTED, run.await?));
+        }
+        // Still running: here, under the orchestrator's lock for its id,
+        // which a new call would wait for until the run ends.
+        Ok(existing) => {
+            expected.check(&existing)?;
+            return Ok(answer(StatusCode::ACCEPTED, existing));
+        }
+        Err(Error::NotFound { .. }) => {}
+        Err(error) => return Err(error.into()),
+    }
+    let mut task = state.runs.spawn(run);
+    let mut pause = POLL_MIN;
+    loop {
+        tokio::select! {
+            biased;
+            ended = &mut task => return Ok(answer(StatusCode::ACCEPTED, ended??)),
+            () = tokio::time::sleep(pause) => {}
+        }
+        match state.orchestrator.status(expected.request_id).await {
+            Ok(receipt) => {
+                expected.check(&receipt)?;
+                return Ok(answer(StatusCode::ACCEPTED, receipt));
+            }
+            Err(Error::NotFound { .. }) => {}
+            // The task reports the store's failures itself; keep waiting for it.
+            Err(error) => {
+                tracing::debug!(request_id = %expected.request_id, error = %error, "status poll failed")
+            }
+        }
+        pause = (pause * 2).min(POLL_MAX);
+    }
+}
+
+fn answer(status: StatusCode, receipt: Receipt) -> Response {
+    let url = status_url(receipt.request_id);
+    let location = HeaderValue::from_str(&url).ok();
+    let mut response = (
+        status,
+        Json(Answer {
+            receipt,
+            status_url: url,
+        }),
+    )
+        .into_response();
+    if status == StatusCode::ACCEPTED {
+        if let Some(location) = location {
+            response.headers_mut().insert(header::LOCATION, location);
+        }
+    }
+    response
+}

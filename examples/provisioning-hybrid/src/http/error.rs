@@ -1,0 +1,236 @@
+//! (5) The HTTP API's one error shape, `{"error": {"code", "message",
+//! "field"?, "rule"?}}`, and how the SDK's errors map onto status codes.
+
+use std::borrow::Cow;
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use provisioning_core::Error;
+use serde::Serialize;
+
+/// An error answer: a status code and the JSON body that explains it.
+///
+/// Every error the API gives has this shape, also for bodies axum rejects
+/// (malformed JSON, too large, wrong content type) and for unknown routes, so
+/// that a client needs one error parser.
+#[derive(Debug)]
+pub(crate) struct ApiError {
+    status: StatusCode,
+    body: ErrorBody,
+}
+
+/// The `error` object of an error answer.
+#[derive(Debug, Serialize)]
+struct ErrorBody {
+    /// A stable, machine-readable code (`invalid_input`, `not_found`...).
+    code: &'static str,
+    /// What went wrong, for people.
+    message: String,
+    /// The input field at fault, when one is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<Cow<'static, str>>,
+    /// The rule the field broke, phrased so that it tells how to fix it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rule: Option<String>,
+}
+
+/// The JSON document of an error answer.
+#[derive(Serialize)]
+struct Envelope<'a> {
+    error: &'a ErrorBody,
+}
+
+impl ApiError {
+    /// An error with `status`, `code` and `message`, naming no field.
+    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            body: ErrorBody {
+                code,
+                message: message.into(),
+                field: None,
+                rule: None,
+            },
+        }
+    }
+
+    /// A 400 `invalid_input` for `field` breaking `rule`.
+    pub(crate) fn invalid(field: impl Into<Cow<'static, str>>, rule: impl Into<String>) -> Self {
+        let (field, rule) = (field.into(), rule.into());
+        let mut error = ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+            format!("invalid {field}: {rule}"),
+        );
+        error.body.field = Some(field);
+        error.body.rule = Some(rule);
+        error
+    }
+
+    /// A 400 `invalid_body`: the body is not the JSON this endpoint takes.
+    /// `field` is named when serde's message names it (an unknown or missing
+    /// field).
+    pub(crate) fn invalid_body(message: impl Into<String>) -> Self {
+        let message = message.into();
+        let field = ["unknown field `", "missing field `"]
+            .iter()
+            .find_map(|prefix| message.strip_prefix(prefix))
+            .and_then(|rest| rest.split_once('`'))
+            .map(|(field, _)| Cow::Owned(field.to_owned()));
+        let mut error = ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", message);
+        error.body.field = field;
+        error
+    }
+
+    /// A 401: the bearer token is missing or wrong (the answer carries
+    /// `WWW-Authenticate: Bearer`).
+    pub(crate) fn unauthorized() -> Self {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "this endpoint needs the header Authorization: Bearer <token>",
+        )
+    }
+
+    /// A 404 for a path no route serves.
+    pub(crate) fn no_route(path: &str) -> Self {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no endpoint at {path}"),
+        )
+    }
+
+    /// The same error, naming `field` instead (for a value that came from a
+    /// header or the path, where the SDK's field name would mislead).
+    pub(crate) fn for_field(mut self, field: &'static str) -> Self {
+        if self.body.field.is_some() {
+            self.body.field = Some(Cow::Borrowed(field));
+        }
+        self
+    }
+
+    /// The status code.
+    #[cfg(test)]
+    pub(crate) fn status(&self) -> StatusCode {
+        self.status
+    }
+}
+
+impl From<Error> for ApiError {
+    /// Bad input is 400 naming the field and rule; a missing tenant, request
+    /// or workflow 404; a conflict or a transition the state machine forbids
+    /// 409; a tenant that cannot be placed 422 (the request is well-formed and
+    /// valid, the fleet cannot take it: retrying the same request later may
+    /// succeed, editing it is not what is asked); a transient backend failure
+    /// 503 with `Retry-After`; anything else 500 with the error's message.
+    fn from(error: Error) -> Self {
+        match error {
+            Error::InvalidTenantId { rule, .. } => ApiError::invalid("tenant_id", rule.to_string()),
+            Error::InvalidInput { field, rule } => ApiError::invalid(field, rule),
+            Error::NotFound { .. } => {
+                ApiError::new(StatusCode::NOT_FOUND, "not_found", error.to_string())
+            }
+            Error::Conflict { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "conflict", error.to_string())
+            }
+            Error::IllegalTransition { .. } => ApiError::new(
+                StatusCode::CONFLICT,
+                "illegal_transition",
+                error.to_string(),
+            ),
+            Error::Placement { .. } => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "placement",
+                error.to_string(),
+            ),
+            error if error.is_transient() => {
+                tracing::warn!(error = %error, "transient backend failure answered 503");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    error.to_string(),
+                )
+            }
+            error => {
+                tracing::error!(error = %error, "request failed");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    error.to_string(),
+                )
+            }
+        }
+    }
+}
+
+impl From<tokio::task::JoinError> for ApiError {
+    /// A run's task that panicked (or was cancelled at shutdown): a 500; the
+    /// request itself is journaled and `recover` finishes it.
+    fn from(error: tokio::task::JoinError) -> Self {
+        tracing::error!(error = %error, "provisioning task ended abnormally");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the provisioning task ended abnormally; its request is finished on recovery",
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, Json(Envelope { error: &self.body })).into_response();
+        let headers = response.headers_mut();
+        match self.status {
+            StatusCode::UNAUTHORIZED => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            StatusCode::SERVICE_UNAVAILABLE => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn sdk_errors_map_to_status_codes() {
+        let invalid: ApiError = "Tenant_1"
+            .parse::<provisioning_core::TenantId>()
+            .unwrap_err()
+            .into();
+        assert_eq!(invalid.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(invalid.body.field.as_deref(), Some("tenant_id"));
+        assert!(invalid.body.rule.is_some());
+        let missing: ApiError = Error::NotFound {
+            kind: "tenant",
+            id: "acme".into(),
+        }
+        .into();
+        assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+        let busy: ApiError = Error::Backend {
+            component: "sqlite store",
+            message: "database is locked".into(),
+            transient: true,
+            source: None,
+        }
+        .into();
+        assert_eq!(busy.status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
+
+    #[test]
+    fn serde_messages_name_the_field() {
+        let error = ApiError::invalid_body("unknown field `colour`, expected one of `plan`");
+        assert_eq!(error.body.field.as_deref(), Some("colour"));
+        let error = ApiError::invalid_body("expected value at line 1 column 2");
+        assert_eq!(error.body.field, None);
+    }
+}

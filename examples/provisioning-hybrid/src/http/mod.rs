@@ -1,0 +1,230 @@
+//! (5) `serve`: the commands as an HTTP API, and the lifecycle events they
+//! publish; (8) monitoring at `/metrics`.
+//!
+//! | method and path | does |
+//! |---|---|
+//! | `POST /api/v1/tenants` | create: `{"tenant_id", "plan", "region", "request_id"?, "attributes"?}` |
+//! | `GET /api/v1/tenants/{id}` | the tenant record |
+//! | `POST /api/v1/tenants/{id}/suspend`, `/resume` | suspend, resume (`{"request_id"?}`) |
+//! | `DELETE /api/v1/tenants/{id}?mode=archive\|purge` | delete (`{"request_id"?}`) |
+//! | `GET /api/v1/provisioning/{request_id}/status` | a request's receipt |
+//! | `POST /api/v1/provisioning/{workflow}` | a generic workflow for the tenant in `X-Tenant-ID` |
+//! | `GET /metrics`, `GET /healthz` | Prometheus metrics, liveness (no token needed) |
+//!
+//! Requests that start a run answer 202 at once with the receipt so far and
+//! a status link, or with `?wait=true` 200 and the final receipt; see
+//! [`accept`]. Errors are JSON, `{"error": {"code", "message", "field"?,
+//! "rule"?}}`; see [`error`]. With a token every endpoint but `/metrics` and
+//! `/healthz` needs `Authorization: Bearer <token>`; see [`auth`].
+
+mod accept;
+mod auth;
+mod error;
+mod extract;
+mod routes;
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use provisioning_core::ProvisioningOrchestrator;
+use tokio_util::task::TaskTracker;
+
+pub(crate) use auth::Token;
+
+use crate::commands::BoxResult;
+use crate::wiring::Release;
+
+/// Duration buckets in seconds: from a fast step on local disk (5 ms) to a
+/// slow dedicated-database provisioning (5 min).
+const DURATION_BUCKETS: [f64; 14] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+];
+
+/// How often the Prometheus recorder drains its histograms.
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// What every handler shares.
+pub(crate) struct AppState {
+    /// The wired SDK (an `Arc` inside: cheap to clone into a run's task).
+    orchestrator: ProvisioningOrchestrator,
+    /// The runs spawned by requests; shutdown waits for them.
+    runs: TaskTracker,
+    /// The bearer token, when the API is protected.
+    token: Option<Token>,
+    /// Renders the global metrics recorder.
+    metrics: PrometheusHandle,
+}
+
+/// `serve`: wires the SDK over `data_dir`, finishes what a previous process
+/// left in flight, and serves the API on `addr` until Ctrl-C or SIGTERM.
+/// Prints `listening on http://ADDR` once bound (so `--addr 127.0.0.1:0`
+/// tells its port). `token` (or `PROVISIONING_HYBRID_TOKEN`) protects the
+/// API; `PROVISIONING_INJECT_FAILURE` injects step failures, for drills.
+///
+/// On shutdown it stops accepting, finishes the requests being answered, then
+/// waits for the runs they started; a second signal stops at once, leaving
+/// those runs to the next start's recovery.
+///
+/// # Errors
+/// Bad settings, the catalog failing to open or recover, the address not
+/// binding, or a metrics recorder already installed.
+pub(crate) async fn serve(
+    data_dir: &Path,
+    release: Release,
+    addr: SocketAddr,
+    token: Option<Token>,
+) -> BoxResult<()> {
+    let token = match token {
+        Some(token) => Some(token),
+        None => Token::from_env()?,
+    };
+    let faults = crate::commands::faults(None)?;
+    // (8) Before the SDK records anything, so that no metric is lost. Buckets
+    // make the durations Prometheus histograms (`_bucket` series, which
+    // `histogram_quantile` in ops/ needs) rather than client-side summaries.
+    let metrics = PrometheusBuilder::new()
+        .set_buckets(&DURATION_BUCKETS)?
+        .install_recorder()?;
+    let orchestrator = crate::wiring::hybrid(data_dir, release, faults)
+        .await?
+        .orchestrator;
+    let report = orchestrator.recover().await?;
+    tracing::info!(
+        recovered = report.recovered.len(),
+        unknown_workflows = report.unknown_workflows.len(),
+        "recovered in-flight requests"
+    );
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    announce(local)?;
+    tracing::info!(addr = %local, protected = token.is_some(), "serving the HTTP API");
+
+    let upkeep = {
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(UPKEEP_EVERY);
+            loop {
+                every.tick().await;
+                metrics.run_upkeep();
+            }
+        })
+    };
+    let state = Arc::new(AppState {
+        orchestrator,
+        runs: TaskTracker::new(),
+        token,
+        metrics,
+    });
+    axum::serve(listener, router(state.clone()))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    upkeep.abort();
+    state.runs.close();
+    if !state.runs.is_empty() {
+        tracing::info!(runs = state.runs.len(), "waiting for runs in flight");
+        tokio::select! {
+            () = state.runs.wait() => {}
+            () = shutdown_signal() => {
+                tracing::warn!(runs = state.runs.len(), "stopping now; the next start recovers the runs left");
+            }
+        }
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Tells the bound address on stdout, where scripts and tests read it.
+#[allow(
+    clippy::print_stdout,
+    reason = "the bound address is the command's output"
+)]
+fn announce(addr: SocketAddr) -> std::io::Result<()> {
+    println!("listening on http://{addr}");
+    std::io::stdout().flush()
+}
+
+/// The API's routes, protected by the token where the module docs say.
+fn router(state: Arc<AppState>) -> Router {
+    let api = Router::new()
+        .route("/api/v1/tenants", post(routes::create_tenant))
+        .route(
+            "/api/v1/tenants/{id}",
+            get(routes::get_tenant).delete(routes::delete_tenant),
+        )
+        .route("/api/v1/tenants/{id}/suspend", post(routes::suspend))
+        .route("/api/v1/tenants/{id}/resume", post(routes::resume))
+        .route(
+            "/api/v1/provisioning/{request_id}/status",
+            get(routes::status),
+        )
+        .route("/api/v1/provisioning/{workflow}", post(routes::provision))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ));
+    Router::new()
+        .route("/healthz", get(routes::healthz))
+        .route("/metrics", get(routes::metrics))
+        .merge(api)
+        .fallback(routes::no_route)
+        .method_not_allowed_fallback(routes::method_not_allowed)
+        .layer(DefaultBodyLimit::max(extract::BODY_LIMIT))
+        .layer(middleware::from_fn(log_request))
+        .with_state(state)
+}
+
+/// Logs each request once it is answered: method, path (not the query, not
+/// the headers: no token reaches the log), status and duration.
+async fn log_request(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    tracing::info!(
+        method = %method,
+        path,
+        status = response.status().as_u16(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "http request"
+    );
+    response
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::warn!(error = %error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                term.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(error = %error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,285 @@
+//! (5) The endpoints: tenants (create, read, suspend, resume, delete), a
+//! request's status, the generic workflows; (8) `/metrics` and `/healthz`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use provisioning_core::{
+    CREATE_TENANT, DELETE_TENANT, RESUME_TENANT, RemovalMode, RequestId, SUSPEND_TENANT, TenantId,
+    TenantRecord, TenantRequest,
+};
+use serde::Deserialize;
+
+use super::AppState;
+use super::accept::{Expected, WaitQuery, accept};
+use super::error::ApiError;
+use super::extract::{ApiJson, ApiPath, ApiQuery, OptionalJson};
+use crate::workflows;
+
+/// The header that names the tenant a generic workflow runs for.
+pub(crate) const TENANT_HEADER: &str = "x-tenant-id";
+
+/// The body of `POST /api/v1/tenants`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreateBody {
+    tenant_id: String,
+    plan: String,
+    region: String,
+    #[serde(default)]
+    request_id: Option<String>,
+    #[serde(default)]
+    attributes: BTreeMap<String, String>,
+}
+
+impl CreateBody {
+    /// The SDK's request; each field's errors name the field and rule.
+    fn into_request(self) -> Result<TenantRequest, ApiError> {
+        let mut request = TenantRequest::new(
+            self.tenant_id.parse()?,
+            self.plan.parse()?,
+            self.region.parse()?,
+        )
+        .with_request_id(request_id(self.request_id.as_deref())?);
+        for (key, value) in self.attributes {
+            request = request.with_attribute(key, value)?;
+        }
+        Ok(request)
+    }
+}
+
+/// The optional body of suspend, resume and delete: the idempotency key.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RequestIdBody {
+    #[serde(default)]
+    request_id: Option<String>,
+}
+
+/// The query of `DELETE /api/v1/tenants/{id}`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DeleteQuery {
+    /// `archive` (the default) or `purge`.
+    #[serde(default)]
+    mode: Mode,
+    #[serde(default)]
+    wait: bool,
+}
+
+/// What happens to a deleted tenant's storage.
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Mode {
+    /// Objects move under `archive/`.
+    #[default]
+    Archive,
+    /// Objects are deleted.
+    Purge,
+}
+
+/// The given idempotency key, or a new one.
+fn request_id(given: Option<&str>) -> Result<RequestId, ApiError> {
+    Ok(match given {
+        Some(id) => id.parse()?,
+        None => RequestId::new(),
+    })
+}
+
+fn tenant_id(raw: &str) -> Result<TenantId, ApiError> {
+    Ok(raw.parse()?)
+}
+
+/// `POST /api/v1/tenants`: creates a tenant; idempotent by `request_id`.
+pub(crate) async fn create_tenant(
+    State(state): State<Arc<AppState>>,
+    ApiQuery(query): ApiQuery<WaitQuery>,
+    ApiJson(body): ApiJson<CreateBody>,
+) -> Result<Response, ApiError> {
+    let request = body.into_request()?;
+    let expected = Expected {
+        request_id: request.request_id,
+        tenant_id: request.tenant_id.clone(),
+        workflow: CREATE_TENANT.to_owned(),
+    };
+    let orchestrator = state.orchestrator.clone();
+    accept(&state, expected, query.wait, async move {
+        orchestrator.create(request).await
+    })
+    .await
+}
+
+/// `GET /api/v1/tenants/{id}`: the tenant record (tombstones included).
+pub(crate) async fn get_tenant(
+    State(state): State<Arc<AppState>>,
+    ApiPath(id): ApiPath,
+) -> Result<Json<TenantRecord>, ApiError> {
+    Ok(Json(state.orchestrator.tenant(&tenant_id(&id)?).await?))
+}
+
+/// Which lifecycle workflow a handler starts.
+#[derive(Clone, Copy)]
+enum Lifecycle {
+    Suspend,
+    Resume,
+    Delete(RemovalMode),
+}
+
+/// Starts a lifecycle workflow for tenant `id`.
+async fn lifecycle(
+    state: Arc<AppState>,
+    id: &str,
+    op: Lifecycle,
+    given: Option<&str>,
+    wait: bool,
+) -> Result<Response, ApiError> {
+    let tenant = tenant_id(id)?;
+    let request_id = request_id(given)?;
+    let workflow = match op {
+        Lifecycle::Suspend => SUSPEND_TENANT,
+        Lifecycle::Resume => RESUME_TENANT,
+        Lifecycle::Delete(_) => DELETE_TENANT,
+    };
+    let expected = Expected {
+        request_id,
+        tenant_id: tenant.clone(),
+        workflow: workflow.to_owned(),
+    };
+    let orchestrator = state.orchestrator.clone();
+    accept(&state, expected, wait, async move {
+        match op {
+            Lifecycle::Suspend => orchestrator.suspend(&tenant, request_id).await,
+            Lifecycle::Resume => orchestrator.resume(&tenant, request_id).await,
+            Lifecycle::Delete(mode) => orchestrator.delete(&tenant, mode, request_id).await,
+        }
+    })
+    .await
+}
+
+/// `POST /api/v1/tenants/{id}/suspend`: suspends an Active tenant (409 otherwise).
+pub(crate) async fn suspend(
+    State(state): State<Arc<AppState>>,
+    ApiPath(id): ApiPath,
+    ApiQuery(query): ApiQuery<WaitQuery>,
+    OptionalJson(body): OptionalJson<RequestIdBody>,
+) -> Result<Response, ApiError> {
+    let given = body.request_id.as_deref();
+    lifecycle(state, &id, Lifecycle::Suspend, given, query.wait).await
+}
+
+/// `POST /api/v1/tenants/{id}/resume`: resumes a Suspended tenant (409 otherwise).
+pub(crate) async fn resume(
+    State(state): State<Arc<AppState>>,
+    ApiPath(id): ApiPath,
+    ApiQuery(query): ApiQuery<WaitQuery>,
+    OptionalJson(body): OptionalJson<RequestIdBody>,
+) -> Result<Response, ApiError> {
+    let given = body.request_id.as_deref();
+    lifecycle(state, &id, Lifecycle::Resume, given, query.wait).await
+}
+
+/// `DELETE /api/v1/tenants/{id}?mode=archive|purge`: deletes an Active,
+/// Suspended or Failed tenant (409 otherwise).
+pub(crate) async fn delete_tenant(
+    State(state): State<Arc<AppState>>,
+    ApiPath(id): ApiPath,
+    ApiQuery(query): ApiQuery<DeleteQuery>,
+    OptionalJson(body): OptionalJson<RequestIdBody>,
+) -> Result<Response, ApiError> {
+    let mode = match query.mode {
+        Mode::Archive => RemovalMode::Archive,
+        Mode::Purge => RemovalMode::Purge,
+    };
+    let given = body.request_id.as_deref();
+    lifecycle(state, &id, Lifecycle::Delete(mode), given, query.wait).await
+}
+
+/// `GET /api/v1/provisioning/{request_id}/status`: the request's receipt.
+pub(crate) async fn status(
+    State(state): State<Arc<AppState>>,
+    ApiPath(id): ApiPath,
+) -> Result<Response, ApiError> {
+    let receipt = state.orchestrator.status(request_id(Some(&id))?).await?;
+    Ok(Json(receipt).into_response())
+}
+
+/// `POST /api/v1/provisioning/{workflow}` with `X-Tenant-ID`: runs a generic
+/// workflow (`service`, `user`) for an Active tenant with the body as its
+/// input; the body's optional `request_id` is the idempotency key.
+pub(crate) async fn provision(
+    State(state): State<Arc<AppState>>,
+    ApiPath(workflow): ApiPath,
+    ApiQuery(query): ApiQuery<WaitQuery>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<serde_json::Value>,
+) -> Result<Response, ApiError> {
+    if !workflows::WORKFLOWS.contains(&workflow.as_str()) {
+        return Err(provisioning_core::Error::NotFound {
+            kind: "workflow",
+            id: workflow,
+        }
+        .into());
+    }
+    let raw = headers
+        .get(TENANT_HEADER)
+        .ok_or_else(|| {
+            ApiError::invalid("X-Tenant-ID", "the header naming the tenant is required")
+        })?
+        .to_str()
+        .map_err(|_| ApiError::invalid("X-Tenant-ID", "must be visible ASCII"))?;
+    let tenant = tenant_id(raw).map_err(|e| e.for_field("X-Tenant-ID"))?;
+    let serde_json::Value::Object(mut input) = body else {
+        return Err(ApiError::invalid_body("the body must be a JSON object"));
+    };
+    let request_id = match input.remove("request_id") {
+        None => RequestId::new(),
+        Some(serde_json::Value::String(id)) => request_id(Some(&id))?,
+        Some(_) => return Err(ApiError::invalid("request_id", "must be a UUID string")),
+    };
+    let expected = Expected {
+        request_id,
+        tenant_id: tenant.clone(),
+        workflow: workflow.clone(),
+    };
+    let orchestrator = state.orchestrator.clone();
+    let input = serde_json::Value::Object(input);
+    accept(&state, expected, query.wait, async move {
+        workflows::provision(&orchestrator, &workflow, &tenant, request_id, input).await
+    })
+    .await
+}
+
+/// (8) `GET /metrics`: the SDK's metrics in the Prometheus text format.
+pub(crate) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+/// `GET /healthz`: the process serves requests.
+pub(crate) async fn healthz() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+/// Any path no route serves: a JSON 404.
+pub(crate) async fn no_route(uri: Uri) -> ApiError {
+    ApiError::no_route(uri.path())
+}
+
+/// A route that exists, with a method it does not take: a JSON 405.
+pub(crate) async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{method} is not allowed on {}", uri.path()),
+    )
+}

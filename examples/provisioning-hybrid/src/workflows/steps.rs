@@ -1,0 +1,471 @@
+//! The generic workflows' steps. Each writes in one transaction its rows and a
+//! marker row in `audit_log` (`target_type = 'request'`, `target_id` = the
+//! request id), and its compensation undoes exactly what the marker records.
+//!
+//! The same SQL serves shared and dedicated databases: a shared database's
+//! tables carry `tenant_id`, a dedicated one's do not, so the tenant scope is
+//! spliced in or left out ([`Scope`]), and the tenant id is always bound as
+//! `?1` (SQLite counts parameters by their highest index, so an unused `?1`
+//! is fine). Only those constant fragments are spliced into the SQL (hence
+//! `AssertSqlSafe`); every value is bound.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use provisioning_core::{Isolation, Step, StepError};
+use provisioning_sqlx::SqliteSchemaManager;
+use serde_json::{Value, json};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
+use sqlx::{AssertSqlSafe, Connection, Row, SqliteExecutor};
+
+use super::{ServiceContext, Target, UserContext};
+
+/// How long a step waits for a shared database another writer holds.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Busy, locked and I/O failures may pass; anything else will not.
+fn step_error(error: sqlx::Error) -> StepError {
+    let transient = match &error {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut => true,
+        sqlx::Error::Database(db) => {
+            let message = db.message();
+            message.contains("locked") || message.contains("busy")
+        }
+        _ => false,
+    };
+    if transient {
+        StepError::transient(error)
+    } else {
+        StepError::permanent(error)
+    }
+}
+
+/// The tenant scope of a statement: `tenant_id` in a shared database, nothing
+/// in a dedicated one.
+#[derive(Clone, Copy)]
+struct Scope {
+    shared: bool,
+}
+
+impl Scope {
+    /// The leading column of an insert: `tenant_id, `.
+    fn column(self) -> &'static str {
+        if self.shared { "tenant_id, " } else { "" }
+    }
+    /// The leading value of an insert: `?1, `.
+    fn value(self) -> &'static str {
+        if self.shared { "?1, " } else { "" }
+    }
+    /// The leading condition of a `WHERE`, for table alias `alias` (or none).
+    fn filter(self, alias: &str) -> String {
+        match (self.shared, alias) {
+            (false, _) => String::new(),
+            (true, "") => "tenant_id = ?1 AND ".to_owned(),
+            (true, alias) => format!("{alias}.tenant_id = ?1 AND "),
+        }
+    }
+}
+
+/// The marker row's payload, if this request's step already wrote it.
+async fn marker(
+    conn: &mut SqliteConnection,
+    scope: Scope,
+    tenant: &str,
+    action: &str,
+    request: &str,
+) -> Result<Option<serde_json::Value>, StepError> {
+    let sql = format!(
+        "SELECT payload FROM audit_log WHERE {}action = ?2 AND target_type = 'request' AND target_id = ?3",
+        scope.filter("")
+    );
+    let row = sqlx::query(AssertSqlSafe(sql))
+        .bind(tenant)
+        .bind(action)
+        .bind(request)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(step_error)?;
+    match row {
+        Some(row) => {
+            let text: String = row.try_get(0).map_err(step_error)?;
+            serde_json::from_str(&text)
+                .map(Some)
+                .map_err(StepError::permanent)
+        }
+        None => Ok(None),
+    }
+}
+
+/// Writes the marker row.
+async fn mark(
+    conn: impl SqliteExecutor<'_>,
+    scope: Scope,
+    tenant: &str,
+    action: &str,
+    request: &str,
+    payload: &serde_json::Value,
+) -> Result<(), StepError> {
+    let sql = format!(
+        "INSERT INTO audit_log ({}action, target_type, target_id, payload) VALUES ({}?2, 'request', ?3, ?4)",
+        scope.column(),
+        scope.value()
+    );
+    sqlx::query(AssertSqlSafe(sql))
+        .bind(tenant)
+        .bind(action)
+        .bind(request)
+        .bind(payload.to_string())
+        .execute(conn)
+        .await
+        .map_err(step_error)?;
+    Ok(())
+}
+
+/// Removes the marker row (the compensation's last write).
+async fn unmark(
+    conn: impl SqliteExecutor<'_>,
+    scope: Scope,
+    tenant: &str,
+    action: &str,
+    request: &str,
+) -> Result<(), StepError> {
+    let sql = format!(
+        "DELETE FROM audit_log WHERE {}action = ?2 AND target_type = 'request' AND target_id = ?3",
+        scope.filter("")
+    );
+    sqlx::query(AssertSqlSafe(sql))
+        .bind(tenant)
+        .bind(action)
+        .bind(request)
+        .execute(conn)
+        .await
+        .map_err(step_error)?;
+    Ok(())
+}
+
+/// A step's view of the tenant's database, for one request.
+struct TenantDb {
+    conn: SqliteConnection,
+    scope: Scope,
+    tenant: String,
+    request: String,
+}
+
+impl TenantDb {
+    /// Opens the tenant's database; it exists, since the tenant is Active.
+    async fn open<C: Target>(schema: &SqliteSchemaManager, ctx: &C) -> Result<Self, StepError> {
+        let placement = ctx.placement();
+        let options = SqliteConnectOptions::new()
+            .filename(schema.database_path(placement))
+            .create_if_missing(false)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true);
+        let conn = SqliteConnection::connect_with(&options)
+            .await
+            .map_err(step_error)?;
+        Ok(TenantDb {
+            conn,
+            scope: Scope {
+                shared: placement.isolation == Isolation::Shared,
+            },
+            tenant: placement.tenant_id.as_str().to_owned(),
+            request: ctx.request_id().to_string(),
+        })
+    }
+
+    /// Runs `work` once per request and `action`: in one write transaction
+    /// with the marker row that records it (its payload is what `work`
+    /// returns), or not at all when the marker is there already. `BEGIN
+    /// IMMEDIATE` makes two writers of a shared database queue on the busy
+    /// timeout instead of failing to upgrade a read lock.
+    async fn once(
+        mut self,
+        action: &str,
+        work: impl AsyncFnOnce(&mut SqliteConnection, Scope, &str) -> Result<Value, StepError>,
+    ) -> Result<(), StepError> {
+        let (scope, tenant, request) = (self.scope, self.tenant.as_str(), self.request.as_str());
+        let mut tx = self
+            .conn
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(step_error)?;
+        if marker(&mut tx, scope, tenant, action, request)
+            .await?
+            .is_none()
+        {
+            let payload = work(&mut tx, scope, tenant).await?;
+            mark(&mut *tx, scope, tenant, action, request, &payload).await?;
+        }
+        tx.commit().await.map_err(step_error)
+    }
+
+    /// Undoes what `action` wrote for this request, if it did: `work` gets the
+    /// marker's payload, and the marker goes in the same transaction.
+    async fn undo(
+        mut self,
+        action: &str,
+        work: impl AsyncFnOnce(&mut SqliteConnection, Scope, &str, Value) -> Result<(), StepError>,
+    ) -> Result<(), StepError> {
+        let (scope, tenant, request) = (self.scope, self.tenant.as_str(), self.request.as_str());
+        let mut tx = self
+            .conn
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(step_error)?;
+        if let Some(payload) = marker(&mut tx, scope, tenant, action, request).await? {
+            work(&mut tx, scope, tenant, payload).await?;
+            unmark(&mut *tx, scope, tenant, action, request).await?;
+        }
+        tx.commit().await.map_err(step_error)
+    }
+}
+
+/// `subscribe` and `rate-limits`: one `settings` row each, replacing (and
+/// on compensation restoring) any value the key had.
+pub(super) struct WriteSetting {
+    schema: Arc<SqliteSchemaManager>,
+    name: &'static str,
+    action: &'static str,
+    /// The key and the value to write.
+    row: fn(&ServiceContext) -> (String, serde_json::Value),
+}
+
+impl WriteSetting {
+    /// The subscription: `service.{name}` = `{"tier": ..., "status": "enabled"}`.
+    pub(super) fn subscription(schema: Arc<SqliteSchemaManager>) -> Self {
+        WriteSetting {
+            schema,
+            name: "subscribe",
+            action: "service.subscribed",
+            row: |ctx| {
+                (
+                    format!("service.{}", ctx.service),
+                    json!({ "tier": ctx.tier.as_str(), "status": "enabled" }),
+                )
+            },
+        }
+    }
+
+    /// Its rate limits: `rate_limits.{name}` = `{"requests_per_minute": ..., "burst": ...}`.
+    pub(super) fn rate_limits(schema: Arc<SqliteSchemaManager>) -> Self {
+        WriteSetting {
+            schema,
+            name: "rate-limits",
+            action: "service.rate_limits_set",
+            row: |ctx| {
+                let (per_minute, burst) = ctx.tier.rate_limits();
+                (
+                    format!("rate_limits.{}", ctx.service),
+                    json!({ "requests_per_minute": per_minute, "burst": burst }),
+                )
+            },
+        }
+    }
+}
+
+#[async_trait]
+impl Step<ServiceContext> for WriteSetting {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    async fn execute(&self, ctx: &mut ServiceContext) -> Result<(), StepError> {
+        let (key, value) = (self.row)(ctx);
+        let db = TenantDb::open(&self.schema, ctx).await?;
+        db.once(self.action, async |conn, scope, tenant| {
+            let select = format!(
+                "SELECT value FROM settings WHERE {}key = ?2",
+                scope.filter("")
+            );
+            let previous: Option<String> = sqlx::query_scalar(AssertSqlSafe(select))
+                .bind(tenant)
+                .bind(&key)
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(step_error)?;
+            let upsert = format!(
+                "INSERT INTO settings ({c}key, value) VALUES ({v}?2, ?3) \
+                 ON CONFLICT ({c}key) DO UPDATE SET value = excluded.value, updated_at = CURRENT_TIMESTAMP",
+                c = scope.column(),
+                v = scope.value()
+            );
+            sqlx::query(AssertSqlSafe(upsert))
+                .bind(tenant)
+                .bind(&key)
+                .bind(value.to_string())
+                .execute(&mut *conn)
+                .await
+                .map_err(step_error)?;
+            Ok(json!({ "key": key, "previous": previous }))
+        })
+        .await
+    }
+
+    async fn compensate(&self, ctx: &mut ServiceContext) -> Result<(), StepError> {
+        let (key, _) = (self.row)(ctx);
+        let db = TenantDb::open(&self.schema, ctx).await?;
+        db.undo(self.action, async |conn, scope, tenant, payload| {
+            let restore = match payload.get("previous").and_then(Value::as_str) {
+                Some(previous) => sqlx::query(AssertSqlSafe(format!(
+                    "UPDATE settings SET value = ?3, updated_at = CURRENT_TIMESTAMP WHERE {}key = ?2",
+                    scope.filter("")
+                )))
+                .bind(tenant)
+                .bind(&key)
+                .bind(previous.to_owned()),
+                None => sqlx::query(AssertSqlSafe(format!(
+                    "DELETE FROM settings WHERE {}key = ?2",
+                    scope.filter("")
+                )))
+                .bind(tenant)
+                .bind(&key),
+            };
+            restore.execute(&mut *conn).await.map_err(step_error)?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+/// `create-user`: the `users` row. An address already taken is a permanent
+/// failure: the run is compensated and nobody else's user is touched.
+pub(super) struct CreateUser {
+    schema: Arc<SqliteSchemaManager>,
+}
+
+impl CreateUser {
+    const ACTION: &'static str = "user.created";
+
+    pub(super) fn new(schema: Arc<SqliteSchemaManager>) -> Self {
+        CreateUser { schema }
+    }
+}
+
+#[async_trait]
+impl Step<UserContext> for CreateUser {
+    fn name(&self) -> &str {
+        "create-user"
+    }
+
+    async fn execute(&self, ctx: &mut UserContext) -> Result<(), StepError> {
+        let email = ctx.email.as_str();
+        let db = TenantDb::open(&self.schema, ctx).await?;
+        db.once(Self::ACTION, async |conn, scope, tenant| {
+            let exists = format!("SELECT 1 FROM users WHERE {}email = ?2", scope.filter(""));
+            let taken: Option<i64> = sqlx::query_scalar(AssertSqlSafe(exists))
+                .bind(tenant)
+                .bind(email)
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(step_error)?;
+            if taken.is_some() {
+                return Err(StepError::permanent(format!(
+                    "a user with email {email} already exists"
+                )));
+            }
+            let display_name = email.split('@').next().unwrap_or(email);
+            let insert = format!(
+                "INSERT INTO users ({}email, display_name) VALUES ({}?2, ?3)",
+                scope.column(),
+                scope.value()
+            );
+            sqlx::query(AssertSqlSafe(insert))
+                .bind(tenant)
+                .bind(email)
+                .bind(display_name)
+                .execute(&mut *conn)
+                .await
+                .map_err(step_error)?;
+            Ok(json!({ "email": email }))
+        })
+        .await
+    }
+
+    async fn compensate(&self, ctx: &mut UserContext) -> Result<(), StepError> {
+        let email = ctx.email.as_str();
+        let db = TenantDb::open(&self.schema, ctx).await?;
+        db.undo(Self::ACTION, async |conn, scope, tenant, _| {
+            // Its role grants go with it (ON DELETE CASCADE).
+            let delete = format!("DELETE FROM users WHERE {}email = ?2", scope.filter(""));
+            sqlx::query(AssertSqlSafe(delete))
+                .bind(tenant)
+                .bind(email)
+                .execute(&mut *conn)
+                .await
+                .map_err(step_error)?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+/// `grant-role`: the `user_roles` row giving the new user its role.
+pub(super) struct GrantRole {
+    schema: Arc<SqliteSchemaManager>,
+}
+
+impl GrantRole {
+    const ACTION: &'static str = "user.role_granted";
+
+    pub(super) fn new(schema: Arc<SqliteSchemaManager>) -> Self {
+        GrantRole { schema }
+    }
+}
+
+#[async_trait]
+impl Step<UserContext> for GrantRole {
+    fn name(&self) -> &str {
+        "grant-role"
+    }
+
+    async fn execute(&self, ctx: &mut UserContext) -> Result<(), StepError> {
+        let (email, role) = (ctx.email.as_str(), ctx.role.as_str());
+        let db = TenantDb::open(&self.schema, ctx).await?;
+        db.once(Self::ACTION, async |conn, scope, tenant| {
+            let grant = format!(
+                "INSERT INTO user_roles ({}user_id, role_id) SELECT {}u.id, r.id FROM users u, roles r \
+                 WHERE {}{}u.email = ?2 AND r.name = ?3",
+                scope.column(),
+                scope.value(),
+                scope.filter("u"),
+                scope.filter("r"),
+            );
+            let granted = sqlx::query(AssertSqlSafe(grant))
+                .bind(tenant)
+                .bind(email)
+                .bind(role)
+                .execute(&mut *conn)
+                .await
+                .map_err(step_error)?;
+            if granted.rows_affected() != 1 {
+                return Err(StepError::permanent(format!(
+                    "role {role} or user {email} not found in the tenant's database"
+                )));
+            }
+            Ok(json!({ "email": email, "role": role }))
+        })
+        .await
+    }
+
+    async fn compensate(&self, ctx: &mut UserContext) -> Result<(), StepError> {
+        let (email, role) = (ctx.email.as_str(), ctx.role.as_str());
+        let db = TenantDb::open(&self.schema, ctx).await?;
+        db.undo(Self::ACTION, async |conn, scope, tenant, _| {
+            let revoke = format!(
+                "DELETE FROM user_roles WHERE {f}user_id = (SELECT id FROM users WHERE {f}email = ?2) \
+                 AND role_id = (SELECT id FROM roles WHERE {f}name = ?3)",
+                f = scope.filter("")
+            );
+            sqlx::query(AssertSqlSafe(revoke))
+                .bind(tenant)
+                .bind(email)
+                .bind(role)
+                .execute(&mut *conn)
+                .await
+                .map_err(step_error)?;
+            Ok(())
+        })
+        .await
+    }
+}

@@ -1,0 +1,13 @@
+//! The HTTP API (`provisioning-hybrid serve`) used as a client uses it, over a
+//! real socket: authentication, JSON errors for bad input, 202 with a status
+//! link or `?wait=true` with the final receipt, the tenant lifecycle, the
+//! generic workflows, idempotency and concurrency under load, recovery after a
+//! crash, graceful shutdown, and the metrics the runs leave.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod auth;
+mod errors;
+mod lifecycle;
+mod load;
+mod server;
+mod workflows;
