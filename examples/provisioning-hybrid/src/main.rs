@@ -5,6 +5,7 @@
 //! under `--data-dir`, and offers the hybrid flow as a `demo` and as commands.
 
 mod commands;
+mod config;
 mod demo;
 mod http;
 mod wiring;
@@ -26,6 +27,9 @@ struct Cli {
     /// Where the catalog, tenant databases and storage live.
     #[arg(long, global = true, default_value = "./hybrid-data")]
     data_dir: PathBuf,
+    /// The plan policy and shard map (TOML); `config` prints the built-in one.
+    #[arg(long, global = true, env = "PROVISIONING_HYBRID_CONFIG")]
+    config: Option<PathBuf>,
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
     json: bool,
@@ -60,6 +64,9 @@ struct TenantArgs {
 enum Command {
     /// Provision a mix of tenants, suspend one, delete one, roll back a failure.
     Demo,
+    /// Print the placement configuration in use (the built-in one unless
+    /// --config names another): a starting point for your own.
+    Config,
     /// Create a tenant and wait for the outcome.
     Create {
         #[command(flatten)]
@@ -255,6 +262,9 @@ async fn main() -> std::process::ExitCode {
     } else {
         "warn"
     });
+    if let Some(path) = &cli.config {
+        config::use_file(path.clone());
+    }
     let dir = cli.data_dir.as_path();
     let out = Output {
         json: cli.json,
@@ -262,6 +272,7 @@ async fn main() -> std::process::ExitCode {
     };
     let result = match cli.command {
         Command::Demo => demo::run(dir).await,
+        Command::Config => commands::show_config(out),
         Command::Create {
             tenant,
             inject_failure,

@@ -10,42 +10,10 @@ use std::sync::Arc;
 // sharding (directory, resolvers, plan policy), sqlx (stores and schema
 // managers) and storage (tenant folders on object_store).
 use provisioning_core::{FaultInjector, ProvisioningOrchestrator};
-use provisioning_sharding::{
-    PlacementPolicy, PolicyPlanBuilder, RendezvousResolver, ShardDirectory,
-};
+use provisioning_sharding::{PolicyPlanBuilder, RendezvousResolver};
 use provisioning_sqlx::{Seed, SqliteSchemaManager, SqliteStore, TenantSchema};
 use provisioning_storage::ObjectStoreInitializer;
 use sqlx::migrate::Migrator;
-
-/// The built-in shard map: two regions, each with a shared shard and a
-/// dedicated pool.
-pub(crate) const SHARDS: &str = r#"
-[[shards]]
-id = "eu-west-shared-1"
-region = "eu-west"
-capacity = 10000
-connection = "sqlite:databases/eu-west/eu-west-shared-1/_shared.sqlite"
-
-[[shards]]
-id = "eu-west-dedicated-1"
-region = "eu-west"
-pool = "dedicated"
-capacity = 500
-connection = "sqlite:databases/eu-west/eu-west-dedicated-1/{tenant}.sqlite"
-
-[[shards]]
-id = "us-east-shared-1"
-region = "us-east"
-capacity = 10000
-connection = "sqlite:databases/us-east/us-east-shared-1/_shared.sqlite"
-
-[[shards]]
-id = "us-east-dedicated-1"
-region = "us-east"
-pool = "dedicated"
-capacity = 500
-connection = "sqlite:databases/us-east/us-east-dedicated-1/{tenant}.sqlite"
-"#;
 
 /// (4) The reference workload, embedded: ten migrations and a seed per variant,
 /// and the next release (`fleet/`: 0011, 0012) that `migrate-all` rolls out.
@@ -133,10 +101,11 @@ pub(crate) async fn hybrid(
     let store = Arc::new(SqliteStore::open(&paths.catalog).await?);
     // (3) Plans and shards: free/standard shared, premium/regulated dedicated,
     // regulated strictly in its region; rendezvous hashing over region-tagged shards.
-    let directory = Arc::new(ShardDirectory::from_toml_str(SHARDS)?);
-    let plans =
-        PolicyPlanBuilder::new(PlacementPolicy::default())?.with_directory_regions(&directory);
-    let shards = RendezvousResolver::new(directory);
+    // The policy and shard map come from `--config` or config/default.toml.
+    let placement = crate::config::load()?;
+    let directory = Arc::new(placement.directory);
+    let plans = PolicyPlanBuilder::new(placement.policy)?.with_directory_regions(&directory);
+    let shards = RendezvousResolver::new(Arc::clone(&directory));
     // (4) Tenant databases: a file per dedicated tenant, one per shared shard.
     let schema =
         Arc::new(
@@ -153,12 +122,14 @@ pub(crate) async fn hybrid(
                 )
                 .build()?,
         );
-    // (6) Storage: tenants/{id}/uploads and exports, per region, on local disk.
-    let storage = ObjectStoreInitializer::builder()
-        .with_local("eu-west".parse()?, &paths.storage)
-        .with_local("us-east".parse()?, &paths.storage)
-        .layout(["uploads", "exports"])
-        .build()?;
+    // (6) Storage: tenants/{id}/uploads and exports, on local disk, one root
+    // per region of the shard map (a region without a store could place
+    // tenants but never hold their files).
+    let mut storage = ObjectStoreInitializer::builder().layout(["uploads", "exports"]);
+    for region in directory.regions() {
+        storage = storage.with_local(region.clone(), &paths.storage);
+    }
+    let storage = storage.build()?;
     let mut builder = ProvisioningOrchestrator::builder()
         .store(store)
         .plan_builder(Arc::new(plans))

@@ -466,3 +466,95 @@ fn migrate_all_rolls_the_fleet_release_out_to_every_tenant_database() {
             .unwrap();
     });
 }
+
+#[test]
+fn a_config_file_sets_the_policy_and_the_shard_map() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // The built-in configuration is printed as a starting point.
+    let (ok, default, _) = run(d, &["config"]);
+    assert!(ok);
+    assert!(
+        default.contains("id = \"eu-west-dedicated-1\""),
+        "{default}"
+    );
+
+    let config = d.join("hybrid.toml");
+    std::fs::write(
+        &config,
+        r#"
+[policy.plans]
+starter = {}
+enterprise = { isolation = "dedicated", residency = "strict" }
+
+[[shards]]
+id = "ap-south-shared-1"
+region = "ap-south"
+capacity = 100
+connection = "sqlite:databases/ap-south/ap-south-shared-1/_shared.sqlite"
+
+[[shards]]
+id = "ap-south-dedicated-1"
+region = "ap-south"
+pool = "dedicated"
+capacity = 10
+connection = "sqlite:databases/ap-south/ap-south-dedicated-1/{tenant}.sqlite"
+"#,
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    for (tenant, plan, shard, isolation) in [
+        ("acme", "starter", "ap-south-shared-1", "shared"),
+        ("bigco", "enterprise", "ap-south-dedicated-1", "dedicated"),
+    ] {
+        json(
+            d,
+            &[
+                "--config", config, "create", "--tenant", tenant, "--plan", plan, "--region",
+                "ap-south",
+            ],
+        );
+        let record = json(d, &["--config", config, "status", tenant]);
+        assert_eq!(record["placement"]["shard"], shard);
+        assert_eq!(record["placement"]["isolation"], isolation);
+    }
+    assert!(
+        d.join("databases/ap-south/ap-south-dedicated-1/bigco.sqlite")
+            .exists()
+    );
+    // Plans and regions outside the file are bad input, refused up front.
+    let (ok, _, stderr) = run(
+        d,
+        &[
+            "--config", config, "create", "--tenant", "cyan", "--plan", "premium", "--region",
+            "ap-south",
+        ],
+    );
+    assert!(!ok);
+    assert!(stderr.contains("plan"), "{stderr}");
+
+    // A mistake in the file names the file and the field; nothing is written.
+    let broken = d.join("broken.toml");
+    std::fs::write(&broken, "[[shards]]\nid = \"x-1\"\nregoin = \"x\"\n").unwrap();
+    let (ok, _, stderr) = run(
+        d,
+        &[
+            "--config",
+            broken.to_str().unwrap(),
+            "create",
+            "--tenant",
+            "dora",
+            "--plan",
+            "starter",
+            "--region",
+            "ap-south",
+        ],
+    );
+    assert!(!ok);
+    assert!(
+        stderr.contains("broken.toml") && stderr.contains("regoin"),
+        "{stderr}"
+    );
+    let tenants = json(d, &["--config", config, "list"]);
+    assert_eq!(tenants.as_array().unwrap().len(), 2);
+}

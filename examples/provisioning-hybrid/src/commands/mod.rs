@@ -113,6 +113,17 @@ pub(crate) async fn create(dir: &Path, args: CreateArgs, out: Output) -> BoxResu
     Ok(())
 }
 
+/// `config`: the placement configuration in use, validated, as its TOML.
+pub(crate) fn show_config(out: Output) -> BoxResult<()> {
+    crate::config::load()?;
+    let (file, text) = match crate::config::file() {
+        Some(path) => (Some(path), std::fs::read_to_string(path)?),
+        None => (None, crate::config::DEFAULT.to_owned()),
+    };
+    let value = serde_json::json!({ "file": file, "toml": text });
+    out.show(&value, || text.trim_end().to_owned())
+}
+
 /// `plan`: the dry run.
 pub(crate) async fn plan(dir: &Path, args: CreateArgs, out: Output) -> BoxResult<()> {
     let request = args.request()?;

@@ -1,0 +1,106 @@
+//! (3) The placement configuration: the plan policy and the shard map, from
+//! `--config FILE` or the built-in default (`config/default.toml`).
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use provisioning_sharding::{PlacementPolicy, ShardDirectory, ShardSpec};
+use serde::Deserialize;
+
+/// The built-in configuration: two regions, each with a shared shard and a
+/// dedicated pool, and the default plan policy.
+pub(crate) const DEFAULT: &str = include_str!("../config/default.toml");
+
+/// The `--config` file. A process-wide setting chosen once by `main` before
+/// any command runs, like the data directory, so that every command and the
+/// server wire the SDK the same way without threading it through each call.
+static CONFIG_FILE: OnceLock<PathBuf> = OnceLock::new();
+
+/// Makes every later [`load`] read `path` instead of the built-in default.
+pub(crate) fn use_file(path: PathBuf) {
+    // Set once, by `main`; a second call would be a bug, and keeps the first.
+    let _ = CONFIG_FILE.set(path);
+}
+
+/// The file's shape: both parts optional except the shards.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    /// Omitted: the default policy (free and standard shared, premium and
+    /// regulated dedicated, regulated strictly in its region).
+    #[serde(default)]
+    policy: Option<PlacementPolicy>,
+    shards: Vec<ShardSpec>,
+}
+
+/// The validated placement configuration.
+#[derive(Debug)]
+pub(crate) struct Placement {
+    pub(crate) policy: PlacementPolicy,
+    pub(crate) directory: ShardDirectory,
+}
+
+/// The configuration in use: the `--config` file's, or the built-in one.
+///
+/// # Errors
+/// The file cannot be read, is not valid TOML of this shape (naming the
+/// field), or describes invalid shards or rules.
+pub(crate) fn load() -> Result<Placement, Box<dyn std::error::Error>> {
+    match CONFIG_FILE.get() {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("config {}: {e}", path.display()))?;
+            parse(&text).map_err(|e| format!("config {}: {e}", path.display()).into())
+        }
+        None => parse(DEFAULT),
+    }
+}
+
+/// The configuration file `--config` named, if any.
+pub(crate) fn file() -> Option<&'static Path> {
+    CONFIG_FILE.get().map(PathBuf::as_path)
+}
+
+fn parse(text: &str) -> Result<Placement, Box<dyn std::error::Error>> {
+    let file: ConfigFile = toml::from_str(text)?;
+    Ok(Placement {
+        policy: file.policy.unwrap_or_default(),
+        directory: ShardDirectory::from_specs(file.shards)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use provisioning_core::Isolation;
+
+    #[test]
+    fn the_built_in_config_has_two_regions_with_both_pools() {
+        let placement = parse(DEFAULT).unwrap();
+        for region in ["eu-west", "us-east"] {
+            for pool in [Isolation::Shared, Isolation::Dedicated] {
+                assert!(
+                    placement
+                        .directory
+                        .iter()
+                        .any(|s| s.region().as_str() == region && s.pool() == pool),
+                    "{region} {pool}"
+                );
+            }
+        }
+        assert_eq!(placement.policy.plans.len(), 4);
+        assert_eq!(placement.policy.overrides.len(), 1);
+    }
+
+    #[test]
+    fn an_unknown_field_is_named() {
+        let error = parse("shards = []\nregion = \"x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("unknown field `region`"), "{error}");
+        let error = parse("[[shards]]\nid = \"a\"\nregoin = \"eu\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("regoin"), "{error}");
+    }
+}
