@@ -1,5 +1,9 @@
 //! The CLI run as a user runs it: exit codes, clear errors, JSON output with
 //! snake_case names, rollback after an injected failure, and the dry run.
+//!
+//! (7) The operational drills of the example's README: cold onboarding, the
+//! hybrid flow, rollback at every step, transient failures, a SIGKILL during
+//! `create` finished by `recover`, and the fleet roll-out.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -557,4 +561,57 @@ connection = "sqlite:databases/ap-south/ap-south-dedicated-1/{tenant}.sqlite"
     );
     let tenants = json(d, &["--config", config, "list"]);
     assert_eq!(tenants.as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn the_hybrid_flow_places_each_plan_by_the_policy_and_records_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for (tenant, plan, region, isolation) in [
+        ("alpha", "free", "eu-west", "shared"),
+        ("bravo", "standard", "us-east", "shared"),
+        ("charlie", "premium", "eu-west", "dedicated"),
+        ("delta", "regulated", "us-east", "dedicated"),
+    ] {
+        json(
+            d,
+            &[
+                "create", "--tenant", tenant, "--plan", plan, "--region", region,
+            ],
+        );
+        let record = json(d, &["status", tenant]);
+        assert_eq!(record["state"], "active");
+        let metadata = &record["metadata"];
+        assert_eq!(metadata["placement.isolation"], isolation, "{tenant}");
+        assert_eq!(metadata["placement.region"], region, "{tenant}");
+        let shard = metadata["placement.shard"].as_str().unwrap();
+        assert_eq!(shard, format!("{region}-{isolation}-1"), "{tenant}");
+        assert_eq!(record["placement"]["shard"], shard);
+        let shard_dir = d.join("databases").join(region).join(shard);
+        if isolation == "dedicated" {
+            assert!(shard_dir.join(format!("{tenant}.sqlite")).exists());
+        } else {
+            assert!(count_rows(&shard_dir.join("_shared.sqlite"), tenant) > 0);
+            assert!(!shard_dir.join(format!("{tenant}.sqlite")).exists());
+        }
+        assert!(
+            d.join("storage")
+                .join(region)
+                .join("tenants")
+                .join(tenant)
+                .join(".tenant.json")
+                .exists()
+        );
+    }
+    // Regulated tenants are placed with strict residency: never outside their region.
+    let delta = json(d, &["status", "delta"]);
+    assert_eq!(delta["placement"]["residency"], "strict");
+    let listed = json(d, &["list", "--region", "us-east"]);
+    let ids: Vec<_> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["tenant_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["bravo", "delta"]);
 }
