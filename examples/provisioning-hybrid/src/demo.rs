@@ -10,7 +10,7 @@ use provisioning_core::{
     TenantFilter, TenantId, TenantRequest,
 };
 
-use crate::wiring::{Paths, orchestrator};
+use crate::wiring::{Paths, Release, hybrid, orchestrator};
 use crate::workflows::{SERVICE, USER};
 
 type BoxResult<T> = Result<T, Box<dyn std::error::Error>>;
@@ -32,7 +32,7 @@ pub(crate) async fn run(data_dir: &Path) -> BoxResult<()> {
     if dir.exists() {
         std::fs::remove_dir_all(&dir)?;
     }
-    let orchestrator = orchestrator(&dir, None).await?;
+    let orchestrator = orchestrator(&dir, Release::Current).await?;
 
     println!(
         "Provisioning {} tenants into {}",
@@ -105,7 +105,9 @@ async fn orchestrator_with_faults(
     dir: &Path,
     faults: Arc<StepFaults>,
 ) -> BoxResult<ProvisioningOrchestrator> {
-    orchestrator(dir, Some(faults)).await
+    Ok(hybrid(dir, Release::Current, Some(faults))
+        .await?
+        .orchestrator)
 }
 
 #[allow(clippy::print_stdout)]

@@ -144,6 +144,9 @@ enum Command {
         /// stay open.
         #[arg(long)]
         token: Option<http::Token>,
+        /// Serve a non-loopback address without a token (refused otherwise).
+        #[arg(long)]
+        allow_unauthenticated: bool,
     },
 }
 
@@ -318,7 +321,11 @@ async fn main() -> std::process::ExitCode {
             dry_run,
             concurrency,
         } => commands::migrate_all(dir, cli.release, dry_run, concurrency, out).await,
-        Command::Serve { addr, token } => http::serve(dir, cli.release, addr, token).await,
+        Command::Serve {
+            addr,
+            token,
+            allow_unauthenticated,
+        } => http::serve(dir, cli.release, addr, token, allow_unauthenticated).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -79,14 +79,12 @@ impl Paths {
     }
 }
 
-/// Builds the orchestrator over `data_dir`, with optional fault injection.
+/// Builds the orchestrator over `data_dir` for `release`.
 pub(crate) async fn orchestrator(
     data_dir: &Path,
-    faults: Option<Arc<dyn FaultInjector>>,
+    release: Release,
 ) -> Result<ProvisioningOrchestrator, Box<dyn std::error::Error>> {
-    Ok(hybrid(data_dir, Release::Current, faults)
-        .await?
-        .orchestrator)
+    Ok(hybrid(data_dir, release, None).await?.orchestrator)
 }
 
 /// Builds the SDK over `data_dir` for `release`, with optional fault injection.

@@ -615,3 +615,14 @@ fn the_hybrid_flow_places_each_plan_by_the_policy_and_records_it() {
         .collect();
     assert_eq!(ids, ["bravo", "delta"]);
 }
+
+#[test]
+fn serve_refuses_a_reachable_address_without_a_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, _, stderr) = run(dir.path(), &["serve", "--addr", "0.0.0.0:0"]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("refusing to serve 0.0.0.0:0 without a token"),
+        "{stderr}"
+    );
+}

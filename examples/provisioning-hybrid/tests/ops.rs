@@ -67,6 +67,35 @@ fn alert_rules_watch_exported_metrics() {
     ] {
         assert!(rules.contains(&format!("alert: {alert}")), "{alert}");
     }
+    // Outcome values the executor emits (provisioning-core/src/saga/executor.rs).
+    let emitted = [
+        "completed",
+        "compensated",
+        "compensation_failed",
+        "error",
+        "ok",
+        "failed",
+        "transient",
+        "permanent",
+        "cancelled",
+        "timeout",
+    ];
+    let mut checked = 0;
+    for matcher in rules.split("outcome").skip(1) {
+        // Only label matchers: outcome="...", =~, != or !~.
+        let Some(rest) = ["=\"", "=~\"", "!=\"", "!~\""]
+            .iter()
+            .find_map(|op| matcher.strip_prefix(op))
+        else {
+            continue;
+        };
+        let values = rest.split('"').next().unwrap();
+        for value in values.split('|') {
+            assert!(emitted.contains(&value), "unknown outcome {value:?}");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 5, "{checked}");
     // Never a per-tenant label: unbounded cardinality.
     assert!(!rules.contains("tenant_id="));
 }

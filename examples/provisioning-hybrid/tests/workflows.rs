@@ -271,9 +271,16 @@ fn a_tenant_that_is_not_active_is_refused_and_nothing_is_written() {
 
 #[test]
 fn a_failure_at_any_step_is_compensated_and_restores_what_was_there() {
+    // A shared tenant and a dedicated one: the rollback SQL differs.
+    for plan in ["standard", "premium"] {
+        compensated(plan);
+    }
+}
+
+fn compensated(plan: &str) {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let db = tenant(d, "acme", "standard");
+    let db = tenant(d, "acme", plan);
     let before = settings(&db, "acme");
     for step in ["subscribe", "rate-limits"] {
         let fault = format!("{step}:permanent");
@@ -296,7 +303,7 @@ fn a_failure_at_any_step_is_compensated_and_restores_what_was_there() {
             stderr.contains(&format!("failed at step {step}")),
             "{stderr}"
         );
-        assert_eq!(settings(&db, "acme"), before, "after a failure at {step}");
+        assert_eq!(settings(&db, "acme"), before, "{plan}: failure at {step}");
         assert_eq!(markers(&db, "acme"), 0);
     }
     // A tier change that fails puts the old tier and limits back.
@@ -409,4 +416,44 @@ fn an_address_already_taken_fails_and_leaves_that_user_alone() {
     assert!(stderr.contains("already exists"), "{stderr}");
     assert_eq!(users(&db, "acme"), before);
     assert_eq!(markers(&db, "acme"), 0);
+}
+
+#[test]
+fn a_finished_request_repeated_after_the_tenant_was_deleted_gets_its_receipt() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    tenant(d, "acme", "premium");
+    let args = [
+        "provision",
+        "service",
+        "--tenant",
+        "acme",
+        "--service",
+        "billing",
+        "--tier",
+        "basic",
+        "--request-id",
+        "01a20af2-0000-7000-8000-0000000000aa",
+    ];
+    let first = json(d, &args);
+    json(d, &["delete", "acme"]);
+    assert_eq!(json(d, &args), first);
+    // A new request for the deleted tenant is refused.
+    let stderr = fails(
+        d,
+        &[
+            "provision",
+            "service",
+            "--tenant",
+            "acme",
+            "--service",
+            "search",
+            "--tier",
+            "basic",
+        ],
+    );
+    assert!(
+        stderr.contains("illegal tenant state transition from deleted"),
+        "{stderr}"
+    );
 }

@@ -127,7 +127,7 @@ pub(crate) fn show_config(out: Output) -> BoxResult<()> {
 /// `plan`: the dry run.
 pub(crate) async fn plan(dir: &Path, args: CreateArgs, out: Output) -> BoxResult<()> {
     let request = args.request()?;
-    let plan = orchestrator(dir, None).await?.plan(&request).await?;
+    let plan = orchestrator(dir, out.release).await?.plan(&request).await?;
     out.show(&plan, || {
         let mut text = format!(
             "tenant {}: {} on shard {} in {} ({})\n",
@@ -182,7 +182,7 @@ pub(crate) async fn lifecycle(
     out: Output,
 ) -> BoxResult<()> {
     let tenant: TenantId = tenant.parse()?;
-    let orchestrator = orchestrator(dir, None).await?;
+    let orchestrator = orchestrator(dir, out.release).await?;
     let id = RequestId::new();
     let receipt = match op {
         Lifecycle::Suspend => orchestrator.suspend(&tenant, id).await?,
@@ -213,7 +213,7 @@ pub(crate) async fn status(
     request: Option<&str>,
     out: Output,
 ) -> BoxResult<()> {
-    let orchestrator = orchestrator(dir, None).await?;
+    let orchestrator = orchestrator(dir, out.release).await?;
     match (tenant, request) {
         (_, Some(request)) => {
             let receipt = orchestrator.status(request.parse()?).await?;
@@ -259,7 +259,10 @@ pub(crate) async fn list(
     filter.region = region.map(str::parse).transpose()?;
     filter.plan = plan.map(str::parse).transpose()?;
     filter.limit = 10_000;
-    let tenants = orchestrator(dir, None).await?.list_tenants(&filter).await?;
+    let tenants = orchestrator(dir, out.release)
+        .await?
+        .list_tenants(&filter)
+        .await?;
     out.show(&tenants, || {
         let mut text = format!(
             "{:<20} {:<10} {:<8} {:<10} {:<22} {}",
@@ -285,7 +288,7 @@ pub(crate) async fn list(
 
 /// `events ID`.
 pub(crate) async fn events(dir: &Path, tenant: &str, out: Output) -> BoxResult<()> {
-    let events = orchestrator(dir, None)
+    let events = orchestrator(dir, out.release)
         .await?
         .events(&tenant.parse()?)
         .await?;
@@ -308,7 +311,7 @@ pub(crate) async fn events(dir: &Path, tenant: &str, out: Output) -> BoxResult<(
 
 /// `audit UUID`.
 pub(crate) async fn audit(dir: &Path, request: &str, out: Output) -> BoxResult<()> {
-    let trail = orchestrator(dir, None)
+    let trail = orchestrator(dir, out.release)
         .await?
         .audit_trail(request.parse()?)
         .await?;
@@ -336,7 +339,7 @@ pub(crate) async fn audit(dir: &Path, request: &str, out: Output) -> BoxResult<(
 
 /// `recover`.
 pub(crate) async fn recover(dir: &Path, out: Output) -> BoxResult<()> {
-    let report = orchestrator(dir, None).await?.recover().await?;
+    let report = orchestrator(dir, out.release).await?.recover().await?;
     out.show(&report, || {
         let mut text = format!("recovered {} request(s)", report.recovered.len());
         for r in &report.recovered {

@@ -153,12 +153,13 @@ impl From<Error> for ApiError {
                     error.to_string(),
                 )
             }
+            // The details (paths, SQL errors) go to the log, not to the client.
             error => {
                 tracing::error!(error = %error, "request failed");
                 ApiError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "internal",
-                    error.to_string(),
+                    "internal error; the server log has the details".to_owned(),
                 )
             }
         }

@@ -43,6 +43,19 @@ pub(crate) use auth::Token;
 use crate::commands::BoxResult;
 use crate::wiring::Release;
 
+/// Creates the failure series at zero for every workflow, so that
+/// `increase()` in the alert rules sees the first failure after a start (a
+/// series born at 1 has no increase to show).
+fn zero_failure_counters(orchestrator: &ProvisioningOrchestrator) {
+    use provisioning_core::saga::metrics as m;
+    for workflow in orchestrator.workflows() {
+        for outcome in ["compensated", "compensation_failed", "error"] {
+            metrics::counter!(m::REQUESTS_TOTAL, "workflow" => workflow.clone(), "outcome" => outcome)
+                .absolute(0);
+        }
+    }
+}
+
 /// Duration buckets in seconds: from a fast step on local disk (5 ms) to a
 /// slow dedicated-database provisioning (5 min).
 const DURATION_BUCKETS: [f64; 14] = [
@@ -82,11 +95,20 @@ pub(crate) async fn serve(
     release: Release,
     addr: SocketAddr,
     token: Option<Token>,
+    allow_unauthenticated: bool,
 ) -> BoxResult<()> {
     let token = match token {
         Some(token) => Some(token),
         None => Token::from_env()?,
     };
+    // An open API on a reachable address lets anyone purge tenants.
+    if token.is_none() && !addr.ip().is_loopback() && !allow_unauthenticated {
+        return Err(format!(
+            "refusing to serve {addr} without a token: set --token or \
+             PROVISIONING_HYBRID_TOKEN (or pass --allow-unauthenticated)"
+        )
+        .into());
+    }
     let faults = crate::commands::faults(None)?;
     // (8) Before the SDK records anything, so that no metric is lost. Buckets
     // make the durations Prometheus histograms (`_bucket` series, which
@@ -97,6 +119,7 @@ pub(crate) async fn serve(
     let orchestrator = crate::wiring::hybrid(data_dir, release, faults)
         .await?
         .orchestrator;
+    zero_failure_counters(&orchestrator);
     let report = orchestrator.recover().await?;
     tracing::info!(
         recovered = report.recovered.len(),

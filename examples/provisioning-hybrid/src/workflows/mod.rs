@@ -144,20 +144,17 @@ pub(crate) async fn provision(
     }
 }
 
-/// The placement of an Active (or Suspended: the workflow itself refuses it,
-/// with the same error as any other request) tenant.
+/// The tenant's placement, whatever its state: the orchestrator then answers
+/// a repeated request id with its receipt (even after the tenant was deleted)
+/// and refuses a new request for a tenant that is not Active, with the same
+/// error as any other request.
 async fn placement(
     orchestrator: &ProvisioningOrchestrator,
     tenant: &TenantId,
 ) -> Result<TenantPlan> {
     let record = orchestrator.tenant(tenant).await?;
-    match record.placement {
-        Some(placement) if matches!(record.state, TenantState::Active | TenantState::Suspended) => {
-            Ok(placement)
-        }
-        _ => Err(Error::IllegalTransition {
-            from: record.state,
-            to: TenantState::Active,
-        }),
-    }
+    record.placement.ok_or(Error::IllegalTransition {
+        from: record.state,
+        to: TenantState::Active,
+    })
 }

@@ -153,39 +153,57 @@ struct TenantDb {
 }
 
 impl TenantDb {
-    /// Opens the tenant's database; it exists, since the tenant is Active.
-    async fn open<C: Target>(schema: &SqliteSchemaManager, ctx: &C) -> Result<Self, StepError> {
+    /// Opens the tenant's database, or `None` when its file is gone (the
+    /// tenant was deleted meanwhile).
+    async fn open<C: Target>(
+        schema: &SqliteSchemaManager,
+        ctx: &C,
+    ) -> Result<Option<Self>, StepError> {
         let placement = ctx.placement();
+        let path = schema.database_path(placement);
+        if !path.exists() {
+            return Ok(None);
+        }
         let options = SqliteConnectOptions::new()
-            .filename(schema.database_path(placement))
+            .filename(path)
             .create_if_missing(false)
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true);
         let conn = SqliteConnection::connect_with(&options)
             .await
             .map_err(step_error)?;
-        Ok(TenantDb {
+        Ok(Some(TenantDb {
             conn,
             scope: Scope {
                 shared: placement.isolation == Isolation::Shared,
             },
             tenant: placement.tenant_id.as_str().to_owned(),
             request: ctx.request_id().to_string(),
-        })
+        }))
     }
 
     /// Runs `work` once per request and `action`: in one write transaction
     /// with the marker row that records it (its payload is what `work`
     /// returns), or not at all when the marker is there already. `BEGIN
     /// IMMEDIATE` makes two writers of a shared database queue on the busy
-    /// timeout instead of failing to upgrade a read lock.
-    async fn once(
-        mut self,
+    /// timeout instead of failing to upgrade a read lock, and keeps a
+    /// concurrent delete of the tenant from slipping between the check that
+    /// the tenant's seed is there and the writes.
+    async fn once<C: Target>(
+        schema: &SqliteSchemaManager,
+        ctx: &C,
         action: &str,
         work: impl AsyncFnOnce(&mut SqliteConnection, Scope, &str) -> Result<Value, StepError>,
     ) -> Result<(), StepError> {
-        let (scope, tenant, request) = (self.scope, self.tenant.as_str(), self.request.as_str());
-        let mut tx = self
+        let gone = || {
+            StepError::permanent(format!(
+                "tenant {}'s data is gone (deleted meanwhile?)",
+                ctx.placement().tenant_id
+            ))
+        };
+        let mut db = Self::open(schema, ctx).await?.ok_or_else(gone)?;
+        let (scope, tenant, request) = (db.scope, db.tenant.as_str(), db.request.as_str());
+        let mut tx = db
             .conn
             .begin_with("BEGIN IMMEDIATE")
             .await
@@ -194,6 +212,18 @@ impl TenantDb {
             .await?
             .is_none()
         {
+            let seeded = format!(
+                "SELECT 1 FROM roles WHERE {}1 = 1 LIMIT 1",
+                scope.filter("")
+            );
+            let seeded: Option<i64> = sqlx::query_scalar(AssertSqlSafe(seeded))
+                .bind(tenant)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(step_error)?;
+            if seeded.is_none() {
+                return Err(gone());
+            }
             let payload = work(&mut tx, scope, tenant).await?;
             mark(&mut *tx, scope, tenant, action, request, &payload).await?;
         }
@@ -201,14 +231,19 @@ impl TenantDb {
     }
 
     /// Undoes what `action` wrote for this request, if it did: `work` gets the
-    /// marker's payload, and the marker goes in the same transaction.
-    async fn undo(
-        mut self,
+    /// marker's payload, and the marker goes in the same transaction. A
+    /// database that is gone holds nothing to undo.
+    async fn undo<C: Target>(
+        schema: &SqliteSchemaManager,
+        ctx: &C,
         action: &str,
         work: impl AsyncFnOnce(&mut SqliteConnection, Scope, &str, Value) -> Result<(), StepError>,
     ) -> Result<(), StepError> {
-        let (scope, tenant, request) = (self.scope, self.tenant.as_str(), self.request.as_str());
-        let mut tx = self
+        let Some(mut db) = Self::open(schema, ctx).await? else {
+            return Ok(());
+        };
+        let (scope, tenant, request) = (db.scope, db.tenant.as_str(), db.request.as_str());
+        let mut tx = db
             .conn
             .begin_with("BEGIN IMMEDIATE")
             .await
@@ -272,8 +307,7 @@ impl Step<ServiceContext> for WriteSetting {
 
     async fn execute(&self, ctx: &mut ServiceContext) -> Result<(), StepError> {
         let (key, value) = (self.row)(ctx);
-        let db = TenantDb::open(&self.schema, ctx).await?;
-        db.once(self.action, async |conn, scope, tenant| {
+        TenantDb::once(&self.schema, ctx, self.action, async |conn, scope, tenant| {
             let select = format!(
                 "SELECT value FROM settings WHERE {}key = ?2",
                 scope.filter("")
@@ -297,33 +331,43 @@ impl Step<ServiceContext> for WriteSetting {
                 .execute(&mut *conn)
                 .await
                 .map_err(step_error)?;
-            Ok(json!({ "key": key, "previous": previous }))
+            Ok(json!({ "key": key, "previous": previous, "written": value.to_string() }))
         })
         .await
     }
 
     async fn compensate(&self, ctx: &mut ServiceContext) -> Result<(), StepError> {
         let (key, _) = (self.row)(ctx);
-        let db = TenantDb::open(&self.schema, ctx).await?;
-        db.undo(self.action, async |conn, scope, tenant, payload| {
-            let restore = match payload.get("previous").and_then(Value::as_str) {
-                Some(previous) => sqlx::query(AssertSqlSafe(format!(
-                    "UPDATE settings SET value = ?3, updated_at = CURRENT_TIMESTAMP WHERE {}key = ?2",
-                    scope.filter("")
-                )))
-                .bind(tenant)
-                .bind(&key)
-                .bind(previous.to_owned()),
-                None => sqlx::query(AssertSqlSafe(format!(
-                    "DELETE FROM settings WHERE {}key = ?2",
-                    scope.filter("")
-                )))
-                .bind(tenant)
-                .bind(&key),
-            };
-            restore.execute(&mut *conn).await.map_err(step_error)?;
-            Ok(())
-        })
+        TenantDb::undo(
+            &self.schema,
+            ctx,
+            self.action,
+            async |conn, scope, tenant, payload| {
+                // Only if the value is still the one this request wrote: a later
+                // request that changed it since keeps its change.
+                let written = payload.get("written").and_then(Value::as_str).unwrap_or("");
+                let restore = match payload.get("previous").and_then(Value::as_str) {
+                    Some(previous) => sqlx::query(AssertSqlSafe(format!(
+                        "UPDATE settings SET value = ?4, updated_at = CURRENT_TIMESTAMP \
+                     WHERE {}key = ?2 AND value = ?3",
+                        scope.filter("")
+                    )))
+                    .bind(tenant)
+                    .bind(&key)
+                    .bind(written.to_owned())
+                    .bind(previous.to_owned()),
+                    None => sqlx::query(AssertSqlSafe(format!(
+                        "DELETE FROM settings WHERE {}key = ?2 AND value = ?3",
+                        scope.filter("")
+                    )))
+                    .bind(tenant)
+                    .bind(&key)
+                    .bind(written.to_owned()),
+                };
+                restore.execute(&mut *conn).await.map_err(step_error)?;
+                Ok(())
+            },
+        )
         .await
     }
 }
@@ -350,52 +394,60 @@ impl Step<UserContext> for CreateUser {
 
     async fn execute(&self, ctx: &mut UserContext) -> Result<(), StepError> {
         let email = ctx.email.as_str();
-        let db = TenantDb::open(&self.schema, ctx).await?;
-        db.once(Self::ACTION, async |conn, scope, tenant| {
-            let exists = format!("SELECT 1 FROM users WHERE {}email = ?2", scope.filter(""));
-            let taken: Option<i64> = sqlx::query_scalar(AssertSqlSafe(exists))
-                .bind(tenant)
-                .bind(email)
-                .fetch_optional(&mut *conn)
-                .await
-                .map_err(step_error)?;
-            if taken.is_some() {
-                return Err(StepError::permanent(format!(
-                    "a user with email {email} already exists"
-                )));
-            }
-            let display_name = email.split('@').next().unwrap_or(email);
-            let insert = format!(
-                "INSERT INTO users ({}email, display_name) VALUES ({}?2, ?3)",
-                scope.column(),
-                scope.value()
-            );
-            sqlx::query(AssertSqlSafe(insert))
-                .bind(tenant)
-                .bind(email)
-                .bind(display_name)
-                .execute(&mut *conn)
-                .await
-                .map_err(step_error)?;
-            Ok(json!({ "email": email }))
-        })
+        TenantDb::once(
+            &self.schema,
+            ctx,
+            Self::ACTION,
+            async |conn, scope, tenant| {
+                let exists = format!("SELECT 1 FROM users WHERE {}email = ?2", scope.filter(""));
+                let taken: Option<i64> = sqlx::query_scalar(AssertSqlSafe(exists))
+                    .bind(tenant)
+                    .bind(email)
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .map_err(step_error)?;
+                if taken.is_some() {
+                    return Err(StepError::permanent(format!(
+                        "a user with email {email} already exists"
+                    )));
+                }
+                let display_name = email.split('@').next().unwrap_or(email);
+                let insert = format!(
+                    "INSERT INTO users ({}email, display_name) VALUES ({}?2, ?3)",
+                    scope.column(),
+                    scope.value()
+                );
+                sqlx::query(AssertSqlSafe(insert))
+                    .bind(tenant)
+                    .bind(email)
+                    .bind(display_name)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(step_error)?;
+                Ok(json!({ "email": email }))
+            },
+        )
         .await
     }
 
     async fn compensate(&self, ctx: &mut UserContext) -> Result<(), StepError> {
         let email = ctx.email.as_str();
-        let db = TenantDb::open(&self.schema, ctx).await?;
-        db.undo(Self::ACTION, async |conn, scope, tenant, _| {
-            // Its role grants go with it (ON DELETE CASCADE).
-            let delete = format!("DELETE FROM users WHERE {}email = ?2", scope.filter(""));
-            sqlx::query(AssertSqlSafe(delete))
-                .bind(tenant)
-                .bind(email)
-                .execute(&mut *conn)
-                .await
-                .map_err(step_error)?;
-            Ok(())
-        })
+        TenantDb::undo(
+            &self.schema,
+            ctx,
+            Self::ACTION,
+            async |conn, scope, tenant, _| {
+                // Its role grants go with it (ON DELETE CASCADE).
+                let delete = format!("DELETE FROM users WHERE {}email = ?2", scope.filter(""));
+                sqlx::query(AssertSqlSafe(delete))
+                    .bind(tenant)
+                    .bind(email)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(step_error)?;
+                Ok(())
+            },
+        )
         .await
     }
 }
@@ -421,8 +473,7 @@ impl Step<UserContext> for GrantRole {
 
     async fn execute(&self, ctx: &mut UserContext) -> Result<(), StepError> {
         let (email, role) = (ctx.email.as_str(), ctx.role.as_str());
-        let db = TenantDb::open(&self.schema, ctx).await?;
-        db.once(Self::ACTION, async |conn, scope, tenant| {
+        TenantDb::once(&self.schema, ctx, Self::ACTION, async |conn, scope, tenant| {
             let grant = format!(
                 "INSERT INTO user_roles ({}user_id, role_id) SELECT {}u.id, r.id FROM users u, roles r \
                  WHERE {}{}u.email = ?2 AND r.name = ?3",
@@ -450,8 +501,7 @@ impl Step<UserContext> for GrantRole {
 
     async fn compensate(&self, ctx: &mut UserContext) -> Result<(), StepError> {
         let (email, role) = (ctx.email.as_str(), ctx.role.as_str());
-        let db = TenantDb::open(&self.schema, ctx).await?;
-        db.undo(Self::ACTION, async |conn, scope, tenant, _| {
+        TenantDb::undo(&self.schema, ctx, Self::ACTION, async |conn, scope, tenant, _| {
             let revoke = format!(
                 "DELETE FROM user_roles WHERE {f}user_id = (SELECT id FROM users WHERE {f}email = ?2) \
                  AND role_id = (SELECT id FROM roles WHERE {f}name = ?3)",
@@ -467,5 +517,101 @@ impl Step<UserContext> for GrantRole {
             Ok(())
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workflows::input::Tier;
+    use provisioning_core::{RemovalMode, RequestId, TenantRequest};
+
+    /// A Hybrid with one active tenant of `plan`, and a service context for it.
+    async fn setup(dir: &std::path::Path, plan: &str) -> (crate::wiring::Hybrid, ServiceContext) {
+        let hybrid = crate::wiring::hybrid(dir, crate::wiring::Release::Current, None)
+            .await
+            .unwrap();
+        let request = TenantRequest::new(
+            "acme".parse().unwrap(),
+            plan.parse().unwrap(),
+            "eu-west".parse().unwrap(),
+        );
+        hybrid.orchestrator.create(request).await.unwrap();
+        let record = hybrid
+            .orchestrator
+            .tenant(&"acme".parse().unwrap())
+            .await
+            .unwrap();
+        let ctx = ServiceContext {
+            request_id: RequestId::new(),
+            placement: record.placement.unwrap(),
+            service: "billing".to_owned(),
+            tier: Tier::Basic,
+        };
+        (hybrid, ctx)
+    }
+
+    async fn setting(hybrid: &crate::wiring::Hybrid, ctx: &ServiceContext) -> Option<String> {
+        let mut conn = SqliteConnection::connect_with(
+            &SqliteConnectOptions::new().filename(hybrid.schema.database_path(&ctx.placement)),
+        )
+        .await
+        .unwrap();
+        sqlx::query_scalar("SELECT value FROM settings WHERE key = 'service.billing'")
+            .fetch_optional(&mut conn)
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_rollback_keeps_what_a_later_request_wrote() {
+        for plan in ["standard", "premium"] {
+            let dir = tempfile::tempdir().unwrap();
+            let (hybrid, mut first) = setup(dir.path(), plan).await;
+            let step = WriteSetting::subscription(hybrid.schema.clone());
+            step.execute(&mut first).await.unwrap();
+            // A retried execute finds its marker and writes nothing again.
+            step.execute(&mut first).await.unwrap();
+            let mut later = ServiceContext {
+                request_id: RequestId::new(),
+                tier: Tier::Enterprise,
+                ..first.clone()
+            };
+            step.execute(&mut later).await.unwrap();
+            let enterprise = setting(&hybrid, &later).await;
+            assert!(enterprise.as_deref().unwrap().contains("enterprise"));
+            // The first request's rollback leaves the later value alone...
+            step.compensate(&mut first).await.unwrap();
+            assert_eq!(setting(&hybrid, &first).await, enterprise, "{plan}");
+            // ...and the later one's puts back what it replaced.
+            step.compensate(&mut later).await.unwrap();
+            let basic = setting(&hybrid, &later).await;
+            assert!(basic.as_deref().unwrap().contains("basic"), "{plan}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_tenant_deleted_meanwhile_gets_nothing_written() {
+        for plan in ["standard", "premium"] {
+            let dir = tempfile::tempdir().unwrap();
+            let (hybrid, mut ctx) = setup(dir.path(), plan).await;
+            hybrid
+                .orchestrator
+                .delete(
+                    &"acme".parse().unwrap(),
+                    RemovalMode::Purge,
+                    RequestId::new(),
+                )
+                .await
+                .unwrap();
+            let step = WriteSetting::subscription(hybrid.schema.clone());
+            let error = step.execute(&mut ctx).await.unwrap_err();
+            assert!(!error.is_transient());
+            assert!(error.to_string().contains("gone"), "{error}");
+            step.compensate(&mut ctx).await.unwrap();
+            if plan == "standard" {
+                assert_eq!(setting(&hybrid, &ctx).await, None);
+            }
+        }
     }
 }

@@ -115,12 +115,14 @@ async fn check_every_endpoint(server: &Server) {
     );
     let response = server.anon(Method::GET, "/metrics").send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
+    let metrics = response.text().await.unwrap();
+    assert!(metrics.contains("provisioning_requests_total"));
+    // The failure series exist from the start, so alerts see the first one.
     assert!(
-        response
-            .text()
-            .await
-            .unwrap()
-            .contains("provisioning_requests_total")
+        metrics.contains(
+            r#"provisioning_requests_total{workflow="user",outcome="compensation_failed"} 0"#
+        ),
+        "{metrics}"
     );
 
     let log = server.log_text();
