@@ -60,6 +60,8 @@
 
 mod error;
 pub mod fleet;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod pool;
 pub mod schema;
 pub mod store;
 

@@ -11,9 +11,7 @@ use provisioning_core::{
     RunId, SagaJournal, Submission, SubmitOutcome, TenantEvent, TenantFilter, TenantId,
     TenantRecord, TenantStore,
 };
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqliteSynchronous};
 use sqlx::{Row, Sqlite, Transaction};
 
 use crate::error::db_error;
@@ -88,7 +86,7 @@ impl SqliteStore {
             })
             .busy_timeout(Duration::from_secs(30))
             .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
+        let pool = crate::pool::pool_options::<Sqlite>()
             .max_connections(8)
             .connect_with(options)
             .await

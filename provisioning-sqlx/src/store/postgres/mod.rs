@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use provisioning_core::{Error, Result};
 use sqlx::migrate::Migrator;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgRow};
 use sqlx::{Postgres, Row, Transaction};
 
 use crate::error::{db_error, migrate_error};
@@ -113,7 +113,7 @@ impl PostgresStore {
             Error::invalid("url", format!("{redacted} is not a PostgreSQL URL ({e})"))
         })?;
         validate_schema(schema)?;
-        let pool = PgPoolOptions::new()
+        let pool = crate::pool::pool_options::<Postgres>()
             .max_connections(10)
             .connect_with(options)
             .await
@@ -184,7 +184,7 @@ async fn migrate(pool: &PgPool, schema: &str, location: &str) -> Result<()> {
     let options = (*pool.connect_options())
         .clone()
         .options([("search_path", schema)]);
-    let ledger = PgPoolOptions::new()
+    let ledger = crate::pool::pool_options::<Postgres>()
         .max_connections(1)
         .acquire_timeout(pool.options().get_acquire_timeout())
         .connect_with(options)
