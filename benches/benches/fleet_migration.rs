@@ -24,7 +24,7 @@ use provisioning_core::{
 use provisioning_sqlx::{FleetOptions, Seed, SqliteSchemaManager, TenantSchema, migrate_fleet};
 
 fn workload() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../provisioning-sqlx/tests/workload/sqlite")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("workload/sqlite")
 }
 
 /// A migrations folder with the ten workload migrations, plus 0011 if `next`.

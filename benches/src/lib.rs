@@ -1,2 +1,6 @@
-//! Benchmarks of the provisioning SDK: criterion benches under `benches/` and,
-//! later, the comparison binary against a hand-written floor.
+//! Benchmarks of the provisioning SDK: criterion benches under `benches/`
+//! (`saga_overhead`, `shard_resolve`, `fleet_migration`) and the `compare`
+//! binary (`src/bin/compare/`), which measures provisioning throughput end
+//! to end against a hand-written floor doing the same database and file work.
+//! The reference workload they provision is in `workload/`; `README.md` has
+//! the figures and how to rerun them.

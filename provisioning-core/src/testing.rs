@@ -36,6 +36,7 @@ pub async fn store_conformance(store: Arc<dyn TenantStore>) {
     listing_filters_and_pages(&*store).await;
     outbox_keeps_a_position_per_subscriber_and_tenant(&*store).await;
     journal_positions_are_exclusive_and_status_is_tracked(&*store).await;
+    journal_batches_keep_positions_and_status(&*store).await;
     leases_are_exclusive_renewable_and_expire(&*store).await;
 }
 
@@ -431,6 +432,73 @@ pub async fn journal_positions_are_exclusive_and_status_is_tracked(store: &dyn T
     assert_eq!(state.status, RunStatus::Completed);
     assert!(!store.unfinished_runs().await.unwrap().contains(&run));
     assert!(store.load(RunId::new()).await.unwrap().is_empty());
+}
+
+/// A batch appends consecutive records in order, a run's first batch starts
+/// the run, the status follows the last record, and a batch at a taken
+/// position stores nothing.
+pub async fn journal_batches_keep_positions_and_status(store: &dyn TenantStore) {
+    let run = RunId::new();
+    let started = JournalEntry::RunStarted {
+        workflow: "w".into(),
+        steps: vec!["a".into(), "b".into()],
+        context: serde_json::json!({"x": 1}),
+    };
+    let start = |index: usize| JournalEntry::StepStarted {
+        step: ["a", "b"][index].into(),
+        index,
+        attempt: 1,
+    };
+    let completed = |index: usize| JournalEntry::StepCompleted {
+        step: ["a", "b"][index].into(),
+        index,
+        attempt: 1,
+        duration_ms: 3,
+        context: serde_json::json!({"x": index + 2}),
+    };
+    let batch = |from: u64, entries: Vec<JournalEntry>| -> Vec<JournalRecord> {
+        entries
+            .into_iter()
+            .zip(from..)
+            .map(|(entry, seq)| JournalRecord::new(run, seq, entry))
+            .collect()
+    };
+    store
+        .append_batch(batch(0, vec![started.clone(), start(0)]))
+        .await
+        .unwrap();
+    assert!(store.unfinished_runs().await.unwrap().contains(&run));
+    let err = store
+        .append_batch(batch(0, vec![started, start(0)]))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Conflict { .. }), "{err}");
+    let err = store
+        .append_batch(batch(1, vec![completed(0), start(1)]))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Conflict { .. }), "{err}");
+    assert_eq!(store.load(run).await.unwrap().len(), 2, "nothing stored");
+
+    store
+        .append_batch(batch(2, vec![completed(0), start(1)]))
+        .await
+        .unwrap();
+    store
+        .append_batch(batch(4, vec![completed(1), JournalEntry::RunCompleted]))
+        .await
+        .unwrap();
+    let records = store.load(run).await.unwrap();
+    assert_eq!(
+        records.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        [0, 1, 2, 3, 4, 5]
+    );
+    assert_eq!(records[4].entry, completed(1));
+    let (state, context) = crate::saga::RunState::replay(run, &records).unwrap();
+    assert_eq!(state.status, RunStatus::Completed);
+    assert_eq!(context, serde_json::json!({"x": 3}));
+    assert!(!store.unfinished_runs().await.unwrap().contains(&run));
+    store.append_batch(Vec::new()).await.unwrap();
 }
 
 /// A claimed request is leased to one worker until its lease expires or is

@@ -58,6 +58,12 @@ impl<C> RunReport<C> {
 ///   step. After a crash, [`resume`](Self::resume) rebuilds the run from the
 ///   journal and goes on forward or goes on compensating; a step whose
 ///   completion was journaled never runs again.
+/// - Records that follow each other with nothing run in between go in one
+///   [`append_batch`](SagaJournal::append_batch), one commit on a durable
+///   journal: a step's completion with the next step's start (still journaled
+///   before that step runs), the run's start with the first step's, the last
+///   step's completion with the run's end. A run that completes costs one
+///   journal write per step, plus one.
 /// - A cancelled [`CancellationToken`] stops the run before the next step or
 ///   attempt (or while one is pending) and compensates.
 ///
@@ -246,13 +252,13 @@ impl SagaExecutor {
         let span = driver.span();
         async move {
             let initial = driver.checkpoint()?;
-            driver
-                .record(JournalEntry::RunStarted {
-                    workflow: saga.name.clone(),
-                    steps: saga.step_names.to_vec(),
-                    context: initial,
-                })
-                .await?;
+            let started = JournalEntry::RunStarted {
+                workflow: saga.name.clone(),
+                steps: saga.step_names.to_vec(),
+                context: initial,
+            };
+            let now = driver.exec.timer.now();
+            driver.record_then_start(started, 0, now).await?;
             driver.drive().await
         }
         .instrument(span)
@@ -365,6 +371,10 @@ struct Driver<'a, C: Send + 'static> {
     /// records are stamped from the timer readings the executor takes anyway,
     /// saving a wall-clock read per record on the hot path.
     epoch: (chrono::DateTime<chrono::Utc>, Instant),
+    /// The step whose first attempt's `StepStarted` was journaled with the
+    /// record before it (see [`record_then_start`](Self::record_then_start))
+    /// and that has not begun yet.
+    prestarted: Option<usize>,
 }
 
 impl<'a, C> Driver<'a, C>
@@ -385,6 +395,7 @@ where
             state,
             context,
             cancel,
+            prestarted: None,
         }
     }
 
@@ -443,14 +454,61 @@ where
 
     /// As [`record`](Self::record), stamped with a timer reading the caller took.
     async fn record_at(&mut self, entry: JournalEntry, at: Instant) -> Result<()> {
+        let record = self.fold(entry, at)?;
+        // Deref to the `dyn` first: calling through the `Arc<T>` blanket impl
+        // would box the future twice.
+        (*self.exec.journal).append(record).await
+    }
+
+    /// Records `entry` and, in the same batch, the start of the first attempt
+    /// of step `next`: one journal write (one commit) where there were two.
+    ///
+    /// Safe because the start is still journaled before the step runs, as
+    /// when written on its own: it is only written earlier, right after the
+    /// record before it. It is left out when the run is cancelled already or
+    /// `next` is past the last step; the batch ends the run then (`RunCompleted`
+    /// after the last step's completion) or the cancellation is recorded next.
+    async fn record_then_start(
+        &mut self,
+        entry: JournalEntry,
+        next: usize,
+        at: Instant,
+    ) -> Result<()> {
+        if next >= self.saga.steps.len() || self.cancel.is_cancelled() {
+            return self.record_at(entry, at).await;
+        }
+        let first = self.fold(entry, at)?;
+        let start = self.fold(
+            JournalEntry::StepStarted {
+                step: self.step_name(next),
+                index: next,
+                attempt: self.state.attempts[next] + 1,
+            },
+            at,
+        )?;
+        self.prestarted = Some(next);
+        (*self.exec.journal).append_batch(vec![first, start]).await
+    }
+
+    /// Records `entry` and `then` in one batch (see
+    /// [`SagaJournal::append_batch`]).
+    async fn record_both(
+        &mut self,
+        entry: JournalEntry,
+        then: JournalEntry,
+        at: Instant,
+    ) -> Result<()> {
+        let first = self.fold(entry, at)?;
+        let second = self.fold(then, at)?;
+        (*self.exec.journal).append_batch(vec![first, second]).await
+    }
+
+    /// Applies `entry` to the state and stamps its record.
+    fn fold(&mut self, entry: JournalEntry, at: Instant) -> Result<JournalRecord> {
         let seq = self.state.next_seq;
         let at = self.wall(at);
         self.state.apply(&entry)?;
-        // Deref to the `dyn` first: calling through the `Arc<T>` blanket impl
-        // would box the future twice.
-        (*self.exec.journal)
-            .append(JournalRecord::stamped(self.state.run_id, seq, at, entry))
-            .await
+        Ok(JournalRecord::stamped(self.state.run_id, seq, at, entry))
     }
 
     async fn drive(mut self) -> Result<RunReport<C>> {
@@ -503,11 +561,15 @@ where
     }
 
     /// Runs the remaining steps until all complete or one fails for good.
+    /// The last step's completion and `RunCompleted` are one batch; a run
+    /// resumed after a crash between them only has the end left to record.
     async fn forward(&mut self) -> Result<()> {
         while self.state.completed < self.saga.steps.len() {
             let index = self.state.completed;
             if self.cancel.is_cancelled() {
-                let started = self.state.attempts[index] > 0;
+                // A start journaled ahead by this driver did not begin.
+                let ahead = self.prestarted.take() == Some(index);
+                let started = self.state.attempts[index] > 0 && !ahead;
                 return self.cancelled(index, started).await;
             }
             self.run_step(index).await?;
@@ -537,18 +599,24 @@ where
         let mut local_attempt = 0;
         loop {
             local_attempt += 1;
-            let attempt = self.state.attempts[index] + 1;
             let began = self.exec.timer.now();
             let first = *first.get_or_insert(began);
-            self.record_at(
-                JournalEntry::StepStarted {
-                    step: self.step_name(index),
-                    index,
-                    attempt,
-                },
-                began,
-            )
-            .await?;
+            let attempt = if self.prestarted.take() == Some(index) {
+                // Journaled with the previous record already.
+                self.state.attempts[index]
+            } else {
+                let attempt = self.state.attempts[index] + 1;
+                self.record_at(
+                    JournalEntry::StepStarted {
+                        step: self.step_name(index),
+                        index,
+                        attempt,
+                    },
+                    began,
+                )
+                .await?;
+                attempt
+            };
             let span = tracing::info_span!("saga_step", step = %step.name(), attempt);
             let deadline = self.deadline(index);
             let injected = self
@@ -577,17 +645,19 @@ where
                     // Per-tenant progress: the run's span carries the tenant.
                     tracing::info!(parent: &span, took_ms = took.as_millis() as u64, "step completed");
                     let context = self.checkpoint()?;
+                    let completed = JournalEntry::StepCompleted {
+                        step: self.step_name(index),
+                        index,
+                        attempt,
+                        duration_ms: duration_ms(took),
+                        context,
+                    };
+                    if index + 1 < self.saga.steps.len() {
+                        return self.record_then_start(completed, index + 1, ended).await;
+                    }
+                    // The last step: the run's end goes in the same batch.
                     return self
-                        .record_at(
-                            JournalEntry::StepCompleted {
-                                step: self.step_name(index),
-                                index,
-                                attempt,
-                                duration_ms: duration_ms(took),
-                                context,
-                            },
-                            ended,
-                        )
+                        .record_both(completed, JournalEntry::RunCompleted, ended)
                         .await;
                 }
                 Raced::Cancelled => {

@@ -504,6 +504,11 @@ fn corrupt(run_id: RunId, reason: String) -> Error {
 ///   if `record.seq` is the run's next position (0 for a new run): a taken or
 ///   skipped position is an [`Error::Conflict`], which is how two executors on one
 ///   run are caught.
+/// - `append_batch` stores consecutive records of one run as `append` would
+///   store each; a store that can writes them in one transaction (all or
+///   none), so that a batch costs one commit. The default appends them one by
+///   one: correct, since every prefix of a run's records is a valid journal,
+///   but one commit each.
 /// - `load` returns a run's records in `seq` order; an unknown run gives none.
 /// - `unfinished_runs` lists the runs whose status
 ///   [`is_in_flight`](RunStatus::is_in_flight), oldest first.
@@ -514,6 +519,19 @@ fn corrupt(run_id: RunId, reason: String) -> Error {
 pub trait SagaJournal: Send + Sync {
     /// Appends one record.
     async fn append(&self, record: JournalRecord) -> Result<()>;
+
+    /// Appends consecutive records of one run, in order (see the contract).
+    ///
+    /// # Errors
+    /// As [`append`](Self::append), for the first record that cannot be
+    /// stored; a store that writes the batch in one transaction then stores
+    /// none of it.
+    async fn append_batch(&self, records: Vec<JournalRecord>) -> Result<()> {
+        for record in records {
+            self.append(record).await?;
+        }
+        Ok(())
+    }
 
     /// A run's records, in order.
     async fn load(&self, run_id: RunId) -> Result<Vec<JournalRecord>>;
@@ -526,6 +544,9 @@ pub trait SagaJournal: Send + Sync {
 impl<T: SagaJournal + ?Sized> SagaJournal for Arc<T> {
     async fn append(&self, record: JournalRecord) -> Result<()> {
         (**self).append(record).await
+    }
+    async fn append_batch(&self, records: Vec<JournalRecord>) -> Result<()> {
+        (**self).append_batch(records).await
     }
     async fn load(&self, run_id: RunId) -> Result<Vec<JournalRecord>> {
         (**self).load(run_id).await

@@ -55,25 +55,15 @@ impl InMemoryJournal {
     }
 }
 
-#[async_trait]
-impl SagaJournal for InMemoryJournal {
-    async fn append(&self, record: JournalRecord) -> Result<()> {
-        let mut runs = self.lock();
-        let Runs {
-            records,
-            status,
-            next_order,
-        } = &mut *runs;
-        let log = records
-            .entry(record.run_id)
-            .or_insert_with(|| match &record.entry {
-                // Room for a start and a completion per step, and the end.
-                crate::saga::JournalEntry::RunStarted { steps, .. } => {
-                    Vec::with_capacity(2 * steps.len() + 2)
-                }
-                _ => Vec::new(),
-            });
-        let expected = log.len() as u64;
+impl Runs {
+    /// The position `run`'s next record takes.
+    fn next_seq(&self, run: RunId) -> u64 {
+        self.records.get(&run).map_or(0, |log| log.len() as u64)
+    }
+
+    /// Stores `record` if it takes its run's next position.
+    fn push(&mut self, record: JournalRecord) -> Result<()> {
+        let expected = self.next_seq(record.run_id);
         if record.seq != expected {
             return Err(Error::Conflict {
                 kind: "run",
@@ -84,6 +74,11 @@ impl SagaJournal for InMemoryJournal {
                 ),
             });
         }
+        let Runs {
+            records,
+            status,
+            next_order,
+        } = self;
         // Keep the status current so `unfinished_runs` needs no replay.
         if let Some(s) = record.entry.status_after() {
             let order = status
@@ -95,7 +90,51 @@ impl SagaJournal for InMemoryJournal {
                 });
             status.insert(record.run_id, (order, s));
         }
+        let log = records
+            .entry(record.run_id)
+            .or_insert_with(|| match &record.entry {
+                // Room for a start and a completion per step, and the end.
+                crate::saga::JournalEntry::RunStarted { steps, .. } => {
+                    Vec::with_capacity(2 * steps.len() + 2)
+                }
+                _ => Vec::new(),
+            });
         log.push(record);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl SagaJournal for InMemoryJournal {
+    async fn append(&self, record: JournalRecord) -> Result<()> {
+        self.lock().push(record)
+    }
+
+    /// All or nothing: every position is checked before any record is stored.
+    async fn append_batch(&self, records: Vec<JournalRecord>) -> Result<()> {
+        let mut runs = self.lock();
+        let Some(first) = records.first() else {
+            return Ok(());
+        };
+        let run = first.run_id;
+        let base = runs.next_seq(run);
+        for (i, record) in records.iter().enumerate() {
+            let expected = base + i as u64;
+            if record.run_id != run || record.seq != expected {
+                return Err(Error::Conflict {
+                    kind: "run",
+                    id: record.run_id.to_string(),
+                    reason: format!(
+                        "journal position {} of run {} was asked for in a batch of run {run} \
+                         where {expected} is next",
+                        record.seq, record.run_id
+                    ),
+                });
+            }
+        }
+        for record in records {
+            runs.push(record)?;
+        }
         Ok(())
     }
 

@@ -72,6 +72,9 @@ impl SagaJournal for InMemoryStore {
     async fn append(&self, record: JournalRecord) -> Result<()> {
         self.journal.append(record).await
     }
+    async fn append_batch(&self, records: Vec<JournalRecord>) -> Result<()> {
+        self.journal.append_batch(records).await
+    }
     async fn load(&self, run_id: RunId) -> Result<Vec<JournalRecord>> {
         self.journal.load(run_id).await
     }

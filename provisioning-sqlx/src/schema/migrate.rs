@@ -1,8 +1,12 @@
 //! The migration runner shared by every backend: sqlx's [`Migrator`] values and
-//! its `_sqlx_migrations` ledger, applied one migration at a time so that the
-//! caller learns what was applied and a failure at migration k leaves 1..k-1
-//! recorded and k to be retried.
+//! its `_sqlx_migrations` ledger. Pending migrations are applied together, in
+//! one transaction with their ledger rows ([`ApplyAll`]), so that provisioning
+//! a tenant costs one commit (one fsync on PostgreSQL) where one per migration
+//! cost ten. Whatever goes wrong, the outcome is the one of applying them one
+//! at a time: the caller learns what was applied, and a failure at migration k
+//! leaves 1..k-1 recorded and k to be retried.
 
+use futures_util::future::BoxFuture;
 use provisioning_core::{Error, MigrationInfo, Result, TenantPlan};
 use sqlx::migrate::{Migrate, Migration, Migrator};
 
@@ -51,14 +55,64 @@ pub(crate) async fn pending<C: Migrate>(
         .collect())
 }
 
-/// Applies the pending migrations in order, each in its own transaction with its
-/// ledger row (sqlx's `Migrate::apply`), calling `hook` before each. Returns the
-/// ones applied.
+/// A connection that applies migrations in one transaction with their
+/// ledger rows.
+pub(crate) trait ApplyAll: Migrate + Send {
+    /// Applies `migrations` in order with their rows in ledger `table`, in
+    /// one transaction: all of them or none. None of them is `no_tx`. The
+    /// rows' `execution_time` is -1, sqlx's "not measured": the migrations
+    /// ran together.
+    fn apply_all<'e>(
+        &'e mut self,
+        table: &'e str,
+        migrations: &'e [&'e Migration],
+    ) -> BoxFuture<'e, std::result::Result<(), sqlx::Error>>;
+}
+
+/// The SQL of `migrations` as one script. Each migration's text is followed
+/// by a line break before the `;`, so one that ends in a `--` comment cannot
+/// swallow the separator.
+pub(crate) fn script(migrations: &[&Migration]) -> String {
+    let mut script = String::new();
+    for migration in migrations {
+        script.push_str(migration.sql.as_str());
+        script.push_str("\n;\n");
+    }
+    script
+}
+
+/// `VALUES` rows for the ledger rows of `count` migrations, three parameters
+/// each (version, description, checksum) numbered from `first`, in the
+/// placeholder style of the backend (`?` for SQLite, `$` for PostgreSQL).
+pub(crate) fn ledger_values(count: usize, first: usize, placeholder: char) -> String {
+    (0..count)
+        .map(|i| {
+            let n = first + 3 * i;
+            format!(
+                "({placeholder}{n}, {placeholder}{}, TRUE, {placeholder}{}, -1)",
+                n + 1,
+                n + 2
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Applies the pending migrations in order, calling `hook` before each, and
+/// returns the ones applied.
+///
+/// They are applied in one transaction with their ledger rows
+/// ([`ApplyAll::apply_all`]). If that fails, nothing of it stays, and they
+/// are applied again one at a time, each in its own transaction (sqlx's
+/// `Migrate::apply`): the ones before the failing migration are recorded,
+/// and the error names it. A hook error stops the run before its migration,
+/// with the ones before it applied. Migrations marked `no_tx` are applied one
+/// at a time, as sqlx does.
 ///
 /// # Errors
 /// A failed migration (its transaction rolled back: the next run resumes at it),
 /// a dirty ledger, or an applied migration whose SQL has since changed.
-pub(crate) async fn run<C: Migrate>(
+pub(crate) async fn run<C: ApplyAll>(
     conn: &mut C,
     migrator: &Migrator,
     hook: Option<&MigrationHook>,
@@ -82,7 +136,7 @@ pub(crate) async fn run<C: Migrate>(
         .list_applied_migrations(LEDGER_TABLE)
         .await
         .map_err(err)?;
-    let mut done = Vec::new();
+    let mut pending = Vec::new();
     for migration in up_migrations(migrator) {
         match applied.iter().find(|a| a.version == migration.version) {
             Some(a) if a.checksum != migration.checksum => {
@@ -91,20 +145,48 @@ pub(crate) async fn run<C: Migrate>(
                 )));
             }
             Some(_) => {}
-            None => {
-                let info = info(migration);
-                if let Some(hook) = hook {
-                    hook(plan, &info)?;
-                }
-                conn.apply(LEDGER_TABLE, migration).await.map_err(err)?;
-                tracing::debug!(
-                    tenant_id = %plan.tenant_id,
-                    version = migration.version,
-                    "migration applied"
-                );
-                done.push(info);
+            None => pending.push(migration),
+        }
+    }
+    // The hooks first, in order: a failing one ends the run before its
+    // migration, as it would have one migration at a time.
+    let mut stopped = None;
+    if let Some(hook) = hook {
+        for (i, migration) in pending.iter().enumerate() {
+            if let Err(e) = hook(plan, &info(migration)) {
+                stopped = Some(e);
+                pending.truncate(i);
+                break;
             }
         }
     }
-    Ok(done)
+    let together = !pending.is_empty() && pending.iter().all(|m| !m.no_tx);
+    let applied_together = together
+        && match conn.apply_all(LEDGER_TABLE, &pending).await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::debug!(
+                    tenant_id = %plan.tenant_id,
+                    error = %e,
+                    "migrations failed together; applying them one at a time"
+                );
+                false
+            }
+        };
+    let mut done = Vec::new();
+    for migration in pending {
+        if !applied_together {
+            conn.apply(LEDGER_TABLE, migration).await.map_err(err)?;
+        }
+        tracing::debug!(
+            tenant_id = %plan.tenant_id,
+            version = migration.version,
+            "migration applied"
+        );
+        done.push(info(migration));
+    }
+    match stopped {
+        Some(e) => Err(e),
+        None => Ok(done),
+    }
 }

@@ -32,8 +32,9 @@ pub use seed::{Seed, SeedBody, SeedFn};
 
 pub(crate) use locks::KeyedLocks;
 
-/// Called before each migration is applied, with the tenant and the migration;
-/// an error stops the run there (the migration is not applied, the next run
+/// Called for each pending migration, in order, before any of them is applied,
+/// with the tenant and the migration; an error stops the run there (the
+/// migrations before it are applied, that one is not, and the next run
 /// resumes at it). For fault drills and tests; leave unset in production.
 pub type MigrationHook = Arc<dyn Fn(&TenantPlan, &MigrationInfo) -> Result<()> + Send + Sync>;
 

@@ -3,9 +3,9 @@
 
 use provisioning_core::{DatabaseOutcome, Error, Result, TenantId};
 use sha2::{Digest, Sha256};
-use sqlx::{AssertSqlSafe, Connection, PgConnection};
+use sqlx::{AssertSqlSafe, Executor, PgConnection};
 
-use super::conn::{COMPONENT, close, connect};
+use super::conn::COMPONENT;
 use super::{Target, TargetKind};
 use crate::error::db_error;
 use crate::schema::sql::quote_ident;
@@ -69,15 +69,9 @@ pub(super) fn owned(comment: Option<&str>, tenant: &TenantId) -> Result<bool> {
     }
 }
 
-/// Creates the tenant's database or schema, or adopts the one there.
-pub(super) async fn provision(target: &Target<'_>, tenant: &TenantId) -> Result<DatabaseOutcome> {
-    let mut conn = connect(&target.server.options, None, &target.server.address()).await?;
-    let result = provision_on(&mut conn, target, tenant).await;
-    close(conn).await;
-    result
-}
-
-async fn provision_on(
+/// Creates the tenant's database or schema, or adopts the one there, on a
+/// connection to the server's database.
+pub(super) async fn provision(
     conn: &mut PgConnection,
     target: &Target<'_>,
     tenant: &TenantId,
@@ -122,26 +116,15 @@ async fn provision_on(
             if let Some(comment) = inspect(conn, &target.kind).await? {
                 return adopted_or_created(comment.as_deref(), tenant, name);
             }
-            // Transactional DDL: the schema and its marker appear together.
-            let mut tx = conn
-                .begin()
-                .await
-                .map_err(|e| db_error(COMPONENT, "creating the tenant schema", e))?;
-            exec(
-                &mut tx,
-                format!("CREATE SCHEMA {}", quote_ident(name)),
-                "creating the tenant schema",
-            )
-            .await?;
-            exec(
-                &mut tx,
-                format!("COMMENT ON SCHEMA {} IS '{mark}'", quote_ident(name)),
-                "marking the tenant schema",
-            )
-            .await?;
-            tx.commit()
-                .await
-                .map_err(|e| db_error(COMPONENT, "creating the tenant schema", e))?;
+            // One simple-protocol query of two statements runs as one
+            // implicit transaction (transactional DDL): the schema and its
+            // marker appear together, in one round trip.
+            let quoted = quote_ident(name);
+            conn.execute(sqlx::raw_sql(AssertSqlSafe(format!(
+                "CREATE SCHEMA {quoted}; COMMENT ON SCHEMA {quoted} IS '{mark}'"
+            ))))
+            .await
+            .map_err(|e| db_error(COMPONENT, "creating the tenant schema", e))?;
             tracing::info!(tenant_id = %tenant, schema = %name, "tenant schema created");
             Ok(DatabaseOutcome::Created)
         }
@@ -160,21 +143,25 @@ fn adopted_or_created(
     Ok(DatabaseOutcome::Adopted)
 }
 
-/// Drops the tenant's database or schema; with `keep_adopted`, one without our
-/// marker stays.
-pub(super) async fn drop(target: &Target<'_>, tenant: &TenantId, keep_adopted: bool) -> Result<()> {
-    let mut conn = connect(&target.server.options, None, &target.server.address()).await?;
-    let result = async {
+/// Drops the tenant's database or schema, on a connection to the server's
+/// database; with `keep_adopted`, one without our marker stays.
+pub(super) async fn drop(
+    conn: &mut PgConnection,
+    target: &Target<'_>,
+    tenant: &TenantId,
+    keep_adopted: bool,
+) -> Result<()> {
+    async {
         if let TargetKind::Database(name) = &target.kind {
             let staging = quote_ident(&staging_name(name));
             exec(
-                &mut conn,
+                conn,
                 format!("DROP DATABASE IF EXISTS {staging} WITH (FORCE)"),
                 "dropping a staging database",
             )
             .await?;
         }
-        let Some(comment) = inspect(&mut conn, &target.kind).await? else {
+        let Some(comment) = inspect(conn, &target.kind).await? else {
             return Ok(());
         };
         if keep_adopted && !owned(comment.as_deref(), tenant)? {
@@ -185,7 +172,7 @@ pub(super) async fn drop(target: &Target<'_>, tenant: &TenantId, keep_adopted: b
             TargetKind::Database(name) => {
                 // FORCE ends the sessions still open on it (PostgreSQL 13+).
                 exec(
-                    &mut conn,
+                    conn,
                     format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(name)),
                     "dropping the tenant database",
                 )
@@ -193,7 +180,7 @@ pub(super) async fn drop(target: &Target<'_>, tenant: &TenantId, keep_adopted: b
             }
             TargetKind::Schema(name) => {
                 exec(
-                    &mut conn,
+                    conn,
                     format!("DROP SCHEMA IF EXISTS {} CASCADE", quote_ident(name)),
                     "dropping the tenant schema",
                 )
@@ -202,7 +189,5 @@ pub(super) async fn drop(target: &Target<'_>, tenant: &TenantId, keep_adopted: b
             TargetKind::Shared => Ok(()),
         }
     }
-    .await;
-    close(conn).await;
-    result
+    .await
 }

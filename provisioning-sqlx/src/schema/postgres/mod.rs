@@ -5,7 +5,6 @@ use std::fmt;
 
 use provisioning_core::{Error, Isolation, Result, ShardId, TenantPlan};
 use sqlx::PgConnection;
-use sqlx::postgres::PgConnectOptions;
 
 use crate::error::SqlxError;
 use crate::schema::{KeyedLocks, MigrationHook, TenantSchema};
@@ -40,9 +39,19 @@ pub enum PgDedicatedMode {
 /// `{prefix}{tenant id with '-' as '_'}`, quoted everywhere, created with an
 /// ownership marker in its comment: one without it (made by a DBA) is adopted
 /// and never dropped by a compensation. Shared tenants are `tenant_id` rows in
-/// the database the shard URL names. Migrations use sqlx's `_sqlx_migrations`
-/// ledger, one transaction per migration, under an advisory lock per tenant
-/// database or schema. URLs are never printed with their password.
+/// the database the shard URL names. URLs are never printed with their
+/// password.
+///
+/// Each shard has a connection pool to its URL's database
+/// ([`pool_size`](PgSchemaManagerBuilder::pool_size) connections, default
+/// [`DEFAULT_POOL_SIZE`](PgSchemaManager::DEFAULT_POOL_SIZE)), made on first
+/// use: server-level statements, schema tenants (with `search_path` set to
+/// the tenant's schema on each use) and shared tenants run on it; a tenant
+/// database of its own is connected to when used. Migrations use sqlx's
+/// `_sqlx_migrations` ledger: the pending ones are applied in one
+/// transaction with their ledger rows, under a transaction-scoped advisory
+/// lock per tenant database or schema; a failing one leaves the ones before
+/// it applied.
 ///
 /// ```no_run
 /// use provisioning_sqlx::{PgDedicatedMode, PgSchemaManager, PgTenantSchema};
@@ -91,15 +100,6 @@ pub(crate) enum TargetKind {
 }
 
 impl Target<'_> {
-    /// The options and schema of the tenant's own connections.
-    fn tenant_options(&self) -> (PgConnectOptions, Option<&str>) {
-        match &self.kind {
-            TargetKind::Database(name) => (self.server.options.clone().database(name), None),
-            TargetKind::Schema(name) => (self.server.options.clone(), Some(name.as_str())),
-            TargetKind::Shared => (self.server.options.clone(), None),
-        }
-    }
-
     /// Where the data is, without credentials.
     fn location(&self) -> String {
         let (host, port) = (
@@ -115,6 +115,9 @@ impl Target<'_> {
 }
 
 impl PgSchemaManager {
+    /// The connections of each shard's pool unless set.
+    pub const DEFAULT_POOL_SIZE: u32 = 10;
+
     /// A builder; at least one shard and one schema are required.
     pub fn builder() -> PgSchemaManagerBuilder {
         PgSchemaManagerBuilder::default()
@@ -185,6 +188,7 @@ pub struct PgSchemaManagerBuilder {
     dedicated: Option<PgTenantSchema>,
     shared: Option<PgTenantSchema>,
     hook: Option<MigrationHook>,
+    pool_size: Option<u32>,
 }
 
 impl fmt::Debug for PgSchemaManagerBuilder {
@@ -240,6 +244,13 @@ impl PgSchemaManagerBuilder {
         self
     }
 
+    /// How many connections each shard's pool holds at most (default
+    /// [`PgSchemaManager::DEFAULT_POOL_SIZE`]; 0 is taken as 1).
+    pub fn pool_size(mut self, size: u32) -> Self {
+        self.pool_size = Some(size.max(1));
+        self
+    }
+
     /// The manager.
     ///
     /// # Errors
@@ -280,7 +291,8 @@ impl PgSchemaManagerBuilder {
         }
         let mut shards = HashMap::new();
         for (id, url) in self.shards {
-            shards.insert(id, PgServer::parse(&url)?);
+            let size = self.pool_size.unwrap_or(PgSchemaManager::DEFAULT_POOL_SIZE);
+            shards.insert(id, PgServer::parse(&url, size)?);
         }
         Ok(PgSchemaManager {
             shards,

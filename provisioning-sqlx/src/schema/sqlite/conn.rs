@@ -3,11 +3,14 @@
 use std::path::Path;
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
 use provisioning_core::{Result, SeedInfo, TenantId};
+use sqlx::migrate::Migration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sqlx::{AssertSqlSafe, Connection, SqliteConnection};
 
 use crate::error::db_error;
+use crate::schema::migrate::{self, ApplyAll};
 use crate::schema::seed::{LedgerRow, Seed, SeedBody, pending_seeds};
 use crate::schema::sql::split_statements;
 
@@ -21,17 +24,22 @@ pub(super) enum Open {
     /// For writing: WAL, `synchronous = NORMAL` (safe with WAL), foreign keys,
     /// busy timeout. `create` makes the file if missing.
     Write { create: bool },
-    /// A new file with a rollback journal, so that no `-wal` file has to follow
-    /// it when it is renamed into place.
+    /// A new file being staged: no rollback journal and no syncs while it is
+    /// written (a staging file left half-written by a crash is deleted and
+    /// made again, never used). The stager ends with [`stage_wal`], whose
+    /// synced header write puts the whole file on disk before the rename, and
+    /// leaves it in WAL mode: no `-wal` file has to follow the rename and
+    /// later writers find nothing to convert.
     Stage,
 }
 
-pub(super) async fn connect(path: &Path, open: Open, busy: Duration) -> Result<SqliteConnection> {
-    let mut options = SqliteConnectOptions::new()
+/// The options of a connection opened `open` on `path`.
+pub(super) fn options(path: &Path, open: Open, busy: Duration) -> SqliteConnectOptions {
+    let options = SqliteConnectOptions::new()
         .filename(path)
         .busy_timeout(busy)
         .foreign_keys(true);
-    options = match open {
+    match open {
         Open::Inspect => options.create_if_missing(false),
         Open::Write { create } => options
             .create_if_missing(create)
@@ -39,11 +47,60 @@ pub(super) async fn connect(path: &Path, open: Open, busy: Duration) -> Result<S
             .synchronous(SqliteSynchronous::Normal),
         Open::Stage => options
             .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Delete),
-    };
-    SqliteConnection::connect_with(&options)
+            .journal_mode(SqliteJournalMode::Off)
+            .synchronous(SqliteSynchronous::Off),
+    }
+}
+
+pub(super) async fn connect(path: &Path, open: Open, busy: Duration) -> Result<SqliteConnection> {
+    SqliteConnection::connect_with(&options(path, open, busy))
         .await
         .map_err(|e| db_error(COMPONENT, format!("opening {}", path.display()), e))
+}
+
+impl ApplyAll for SqliteConnection {
+    /// `BEGIN`, the migrations and one multi-row ledger insert as one script,
+    /// `COMMIT`: three round trips to the connection's thread for any number
+    /// of migrations (the migrations' SQL takes no parameters, the ledger
+    /// insert numbers its own from 1).
+    fn apply_all<'e>(
+        &'e mut self,
+        table: &'e str,
+        migrations: &'e [&'e Migration],
+    ) -> BoxFuture<'e, std::result::Result<(), sqlx::Error>> {
+        Box::pin(async move {
+            let mut script = migrate::script(migrations);
+            script.push_str(&format!(
+                "INSERT INTO {table} (version, description, success, checksum, execution_time) \
+                 VALUES {};",
+                migrate::ledger_values(migrations.len(), 1, '?')
+            ));
+            let mut query = sqlx::query(AssertSqlSafe(script)).persistent(false);
+            for m in migrations {
+                query = query
+                    .bind(m.version)
+                    .bind(m.description.as_ref())
+                    .bind(m.checksum.as_ref());
+            }
+            let mut tx = self.begin().await?;
+            query.execute(&mut *tx).await?;
+            tx.commit().await
+        })
+    }
+}
+
+/// Finishes a staged file: switches it to WAL mode with syncing on. The
+/// switch rewrites the header and syncs the file, which puts everything
+/// staged on disk (an fsync flushes the whole file) in one fsync; converting
+/// the finished database to WAL later would cost a rollback journal and
+/// several. The mode is stored in the file, so the renamed database opens in
+/// WAL mode.
+pub(super) async fn stage_wal(conn: &mut SqliteConnection) -> Result<()> {
+    sqlx::query("PRAGMA synchronous = FULL; PRAGMA journal_mode = WAL")
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| db_error(COMPONENT, "switching a staged database to WAL", e))?;
+    Ok(())
 }
 
 /// Closes a connection, so that its file can be removed or renamed; a failed
@@ -89,25 +146,39 @@ pub(super) async fn pending(
 }
 
 /// Applies the missing seeds, each in one transaction with its ledger row.
+/// `ledger_exists` skips creating the ledger table (the caller knows it is
+/// there).
+///
+/// An SQL seed costs four round trips to the connection's thread whatever
+/// its length: `BEGIN`, the ledger row, the seed's statements as one script
+/// (they share its one parameter, the tenant id), `COMMIT`.
 pub(super) async fn apply(
     conn: &mut SqliteConnection,
     seeds: &[Seed<SqliteConnection>],
     tenant: &TenantId,
+    ledger_exists: bool,
 ) -> Result<Vec<SeedInfo>> {
-    sqlx::query(
-        "CREATE TABLE IF NOT EXISTS _tenant_seeds (
-            tenant_id  TEXT NOT NULL,
-            name       TEXT NOT NULL,
-            version    INTEGER NOT NULL,
-            checksum   TEXT NOT NULL,
-            applied_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP,
-            PRIMARY KEY (tenant_id, name, version)
-        )",
-    )
-    .execute(&mut *conn)
-    .await
-    .map_err(|e| db_error(COMPONENT, "creating the seed ledger", e))?;
-    let ledger = ledger_rows(conn, tenant).await?;
+    if !ledger_exists {
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS _tenant_seeds (
+                tenant_id  TEXT NOT NULL,
+                name       TEXT NOT NULL,
+                version    INTEGER NOT NULL,
+                checksum   TEXT NOT NULL,
+                applied_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP,
+                PRIMARY KEY (tenant_id, name, version)
+            )",
+        )
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| db_error(COMPONENT, "creating the seed ledger", e))?;
+    }
+    let ledger: Vec<LedgerRow> =
+        sqlx::query_as("SELECT name, version, checksum FROM _tenant_seeds WHERE tenant_id = ?1")
+            .bind(tenant.as_str())
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(|e| db_error(COMPONENT, "reading the seed ledger", e))?;
     let mut applied = Vec::new();
     for seed in pending_seeds(seeds, &ledger, tenant)? {
         let what = || format!("seed {}@{} for {tenant}", seed.name(), seed.version());
@@ -134,16 +205,17 @@ pub(super) async fn apply(
         }
         match seed.body() {
             SeedBody::Sql(sql) => {
-                for stmt in split_statements(sql, "?1") {
-                    let mut query = sqlx::query(AssertSqlSafe(stmt.sql));
-                    if stmt.binds_tenant {
-                        query = query.bind(tenant.as_str());
-                    }
-                    query
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(|e| db_error(COMPONENT, what(), e))?;
+                let statements = split_statements(sql, "?1");
+                let binds = statements.iter().any(|s| s.binds_tenant);
+                let script: Vec<&str> = statements.iter().map(|s| s.sql.as_str()).collect();
+                let mut query = sqlx::query(AssertSqlSafe(script.join(";\n")));
+                if binds {
+                    query = query.bind(tenant.as_str());
                 }
+                query
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| db_error(COMPONENT, what(), e))?;
             }
             SeedBody::Rust { run, .. } => run(&mut tx, tenant).await?,
         }

@@ -7,7 +7,7 @@ use provisioning_core::{DatabaseOutcome, Error, Result, TenantId};
 use sqlx::SqliteConnection;
 
 use super::SqliteSchemaManager;
-use super::conn::{COMPONENT, Open, close, connect, table_exists};
+use super::conn::{COMPONENT, Open, close, connect, stage_wal, table_exists};
 
 /// Marks a database this crate created, so that a re-run after a crash still
 /// reports [`DatabaseOutcome::Created`] and a DBA's file (no marker) is adopted.
@@ -98,25 +98,31 @@ impl SqliteSchemaManager {
                 .map_err(|e| io_error(format!("creating {}", dir.display()), e))?;
         }
         remove_database(&staging).await?;
-        // Rollback journal while staging: there is no -wal to carry across the rename.
+        // The marker table and its row in one transaction, then WAL mode,
+        // all before the rename: one fsync where a rollback journal per
+        // statement and a conversion to WAL later cost several.
         let mut conn = connect(&staging, Open::Stage, self.busy_timeout).await?;
-        sqlx::query(
-            "CREATE TABLE _tenant_owner (
-                tenant_id  TEXT PRIMARY KEY,
-                created_by TEXT NOT NULL,
-                created_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP
-            )",
-        )
-        .execute(&mut conn)
-        .await
-        .map_err(|e| crate::error::db_error(COMPONENT, "writing the owner marker", e))?;
-        sqlx::query("INSERT INTO _tenant_owner (tenant_id, created_by) VALUES (?1, ?2)")
+        let staged = async {
+            sqlx::query(
+                "BEGIN;
+                CREATE TABLE _tenant_owner (
+                    tenant_id  TEXT PRIMARY KEY,
+                    created_by TEXT NOT NULL,
+                    created_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP
+                );
+                INSERT INTO _tenant_owner (tenant_id, created_by) VALUES (?1, ?2);
+                COMMIT;",
+            )
             .bind(tenant.as_str())
             .bind(concat!("provisioning-sqlx ", env!("CARGO_PKG_VERSION")))
             .execute(&mut conn)
             .await
             .map_err(|e| crate::error::db_error(COMPONENT, "writing the owner marker", e))?;
+            stage_wal(&mut conn).await
+        }
+        .await;
         close(conn).await;
+        staged?;
         tokio::fs::rename(&staging, path)
             .await
             .map_err(|e| io_error(format!("moving {} into place", path.display()), e))?;

@@ -9,6 +9,7 @@ use provisioning_core::{
 use super::SqliteSchemaManager;
 use super::conn::{self, COMPONENT, Open, close, connect, table_exists};
 use super::dedicated::{owned, remove_database, staging_path};
+use super::parked::{FileId, identity};
 use super::shared::delete_tenant_rows;
 use crate::schema::migrate::{self, LEDGER_TABLE};
 
@@ -48,16 +49,14 @@ impl TenantSchemaManager for SqliteSchemaManager {
         let path = self.database_path(plan);
         let _guard = self.locks.lock(&Self::lock_key(&path)).await;
         match plan.isolation {
-            Isolation::Dedicated => self.provision_dedicated(&plan.tenant_id, &path).await,
+            Isolation::Dedicated => {
+                // What it finds may be another file than a parked connection's.
+                self.parked.evict(&path).await;
+                self.provision_dedicated(&plan.tenant_id, &path).await
+            }
             Isolation::Shared => {
-                if let Some(dir) = path.parent() {
-                    tokio::fs::create_dir_all(dir).await.map_err(|e| {
-                        Error::backend(COMPONENT, format!("creating {}", dir.display()), true, e)
-                    })?;
-                }
                 // Reachable: opening (and creating on first use) is the check.
-                let conn = connect(&path, Open::Write { create: true }, self.busy_timeout).await?;
-                close(conn).await;
+                self.pools.acquire(&path, self.busy_timeout, true).await?;
                 Ok(DatabaseOutcome::Shared)
             }
         }
@@ -69,28 +68,60 @@ impl TenantSchemaManager for SqliteSchemaManager {
         let location = path.display().to_string();
         // One migration run per database at a time: tenants of one shard share it.
         let _guard = self.locks.lock(&Self::lock_key(&path)).await;
-        let mut conn = self.open_existing(plan, &path).await?;
-        let result = migrate::run(
-            &mut conn,
-            schema.migrator(),
-            self.hook.as_ref(),
-            plan,
-            COMPONENT,
-            &location,
-        )
-        .await;
-        close(conn).await;
-        result
+        let run = |conn| {
+            migrate::run(
+                conn,
+                schema.migrator(),
+                self.hook.as_ref(),
+                plan,
+                COMPONENT,
+                &location,
+            )
+        };
+        match plan.isolation {
+            Isolation::Shared => {
+                let (db, mut conn) = self.pools.acquire(&path, self.busy_timeout, false).await?;
+                if db.migrated() {
+                    return Ok(Vec::new());
+                }
+                let applied = run(&mut *conn).await?;
+                db.set_migrated();
+                Ok(applied)
+            }
+            Isolation::Dedicated => {
+                let (mut conn, id) = self.open_dedicated(plan, &path).await?;
+                let result = run(&mut conn).await;
+                if result.is_ok() {
+                    // For the seed that follows (see `parked`).
+                    self.parked.park(&path, id, conn).await;
+                } else {
+                    close(conn).await;
+                }
+                result
+            }
+        }
     }
 
     async fn seed(&self, plan: &TenantPlan) -> Result<Vec<SeedInfo>> {
         let schema = self.schema(plan.isolation)?;
         let path = self.database_path(plan);
         let _guard = self.locks.lock(&Self::lock_key(&path)).await;
-        let mut conn = self.open_existing(plan, &path).await?;
-        let result = conn::apply(&mut conn, schema.seeds(), &plan.tenant_id).await;
-        close(conn).await;
-        result
+        match plan.isolation {
+            Isolation::Shared => {
+                let (db, mut conn) = self.pools.acquire(&path, self.busy_timeout, false).await?;
+                let applied =
+                    conn::apply(&mut conn, schema.seeds(), &plan.tenant_id, db.has_ledger())
+                        .await?;
+                db.set_ledger();
+                Ok(applied)
+            }
+            Isolation::Dedicated => {
+                let (mut conn, _) = self.open_dedicated(plan, &path).await?;
+                let result = conn::apply(&mut conn, schema.seeds(), &plan.tenant_id, false).await;
+                close(conn).await;
+                result
+            }
+        }
     }
 
     async fn drop_tenant(&self, plan: &TenantPlan, reason: DropReason) -> Result<()> {
@@ -102,15 +133,14 @@ impl TenantSchemaManager for SqliteSchemaManager {
                 if !exists(&path).await {
                     return Ok(());
                 }
-                let mut conn =
-                    connect(&path, Open::Write { create: false }, self.busy_timeout).await?;
-                let result = delete_tenant_rows(&mut conn, schema.tables(), &plan.tenant_id).await;
-                close(conn).await;
-                let removed = result?;
+                let (_, mut conn) = self.pools.acquire(&path, self.busy_timeout, false).await?;
+                let removed =
+                    delete_tenant_rows(&mut conn, schema.tables(), &plan.tenant_id).await?;
                 tracing::info!(tenant_id = %plan.tenant_id, ?reason, removed, "tenant rows removed");
                 Ok(())
             }
             Isolation::Dedicated => {
+                self.parked.evict(&path).await;
                 remove_database(&staging_path(&path)).await?;
                 if reason == DropReason::Compensation && exists(&path).await {
                     let ours = match connect(&path, Open::Inspect, self.busy_timeout).await {
@@ -140,25 +170,27 @@ impl TenantSchemaManager for SqliteSchemaManager {
 }
 
 impl SqliteSchemaManager {
-    /// Opens the tenant's database for writing; a dedicated one must have been
-    /// provisioned, a shared one is created on first use.
-    async fn open_existing(
+    /// A connection for writing to a dedicated tenant's database, which must
+    /// have been provisioned: the one parked for it if its file is the same,
+    /// else a new one; with the file's identity, for parking it again.
+    async fn open_dedicated(
         &self,
         plan: &TenantPlan,
         path: &std::path::Path,
-    ) -> Result<sqlx::SqliteConnection> {
-        let shared = plan.isolation == Isolation::Shared;
-        if !shared && !exists(path).await {
+    ) -> Result<(sqlx::SqliteConnection, Option<FileId>)> {
+        let Ok(metadata) = tokio::fs::metadata(path).await else {
             return Err(Error::NotFound {
                 kind: "tenant database",
                 id: format!("{} ({})", plan.tenant_id, path.display()),
             });
+        };
+        let id = identity(&metadata);
+        if let Some(id) = id
+            && let Some(conn) = self.parked.take(path, id).await
+        {
+            return Ok((conn, Some(id)));
         }
-        if let Some(dir) = path.parent().filter(|_| shared) {
-            tokio::fs::create_dir_all(dir).await.map_err(|e| {
-                Error::backend(COMPONENT, format!("creating {}", dir.display()), true, e)
-            })?;
-        }
-        connect(path, Open::Write { create: shared }, self.busy_timeout).await
+        let conn = connect(path, Open::Write { create: false }, self.busy_timeout).await?;
+        Ok((conn, id))
     }
 }

@@ -15,6 +15,8 @@ use crate::schema::{KeyedLocks, MigrationHook, TenantSchema};
 mod conn;
 mod dedicated;
 mod manager;
+mod parked;
+mod pools;
 mod shared;
 
 /// The file name of a shard's shared database. Tenant ids start with a letter,
@@ -39,7 +41,11 @@ pub type SqliteTenantSchema = TenantSchema<SqliteConnection>;
 ///   [`tenant_tables`](TenantSchema::tenant_tables) and its seed-ledger rows in
 ///   one transaction.
 ///
-/// Databases use WAL and a busy timeout. Every method is idempotent.
+/// Databases use WAL and a busy timeout. Closing the last connection of a
+/// WAL database checkpoints it, which costs fsyncs, so the manager keeps one
+/// connection open per shared database, and keeps a dedicated database's
+/// connection from `migrate` to the `seed` that follows (a few at most).
+/// Every method is idempotent.
 ///
 /// ```
 /// use provisioning_core::*;
@@ -84,6 +90,8 @@ pub struct SqliteSchemaManager {
     hook: Option<MigrationHook>,
     busy_timeout: Duration,
     locks: KeyedLocks,
+    pools: pools::SharedPools,
+    parked: parked::ParkedConns,
 }
 
 impl fmt::Debug for SqliteSchemaManager {
@@ -139,6 +147,15 @@ impl SqliteSchemaManager {
                 format!("this SqliteSchemaManager has no {isolation} schema configured"),
             )
         })
+    }
+
+    /// Closes the connections kept open (to shared databases, and to
+    /// dedicated ones between `migrate` and `seed`), checkpointing them.
+    /// Optional: they close when the manager is dropped too, and a later call
+    /// opens them again.
+    pub async fn close(&self) {
+        self.pools.close().await;
+        self.parked.close_all().await;
     }
 
     fn lock_key(path: &Path) -> String {
@@ -234,6 +251,8 @@ impl SqliteSchemaManagerBuilder {
             hook: self.hook,
             busy_timeout: self.busy_timeout.unwrap_or(Duration::from_secs(5)),
             locks: KeyedLocks::default(),
+            pools: pools::SharedPools::default(),
+            parked: parked::ParkedConns::default(),
         })
     }
 }

@@ -41,20 +41,24 @@ impl Statements {
             AssertSqlSafe(Arc::<str>::from(template.replace("{s}", schema))).into_sql_str()
         };
         Statements {
-            // A run's first entry: the runs row is the idempotency key, and the
-            // entry is written only if the row was (one atomic statement).
+            // A run's first entries ($3 of them, from position 0): the runs
+            // row is the idempotency key, and the entries are written only if
+            // the row was (one atomic statement, one commit).
             start_run: s("WITH run AS ( \
-                   INSERT INTO {s}.runs (run_id, status, next_seq) VALUES ($1::uuid, $2, 1) \
+                   INSERT INTO {s}.runs (run_id, status, next_seq) VALUES ($1::uuid, $2, $3) \
                    ON CONFLICT (run_id) DO NOTHING RETURNING run_id) \
                  INSERT INTO {s}.journal (run_id, seq, record) \
-                 SELECT run_id, 0, $3::jsonb FROM run"),
-            // A later entry: written only if it takes the run's next position;
-            // the UPDATE's row lock orders concurrent appenders.
+                 SELECT run.run_id, r.seq, r.record::jsonb \
+                 FROM run, unnest($4::bigint[], $5::text[]) AS r(seq, record)"),
+            // Later entries ($4 of them, from position $3): written only if
+            // they take the run's next positions; the UPDATE's row lock orders
+            // concurrent appenders.
             advance_run: s("WITH run AS ( \
-                   UPDATE {s}.runs SET next_seq = next_seq + 1, status = COALESCE($2, status) \
+                   UPDATE {s}.runs SET next_seq = next_seq + $4, status = COALESCE($2, status) \
                    WHERE run_id = $1::uuid AND next_seq = $3 RETURNING run_id) \
                  INSERT INTO {s}.journal (run_id, seq, record) \
-                 SELECT run_id, $3, $4::jsonb FROM run"),
+                 SELECT run.run_id, r.seq, r.record::jsonb \
+                 FROM run, unnest($5::bigint[], $6::text[]) AS r(seq, record)"),
             load_run: s("SELECT record::text AS record FROM {s}.journal \
                  WHERE run_id = $1::uuid ORDER BY seq"),
             unfinished_runs: s("SELECT run_id::text AS run_id FROM {s}.runs \

@@ -1,21 +1,26 @@
 //! [`SqliteStore`]: the catalog, saga journal and outbox in one SQLite file.
 
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::Utc;
 use provisioning_core::{
-    Error, FailureInfo, JournalRecord, NewEvent, RequestId, RequestRecord, RequestStatus, Result,
-    RunId, SagaJournal, Submission, SubmitOutcome, TenantEvent, TenantFilter, TenantId,
-    TenantRecord, TenantStore,
+    Error, FailureInfo, NewEvent, RequestId, RequestRecord, RequestStatus, Result, Submission,
+    SubmitOutcome, TenantEvent, TenantFilter, TenantId, TenantRecord, TenantStore,
 };
+use sqlx::Row;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqliteSynchronous};
-use sqlx::{Row, Sqlite, Transaction};
 
 use crate::error::db_error;
-use crate::store::codec::{from_json, name_of, timestamp, to_json};
+use crate::store::codec::from_json;
+
+mod group;
+mod journal;
+mod requests;
+mod script;
+mod tenants;
 
 const COMPONENT: &str = "sqlite store";
 
@@ -39,8 +44,14 @@ pub enum Durability {
 
 /// The embedded default store: tenants, requests, the saga journal and the
 /// event outbox in one SQLite file, in WAL mode, safe for many concurrent tasks
-/// of one process (writes are serialized by SQLite; each write is one short
-/// transaction that takes the write lock with its first statement).
+/// of one process, and for several processes (SQLite serializes their writes).
+///
+/// Within a process, writes go in turn through one connection (its page cache
+/// stays warm) under one lock, and those of one kind that queue up meanwhile
+/// (journal appends, tenant updates, submissions, request settlements) are
+/// written together in one transaction, each keeping its own outcome (group
+/// commit): under load a write costs a fraction of one transaction. Each call
+/// returns once its write is committed. Reads use a pool of their own.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -58,6 +69,24 @@ pub enum Durability {
 pub struct SqliteStore {
     pool: SqlitePool,
     path: PathBuf,
+    /// Taken by every write of this store, before its connection: SQLite
+    /// runs one writer at a time, and a writer that finds the database locked
+    /// sleeps in SQLite's busy handler (milliseconds, growing), so concurrent
+    /// writers of one process queue here instead and go in turn.
+    writer: Arc<tokio::sync::Mutex<()>>,
+    /// Journal appends waiting for the writer lock, written together by
+    /// whichever of them gets it (see `journal`).
+    journal: Arc<group::Group<journal::Append>>,
+    /// Tenant updates waiting for the writer lock, likewise (see `tenants`).
+    updates: Arc<group::Group<tenants::Update>>,
+    /// Submissions and settlements of requests, likewise (see `requests`).
+    submits: Arc<group::Group<requests::Submit>>,
+    finishes: Arc<group::Group<requests::Finish>>,
+    /// The one connection writes use. In WAL mode a connection drops its
+    /// whole page cache when another one has written since its last
+    /// transaction; with every write on this connection, its cache stays warm
+    /// and a write reads its B-tree pages from memory, not from the file.
+    writes: SqlitePool,
 }
 
 impl SqliteStore {
@@ -86,13 +115,29 @@ impl SqliteStore {
             })
             .busy_timeout(Duration::from_secs(30))
             .foreign_keys(true);
-        let pool = crate::pool::pool_options::<Sqlite>()
+        let pool = crate::pool::pool_options::<sqlx::Sqlite>()
             .max_connections(8)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .map_err(|e| db_error(COMPONENT, format!("opening {}", path.display()), e))?;
         migrate(&pool, &path).await?;
-        Ok(SqliteStore { pool, path })
+        let writes = crate::pool::pool_options::<sqlx::Sqlite>()
+            .max_connections(1)
+            // A local file does not drop connections as a server does.
+            .test_before_acquire(false)
+            .connect_with(options)
+            .await
+            .map_err(|e| db_error(COMPONENT, format!("opening {}", path.display()), e))?;
+        Ok(SqliteStore {
+            pool,
+            path,
+            writer: Arc::default(),
+            journal: Arc::default(),
+            updates: Arc::default(),
+            submits: Arc::default(),
+            finishes: Arc::default(),
+            writes,
+        })
     }
 
     /// The database file.
@@ -100,16 +145,15 @@ impl SqliteStore {
         &self.path
     }
 
-    /// The connection pool, for queries of your own.
+    /// The connection pool of reads, for queries of your own.
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }
 
-    async fn begin(&self) -> Result<Transaction<'static, Sqlite>> {
-        self.pool
-            .begin()
-            .await
-            .map_err(|e| db_error(COMPONENT, "beginning a transaction", e))
+    /// Closes both pools (the last close checkpoints the WAL).
+    pub async fn close(&self) {
+        self.writes.close().await;
+        self.pool.close().await;
     }
 }
 
@@ -142,151 +186,10 @@ fn err(what: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
     move |e| db_error(COMPONENT, what, e)
 }
 
-fn is_unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
-}
-
-async fn commit(tx: Transaction<'static, Sqlite>) -> Result<()> {
-    tx.commit().await.map_err(err("committing"))
-}
-
-#[async_trait]
-impl SagaJournal for SqliteStore {
-    async fn append(&self, record: JournalRecord) -> Result<()> {
-        let run_id = record.run_id.to_string();
-        let status = record.entry.status_after().map(name_of).transpose()?;
-        let body = to_json(&record)?;
-        let conflict = |reason: String| Error::Conflict {
-            kind: "run",
-            id: run_id.clone(),
-            reason,
-        };
-        let mut tx = self.begin().await?;
-        if record.seq == 0 {
-            let inserted = sqlx::query(
-                "INSERT INTO runs (run_id, status, next_seq, started) \
-                 VALUES (?1, ?2, 1, (SELECT COALESCE(MAX(started), 0) + 1 FROM runs))",
-            )
-            .bind(&run_id)
-            .bind(status.as_deref().unwrap_or("running"))
-            .execute(&mut *tx)
-            .await;
-            match inserted {
-                Err(e) if is_unique_violation(&e) => {
-                    return Err(conflict("journal position 0 is taken".into()));
-                }
-                other => other.map_err(err("starting a run"))?,
-            };
-        } else {
-            let seq =
-                i64::try_from(record.seq).map_err(|_| conflict("position overflow".into()))?;
-            let updated = sqlx::query(
-                "UPDATE runs SET next_seq = next_seq + 1, status = COALESCE(?2, status) \
-                 WHERE run_id = ?1 AND next_seq = ?3",
-            )
-            .bind(&run_id)
-            .bind(status.as_deref())
-            .bind(seq)
-            .execute(&mut *tx)
-            .await
-            .map_err(err("advancing a run"))?;
-            if updated.rows_affected() == 0 {
-                return Err(conflict(format!(
-                    "journal position {} is not the run's next one",
-                    record.seq
-                )));
-            }
-        }
-        sqlx::query("INSERT INTO journal (run_id, seq, record) VALUES (?1, ?2, ?3)")
-            .bind(&run_id)
-            .bind(record.seq as i64)
-            .bind(body)
-            .execute(&mut *tx)
-            .await
-            .map_err(err("appending to the journal"))?;
-        commit(tx).await
-    }
-
-    async fn load(&self, run_id: RunId) -> Result<Vec<JournalRecord>> {
-        let rows = sqlx::query("SELECT record FROM journal WHERE run_id = ?1 ORDER BY seq")
-            .bind(run_id.to_string())
-            .fetch_all(&self.pool)
-            .await
-            .map_err(err("loading a run"))?;
-        rows.iter().map(|r| from_json(r.get("record"))).collect()
-    }
-
-    async fn unfinished_runs(&self) -> Result<Vec<RunId>> {
-        let rows = sqlx::query(
-            "SELECT run_id FROM runs WHERE status IN ('running', 'compensating') ORDER BY started",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(err("listing unfinished runs"))?;
-        rows.iter()
-            .map(|r| RunId::from_str(r.get::<&str, _>("run_id")))
-            .collect()
-    }
-}
-
 #[async_trait]
 impl TenantStore for SqliteStore {
     async fn submit(&self, submission: Submission) -> Result<SubmitOutcome> {
-        let request = &submission.request;
-        let mut tx = self.begin().await?;
-        let inserted = sqlx::query(
-            "INSERT INTO requests (request_id, tenant_id, status, submitted_at, record) \
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-        )
-        .bind(request.request_id.to_string())
-        .bind(request.tenant_id.as_str())
-        .bind(name_of(request.status)?)
-        .bind(timestamp(&request.submitted_at))
-        .bind(to_json(request)?)
-        .execute(&mut *tx)
-        .await;
-        match inserted {
-            Err(e) if is_unique_violation(&e) => {
-                drop(tx);
-                let existing = self.request(request.request_id).await?.ok_or_else(|| {
-                    Error::backend(COMPONENT, "a duplicate request vanished", true, e)
-                })?;
-                return Ok(SubmitOutcome::Duplicate(existing));
-            }
-            other => other.map_err(err("recording a request"))?,
-        };
-        if let Some((tenant, event)) = &submission.new_tenant {
-            let inserted = sqlx::query(
-                "INSERT INTO tenants (tenant_id, state, plan, region, version, record) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )
-            .bind(tenant.tenant_id.as_str())
-            .bind(tenant.state.as_str())
-            .bind(tenant.plan.as_str())
-            .bind(tenant.region.as_str())
-            .bind(tenant.version as i64)
-            .bind(to_json(tenant)?)
-            .execute(&mut *tx)
-            .await;
-            match inserted {
-                Err(e) if is_unique_violation(&e) => {
-                    drop(tx);
-                    let state = self
-                        .tenant(&tenant.tenant_id)
-                        .await?
-                        .map_or("unknown".to_owned(), |t| t.state.to_string());
-                    return Err(Error::Conflict {
-                        kind: "tenant",
-                        id: tenant.tenant_id.to_string(),
-                        reason: format!("tenant exists (state {state})"),
-                    });
-                }
-                other => other.map_err(err("recording a tenant"))?,
-            };
-            insert_events(&mut tx, &tenant.tenant_id, 0, vec![event.clone()]).await?;
-        }
-        commit(tx).await?;
-        Ok(SubmitOutcome::Accepted)
+        self.submit_grouped(submission).await
     }
 
     async fn request(&self, request_id: RequestId) -> Result<Option<RequestRecord>> {
@@ -304,29 +207,7 @@ impl TenantStore for SqliteStore {
         status: RequestStatus,
         failure: Option<FailureInfo>,
     ) -> Result<()> {
-        let finished_at = status.is_finished().then(Utc::now);
-        let failure = failure.as_ref().map(to_json).transpose()?;
-        // One write statement: the JSON record is patched in place, so no read
-        // precedes the write inside the transaction.
-        let updated = sqlx::query(
-            "UPDATE requests SET status = ?2, record = json_set(record, \
-               '$.status', ?2, '$.failure', json(?3), '$.finished_at', ?4) \
-             WHERE request_id = ?1",
-        )
-        .bind(request_id.to_string())
-        .bind(name_of(status)?)
-        .bind(failure)
-        .bind(finished_at.map(|t| to_json_string_value(&t)).transpose()?)
-        .execute(&self.pool)
-        .await
-        .map_err(err("finishing a request"))?;
-        if updated.rows_affected() == 0 {
-            return Err(Error::NotFound {
-                kind: "request",
-                id: request_id.to_string(),
-            });
-        }
-        Ok(())
+        self.finish_grouped(request_id, status, failure).await
     }
 
     async fn unfinished_requests(&self) -> Result<Vec<RequestRecord>> {
@@ -351,54 +232,11 @@ impl TenantStore for SqliteStore {
 
     async fn update_tenant(
         &self,
-        mut record: TenantRecord,
+        record: TenantRecord,
         expected_version: u64,
         events: Vec<NewEvent>,
     ) -> Result<TenantRecord> {
-        record.version = expected_version + 1;
-        record.updated_at = Utc::now();
-        let mut tx = self.begin().await?;
-        let updated = sqlx::query(
-            "UPDATE tenants SET state = ?2, plan = ?3, region = ?4, version = ?5, record = ?6 \
-             WHERE tenant_id = ?1 AND version = ?7",
-        )
-        .bind(record.tenant_id.as_str())
-        .bind(record.state.as_str())
-        .bind(record.plan.as_str())
-        .bind(record.region.as_str())
-        .bind(record.version as i64)
-        .bind(to_json(&record)?)
-        .bind(expected_version as i64)
-        .execute(&mut *tx)
-        .await
-        .map_err(err("updating a tenant"))?;
-        if updated.rows_affected() == 0 {
-            drop(tx);
-            return Err(match self.tenant(&record.tenant_id).await? {
-                None => Error::NotFound {
-                    kind: "tenant",
-                    id: record.tenant_id.to_string(),
-                },
-                Some(stored) => Error::Conflict {
-                    kind: "tenant",
-                    id: record.tenant_id.to_string(),
-                    reason: format!(
-                        "version {expected_version} expected, {} stored",
-                        stored.version
-                    ),
-                },
-            });
-        }
-        let last: i64 = sqlx::query_scalar(
-            "SELECT COALESCE(MAX(sequence), 0) FROM events WHERE tenant_id = ?1",
-        )
-        .bind(record.tenant_id.as_str())
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(err("numbering events"))?;
-        insert_events(&mut tx, &record.tenant_id, last as u64, events).await?;
-        commit(tx).await?;
-        Ok(record)
+        self.update_grouped(record, expected_version, events).await
     }
 
     async fn list_tenants(&self, filter: &TenantFilter) -> Result<Vec<TenantRecord>> {
@@ -451,6 +289,7 @@ impl TenantStore for SqliteStore {
     ) -> Result<Vec<RequestRecord>> {
         let now = Utc::now().timestamp_millis();
         // One write statement: the claim is atomic, the write lock taken at once.
+        let _writer = self.writer.lock().await;
         let rows = sqlx::query(
             "UPDATE requests SET lease_owner = ?1, lease_until = ?2              WHERE request_id IN (                SELECT request_id FROM requests                WHERE status IN ('running', 'compensation_failed')                  AND (lease_until IS NULL OR lease_until <= ?3)                ORDER BY submitted_at, request_id LIMIT ?4)              RETURNING record, submitted_at, request_id",
         )
@@ -458,7 +297,7 @@ impl TenantStore for SqliteStore {
         .bind(now + millis(lease))
         .bind(now)
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.writes)
         .await
         .map_err(err("claiming requests"))?;
         let mut claimed: Vec<(String, String, RequestRecord)> = rows
@@ -483,6 +322,7 @@ impl TenantStore for SqliteStore {
         lease: Duration,
     ) -> Result<bool> {
         let now = Utc::now().timestamp_millis();
+        let _writer = self.writer.lock().await;
         let updated = sqlx::query(
             "UPDATE requests SET lease_until = ?3              WHERE request_id = ?1 AND lease_owner = ?2 AND lease_until > ?4",
         )
@@ -490,25 +330,27 @@ impl TenantStore for SqliteStore {
         .bind(worker)
         .bind(now + millis(lease))
         .bind(now)
-        .execute(&self.pool)
+        .execute(&self.writes)
         .await
         .map_err(err("renewing a lease"))?;
         Ok(updated.rows_affected() == 1)
     }
 
     async fn release_lease(&self, worker: &str, request_id: RequestId) -> Result<()> {
+        let _writer = self.writer.lock().await;
         sqlx::query(
             "UPDATE requests SET lease_owner = NULL, lease_until = NULL              WHERE request_id = ?1 AND lease_owner = ?2",
         )
         .bind(request_id.to_string())
         .bind(worker)
-        .execute(&self.pool)
+        .execute(&self.writes)
         .await
         .map_err(err("releasing a lease"))?;
         Ok(())
     }
 
     async fn ack_event(&self, subscriber: &str, tenant: &TenantId, sequence: u64) -> Result<()> {
+        let _writer = self.writer.lock().await;
         sqlx::query(
             "INSERT INTO event_cursors (subscriber, tenant_id, sequence) VALUES (?1, ?2, ?3) \
              ON CONFLICT (subscriber, tenant_id) DO UPDATE \
@@ -517,47 +359,13 @@ impl TenantStore for SqliteStore {
         .bind(subscriber)
         .bind(tenant.as_str())
         .bind(sequence as i64)
-        .execute(&self.pool)
+        .execute(&self.writes)
         .await
         .map_err(err("acknowledging an event"))?;
         Ok(())
     }
 }
 
-/// Appends `events` after sequence `last`, stamped now.
-async fn insert_events(
-    tx: &mut Transaction<'static, Sqlite>,
-    tenant: &TenantId,
-    last: u64,
-    events: Vec<NewEvent>,
-) -> Result<()> {
-    let now = Utc::now();
-    for (i, event) in events.into_iter().enumerate() {
-        let sequence = last + 1 + i as u64;
-        let stored = TenantEvent::stored(tenant.clone(), sequence, now, event);
-        sqlx::query("INSERT INTO events (tenant_id, sequence, event) VALUES (?1, ?2, ?3)")
-            .bind(tenant.as_str())
-            .bind(sequence as i64)
-            .bind(to_json(&stored)?)
-            .execute(&mut **tx)
-            .await
-            .map_err(err("writing an event"))?;
-    }
-    Ok(())
-}
-
 fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
-}
-
-/// A value as the JSON text of a string (for `json_set` of a timestamp).
-fn to_json_string_value<T: serde::Serialize>(value: &T) -> Result<String> {
-    match serde_json::to_value(value) {
-        Ok(serde_json::Value::String(s)) => Ok(s),
-        Ok(other) => Ok(other.to_string()),
-        Err(source) => Err(Error::Serialization {
-            what: "timestamp",
-            source,
-        }),
-    }
 }

@@ -1,0 +1,313 @@
+//! PostgreSQL schema-per-tenant mode: tenants provisioned through the
+//! orchestrator with the catalog on the same server, against the floor's one
+//! transaction per schema; then the fleet release over every schema, by
+//! `migrate_fleet` and by hand. Every schema this mode makes carries a name
+//! unique to the process, and all of them are dropped at the end, also when a
+//! run fails.
+
+use std::path::Path;
+use std::time::Instant;
+
+use provisioning_sqlx::{FleetOptions, migrate_fleet};
+use sqlx::postgres::{PgPool, PgPoolOptions};
+
+use crate::floor::postgres::{PgFloor, SchemaCounts, drop_schemas, schema_counts};
+use crate::report::{Fleet, Mode, Run};
+use crate::runner::{self, Result, Rounds, check, tenant_id};
+use crate::sdk::{PgSdk, pg_manager};
+
+/// The tenant id prefix of both sides (their schema prefixes differ).
+const PREFIX: &str = "t";
+
+/// Names unique to this process: `tag` is fixed-width, so no run's names are
+/// a prefix of another's.
+struct Names {
+    tag: String,
+}
+
+impl Names {
+    fn new() -> Self {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        Names {
+            tag: format!("{:08x}", std::process::id() ^ nanos.rotate_left(16)),
+        }
+    }
+
+    /// The tenant schema prefix of the floor (`f`) or the SDK (`s`) in one
+    /// round at one concurrency.
+    fn tenants(&self, side: char, concurrency: usize, round: usize) -> String {
+        format!("b{side}{}c{concurrency}r{round}_", self.tag)
+    }
+
+    /// The SDK catalog's schema in one round at one concurrency.
+    fn catalog(&self, concurrency: usize, round: usize) -> String {
+        format!("bench_catalog_{}_c{concurrency}r{round}", self.tag)
+    }
+
+    /// Every schema prefix this process uses.
+    fn all(&self) -> [String; 3] {
+        [
+            format!("bf{}", self.tag),
+            format!("bs{}", self.tag),
+            format!("bench_catalog_{}", self.tag),
+        ]
+    }
+}
+
+/// Measures floor then SDK at each concurrency, then the fleet release over
+/// the last run's schemas at `fleet_concurrency`; drops everything it made.
+pub(crate) async fn run(
+    root: &Path,
+    url: &str,
+    tenants: usize,
+    concurrencies: &[usize],
+    fleet_concurrency: usize,
+    rounds: Rounds,
+) -> Result<Mode> {
+    let names = Names::new();
+    let admin = PgPoolOptions::new().max_connections(1).connect(url).await?;
+    let plan = Plan {
+        root,
+        url,
+        names: &names,
+        admin: &admin,
+        tenants,
+        rounds,
+    };
+    let outcome = plan.measure(concurrencies, fleet_concurrency).await;
+    let mut dropped = 0;
+    for prefix in names.all() {
+        dropped += drop_schemas(&admin, &prefix).await?;
+    }
+    vacuum_catalogs(&admin).await;
+    admin.close().await;
+    eprintln!("postgres: dropped the {dropped} schemas this run made");
+    outcome
+}
+
+/// What every run of the mode shares.
+struct Plan<'a> {
+    root: &'a Path,
+    url: &'a str,
+    names: &'a Names,
+    /// A connection for checks and clean-up, apart from both sides' pools.
+    admin: &'a PgPool,
+    tenants: usize,
+    rounds: Rounds,
+}
+
+impl Plan<'_> {
+    async fn measure(&self, concurrencies: &[usize], fleet_concurrency: usize) -> Result<Mode> {
+        let mut runs = Vec::new();
+        // The last round's sides, kept for the fleet release; the ones they
+        // replace are closed.
+        let mut floor_kept: Option<PgFloor> = None;
+        let mut sdk_kept: Option<(PgSdk, String)> = None;
+        for &concurrency in concurrencies {
+            let samples = runner::alternate(
+                self.rounds,
+                async |round| {
+                    let (floor, tps) = self.floor_run(concurrency, round).await?;
+                    if let Some(old) = floor_kept.replace(floor) {
+                        old.pool().close().await;
+                    }
+                    Ok(tps)
+                },
+                async |round| {
+                    let (sdk, prefix, tps) = self.sdk_run(concurrency, round).await?;
+                    if let Some((old, _)) = sdk_kept.replace((sdk, prefix)) {
+                        old.drop_catalog().await?;
+                    }
+                    Ok(tps)
+                },
+            )
+            .await?;
+            let run = Run::new(concurrency, samples);
+            eprintln!("{}", run.line("postgres_schema"));
+            runs.push(run);
+        }
+        let last = (floor_kept, sdk_kept);
+        let fleet = self.fleet(&last, fleet_concurrency).await;
+        close(last).await?;
+        Ok(Mode {
+            tenants: self.tenants,
+            runs,
+            fleet: fleet?,
+            peak_rss_mib: None,
+        })
+    }
+
+    async fn floor_run(&self, concurrency: usize, round: usize) -> Result<(PgFloor, f64)> {
+        let storage = runner::fresh_dir(self.root, &format!("postgres-floor-c{concurrency}"))?;
+        let prefix = self.names.tenants('f', concurrency, round);
+        let floor = PgFloor::open(self.url, &prefix, &storage).await?;
+        runner::settle_disk();
+        let elapsed = {
+            let floor = floor.clone();
+            runner::run(self.tenants, concurrency, move |i| {
+                let floor = floor.clone();
+                async move { floor.create(&tenant_id(PREFIX, i)).await }
+            })
+            .await?
+        };
+        let counts = schema_counts(self.admin, floor.prefix()).await?;
+        verify("floor", counts, self.tenants, false)?;
+        runner::remove_dir(&storage);
+        Ok((floor, runner::per_second(self.tenants, elapsed)))
+    }
+
+    async fn sdk_run(&self, concurrency: usize, round: usize) -> Result<(PgSdk, String, f64)> {
+        let storage = runner::fresh_dir(self.root, &format!("postgres-sdk-c{concurrency}"))?;
+        let prefix = self.names.tenants('s', concurrency, round);
+        let catalog = self.names.catalog(concurrency, round);
+        let sdk = PgSdk::open(self.url, &catalog, &prefix, &storage).await?;
+        runner::settle_disk();
+        let elapsed = {
+            let sdk = sdk.clone();
+            runner::run(self.tenants, concurrency, move |i| {
+                let sdk = sdk.clone();
+                async move { sdk.create(&tenant_id(PREFIX, i)).await }
+            })
+            .await?
+        };
+        if std::env::var_os("COMPARE_STEP_PROFILE").is_some() {
+            for (step, runs, mean_ms, failed) in sdk.step_profile().await? {
+                eprintln!(
+                    "  step {step:<20} {runs:>6} runs  {mean_ms:>8.3} ms  {failed} failed attempts"
+                );
+            }
+        }
+        let active = sdk.active_tenants().await?;
+        let tenants = self.tenants;
+        check(active == tenants, || {
+            format!("postgres SDK: {active} of {tenants} tenants active in the catalog")
+        })?;
+        verify(
+            "SDK",
+            schema_counts(self.admin, &prefix).await?,
+            tenants,
+            false,
+        )?;
+        runner::remove_dir(&storage);
+        Ok((sdk, prefix, runner::per_second(tenants, elapsed)))
+    }
+
+    /// The fleet release over every schema of the last run: floor first, then
+    /// the SDK's `migrate_fleet` over the Active tenants' placements.
+    async fn fleet(
+        &self,
+        last: &(Option<PgFloor>, Option<(PgSdk, String)>),
+        concurrency: usize,
+    ) -> Result<Option<Fleet>> {
+        let tenants = self.tenants;
+        let floor_seconds = match &last.0 {
+            Some(floor) => {
+                runner::settle_disk();
+                let elapsed = {
+                    let floor = floor.clone();
+                    runner::run(tenants, concurrency, move |i| {
+                        let floor = floor.clone();
+                        async move { floor.upgrade(&tenant_id(PREFIX, i)).await }
+                    })
+                    .await?
+                };
+                let counts = schema_counts(self.admin, floor.prefix()).await?;
+                verify("floor fleet", counts, tenants, true)?;
+                elapsed.as_secs_f64()
+            }
+            None => 0.0,
+        };
+        let sdk_seconds = match &last.1 {
+            Some((sdk, prefix)) => self.sdk_fleet(sdk, prefix, concurrency).await?,
+            None => 0.0,
+        };
+        if last.0.is_none() && last.1.is_none() {
+            return Ok(None);
+        }
+        eprintln!(
+            "postgres_schema fleet c={concurrency}: floor {floor_seconds:.2} s, SDK {sdk_seconds:.2} s"
+        );
+        Ok(Some(Fleet {
+            tenants,
+            concurrency,
+            sdk_seconds,
+            floor_seconds,
+            ratio: floor_seconds / sdk_seconds.max(f64::MIN_POSITIVE),
+        }))
+    }
+
+    async fn sdk_fleet(&self, sdk: &PgSdk, prefix: &str, concurrency: usize) -> Result<f64> {
+        let tenants = self.tenants;
+        let plans = sdk.active_plans().await?;
+        check(plans.len() == tenants, || {
+            format!(
+                "postgres SDK fleet: {} of {tenants} placements",
+                plans.len()
+            )
+        })?;
+        let manager = pg_manager(self.url, prefix, true)?;
+        runner::settle_disk();
+        let start = Instant::now();
+        let options = FleetOptions::new().concurrency(concurrency);
+        let report = migrate_fleet(&manager, plans, options).await;
+        let elapsed = start.elapsed();
+        check(
+            report.failed.is_empty() && report.migrations() == 2 * tenants,
+            || {
+                format!(
+                    "postgres SDK fleet: {} failed ({:?}), {} migrations applied",
+                    report.failed.len(),
+                    report.failed.first().map(|u| &u.outcome),
+                    report.migrations()
+                )
+            },
+        )?;
+        verify(
+            "SDK fleet",
+            schema_counts(self.admin, prefix).await?,
+            tenants,
+            true,
+        )?;
+        Ok(elapsed.as_secs_f64())
+    }
+}
+
+/// Closes a run's pools and drops the SDK's catalog.
+async fn close(run: (Option<PgFloor>, Option<(PgSdk, String)>)) -> Result<()> {
+    if let Some(floor) = run.0 {
+        floor.pool().close().await;
+    }
+    if let Some((sdk, _)) = run.1 {
+        sdk.drop_catalog().await?;
+    }
+    Ok(())
+}
+
+/// Every tenant has its schema with its seed (and, after the fleet release,
+/// the new columns).
+fn verify(side: &str, counts: SchemaCounts, tenants: usize, upgraded: bool) -> Result<()> {
+    let want = SchemaCounts {
+        schemas: tenants,
+        seeded: tenants,
+        upgraded: if upgraded { tenants } else { 0 },
+    };
+    check(counts == want, || {
+        format!("postgres {side}: {counts:?}, expected {want:?}")
+    })
+}
+
+/// Vacuums the system catalogs that creating and dropping hundreds of
+/// schemas bloats: on a server without autovacuum (a test server, say) the
+/// dead rows would slow every later run's DDL. Best effort: it needs the
+/// database's owner, and the figures are taken already.
+async fn vacuum_catalogs(admin: &PgPool) {
+    let sql = "VACUUM pg_catalog.pg_class, pg_catalog.pg_attribute, pg_catalog.pg_depend, \
+               pg_catalog.pg_type, pg_catalog.pg_index, pg_catalog.pg_namespace, \
+               pg_catalog.pg_constraint, pg_catalog.pg_attrdef, pg_catalog.pg_description, \
+               pg_catalog.pg_sequence";
+    if let Err(e) = sqlx::query(sql).execute(admin).await {
+        eprintln!("postgres: could not vacuum the system catalogs: {e}");
+    }
+}

@@ -1,0 +1,111 @@
+//! Shared mode: tenants as rows in one SQLite database per shard, provisioned
+//! end to end through the orchestrator on the SQLite catalog, against the
+//! floor's seed transaction and marker file.
+
+use std::path::Path;
+
+use crate::floor::count_markers;
+use crate::floor::sqlite::{SharedFloor, open_for_counts, shared_counts};
+use crate::report::{Mode, Run};
+use crate::runner::{self, Result, Rounds, check, tenant_id};
+use crate::sdk::{REGION, SHARED_SHARD, SqliteSdk};
+
+/// The tenant id prefix of both sides (each side has its own directory).
+const PREFIX: &str = "t";
+
+/// Measures both sides at each concurrency (see [`runner::alternate`]), each
+/// run on fresh files under `root`, checking after each run that every
+/// tenant was provisioned.
+pub(crate) async fn run(
+    root: &Path,
+    tenants: usize,
+    concurrencies: &[usize],
+    rounds: Rounds,
+) -> Result<Mode> {
+    let mut runs = Vec::new();
+    for &concurrency in concurrencies {
+        let samples = runner::alternate(
+            rounds,
+            async |_| floor_run(root, tenants, concurrency).await,
+            async |_| sdk_run(root, tenants, concurrency).await,
+        )
+        .await?;
+        let run = Run::new(concurrency, samples);
+        eprintln!("{}", run.line("shared"));
+        runs.push(run);
+    }
+    Ok(Mode {
+        tenants,
+        runs,
+        fleet: None,
+        peak_rss_mib: None,
+    })
+}
+
+async fn floor_run(root: &Path, tenants: usize, concurrency: usize) -> Result<f64> {
+    runner::settle_disk();
+    let dir = runner::fresh_dir(root, &format!("shared-floor-c{concurrency}"))?;
+    let floor = SharedFloor::open(&dir).await?;
+    let elapsed = {
+        let floor = floor.clone();
+        runner::run(tenants, concurrency, move |i| {
+            let floor = floor.clone();
+            async move { floor.create(&tenant_id(PREFIX, i)).await }
+        })
+        .await?
+    };
+    let counts = floor.counts().await?;
+    floor.close().await;
+    verify("floor", &dir, tenants, counts)?;
+    runner::remove_dir(&dir);
+    Ok(runner::per_second(tenants, elapsed))
+}
+
+async fn sdk_run(root: &Path, tenants: usize, concurrency: usize) -> Result<f64> {
+    runner::settle_disk();
+    let dir = runner::fresh_dir(root, &format!("shared-sdk-c{concurrency}"))?;
+    let sdk = SqliteSdk::open(&dir).await?;
+    let elapsed = {
+        let sdk = sdk.clone();
+        runner::run(tenants, concurrency, move |i| {
+            let sdk = sdk.clone();
+            async move { sdk.create(&tenant_id(PREFIX, i), false).await }
+        })
+        .await?
+    };
+    if std::env::var_os("COMPARE_STEP_PROFILE").is_some() {
+        for (step, runs, mean_ms, failed) in sdk.step_profile().await? {
+            eprintln!(
+                "  step {step:<20} {runs:>6} runs  {mean_ms:>8.3} ms  {failed} failed attempts"
+            );
+        }
+    }
+    let active = sdk.active_tenants().await?;
+    check(active == tenants, || {
+        format!("shared SDK: {active} of {tenants} tenants active in the catalog")
+    })?;
+    sdk.close().await;
+    let database = dir
+        .join("databases")
+        .join(REGION)
+        .join(SHARED_SHARD)
+        .join(provisioning_sqlx::SHARED_DATABASE_FILE);
+    let pool = open_for_counts(&database).await?;
+    let counts = shared_counts(&pool).await?;
+    pool.close().await;
+    verify("SDK", &dir, tenants, counts)?;
+    runner::remove_dir(&dir);
+    Ok(runner::per_second(tenants, elapsed))
+}
+
+/// Every tenant has its three roles, its admin, its grant and its marker.
+fn verify(side: &str, dir: &Path, tenants: usize, counts: (i64, i64, i64)) -> Result<()> {
+    let n = i64::try_from(tenants)?;
+    check(counts == (3 * n, n, n), || {
+        format!("shared {side}: (roles, users, grants) = {counts:?} for {tenants} tenants")
+    })?;
+    let markers = count_markers(&dir.join("storage"), REGION)?;
+    check(markers == tenants, || {
+        format!("shared {side}: {markers} markers for {tenants} tenants")
+    })
+}

@@ -1,0 +1,154 @@
+//! Group commit: writes of one kind that queue up while another write holds
+//! the writer lock are written together, in one transaction and one trip to
+//! the connection's thread, by whichever of their callers gets the lock next.
+//!
+//! sqlx runs a SQLite connection on a thread of its own and hands every
+//! statement's outcome across threads; for a small write those trips, not
+//! SQLite, are most of the cost, and all writes queue on one lock. A batch
+//! shares the trips and the commit, so under load a write costs a fraction of
+//! one trip; alone, it costs what it did. Each queued write keeps its own
+//! meaning and its caller learns its own outcome, and returns only once its
+//! write is committed. A batch never holds two writes that touch the same
+//! run, tenant or request: a later one waits, in order, for the next batch,
+//! so set-based checks made before any write of a batch see what each write
+//! would have seen alone.
+
+use std::sync::{Mutex, PoisonError};
+
+use futures_util::future::BoxFuture;
+use provisioning_core::{Error, Result};
+use tokio::sync::{MutexGuard, oneshot};
+
+use super::{COMPONENT, SqliteStore};
+
+/// At most this many writes go in one transaction; more wait for the next.
+const MAX_BATCH: usize = 64;
+
+/// A write that can be batched with others of its kind.
+pub(super) trait Grouped: Send + 'static {
+    /// What it is the answer for: each caller's own outcome.
+    type Outcome: Send + 'static;
+
+    /// Whether `other` must not be in one batch with this write (they touch
+    /// the same run, tenant or request).
+    fn conflicts(&self, other: &Self) -> bool;
+
+    /// Writes `batch` in one transaction (the caller holds the writer lock)
+    /// and returns each write's outcome, in order. An error fails them all.
+    fn write<'a>(
+        store: &'a SqliteStore,
+        writer: &'a MutexGuard<'_, ()>,
+        batch: &'a [Self],
+    ) -> BoxFuture<'a, Result<Vec<Self::Outcome>>>
+    where
+        Self: Sized;
+}
+
+struct Queued<W: Grouped> {
+    write: W,
+    done: oneshot::Sender<Result<W::Outcome>>,
+}
+
+/// The writes of one kind waiting for the writer lock, oldest first.
+pub(super) struct Group<W: Grouped> {
+    queued: Mutex<Vec<Queued<W>>>,
+}
+
+impl<W: Grouped> Default for Group<W> {
+    fn default() -> Self {
+        Group {
+            queued: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+impl<W: Grouped> std::fmt::Debug for Group<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Group").finish_non_exhaustive()
+    }
+}
+
+fn abandoned(what: &'static str, why: &str) -> Error {
+    Error::backend(COMPONENT, what, true, std::io::Error::other(why.to_owned()))
+}
+
+impl<W: Grouped> Group<W> {
+    /// Queues `write`, waits for the writer lock, and returns its outcome,
+    /// written by this caller (with whatever else is queued) or by an
+    /// earlier holder of the lock. `what` names the write in errors.
+    pub(super) async fn write(
+        &self,
+        store: &SqliteStore,
+        write: W,
+        what: &'static str,
+    ) -> Result<W::Outcome> {
+        let (done, mut outcome) = oneshot::channel();
+        self.lock().push(Queued { write, done });
+        let writer = store.writer.lock().await;
+        loop {
+            match outcome.try_recv() {
+                Ok(result) => return result,
+                Err(oneshot::error::TryRecvError::Closed) => {
+                    // The caller that took it stopped before telling.
+                    return Err(abandoned(
+                        what,
+                        "the batch carrying this write was abandoned",
+                    ));
+                }
+                Err(oneshot::error::TryRecvError::Empty) => {}
+            }
+            let batch = self.take_batch();
+            if batch.is_empty() {
+                // Not reachable: this write stays queued until taken.
+                return Err(abandoned(what, "the write left the queue untaken"));
+            }
+            let (writes, senders): (Vec<W>, Vec<_>) =
+                batch.into_iter().map(|q| (q.write, q.done)).unzip();
+            match W::write(store, &writer, &writes).await {
+                Ok(outcomes) => {
+                    for (done, outcome) in senders.into_iter().zip(outcomes) {
+                        // A caller that stopped waiting has nothing to be told.
+                        let _ = done.send(Ok(outcome));
+                    }
+                }
+                Err(e) => {
+                    let (message, transient) = (e.to_string(), e.is_transient());
+                    for done in senders {
+                        let error = Error::backend(
+                            COMPONENT,
+                            what,
+                            transient,
+                            std::io::Error::other(message.clone()),
+                        );
+                        let _ = done.send(Err(error));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Takes the next batch: oldest first, at most [`MAX_BATCH`], no two
+    /// writes in conflict.
+    fn take_batch(&self) -> Vec<Queued<W>> {
+        let mut queued = self.lock();
+        let mut batch: Vec<Queued<W>> = Vec::new();
+        let mut rest = Vec::with_capacity(queued.len());
+        for q in queued.drain(..) {
+            let wait =
+                batch.len() >= MAX_BATCH || batch.iter().any(|b| b.write.conflicts(&q.write));
+            if wait {
+                rest.push(q);
+            } else {
+                batch.push(q);
+            }
+        }
+        *queued = rest;
+        batch
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Queued<W>>> {
+        // Pushes and drains are single calls: a panic cannot leave the queue
+        // half-changed, so poison is ignored.
+        self.queued.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
