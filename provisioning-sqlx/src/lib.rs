@@ -78,5 +78,7 @@ pub use schema::postgres::{
 pub use schema::sqlite::{
     SHARED_DATABASE_FILE, SqliteSchemaManager, SqliteSchemaManagerBuilder, SqliteTenantSchema,
 };
-pub use schema::{MigrationHook, SEED_LEDGER_TABLE, Seed, SeedBody, SeedFn, TenantSchema};
+pub use schema::{
+    MigrationHook, SEED_LEDGER_TABLE, SEED_NAME_MAX_LEN, Seed, SeedBody, SeedFn, TenantSchema,
+};
 pub use store::*;

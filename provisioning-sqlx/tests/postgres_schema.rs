@@ -79,3 +79,102 @@ async fn schema_per_tenant_lifecycle() {
 
     pg::drop_database(&url, &db).await;
 }
+
+fn migration(version: i64, sql: &'static str) -> sqlx::migrate::Migration {
+    use sqlx::SqlSafeStr;
+    sqlx::migrate::Migration::new(
+        version,
+        format!("step {version}").into(),
+        sqlx::migrate::MigrationType::Simple,
+        sql.into_sql_str(),
+        false,
+    )
+}
+
+/// Migration 3 fails in SQL (not in a hook) while `public.gate` is empty: the
+/// migrations applied together fail, and the retry one at a time records 1
+/// and 2, on a pool of one connection, which stays usable. Once the gate
+/// opens, the next run applies 3 and 4. A schema that does not exist is
+/// `NotFound` for migrate and seed, and the seed ledger gets no TOAST table.
+#[tokio::test]
+async fn a_failing_migration_keeps_those_before_it_and_the_connection_usable() {
+    let Some(url) = pg::url() else { return };
+    let (db, db_url) = pg::scratch_database(&url, "schema_fail").await;
+    pg::exec(&db_url, "CREATE TABLE public.gate (x INT)".into()).await;
+    let migrations = sqlx::migrate::Migrator::with_migrations(vec![
+        migration(1, "CREATE TABLE a (x INT)"),
+        migration(2, "CREATE TABLE b (x INT)"),
+        migration(
+            3,
+            "CREATE TABLE c AS SELECT 1 / (SELECT COUNT(*)::int FROM public.gate) AS x",
+        ),
+        migration(4, "CREATE TABLE d (x INT)"),
+    ]);
+    let m = PgSchemaManager::builder()
+        .shard("pg-1".parse().unwrap(), &db_url)
+        .dedicated(provisioning_sqlx::PgTenantSchema::new(migrations).seed(
+            provisioning_sqlx::Seed::sql("gate-seed", 1, "INSERT INTO a (x) VALUES (length($1))"),
+        ))
+        .dedicated_mode(PgDedicatedMode::Schema)
+        .pool_size(1)
+        .build()
+        .unwrap();
+    let p = plan("gated", Isolation::Dedicated, "pg-1");
+
+    let ghost = plan("ghost", Isolation::Dedicated, "pg-1");
+    for err in [
+        m.migrate(&ghost).await.unwrap_err(),
+        m.seed(&ghost).await.map(|_| ()).unwrap_err(),
+    ] {
+        assert!(
+            matches!(
+                err,
+                provisioning_core::Error::NotFound {
+                    kind: "tenant database",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+    }
+    assert!(!schema_exists(&db_url, "tenant_ghost").await);
+
+    m.provision(&p).await.unwrap();
+    let err = m.migrate(&p).await.unwrap_err();
+    assert!(err.to_string().contains("migration 3"), "{err}");
+    assert_eq!(ledger(&db_url, Some("tenant_gated")).await, [1, 2]);
+    assert_eq!(
+        pg::scalar_i64(
+            &db_url,
+            "SELECT COUNT(*) FROM pg_tables WHERE schemaname = 'tenant_gated' \
+             AND tablename IN ('a', 'b', 'c', 'd')"
+        )
+        .await,
+        2
+    );
+
+    pg::exec(&db_url, "INSERT INTO public.gate VALUES (1)".into()).await;
+    assert_eq!(versions(&m.migrate(&p).await.unwrap()), [3, 4]);
+    assert_eq!(ledger(&db_url, Some("tenant_gated")).await, [1, 2, 3, 4]);
+    assert_eq!(m.seed(&p).await.unwrap().len(), 1);
+    assert!(m.seed(&p).await.unwrap().is_empty(), "seeded once");
+    assert_eq!(
+        pg::scalar_i64(
+            &db_url,
+            "SELECT COALESCE(SUM(x), 0)::bigint FROM tenant_gated.a"
+        )
+        .await,
+        "gated".len() as i64,
+        "the tenant reached the seed as a literal"
+    );
+    let toast = pg::scalar_i64(
+        &db_url,
+        "SELECT c.reltoastrelid::bigint FROM pg_class c \
+         JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE n.nspname = 'tenant_gated' AND c.relname = '_tenant_seeds'",
+    )
+    .await;
+    assert_eq!(toast, 0, "the seed ledger has no TOAST table");
+
+    pg::drop_database(&url, &db).await;
+}

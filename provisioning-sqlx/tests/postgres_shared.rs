@@ -123,3 +123,47 @@ async fn shared_rows_migrated_once_and_removed_per_tenant() {
 
     pg::drop_database(&url, &db).await;
 }
+
+/// Once the shared ledger is known, seeding takes no lock: two seeders of one
+/// tenant at once still apply its seed once (the second fails on the ledger's
+/// key and leaves it to the first).
+#[tokio::test]
+async fn concurrent_seeders_of_one_shared_tenant_apply_its_seed_once() {
+    let Some(url) = pg::url() else { return };
+    let (db, db_url) = pg::scratch_database(&url, "shared_seed_race").await;
+    let m = Arc::new(
+        PgSchemaManager::builder()
+            .shard("pg-s".parse().unwrap(), &db_url)
+            .shared(shared_schema().await)
+            .build()
+            .unwrap(),
+    );
+    let first = plan("acme", Isolation::Shared, "pg-s");
+    m.migrate(&first).await.unwrap();
+    assert_eq!(m.seed(&first).await.unwrap().len(), 1);
+
+    for round in 0..5 {
+        let tenant = format!("race-{round}");
+        let seeders: Vec<_> = (0..4)
+            .map(|_| {
+                let m = Arc::clone(&m);
+                let p = plan(&tenant, Isolation::Shared, "pg-s");
+                tokio::spawn(async move { m.seed(&p).await.unwrap().len() })
+            })
+            .collect();
+        let mut applied = 0;
+        for s in seeders {
+            applied += s.await.unwrap();
+        }
+        assert_eq!(applied, 1, "round {round}: one seeder applied the seed");
+        assert_eq!(count(&db_url, "roles", &tenant).await, 2);
+        assert_eq!(count(&db_url, "user_roles", &tenant).await, 1);
+        assert_eq!(count(&db_url, "_tenant_seeds", &tenant).await, 1);
+    }
+    // The pooled connections that lost a race were rolled back and still work.
+    let late = plan("late", Isolation::Shared, "pg-s");
+    assert_eq!(m.seed(&late).await.unwrap().len(), 1);
+    assert_eq!(count(&db_url, "users", "late").await, 1);
+
+    pg::drop_database(&url, &db).await;
+}

@@ -12,10 +12,11 @@ use std::sync::Arc;
 use provisioning_core::testing::{store_conformance, unique_tenant};
 use provisioning_core::{
     Error, EventKind, JournalEntry, JournalRecord, NewEvent, RunId, SagaJournal, SubmitOutcome,
-    TenantFilter, TenantState, TenantStore,
+    TenantEvent, TenantFilter, TenantState, TenantStore,
 };
 use provisioning_sqlx::PostgresStore;
 use sqlx::postgres::PgPoolOptions;
+use sqlx::{AssertSqlSafe, Connection};
 
 use pg_store::{create, table_exists, with_schema, with_schemas};
 
@@ -220,6 +221,132 @@ async fn writers_on_separate_pools_race_and_exactly_one_wins() {
 }
 
 #[tokio::test]
+async fn an_update_numbers_each_event_body_like_its_row() {
+    with_schema("numbering", |url, schema| async move {
+        let store = PostgresStore::connect_to_schema(&url, &schema)
+            .await
+            .unwrap();
+        let tenant = unique_tenant("numbering");
+        store.submit(create(&tenant)).await.unwrap();
+        let record = store.tenant(&tenant).await.unwrap().unwrap();
+        let events: Vec<NewEvent> = (0..3)
+            .map(|n| {
+                NewEvent::new(
+                    EventKind::Other(format!("E{n}")),
+                    record.request_id,
+                    serde_json::json!({ "n": n }),
+                )
+            })
+            .collect();
+        let stored = store
+            .update_tenant(record.clone(), 1, events.clone())
+            .await
+            .unwrap();
+        assert_eq!(stored.version, 2);
+
+        // Read back, each body is the stored form of its event at its place.
+        let read = store.tenant_events(&tenant).await.unwrap();
+        assert_eq!(read.len(), 4);
+        for (i, (body, event)) in read[1..].iter().zip(events).enumerate() {
+            let expected = TenantEvent::stored(tenant.clone(), i as u64 + 2, body.at, event);
+            assert_eq!(body, &expected);
+        }
+        // And the sequence in each body is the row's.
+        let pairs: Vec<(i64, i64)> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT sequence, (event->>'sequence')::bigint FROM \"{schema}\".events \
+             WHERE tenant_id = $1 ORDER BY sequence"
+        )))
+        .bind(tenant.as_str())
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+        assert_eq!(pairs, [(1, 1), (2, 2), (3, 3), (4, 4)]);
+
+        // Without events, the version moves and no event is written.
+        let stored = store.update_tenant(stored, 2, vec![]).await.unwrap();
+        assert_eq!(stored.version, 3);
+        // A stale version with events: the same conflict as ever, nothing written.
+        let event = NewEvent::new(
+            EventKind::Other("late".into()),
+            record.request_id,
+            serde_json::json!({}),
+        );
+        let err = store
+            .update_tenant(record, 2, vec![event])
+            .await
+            .unwrap_err();
+        match &err {
+            Error::Conflict { kind, reason, .. } => {
+                assert_eq!(
+                    (*kind, reason.as_str()),
+                    ("tenant", "version 2 expected, 3 stored")
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(store.tenant_events(&tenant).await.unwrap().len(), 4);
+        assert_eq!(store.tenant(&tenant).await.unwrap().unwrap().version, 3);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_taken_tenant_id_leaves_no_request_even_under_a_race() {
+    with_schema("taken", |url, schema| async move {
+        let store = PostgresStore::connect_to_schema(&url, &schema)
+            .await
+            .unwrap();
+        let requests_of = |tenant: String| {
+            let (pool, schema) = (store.pool().clone(), schema.clone());
+            async move {
+                sqlx::query_scalar::<_, i64>(AssertSqlSafe(format!(
+                    "SELECT count(*) FROM \"{schema}\".requests WHERE tenant_id = $1"
+                )))
+                .bind(tenant)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+            }
+        };
+
+        let tenant = unique_tenant("taken");
+        store.submit(create(&tenant)).await.unwrap();
+        let other = create(&tenant);
+        let other_id = other.request.request_id;
+        let err = store.submit(other).await.unwrap_err();
+        match &err {
+            Error::Conflict { kind, reason, .. } => assert_eq!(
+                (*kind, reason.as_str()),
+                ("tenant", "tenant exists (state requested)")
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert!(store.request(other_id).await.unwrap().is_none());
+        assert_eq!(requests_of(tenant.to_string()).await, 1);
+
+        // Eight requests for one new tenant at once: the losers wait on the
+        // tenant's key, then conflict and keep no request row.
+        let tenant = unique_tenant("taken");
+        let submits = (0..8).map(|_| store.submit(create(&tenant)));
+        let outcomes = futures_util::future::join_all(submits).await;
+        let accepted = outcomes
+            .iter()
+            .filter(|o| matches!(o, Ok(SubmitOutcome::Accepted)))
+            .count();
+        assert_eq!(accepted, 1, "{outcomes:?}");
+        assert!(
+            outcomes
+                .iter()
+                .all(|o| o.is_ok() || matches!(o, Err(Error::Conflict { kind: "tenant", .. }))),
+            "{outcomes:?}"
+        );
+        assert_eq!(requests_of(tenant.to_string()).await, 1);
+        assert_eq!(store.tenant_events(&tenant).await.unwrap().len(), 1);
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn debug_and_errors_never_show_the_password() {
     // Without a server: a URL that does not parse, and a server that is down.
     let err = PostgresStore::connect("mysql://app:hunter2@db/main")
@@ -286,4 +413,35 @@ fn with_password(url: &str, fallback: &str) -> (String, String) {
         format!("{scheme}://{user}:{fallback}@{host}{tail}"),
         fallback.to_owned(),
     )
+}
+
+/// The pools ping only connections idle for a while before handing them out:
+/// connections the server ended while idle are replaced, not returned as
+/// errors.
+#[tokio::test]
+async fn connections_ended_by_the_server_while_idle_are_replaced() {
+    with_schema("ended", |url, schema| async move {
+        let store = PostgresStore::connect_to_schema(&url, &schema)
+            .await
+            .unwrap();
+        let tenant = unique_tenant("ended");
+        assert!(store.tenant(&tenant).await.unwrap().is_none());
+
+        let mut admin = sqlx::PgConnection::connect(&url).await.unwrap();
+        let ended: Vec<bool> = sqlx::query_scalar(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE pid <> pg_backend_pid() AND strpos(query, $1) > 0",
+        )
+        .bind(&schema)
+        .fetch_all(&mut admin)
+        .await
+        .unwrap();
+        assert!(!ended.is_empty() && ended.iter().all(|e| *e), "{ended:?}");
+
+        tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
+        for _ in 0..3 {
+            assert!(store.tenant(&tenant).await.unwrap().is_none());
+        }
+    })
+    .await;
 }

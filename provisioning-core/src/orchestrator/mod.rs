@@ -286,7 +286,11 @@ impl ProvisioningOrchestrator {
     /// failed provisioning is not an error: the receipt says `Failed`.
     pub async fn create(&self, request: TenantRequest) -> Result<Receipt> {
         let submission = self.create_submission(&request).await?;
-        self.execute(submission, || async { Ok(()) }).await
+        // No precondition to guard, so no read before the submission: `submit`
+        // answers a known request id with the stored request itself.
+        let request_id = submission.request.request_id;
+        self.with_request_lock(request_id, self.submit_and_drive(submission))
+            .await
     }
 
     /// Validates a create request (input, then plan and region with the plan
@@ -603,15 +607,24 @@ impl ProvisioningOrchestrator {
                 return duplicate(existing, &submission.request);
             }
             precondition().await?;
-            let request = submission.request.clone();
-            if let SubmitOutcome::Duplicate(existing) = store.submit(submission).await? {
-                return duplicate(existing, &request);
-            }
-            self.drive(&request, true).await?;
-            self.dispatch_quietly().await;
-            self.status(request_id).await
+            self.submit_and_drive(submission).await
         })
         .await
+    }
+
+    /// Submits, drives the run, delivers events; a known request id gets its
+    /// stored receipt. The caller holds the request's lock.
+    async fn submit_and_drive(&self, submission: Submission) -> Result<Receipt> {
+        let request_id = submission.request.request_id;
+        let request = submission.request.clone();
+        if let SubmitOutcome::Duplicate(existing) =
+            self.inner.parts.store.submit(submission).await?
+        {
+            return duplicate(existing, &request);
+        }
+        self.drive(&request, true).await?;
+        self.dispatch_quietly().await;
+        self.status(request_id).await
     }
 
     /// Records a submission for a worker to run (see `submit`).

@@ -183,7 +183,8 @@ impl TenantFilter {
 /// # Contract
 /// - [`submit`](Self::submit) writes the request, the tenant and its first event
 ///   atomically, or nothing: a known request id is
-///   [`SubmitOutcome::Duplicate`]; a tenant id that exists (tombstones
+///   [`SubmitOutcome::Duplicate`] (checked first: a repeated create is a
+///   duplicate, not a conflict, and the orchestrator relies on it); a tenant id that exists (tombstones
 ///   included: ids are never reused) is [`Error::Conflict`](crate::Error::Conflict).
 ///   Concurrent submissions of one request id accept exactly one.
 /// - [`update_tenant`](Self::update_tenant) writes the record and its events

@@ -8,7 +8,7 @@
 
 use futures_util::future::BoxFuture;
 use provisioning_core::{Error, MigrationInfo, Result, TenantPlan};
-use sqlx::migrate::{Migrate, Migration, Migrator};
+use sqlx::migrate::{AppliedMigration, Migrate, MigrateError, Migration, Migrator};
 
 use crate::error::migrate_error;
 use crate::schema::MigrationHook;
@@ -55,9 +55,30 @@ pub(crate) async fn pending<C: Migrate>(
         .collect())
 }
 
+/// What the ledger holds: the first version marked failed, if any, and every
+/// applied migration.
+pub(crate) struct Ledger {
+    pub(crate) dirty: Option<i64>,
+    pub(crate) applied: Vec<AppliedMigration>,
+}
+
 /// A connection that applies migrations in one transaction with their
 /// ledger rows.
 pub(crate) trait ApplyAll: Migrate + Send {
+    /// Creates ledger `table` if missing and reads it. By default sqlx's
+    /// three calls (three round trips); a backend may do it in one.
+    fn ledger<'e>(
+        &'e mut self,
+        table: &'e str,
+    ) -> BoxFuture<'e, std::result::Result<Ledger, MigrateError>> {
+        Box::pin(async move {
+            self.ensure_migrations_table(table).await?;
+            let dirty = self.dirty_version(table).await?;
+            let applied = self.list_applied_migrations(table).await?;
+            Ok(Ledger { dirty, applied })
+        })
+    }
+
     /// Applies `migrations` in order with their rows in ledger `table`, in
     /// one transaction: all of them or none. None of them is `no_tx`. The
     /// rows' `execution_time` is -1, sqlx's "not measured": the migrations
@@ -121,10 +142,8 @@ pub(crate) async fn run<C: ApplyAll>(
     location: &str,
 ) -> Result<Vec<MigrationInfo>> {
     let err = |e| migrate_error(component, location, e);
-    conn.ensure_migrations_table(LEDGER_TABLE)
-        .await
-        .map_err(err)?;
-    if let Some(version) = conn.dirty_version(LEDGER_TABLE).await.map_err(err)? {
+    let Ledger { dirty, applied } = conn.ledger(LEDGER_TABLE).await.map_err(err)?;
+    if let Some(version) = dirty {
         return Err(Error::backend(
             component,
             format!("migration {version} on {location} is marked failed in {LEDGER_TABLE}"),
@@ -132,10 +151,6 @@ pub(crate) async fn run<C: ApplyAll>(
             sqlx::migrate::MigrateError::Dirty(version),
         ));
     }
-    let applied = conn
-        .list_applied_migrations(LEDGER_TABLE)
-        .await
-        .map_err(err)?;
     let mut pending = Vec::new();
     for migration in up_migrations(migrator) {
         match applied.iter().find(|a| a.version == migration.version) {

@@ -28,7 +28,7 @@ pub mod postgres;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 
-pub use seed::{Seed, SeedBody, SeedFn};
+pub use seed::{SEED_NAME_MAX_LEN, Seed, SeedBody, SeedFn};
 
 pub(crate) use locks::KeyedLocks;
 

@@ -8,6 +8,13 @@ pub(crate) fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+/// Quotes a text literal for SQL sent as text (`E'...'`, with `'` and `\`
+/// escaped): the `E` form reads the same whatever `standard_conforming_strings`
+/// is set to.
+pub(crate) fn quote_literal(value: &str) -> String {
+    format!("E'{}'", value.replace('\\', "\\\\").replace('\'', "''"))
+}
+
 /// One statement of a script, and whether it uses the tenant parameter.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Statement {
@@ -15,20 +22,26 @@ pub(crate) struct Statement {
     pub(crate) binds_tenant: bool,
 }
 
-/// Splits a script on `;` outside quotes and comments, dropping empty and
-/// comment-only statements. `param` is the tenant placeholder (`?1` on SQLite,
-/// `$1` on PostgreSQL); a statement binds the tenant when it appears outside
-/// quotes and comments, because drivers reject a bound value no statement uses.
-pub(crate) fn split_statements(script: &str, param: &str) -> Vec<Statement> {
+/// What [`scan`] reports, by byte offset into the script.
+enum Mark {
+    /// The tenant placeholder, outside quotes and comments.
+    Param(usize),
+    /// A `;` ending a statement.
+    End(usize),
+    /// A character of code (not whitespace, not a comment).
+    Code,
+}
+
+/// Walks a script as SQL reads it, reporting placeholders, statement ends
+/// and code outside quotes and comments: the one tokenizer behind splitting
+/// a seed into statements and inlining its tenant.
+fn scan(script: &str, param: &str, mut mark: impl FnMut(Mark)) {
     let bytes = script.as_bytes();
-    let mut out = Vec::new();
-    let (mut start, mut i) = (0, 0);
-    let mut has_code = false;
-    let mut binds = false;
+    let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
             q @ (b'\'' | b'"') => {
-                has_code = true;
+                mark(Mark::Code);
                 i += 1;
                 while i < bytes.len() {
                     if bytes[i] == q {
@@ -56,18 +69,17 @@ pub(crate) fn split_statements(script: &str, param: &str) -> Vec<Statement> {
                 i += 2;
             }
             b';' => {
-                push(&mut out, &script[start..i], has_code, binds);
-                (start, has_code, binds) = (i + 1, false, false);
+                mark(Mark::End(i));
                 i += 1;
             }
             c => {
                 if !c.is_ascii_whitespace() {
-                    has_code = true;
+                    mark(Mark::Code);
                 }
                 if bytes[i..].starts_with(param.as_bytes())
                     && !next_is_digit(bytes, i + param.len())
                 {
-                    binds = true;
+                    mark(Mark::Param(i));
                     i += param.len();
                 } else {
                     i += 1;
@@ -75,12 +87,47 @@ pub(crate) fn split_statements(script: &str, param: &str) -> Vec<Statement> {
             }
         }
     }
+}
+
+/// Splits a script on `;` outside quotes and comments, dropping empty and
+/// comment-only statements. `param` is the tenant placeholder (`?1` on SQLite,
+/// `$1` on PostgreSQL); a statement binds the tenant when it appears outside
+/// quotes and comments, because drivers reject a bound value no statement uses.
+pub(crate) fn split_statements(script: &str, param: &str) -> Vec<Statement> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let (mut has_code, mut binds) = (false, false);
+    scan(script, param, |mark| match mark {
+        Mark::Code => has_code = true,
+        Mark::Param(_) => binds = true,
+        Mark::End(at) => {
+            push(&mut out, &script[start..at], has_code, binds);
+            (start, has_code, binds) = (at + 1, false, false);
+        }
+    });
     push(
         &mut out,
         &script[start.min(script.len())..],
         has_code,
         binds,
     );
+    out
+}
+
+/// The script with every tenant placeholder outside quotes and comments
+/// replaced by `literal` (from [`quote_literal`]), so that it can go to the
+/// server as one simple-protocol query, which takes no parameters.
+pub(crate) fn inline_param(script: &str, param: &str, literal: &str) -> String {
+    let mut out = String::with_capacity(script.len() + literal.len());
+    let mut copied = 0;
+    scan(script, param, |mark| {
+        if let Mark::Param(at) = mark {
+            out.push_str(&script[copied..at]);
+            out.push_str(literal);
+            copied = at + param.len();
+        }
+    });
+    out.push_str(&script[copied..]);
     out
 }
 
@@ -132,6 +179,21 @@ mod tests {
             "?1",
         );
         assert_eq!(got.len(), 2);
+    }
+
+    #[test]
+    fn quotes_literals() {
+        assert_eq!(quote_literal("acme"), "E'acme'");
+        assert_eq!(quote_literal("it's \\x"), "E'it''s \\\\x'");
+    }
+
+    #[test]
+    fn inlines_the_placeholder_outside_quotes_and_comments() {
+        let script = "INSERT INTO u VALUES ($1, '$1', $10); -- $1\nSELECT $1";
+        assert_eq!(
+            inline_param(script, "$1", "E'acme'"),
+            "INSERT INTO u VALUES (E'acme', '$1', $10); -- $1\nSELECT E'acme'"
+        );
     }
 
     #[test]

@@ -5,15 +5,15 @@ use std::ops::{Deref, DerefMut};
 
 use futures_util::future::BoxFuture;
 use sqlx::Postgres;
-use sqlx::migrate::Migration;
+use sqlx::migrate::{AppliedMigration, MigrateError, Migration};
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::PgConnectOptions;
-use sqlx::{AssertSqlSafe, Connection, Executor, PgConnection};
+use sqlx::{AssertSqlSafe, Connection, Executor, FromRow, PgConnection, Row};
 
 use crate::error::db_error;
-use crate::schema::migrate::{self, ApplyAll};
+use crate::schema::migrate::{self, ApplyAll, Ledger};
 use crate::schema::seed::{LedgerRow, Seed, SeedBody, pending_seeds};
-use crate::schema::sql::{quote_ident, split_statements};
+use crate::schema::sql::{inline_param, quote_ident, quote_literal};
 
 pub(super) const COMPONENT: &str = "postgres schema";
 
@@ -52,10 +52,20 @@ impl DerefMut for TenantConn {
 }
 
 impl TenantConn {
-    /// Gives the connection back: to the pool, or closed.
-    pub(super) async fn done(self) {
-        if let TenantConn::Own(conn) = self {
-            close(conn).await;
+    /// Gives the connection back: to the pool, or closed. After `failed`
+    /// work a pooled one is rolled back first, in case a transaction
+    /// [`begin`] opened is still there (on a healthy connection without one
+    /// this is only a warning from the server).
+    pub(super) async fn done(self, failed: bool) {
+        match self {
+            TenantConn::Own(conn) => close(conn).await,
+            TenantConn::Pooled(mut conn) if failed => {
+                if conn.execute("ROLLBACK").await.is_err() {
+                    // Unusable: it must not go back to the pool.
+                    conn.close_on_drop();
+                }
+            }
+            TenantConn::Pooled(_) => {}
         }
     }
 }
@@ -75,49 +85,140 @@ pub(super) async fn search_path(conn: &mut PgConnection, schema: Option<&str>) -
     Ok(())
 }
 
-/// Takes the advisory lock of `key` until the transaction `conn` is in ends:
-/// workers in other processes (or on other connections) working on the same
-/// database or schema take turns, and a lock can never outlive its
-/// transaction, even on a pooled connection whose user was dropped.
-pub(super) async fn xact_lock(conn: &mut PgConnection, key: &str) -> Result<()> {
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-        .bind(format!("provisioning-sqlx:{key}"))
-        .execute(&mut *conn)
-        .await
-        .map_err(|e| db_error(COMPONENT, "taking the migration lock", e))?;
-    Ok(())
-}
+/// The savepoint that lets [`ApplyAll::apply_all`] fail without failing its
+/// transaction, so that the migrations can be retried one at a time.
+const SAVEPOINT: &str = "_provisioning_migrate";
 
 impl ApplyAll for PgConnection {
-    /// `BEGIN`, the migrations as one simple-protocol script, one multi-row
-    /// ledger insert, `COMMIT`: four round trips and one commit (one WAL
-    /// flush) for any number of migrations, where one transaction each cost
-    /// two commits each (sqlx records the execution time after committing).
+    /// sqlx's ledger table, made if missing, and read, in one round trip.
+    fn ledger<'e>(
+        &'e mut self,
+        table: &'e str,
+    ) -> BoxFuture<'e, std::result::Result<Ledger, MigrateError>> {
+        Box::pin(async move {
+            // The DDL is sqlx's own (`Migrate::ensure_migrations_table`), so
+            // that `sqlx migrate` reads these ledgers.
+            let sql = format!(
+                "CREATE TABLE IF NOT EXISTS {table} (
+                    version BIGINT PRIMARY KEY,
+                    description TEXT NOT NULL,
+                    installed_on TIMESTAMPTZ NOT NULL DEFAULT now(),
+                    success BOOLEAN NOT NULL,
+                    checksum BYTEA NOT NULL,
+                    execution_time BIGINT NOT NULL
+                );
+                SELECT version, checksum, success FROM {table} ORDER BY version"
+            );
+            let rows = sqlx::raw_sql(AssertSqlSafe(sql))
+                .fetch_all(&mut *self)
+                .await?;
+            let mut ledger = Ledger {
+                dirty: None,
+                applied: Vec::with_capacity(rows.len()),
+            };
+            for row in rows {
+                let version: i64 = row.try_get("version")?;
+                if !row.try_get::<bool, _>("success")? {
+                    ledger.dirty = ledger.dirty.or(Some(version));
+                }
+                let checksum: Vec<u8> = row.try_get("checksum")?;
+                ledger.applied.push(AppliedMigration {
+                    version,
+                    checksum: checksum.into(),
+                });
+            }
+            Ok(ledger)
+        })
+    }
+
+    /// The migrations and their ledger rows as one simple-protocol query
+    /// inside a savepoint of the caller's transaction: one round trip for
+    /// any number of migrations. On failure the savepoint is rolled back, so
+    /// the transaction stays usable for the one-at-a-time retry.
     fn apply_all<'e>(
         &'e mut self,
         table: &'e str,
         migrations: &'e [&'e Migration],
     ) -> BoxFuture<'e, std::result::Result<(), sqlx::Error>> {
         Box::pin(async move {
-            let mut tx = self.begin().await?;
-            tx.execute(sqlx::raw_sql(AssertSqlSafe(migrate::script(migrations))))
-                .await?;
-            let insert = format!(
-                "INSERT INTO {table} (version, description, success, checksum, execution_time) \
-                 VALUES {}",
-                migrate::ledger_values(migrations.len(), 1, '$')
+            let rows = migrations
+                .iter()
+                .map(|m| {
+                    format!(
+                        "({}, {}, TRUE, decode('{}', 'hex'), -1)",
+                        m.version,
+                        quote_literal(&m.description),
+                        hex(&m.checksum)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "SAVEPOINT {SAVEPOINT};\n{}INSERT INTO {table} \
+                 (version, description, success, checksum, execution_time) VALUES {rows};\n\
+                 RELEASE SAVEPOINT {SAVEPOINT}",
+                migrate::script(migrations)
             );
-            let mut query = sqlx::query(AssertSqlSafe(insert));
-            for m in migrations {
-                query = query
-                    .bind(m.version)
-                    .bind(m.description.as_ref())
-                    .bind(m.checksum.as_ref());
+            match self.execute(sqlx::raw_sql(AssertSqlSafe(sql))).await {
+                Ok(_) => Ok(()),
+                Err(e) => {
+                    self.execute(sqlx::raw_sql(AssertSqlSafe(format!(
+                        "ROLLBACK TO SAVEPOINT {SAVEPOINT}; RELEASE SAVEPOINT {SAVEPOINT}"
+                    ))))
+                    .await?;
+                    Err(e)
+                }
             }
-            query.execute(&mut *tx).await?;
-            tx.commit().await
         })
     }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut out, b| {
+            let _ = write!(out, "{b:02x}");
+            out
+        })
+}
+
+/// Begins a transaction on a tenant's connection, with its `search_path` set
+/// for the transaction only (`SET LOCAL`: a pooled connection keeps nothing
+/// of it) and `then` (statements that return no rows, such as taking an
+/// advisory lock) run in the same round trip.
+///
+/// sqlx only counts the transaction once the whole query succeeded: a
+/// failure after `BEGIN` leaves the connection in a failed transaction, which
+/// [`TenantConn::done`] rolls back when told the work failed.
+pub(super) async fn begin<'c>(
+    conn: &'c mut PgConnection,
+    schema: Option<&str>,
+    then: &str,
+    what: &str,
+) -> Result<sqlx::Transaction<'c, Postgres>> {
+    let path = schema.map_or_else(|| "DEFAULT".to_owned(), quote_ident);
+    conn.begin_with(AssertSqlSafe(format!(
+        "BEGIN; SET LOCAL search_path TO {path}; {then}"
+    )))
+    .await
+    .map_err(|e| db_error(COMPONENT, what.to_owned(), e))
+}
+
+/// `SELECT pg_advisory_xact_lock(...)` of `key`, as text for [`begin`]. The
+/// lock is held until the transaction ends: workers in other processes (or
+/// on other connections) working on the same database or schema take turns,
+/// and a lock can never outlive its transaction, even on a pooled connection
+/// whose user was dropped.
+pub(super) fn xact_lock_sql(key: &str) -> String {
+    format!(
+        "SELECT pg_advisory_xact_lock(hashtextextended({}, 0))",
+        quote_literal(&lock_key(key))
+    )
+}
+
+fn lock_key(key: &str) -> String {
+    format!("provisioning-sqlx:{key}")
 }
 
 /// Closes a connection; every write was committed, so a failure is only logged.
@@ -160,96 +261,137 @@ pub(super) async fn pending(
         .collect())
 }
 
-/// Creates the seed ledger if missing. Concurrent `CREATE TABLE IF NOT
-/// EXISTS` races on PostgreSQL's catalog, so callers hold the database's
-/// migration lock.
-async fn ensure_ledger(conn: &mut PgConnection) -> Result<()> {
-    sqlx::query(
-        "CREATE TABLE IF NOT EXISTS _tenant_seeds (
-            tenant_id  TEXT NOT NULL,
-            name       TEXT NOT NULL,
-            version    BIGINT NOT NULL,
-            checksum   TEXT NOT NULL,
-            applied_at TIMESTAMPTZ NOT NULL DEFAULT now(),
-            PRIMARY KEY (tenant_id, name, version)
-        )",
-    )
-    .execute(&mut *conn)
-    .await
-    .map_err(|e| db_error(COMPONENT, "creating the seed ledger", e))?;
-    Ok(())
-}
+/// The seed ledger's DDL. Concurrent `CREATE TABLE IF NOT EXISTS` races on
+/// PostgreSQL's catalog, so it runs under the location's advisory lock.
+/// Every column is bounded (tenant ids, seed names, hex SHA-256 checksums),
+/// so the table gets no TOAST table: creating it costs about half as much,
+/// once per tenant schema or database. Ledgers made with `TEXT` columns by
+/// earlier versions are read the same way.
+const CREATE_LEDGER: &str = "CREATE TABLE IF NOT EXISTS _tenant_seeds (
+    tenant_id  VARCHAR(63) NOT NULL,
+    name       VARCHAR(200) NOT NULL,
+    version    BIGINT NOT NULL,
+    checksum   VARCHAR(64) NOT NULL,
+    applied_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, name, version)
+)";
 
-/// Applies the missing seeds, each in one transaction with its ledger row.
-/// A missing ledger table is created in the first seed's transaction, under
-/// the advisory lock of `lock_key` (see [`ensure_ledger`]): one commit per
-/// seed, the ledger's creation included.
+/// The ledger's primary key: violating it means another seeder applied the
+/// same seed first.
+const LEDGER_KEY: &str = "_tenant_seeds_pkey";
+
+/// Applies `tenant`'s missing seeds on its connection (`schema` is the
+/// tenant's schema, `None` for the connection's database), each in one
+/// transaction with its ledger row, in four round trips for a SQL seed:
+/// `BEGIN` (taking `lock_key`'s advisory lock unless `ledger_known`); the
+/// ledger made if missing and read; the ledger row and the seed's statements
+/// as one query, the tenant inlined as a quoted literal; `COMMIT`.
+///
+/// The ledger row goes first and has no `ON CONFLICT`: a concurrent seeder of
+/// the same tenant waits on its key, then fails on it, and leaves the seed to
+/// the first.
 pub(super) async fn apply(
     conn: &mut PgConnection,
     seeds: &[Seed<PgConnection>],
     tenant: &TenantId,
+    schema: Option<&str>,
     lock_key: &str,
+    ledger_known: bool,
 ) -> Result<Vec<SeedInfo>> {
-    let mut ledger_exists = table_exists(conn, "_tenant_seeds").await?;
-    let ledger: Vec<LedgerRow> = if ledger_exists {
-        sqlx::query_as("SELECT name, version, checksum FROM _tenant_seeds WHERE tenant_id = $1")
-            .bind(tenant.as_str())
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(|e| db_error(COMPONENT, "reading the seed ledger", e))?
+    let literal = quote_literal(tenant.as_str());
+    let lock = if ledger_known {
+        String::new()
     } else {
-        Vec::new()
+        xact_lock_sql(lock_key)
     };
-    let mut applied = Vec::new();
-    for seed in pending_seeds(seeds, &ledger, tenant)? {
-        let what = || format!("seed {}@{} for {tenant}", seed.name(), seed.version());
-        let mut tx = conn
-            .begin()
-            .await
-            .map_err(|e| db_error(COMPONENT, what(), e))?;
-        if !ledger_exists {
-            xact_lock(&mut tx, lock_key).await?;
-            ensure_ledger(&mut tx).await?;
+    let mut tx = begin(&mut *conn, schema, &lock, &format!("seeding {tenant}")).await?;
+    let read = format!(
+        "{}SELECT name, version, checksum FROM _tenant_seeds WHERE tenant_id = {literal}",
+        if ledger_known {
+            String::new()
+        } else {
+            format!("{CREATE_LEDGER};\n")
         }
-        // The ledger row first: a concurrent seeder of the same tenant waits on
-        // it, then inserts nothing and leaves the seed to the first.
-        let claimed = sqlx::query(
-            "INSERT INTO _tenant_seeds (tenant_id, name, version, checksum)
-             VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-        )
-        .bind(tenant.as_str())
-        .bind(seed.name())
-        .bind(seed.version())
-        .bind(seed.checksum())
-        .execute(&mut *tx)
+    );
+    let ledger = sqlx::raw_sql(AssertSqlSafe(read))
+        .fetch_all(&mut *tx)
         .await
-        .map_err(|e| db_error(COMPONENT, what(), e))?
-        .rows_affected();
-        if claimed == 0 {
-            continue;
-        }
-        match seed.body() {
-            SeedBody::Sql(sql) => {
-                for stmt in split_statements(sql, "$1") {
-                    let mut query = sqlx::query(AssertSqlSafe(stmt.sql));
-                    if stmt.binds_tenant {
-                        query = query.bind(tenant.as_str());
-                    }
-                    query
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(|e| db_error(COMPONENT, what(), e))?;
-                }
-            }
-            SeedBody::Rust { run, .. } => run(&mut tx, tenant).await?,
-        }
+        .map_err(|e| db_error(COMPONENT, "reading the seed ledger", e))?
+        .iter()
+        .map(LedgerRow::from_row)
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| db_error(COMPONENT, "reading the seed ledger", e))?;
+    let mut pending = pending_seeds(seeds, &ledger, tenant)?.into_iter();
+    let Some(first) = pending.next() else {
+        // Nothing to apply; the ledger made on the way is kept.
         tx.commit()
             .await
-            .map_err(|e| db_error(COMPONENT, what(), e))?;
-        ledger_exists = true;
-        applied.push(seed.info());
+            .map_err(|e| db_error(COMPONENT, "creating the seed ledger", e))?;
+        return Ok(Vec::new());
+    };
+    let mut applied = Vec::new();
+    if apply_one(tx, first, tenant, &literal).await? {
+        applied.push(first.info());
+    }
+    for seed in pending {
+        let tx = begin(&mut *conn, schema, "", &describe(seed, tenant)).await?;
+        if apply_one(tx, seed, tenant, &literal).await? {
+            applied.push(seed.info());
+        }
     }
     Ok(applied)
+}
+
+fn describe(seed: &Seed<PgConnection>, tenant: &TenantId) -> String {
+    format!("seed {}@{} for {tenant}", seed.name(), seed.version())
+}
+
+/// Writes `seed`'s ledger row and runs it in `tx`, then commits; `false` when
+/// a concurrent seeder had applied it (`tx` rolls back).
+async fn apply_one(
+    mut tx: sqlx::Transaction<'_, Postgres>,
+    seed: &Seed<PgConnection>,
+    tenant: &TenantId,
+    literal: &str,
+) -> Result<bool> {
+    let row = format!(
+        "INSERT INTO _tenant_seeds (tenant_id, name, version, checksum) VALUES ({literal}, {}, {}, {})",
+        quote_literal(seed.name()),
+        seed.version(),
+        quote_literal(seed.checksum())
+    );
+    let written = match seed.body() {
+        SeedBody::Sql(sql) => tx
+            .execute(sqlx::raw_sql(AssertSqlSafe(format!(
+                "{row};\n{}",
+                inline_param(sql, "$1", literal)
+            ))))
+            .await
+            .map(|_| ()),
+        SeedBody::Rust { run, .. } => match tx.execute(sqlx::raw_sql(AssertSqlSafe(row))).await {
+            Ok(_) => {
+                run(&mut tx, tenant).await?;
+                Ok(())
+            }
+            Err(e) => Err(e),
+        },
+    };
+    match written {
+        Ok(()) => {}
+        Err(e) if violates(&e, LEDGER_KEY) => return Ok(false),
+        Err(e) => return Err(db_error(COMPONENT, describe(seed, tenant), e)),
+    }
+    tx.commit()
+        .await
+        .map_err(|e| db_error(COMPONENT, describe(seed, tenant), e))?;
+    Ok(true)
+}
+
+/// Whether `error` is a unique violation of `constraint`.
+fn violates(error: &sqlx::Error, constraint: &str) -> bool {
+    error
+        .as_database_error()
+        .is_some_and(|e| e.is_unique_violation() && e.constraint() == Some(constraint))
 }
 
 /// Deletes the tenant's rows from `tables` in reverse order and its

@@ -5,11 +5,11 @@ use provisioning_core::{
     DatabaseOutcome, DropReason, Error, MigrationInfo, Result, SchemaPlan, SeedInfo, TenantPlan,
     TenantSchemaManager,
 };
+use sqlx::Postgres;
 use sqlx::pool::PoolConnection;
-use sqlx::{Connection, Postgres};
 
 use super::conn::{
-    self, COMPONENT, TenantConn, close, connect, search_path, table_exists, xact_lock,
+    self, COMPONENT, TenantConn, close, connect, search_path, table_exists, xact_lock_sql,
 };
 use super::{PgSchemaManager, Target, TargetKind, dedicated};
 use crate::error::db_error;
@@ -68,6 +68,54 @@ impl PgSchemaManager {
     }
 }
 
+impl PgSchemaManager {
+    /// A connection for migrating or seeding: a schema or shared tenant's
+    /// straight from the pool (each transaction sets its `search_path`; a
+    /// missing schema is found by its first statement, see
+    /// [`missing_or`](Self::missing_or)), a database's of its own.
+    async fn work_conn(&self, target: &Target<'_>, plan: &TenantPlan) -> Result<TenantConn> {
+        match target.kind {
+            TargetKind::Database(_) => self.tenant_conn(target, plan).await,
+            TargetKind::Schema(_) | TargetKind::Shared => {
+                Ok(TenantConn::Pooled(self.server_conn(target).await?))
+            }
+        }
+    }
+
+    /// `error`, or [`Error::NotFound`] when it came from the tenant's schema
+    /// not existing: looked up only after a failure, so that the usual path
+    /// pays no round trip for it.
+    async fn missing_or(&self, target: &Target<'_>, plan: &TenantPlan, error: Error) -> Error {
+        if !matches!(target.kind, TargetKind::Schema(_)) {
+            return error;
+        }
+        let Ok(mut server) = self.server_conn(target).await else {
+            return error;
+        };
+        match dedicated::inspect(&mut server, &target.kind).await {
+            Ok(None) => Error::NotFound {
+                kind: "tenant database",
+                id: format!("{} ({})", plan.tenant_id, target.location()),
+            },
+            _ => error,
+        }
+    }
+
+    fn seed_ledger_known(&self, location: &str) -> bool {
+        self.seed_ledgers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(location)
+    }
+
+    fn remember_seed_ledger(&self, location: String) {
+        self.seed_ledgers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(location);
+    }
+}
+
 #[async_trait]
 impl TenantSchemaManager for PgSchemaManager {
     async fn plan(&self, plan: &TenantPlan) -> Result<SchemaPlan> {
@@ -98,7 +146,7 @@ impl TenantSchemaManager for PgSchemaManager {
             Ok::<_, Error>((migrations, seeds))
         }
         .await;
-        conn.done().await;
+        conn.done(result.is_err()).await;
         let (migrations, seeds) = result?;
         Ok(SchemaPlan::new(location, true, false, migrations, seeds))
     }
@@ -119,20 +167,24 @@ impl TenantSchemaManager for PgSchemaManager {
         Ok(outcome)
     }
 
-    /// One transaction: the advisory lock, the ledger made if missing and
-    /// read, the pending migrations and their ledger rows, one commit.
+    /// One transaction in four round trips: `BEGIN` with the advisory lock,
+    /// the ledger made if missing and read, the pending migrations with
+    /// their ledger rows, `COMMIT`.
     async fn migrate(&self, plan: &TenantPlan) -> Result<Vec<MigrationInfo>> {
         let schema = self.schema(plan.isolation)?;
         let target = self.target(plan)?;
         let location = target.location();
         let _guard = self.locks.lock(&location).await;
-        let mut conn = self.tenant_conn(&target, plan).await?;
+        let mut conn = self.work_conn(&target, plan).await?;
         let result = async {
-            let mut tx = conn
-                .begin()
-                .await
-                .map_err(|e| db_error(COMPONENT, format!("migrating {location}"), e))?;
-            xact_lock(&mut tx, &location).await?;
+            let what = || format!("migrating {location}");
+            let mut tx = conn::begin(
+                &mut conn,
+                target.schema(),
+                &xact_lock_sql(&location),
+                &what(),
+            )
+            .await?;
             let run = migrate::run(
                 &mut *tx,
                 schema.migrator(),
@@ -147,22 +199,42 @@ impl TenantSchemaManager for PgSchemaManager {
             // transaction, and its commit rolls back instead).
             tx.commit()
                 .await
-                .map_err(|e| db_error(COMPONENT, format!("migrating {location}"), e))?;
+                .map_err(|e| db_error(COMPONENT, what(), e))?;
             run
         }
         .await;
-        conn.done().await;
-        result
+        conn.done(result.is_err()).await;
+        match result {
+            Ok(applied) => Ok(applied),
+            Err(e) => Err(self.missing_or(&target, plan, e).await),
+        }
     }
 
     async fn seed(&self, plan: &TenantPlan) -> Result<Vec<SeedInfo>> {
         let schema = self.schema(plan.isolation)?;
         let target = self.target(plan)?;
         let location = target.location();
-        let mut conn = self.tenant_conn(&target, plan).await?;
-        let result = conn::apply(&mut conn, schema.seeds(), &plan.tenant_id, &location).await;
-        conn.done().await;
-        result
+        let known = self.seed_ledger_known(&location);
+        let mut conn = self.work_conn(&target, plan).await?;
+        let result = conn::apply(
+            &mut conn,
+            schema.seeds(),
+            &plan.tenant_id,
+            target.schema(),
+            &location,
+            known,
+        )
+        .await;
+        conn.done(result.is_err()).await;
+        match result {
+            Ok(applied) => {
+                if matches!(target.kind, TargetKind::Shared) && !known {
+                    self.remember_seed_ledger(location);
+                }
+                Ok(applied)
+            }
+            Err(e) => Err(self.missing_or(&target, plan, e).await),
+        }
     }
 
     async fn drop_tenant(&self, plan: &TenantPlan, reason: DropReason) -> Result<()> {
@@ -173,7 +245,7 @@ impl TenantSchemaManager for PgSchemaManager {
             let mut conn = self.tenant_conn(&target, plan).await?;
             let result =
                 conn::delete_tenant_rows(&mut conn, schema.tables(), &plan.tenant_id).await;
-            conn.done().await;
+            conn.done(result.is_err()).await;
             let removed = result?;
             tracing::info!(tenant_id = %plan.tenant_id, ?reason, removed, "tenant rows removed");
             return Ok(());

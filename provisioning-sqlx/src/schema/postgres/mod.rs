@@ -73,6 +73,9 @@ pub struct PgSchemaManager {
     shared: Option<PgTenantSchema>,
     hook: Option<MigrationHook>,
     locks: KeyedLocks,
+    /// Shared databases whose seed ledger is known to exist: their seeding
+    /// skips the ledger's DDL and its lock.
+    seed_ledgers: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl fmt::Debug for PgSchemaManager {
@@ -100,6 +103,15 @@ pub(crate) enum TargetKind {
 }
 
 impl Target<'_> {
+    /// The schema a tenant's connection works in: its own, or the
+    /// database's default.
+    fn schema(&self) -> Option<&str> {
+        match &self.kind {
+            TargetKind::Schema(name) => Some(name),
+            TargetKind::Database(_) | TargetKind::Shared => None,
+        }
+    }
+
     /// Where the data is, without credentials.
     fn location(&self) -> String {
         let (host, port) = (
@@ -302,6 +314,7 @@ impl PgSchemaManagerBuilder {
             shared: self.shared,
             hook: self.hook,
             locks: KeyedLocks::default(),
+            seed_ledgers: Default::default(),
         })
     }
 }

@@ -17,62 +17,42 @@ use crate::store::codec::{from_json, name_of, timestamp, to_json};
 impl TenantStore for PostgresStore {
     async fn submit(&self, submission: Submission) -> Result<SubmitOutcome> {
         let request = &submission.request;
-        let insert_request = sqlx::query(self.sql.insert_request.clone())
+        // One statement in autocommit either way: the request row alone, or
+        // with the new tenant and its first event.
+        let statement = match submission.new_tenant {
+            Some(_) => &self.sql.submit_tenant,
+            None => &self.sql.insert_request,
+        };
+        let mut query = sqlx::query(statement.clone())
             .bind(request.request_id.to_string())
             .bind(request.tenant_id.as_str())
             .bind(name_of(request.status)?)
             .bind(timestamp(&request.submitted_at))
             .bind(to_json(request)?);
-        let Some((tenant, event)) = &submission.new_tenant else {
-            // A lone request row: one statement, atomic by itself.
-            let inserted = insert_request
-                .execute(&self.pool)
-                .await
-                .map_err(err("recording a request"))?;
-            if inserted.rows_affected() == 0 {
-                return self.duplicate(request.request_id).await;
-            }
-            return Ok(SubmitOutcome::Accepted);
-        };
-        let first_event =
-            TenantEvent::stored(tenant.tenant_id.clone(), 1, Utc::now(), event.clone());
-        let mut tx = self.begin().await?;
-        // A concurrent submission of the same request id waits here on the
-        // primary key until this transaction ends, then writes nothing.
-        let inserted = insert_request
-            .execute(&mut *tx)
-            .await
-            .map_err(err("recording a request"))?;
-        if inserted.rows_affected() == 0 {
-            drop(tx);
-            return self.duplicate(request.request_id).await;
+        if let Some((tenant, event)) = &submission.new_tenant {
+            let first_event =
+                TenantEvent::stored(tenant.tenant_id.clone(), 1, Utc::now(), event.clone());
+            query = query
+                .bind(tenant.tenant_id.as_str())
+                .bind(tenant.state.as_str())
+                .bind(tenant.plan.as_str())
+                .bind(tenant.region.as_str())
+                .bind(version(tenant.version)?)
+                .bind(to_json(tenant)?)
+                .bind(to_json(&first_event)?);
         }
-        let inserted = sqlx::query(self.sql.insert_tenant.clone())
-            .bind(tenant.tenant_id.as_str())
-            .bind(tenant.state.as_str())
-            .bind(tenant.plan.as_str())
-            .bind(tenant.region.as_str())
-            .bind(version(tenant.version)?)
-            .bind(to_json(tenant)?)
-            .bind(to_json(&first_event)?)
-            .execute(&mut *tx)
-            .await
-            .map_err(err("recording a tenant"))?;
-        if inserted.rows_affected() == 0 {
-            // Rolls the request row back: a conflict writes nothing.
-            drop(tx);
-            let state = self
-                .tenant(&tenant.tenant_id)
-                .await?
-                .map_or_else(|| "unknown".to_owned(), |t| t.state.to_string());
-            return Err(Error::Conflict {
-                kind: "tenant",
-                id: tenant.tenant_id.to_string(),
-                reason: format!("tenant exists (state {state})"),
-            });
+        match query.execute(&self.pool).await {
+            // With a tenant, its first event is the row counted, written iff
+            // the request and the tenant were.
+            Ok(done) if done.rows_affected() > 0 => Ok(SubmitOutcome::Accepted),
+            Ok(_) => self.duplicate(request.request_id).await,
+            Err(e) => match &submission.new_tenant {
+                Some((tenant, _)) if is_tenant_taken(&e) => {
+                    Err(self.tenant_taken(&tenant.tenant_id).await)
+                }
+                _ => Err(err("recording a submission")(e)),
+            },
         }
-        tx.commit().await.map_err(err("committing a submission"))?;
-        Ok(SubmitOutcome::Accepted)
     }
 
     async fn request(&self, request_id: RequestId) -> Result<Option<RequestRecord>> {
@@ -134,8 +114,15 @@ impl TenantStore for PostgresStore {
     ) -> Result<TenantRecord> {
         record.version = expected_version + 1;
         record.updated_at = Utc::now();
-        let count = i64::try_from(events.len()).unwrap_or(i64::MAX);
-        let update = sqlx::query_scalar::<_, i64>(self.sql.update_tenant.clone())
+        let at = record.updated_at;
+        // Sequence 0 is a placeholder: the statement numbers the events under
+        // the row lock and writes each one's number into its body.
+        let bodies = events
+            .into_iter()
+            .map(|event| to_json(&TenantEvent::stored(record.tenant_id.clone(), 0, at, event)))
+            .collect::<Result<Vec<_>>>()?;
+        // One statement in autocommit, with or without events.
+        let updated = sqlx::query_scalar::<_, i64>(self.sql.update_tenant.clone())
             .bind(record.tenant_id.as_str())
             .bind(record.state.as_str())
             .bind(record.plan.as_str())
@@ -143,56 +130,15 @@ impl TenantStore for PostgresStore {
             .bind(version(record.version)?)
             .bind(to_json(&record)?)
             .bind(version(expected_version)?)
-            .bind(count);
-        if events.is_empty() {
-            // Nothing to number: the UPDATE alone is atomic.
-            let updated = update
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(err("updating a tenant"))?;
-            if updated.is_none() {
-                return Err(self
-                    .update_refused(&record.tenant_id, expected_version)
-                    .await);
-            }
-            return Ok(record);
-        }
-        let mut tx = self.begin().await?;
-        let Some(last) = update
-            .fetch_optional(&mut *tx)
+            .bind(bodies)
+            .fetch_optional(&self.pool)
             .await
-            .map_err(err("updating a tenant"))?
-        else {
-            drop(tx);
+            .map_err(err("updating a tenant"))?;
+        if updated.is_none() {
             return Err(self
                 .update_refused(&record.tenant_id, expected_version)
                 .await);
-        };
-        // The UPDATE reserved sequences `last - count + 1 ..= last` under the
-        // row lock this transaction holds until it commits.
-        let first = u64::try_from(last - count + 1).map_err(|_| Error::Conflict {
-            kind: "tenant",
-            id: record.tenant_id.to_string(),
-            reason: format!("stored event sequence {last} is corrupt"),
-        })?;
-        let now = Utc::now();
-        let mut sequences = Vec::with_capacity(events.len());
-        let mut bodies = Vec::with_capacity(events.len());
-        for (sequence, event) in (first..).zip(events) {
-            let stored = TenantEvent::stored(record.tenant_id.clone(), sequence, now, event);
-            sequences.push(version(sequence)?);
-            bodies.push(to_json(&stored)?);
         }
-        sqlx::query(self.sql.insert_events.clone())
-            .bind(record.tenant_id.as_str())
-            .bind(sequences)
-            .bind(bodies)
-            .execute(&mut *tx)
-            .await
-            .map_err(err("writing events"))?;
-        tx.commit()
-            .await
-            .map_err(err("committing a tenant update"))?;
         Ok(record)
     }
 
@@ -303,6 +249,22 @@ impl PostgresStore {
         Ok(SubmitOutcome::Duplicate(existing))
     }
 
+    /// The conflict of a submission whose tenant id is taken, naming the
+    /// stored tenant's state.
+    async fn tenant_taken(&self, tenant: &TenantId) -> Error {
+        match self.tenant(tenant).await {
+            Ok(stored) => Error::Conflict {
+                kind: "tenant",
+                id: tenant.to_string(),
+                reason: format!(
+                    "tenant exists (state {})",
+                    stored.map_or_else(|| "unknown".to_owned(), |t| t.state.to_string())
+                ),
+            },
+            Err(e) => e,
+        }
+    }
+
     /// Why a version-checked update wrote nothing: no such tenant, or
     /// another version stored.
     async fn update_refused(&self, tenant: &TenantId, expected_version: u64) -> Error {
@@ -323,6 +285,13 @@ impl PostgresStore {
             Err(e) => err("reading a tenant's version")(e),
         }
     }
+}
+
+/// Whether `e` is the violation of `tenants_pkey` by a submission of a
+/// tenant id already taken.
+fn is_tenant_taken(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db)
+        if db.is_unique_violation() && db.constraint() == Some("tenants_pkey"))
 }
 
 /// Decodes the JSON records in `column` of `rows`.

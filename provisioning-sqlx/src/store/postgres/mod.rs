@@ -12,7 +12,7 @@ use std::sync::Arc;
 use provisioning_core::{Error, Result};
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgRow};
-use sqlx::{Postgres, Row, Transaction};
+use sqlx::{Postgres, Row};
 
 use crate::error::{db_error, migrate_error};
 use crate::schema::postgres::url::redact_url;
@@ -28,13 +28,16 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations/store/postgres");
 /// saga journal and the event outbox in one PostgreSQL schema (default
 /// [`DEFAULT_SCHEMA`](Self::DEFAULT_SCHEMA)), created and migrated on connect.
 ///
-/// Every write is one atomic statement or one short transaction:
+/// Every write is one atomic statement in autocommit, with no BEGIN or
+/// COMMIT around it (a refused write then reads why it was refused):
 /// - idempotency comes from primary keys (`INSERT ... ON CONFLICT DO NOTHING`
 ///   and a count of the rows written), never from a read before the write, so
 ///   concurrent submissions of one request from many processes accept exactly
-///   one;
-/// - a tenant's events are numbered by the version-checked `UPDATE` that locks
-///   its row, so sequences stay gapless under concurrency;
+///   one; a submission whose tenant id is taken violates the tenants' primary
+///   key, which undoes its whole statement;
+/// - a tenant's events are numbered and written by the statement whose
+///   version-checked `UPDATE` locks its row, so sequences stay gapless under
+///   concurrency;
 /// - a journal append advances its run's position in the same statement that
 ///   writes the entry, so a second executor of a run gets
 ///   [`Error::Conflict`];
@@ -162,13 +165,6 @@ impl PostgresStore {
     /// The connection pool, for queries of your own.
     pub fn pool(&self) -> &PgPool {
         &self.pool
-    }
-
-    async fn begin(&self) -> Result<Transaction<'static, Postgres>> {
-        self.pool
-            .begin()
-            .await
-            .map_err(|e| db_error(COMPONENT, "beginning a transaction", e))
     }
 }
 

@@ -16,14 +16,13 @@ pub(super) struct Statements {
     pub(super) load_run: SqlStr,
     pub(super) unfinished_runs: SqlStr,
     pub(super) insert_request: SqlStr,
-    pub(super) insert_tenant: SqlStr,
+    pub(super) submit_tenant: SqlStr,
     pub(super) request: SqlStr,
     pub(super) finish_request: SqlStr,
     pub(super) unfinished_requests: SqlStr,
     pub(super) tenant: SqlStr,
     pub(super) tenant_version: SqlStr,
     pub(super) update_tenant: SqlStr,
-    pub(super) insert_events: SqlStr,
     pub(super) list_tenants: SqlStr,
     pub(super) tenant_events: SqlStr,
     pub(super) undelivered_events: SqlStr,
@@ -68,15 +67,23 @@ impl Statements {
                  VALUES ($1::uuid, $2, $3, $4::timestamptz, $5::jsonb) \
                  ON CONFLICT (request_id) DO NOTHING",
             ),
-            // The tenant row and its first event, or nothing when the id is
-            // taken (tombstones included).
-            insert_tenant: s("WITH tenant AS ( \
+            // The request, its new tenant and the tenant's first event in one
+            // statement. A known request id writes nothing (the tenant insert
+            // reads the request insert's RETURNING); a concurrent insert of
+            // the same id waits on the primary key and then writes nothing.
+            // A taken tenant id (tombstones included) is left to violate
+            // `tenants_pkey`, which aborts the whole statement, request row
+            // included: ON CONFLICT there would keep the request.
+            submit_tenant: s("WITH request AS ( \
+                   INSERT INTO {s}.requests (request_id, tenant_id, status, submitted_at, record) \
+                   VALUES ($1::uuid, $2, $3, $4::timestamptz, $5::jsonb) \
+                   ON CONFLICT (request_id) DO NOTHING RETURNING request_id), \
+                 tenant AS ( \
                    INSERT INTO {s}.tenants \
                      (tenant_id, state, plan, region, version, last_event, record) \
-                   VALUES ($1, $2, $3, $4, $5, 1, $6::jsonb) \
-                   ON CONFLICT (tenant_id) DO NOTHING RETURNING tenant_id) \
+                   SELECT $6, $7, $8, $9, $10, 1, $11::jsonb FROM request RETURNING tenant_id) \
                  INSERT INTO {s}.events (tenant_id, sequence, event) \
-                 SELECT tenant_id, 1, $7::jsonb FROM tenant"),
+                 SELECT tenant_id, 1, $12::jsonb FROM tenant"),
             request: s("SELECT record::text AS record FROM {s}.requests \
                  WHERE request_id = $1::uuid"),
             // Patches the JSON record in place: one write, no read before it.
@@ -89,16 +96,22 @@ impl Statements {
                  ORDER BY submitted_at, request_id"),
             tenant: s("SELECT record::text AS record FROM {s}.tenants WHERE tenant_id = $1"),
             tenant_version: s("SELECT version FROM {s}.tenants WHERE tenant_id = $1"),
-            // Version-checked: locks the row, and reserves the event sequence
-            // numbers ($8 of them) in the same write.
-            update_tenant: s(
-                "UPDATE {s}.tenants SET state = $2, plan = $3, region = $4, \
-                   version = $5, record = $6::jsonb, last_event = last_event + $8 \
-                 WHERE tenant_id = $1 AND version = $7 RETURNING last_event",
-            ),
-            insert_events: s("INSERT INTO {s}.events (tenant_id, sequence, event) \
-                 SELECT $1, e.sequence, e.event::jsonb \
-                 FROM unnest($2::bigint[], $3::text[]) AS e(sequence, event)"),
+            // Version-checked: locks the row, reserves the sequences of the
+            // events ($8, bodies) and writes them in the same statement, each
+            // body's `sequence` set to its row's. Concurrent updates of one
+            // version wait on the row lock, then fail the recheck of the
+            // version and write nothing. A row iff the update was made.
+            update_tenant: s("WITH tenant AS ( \
+                   UPDATE {s}.tenants SET state = $2, plan = $3, region = $4, version = $5, \
+                     record = $6::jsonb, last_event = last_event + cardinality($8::text[]) \
+                   WHERE tenant_id = $1 AND version = $7 \
+                   RETURNING tenant_id, last_event - cardinality($8::text[]) AS base), \
+                 written AS ( \
+                   INSERT INTO {s}.events (tenant_id, sequence, event) \
+                   SELECT tenant.tenant_id, tenant.base + e.n, \
+                     jsonb_set(e.event::jsonb, ARRAY['sequence'], to_jsonb(tenant.base + e.n)) \
+                   FROM tenant, unnest($8::text[]) WITH ORDINALITY AS e(event, n)) \
+                 SELECT base FROM tenant"),
             list_tenants: s("SELECT record::text AS record FROM {s}.tenants \
                  WHERE ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR region = $2) \
                    AND ($3::text IS NULL OR plan = $3) AND ($4::text IS NULL OR tenant_id > $4) \

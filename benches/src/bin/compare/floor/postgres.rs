@@ -45,6 +45,8 @@ impl PgFloor {
     pub(crate) async fn open(url: &str, prefix: &str, storage: &Path) -> Result<Self> {
         let pool = PgPoolOptions::new()
             .max_connections(PG_POOL_SIZE)
+            // As the SDK's pools: no ping before each use.
+            .test_before_acquire(false)
             .connect_with(PgConnectOptions::from_str(url)?)
             .await?;
         Ok(PgFloor {

@@ -65,6 +65,8 @@ impl SharedFloor {
         std::fs::create_dir_all(&db_dir)?;
         let pool = SqlitePoolOptions::new()
             .max_connections(SHARED_POOL_SIZE)
+            // As the SDK's pools: no ping before each use.
+            .test_before_acquire(false)
             .connect_with(options(&db_dir.join("_shared.sqlite")))
             .await?;
         workload::SHARED_MIGRATIONS.run(&pool).await?;
