@@ -67,17 +67,22 @@ async fn shared_schema() -> provisioning_sqlx::PgTenantSchema {
         .tenant_tables(["roles", "users", "user_roles"])
 }
 
+/// A manager with the shared schema on shard `pg-s` at `db_url`.
+async fn shared_manager(db_url: &str) -> Arc<PgSchemaManager> {
+    Arc::new(
+        PgSchemaManager::builder()
+            .shard("pg-s".parse().unwrap(), db_url)
+            .shared(shared_schema().await)
+            .build()
+            .unwrap(),
+    )
+}
+
 #[tokio::test]
 async fn shared_rows_migrated_once_and_removed_per_tenant() {
     let Some(url) = pg::url() else { return };
     let (db, db_url) = pg::scratch_database(&url, "shared").await;
-    let m = Arc::new(
-        PgSchemaManager::builder()
-            .shard("pg-s".parse().unwrap(), &db_url)
-            .shared(shared_schema().await)
-            .build()
-            .unwrap(),
-    );
+    let m = shared_manager(&db_url).await;
     let dry = m
         .plan(&plan("acme", Isolation::Shared, "pg-s"))
         .await
@@ -131,13 +136,7 @@ async fn shared_rows_migrated_once_and_removed_per_tenant() {
 async fn concurrent_seeders_of_one_shared_tenant_apply_its_seed_once() {
     let Some(url) = pg::url() else { return };
     let (db, db_url) = pg::scratch_database(&url, "shared_seed_race").await;
-    let m = Arc::new(
-        PgSchemaManager::builder()
-            .shard("pg-s".parse().unwrap(), &db_url)
-            .shared(shared_schema().await)
-            .build()
-            .unwrap(),
-    );
+    let m = shared_manager(&db_url).await;
     let first = plan("acme", Isolation::Shared, "pg-s");
     m.migrate(&first).await.unwrap();
     assert_eq!(m.seed(&first).await.unwrap().len(), 1);

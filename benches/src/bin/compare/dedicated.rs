@@ -6,12 +6,9 @@ use std::path::{Path, PathBuf};
 
 use crate::floor::count_markers;
 use crate::floor::sqlite::{DedicatedFloor, dedicated_counts};
-use crate::report::{Mode, Run};
-use crate::runner::{self, Result, Rounds, check, tenant_id};
+use crate::report::Mode;
+use crate::runner::{self, PREFIX, Result, Rounds, check, tenant_id};
 use crate::sdk::{DEDICATED_SHARD, REGION, SqliteSdk};
-
-/// The tenant id prefix of both sides (each side has its own directory).
-const PREFIX: &str = "t";
 
 /// Measures both sides at each concurrency (see [`runner::alternate`]), each
 /// run on fresh files under `root`, checking after each run that every
@@ -22,38 +19,25 @@ pub(crate) async fn run(
     concurrencies: &[usize],
     rounds: Rounds,
 ) -> Result<Mode> {
-    let mut runs = Vec::new();
-    for &concurrency in concurrencies {
-        let samples = runner::alternate(
-            rounds,
-            async |_| floor_run(root, tenants, concurrency).await,
-            async |_| sdk_run(root, tenants, concurrency).await,
-        )
-        .await?;
-        let run = Run::new(concurrency, samples);
-        eprintln!("{}", run.line("dedicated"));
-        runs.push(run);
-    }
-    Ok(Mode {
+    runner::measure(
+        "dedicated",
         tenants,
-        runs,
-        fleet: None,
-        peak_rss_mib: None,
-    })
+        concurrencies,
+        rounds,
+        async |c| floor_run(root, tenants, c).await,
+        async |c| sdk_run(root, tenants, c).await,
+    )
+    .await
 }
 
 async fn floor_run(root: &Path, tenants: usize, concurrency: usize) -> Result<f64> {
     runner::settle_disk();
     let dir = runner::fresh_dir(root, &format!("dedicated-floor-c{concurrency}"))?;
     let floor = DedicatedFloor::open(&dir)?;
-    let elapsed = {
-        let floor = floor.clone();
-        runner::run(tenants, concurrency, move |i| {
-            let floor = floor.clone();
-            async move { floor.create(&tenant_id(PREFIX, i)).await }
-        })
-        .await?
-    };
+    let elapsed = runner::provision(&floor, tenants, concurrency, async |floor, tenant| {
+        floor.create(&tenant).await
+    })
+    .await?;
     verify("floor", &dir, tenants).await?;
     runner::remove_dir(&dir);
     Ok(runner::per_second(tenants, elapsed))
@@ -63,14 +47,10 @@ async fn sdk_run(root: &Path, tenants: usize, concurrency: usize) -> Result<f64>
     runner::settle_disk();
     let dir = runner::fresh_dir(root, &format!("dedicated-sdk-c{concurrency}"))?;
     let sdk = SqliteSdk::open(&dir).await?;
-    let elapsed = {
-        let sdk = sdk.clone();
-        runner::run(tenants, concurrency, move |i| {
-            let sdk = sdk.clone();
-            async move { sdk.create(&tenant_id(PREFIX, i), true).await }
-        })
-        .await?
-    };
+    let elapsed = runner::provision(&sdk, tenants, concurrency, async |sdk, tenant| {
+        sdk.create(&tenant, true).await
+    })
+    .await?;
     let active = sdk.active_tenants().await?;
     check(active == tenants, || {
         format!("dedicated SDK: {active} of {tenants} tenants active in the catalog")

@@ -13,11 +13,8 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 
 use crate::floor::postgres::{PgFloor, SchemaCounts, drop_schemas, schema_counts};
 use crate::report::{Fleet, Mode, Run};
-use crate::runner::{self, Result, Rounds, check, tenant_id};
-use crate::sdk::{PgSdk, pg_manager};
-
-/// The tenant id prefix of both sides (their schema prefixes differ).
-const PREFIX: &str = "t";
+use crate::runner::{self, PREFIX, Result, Rounds, check, tenant_id};
+use crate::sdk::{PgSdk, pg_manager, print_steps};
 
 /// Names unique to this process: `tag` is fixed-width, so no run's names are
 /// a prefix of another's.
@@ -144,14 +141,11 @@ impl Plan<'_> {
         let prefix = self.names.tenants('f', concurrency, round);
         let floor = PgFloor::open(self.url, &prefix, &storage).await?;
         runner::settle_disk();
-        let elapsed = {
-            let floor = floor.clone();
-            runner::run(self.tenants, concurrency, move |i| {
-                let floor = floor.clone();
-                async move { floor.create(&tenant_id(PREFIX, i)).await }
+        let elapsed =
+            runner::provision(&floor, self.tenants, concurrency, async |floor, tenant| {
+                floor.create(&tenant).await
             })
-            .await?
-        };
+            .await?;
         let counts = schema_counts(self.admin, floor.prefix()).await?;
         verify("floor", counts, self.tenants, false)?;
         runner::remove_dir(&storage);
@@ -164,21 +158,11 @@ impl Plan<'_> {
         let catalog = self.names.catalog(concurrency, round);
         let sdk = PgSdk::open(self.url, &catalog, &prefix, &storage).await?;
         runner::settle_disk();
-        let elapsed = {
-            let sdk = sdk.clone();
-            runner::run(self.tenants, concurrency, move |i| {
-                let sdk = sdk.clone();
-                async move { sdk.create(&tenant_id(PREFIX, i)).await }
-            })
-            .await?
-        };
-        if std::env::var_os("COMPARE_STEP_PROFILE").is_some() {
-            for (step, runs, mean_ms, failed) in sdk.step_profile().await? {
-                eprintln!(
-                    "  step {step:<20} {runs:>6} runs  {mean_ms:>8.3} ms  {failed} failed attempts"
-                );
-            }
-        }
+        let elapsed = runner::provision(&sdk, self.tenants, concurrency, async |sdk, tenant| {
+            sdk.create(&tenant).await
+        })
+        .await?;
+        print_steps(sdk.step_profile()).await?;
         let active = sdk.active_tenants().await?;
         let tenants = self.tenants;
         check(active == tenants, || {

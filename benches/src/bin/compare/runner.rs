@@ -165,6 +165,61 @@ pub(crate) fn remove_dir(dir: &Path) {
     }
 }
 
+/// The tenant id prefix of both sides in the file and schema modes (each side
+/// has its own directory or schema prefix).
+pub(crate) const PREFIX: &str = "t";
+
+/// Provisions tenants `0..n` (ids under [`PREFIX`]) with `concurrency` jobs,
+/// each calling `create` on a clone of `side`; returns the wall time.
+pub(crate) async fn provision<S, F, Fut>(
+    side: &S,
+    n: usize,
+    concurrency: usize,
+    create: F,
+) -> Result<Duration>
+where
+    S: Clone + Send + Sync + 'static,
+    F: Fn(S, String) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<()>> + Send + 'static,
+{
+    let side = side.clone();
+    run(n, concurrency, move |i| {
+        create(side.clone(), tenant_id(PREFIX, i))
+    })
+    .await
+}
+
+/// Both sides at each concurrency (see [`alternate`]), each line printed
+/// under `name` as it is measured: `floor(c)` and `sdk(c)` measure one run at
+/// concurrency `c` and return tenants/s.
+pub(crate) async fn measure(
+    name: &str,
+    tenants: usize,
+    concurrencies: &[usize],
+    rounds: Rounds,
+    mut floor: impl AsyncFnMut(usize) -> Result<f64>,
+    mut sdk: impl AsyncFnMut(usize) -> Result<f64>,
+) -> Result<crate::report::Mode> {
+    let mut runs = Vec::new();
+    for &concurrency in concurrencies {
+        let samples = alternate(
+            rounds,
+            async |_| floor(concurrency).await,
+            async |_| sdk(concurrency).await,
+        )
+        .await?;
+        let run = crate::report::Run::new(concurrency, samples);
+        eprintln!("{}", run.line(name));
+        runs.push(run);
+    }
+    Ok(crate::report::Mode {
+        tenants,
+        runs,
+        fleet: None,
+        peak_rss_mib: None,
+    })
+}
+
 /// The tenant id of job `i` in a run whose ids start with `prefix`.
 pub(crate) fn tenant_id(prefix: &str, i: usize) -> String {
     format!("{prefix}-{i:05}")

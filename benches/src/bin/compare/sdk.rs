@@ -284,6 +284,19 @@ pub(crate) fn pg_manager(url: &str, prefix: &str, fleet: bool) -> Result<PgSchem
 /// attempt in ms, and failed attempts.
 pub(crate) type StepProfile = (String, usize, f64, usize);
 
+/// Prints `profile` when `COMPARE_STEP_PROFILE` is set.
+pub(crate) async fn print_steps(
+    profile: impl Future<Output = Result<Vec<StepProfile>>>,
+) -> Result<()> {
+    if std::env::var_os("COMPARE_STEP_PROFILE").is_none() {
+        return Ok(());
+    }
+    for (step, runs, mean_ms, failed) in profile.await? {
+        eprintln!("  step {step:<20} {runs:>6} runs  {mean_ms:>8.3} ms  {failed} failed attempts");
+    }
+    Ok(())
+}
+
 /// Aggregates journal records (as JSON text) into a [`StepProfile`] per step.
 fn step_profile(rows: Vec<String>) -> Result<Vec<StepProfile>> {
     let mut steps: Vec<StepProfile> = Vec::new();

@@ -6,12 +6,9 @@ use std::path::Path;
 
 use crate::floor::count_markers;
 use crate::floor::sqlite::{SharedFloor, open_for_counts, shared_counts};
-use crate::report::{Mode, Run};
-use crate::runner::{self, Result, Rounds, check, tenant_id};
-use crate::sdk::{REGION, SHARED_SHARD, SqliteSdk};
-
-/// The tenant id prefix of both sides (each side has its own directory).
-const PREFIX: &str = "t";
+use crate::report::Mode;
+use crate::runner::{self, Result, Rounds, check};
+use crate::sdk::{REGION, SHARED_SHARD, SqliteSdk, print_steps};
 
 /// Measures both sides at each concurrency (see [`runner::alternate`]), each
 /// run on fresh files under `root`, checking after each run that every
@@ -22,38 +19,25 @@ pub(crate) async fn run(
     concurrencies: &[usize],
     rounds: Rounds,
 ) -> Result<Mode> {
-    let mut runs = Vec::new();
-    for &concurrency in concurrencies {
-        let samples = runner::alternate(
-            rounds,
-            async |_| floor_run(root, tenants, concurrency).await,
-            async |_| sdk_run(root, tenants, concurrency).await,
-        )
-        .await?;
-        let run = Run::new(concurrency, samples);
-        eprintln!("{}", run.line("shared"));
-        runs.push(run);
-    }
-    Ok(Mode {
+    runner::measure(
+        "shared",
         tenants,
-        runs,
-        fleet: None,
-        peak_rss_mib: None,
-    })
+        concurrencies,
+        rounds,
+        async |c| floor_run(root, tenants, c).await,
+        async |c| sdk_run(root, tenants, c).await,
+    )
+    .await
 }
 
 async fn floor_run(root: &Path, tenants: usize, concurrency: usize) -> Result<f64> {
     runner::settle_disk();
     let dir = runner::fresh_dir(root, &format!("shared-floor-c{concurrency}"))?;
     let floor = SharedFloor::open(&dir).await?;
-    let elapsed = {
-        let floor = floor.clone();
-        runner::run(tenants, concurrency, move |i| {
-            let floor = floor.clone();
-            async move { floor.create(&tenant_id(PREFIX, i)).await }
-        })
-        .await?
-    };
+    let elapsed = runner::provision(&floor, tenants, concurrency, async |floor, tenant| {
+        floor.create(&tenant).await
+    })
+    .await?;
     let counts = floor.counts().await?;
     floor.close().await;
     verify("floor", &dir, tenants, counts)?;
@@ -65,21 +49,11 @@ async fn sdk_run(root: &Path, tenants: usize, concurrency: usize) -> Result<f64>
     runner::settle_disk();
     let dir = runner::fresh_dir(root, &format!("shared-sdk-c{concurrency}"))?;
     let sdk = SqliteSdk::open(&dir).await?;
-    let elapsed = {
-        let sdk = sdk.clone();
-        runner::run(tenants, concurrency, move |i| {
-            let sdk = sdk.clone();
-            async move { sdk.create(&tenant_id(PREFIX, i), false).await }
-        })
-        .await?
-    };
-    if std::env::var_os("COMPARE_STEP_PROFILE").is_some() {
-        for (step, runs, mean_ms, failed) in sdk.step_profile().await? {
-            eprintln!(
-                "  step {step:<20} {runs:>6} runs  {mean_ms:>8.3} ms  {failed} failed attempts"
-            );
-        }
-    }
+    let elapsed = runner::provision(&sdk, tenants, concurrency, async |sdk, tenant| {
+        sdk.create(&tenant, false).await
+    })
+    .await?;
+    print_steps(sdk.step_profile()).await?;
     let active = sdk.active_tenants().await?;
     check(active == tenants, || {
         format!("shared SDK: {active} of {tenants} tenants active in the catalog")
