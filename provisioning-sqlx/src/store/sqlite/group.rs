@@ -15,33 +15,56 @@
 
 use std::sync::{Mutex, PoisonError};
 
-use futures_util::future::BoxFuture;
 use provisioning_core::{Error, Result};
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
 use tokio::sync::{MutexGuard, oneshot};
 
-use super::{COMPONENT, SqliteStore};
+use super::{COMPONENT, SqliteStore, err};
+use crate::store::codec::to_json;
 
 /// At most this many writes go in one transaction; more wait for the next.
 const MAX_BATCH: usize = 64;
 
-/// A write that can be batched with others of its kind.
-pub(super) trait Grouped: Send + 'static {
+/// A write that can be batched with others of its kind. Every kind is
+/// written the same way: a script (see `script`) whose `?1` is the batch as a
+/// JSON array of ops, and whose `SELECT` returns one row per write, its place
+/// in the batch first and then its outcome.
+pub(super) trait Grouped: Send + Sync + 'static {
     /// What it is the answer for: each caller's own outcome.
-    type Outcome: Send + 'static;
+    type Outcome: Reported;
+
+    /// The script that writes a batch, a whole transaction.
+    const SCRIPT: &'static str;
+    /// Names the write in errors.
+    const WHAT: &'static str;
+    /// Names the reading of the script's rows in errors.
+    const READING: &'static str;
 
     /// Whether `other` must not be in one batch with this write (they touch
     /// the same run, tenant or request).
     fn conflicts(&self, other: &Self) -> bool;
 
-    /// Writes `batch` in one transaction (the caller holds the writer lock)
-    /// and returns each write's outcome, in order. An error fails them all.
-    fn write<'a>(
-        store: &'a SqliteStore,
-        writer: &'a MutexGuard<'_, ()>,
-        batch: &'a [Self],
-    ) -> BoxFuture<'a, Result<Vec<Self::Outcome>>>
-    where
-        Self: Sized;
+    /// This write as one element of the script's parameter.
+    fn op(&self) -> Result<serde_json::Value>;
+}
+
+/// An outcome as the script reports it, in the columns after a write's place.
+pub(super) trait Reported: Copy + Send + 'static {
+    /// The outcome of a write the script returned no row for.
+    const UNREPORTED: Self;
+
+    /// Reads it from the row of its write.
+    fn from_row(row: &SqliteRow) -> std::result::Result<Self, sqlx::Error>;
+}
+
+/// Whether the write took effect, the one column after its place.
+impl Reported for bool {
+    const UNREPORTED: Self = false;
+
+    fn from_row(row: &SqliteRow) -> std::result::Result<Self, sqlx::Error> {
+        row.try_get(1)
+    }
 }
 
 struct Queued<W: Grouped> {
@@ -75,13 +98,8 @@ fn abandoned(what: &'static str, why: &str) -> Error {
 impl<W: Grouped> Group<W> {
     /// Queues `write`, waits for the writer lock, and returns its outcome,
     /// written by this caller (with whatever else is queued) or by an
-    /// earlier holder of the lock. `what` names the write in errors.
-    pub(super) async fn write(
-        &self,
-        store: &SqliteStore,
-        write: W,
-        what: &'static str,
-    ) -> Result<W::Outcome> {
+    /// earlier holder of the lock.
+    pub(super) async fn write(&self, store: &SqliteStore, write: W) -> Result<W::Outcome> {
         let (done, mut outcome) = oneshot::channel();
         self.lock().push(Queued { write, done });
         let writer = store.writer.lock().await;
@@ -91,7 +109,7 @@ impl<W: Grouped> Group<W> {
                 Err(oneshot::error::TryRecvError::Closed) => {
                     // The caller that took it stopped before telling.
                     return Err(abandoned(
-                        what,
+                        W::WHAT,
                         "the batch carrying this write was abandoned",
                     ));
                 }
@@ -100,11 +118,11 @@ impl<W: Grouped> Group<W> {
             let batch = self.take_batch();
             if batch.is_empty() {
                 // Not reachable: this write stays queued until taken.
-                return Err(abandoned(what, "the write left the queue untaken"));
+                return Err(abandoned(W::WHAT, "the write left the queue untaken"));
             }
             let (writes, senders): (Vec<W>, Vec<_>) =
                 batch.into_iter().map(|q| (q.write, q.done)).unzip();
-            match W::write(store, &writer, &writes).await {
+            match Self::write_batch(store, &writer, &writes).await {
                 Ok(outcomes) => {
                     for (done, outcome) in senders.into_iter().zip(outcomes) {
                         // A caller that stopped waiting has nothing to be told.
@@ -116,7 +134,7 @@ impl<W: Grouped> Group<W> {
                     for done in senders {
                         let error = Error::backend(
                             COMPONENT,
-                            what,
+                            W::WHAT,
                             transient,
                             std::io::Error::other(message.clone()),
                         );
@@ -125,6 +143,27 @@ impl<W: Grouped> Group<W> {
                 }
             }
         }
+    }
+
+    /// Writes `batch` in one transaction (the caller holds the writer lock)
+    /// and returns each write's outcome, in order. An error fails them all.
+    async fn write_batch(
+        store: &SqliteStore,
+        writer: &MutexGuard<'_, ()>,
+        batch: &[W],
+    ) -> Result<Vec<W::Outcome>> {
+        let ops = batch.iter().map(W::op).collect::<Result<Vec<_>>>()?;
+        let query = sqlx::query(W::SCRIPT).bind(to_json(&ops)?);
+        let rows = store.script_locked(writer, query, W::WHAT).await?;
+        let mut outcomes = vec![W::Outcome::UNREPORTED; batch.len()];
+        for row in &rows {
+            let i: i64 = row.try_get(0).map_err(err(W::READING))?;
+            let outcome = W::Outcome::from_row(row).map_err(err(W::READING))?;
+            if let Some(slot) = usize::try_from(i).ok().and_then(|i| outcomes.get_mut(i)) {
+                *slot = outcome;
+            }
+        }
+        Ok(outcomes)
     }
 
     /// Takes the next batch: oldest first, at most [`MAX_BATCH`], no two

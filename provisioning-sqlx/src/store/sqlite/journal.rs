@@ -14,10 +14,8 @@
 use std::str::FromStr;
 
 use async_trait::async_trait;
-use futures_util::future::BoxFuture;
 use provisioning_core::{Error, JournalRecord, Result, RunId, SagaJournal};
 use sqlx::Row;
-use tokio::sync::MutexGuard;
 
 use super::group::Grouped;
 use super::{SqliteStore, err};
@@ -64,54 +62,29 @@ const SCRIPT: &str = "\
     DELETE FROM temp.journal_ops; \
     COMMIT;";
 
-/// The appends as the script's one parameter.
-fn parameter(appends: &[Append]) -> Result<String> {
-    let ops: Vec<serde_json::Value> = appends
-        .iter()
-        .map(|a| {
-            // The records go as one JSON text (an array of strings), so that
-            // SQLite stores each exactly as serialized here.
-            let bodies =
-                serde_json::to_string(&a.bodies).map_err(|source| Error::Serialization {
-                    what: "journal records",
-                    source,
-                })?;
-            Ok(serde_json::json!({
-                "r": a.run_id, "f": a.from, "c": a.count, "s": a.status, "b": bodies,
-            }))
-        })
-        .collect::<Result<_>>()?;
-    to_json(&ops)
-}
-
 impl Grouped for Append {
     /// Whether it was written (else its position was not the run's next).
     type Outcome = bool;
+
+    const SCRIPT: &'static str = SCRIPT;
+    const WHAT: &'static str = "appending to the journal";
+    const READING: &'static str = "reading a journal write";
 
     fn conflicts(&self, other: &Self) -> bool {
         self.run_id == other.run_id
     }
 
-    fn write<'a>(
-        store: &'a SqliteStore,
-        writer: &'a MutexGuard<'_, ()>,
-        batch: &'a [Self],
-    ) -> BoxFuture<'a, Result<Vec<bool>>> {
-        Box::pin(async move {
-            let query = sqlx::query(SCRIPT).bind(parameter(batch)?);
-            let rows = store
-                .script_locked(writer, query, "appending to the journal")
-                .await?;
-            let mut written = vec![false; batch.len()];
-            for row in &rows {
-                let i: i64 = row.try_get(0).map_err(err("reading a journal write"))?;
-                let ok: bool = row.try_get(1).map_err(err("reading a journal write"))?;
-                if let Some(slot) = usize::try_from(i).ok().and_then(|i| written.get_mut(i)) {
-                    *slot = ok;
-                }
-            }
-            Ok(written)
-        })
+    fn op(&self) -> Result<serde_json::Value> {
+        // The records go as one JSON text (an array of strings), so that
+        // SQLite stores each exactly as serialized here.
+        let bodies =
+            serde_json::to_string(&self.bodies).map_err(|source| Error::Serialization {
+                what: "journal records",
+                source,
+            })?;
+        Ok(serde_json::json!({
+            "r": self.run_id, "f": self.from, "c": self.count, "s": self.status, "b": bodies,
+        }))
     }
 }
 
@@ -169,11 +142,7 @@ impl SagaJournal for SqliteStore {
             return Ok(());
         };
         let (run_id, from) = (append.run_id.clone(), append.from);
-        if self
-            .journal
-            .write(self, append, "appending to the journal")
-            .await?
-        {
+        if self.journal.write(self, append).await? {
             return Ok(());
         }
         Err(Error::Conflict {

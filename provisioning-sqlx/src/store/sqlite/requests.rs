@@ -9,16 +9,15 @@
 //! tenant exists is a conflict and writes nothing (not even its request).
 
 use chrono::Utc;
-use futures_util::future::BoxFuture;
 use provisioning_core::{
     Error, FailureInfo, RequestId, RequestStatus, Result, Submission, SubmitOutcome, TenantEvent,
     TenantStore,
 };
 use sqlx::Row;
-use tokio::sync::MutexGuard;
+use sqlx::sqlite::SqliteRow;
 
-use super::group::Grouped;
-use super::{COMPONENT, SqliteStore, err};
+use super::group::{Grouped, Reported};
+use super::{COMPONENT, SqliteStore};
 use crate::store::codec::{name_of, timestamp, to_json};
 
 /// Records a batch of submissions: `?1` is the JSON array of submissions;
@@ -108,8 +107,28 @@ pub(super) enum Submitted {
     TenantTaken,
 }
 
+/// Read from two columns, whether its request was known and whether its
+/// tenant was: a known request makes it a duplicate whatever its tenant.
+impl Reported for Submitted {
+    const UNREPORTED: Self = Submitted::Duplicate;
+
+    fn from_row(row: &SqliteRow) -> std::result::Result<Self, sqlx::Error> {
+        let known: bool = row.try_get(1)?;
+        let taken: bool = row.try_get(2)?;
+        Ok(match (known, taken) {
+            (true, _) => Submitted::Duplicate,
+            (false, true) => Submitted::TenantTaken,
+            (false, false) => Submitted::Accepted,
+        })
+    }
+}
+
 impl Grouped for Submit {
     type Outcome = Submitted;
+
+    const SCRIPT: &'static str = SUBMIT;
+    const WHAT: &'static str = "recording a request";
+    const READING: &'static str = "reading a request write";
 
     fn conflicts(&self, other: &Self) -> bool {
         self.request_id == other.request_id
@@ -119,45 +138,16 @@ impl Grouped for Submit {
             }
     }
 
-    fn write<'a>(
-        store: &'a SqliteStore,
-        writer: &'a MutexGuard<'_, ()>,
-        batch: &'a [Self],
-    ) -> BoxFuture<'a, Result<Vec<Submitted>>> {
-        Box::pin(async move {
-            let ops: Vec<serde_json::Value> = batch
-                .iter()
-                .map(|s| {
-                    let t = s.new_tenant.as_ref();
-                    serde_json::json!({
-                        "q": s.request_id, "qt": s.tenant_id, "qs": s.status,
-                        "qa": s.submitted_at, "qr": s.record,
-                        "t": t.map(|t| &t.tenant_id), "s": t.map(|t| &t.state),
-                        "p": t.map(|t| &t.plan), "g": t.map(|t| &t.region),
-                        "v": t.map(|t| t.version), "r": t.map(|t| &t.record),
-                        "e": t.map(|t| &t.event),
-                    })
-                })
-                .collect();
-            let query = sqlx::query(SUBMIT).bind(to_json(&ops)?);
-            let rows = store
-                .script_locked(writer, query, "recording a request")
-                .await?;
-            let mut outcomes = vec![Submitted::Duplicate; batch.len()];
-            for row in &rows {
-                let i: i64 = row.try_get(0).map_err(err("reading a request write"))?;
-                let known: bool = row.try_get(1).map_err(err("reading a request write"))?;
-                let taken: bool = row.try_get(2).map_err(err("reading a request write"))?;
-                if let Some(slot) = usize::try_from(i).ok().and_then(|i| outcomes.get_mut(i)) {
-                    *slot = match (known, taken) {
-                        (true, _) => Submitted::Duplicate,
-                        (false, true) => Submitted::TenantTaken,
-                        (false, false) => Submitted::Accepted,
-                    };
-                }
-            }
-            Ok(outcomes)
-        })
+    fn op(&self) -> Result<serde_json::Value> {
+        let t = self.new_tenant.as_ref();
+        Ok(serde_json::json!({
+            "q": self.request_id, "qt": self.tenant_id, "qs": self.status,
+            "qa": self.submitted_at, "qr": self.record,
+            "t": t.map(|t| &t.tenant_id), "s": t.map(|t| &t.state),
+            "p": t.map(|t| &t.plan), "g": t.map(|t| &t.region),
+            "v": t.map(|t| t.version), "r": t.map(|t| &t.record),
+            "e": t.map(|t| &t.event),
+        }))
     }
 }
 
@@ -175,38 +165,18 @@ impl Grouped for Finish {
     /// Whether the request exists.
     type Outcome = bool;
 
+    const SCRIPT: &'static str = FINISH;
+    const WHAT: &'static str = "finishing a request";
+    const READING: &'static str = "reading a request write";
+
     fn conflicts(&self, other: &Self) -> bool {
         self.request_id == other.request_id
     }
 
-    fn write<'a>(
-        store: &'a SqliteStore,
-        writer: &'a MutexGuard<'_, ()>,
-        batch: &'a [Self],
-    ) -> BoxFuture<'a, Result<Vec<bool>>> {
-        Box::pin(async move {
-            let ops: Vec<serde_json::Value> = batch
-                .iter()
-                .map(|f| {
-                    serde_json::json!({
-                        "q": f.request_id, "s": f.status, "f": f.failure, "t": f.finished_at,
-                    })
-                })
-                .collect();
-            let query = sqlx::query(FINISH).bind(to_json(&ops)?);
-            let rows = store
-                .script_locked(writer, query, "finishing a request")
-                .await?;
-            let mut found = vec![false; batch.len()];
-            for row in &rows {
-                let i: i64 = row.try_get(0).map_err(err("reading a request write"))?;
-                let exists: bool = row.try_get(1).map_err(err("reading a request write"))?;
-                if let Some(slot) = usize::try_from(i).ok().and_then(|i| found.get_mut(i)) {
-                    *slot = exists;
-                }
-            }
-            Ok(found)
-        })
+    fn op(&self) -> Result<serde_json::Value> {
+        Ok(serde_json::json!({
+            "q": self.request_id, "s": self.status, "f": self.failure, "t": self.finished_at,
+        }))
     }
 }
 
@@ -240,11 +210,7 @@ impl SqliteStore {
             record: to_json(request)?,
             new_tenant,
         };
-        match self
-            .submits
-            .write(self, submit, "recording a request")
-            .await?
-        {
+        match self.submits.write(self, submit).await? {
             Submitted::Accepted => Ok(SubmitOutcome::Accepted),
             Submitted::Duplicate => {
                 let existing = self.request(request.request_id).await?.ok_or_else(|| {
@@ -288,11 +254,7 @@ impl SqliteStore {
             failure: failure.as_ref().map(to_json).transpose()?,
             finished_at: finished_at.map(|t| to_json_string_value(&t)).transpose()?,
         };
-        if self
-            .finishes
-            .write(self, finish, "finishing a request")
-            .await?
-        {
+        if self.finishes.write(self, finish).await? {
             return Ok(());
         }
         Err(Error::NotFound {

@@ -10,13 +10,10 @@
 //! tenant, so every check sees what the update would have seen alone.
 
 use chrono::Utc;
-use futures_util::future::BoxFuture;
 use provisioning_core::{Error, NewEvent, Result, TenantEvent, TenantRecord, TenantStore};
-use sqlx::Row;
-use tokio::sync::MutexGuard;
 
+use super::SqliteStore;
 use super::group::Grouped;
-use super::{SqliteStore, err};
 use crate::store::codec::to_json;
 
 /// Writes a batch of updates: `?1` is the JSON array of updates; it returns,
@@ -64,52 +61,27 @@ pub(super) struct Update {
     pub(super) events: Vec<String>,
 }
 
-/// The updates as the script's one parameter.
-fn parameter(updates: &[Update]) -> Result<String> {
-    let ops = updates
-        .iter()
-        .map(|u| {
-            Ok(serde_json::json!({
-                "t": u.tenant_id, "s": u.state, "p": u.plan, "g": u.region,
-                "v": u.version, "r": u.record, "x": u.expected,
-                // One JSON text (an array of strings): each event is stored
-                // from exactly the text serialized here.
-                "e": to_json(&u.events)?,
-            }))
-        })
-        .collect::<Result<Vec<serde_json::Value>>>()?;
-    to_json(&ops)
-}
-
 impl Grouped for Update {
     /// Whether it was written (else the version did not match, or there is
     /// no such tenant).
     type Outcome = bool;
 
+    const SCRIPT: &'static str = SCRIPT;
+    const WHAT: &'static str = "updating a tenant";
+    const READING: &'static str = "reading a tenant update";
+
     fn conflicts(&self, other: &Self) -> bool {
         self.tenant_id == other.tenant_id
     }
 
-    fn write<'a>(
-        store: &'a SqliteStore,
-        writer: &'a MutexGuard<'_, ()>,
-        batch: &'a [Self],
-    ) -> BoxFuture<'a, Result<Vec<bool>>> {
-        Box::pin(async move {
-            let query = sqlx::query(SCRIPT).bind(parameter(batch)?);
-            let rows = store
-                .script_locked(writer, query, "updating a tenant")
-                .await?;
-            let mut written = vec![false; batch.len()];
-            for row in &rows {
-                let i: i64 = row.try_get(0).map_err(err("reading a tenant update"))?;
-                let ok: bool = row.try_get(1).map_err(err("reading a tenant update"))?;
-                if let Some(slot) = usize::try_from(i).ok().and_then(|i| written.get_mut(i)) {
-                    *slot = ok;
-                }
-            }
-            Ok(written)
-        })
+    fn op(&self) -> Result<serde_json::Value> {
+        Ok(serde_json::json!({
+            "t": self.tenant_id, "s": self.state, "p": self.plan, "g": self.region,
+            "v": self.version, "r": self.record, "x": self.expected,
+            // One JSON text (an array of strings): each event is stored
+            // from exactly the text serialized here.
+            "e": to_json(&self.events)?,
+        }))
     }
 }
 
@@ -149,11 +121,7 @@ impl SqliteStore {
             expected: expected_version as i64,
             events,
         };
-        if self
-            .updates
-            .write(self, update, "updating a tenant")
-            .await?
-        {
+        if self.updates.write(self, update).await? {
             return Ok(record);
         }
         Err(match self.tenant(&record.tenant_id).await? {
