@@ -220,3 +220,48 @@ async fn user_create_steps_run_before_activation_and_see_the_placement() {
         .collect();
     assert_eq!(completed, steps);
 }
+
+/// A run's transitions write from the record the run wrote last, without
+/// reading it back; a write made meanwhile by someone else is not lost: the
+/// version check refuses the stale record, and the transition re-reads.
+#[tokio::test]
+async fn a_tenant_written_behind_the_runs_back_keeps_that_write() {
+    struct Tag(Arc<InMemoryStore>);
+    #[async_trait::async_trait]
+    impl Step<CreateContext> for Tag {
+        fn name(&self) -> &str {
+            "tag"
+        }
+        async fn execute(&self, ctx: &mut CreateContext) -> Result<(), StepError> {
+            let id = &ctx.request.tenant_id;
+            let mut record = self.0.tenant(id).await?.unwrap();
+            let version = record.version;
+            record.metadata.insert("tagged".into(), "yes".into());
+            self.0.update_tenant(record, version, Vec::new()).await?;
+            Ok(())
+        }
+    }
+    let world = World::new();
+    let store = Arc::new(InMemoryStore::new());
+    let orchestrator = world
+        .orchestrator(store.clone())
+        .create_step(Tag(store.clone()))
+        .build()
+        .unwrap();
+    let request = request("acme", "premium", "eu-west");
+    let receipt = orchestrator.create(request.clone()).await.unwrap();
+    assert_eq!(receipt.status, RequestStatus::Succeeded);
+
+    let tenant = orchestrator.tenant(&request.tenant_id).await.unwrap();
+    assert_eq!(tenant.state, TenantState::Active);
+    assert_eq!(
+        tenant.metadata["tagged"], "yes",
+        "the tag survived activation"
+    );
+    assert_eq!(tenant.metadata["placement.isolation"], "dedicated");
+    // Created, Validating, Provisioning, the tag, Active.
+    assert_eq!(tenant.version, 5);
+    let events = orchestrator.events(&request.tenant_id).await.unwrap();
+    assert_gapless(&events);
+    assert_eq!(kinds(&events), ["TenantCreated", "TenantProvisioned"]);
+}

@@ -136,6 +136,7 @@ impl ProvisioningOrchestratorBuilder {
             schema: required(self.schema, "schema manager", "schema_manager")?,
             storage: required(self.storage, "storage initializer", "storage")?,
             store: store.clone(),
+            records: Default::default(),
         });
         let mut executor = SagaExecutor::builder().journal(store.clone());
         if let Some(timer) = self.timer {

@@ -102,7 +102,7 @@ impl Step<CreateContext> for Validate {
     async fn execute(&self, ctx: &mut CreateContext) -> Result<(), StepError> {
         let tenant = &ctx.request.tenant_id;
         transition(
-            &*self.0.store,
+            &self.0,
             tenant,
             &[TenantState::Requested, TenantState::Failed],
             TenantState::Validating,
@@ -155,7 +155,7 @@ impl Step<CreateContext> for Place {
         let plan = TenantPlan::new(tenant.clone(), decision, choice);
         ctx.plan = Some(plan.clone());
         transition(
-            &*self.0.store,
+            &self.0,
             &tenant,
             &[TenantState::Validating],
             TenantState::Provisioning,
@@ -283,7 +283,7 @@ impl Step<CreateContext> for Activate {
         let plan = ctx.placement()?.clone();
         let request_id = ctx.request.request_id;
         transition(
-            &*self.0.store,
+            &self.0,
             &ctx.request.tenant_id,
             &[TenantState::Provisioning],
             TenantState::Active,

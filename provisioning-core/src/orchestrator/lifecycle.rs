@@ -104,7 +104,7 @@ impl LifecycleStep {
     ) -> Result<(), StepError> {
         let request_id = ctx.request_id;
         transition(
-            &*self.parts.store,
+            &self.parts,
             &ctx.tenant_id,
             from,
             to,

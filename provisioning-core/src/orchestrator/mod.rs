@@ -41,7 +41,7 @@ use crate::traits::{
     TenantSchemaManager,
 };
 use lifecycle::DELETABLE;
-use transition::load;
+use transition::{RecentRecords, load};
 use workflow::{Typed, Workflow};
 
 /// The parts every workflow step uses.
@@ -51,6 +51,8 @@ pub(crate) struct Parts {
     pub(crate) resolver: Arc<dyn ShardResolver>,
     pub(crate) schema: Arc<dyn TenantSchemaManager>,
     pub(crate) storage: Arc<dyn StorageInitializer>,
+    /// What this process last wrote for tenants with runs in flight.
+    pub(crate) records: RecentRecords,
 }
 
 /// A workflow in the registry: erased for `recover`, and as `Any` so that
@@ -617,10 +619,14 @@ impl ProvisioningOrchestrator {
     async fn submit_and_drive(&self, submission: Submission) -> Result<Receipt> {
         let request_id = submission.request.request_id;
         let request = submission.request.clone();
-        if let SubmitOutcome::Duplicate(existing) =
-            self.inner.parts.store.submit(submission).await?
-        {
+        let created = submission.new_tenant.as_ref().map(|(t, _)| t.clone());
+        let parts = &self.inner.parts;
+        if let SubmitOutcome::Duplicate(existing) = parts.store.submit(submission).await? {
             return duplicate(existing, &request);
+        }
+        if let Some(tenant) = created {
+            // Stored as submitted: the run's first transition writes from it.
+            parts.records.put(tenant);
         }
         self.drive(&request, true).await?;
         self.dispatch_quietly().await;

@@ -2,11 +2,44 @@
 //! already in the target state is left alone, so a re-run step is harmless) and
 //! safe under concurrency (optimistic versions, re-read on conflict).
 
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+
 use crate::error::Error;
 use crate::events::NewEvent;
 use crate::model::{TenantId, TenantRecord, TenantState};
+use crate::orchestrator::Parts;
 use crate::saga::StepError;
 use crate::store::TenantStore;
+
+/// The records this process last wrote for the tenants whose runs are in
+/// flight here, so that a run's next transition need not read its tenant
+/// back: a create moves it three times. Only a guess to write from: every
+/// write is version-checked, so a stale record costs a conflict and a fresh
+/// read, never a wrong write; a transition that would write nothing decides
+/// on a fresh read. Entries go when their run's drive ends.
+#[derive(Debug, Default)]
+pub(crate) struct RecentRecords(Mutex<HashMap<TenantId, TenantRecord>>);
+
+impl RecentRecords {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<TenantId, TenantRecord>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn get(&self, tenant: &TenantId) -> Option<TenantRecord> {
+        self.map().get(tenant).cloned()
+    }
+
+    /// Remembers `record` as stored.
+    pub(crate) fn put(&self, record: TenantRecord) {
+        self.map().insert(record.tenant_id.clone(), record);
+    }
+
+    /// Forgets `tenant` (its run's drive ended, or a write's outcome is unknown).
+    pub(crate) fn forget(&self, tenant: &TenantId) {
+        self.map().remove(tenant);
+    }
+}
 
 /// How often a version conflict is re-read and retried before giving up.
 const CONFLICT_RETRIES: usize = 8;
@@ -15,16 +48,20 @@ const CONFLICT_RETRIES: usize = 8;
 /// record and writing `events` in the same atomic write. A tenant already in
 /// `to` is returned unchanged (its events were written with that state).
 pub(crate) async fn transition(
-    store: &dyn TenantStore,
+    parts: &Parts,
     tenant: &TenantId,
     from: &[TenantState],
     to: TenantState,
     update: impl Fn(&mut TenantRecord),
     events: impl Fn() -> Vec<NewEvent>,
 ) -> Result<TenantRecord, Error> {
+    let store = &*parts.store;
+    let mut record = match parts.records.get(tenant) {
+        Some(known) if known.state != to && from.contains(&known.state) => known,
+        _ => load(store, tenant).await?,
+    };
     let mut attempts = 0;
     loop {
-        let record = load(store, tenant).await?;
         if record.state == to {
             return Ok(record);
         }
@@ -38,9 +75,36 @@ pub(crate) async fn transition(
         let mut next = record.clone();
         next.state = to;
         update(&mut next);
-        match store.update_tenant(next, record.version, events()).await {
-            Err(Error::Conflict { .. }) if attempts < CONFLICT_RETRIES => attempts += 1,
+        match write(parts, next, record.version, events()).await {
+            Err(Error::Conflict { .. }) if attempts < CONFLICT_RETRIES => {
+                attempts += 1;
+                record = load(store, tenant).await?;
+            }
             other => return other,
+        }
+    }
+}
+
+/// `update_tenant`, keeping [`RecentRecords`] in step with what it did.
+async fn write(
+    parts: &Parts,
+    record: TenantRecord,
+    expected_version: u64,
+    events: Vec<NewEvent>,
+) -> Result<TenantRecord, Error> {
+    let tenant = record.tenant_id.clone();
+    match parts
+        .store
+        .update_tenant(record, expected_version, events)
+        .await
+    {
+        Ok(stored) => {
+            parts.records.put(stored.clone());
+            Ok(stored)
+        }
+        Err(e) => {
+            parts.records.forget(&tenant);
+            Err(e)
         }
     }
 }
@@ -64,16 +128,22 @@ pub(crate) fn step_error(error: Error) -> StepError {
 /// Appends `events` to `tenant` without changing its state (a version bump
 /// keeps the write ordered with every other write to the tenant).
 pub(crate) async fn emit(
-    store: &dyn TenantStore,
+    parts: &Parts,
     tenant: &TenantId,
     events: impl Fn() -> Vec<NewEvent>,
 ) -> Result<TenantRecord, Error> {
+    let mut record = match parts.records.get(tenant) {
+        Some(known) => known,
+        None => load(&*parts.store, tenant).await?,
+    };
     let mut attempts = 0;
     loop {
-        let record = load(store, tenant).await?;
         let version = record.version;
-        match store.update_tenant(record, version, events()).await {
-            Err(Error::Conflict { .. }) if attempts < CONFLICT_RETRIES => attempts += 1,
+        match write(parts, record, version, events()).await {
+            Err(Error::Conflict { .. }) if attempts < CONFLICT_RETRIES => {
+                attempts += 1;
+                record = load(&*parts.store, tenant).await?;
+            }
             other => return other,
         }
     }

@@ -64,6 +64,24 @@ where
         request: &RequestRecord,
         fresh: bool,
     ) -> Result<()> {
+        let result = self.drive_and_settle(parts, executor, request, fresh).await;
+        // Whatever happened, this run no longer needs its tenant's record.
+        parts.records.forget(&request.tenant_id);
+        result
+    }
+}
+
+impl<C> Typed<C>
+where
+    C: Serialize + DeserializeOwned + Send + Sync + 'static,
+{
+    async fn drive_and_settle(
+        &self,
+        parts: &Parts,
+        executor: &SagaExecutor,
+        request: &RequestRecord,
+        fresh: bool,
+    ) -> Result<()> {
         let token = CancellationToken::new();
         let start = || async {
             let context: C = serde_json::from_value(request.payload.clone()).map_err(|source| {
@@ -116,7 +134,7 @@ impl<C: Send + 'static> Typed<C> {
                             serde_json::json!({ "workflow": request.workflow }),
                         )]
                     };
-                    emit(&*parts.store, &request.tenant_id, event).await?;
+                    emit(parts, &request.tenant_id, event).await?;
                 }
                 Ok((RequestStatus::Succeeded, None))
             }
@@ -157,7 +175,7 @@ async fn mark_failed(parts: &Parts, request: &RequestRecord, failure: &FailureIn
     // which the lifecycle reaches Failed only through Validating.
     if load(store, tenant).await?.state == TenantState::Requested {
         transition(
-            store,
+            parts,
             tenant,
             &[TenantState::Requested],
             TenantState::Validating,
@@ -167,7 +185,7 @@ async fn mark_failed(parts: &Parts, request: &RequestRecord, failure: &FailureIn
         .await?;
     }
     transition(
-        store,
+        parts,
         tenant,
         &[TenantState::Validating, TenantState::Provisioning],
         TenantState::Failed,
