@@ -105,6 +105,7 @@ pub(crate) fn script(migrations: &[&Migration]) -> String {
 /// `VALUES` rows for the ledger rows of `count` migrations, three parameters
 /// each (version, description, checksum) numbered from `first`, in the
 /// placeholder style of the backend (`?` for SQLite, `$` for PostgreSQL).
+#[cfg(feature = "sqlite")]
 pub(crate) fn ledger_values(count: usize, first: usize, placeholder: char) -> String {
     (0..count)
         .map(|i| {

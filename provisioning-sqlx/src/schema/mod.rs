@@ -18,8 +18,10 @@ use sqlx::migrate::Migrator;
 
 use crate::error::SqlxError;
 
+mod conn;
 mod locks;
 mod migrate;
+mod schemas;
 mod seed;
 mod sql;
 
@@ -31,6 +33,7 @@ pub mod sqlite;
 pub use seed::{SEED_NAME_MAX_LEN, Seed, SeedBody, SeedFn};
 
 pub(crate) use locks::KeyedLocks;
+pub(crate) use schemas::Schemas;
 
 /// Called for each pending migration, in order, before any of them is applied,
 /// with the tenant and the migration; an error stops the run there (the

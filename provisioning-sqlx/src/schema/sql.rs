@@ -11,18 +11,22 @@ pub(crate) fn quote_ident(name: &str) -> String {
 /// Quotes a text literal for SQL sent as text (`E'...'`, with `'` and `\`
 /// escaped): the `E` form reads the same whatever `standard_conforming_strings`
 /// is set to.
+#[cfg(feature = "postgres")]
 pub(crate) fn quote_literal(value: &str) -> String {
     format!("E'{}'", value.replace('\\', "\\\\").replace('\'', "''"))
 }
 
 /// One statement of a script, and whether it uses the tenant parameter.
+#[cfg(feature = "sqlite")]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Statement {
     pub(crate) sql: String,
     pub(crate) binds_tenant: bool,
 }
 
-/// What [`scan`] reports, by byte offset into the script.
+/// What [`scan`] reports, by byte offset into the script (SQLite's splitting
+/// reads the ends, PostgreSQL's inlining the placeholders).
+#[cfg_attr(not(all(feature = "sqlite", feature = "postgres")), allow(dead_code))]
 enum Mark {
     /// The tenant placeholder, outside quotes and comments.
     Param(usize),
@@ -93,6 +97,7 @@ fn scan(script: &str, param: &str, mut mark: impl FnMut(Mark)) {
 /// comment-only statements. `param` is the tenant placeholder (`?1` on SQLite,
 /// `$1` on PostgreSQL); a statement binds the tenant when it appears outside
 /// quotes and comments, because drivers reject a bound value no statement uses.
+#[cfg(feature = "sqlite")]
 pub(crate) fn split_statements(script: &str, param: &str) -> Vec<Statement> {
     let mut out = Vec::new();
     let mut start = 0;
@@ -117,6 +122,7 @@ pub(crate) fn split_statements(script: &str, param: &str) -> Vec<Statement> {
 /// The script with every tenant placeholder outside quotes and comments
 /// replaced by `literal` (from [`quote_literal`]), so that it can go to the
 /// server as one simple-protocol query, which takes no parameters.
+#[cfg(feature = "postgres")]
 pub(crate) fn inline_param(script: &str, param: &str, literal: &str) -> String {
     let mut out = String::with_capacity(script.len() + literal.len());
     let mut copied = 0;
@@ -135,6 +141,7 @@ fn next_is_digit(bytes: &[u8], at: usize) -> bool {
     bytes.get(at).is_some_and(u8::is_ascii_digit)
 }
 
+#[cfg(feature = "sqlite")]
 fn push(out: &mut Vec<Statement>, sql: &str, has_code: bool, binds_tenant: bool) {
     if has_code {
         out.push(Statement {
@@ -155,6 +162,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "sqlite")]
     fn splits_outside_quotes_and_comments() {
         let script = "-- header; not a statement\n\
                       INSERT INTO t (a) VALUES ('x;y', ?1);\n\
@@ -170,6 +178,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "sqlite")]
     fn multibyte_text_is_kept_whole() {
         let got = split_statements("INSERT INTO t VALUES ('café ✓', ?1);", "?1");
         assert_eq!(got[0].sql, "INSERT INTO t VALUES ('café ✓', ?1)");
@@ -182,12 +191,14 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "postgres")]
     fn quotes_literals() {
         assert_eq!(quote_literal("acme"), "E'acme'");
         assert_eq!(quote_literal("it's \\x"), "E'it''s \\\\x'");
     }
 
     #[test]
+    #[cfg(feature = "postgres")]
     fn inlines_the_placeholder_outside_quotes_and_comments() {
         let script = "INSERT INTO u VALUES ($1, '$1', $10); -- $1\nSELECT $1";
         assert_eq!(
@@ -197,6 +208,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "sqlite")]
     fn placeholder_inside_a_string_is_not_a_bind() {
         let got = split_statements("SELECT '$1'; SELECT $1", "$1");
         assert_eq!(

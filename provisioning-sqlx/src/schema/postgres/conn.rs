@@ -11,6 +11,7 @@ use sqlx::postgres::PgConnectOptions;
 use sqlx::{AssertSqlSafe, Connection, Executor, FromRow, PgConnection, Row};
 
 use crate::error::db_error;
+use crate::schema::conn::impl_schema_conn;
 use crate::schema::migrate::{self, ApplyAll, Ledger};
 use crate::schema::seed::{LedgerRow, Seed, SeedBody, pending_seeds};
 use crate::schema::sql::{inline_param, quote_ident, quote_literal};
@@ -229,7 +230,7 @@ pub(super) async fn close(conn: PgConnection) {
 }
 
 /// Whether a table is visible on the connection's search path.
-pub(super) async fn table_exists(conn: &mut PgConnection, table: &str) -> Result<bool> {
+async fn table_exists(conn: &mut PgConnection, table: &str) -> Result<bool> {
     sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
         .bind(quote_ident(table))
         .fetch_one(&mut *conn)
@@ -237,29 +238,7 @@ pub(super) async fn table_exists(conn: &mut PgConnection, table: &str) -> Result
         .map_err(|e| db_error(COMPONENT, format!("looking up table {table}"), e))
 }
 
-async fn ledger_rows(conn: &mut PgConnection, tenant: &TenantId) -> Result<Vec<LedgerRow>> {
-    if !table_exists(conn, "_tenant_seeds").await? {
-        return Ok(Vec::new());
-    }
-    sqlx::query_as("SELECT name, version, checksum FROM _tenant_seeds WHERE tenant_id = $1")
-        .bind(tenant.as_str())
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(|e| db_error(COMPONENT, "reading the seed ledger", e))
-}
-
-/// The seeds this tenant has not got yet (read-only).
-pub(super) async fn pending(
-    conn: &mut PgConnection,
-    seeds: &[Seed<PgConnection>],
-    tenant: &TenantId,
-) -> Result<Vec<SeedInfo>> {
-    let ledger = ledger_rows(conn, tenant).await?;
-    Ok(pending_seeds(seeds, &ledger, tenant)?
-        .into_iter()
-        .map(Seed::info)
-        .collect())
-}
+impl_schema_conn!(PgConnection, COMPONENT, "$1", table_exists);
 
 /// The seed ledger's DDL. Concurrent `CREATE TABLE IF NOT EXISTS` races on
 /// PostgreSQL's catalog, so it runs under the location's advisory lock.
@@ -392,35 +371,4 @@ fn violates(error: &sqlx::Error, constraint: &str) -> bool {
     error
         .as_database_error()
         .is_some_and(|e| e.is_unique_violation() && e.constraint() == Some(constraint))
-}
-
-/// Deletes the tenant's rows from `tables` in reverse order and its
-/// seed-ledger rows, in one transaction; tables not created yet are skipped.
-pub(super) async fn delete_tenant_rows(
-    conn: &mut PgConnection,
-    tables: &[String],
-    tenant: &TenantId,
-) -> Result<u64> {
-    let err = |e| db_error(COMPONENT, format!("removing the rows of {tenant}"), e);
-    let mut tx = conn.begin().await.map_err(err)?;
-    let mut removed = 0;
-    for table in tables
-        .iter()
-        .rev()
-        .map(String::as_str)
-        .chain(["_tenant_seeds"])
-    {
-        if !table_exists(&mut tx, table).await? {
-            continue;
-        }
-        let sql = format!("DELETE FROM {} WHERE tenant_id = $1", quote_ident(table));
-        removed += sqlx::query(AssertSqlSafe(sql))
-            .bind(tenant.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(err)?
-            .rows_affected();
-    }
-    tx.commit().await.map_err(err)?;
-    Ok(removed)
 }

@@ -32,6 +32,17 @@ async fn exec(conn: &mut PgConnection, sql: String, what: &str) -> Result<()> {
     Ok(())
 }
 
+/// Drops `staging` (quoted), left over if a crash came between creating a
+/// database and renaming it into place.
+async fn drop_staging(conn: &mut PgConnection, staging: &str) -> Result<()> {
+    exec(
+        conn,
+        format!("DROP DATABASE IF EXISTS {staging} WITH (FORCE)"),
+        "dropping a staging database",
+    )
+    .await
+}
+
 /// What is at the tenant's name: `None` if nothing, else its comment.
 pub(super) async fn inspect(
     conn: &mut PgConnection,
@@ -81,13 +92,7 @@ pub(super) async fn provision(
         TargetKind::Shared => Ok(DatabaseOutcome::Shared),
         TargetKind::Database(name) => {
             let staging = quote_ident(&staging_name(name));
-            // Left over by a crash between creating and renaming.
-            exec(
-                conn,
-                format!("DROP DATABASE IF EXISTS {staging} WITH (FORCE)"),
-                "dropping a staging database",
-            )
-            .await?;
+            drop_staging(conn, &staging).await?;
             if let Some(comment) = inspect(conn, &target.kind).await? {
                 return adopted_or_created(comment.as_deref(), tenant, name);
             }
@@ -153,13 +158,7 @@ pub(super) async fn drop(
 ) -> Result<()> {
     async {
         if let TargetKind::Database(name) = &target.kind {
-            let staging = quote_ident(&staging_name(name));
-            exec(
-                conn,
-                format!("DROP DATABASE IF EXISTS {staging} WITH (FORCE)"),
-                "dropping a staging database",
-            )
-            .await?;
+            drop_staging(conn, &quote_ident(&staging_name(name))).await?;
         }
         let Some(comment) = inspect(conn, &target.kind).await? else {
             return Ok(());

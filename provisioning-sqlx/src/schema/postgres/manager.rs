@@ -8,12 +8,11 @@ use provisioning_core::{
 use sqlx::Postgres;
 use sqlx::pool::PoolConnection;
 
-use super::conn::{
-    self, COMPONENT, TenantConn, close, connect, search_path, table_exists, xact_lock_sql,
-};
+use super::conn::{self, COMPONENT, TenantConn, close, connect, search_path, xact_lock_sql};
 use super::{PgSchemaManager, Target, TargetKind, dedicated};
 use crate::error::db_error;
-use crate::schema::migrate::{self, LEDGER_TABLE};
+use crate::schema::conn::{delete_tenant_rows, plan_absent, plan_existing};
+use crate::schema::migrate;
 
 impl PgSchemaManager {
     /// A connection to the shard server's database, from its pool.
@@ -124,31 +123,12 @@ impl TenantSchemaManager for PgSchemaManager {
         let location = target.location();
         let mut conn = match self.tenant_conn(&target, plan).await {
             Ok(conn) => conn,
-            Err(Error::NotFound { .. }) => {
-                let seeds = schema.seeds().iter().map(|s| s.info()).collect();
-                return Ok(SchemaPlan::new(
-                    location,
-                    false,
-                    true,
-                    migrate::all(schema.migrator()),
-                    seeds,
-                ));
-            }
+            Err(Error::NotFound { .. }) => return Ok(plan_absent(schema, location)),
             Err(e) => return Err(e),
         };
-        // Only reads: the ledgers are looked up, never created.
-        let result = async {
-            let ledger = table_exists(&mut conn, LEDGER_TABLE).await?;
-            let migrations =
-                migrate::pending(&mut *conn, schema.migrator(), ledger, COMPONENT, &location)
-                    .await?;
-            let seeds = conn::pending(&mut conn, schema.seeds(), &plan.tenant_id).await?;
-            Ok::<_, Error>((migrations, seeds))
-        }
-        .await;
+        let result = plan_existing(&mut *conn, schema, &plan.tenant_id, location).await;
         conn.done(result.is_err()).await;
-        let (migrations, seeds) = result?;
-        Ok(SchemaPlan::new(location, true, false, migrations, seeds))
+        result
     }
 
     async fn provision(&self, plan: &TenantPlan) -> Result<DatabaseOutcome> {
@@ -188,7 +168,7 @@ impl TenantSchemaManager for PgSchemaManager {
             let run = migrate::run(
                 &mut *tx,
                 schema.migrator(),
-                self.hook.as_ref(),
+                self.schemas.hook.as_ref(),
                 plan,
                 COMPONENT,
                 &location,
@@ -243,8 +223,7 @@ impl TenantSchemaManager for PgSchemaManager {
         let _guard = self.locks.lock(&target.location()).await;
         if let TargetKind::Shared = target.kind {
             let mut conn = self.tenant_conn(&target, plan).await?;
-            let result =
-                conn::delete_tenant_rows(&mut conn, schema.tables(), &plan.tenant_id).await;
+            let result = delete_tenant_rows(&mut *conn, schema.tables(), &plan.tenant_id).await;
             conn.done(result.is_err()).await;
             let removed = result?;
             tracing::info!(tenant_id = %plan.tenant_id, ?reason, removed, "tenant rows removed");

@@ -7,7 +7,7 @@ use provisioning_core::{Error, Isolation, Result, ShardId, TenantPlan};
 use sqlx::PgConnection;
 
 use crate::error::SqlxError;
-use crate::schema::{KeyedLocks, MigrationHook, TenantSchema};
+use crate::schema::{KeyedLocks, MigrationHook, Schemas, TenantSchema};
 
 mod conn;
 mod dedicated;
@@ -69,9 +69,7 @@ pub struct PgSchemaManager {
     shards: HashMap<ShardId, PgServer>,
     mode: PgDedicatedMode,
     prefix: String,
-    dedicated: Option<PgTenantSchema>,
-    shared: Option<PgTenantSchema>,
-    hook: Option<MigrationHook>,
+    schemas: Schemas<PgConnection>,
     locks: KeyedLocks,
     /// Shared databases whose seed ledger is known to exist: their seeding
     /// skips the ledger's DDL and its lock.
@@ -84,8 +82,8 @@ impl fmt::Debug for PgSchemaManager {
             .field("shards", &self.shards)
             .field("mode", &self.mode)
             .field("prefix", &self.prefix)
-            .field("dedicated", &self.dedicated)
-            .field("shared", &self.shared)
+            .field("dedicated", &self.schemas.dedicated)
+            .field("shared", &self.schemas.shared)
             .finish_non_exhaustive()
     }
 }
@@ -157,16 +155,7 @@ impl PgSchemaManager {
     }
 
     fn schema(&self, isolation: Isolation) -> Result<&PgTenantSchema> {
-        match isolation {
-            Isolation::Dedicated => self.dedicated.as_ref(),
-            Isolation::Shared => self.shared.as_ref(),
-        }
-        .ok_or_else(|| {
-            Error::invalid(
-                "isolation",
-                format!("this PgSchemaManager has no {isolation} schema configured"),
-            )
-        })
+        self.schemas.get(isolation, "PgSchemaManager")
     }
 
     fn target(&self, plan: &TenantPlan) -> Result<Target<'_>> {
@@ -197,9 +186,7 @@ pub struct PgSchemaManagerBuilder {
     shards: Vec<(ShardId, String)>,
     mode: PgDedicatedMode,
     prefix: Option<String>,
-    dedicated: Option<PgTenantSchema>,
-    shared: Option<PgTenantSchema>,
-    hook: Option<MigrationHook>,
+    schemas: Schemas<PgConnection>,
     pool_size: Option<u32>,
 }
 
@@ -240,19 +227,19 @@ impl PgSchemaManagerBuilder {
 
     /// The schema of dedicated tenants.
     pub fn dedicated(mut self, schema: PgTenantSchema) -> Self {
-        self.dedicated = Some(schema);
+        self.schemas.dedicated = Some(schema);
         self
     }
 
     /// The schema of shared databases; it must declare its tenant tables.
     pub fn shared(mut self, schema: PgTenantSchema) -> Self {
-        self.shared = Some(schema);
+        self.schemas.shared = Some(schema);
         self
     }
 
     /// A hook called before each migration (see [`MigrationHook`]).
     pub fn before_migration(mut self, hook: MigrationHook) -> Self {
-        self.hook = Some(hook);
+        self.schemas.hook = Some(hook);
         self
     }
 
@@ -276,12 +263,7 @@ impl PgSchemaManagerBuilder {
                 setter: "shard",
             });
         }
-        if self.dedicated.is_none() && self.shared.is_none() {
-            return Err(SqlxError::MissingPart {
-                part: "schema",
-                setter: "dedicated` or `shared",
-            });
-        }
+        self.schemas.require_one()?;
         let prefix = self.prefix.unwrap_or_else(|| "tenant_".to_owned());
         let valid = prefix.len() <= 20
             && prefix.starts_with(|c: char| c.is_ascii_lowercase())
@@ -295,12 +277,7 @@ impl PgSchemaManagerBuilder {
                     .into(),
             });
         }
-        if let Some(schema) = &self.dedicated {
-            schema.validate("dedicated", false)?;
-        }
-        if let Some(schema) = &self.shared {
-            schema.validate("shared", true)?;
-        }
+        self.schemas.validate()?;
         let mut shards = HashMap::new();
         for (id, url) in self.shards {
             let size = self.pool_size.unwrap_or(PgSchemaManager::DEFAULT_POOL_SIZE);
@@ -310,9 +287,7 @@ impl PgSchemaManagerBuilder {
             shards,
             mode: self.mode,
             prefix,
-            dedicated: self.dedicated,
-            shared: self.shared,
-            hook: self.hook,
+            schemas: self.schemas,
             locks: KeyedLocks::default(),
             seed_ledgers: Default::default(),
         })

@@ -10,8 +10,9 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sqlx::{AssertSqlSafe, Connection, SqliteConnection};
 
 use crate::error::db_error;
+use crate::schema::conn::{impl_schema_conn, read_ledger};
 use crate::schema::migrate::{self, ApplyAll};
-use crate::schema::seed::{LedgerRow, Seed, SeedBody, pending_seeds};
+use crate::schema::seed::{Seed, SeedBody, pending_seeds};
 use crate::schema::sql::split_statements;
 
 pub(super) const COMPONENT: &str = "sqlite schema";
@@ -121,29 +122,7 @@ pub(super) async fn table_exists(conn: &mut SqliteConnection, table: &str) -> Re
     Ok(found.is_some())
 }
 
-async fn ledger_rows(conn: &mut SqliteConnection, tenant: &TenantId) -> Result<Vec<LedgerRow>> {
-    if !table_exists(conn, "_tenant_seeds").await? {
-        return Ok(Vec::new());
-    }
-    sqlx::query_as("SELECT name, version, checksum FROM _tenant_seeds WHERE tenant_id = ?1")
-        .bind(tenant.as_str())
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(|e| db_error(COMPONENT, "reading the seed ledger", e))
-}
-
-/// The seeds this tenant has not got yet (read-only).
-pub(super) async fn pending(
-    conn: &mut SqliteConnection,
-    seeds: &[Seed<SqliteConnection>],
-    tenant: &TenantId,
-) -> Result<Vec<SeedInfo>> {
-    let ledger = ledger_rows(conn, tenant).await?;
-    Ok(pending_seeds(seeds, &ledger, tenant)?
-        .into_iter()
-        .map(Seed::info)
-        .collect())
-}
+impl_schema_conn!(SqliteConnection, COMPONENT, "?1", table_exists);
 
 /// Applies the missing seeds, each in one transaction with its ledger row.
 /// `ledger_exists` skips creating the ledger table (the caller knows it is
@@ -173,12 +152,7 @@ pub(super) async fn apply(
         .await
         .map_err(|e| db_error(COMPONENT, "creating the seed ledger", e))?;
     }
-    let ledger: Vec<LedgerRow> =
-        sqlx::query_as("SELECT name, version, checksum FROM _tenant_seeds WHERE tenant_id = ?1")
-            .bind(tenant.as_str())
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(|e| db_error(COMPONENT, "reading the seed ledger", e))?;
+    let ledger = read_ledger(conn, tenant).await?;
     let mut applied = Vec::new();
     for seed in pending_seeds(seeds, &ledger, tenant)? {
         let what = || format!("seed {}@{} for {tenant}", seed.name(), seed.version());

@@ -7,11 +7,11 @@ use provisioning_core::{
 };
 
 use super::SqliteSchemaManager;
-use super::conn::{self, COMPONENT, Open, close, connect, table_exists};
+use super::conn::{self, COMPONENT, Open, close, connect};
 use super::dedicated::{owned, remove_database, staging_path};
 use super::parked::{FileId, identity};
-use super::shared::delete_tenant_rows;
-use crate::schema::migrate::{self, LEDGER_TABLE};
+use crate::schema::conn::{delete_tenant_rows, plan_absent, plan_existing};
+use crate::schema::migrate;
 
 async fn exists(path: &std::path::Path) -> bool {
     tokio::fs::try_exists(path).await.unwrap_or(false)
@@ -25,23 +25,12 @@ impl TenantSchemaManager for SqliteSchemaManager {
         let location = path.display().to_string();
         if !exists(&path).await {
             // Nothing to open: opening would create the file.
-            let migrations = migrate::all(schema.migrator());
-            let seeds = schema.seeds().iter().map(|s| s.info()).collect();
-            return Ok(SchemaPlan::new(location, false, true, migrations, seeds));
+            return Ok(plan_absent(schema, location));
         }
         let mut conn = connect(&path, Open::Inspect, self.busy_timeout).await?;
-        let result = async {
-            let ledger = table_exists(&mut conn, LEDGER_TABLE).await?;
-            let migrations =
-                migrate::pending(&mut conn, schema.migrator(), ledger, COMPONENT, &location)
-                    .await?;
-            let seeds = conn::pending(&mut conn, schema.seeds(), &plan.tenant_id).await?;
-            Ok::<_, Error>((migrations, seeds))
-        }
-        .await;
+        let result = plan_existing(&mut conn, schema, &plan.tenant_id, location).await;
         close(conn).await;
-        let (migrations, seeds) = result?;
-        Ok(SchemaPlan::new(location, true, false, migrations, seeds))
+        result
     }
 
     async fn provision(&self, plan: &TenantPlan) -> Result<DatabaseOutcome> {
@@ -72,7 +61,7 @@ impl TenantSchemaManager for SqliteSchemaManager {
             migrate::run(
                 conn,
                 schema.migrator(),
-                self.hook.as_ref(),
+                self.schemas.hook.as_ref(),
                 plan,
                 COMPONENT,
                 &location,
@@ -135,7 +124,7 @@ impl TenantSchemaManager for SqliteSchemaManager {
                 }
                 let (_, mut conn) = self.pools.acquire(&path, self.busy_timeout, false).await?;
                 let removed =
-                    delete_tenant_rows(&mut conn, schema.tables(), &plan.tenant_id).await?;
+                    delete_tenant_rows(&mut *conn, schema.tables(), &plan.tenant_id).await?;
                 tracing::info!(tenant_id = %plan.tenant_id, ?reason, removed, "tenant rows removed");
                 Ok(())
             }

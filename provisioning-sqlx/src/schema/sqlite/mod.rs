@@ -6,18 +6,17 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use provisioning_core::{Error, Isolation, Result, ShardId, TenantPlan};
+use provisioning_core::{Isolation, Result, ShardId, TenantPlan};
 use sqlx::SqliteConnection;
 
 use crate::error::SqlxError;
-use crate::schema::{KeyedLocks, MigrationHook, TenantSchema};
+use crate::schema::{KeyedLocks, MigrationHook, Schemas, TenantSchema};
 
 mod conn;
 mod dedicated;
 mod manager;
 mod parked;
 mod pools;
-mod shared;
 
 /// The file name of a shard's shared database. Tenant ids start with a letter,
 /// so no tenant's file can take this name.
@@ -85,9 +84,7 @@ pub type SqliteTenantSchema = TenantSchema<SqliteConnection>;
 pub struct SqliteSchemaManager {
     root: PathBuf,
     shard_roots: HashMap<ShardId, PathBuf>,
-    dedicated: Option<SqliteTenantSchema>,
-    shared: Option<SqliteTenantSchema>,
-    hook: Option<MigrationHook>,
+    schemas: Schemas<SqliteConnection>,
     busy_timeout: Duration,
     locks: KeyedLocks,
     pools: pools::SharedPools,
@@ -99,9 +96,9 @@ impl fmt::Debug for SqliteSchemaManager {
         f.debug_struct("SqliteSchemaManager")
             .field("root", &self.root)
             .field("shard_roots", &self.shard_roots)
-            .field("dedicated", &self.dedicated)
-            .field("shared", &self.shared)
-            .field("hook", &self.hook.is_some())
+            .field("dedicated", &self.schemas.dedicated)
+            .field("shared", &self.schemas.shared)
+            .field("hook", &self.schemas.hook.is_some())
             .field("busy_timeout", &self.busy_timeout)
             .finish_non_exhaustive()
     }
@@ -137,16 +134,7 @@ impl SqliteSchemaManager {
     }
 
     fn schema(&self, isolation: Isolation) -> Result<&SqliteTenantSchema> {
-        match isolation {
-            Isolation::Dedicated => self.dedicated.as_ref(),
-            Isolation::Shared => self.shared.as_ref(),
-        }
-        .ok_or_else(|| {
-            Error::invalid(
-                "isolation",
-                format!("this SqliteSchemaManager has no {isolation} schema configured"),
-            )
-        })
+        self.schemas.get(isolation, "SqliteSchemaManager")
     }
 
     /// Closes the connections kept open (to shared databases, and to
@@ -169,9 +157,7 @@ impl SqliteSchemaManager {
 pub struct SqliteSchemaManagerBuilder {
     root: Option<PathBuf>,
     shard_roots: HashMap<ShardId, PathBuf>,
-    dedicated: Option<SqliteTenantSchema>,
-    shared: Option<SqliteTenantSchema>,
-    hook: Option<MigrationHook>,
+    schemas: Schemas<SqliteConnection>,
     busy_timeout: Option<Duration>,
 }
 
@@ -198,13 +184,13 @@ impl SqliteSchemaManagerBuilder {
 
     /// The schema of dedicated tenants' databases.
     pub fn dedicated(mut self, schema: SqliteTenantSchema) -> Self {
-        self.dedicated = Some(schema);
+        self.schemas.dedicated = Some(schema);
         self
     }
 
     /// The schema of shared databases; it must declare its tenant tables.
     pub fn shared(mut self, schema: SqliteTenantSchema) -> Self {
-        self.shared = Some(schema);
+        self.schemas.shared = Some(schema);
         self
     }
 
@@ -216,7 +202,7 @@ impl SqliteSchemaManagerBuilder {
 
     /// A hook called before each migration (see [`MigrationHook`]).
     pub fn before_migration(mut self, hook: MigrationHook) -> Self {
-        self.hook = Some(hook);
+        self.schemas.hook = Some(hook);
         self
     }
 
@@ -231,24 +217,12 @@ impl SqliteSchemaManagerBuilder {
             part: "root",
             setter: "root",
         })?;
-        if self.dedicated.is_none() && self.shared.is_none() {
-            return Err(SqlxError::MissingPart {
-                part: "schema",
-                setter: "dedicated` or `shared",
-            });
-        }
-        if let Some(schema) = &self.dedicated {
-            schema.validate("dedicated", false)?;
-        }
-        if let Some(schema) = &self.shared {
-            schema.validate("shared", true)?;
-        }
+        self.schemas.require_one()?;
+        self.schemas.validate()?;
         Ok(SqliteSchemaManager {
             root,
             shard_roots: self.shard_roots,
-            dedicated: self.dedicated,
-            shared: self.shared,
-            hook: self.hook,
+            schemas: self.schemas,
             busy_timeout: self.busy_timeout.unwrap_or(Duration::from_secs(5)),
             locks: KeyedLocks::default(),
             pools: pools::SharedPools::default(),
