@@ -15,9 +15,14 @@ pub type SeedFn<C> =
 
 /// What a seed runs.
 pub enum SeedBody<C> {
-    /// SQL statements separated by `;`, run in order, with the tenant id bound
-    /// as the one parameter (`?1` on SQLite, `$1` on PostgreSQL) in the
-    /// statements that use it.
+    /// SQL statements separated by `;`, run in order, with the tenant id as
+    /// the one parameter (`?1` on SQLite, `$1` on PostgreSQL) in the
+    /// statements that use it: bound on SQLite; on PostgreSQL written into the
+    /// script as a quoted literal, so that the whole seed goes to the server
+    /// in one round trip. Placeholders inside quotes and comments are left
+    /// alone; dollar-quoted bodies (`$$ ... $$`) are not understood, in
+    /// splitting or in substitution, so a seed that defines functions is
+    /// better a [`SeedBody::Rust`] one.
     Sql(String),
     /// A Rust function, and a fingerprint standing for its behaviour in the
     /// checksum (code cannot be hashed: change the fingerprint, or better the
@@ -89,7 +94,8 @@ impl<C> fmt::Debug for Seed<C> {
 }
 
 impl<C> Seed<C> {
-    /// A seed of SQL statements (see [`SeedBody::Sql`]).
+    /// A seed of SQL statements (see [`SeedBody::Sql`]). Its name must be 1
+    /// to [`SEED_NAME_MAX_LEN`] characters, which building the schema checks.
     pub fn sql(name: impl Into<String>, version: i64, sql: impl Into<String>) -> Self {
         let sql = sql.into();
         let checksum = checksum(&["sql", &sql]);
