@@ -178,3 +178,69 @@ async fn a_failing_migration_keeps_those_before_it_and_the_connection_usable() {
 
     pg::drop_database(&url, &db).await;
 }
+
+/// A migrate cancelled while it waits for the schema's advisory lock (held
+/// here on a connection of the test's own) leaves no pooled connection
+/// inside a transaction: once the lock is free its transaction is rolled
+/// back, and the next migrate on the same one-connection pool works.
+#[tokio::test]
+async fn a_migrate_cancelled_while_waiting_for_the_lock_leaves_no_open_transaction() {
+    let Some(url) = pg::url() else { return };
+    let (db, db_url) = pg::scratch_database(&url, "schema_cancel").await;
+    let m = PgSchemaManager::builder()
+        .shard("pg-1".parse().unwrap(), &db_url)
+        .dedicated(provisioning_sqlx::PgTenantSchema::new(
+            sqlx::migrate::Migrator::with_migrations(vec![migration(1, "CREATE TABLE a (x INT)")]),
+        ))
+        .dedicated_mode(PgDedicatedMode::Schema)
+        .pool_size(1)
+        .build()
+        .unwrap();
+    let p = plan("locked", Isolation::Dedicated, "pg-1");
+    m.provision(&p).await.unwrap();
+    let key = format!("provisioning-sqlx:{}", m.plan(&p).await.unwrap().location);
+
+    let mut holder = pg::connect(&db_url).await;
+    sqlx::query("SELECT pg_advisory_lock(hashtextextended($1, 0))")
+        .bind(&key)
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let waited = tokio::time::timeout(std::time::Duration::from_millis(300), m.migrate(&p)).await;
+    assert!(waited.is_err(), "migrate waited for the lock: {waited:?}");
+    sqlx::query("SELECT pg_advisory_unlock(hashtextextended($1, 0))")
+        .bind(&key)
+        .execute(&mut holder)
+        .await
+        .unwrap();
+
+    // The cancelled migrate's connection gets the lock now; wait until no
+    // backend of the database is busy, then look.
+    for _ in 0..100 {
+        let busy = pg::scalar_i64(
+            &url,
+            "SELECT COUNT(*) FROM pg_stat_activity \
+             WHERE datname LIKE 'prov_test_schema_cancel%' AND state = 'active'",
+        )
+        .await;
+        if busy == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let idle_in_tx = pg::scalar_i64(
+        &url,
+        "SELECT COUNT(*) FROM pg_stat_activity \
+         WHERE datname LIKE 'prov_test_schema_cancel%' \
+         AND state LIKE 'idle in transaction%'",
+    )
+    .await;
+    assert_eq!(idle_in_tx, 0, "no connection left inside a transaction");
+    assert_eq!(versions(&m.migrate(&p).await.unwrap()), [1]);
+    assert_eq!(ledger(&db_url, Some("tenant_locked")).await, [1]);
+
+    drop(holder);
+    drop(m);
+    pg::drop_database(&url, &db).await;
+}

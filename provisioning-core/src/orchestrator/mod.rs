@@ -624,6 +624,7 @@ impl ProvisioningOrchestrator {
         if let SubmitOutcome::Duplicate(existing) = parts.store.submit(submission).await? {
             return duplicate(existing, &request);
         }
+        let _forget = parts.records.forget_on_drop(&request.tenant_id);
         if let Some(tenant) = created {
             // Stored as submitted: the run's first transition writes from it.
             parts.records.put(tenant);

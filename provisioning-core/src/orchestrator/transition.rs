@@ -39,6 +39,28 @@ impl RecentRecords {
     pub(crate) fn forget(&self, tenant: &TenantId) {
         self.map().remove(tenant);
     }
+
+    /// Forgets `tenant` when the guard is dropped: when its run's drive
+    /// ends, also when the caller stopped waiting for it (a dropped future
+    /// never reaches the code after its last `await`).
+    pub(crate) fn forget_on_drop<'a>(&'a self, tenant: &'a TenantId) -> ForgetOnDrop<'a> {
+        ForgetOnDrop {
+            records: self,
+            tenant,
+        }
+    }
+}
+
+/// See [`RecentRecords::forget_on_drop`].
+pub(crate) struct ForgetOnDrop<'a> {
+    records: &'a RecentRecords,
+    tenant: &'a TenantId,
+}
+
+impl Drop for ForgetOnDrop<'_> {
+    fn drop(&mut self) {
+        self.records.forget(self.tenant);
+    }
 }
 
 /// How often a version conflict is re-read and retried before giving up.

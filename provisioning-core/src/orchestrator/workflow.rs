@@ -64,10 +64,9 @@ where
         request: &RequestRecord,
         fresh: bool,
     ) -> Result<()> {
-        let result = self.drive_and_settle(parts, executor, request, fresh).await;
-        // Whatever happened, this run no longer needs its tenant's record.
-        parts.records.forget(&request.tenant_id);
-        result
+        // However the drive ends, its run no longer needs the tenant's record.
+        let _forget = parts.records.forget_on_drop(&request.tenant_id);
+        self.drive_and_settle(parts, executor, request, fresh).await
     }
 }
 

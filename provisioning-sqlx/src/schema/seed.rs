@@ -19,10 +19,8 @@ pub enum SeedBody<C> {
     /// the one parameter (`?1` on SQLite, `$1` on PostgreSQL) in the
     /// statements that use it: bound on SQLite; on PostgreSQL written into the
     /// script as a quoted literal, so that the whole seed goes to the server
-    /// in one round trip. Placeholders inside quotes and comments are left
-    /// alone; dollar-quoted bodies (`$$ ... $$`) are not understood, in
-    /// splitting or in substitution, so a seed that defines functions is
-    /// better a [`SeedBody::Rust`] one.
+    /// in one round trip. Placeholders inside quotes, dollar-quoted bodies
+    /// (`$$ ... $$`, `$fn$ ... $fn$`), comments and names are left alone.
     Sql(String),
     /// A Rust function, and a fingerprint standing for its behaviour in the
     /// checksum (code cannot be hashed: change the fingerprint, or better the

@@ -76,12 +76,24 @@ fn scan(script: &str, param: &str, mut mark: impl FnMut(Mark)) {
                 mark(Mark::End(i));
                 i += 1;
             }
+            b'$' if dollar_tag(bytes, i).is_some() => {
+                // A dollar-quoted string (`$$...$$`, `$tag$...$tag$`, as in
+                // function bodies): nothing inside it is a placeholder or an end.
+                mark(Mark::Code);
+                let tag = dollar_tag(bytes, i).unwrap_or(b"$$");
+                let body = i + tag.len();
+                i = bytes[body..]
+                    .windows(tag.len())
+                    .position(|w| w == tag)
+                    .map_or(bytes.len(), |at| body + at + tag.len());
+            }
             c => {
                 if !c.is_ascii_whitespace() {
                     mark(Mark::Code);
                 }
                 if bytes[i..].starts_with(param.as_bytes())
                     && !next_is_digit(bytes, i + param.len())
+                    && !(i > 0 && is_word(bytes[i - 1]))
                 {
                     mark(Mark::Param(i));
                     i += param.len();
@@ -137,6 +149,23 @@ pub(crate) fn inline_param(script: &str, param: &str, literal: &str) -> String {
     out
 }
 
+/// The opening tag of a dollar-quoted string at `at` (`$$` or `$tag$`, the
+/// tag not starting with a digit: `$1` is a placeholder).
+fn dollar_tag(bytes: &[u8], at: usize) -> Option<&[u8]> {
+    let first = *bytes.get(at + 1)?;
+    if first.is_ascii_digit() {
+        return None;
+    }
+    let end = (at + 1..bytes.len()).find(|&j| !is_word(bytes[j]) || bytes[j] == b'$')?;
+    (bytes[end] == b'$').then(|| &bytes[at..=end])
+}
+
+/// A byte of an identifier (PostgreSQL allows `$` after the first
+/// character): a placeholder right after one is part of a name.
+fn is_word(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b == b'$'
+}
+
 fn next_is_digit(bytes: &[u8], at: usize) -> bool {
     bytes.get(at).is_some_and(u8::is_ascii_digit)
 }
@@ -188,6 +217,27 @@ mod tests {
             "?1",
         );
         assert_eq!(got.len(), 2);
+    }
+
+    #[test]
+    #[cfg(feature = "postgres")]
+    fn dollar_quoted_bodies_and_names_keep_their_placeholders() {
+        let script = "CREATE FUNCTION f(x text) RETURNS text AS $$ BEGIN RETURN $1; END $$ \
+                      LANGUAGE plpgsql; SELECT $fn$ $1; $fn$, col$1, $1";
+        assert_eq!(
+            inline_param(script, "$1", "E'acme'"),
+            "CREATE FUNCTION f(x text) RETURNS text AS $$ BEGIN RETURN $1; END $$ \
+             LANGUAGE plpgsql; SELECT $fn$ $1; $fn$, col$1, E'acme'"
+        );
+    }
+
+    #[test]
+    #[cfg(feature = "sqlite")]
+    fn a_dollar_quoted_body_is_one_statement() {
+        let got = split_statements("CREATE FUNCTION f() AS $$ a; b $$; SELECT ?1", "?1");
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert!(got[0].sql.ends_with("$$ a; b $$"));
+        assert!(!got[0].binds_tenant && got[1].binds_tenant);
     }
 
     #[test]

@@ -186,27 +186,27 @@ fn hex(bytes: &[u8]) -> String {
 
 /// Begins a transaction on a tenant's connection, with its `search_path` set
 /// for the transaction only (`SET LOCAL`: a pooled connection keeps nothing
-/// of it) and `then` (statements that return no rows, such as taking an
-/// advisory lock) run in the same round trip.
+/// of it), in one round trip.
 ///
-/// sqlx only counts the transaction once the whole query succeeded: a
-/// failure after `BEGIN` leaves the connection in a failed transaction, which
-/// [`TenantConn::done`] rolls back when told the work failed.
+/// Nothing that can wait goes in this query: sqlx only counts the
+/// transaction (and rolls it back when its guard is dropped) once the query
+/// has returned, so a caller cancelled while, say, waiting for a lock here
+/// would leave the pooled connection inside a transaction holding it. Locks
+/// are taken in the next statement, inside the transaction sqlx tracks.
 pub(super) async fn begin<'c>(
     conn: &'c mut PgConnection,
     schema: Option<&str>,
-    then: &str,
     what: &str,
 ) -> Result<sqlx::Transaction<'c, Postgres>> {
     let path = schema.map_or_else(|| "DEFAULT".to_owned(), quote_ident);
     conn.begin_with(AssertSqlSafe(format!(
-        "BEGIN; SET LOCAL search_path TO {path}; {then}"
+        "BEGIN; SET LOCAL search_path TO {path}"
     )))
     .await
     .map_err(|e| db_error(COMPONENT, what.to_owned(), e))
 }
 
-/// `SELECT pg_advisory_xact_lock(...)` of `key`, as text for [`begin`]. The
+/// `SELECT pg_advisory_xact_lock(...)` of `key`, as SQL text. The
 /// lock is held until the transaction ends: workers in other processes (or
 /// on other connections) working on the same database or schema take turns,
 /// and a lock can never outlive its transaction, even on a pooled connection
@@ -262,9 +262,9 @@ const LEDGER_KEY: &str = "_tenant_seeds_pkey";
 /// Applies `tenant`'s missing seeds on its connection (`schema` is the
 /// tenant's schema, `None` for the connection's database), each in one
 /// transaction with its ledger row, in four round trips for a SQL seed:
-/// `BEGIN` (taking `lock_key`'s advisory lock unless `ledger_known`); the
-/// ledger made if missing and read; the ledger row and the seed's statements
-/// as one query, the tenant inlined as a quoted literal; `COMMIT`.
+/// `BEGIN`; the ledger read (and, unless `ledger_known`, made if missing
+/// under `lock_key`'s advisory lock first); the ledger row and the seed's
+/// statements as one query, the tenant inlined as a quoted literal; `COMMIT`.
 ///
 /// The ledger row goes first and has no `ON CONFLICT`: a concurrent seeder of
 /// the same tenant waits on its key, then fails on it, and leaves the seed to
@@ -278,18 +278,15 @@ pub(super) async fn apply(
     ledger_known: bool,
 ) -> Result<Vec<SeedInfo>> {
     let literal = quote_literal(tenant.as_str());
-    let lock = if ledger_known {
-        String::new()
-    } else {
-        xact_lock_sql(lock_key)
-    };
-    let mut tx = begin(&mut *conn, schema, &lock, &format!("seeding {tenant}")).await?;
+    let mut tx = begin(&mut *conn, schema, &format!("seeding {tenant}")).await?;
+    // A ledger not known to exist is made if missing, under the location's
+    // lock, in the same query as the read.
     let read = format!(
         "{}SELECT name, version, checksum FROM _tenant_seeds WHERE tenant_id = {literal}",
         if ledger_known {
             String::new()
         } else {
-            format!("{CREATE_LEDGER};\n")
+            format!("{};\n{CREATE_LEDGER};\n", xact_lock_sql(lock_key))
         }
     );
     let ledger = sqlx::raw_sql(AssertSqlSafe(read))
@@ -297,6 +294,8 @@ pub(super) async fn apply(
         .await
         .map_err(|e| db_error(COMPONENT, "reading the seed ledger", e))?
         .iter()
+        // The lock's row has one column; the ledger's have three.
+        .filter(|row| row.len() == 3)
         .map(LedgerRow::from_row)
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(|e| db_error(COMPONENT, "reading the seed ledger", e))?;
@@ -313,7 +312,7 @@ pub(super) async fn apply(
         applied.push(first.info());
     }
     for seed in pending {
-        let tx = begin(&mut *conn, schema, "", &describe(seed, tenant)).await?;
+        let tx = begin(&mut *conn, schema, &describe(seed, tenant)).await?;
         if apply_one(tx, seed, tenant, &literal).await? {
             applied.push(seed.info());
         }

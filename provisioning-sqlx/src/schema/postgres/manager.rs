@@ -5,8 +5,8 @@ use provisioning_core::{
     DatabaseOutcome, DropReason, Error, MigrationInfo, Result, SchemaPlan, SeedInfo, TenantPlan,
     TenantSchemaManager,
 };
-use sqlx::Postgres;
 use sqlx::pool::PoolConnection;
+use sqlx::{AssertSqlSafe, Executor, Postgres};
 
 use super::conn::{self, COMPONENT, TenantConn, close, connect, search_path, xact_lock_sql};
 use super::{PgSchemaManager, Target, TargetKind, dedicated};
@@ -107,6 +107,13 @@ impl PgSchemaManager {
             .contains(location)
     }
 
+    fn forget_seed_ledger(&self, location: &str) {
+        self.seed_ledgers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(location);
+    }
+
     fn remember_seed_ledger(&self, location: String) {
         self.seed_ledgers
             .lock()
@@ -147,9 +154,9 @@ impl TenantSchemaManager for PgSchemaManager {
         Ok(outcome)
     }
 
-    /// One transaction in four round trips: `BEGIN` with the advisory lock,
-    /// the ledger made if missing and read, the pending migrations with
-    /// their ledger rows, `COMMIT`.
+    /// One transaction in five round trips: `BEGIN` (with `search_path`), the
+    /// advisory lock, the ledger made if missing and read, the pending
+    /// migrations with their ledger rows, `COMMIT`.
     async fn migrate(&self, plan: &TenantPlan) -> Result<Vec<MigrationInfo>> {
         let schema = self.schema(plan.isolation)?;
         let target = self.target(plan)?;
@@ -158,13 +165,11 @@ impl TenantSchemaManager for PgSchemaManager {
         let mut conn = self.work_conn(&target, plan).await?;
         let result = async {
             let what = || format!("migrating {location}");
-            let mut tx = conn::begin(
-                &mut conn,
-                target.schema(),
-                &xact_lock_sql(&location),
-                &what(),
-            )
-            .await?;
+            let mut tx = conn::begin(&mut conn, target.schema(), &what()).await?;
+            // The lock inside the transaction sqlx tracks (see `conn::begin`).
+            tx.execute(sqlx::raw_sql(AssertSqlSafe(xact_lock_sql(&location))))
+                .await
+                .map_err(|e| db_error(COMPONENT, what(), e))?;
             let run = migrate::run(
                 &mut *tx,
                 schema.migrator(),
@@ -194,17 +199,27 @@ impl TenantSchemaManager for PgSchemaManager {
         let schema = self.schema(plan.isolation)?;
         let target = self.target(plan)?;
         let location = target.location();
-        let known = self.seed_ledger_known(&location);
+        let mut known = self.seed_ledger_known(&location);
         let mut conn = self.work_conn(&target, plan).await?;
-        let result = conn::apply(
-            &mut conn,
-            schema.seeds(),
-            &plan.tenant_id,
-            target.schema(),
-            &location,
-            known,
-        )
-        .await;
+        let result = loop {
+            let result = conn::apply(
+                &mut conn,
+                schema.seeds(),
+                &plan.tenant_id,
+                target.schema(),
+                &location,
+                known,
+            )
+            .await;
+            if known && result.is_err() {
+                // The ledger remembered may be gone (the database was reset
+                // meanwhile): once more, making it if missing.
+                self.forget_seed_ledger(&location);
+                known = false;
+                continue;
+            }
+            break result;
+        };
         conn.done(result.is_err()).await;
         match result {
             Ok(applied) => {
