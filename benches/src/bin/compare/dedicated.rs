@@ -8,7 +8,7 @@ use crate::floor::count_markers;
 use crate::floor::sqlite::{DedicatedFloor, dedicated_counts};
 use crate::report::Mode;
 use crate::runner::{self, PREFIX, Result, Rounds, check, tenant_id};
-use crate::sdk::{DEDICATED_SHARD, REGION, SqliteSdk};
+use crate::sdk::{DEDICATED_SHARD, REGION, SqliteSdk, print_steps};
 
 /// Measures both sides at each concurrency (see [`runner::alternate`]), each
 /// run on fresh files under `root`, checking after each run that every
@@ -51,6 +51,7 @@ async fn sdk_run(root: &Path, tenants: usize, concurrency: usize) -> Result<f64>
         sdk.create(&tenant, true).await
     })
     .await?;
+    print_steps(sdk.step_profile()).await?;
     let active = sdk.active_tenants().await?;
     check(active == tenants, || {
         format!("dedicated SDK: {active} of {tenants} tenants active in the catalog")
