@@ -18,7 +18,7 @@ use provisioning_sqlx::PostgresStore;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{AssertSqlSafe, Connection};
 
-use pg_store::{create, table_exists, with_schema, with_schemas};
+use pg_store::{create, table_exists, with_schema, with_schemas, with_store};
 
 #[tokio::test]
 async fn postgres_store_conforms_twice_in_a_row() {
@@ -222,10 +222,7 @@ async fn writers_on_separate_pools_race_and_exactly_one_wins() {
 
 #[tokio::test]
 async fn an_update_numbers_each_event_body_like_its_row() {
-    with_schema("numbering", |url, schema| async move {
-        let store = PostgresStore::connect_to_schema(&url, &schema)
-            .await
-            .unwrap();
+    with_store("numbering", |_, schema, store| async move {
         let tenant = unique_tenant("numbering");
         store.submit(create(&tenant)).await.unwrap();
         let record = store.tenant(&tenant).await.unwrap().unwrap();
@@ -292,10 +289,7 @@ async fn an_update_numbers_each_event_body_like_its_row() {
 
 #[tokio::test]
 async fn a_taken_tenant_id_leaves_no_request_even_under_a_race() {
-    with_schema("taken", |url, schema| async move {
-        let store = PostgresStore::connect_to_schema(&url, &schema)
-            .await
-            .unwrap();
+    with_store("taken", |_, schema, store| async move {
         let requests_of = |tenant: String| {
             let (pool, schema) = (store.pool().clone(), schema.clone());
             async move {
@@ -420,10 +414,7 @@ fn with_password(url: &str, fallback: &str) -> (String, String) {
 /// errors.
 #[tokio::test]
 async fn connections_ended_by_the_server_while_idle_are_replaced() {
-    with_schema("ended", |url, schema| async move {
-        let store = PostgresStore::connect_to_schema(&url, &schema)
-            .await
-            .unwrap();
+    with_store("ended", |url, schema, store| async move {
         let tenant = unique_tenant("ended");
         assert!(store.tenant(&tenant).await.unwrap().is_none());
 

@@ -44,6 +44,22 @@ where
     with_schemas(label, 1, |url, mut schemas| body(url, schemas.remove(0))).await;
 }
 
+/// As [`with_schema`], with a store opened on the schema.
+#[allow(dead_code)] // Each test binary uses its own share of this module.
+pub async fn with_store<F, Fut>(label: &str, body: F)
+where
+    F: FnOnce(String, String, provisioning_sqlx::PostgresStore) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    with_schema(label, |url, schema| async move {
+        let store = provisioning_sqlx::PostgresStore::connect_to_schema(&url, &schema)
+            .await
+            .unwrap();
+        body(url, schema, store).await;
+    })
+    .await;
+}
+
 /// As [`with_schema`], with `n` schemas.
 pub async fn with_schemas<F, Fut>(label: &str, n: usize, body: F)
 where
