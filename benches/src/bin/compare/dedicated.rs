@@ -6,60 +6,46 @@ use std::path::{Path, PathBuf};
 
 use crate::floor::count_markers;
 use crate::floor::sqlite::{DedicatedFloor, dedicated_counts};
-use crate::report::Mode;
-use crate::runner::{self, PREFIX, Result, Rounds, check, tenant_id};
+use crate::runner::{self, PREFIX, Result, check, tenant_id};
 use crate::sdk::{DEDICATED_SHARD, REGION, SqliteSdk, print_steps};
 
-/// Measures both sides at each concurrency (see [`runner::alternate`]), each
-/// run on fresh files under `root`, checking after each run that every
-/// tenant was provisioned.
-pub(crate) async fn run(
-    root: &Path,
-    tenants: usize,
-    concurrencies: &[usize],
-    rounds: Rounds,
-) -> Result<Mode> {
-    runner::measure(
-        "dedicated",
-        tenants,
-        concurrencies,
-        rounds,
-        async |c| floor_run(root, tenants, c).await,
-        async |c| sdk_run(root, tenants, c).await,
-    )
-    .await
-}
+/// The dedicated mode's two sides, for [`runner::measure_files`].
+pub(crate) struct Dedicated;
 
-async fn floor_run(root: &Path, tenants: usize, concurrency: usize) -> Result<f64> {
-    runner::settle_disk();
-    let dir = runner::fresh_dir(root, &format!("dedicated-floor-c{concurrency}"))?;
-    let floor = DedicatedFloor::open(&dir)?;
-    let elapsed = runner::provision(&floor, tenants, concurrency, async |floor, tenant| {
-        floor.create(&tenant).await
-    })
-    .await?;
-    verify("floor", &dir, tenants).await?;
-    runner::remove_dir(&dir);
-    Ok(runner::per_second(tenants, elapsed))
-}
+impl runner::FileMode for Dedicated {
+    const NAME: &'static str = "dedicated";
 
-async fn sdk_run(root: &Path, tenants: usize, concurrency: usize) -> Result<f64> {
-    runner::settle_disk();
-    let dir = runner::fresh_dir(root, &format!("dedicated-sdk-c{concurrency}"))?;
-    let sdk = SqliteSdk::open(&dir).await?;
-    let elapsed = runner::provision(&sdk, tenants, concurrency, async |sdk, tenant| {
-        sdk.create(&tenant, true).await
-    })
-    .await?;
-    print_steps(sdk.step_profile()).await?;
-    let active = sdk.active_tenants().await?;
-    check(active == tenants, || {
-        format!("dedicated SDK: {active} of {tenants} tenants active in the catalog")
-    })?;
-    sdk.close().await;
-    verify("SDK", &dir, tenants).await?;
-    runner::remove_dir(&dir);
-    Ok(runner::per_second(tenants, elapsed))
+    async fn floor_run(root: &Path, tenants: usize, concurrency: usize) -> Result<f64> {
+        runner::settle_disk();
+        let dir = runner::fresh_dir(root, &format!("dedicated-floor-c{concurrency}"))?;
+        let floor = DedicatedFloor::open(&dir)?;
+        let elapsed = runner::provision(&floor, tenants, concurrency, async |floor, tenant| {
+            floor.create(&tenant).await
+        })
+        .await?;
+        verify("floor", &dir, tenants).await?;
+        runner::remove_dir(&dir);
+        Ok(runner::per_second(tenants, elapsed))
+    }
+
+    async fn sdk_run(root: &Path, tenants: usize, concurrency: usize) -> Result<f64> {
+        runner::settle_disk();
+        let dir = runner::fresh_dir(root, &format!("dedicated-sdk-c{concurrency}"))?;
+        let sdk = SqliteSdk::open(&dir).await?;
+        let elapsed = runner::provision(&sdk, tenants, concurrency, async |sdk, tenant| {
+            sdk.create(&tenant, true).await
+        })
+        .await?;
+        print_steps(sdk.step_profile()).await?;
+        let active = sdk.active_tenants().await?;
+        check(active == tenants, || {
+            format!("dedicated SDK: {active} of {tenants} tenants active in the catalog")
+        })?;
+        sdk.close().await;
+        verify("SDK", &dir, tenants).await?;
+        runner::remove_dir(&dir);
+        Ok(runner::per_second(tenants, elapsed))
+    }
 }
 
 fn database(dir: &Path, tenant: &str) -> PathBuf {

@@ -171,13 +171,17 @@ async fn measure(args: &Args, root: &Path) -> Result<Report> {
         rss::reset_peak();
         match mode {
             ModeName::Shared => {
-                let figures =
-                    shared::run(root, args.tenants_shared, &args.shared_concurrency, rounds)
-                        .await?;
+                let figures = runner::measure_files::<shared::Shared>(
+                    root,
+                    args.tenants_shared,
+                    &args.shared_concurrency,
+                    rounds,
+                )
+                .await?;
                 report.shared = Some(with_peak(figures));
             }
             ModeName::Dedicated => {
-                let figures = dedicated::run(
+                let figures = runner::measure_files::<dedicated::Dedicated>(
                     root,
                     args.tenants_dedicated,
                     &args.dedicated_concurrency,

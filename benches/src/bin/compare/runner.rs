@@ -220,6 +220,36 @@ pub(crate) async fn measure(
     })
 }
 
+/// A mode whose two sides each provision `tenants` on fresh files under a
+/// root, at a concurrency, and return tenants/s (shared and dedicated).
+pub(crate) trait FileMode {
+    /// Its name in the lines printed and the report.
+    const NAME: &'static str;
+    /// One measured run of the floor.
+    async fn floor_run(root: &Path, tenants: usize, concurrency: usize) -> Result<f64>;
+    /// One measured run of the SDK.
+    async fn sdk_run(root: &Path, tenants: usize, concurrency: usize) -> Result<f64>;
+}
+
+/// Measures a [`FileMode`]'s two sides at each concurrency (see [`measure`]),
+/// each run on fresh files under `root`.
+pub(crate) async fn measure_files<M: FileMode>(
+    root: &Path,
+    tenants: usize,
+    concurrencies: &[usize],
+    rounds: Rounds,
+) -> Result<crate::report::Mode> {
+    measure(
+        M::NAME,
+        tenants,
+        concurrencies,
+        rounds,
+        async |c| M::floor_run(root, tenants, c).await,
+        async |c| M::sdk_run(root, tenants, c).await,
+    )
+    .await
+}
+
 /// The tenant id of job `i` in a run whose ids start with `prefix`.
 pub(crate) fn tenant_id(prefix: &str, i: usize) -> String {
     format!("{prefix}-{i:05}")

@@ -6,70 +6,56 @@ use std::path::Path;
 
 use crate::floor::count_markers;
 use crate::floor::sqlite::{SharedFloor, open_for_counts, shared_counts};
-use crate::report::Mode;
-use crate::runner::{self, Result, Rounds, check};
+use crate::runner::{self, Result, check};
 use crate::sdk::{REGION, SHARED_SHARD, SqliteSdk, print_steps};
 
-/// Measures both sides at each concurrency (see [`runner::alternate`]), each
-/// run on fresh files under `root`, checking after each run that every
-/// tenant was provisioned.
-pub(crate) async fn run(
-    root: &Path,
-    tenants: usize,
-    concurrencies: &[usize],
-    rounds: Rounds,
-) -> Result<Mode> {
-    runner::measure(
-        "shared",
-        tenants,
-        concurrencies,
-        rounds,
-        async |c| floor_run(root, tenants, c).await,
-        async |c| sdk_run(root, tenants, c).await,
-    )
-    .await
-}
+/// The shared mode's two sides, for [`runner::measure_files`].
+pub(crate) struct Shared;
 
-async fn floor_run(root: &Path, tenants: usize, concurrency: usize) -> Result<f64> {
-    runner::settle_disk();
-    let dir = runner::fresh_dir(root, &format!("shared-floor-c{concurrency}"))?;
-    let floor = SharedFloor::open(&dir).await?;
-    let elapsed = runner::provision(&floor, tenants, concurrency, async |floor, tenant| {
-        floor.create(&tenant).await
-    })
-    .await?;
-    let counts = floor.counts().await?;
-    floor.close().await;
-    verify("floor", &dir, tenants, counts)?;
-    runner::remove_dir(&dir);
-    Ok(runner::per_second(tenants, elapsed))
-}
+impl runner::FileMode for Shared {
+    const NAME: &'static str = "shared";
 
-async fn sdk_run(root: &Path, tenants: usize, concurrency: usize) -> Result<f64> {
-    runner::settle_disk();
-    let dir = runner::fresh_dir(root, &format!("shared-sdk-c{concurrency}"))?;
-    let sdk = SqliteSdk::open(&dir).await?;
-    let elapsed = runner::provision(&sdk, tenants, concurrency, async |sdk, tenant| {
-        sdk.create(&tenant, false).await
-    })
-    .await?;
-    print_steps(sdk.step_profile()).await?;
-    let active = sdk.active_tenants().await?;
-    check(active == tenants, || {
-        format!("shared SDK: {active} of {tenants} tenants active in the catalog")
-    })?;
-    sdk.close().await;
-    let database = dir
-        .join("databases")
-        .join(REGION)
-        .join(SHARED_SHARD)
-        .join(provisioning_sqlx::SHARED_DATABASE_FILE);
-    let pool = open_for_counts(&database).await?;
-    let counts = shared_counts(&pool).await?;
-    pool.close().await;
-    verify("SDK", &dir, tenants, counts)?;
-    runner::remove_dir(&dir);
-    Ok(runner::per_second(tenants, elapsed))
+    async fn floor_run(root: &Path, tenants: usize, concurrency: usize) -> Result<f64> {
+        runner::settle_disk();
+        let dir = runner::fresh_dir(root, &format!("shared-floor-c{concurrency}"))?;
+        let floor = SharedFloor::open(&dir).await?;
+        let elapsed = runner::provision(&floor, tenants, concurrency, async |floor, tenant| {
+            floor.create(&tenant).await
+        })
+        .await?;
+        let counts = floor.counts().await?;
+        floor.close().await;
+        verify("floor", &dir, tenants, counts)?;
+        runner::remove_dir(&dir);
+        Ok(runner::per_second(tenants, elapsed))
+    }
+
+    async fn sdk_run(root: &Path, tenants: usize, concurrency: usize) -> Result<f64> {
+        runner::settle_disk();
+        let dir = runner::fresh_dir(root, &format!("shared-sdk-c{concurrency}"))?;
+        let sdk = SqliteSdk::open(&dir).await?;
+        let elapsed = runner::provision(&sdk, tenants, concurrency, async |sdk, tenant| {
+            sdk.create(&tenant, false).await
+        })
+        .await?;
+        print_steps(sdk.step_profile()).await?;
+        let active = sdk.active_tenants().await?;
+        check(active == tenants, || {
+            format!("shared SDK: {active} of {tenants} tenants active in the catalog")
+        })?;
+        sdk.close().await;
+        let database = dir
+            .join("databases")
+            .join(REGION)
+            .join(SHARED_SHARD)
+            .join(provisioning_sqlx::SHARED_DATABASE_FILE);
+        let pool = open_for_counts(&database).await?;
+        let counts = shared_counts(&pool).await?;
+        pool.close().await;
+        verify("SDK", &dir, tenants, counts)?;
+        runner::remove_dir(&dir);
+        Ok(runner::per_second(tenants, elapsed))
+    }
 }
 
 /// Every tenant has its three roles, its admin, its grant and its marker.
