@@ -102,6 +102,15 @@ fn transient_code(code: &str) -> bool {
     ) || code.starts_with("08")
 }
 
+/// Whether `error` is a unique violation of `constraint` (PostgreSQL names
+/// the constraint; a violation of another one is another failure).
+#[cfg(feature = "postgres")]
+pub(crate) fn violates(error: &sqlx::Error, constraint: &str) -> bool {
+    error
+        .as_database_error()
+        .is_some_and(|e| e.is_unique_violation() && e.constraint() == Some(constraint))
+}
+
 /// Maps a migration failure: SQL errors keep their sqlx classification, a
 /// tampered or dirty ledger is permanent (a human must look).
 pub(crate) fn migrate_error(

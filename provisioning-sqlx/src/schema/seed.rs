@@ -8,6 +8,8 @@ use futures_util::future::BoxFuture;
 use provisioning_core::{Error, Result, SeedInfo, TenantId};
 use sha2::{Digest, Sha256};
 
+use crate::schema::sql::hex;
+
 /// A Rust seed: given the tenant's connection (inside the seed's transaction)
 /// and the tenant, inserts its rows.
 pub type SeedFn<C> =
@@ -161,11 +163,7 @@ fn checksum(parts: &[&str]) -> String {
         hasher.update((part.len() as u64).to_le_bytes());
         hasher.update(part.as_bytes());
     }
-    hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex(&hasher.finalize())
 }
 
 /// One row of the `_tenant_seeds` ledger: `(name, version, checksum)`.

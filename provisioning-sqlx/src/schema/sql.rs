@@ -8,6 +8,18 @@ pub(crate) fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+/// Lowercase hex of `bytes`: checksums, staging names, `bytea` literals.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut out, b| {
+            // Writing to a String cannot fail.
+            let _ = write!(out, "{b:02x}");
+            out
+        })
+}
+
 /// Quotes a text literal for SQL sent as text (`E'...'`, with `'` and `\`
 /// escaped): the `E` form reads the same whatever `standard_conforming_strings`
 /// is set to.
@@ -183,6 +195,12 @@ fn push(out: &mut Vec<Statement>, sql: &str, has_code: bool, binds_tenant: bool)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hex_is_lowercase_and_zero_padded() {
+        assert_eq!(hex(&[0x00, 0xab, 0x0f]), "00ab0f");
+        assert_eq!(hex(&[]), "");
+    }
 
     #[test]
     fn quotes_identifiers() {

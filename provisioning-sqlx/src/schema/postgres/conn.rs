@@ -10,11 +10,11 @@ use sqlx::pool::PoolConnection;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{AssertSqlSafe, Connection, Executor, FromRow, PgConnection, Row};
 
-use crate::error::db_error;
+use crate::error::{db_error, violates};
 use crate::schema::conn::impl_schema_conn;
 use crate::schema::migrate::{self, ApplyAll, Ledger};
 use crate::schema::seed::{LedgerRow, Seed, SeedBody, pending_seeds};
-use crate::schema::sql::{inline_param, quote_ident, quote_literal};
+use crate::schema::sql::{hex, inline_param, quote_ident, quote_literal};
 
 pub(super) const COMPONENT: &str = "postgres schema";
 
@@ -172,16 +172,6 @@ impl ApplyAll for PgConnection {
             }
         })
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut out, b| {
-            let _ = write!(out, "{b:02x}");
-            out
-        })
 }
 
 /// Begins a transaction on a tenant's connection, with its `search_path` set
@@ -363,11 +353,4 @@ async fn apply_one(
         .await
         .map_err(|e| db_error(COMPONENT, describe(seed, tenant), e))?;
     Ok(true)
-}
-
-/// Whether `error` is a unique violation of `constraint`.
-fn violates(error: &sqlx::Error, constraint: &str) -> bool {
-    error
-        .as_database_error()
-        .is_some_and(|e| e.is_unique_violation() && e.constraint() == Some(constraint))
 }

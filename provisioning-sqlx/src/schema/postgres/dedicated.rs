@@ -8,7 +8,7 @@ use sqlx::{AssertSqlSafe, Executor, PgConnection};
 use super::conn::COMPONENT;
 use super::{Target, TargetKind};
 use crate::error::db_error;
-use crate::schema::sql::quote_ident;
+use crate::schema::sql::{hex, quote_ident};
 
 const MARKER_PREFIX: &str = "created by provisioning-sqlx for tenant ";
 
@@ -20,8 +20,7 @@ fn marker(tenant: &TenantId) -> String {
 /// tenant's name never exists without the marker, even after a crash.
 fn staging_name(name: &str) -> String {
     let digest = Sha256::digest(name.as_bytes());
-    let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
-    format!("_provisioning_staging_{hex}")
+    format!("_provisioning_staging_{}", hex(&digest[..8]))
 }
 
 async fn exec(conn: &mut PgConnection, sql: String, what: &str) -> Result<()> {

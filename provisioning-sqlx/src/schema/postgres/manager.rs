@@ -100,25 +100,11 @@ impl PgSchemaManager {
         }
     }
 
-    fn seed_ledger_known(&self, location: &str) -> bool {
+    /// The shared databases whose seed ledger is known to exist.
+    fn seed_ledgers(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
         self.seed_ledgers
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .contains(location)
-    }
-
-    fn forget_seed_ledger(&self, location: &str) {
-        self.seed_ledgers
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(location);
-    }
-
-    fn remember_seed_ledger(&self, location: String) {
-        self.seed_ledgers
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(location);
     }
 }
 
@@ -199,7 +185,7 @@ impl TenantSchemaManager for PgSchemaManager {
         let schema = self.schema(plan.isolation)?;
         let target = self.target(plan)?;
         let location = target.location();
-        let mut known = self.seed_ledger_known(&location);
+        let mut known = self.seed_ledgers().contains(&location);
         let mut conn = self.work_conn(&target, plan).await?;
         let result = loop {
             let result = conn::apply(
@@ -214,7 +200,7 @@ impl TenantSchemaManager for PgSchemaManager {
             if known && result.is_err() {
                 // The ledger remembered may be gone (the database was reset
                 // meanwhile): once more, making it if missing.
-                self.forget_seed_ledger(&location);
+                self.seed_ledgers().remove(&location);
                 known = false;
                 continue;
             }
@@ -224,7 +210,7 @@ impl TenantSchemaManager for PgSchemaManager {
         match result {
             Ok(applied) => {
                 if matches!(target.kind, TargetKind::Shared) && !known {
-                    self.remember_seed_ledger(location);
+                    self.seed_ledgers().insert(location);
                 }
                 Ok(applied)
             }

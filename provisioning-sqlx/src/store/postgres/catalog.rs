@@ -290,8 +290,7 @@ impl PostgresStore {
 /// Whether `e` is the violation of `tenants_pkey` by a submission of a
 /// tenant id already taken.
 fn is_tenant_taken(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(db)
-        if db.is_unique_violation() && db.constraint() == Some("tenants_pkey"))
+    crate::error::violates(e, "tenants_pkey")
 }
 
 /// Decodes the JSON records in `column` of `rows`.
