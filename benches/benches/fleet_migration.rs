@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use provisioning_core::{
-    Isolation, PlanDecision, Residency, ShardChoice, TenantPlan, TenantSchemaManager,
+    Isolation, Placement, PlanDecision, Residency, ShardChoice, TenantSchemaManager,
 };
 use provisioning_sqlx::{FleetOptions, Seed, SqliteSchemaManager, TenantSchema, migrate_fleet};
 
@@ -55,10 +55,10 @@ async fn manager(root: &Path, data: &Path, next: bool) -> SqliteSchemaManager {
         .unwrap()
 }
 
-fn plans(prefix: &str, n: usize) -> Vec<TenantPlan> {
+fn plans(prefix: &str, n: usize) -> Vec<Placement> {
     (0..n)
         .map(|i| {
-            TenantPlan::new(
+            Placement::new(
                 format!("{prefix}-{i:05}").parse().unwrap(),
                 PlanDecision::new(
                     "premium".parse().unwrap(),
@@ -78,7 +78,7 @@ fn plans(prefix: &str, n: usize) -> Vec<TenantPlan> {
 }
 
 /// Provisions, migrates (release 1) and seeds every tenant, 16 at a time.
-async fn provision_all(manager: Arc<SqliteSchemaManager>, plans: &[TenantPlan]) {
+async fn provision_all(manager: Arc<SqliteSchemaManager>, plans: &[Placement]) {
     for chunk in plans.chunks(16) {
         let mut set = tokio::task::JoinSet::new();
         for plan in chunk {
@@ -97,7 +97,7 @@ async fn provision_all(manager: Arc<SqliteSchemaManager>, plans: &[TenantPlan]) 
 
 async fn timed(
     manager: &SqliteSchemaManager,
-    plans: Vec<TenantPlan>,
+    plans: Vec<Placement>,
     concurrency: usize,
 ) -> Duration {
     let n = plans.len();

@@ -6,7 +6,7 @@
 //!
 //! - **Model**: [`TenantId`] (a validated slug: a `TenantId` that exists is
 //!   safe as a file name, an SQL identifier and an object-store path segment),
-//!   [`RequestId`], [`TenantRequest`], [`TenantPlan`], [`TenantRecord`].
+//!   [`RequestId`], [`TenantRequest`], [`Placement`], [`TenantRecord`].
 //! - **Lifecycle**: [`TenantState`] and its one transition table, [`TRANSITIONS`].
 //! - **Extension points** (the seed documents' `ITenantPlanBuilder`,
 //!   `IShardResolver`, `ITenantSchemaManager`): [`TenantPlanBuilder`],
@@ -73,10 +73,13 @@ pub use error::{BoxError, Error, Result};
 pub use events::{
     DispatchReport, EventDispatcher, EventKind, EventSubscriber, NewEvent, TenantEvent,
 };
+#[allow(deprecated)]
+pub use model::TenantPlan;
 pub use model::{
-    FailureInfo, Isolation, PlanDecision, PlanName, RESERVED_TENANT_IDS, Region, RequestId,
-    Residency, RunId, ShardChoice, ShardId, TENANT_ID_MAX_LEN, TENANT_ID_MIN_LEN, TRANSITIONS,
-    TenantId, TenantIdRule, TenantPlan, TenantRecord, TenantRequest, TenantState,
+    FailureInfo, Isolation, Placement, PlanDecision, PlanName, REDACTED, RESERVED_TENANT_IDS,
+    Region, RequestId, Residency, RunId, ShardChoice, ShardId, TENANT_ID_MAX_LEN,
+    TENANT_ID_MIN_LEN, TRANSITIONS, TenantId, TenantIdRule, TenantRecord, TenantRequest,
+    TenantState, fill_template, redact_secrets,
 };
 pub use orchestrator::{
     AuditEntry, AuditTrail, CREATE_TENANT, CreateContext, DELETE_TENANT, LifecycleContext,

@@ -2,7 +2,6 @@
 //! out of logs.
 
 use std::fmt;
-use std::ops::Range;
 
 use provisioning_core::{Region, ShardId, TenantId};
 use serde::{Deserialize, Serialize};
@@ -65,37 +64,27 @@ impl ConnectionTarget {
     /// ```
     #[must_use]
     pub fn render(&self, tenant: &TenantId, shard: &ShardId, region: &Region) -> ConnectionTarget {
-        ConnectionTarget(
-            self.0
-                .replace("{tenant}", tenant.as_str())
-                .replace("{shard}", shard.as_str())
-                .replace("{region}", region.as_str()),
-        )
+        ConnectionTarget(provisioning_core::fill_template(
+            &self.0, tenant, shard, region,
+        ))
     }
 
-    /// Writes the target with every secret span replaced by `***`.
-    fn write_redacted(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut at = 0;
-        for span in secret_spans(&self.0) {
-            f.write_str(&self.0[at..span.start])?;
-            f.write_str("***")?;
-            at = span.end;
-        }
-        f.write_str(&self.0[at..])
+    /// The target with every secret replaced by `***` (the workspace's one
+    /// rule, [`provisioning_core::redact_secrets`]): what `Display` shows.
+    pub fn redacted(&self) -> String {
+        provisioning_core::redact_secrets(&self.0)
     }
 }
 
 impl fmt::Display for ConnectionTarget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.write_redacted(f)
+        f.write_str(&self.redacted())
     }
 }
 
 impl fmt::Debug for ConnectionTarget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("ConnectionTarget(\"")?;
-        self.write_redacted(f)?;
-        f.write_str("\")")
+        write!(f, "ConnectionTarget({:?})", self.redacted())
     }
 }
 
@@ -111,118 +100,9 @@ impl From<&str> for ConnectionTarget {
     }
 }
 
-/// Keys whose values are secrets in query strings and key=value connection strings.
-const SECRET_KEYS: &[&str] = &["password", "pwd", "sslpassword"];
-
-/// Byte ranges of `text` that hold secrets, sorted and disjoint.
-fn secret_spans(text: &str) -> Vec<Range<usize>> {
-    let mut spans = Vec::new();
-    if let Some(span) = userinfo_password(text) {
-        spans.push(span);
-    }
-    spans.extend(keyed_secrets(text));
-    spans.sort_by_key(|s| s.start);
-    // A keyed secret inside the user info (odd, but possible) overlaps it: keep the first.
-    spans.dedup_by(|later, earlier| later.start < earlier.end);
-    spans
-}
-
-/// The password in `scheme://user:password@host`.
-///
-/// The user info ends at the last `@` before the query, not at the first `/`:
-/// an unencoded `/` or `@` in a password must not leak it. That may redact a
-/// little too much of an odd URL, never too little.
-fn userinfo_password(text: &str) -> Option<Range<usize>> {
-    let start = text.find("://")? + 3;
-    let rest = &text[start..];
-    let end = rest.find(['?', '#']).unwrap_or(rest.len());
-    let at = rest[..end].rfind('@')?;
-    let colon = rest[..at].find(':')?;
-    Some(start + colon + 1..start + at)
-}
-
-/// Values of `password=...` style keys, up to the next separator.
-fn keyed_secrets(text: &str) -> impl Iterator<Item = Range<usize>> + '_ {
-    let lower = text.to_ascii_lowercase();
-    let bytes = text.as_bytes();
-    let mut spans = Vec::new();
-    for key in SECRET_KEYS {
-        let pattern = format!("{key}=");
-        let mut from = 0;
-        while let Some(found) = lower[from..].find(&pattern) {
-            let key_start = from + found;
-            let value_start = key_start + pattern.len();
-            from = value_start;
-            // Only a whole key counts: `sslpassword=` must not also match as `password=`.
-            let boundary =
-                key_start == 0 || matches!(bytes[key_start - 1], b'?' | b'&' | b';' | b' ' | b'\t');
-            if !boundary {
-                continue;
-            }
-            let value_end = text[value_start..]
-                .find(['&', ';', ' ', '\t', '#'])
-                .map_or(text.len(), |i| value_start + i);
-            if value_end > value_start {
-                spans.push(value_start..value_end);
-            }
-        }
-    }
-    spans.into_iter()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn shown(text: &str) -> String {
-        ConnectionTarget::new(text).to_string()
-    }
-
-    #[test]
-    fn url_passwords_are_redacted() {
-        assert_eq!(
-            shown("postgres://user:pw@host/db"),
-            "postgres://user:***@host/db"
-        );
-        assert_eq!(
-            shown("postgres://user:@host/db"),
-            "postgres://user:***@host/db"
-        );
-        assert_eq!(
-            shown("postgres://u:p/w@d@host:5432/db"),
-            "postgres://u:***@host:5432/db"
-        );
-    }
-
-    #[test]
-    fn targets_without_secrets_are_unchanged() {
-        for text in [
-            "postgres://user@host/db",
-            "postgres://host:5432/db",
-            "/var/lib/tenants/{tenant}.db",
-            "sqlite://data/{shard}.db?mode=rwc",
-        ] {
-            assert_eq!(shown(text), text);
-        }
-    }
-
-    #[test]
-    fn keyed_passwords_are_redacted() {
-        assert_eq!(
-            shown("postgres://u:a@h/db?sslpassword=k&PASSWORD=b&x=1"),
-            "postgres://u:***@h/db?sslpassword=***&PASSWORD=***&x=1"
-        );
-        assert_eq!(
-            shown("host=db1 user=app password=s3cret dbname=t"),
-            "host=db1 user=app password=*** dbname=t"
-        );
-        assert_eq!(
-            shown("Server=db;Pwd=x;Database=t"),
-            "Server=db;Pwd=***;Database=t"
-        );
-        // `mypassword=` is not a secret key, only a key that ends like one.
-        assert_eq!(shown("x?mypassword=1"), "x?mypassword=1");
-    }
 
     #[test]
     fn debug_is_redacted_and_serde_keeps_the_real_text() {

@@ -216,6 +216,16 @@ impl ShardDirectory {
         self.shards.iter()
     }
 
+    /// Every shard's id with its connection template, real text included:
+    /// what a schema manager is built from, so that the map's `connection` is
+    /// the one place that says where data lives
+    /// (`SqliteSchemaManager::builder().shards(directory.connections())`).
+    pub fn connections(&self) -> impl Iterator<Item = (ShardId, String)> + '_ {
+        self.shards
+            .iter()
+            .map(|s| (s.id().clone(), s.connection().expose().to_owned()))
+    }
+
     /// How many shards there are.
     pub fn len(&self) -> usize {
         self.shards.len()

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::stream::{self, Stream, StreamExt};
 use provisioning_core::{
-    Isolation, MigrationInfo, Region, ShardId, TenantId, TenantPlan, TenantSchemaManager,
+    Isolation, MigrationInfo, Placement, Region, ShardId, TenantId, TenantSchemaManager,
 };
 
 /// How a fleet migration runs.
@@ -152,12 +152,12 @@ impl FleetReport {
 }
 
 struct Job {
-    plan: TenantPlan,
+    plan: Placement,
     tenants: Vec<TenantId>,
 }
 
 /// One job per dedicated tenant, one per shared database.
-fn group(tenants: impl IntoIterator<Item = TenantPlan>) -> Vec<Job> {
+fn group(tenants: impl IntoIterator<Item = Placement>) -> Vec<Job> {
     let mut jobs: Vec<Job> = Vec::new();
     let mut shared: HashMap<(Region, ShardId), usize> = HashMap::new();
     for plan in tenants {
@@ -213,7 +213,7 @@ where
 /// reported in its progress item and does not stop the others.
 pub fn migrate_fleet_stream<'m, M>(
     manager: &'m M,
-    tenants: impl IntoIterator<Item = TenantPlan>,
+    tenants: impl IntoIterator<Item = Placement>,
     options: FleetOptions,
 ) -> impl Stream<Item = FleetProgress> + Send + 'm
 where
@@ -253,7 +253,7 @@ where
 ///     .root(dir.path())
 ///     .dedicated(TenantSchema::new(Migrator::DEFAULT))
 ///     .build()?;
-/// let tenants: Vec<TenantPlan> = Vec::new(); // from the catalog: Active and Suspended
+/// let tenants: Vec<Placement> = Vec::new(); // from the catalog: Active and Suspended
 /// let report = migrate_fleet(&manager, tenants, FleetOptions::new().concurrency(16)).await;
 /// assert!(report.failed.is_empty());
 /// # Ok::<(), Error>(())
@@ -261,7 +261,7 @@ where
 /// ```
 pub async fn migrate_fleet<M>(
     manager: &M,
-    tenants: impl IntoIterator<Item = TenantPlan>,
+    tenants: impl IntoIterator<Item = Placement>,
     options: FleetOptions,
 ) -> FleetReport
 where

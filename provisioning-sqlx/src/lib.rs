@@ -40,7 +40,7 @@
 //!     .shared(schema)
 //!     .build()?;
 //!
-//! let plan = TenantPlan::new("acme".parse()?,
+//! let plan = Placement::new("acme".parse()?,
 //!     PlanDecision::new("free".parse()?, Isolation::Shared, "eu-west".parse()?,
 //!         Residency::Flexible, "free is shared"),
 //!     ShardChoice::new("eu-shared-1".parse()?, "eu-west".parse()?, "least loaded"));

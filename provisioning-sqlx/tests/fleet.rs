@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 
 use common::*;
 use futures_util::StreamExt;
-use provisioning_core::{Isolation, TenantPlan, TenantSchemaManager};
+use provisioning_core::{Isolation, Placement, TenantSchemaManager};
 use provisioning_sqlx::{
     FleetOptions, MigrationHook, SqliteSchemaManager, UnitOutcome, migrate_fleet,
     migrate_fleet_stream,
@@ -31,7 +31,7 @@ async fn manager(
 
 /// 12 dedicated tenants on two shards, 6 shared tenants on two shared shards,
 /// all provisioned with the first release.
-async fn fleet(root: &std::path::Path) -> Vec<TenantPlan> {
+async fn fleet(root: &std::path::Path) -> Vec<Placement> {
     let m = manager(root, false, None).await;
     let mut plans = Vec::new();
     for i in 0..12 {

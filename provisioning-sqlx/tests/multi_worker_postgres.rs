@@ -55,10 +55,10 @@ struct Schemas(Mutex<HashMap<String, usize>>);
 
 #[async_trait]
 impl TenantSchemaManager for Schemas {
-    async fn plan(&self, _: &TenantPlan) -> Result<SchemaPlan> {
+    async fn plan(&self, _: &Placement) -> Result<SchemaPlan> {
         Ok(SchemaPlan::new("shared", true, false, vec![], vec![]))
     }
-    async fn provision(&self, plan: &TenantPlan) -> Result<DatabaseOutcome> {
+    async fn provision(&self, plan: &Placement) -> Result<DatabaseOutcome> {
         *self
             .0
             .lock()
@@ -67,13 +67,13 @@ impl TenantSchemaManager for Schemas {
             .or_default() += 1;
         Ok(DatabaseOutcome::Shared)
     }
-    async fn migrate(&self, _: &TenantPlan) -> Result<Vec<MigrationInfo>> {
+    async fn migrate(&self, _: &Placement) -> Result<Vec<MigrationInfo>> {
         Ok(vec![])
     }
-    async fn seed(&self, _: &TenantPlan) -> Result<Vec<SeedInfo>> {
+    async fn seed(&self, _: &Placement) -> Result<Vec<SeedInfo>> {
         Ok(vec![])
     }
-    async fn drop_tenant(&self, _: &TenantPlan, _: DropReason) -> Result<()> {
+    async fn drop_tenant(&self, _: &Placement, _: DropReason) -> Result<()> {
         Ok(())
     }
 }
@@ -82,13 +82,13 @@ struct Storage;
 
 #[async_trait]
 impl StorageInitializer for Storage {
-    async fn plan(&self, _: &TenantPlan) -> Result<StoragePlan> {
+    async fn plan(&self, _: &Placement) -> Result<StoragePlan> {
         Ok(StoragePlan::new(vec![], false))
     }
-    async fn initialize(&self, _: &TenantPlan) -> Result<()> {
+    async fn initialize(&self, _: &Placement) -> Result<()> {
         Ok(())
     }
-    async fn remove(&self, _: &TenantPlan, _: RemovalMode) -> Result<()> {
+    async fn remove(&self, _: &Placement, _: RemovalMode) -> Result<()> {
         Ok(())
     }
 }

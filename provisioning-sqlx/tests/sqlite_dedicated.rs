@@ -138,18 +138,68 @@ async fn migrate_before_provision_is_not_found_and_creates_nothing() {
 }
 
 #[tokio::test]
-async fn shard_roots_override_the_default_layout() {
+async fn the_shard_map_connection_is_where_data_lives_and_the_placement_keeps_it() {
     let dir = tempfile::tempdir().unwrap();
-    let special = dir.path().join("fast-disk");
-    let m = SqliteSchemaManager::builder()
-        .root(dir.path().join("default"))
-        .shard_root("eu-1".parse().unwrap(), &special)
+    let build = |template: &str| {
+        let template = template.to_owned();
+        let dir = dir.path().to_owned();
+        async move {
+            SqliteSchemaManager::builder()
+                .root(&dir)
+                .shard("eu-1".parse().unwrap(), template)
+                .dedicated(schema("sqlite", false).await)
+                .build()
+                .unwrap()
+        }
+    };
+    let m = build("sqlite:fast-disk/{region}/{tenant}.sqlite").await;
+    let acme = plan("acme", Isolation::Dedicated, "eu-1");
+    let located = m.locate(&acme).unwrap().unwrap();
+    let expected = dir.path().join("fast-disk/eu-west/acme.sqlite");
+    assert_eq!(located, expected.display().to_string());
+    let acme = acme.with_database(Some(located));
+    m.provision(&acme).await.unwrap();
+    m.migrate(&acme).await.unwrap();
+    assert!(expected.exists());
+
+    // The map changes: new tenants go to the new place, the placed one
+    // stays where its placement says.
+    let m = build("sqlite:elsewhere/{tenant}.sqlite").await;
+    assert!(m.plan(&acme).await.unwrap().exists);
+    assert!(m.migrate(&acme).await.unwrap().is_empty());
+    let beta = plan("beta", Isolation::Dedicated, "eu-1");
+    assert_eq!(
+        m.locate(&beta).unwrap().unwrap(),
+        dir.path()
+            .join("elsewhere/beta.sqlite")
+            .display()
+            .to_string()
+    );
+
+    // A dedicated tenant on a template without {tenant} would share a file.
+    let m = build("sqlite:one.sqlite").await;
+    let err = m.locate(&beta).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::InvalidInput {
+                field: "connection",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("{tenant}"), "{err}");
+
+    // A URL of another database is refused when the manager is built.
+    let err = SqliteSchemaManager::builder()
+        .root(dir.path())
+        .shard("eu-1".parse().unwrap(), "postgres://app:pw@db/t")
         .dedicated(schema("sqlite", false).await)
         .build()
-        .unwrap();
-    let acme = plan("acme", Isolation::Dedicated, "eu-1");
-    m.provision(&acme).await.unwrap();
-    assert!(special.join("acme.sqlite").exists());
+        .unwrap_err();
+    assert!(err.to_string().contains("connection"), "{err}");
+    assert!(!err.to_string().contains("pw@"), "{err}");
 }
 
 #[tokio::test]

@@ -8,7 +8,7 @@ use chrono::Utc;
 use futures_util::{StreamExt, TryStreamExt, stream};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
-use provisioning_core::{Region, RemovalMode, StorageInitializer, StoragePlan, TenantPlan};
+use provisioning_core::{Placement, Region, RemovalMode, StorageInitializer, StoragePlan};
 
 use crate::builder::ObjectStoreInitializerBuilder;
 use crate::error::{Result, StorageError};
@@ -46,7 +46,7 @@ use crate::removal;
 ///
 /// ```
 /// use provisioning_core::{Isolation, PlanDecision, RemovalMode, Residency, ShardChoice,
-///     StorageInitializer, TenantPlan};
+///     StorageInitializer, Placement};
 /// use provisioning_storage::ObjectStoreInitializer;
 ///
 /// # #[tokio::main(flavor = "current_thread")]
@@ -57,7 +57,7 @@ use crate::removal;
 ///     .layout(["uploads", "exports"])
 ///     .build()?;
 ///
-/// let plan = TenantPlan::new(
+/// let plan = Placement::new(
 ///     "acme".parse()?,
 ///     PlanDecision::new("free".parse()?, Isolation::Shared, "eu-west".parse()?,
 ///         Residency::Strict, "free plans share"),
@@ -140,7 +140,7 @@ impl ObjectStoreInitializer {
     /// # Errors
     /// [`StorageError::UnknownRegion`], [`StorageError::CorruptMarker`], or
     /// [`StorageError::ObjectStore`] when the store fails.
-    pub async fn read_marker(&self, plan: &TenantPlan) -> Result<Option<TenantMarker>> {
+    pub async fn read_marker(&self, plan: &Placement) -> Result<Option<TenantMarker>> {
         let store = self.store(&plan.region)?;
         marker::read(store.as_ref(), &TenantPaths::new(&plan.tenant_id)).await
     }
@@ -149,7 +149,7 @@ impl ObjectStoreInitializer {
     async fn existing_marker(
         &self,
         store: &dyn ObjectStore,
-        plan: &TenantPlan,
+        plan: &Placement,
         paths: &TenantPaths,
     ) -> Result<TenantMarker> {
         let marker =
@@ -164,7 +164,7 @@ impl ObjectStoreInitializer {
         }
     }
 
-    async fn initialize_tenant(&self, plan: &TenantPlan) -> Result<()> {
+    async fn initialize_tenant(&self, plan: &Placement) -> Result<()> {
         let store = self.store(&plan.region)?.as_ref();
         let paths = TenantPaths::new(&plan.tenant_id);
         let existing = marker::read(store, &paths).await?;
@@ -211,7 +211,7 @@ impl ObjectStoreInitializer {
         Ok(())
     }
 
-    async fn set_suspended(&self, plan: &TenantPlan, suspended: bool) -> Result<()> {
+    async fn set_suspended(&self, plan: &Placement, suspended: bool) -> Result<()> {
         let store = self.store(&plan.region)?.as_ref();
         let paths = TenantPaths::new(&plan.tenant_id);
         let mut marker = self.existing_marker(store, plan, &paths).await?;
@@ -232,7 +232,7 @@ impl ObjectStoreInitializer {
         Ok(())
     }
 
-    async fn remove_tenant(&self, plan: &TenantPlan, mode: RemovalMode) -> Result<()> {
+    async fn remove_tenant(&self, plan: &Placement, mode: RemovalMode) -> Result<()> {
         let store = self.store(&plan.region)?;
         let paths = TenantPaths::new(&plan.tenant_id);
         match mode {
@@ -273,7 +273,7 @@ impl StorageInitializer for ObjectStoreInitializer {
     /// marker only. Fails like `initialize` on an unknown region or a marker that
     /// belongs to another tenant or region.
     #[tracing::instrument(skip_all, fields(tenant_id = %plan.tenant_id, region = %plan.region))]
-    async fn plan(&self, plan: &TenantPlan) -> provisioning_core::Result<StoragePlan> {
+    async fn plan(&self, plan: &Placement) -> provisioning_core::Result<StoragePlan> {
         let store = self.store(&plan.region)?.as_ref();
         let paths = TenantPaths::new(&plan.tenant_id);
         let existing = marker::read(store, &paths).await?;
@@ -290,7 +290,7 @@ impl StorageInitializer for ObjectStoreInitializer {
     }
 
     #[tracing::instrument(skip_all, fields(tenant_id = %plan.tenant_id, region = %plan.region))]
-    async fn initialize(&self, plan: &TenantPlan) -> provisioning_core::Result<()> {
+    async fn initialize(&self, plan: &Placement) -> provisioning_core::Result<()> {
         Ok(self.initialize_tenant(plan).await?)
     }
 
@@ -298,19 +298,19 @@ impl StorageInitializer for ObjectStoreInitializer {
     /// suspended already is left as it is. `NotFound` on `tenant storage` when the
     /// tenant has no marker.
     #[tracing::instrument(skip_all, fields(tenant_id = %plan.tenant_id, region = %plan.region))]
-    async fn suspend(&self, plan: &TenantPlan) -> provisioning_core::Result<()> {
+    async fn suspend(&self, plan: &Placement) -> provisioning_core::Result<()> {
         Ok(self.set_suspended(plan, true).await?)
     }
 
     /// Sets `suspended: false`, clears `suspended_at` and sets `resumed_at`; an
     /// active tenant is left as it is.
     #[tracing::instrument(skip_all, fields(tenant_id = %plan.tenant_id, region = %plan.region))]
-    async fn resume(&self, plan: &TenantPlan) -> provisioning_core::Result<()> {
+    async fn resume(&self, plan: &Placement) -> provisioning_core::Result<()> {
         Ok(self.set_suspended(plan, false).await?)
     }
 
     #[tracing::instrument(skip_all, fields(tenant_id = %plan.tenant_id, region = %plan.region, mode = ?mode))]
-    async fn remove(&self, plan: &TenantPlan, mode: RemovalMode) -> provisioning_core::Result<()> {
+    async fn remove(&self, plan: &Placement, mode: RemovalMode) -> provisioning_core::Result<()> {
         Ok(self.remove_tenant(plan, mode).await?)
     }
 }

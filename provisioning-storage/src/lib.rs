@@ -22,7 +22,7 @@
 //!
 //! ```
 //! use provisioning_core::{Isolation, PlanDecision, RemovalMode, Residency, ShardChoice,
-//!     StorageInitializer, TenantPlan};
+//!     StorageInitializer, Placement};
 //! use provisioning_storage::ObjectStoreInitializer;
 //!
 //! # #[cfg(not(feature = "fs"))] fn main() {} // the example needs local folders
@@ -36,7 +36,7 @@
 //!     .layout(["uploads", "exports"])
 //!     .build()?;
 //!
-//! let plan = TenantPlan::new(
+//! let plan = Placement::new(
 //!     "acme".parse()?,
 //!     PlanDecision::new("premium".parse()?, Isolation::Dedicated, "eu-west".parse()?,
 //!         Residency::Strict, "premium is dedicated"),

@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Utc};
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
-use provisioning_core::{PlanName, Region, TenantId, TenantPlan};
+use provisioning_core::{Placement, PlanName, Region, TenantId};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, StorageError};
@@ -62,7 +62,7 @@ pub struct TenantMarker {
 
 impl TenantMarker {
     /// A marker for a tenant being initialized now with `layout`.
-    pub(crate) fn new(plan: &TenantPlan, layout: &[String], now: DateTime<Utc>) -> Self {
+    pub(crate) fn new(plan: &Placement, layout: &[String], now: DateTime<Utc>) -> Self {
         TenantMarker {
             version: MARKER_VERSION,
             tenant_id: plan.tenant_id.clone(),
@@ -79,7 +79,7 @@ impl TenantMarker {
 
     /// Why this marker cannot belong to `plan`'s tenant, if it cannot: another
     /// tenant id or another region means the prefix holds someone else's data.
-    pub(crate) fn conflict(&self, plan: &TenantPlan) -> Option<StorageError> {
+    pub(crate) fn conflict(&self, plan: &Placement) -> Option<StorageError> {
         let reason = if self.tenant_id != plan.tenant_id {
             format!(
                 "marker names tenant {} but the prefix belongs to {}",
@@ -100,7 +100,7 @@ impl TenantMarker {
     }
 
     /// Whether initialization for `plan` with `layout` has nothing left to do.
-    pub(crate) fn is_current(&self, plan: &TenantPlan, layout: &[String]) -> bool {
+    pub(crate) fn is_current(&self, plan: &Placement, layout: &[String]) -> bool {
         self.version == MARKER_VERSION
             && self.tenant_id == plan.tenant_id
             && self.region == plan.region
@@ -165,8 +165,8 @@ mod tests {
 
     use super::*;
 
-    fn plan(tenant: &str, region: &str) -> TenantPlan {
-        TenantPlan::new(
+    fn plan(tenant: &str, region: &str) -> Placement {
+        Placement::new(
             tenant.parse().unwrap(),
             PlanDecision::new(
                 "free".parse().unwrap(),

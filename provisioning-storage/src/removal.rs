@@ -12,7 +12,7 @@ use futures_util::stream::BoxStream;
 use futures_util::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
-use provisioning_core::TenantPlan;
+use provisioning_core::Placement;
 
 use crate::error::{Result, StorageError};
 use crate::marker::{self, TenantMarker};
@@ -92,7 +92,7 @@ pub(crate) async fn purge(store: &Arc<dyn ObjectStore>, paths: &TenantPaths) -> 
 /// both, and the retry copies again (overwriting with the same bytes) and deletes.
 pub(crate) async fn archive(
     store: &Arc<dyn ObjectStore>,
-    plan: &TenantPlan,
+    plan: &Placement,
     paths: &TenantPaths,
     concurrency: usize,
 ) -> Result<Option<(Path, u64)>> {

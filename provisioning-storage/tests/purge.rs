@@ -101,7 +101,7 @@ async fn purge_removes_a_half_initialized_tenant(h: Harness) {
     assert_eq!(list(eu.as_ref(), "").await, Vec::<String>::new());
 }
 
-fn plan(tenant: &str) -> provisioning_core::TenantPlan {
+fn plan(tenant: &str) -> provisioning_core::Placement {
     common::plan(tenant, "eu-west")
 }
 

@@ -35,7 +35,7 @@ struct ConfigFile {
 
 /// The validated placement configuration.
 #[derive(Debug)]
-pub(crate) struct Placement {
+pub(crate) struct PlacementConfig {
     pub(crate) policy: PlacementPolicy,
     pub(crate) directory: ShardDirectory,
 }
@@ -45,7 +45,7 @@ pub(crate) struct Placement {
 /// # Errors
 /// The file cannot be read, is not valid TOML of this shape (naming the
 /// field), or describes invalid shards or rules.
-pub(crate) fn load() -> Result<Placement, Box<dyn std::error::Error>> {
+pub(crate) fn load() -> Result<PlacementConfig, Box<dyn std::error::Error>> {
     match CONFIG_FILE.get() {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -61,9 +61,9 @@ pub(crate) fn file() -> Option<&'static Path> {
     CONFIG_FILE.get().map(PathBuf::as_path)
 }
 
-fn parse(text: &str) -> Result<Placement, Box<dyn std::error::Error>> {
+fn parse(text: &str) -> Result<PlacementConfig, Box<dyn std::error::Error>> {
     let file: ConfigFile = toml::from_str(text)?;
-    Ok(Placement {
+    Ok(PlacementConfig {
         policy: file.policy.unwrap_or_default(),
         directory: ShardDirectory::from_specs(file.shards)?,
     })

@@ -104,11 +104,15 @@ pub(crate) async fn hybrid(
     let directory = Arc::new(placement.directory);
     let plans = PolicyPlanBuilder::new(placement.policy)?.with_directory_regions(&directory);
     let shards = RendezvousResolver::new(Arc::clone(&directory));
-    // (4) Tenant databases: a file per dedicated tenant, one per shared shard.
+    // (4) Tenant databases: a file per dedicated tenant, one per shared shard,
+    // where each shard's `connection` in the shard map says (paths relative
+    // to the data directory). The placement records the file when a tenant
+    // is placed, and `status` shows it.
     let schema =
         Arc::new(
             SqliteSchemaManager::builder()
-                .root(&paths.databases)
+                .root(data_dir)
+                .shards(directory.connections())
                 .dedicated(
                     TenantSchema::new(release.migrator(&DEDICATED, &DEDICATED_FLEET))
                         .seed(Seed::sql("workload-seed", 1, DEDICATED_SEED)),

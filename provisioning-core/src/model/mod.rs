@@ -1,6 +1,7 @@
 //! The domain model: ids, requests, plans, records and lifecycle states.
 
 mod ids;
+mod location;
 mod names;
 mod plan;
 mod record;
@@ -9,8 +10,11 @@ mod state;
 mod tenant_id;
 
 pub use ids::{RequestId, RunId};
+pub use location::{REDACTED, fill_template, redact_secrets};
 pub use names::{NAME_MAX_LEN, PlanName, Region, ShardId};
-pub use plan::{Isolation, PlanDecision, Residency, ShardChoice, TenantPlan};
+#[allow(deprecated)]
+pub use plan::TenantPlan;
+pub use plan::{Isolation, Placement, PlanDecision, Residency, ShardChoice};
 pub use record::{FailureInfo, TenantRecord};
 pub use request::{
     ATTRIBUTE_KEY_MAX_LEN, ATTRIBUTE_VALUE_MAX_LEN, ATTRIBUTES_MAX, TenantRequest,

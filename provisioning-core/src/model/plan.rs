@@ -1,5 +1,6 @@
 //! Placement: what the plan builder decides ([`PlanDecision`]), what the shard
-//! resolver picks ([`ShardChoice`]) and both together ([`TenantPlan`]).
+//! resolver picks ([`ShardChoice`]) and both together, with where the data
+//! is ([`Placement`]).
 
 use std::fmt;
 
@@ -103,11 +104,19 @@ impl ShardChoice {
     }
 }
 
-/// A tenant's full placement, recorded on the tenant: isolation, region, shard,
-/// and the reasons for both decisions.
+/// Where a tenant lives, recorded on the tenant: isolation, region, shard,
+/// the database its data is in, and the reasons for the decisions.
+///
+/// `database` is the one truth for where the data is once the tenant is
+/// placed: the schema manager resolves it from the shard map's connection
+/// when the tenant is placed (see
+/// [`TenantSchemaManager::locate`](crate::TenantSchemaManager::locate)) and
+/// opens what it says from then on, so editing the map later moves no
+/// existing tenant by accident. It never holds a secret: passwords are
+/// redacted ([`redact_secrets`](crate::redact_secrets)) before it is set.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
-pub struct TenantPlan {
+pub struct Placement {
     /// The tenant placed.
     pub tenant_id: TenantId,
     /// Its commercial plan.
@@ -120,21 +129,52 @@ pub struct TenantPlan {
     pub shard: ShardId,
     /// The residency rule it was placed under.
     pub residency: Residency,
+    /// Where its data is: a SQLite file path, or a PostgreSQL URL (password
+    /// redacted) naming its database, with `?schema=` for a schema of its own.
+    /// `None` before the schema manager located it, or for managers that
+    /// record no location.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<String>,
     /// Why: the plan builder's reason, then the resolver's.
     pub reason: String,
 }
 
-impl TenantPlan {
-    /// Combines a plan decision with the shard the resolver chose.
+/// The name this type had before it was called for what it is.
+#[deprecated(since = "0.1.0", note = "renamed to `Placement`")]
+pub type TenantPlan = Placement;
+
+impl Placement {
+    /// Combines a plan decision with the shard the resolver chose; the
+    /// database is not located yet.
     pub fn new(tenant_id: TenantId, decision: PlanDecision, choice: ShardChoice) -> Self {
-        TenantPlan {
+        Placement {
             tenant_id,
             plan: decision.plan,
             isolation: decision.isolation,
             region: choice.region,
             shard: choice.shard,
             residency: decision.residency,
+            database: None,
             reason: format!("{}; {}", decision.reason, choice.reason),
         }
+    }
+
+    /// The same placement with its database located at `database`, redacted
+    /// of any secret it holds.
+    #[must_use]
+    pub fn with_database(mut self, database: Option<String>) -> Self {
+        self.database = database.map(|d| crate::redact_secrets(&d));
+        self
+    }
+
+    /// Whether `self` and `other` put the tenant's data in the same place:
+    /// the same shard and isolation (and the same database when both record one).
+    pub fn same_location(&self, other: &Placement) -> bool {
+        self.shard == other.shard
+            && self.isolation == other.isolation
+            && match (&self.database, &other.database) {
+                (Some(a), Some(b)) => a == b,
+                _ => true,
+            }
     }
 }

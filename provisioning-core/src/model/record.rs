@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::model::{PlanName, Region, RequestId, TenantId, TenantPlan, TenantState};
+use crate::model::{Placement, PlanName, Region, RequestId, TenantId, TenantState};
 
 /// Why a tenant's last provisioning failed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,7 +45,7 @@ pub struct TenantRecord {
     /// The region it asked for.
     pub region: Region,
     /// Its placement, once decided.
-    pub placement: Option<TenantPlan>,
+    pub placement: Option<Placement>,
     /// Free-form metadata (the request's attributes, and what steps record).
     #[serde(default)]
     pub metadata: BTreeMap<String, String>,

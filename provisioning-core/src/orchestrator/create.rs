@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 use crate::events::{EventKind, NewEvent};
-use crate::model::{PlanDecision, Residency, TenantPlan, TenantRequest, TenantState};
+use crate::model::{Placement, PlanDecision, Residency, TenantRequest, TenantState};
 use crate::orchestrator::Parts;
 use crate::orchestrator::transition::{step_error, transition};
 use crate::saga::{Step, StepError};
@@ -46,7 +46,7 @@ pub struct CreateContext {
     /// The plan builder's decision, once made.
     pub decision: Option<PlanDecision>,
     /// The placement, once the shard is chosen.
-    pub plan: Option<TenantPlan>,
+    pub plan: Option<Placement>,
     /// What preparing the database found or did.
     pub database: Option<DatabaseOutcome>,
 }
@@ -66,7 +66,7 @@ impl CreateContext {
     ///
     /// # Errors
     /// A permanent [`StepError`] when no placement is recorded yet.
-    pub fn placement(&self) -> Result<&TenantPlan, StepError> {
+    pub fn placement(&self) -> Result<&Placement, StepError> {
         self.plan.as_ref().ok_or_else(|| {
             StepError::permanent(Error::invalid(
                 "plan",
@@ -152,7 +152,15 @@ impl Step<CreateContext> for Place {
                 ),
             }));
         }
-        let plan = TenantPlan::new(tenant.clone(), decision, choice);
+        let plan = Placement::new(tenant.clone(), decision, choice);
+        let database = match self.0.schema.locate(&plan) {
+            Ok(database) => database,
+            Err(e) => {
+                let _ = self.0.resolver.release(&tenant, &plan.shard).await;
+                return Err(step_error(e));
+            }
+        };
+        let plan = plan.with_database(database);
         ctx.plan = Some(plan.clone());
         transition(
             &self.0,
@@ -182,13 +190,17 @@ impl Step<CreateContext> for Place {
 }
 
 /// The placement as metadata entries, so that listings and events show it.
-pub(crate) fn placement_metadata(plan: &TenantPlan) -> BTreeMap<String, String> {
-    BTreeMap::from([
+pub(crate) fn placement_metadata(plan: &Placement) -> BTreeMap<String, String> {
+    let mut metadata = BTreeMap::from([
         ("placement.isolation".to_owned(), plan.isolation.to_string()),
         ("placement.region".to_owned(), plan.region.to_string()),
         ("placement.shard".to_owned(), plan.shard.to_string()),
         ("placement.reason".to_owned(), plan.reason.clone()),
-    ])
+    ]);
+    if let Some(database) = &plan.database {
+        metadata.insert("placement.database".to_owned(), database.clone());
+    }
+    metadata
 }
 
 #[async_trait]

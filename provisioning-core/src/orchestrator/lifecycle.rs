@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::events::{EventKind, NewEvent};
-use crate::model::{RequestId, TenantId, TenantPlan, TenantState};
+use crate::model::{Placement, RequestId, TenantId, TenantState};
 use crate::orchestrator::Parts;
 use crate::orchestrator::transition::{load, step_error, transition};
 use crate::saga::{Step, StepError};
@@ -47,7 +47,7 @@ impl LifecycleContext {
 
 /// The placement recorded on the tenant (none for a tenant that failed
 /// before it was placed).
-async fn placement(parts: &Parts, tenant: &TenantId) -> Result<Option<TenantPlan>, StepError> {
+async fn placement(parts: &Parts, tenant: &TenantId) -> Result<Option<Placement>, StepError> {
     Ok(load(&*parts.store, tenant)
         .await
         .map_err(step_error)?

@@ -29,7 +29,7 @@ pub use worker::{WorkerOptions, WorkerReport};
 use crate::error::{Error, Result};
 use crate::events::{EventDispatcher, EventKind, NewEvent, TenantEvent};
 use crate::model::{
-    FailureInfo, PlanDecision, RequestId, Residency, RunId, TenantId, TenantPlan, TenantRecord,
+    FailureInfo, Placement, PlanDecision, RequestId, Residency, RunId, TenantId, TenantRecord,
     TenantRequest, TenantState,
 };
 use crate::saga::SagaExecutor;
@@ -120,7 +120,7 @@ pub struct ProvisioningPlan {
     /// The plan builder's decision.
     pub decision: PlanDecision,
     /// The placement the resolver would choose.
-    pub placement: TenantPlan,
+    pub placement: Placement,
     /// The database work: location, whether it exists, pending migrations and seeds.
     pub schema: SchemaPlan,
     /// The storage paths.
@@ -161,15 +161,15 @@ pub struct RecoveryReport {
 /// #   async fn resolve(&self, _: &TenantId, d: &PlanDecision) -> Result<ShardChoice> {
 /// #     Ok(ShardChoice::new("shared-1".parse()?, d.region.clone(), "one shard")) } }
 /// # struct Db; #[async_trait] impl TenantSchemaManager for Db {
-/// #   async fn plan(&self, _: &TenantPlan) -> Result<SchemaPlan> { Ok(SchemaPlan::new("mem", true, false, vec![], vec![])) }
-/// #   async fn provision(&self, _: &TenantPlan) -> Result<DatabaseOutcome> { Ok(DatabaseOutcome::Shared) }
-/// #   async fn migrate(&self, _: &TenantPlan) -> Result<Vec<MigrationInfo>> { Ok(vec![]) }
-/// #   async fn seed(&self, _: &TenantPlan) -> Result<Vec<SeedInfo>> { Ok(vec![]) }
-/// #   async fn drop_tenant(&self, _: &TenantPlan, _: DropReason) -> Result<()> { Ok(()) } }
+/// #   async fn plan(&self, _: &Placement) -> Result<SchemaPlan> { Ok(SchemaPlan::new("mem", true, false, vec![], vec![])) }
+/// #   async fn provision(&self, _: &Placement) -> Result<DatabaseOutcome> { Ok(DatabaseOutcome::Shared) }
+/// #   async fn migrate(&self, _: &Placement) -> Result<Vec<MigrationInfo>> { Ok(vec![]) }
+/// #   async fn seed(&self, _: &Placement) -> Result<Vec<SeedInfo>> { Ok(vec![]) }
+/// #   async fn drop_tenant(&self, _: &Placement, _: DropReason) -> Result<()> { Ok(()) } }
 /// # struct Files; #[async_trait] impl StorageInitializer for Files {
-/// #   async fn plan(&self, _: &TenantPlan) -> Result<StoragePlan> { Ok(StoragePlan::new(vec![], false)) }
-/// #   async fn initialize(&self, _: &TenantPlan) -> Result<()> { Ok(()) }
-/// #   async fn remove(&self, _: &TenantPlan, _: RemovalMode) -> Result<()> { Ok(()) } }
+/// #   async fn plan(&self, _: &Placement) -> Result<StoragePlan> { Ok(StoragePlan::new(vec![], false)) }
+/// #   async fn initialize(&self, _: &Placement) -> Result<()> { Ok(()) }
+/// #   async fn remove(&self, _: &Placement, _: RemovalMode) -> Result<()> { Ok(()) } }
 /// // A workflow of your own: provision a message queue for a tenant.
 /// #[derive(serde::Serialize, serde::Deserialize)]
 /// struct Queue { tenant: String, created: bool }
@@ -461,7 +461,9 @@ impl ProvisioningOrchestrator {
                 ),
             });
         }
-        let placement = TenantPlan::new(request.tenant_id.clone(), decision.clone(), choice);
+        let placement = Placement::new(request.tenant_id.clone(), decision.clone(), choice);
+        let database = parts.schema.locate(&placement)?;
+        let placement = placement.with_database(database);
         Ok(ProvisioningPlan {
             schema: parts.schema.plan(&placement).await?,
             storage: parts.storage.plan(&placement).await?,

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::model::TenantPlan;
+use crate::model::Placement;
 
 /// One migration, as a dry run lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -121,7 +121,7 @@ pub enum DropReason {
 ///
 /// use async_trait::async_trait;
 /// use provisioning_core::{
-///     DatabaseOutcome, DropReason, MigrationInfo, Result, SchemaPlan, SeedInfo, TenantPlan,
+///     DatabaseOutcome, DropReason, MigrationInfo, Result, SchemaPlan, SeedInfo, Placement,
 ///     TenantSchemaManager,
 /// };
 ///
@@ -131,17 +131,17 @@ pub enum DropReason {
 ///
 /// #[async_trait]
 /// impl TenantSchemaManager for InMemory {
-///     async fn plan(&self, plan: &TenantPlan) -> Result<SchemaPlan> {
+///     async fn plan(&self, plan: &Placement) -> Result<SchemaPlan> {
 ///         let exists = self.0.lock().unwrap().contains(plan.tenant_id.as_str());
 ///         Ok(SchemaPlan::new(plan.tenant_id.as_str(), exists, !exists, vec![], vec![]))
 ///     }
-///     async fn provision(&self, plan: &TenantPlan) -> Result<DatabaseOutcome> {
+///     async fn provision(&self, plan: &Placement) -> Result<DatabaseOutcome> {
 ///         self.0.lock().unwrap().insert(plan.tenant_id.to_string());
 ///         Ok(DatabaseOutcome::Created)
 ///     }
-///     async fn migrate(&self, _: &TenantPlan) -> Result<Vec<MigrationInfo>> { Ok(vec![]) }
-///     async fn seed(&self, _: &TenantPlan) -> Result<Vec<SeedInfo>> { Ok(vec![]) }
-///     async fn drop_tenant(&self, plan: &TenantPlan, _: DropReason) -> Result<()> {
+///     async fn migrate(&self, _: &Placement) -> Result<Vec<MigrationInfo>> { Ok(vec![]) }
+///     async fn seed(&self, _: &Placement) -> Result<Vec<SeedInfo>> { Ok(vec![]) }
+///     async fn drop_tenant(&self, plan: &Placement, _: DropReason) -> Result<()> {
 ///         self.0.lock().unwrap().remove(plan.tenant_id.as_str());
 ///         Ok(())
 ///     }
@@ -149,7 +149,7 @@ pub enum DropReason {
 ///
 /// # use provisioning_core::*;
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-/// # let plan = TenantPlan::new("acme".parse()?, PlanDecision::new("premium".parse()?,
+/// # let plan = Placement::new("acme".parse()?, PlanDecision::new("premium".parse()?,
 /// #     Isolation::Dedicated, "eu-west".parse()?, Residency::Strict, "premium"),
 /// #     ShardChoice::new("eu-1".parse()?, "eu-west".parse()?, "only shard"));
 /// let manager = InMemory::default();
@@ -166,58 +166,77 @@ pub enum DropReason {
 pub trait TenantSchemaManager: Send + Sync {
     /// The dry run: what [`provision`](Self::provision), [`migrate`](Self::migrate)
     /// and [`seed`](Self::seed) would do. Creates nothing.
-    async fn plan(&self, plan: &TenantPlan) -> Result<SchemaPlan>;
+    async fn plan(&self, plan: &Placement) -> Result<SchemaPlan>;
+
+    /// Where `placement`'s data lives under the shard map this manager was
+    /// built from (a file path, a URL with its password redacted), for the
+    /// place step to record in [`Placement::database`]. From then on the
+    /// manager opens what the placement records, so that a later change of
+    /// the map moves no existing tenant. Creates nothing. The default
+    /// records no location.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`](crate::Error::InvalidInput) on `connection`
+    /// when the shard's connection cannot hold this tenant (a dedicated
+    /// tenant on a template without `{tenant}`, say).
+    fn locate(&self, placement: &Placement) -> Result<Option<String>> {
+        let _ = placement;
+        Ok(None)
+    }
 
     /// Creates the tenant's database or schema when dedicated, or adopts one that
     /// exists; checks a shared one is reachable.
-    async fn provision(&self, plan: &TenantPlan) -> Result<DatabaseOutcome>;
+    async fn provision(&self, plan: &Placement) -> Result<DatabaseOutcome>;
 
     /// Applies pending migrations, resuming where an interrupted run stopped, and
     /// returns the ones it applied (none when up to date).
-    async fn migrate(&self, plan: &TenantPlan) -> Result<Vec<MigrationInfo>>;
+    async fn migrate(&self, plan: &Placement) -> Result<Vec<MigrationInfo>>;
 
     /// Applies the tenant's missing seeds and returns the ones it applied.
-    async fn seed(&self, plan: &TenantPlan) -> Result<Vec<SeedInfo>>;
+    async fn seed(&self, plan: &Placement) -> Result<Vec<SeedInfo>>;
 
     /// Called when the tenant is suspended; the default does nothing.
-    async fn suspend(&self, plan: &TenantPlan) -> Result<()> {
+    async fn suspend(&self, plan: &Placement) -> Result<()> {
         let _ = plan;
         Ok(())
     }
 
     /// Called when the tenant is resumed; the default does nothing.
-    async fn resume(&self, plan: &TenantPlan) -> Result<()> {
+    async fn resume(&self, plan: &Placement) -> Result<()> {
         let _ = plan;
         Ok(())
     }
 
     /// Removes the tenant's database (dedicated) or its rows (shared).
-    async fn drop_tenant(&self, plan: &TenantPlan, reason: DropReason) -> Result<()>;
+    async fn drop_tenant(&self, plan: &Placement, reason: DropReason) -> Result<()>;
 }
 
 macro_rules! forward_schema_manager {
     ($ty:ty) => {
         #[async_trait]
         impl<T: TenantSchemaManager + ?Sized> TenantSchemaManager for $ty {
-            async fn plan(&self, plan: &TenantPlan) -> Result<SchemaPlan> {
+            async fn plan(&self, plan: &Placement) -> Result<SchemaPlan> {
                 (**self).plan(plan).await
             }
-            async fn provision(&self, plan: &TenantPlan) -> Result<DatabaseOutcome> {
+            fn locate(&self, placement: &Placement) -> Result<Option<String>> {
+                (**self).locate(placement)
+            }
+            async fn provision(&self, plan: &Placement) -> Result<DatabaseOutcome> {
                 (**self).provision(plan).await
             }
-            async fn migrate(&self, plan: &TenantPlan) -> Result<Vec<MigrationInfo>> {
+            async fn migrate(&self, plan: &Placement) -> Result<Vec<MigrationInfo>> {
                 (**self).migrate(plan).await
             }
-            async fn seed(&self, plan: &TenantPlan) -> Result<Vec<SeedInfo>> {
+            async fn seed(&self, plan: &Placement) -> Result<Vec<SeedInfo>> {
                 (**self).seed(plan).await
             }
-            async fn suspend(&self, plan: &TenantPlan) -> Result<()> {
+            async fn suspend(&self, plan: &Placement) -> Result<()> {
                 (**self).suspend(plan).await
             }
-            async fn resume(&self, plan: &TenantPlan) -> Result<()> {
+            async fn resume(&self, plan: &Placement) -> Result<()> {
                 (**self).resume(plan).await
             }
-            async fn drop_tenant(&self, plan: &TenantPlan, reason: DropReason) -> Result<()> {
+            async fn drop_tenant(&self, plan: &Placement, reason: DropReason) -> Result<()> {
                 (**self).drop_tenant(plan, reason).await
             }
         }

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::model::TenantPlan;
+use crate::model::Placement;
 
 /// What removing a tenant's storage does with its objects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -47,30 +47,30 @@ impl StoragePlan {
 /// use std::sync::Mutex;
 ///
 /// use async_trait::async_trait;
-/// use provisioning_core::{RemovalMode, Result, StorageInitializer, StoragePlan, TenantPlan};
+/// use provisioning_core::{RemovalMode, Result, StorageInitializer, StoragePlan, Placement};
 ///
 /// /// Keeps folder names in a set.
 /// #[derive(Default)]
 /// struct Folders(Mutex<BTreeSet<String>>);
 ///
 /// impl Folders {
-///     fn paths(plan: &TenantPlan) -> Vec<String> {
+///     fn paths(plan: &Placement) -> Vec<String> {
 ///         ["uploads/", "exports/"].iter().map(|d| format!("tenants/{}/{d}", plan.tenant_id)).collect()
 ///     }
 /// }
 ///
 /// #[async_trait]
 /// impl StorageInitializer for Folders {
-///     async fn plan(&self, plan: &TenantPlan) -> Result<StoragePlan> {
+///     async fn plan(&self, plan: &Placement) -> Result<StoragePlan> {
 ///         let paths = Self::paths(plan);
 ///         let exists = self.0.lock().unwrap().contains(&paths[0]);
 ///         Ok(StoragePlan::new(paths, exists))
 ///     }
-///     async fn initialize(&self, plan: &TenantPlan) -> Result<()> {
+///     async fn initialize(&self, plan: &Placement) -> Result<()> {
 ///         self.0.lock().unwrap().extend(Self::paths(plan));
 ///         Ok(())
 ///     }
-///     async fn remove(&self, plan: &TenantPlan, _mode: RemovalMode) -> Result<()> {
+///     async fn remove(&self, plan: &Placement, _mode: RemovalMode) -> Result<()> {
 ///         let prefix = format!("tenants/{}/", plan.tenant_id);
 ///         self.0.lock().unwrap().retain(|p| !p.starts_with(&prefix));
 ///         Ok(())
@@ -79,7 +79,7 @@ impl StoragePlan {
 ///
 /// # use provisioning_core::*;
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-/// # let plan = TenantPlan::new("acme".parse()?, PlanDecision::new("free".parse()?,
+/// # let plan = Placement::new("acme".parse()?, PlanDecision::new("free".parse()?,
 /// #     Isolation::Shared, "eu-west".parse()?, Residency::Strict, "free"),
 /// #     ShardChoice::new("eu-1".parse()?, "eu-west".parse()?, "only shard"));
 /// let storage = Folders::default();
@@ -94,44 +94,44 @@ impl StoragePlan {
 #[async_trait]
 pub trait StorageInitializer: Send + Sync {
     /// The dry run: the paths initialization would create. Creates nothing.
-    async fn plan(&self, plan: &TenantPlan) -> Result<StoragePlan>;
+    async fn plan(&self, plan: &Placement) -> Result<StoragePlan>;
 
     /// Creates the tenant's folders and marker.
-    async fn initialize(&self, plan: &TenantPlan) -> Result<()>;
+    async fn initialize(&self, plan: &Placement) -> Result<()>;
 
     /// Records that the tenant is suspended; the default does nothing.
-    async fn suspend(&self, plan: &TenantPlan) -> Result<()> {
+    async fn suspend(&self, plan: &Placement) -> Result<()> {
         let _ = plan;
         Ok(())
     }
 
     /// Records that the tenant is active again; the default does nothing.
-    async fn resume(&self, plan: &TenantPlan) -> Result<()> {
+    async fn resume(&self, plan: &Placement) -> Result<()> {
         let _ = plan;
         Ok(())
     }
 
     /// Archives or purges everything under the tenant's prefix.
-    async fn remove(&self, plan: &TenantPlan, mode: RemovalMode) -> Result<()>;
+    async fn remove(&self, plan: &Placement, mode: RemovalMode) -> Result<()>;
 }
 
 macro_rules! forward_storage {
     ($ty:ty) => {
         #[async_trait]
         impl<T: StorageInitializer + ?Sized> StorageInitializer for $ty {
-            async fn plan(&self, plan: &TenantPlan) -> Result<StoragePlan> {
+            async fn plan(&self, plan: &Placement) -> Result<StoragePlan> {
                 (**self).plan(plan).await
             }
-            async fn initialize(&self, plan: &TenantPlan) -> Result<()> {
+            async fn initialize(&self, plan: &Placement) -> Result<()> {
                 (**self).initialize(plan).await
             }
-            async fn suspend(&self, plan: &TenantPlan) -> Result<()> {
+            async fn suspend(&self, plan: &Placement) -> Result<()> {
                 (**self).suspend(plan).await
             }
-            async fn resume(&self, plan: &TenantPlan) -> Result<()> {
+            async fn resume(&self, plan: &Placement) -> Result<()> {
                 (**self).resume(plan).await
             }
-            async fn remove(&self, plan: &TenantPlan, mode: RemovalMode) -> Result<()> {
+            async fn remove(&self, plan: &Placement, mode: RemovalMode) -> Result<()> {
                 (**self).remove(plan, mode).await
             }
         }

@@ -138,7 +138,7 @@ pub struct Schemas(pub Arc<World>);
 
 #[async_trait]
 impl TenantSchemaManager for Schemas {
-    async fn plan(&self, plan: &TenantPlan) -> Result<SchemaPlan> {
+    async fn plan(&self, plan: &Placement) -> Result<SchemaPlan> {
         let exists = self
             .0
             .databases
@@ -157,7 +157,7 @@ impl TenantSchemaManager for Schemas {
             vec![SeedInfo::new("default-roles", 1)],
         ))
     }
-    async fn provision(&self, plan: &TenantPlan) -> Result<DatabaseOutcome> {
+    async fn provision(&self, plan: &Placement) -> Result<DatabaseOutcome> {
         self.0.call("provision", &plan.tenant_id);
         if plan.isolation == Isolation::Shared {
             return Ok(DatabaseOutcome::Shared);
@@ -169,7 +169,7 @@ impl TenantSchemaManager for Schemas {
             .insert(plan.tenant_id.to_string());
         Ok(DatabaseOutcome::Created)
     }
-    async fn migrate(&self, plan: &TenantPlan) -> Result<Vec<MigrationInfo>> {
+    async fn migrate(&self, plan: &Placement) -> Result<Vec<MigrationInfo>> {
         self.0.call("migrate", &plan.tenant_id);
         self.0
             .migrated
@@ -178,7 +178,7 @@ impl TenantSchemaManager for Schemas {
             .insert(plan.tenant_id.to_string());
         Ok(vec![])
     }
-    async fn seed(&self, plan: &TenantPlan) -> Result<Vec<SeedInfo>> {
+    async fn seed(&self, plan: &Placement) -> Result<Vec<SeedInfo>> {
         self.0.call("seed", &plan.tenant_id);
         if plan.isolation == Isolation::Shared {
             self.0
@@ -189,15 +189,15 @@ impl TenantSchemaManager for Schemas {
         }
         Ok(vec![])
     }
-    async fn suspend(&self, plan: &TenantPlan) -> Result<()> {
+    async fn suspend(&self, plan: &Placement) -> Result<()> {
         self.0.call("schema-suspend", &plan.tenant_id);
         Ok(())
     }
-    async fn resume(&self, plan: &TenantPlan) -> Result<()> {
+    async fn resume(&self, plan: &Placement) -> Result<()> {
         self.0.call("schema-resume", &plan.tenant_id);
         Ok(())
     }
-    async fn drop_tenant(&self, plan: &TenantPlan, reason: DropReason) -> Result<()> {
+    async fn drop_tenant(&self, plan: &Placement, reason: DropReason) -> Result<()> {
         self.0.call(&format!("drop-{reason:?}"), &plan.tenant_id);
         self.0
             .databases
@@ -222,7 +222,7 @@ pub struct Storage(pub Arc<World>);
 
 #[async_trait]
 impl StorageInitializer for Storage {
-    async fn plan(&self, plan: &TenantPlan) -> Result<StoragePlan> {
+    async fn plan(&self, plan: &Placement) -> Result<StoragePlan> {
         let exists = self
             .0
             .storage
@@ -234,7 +234,7 @@ impl StorageInitializer for Storage {
             exists,
         ))
     }
-    async fn initialize(&self, plan: &TenantPlan) -> Result<()> {
+    async fn initialize(&self, plan: &Placement) -> Result<()> {
         self.0.call("storage-init", &plan.tenant_id);
         self.0
             .storage
@@ -243,7 +243,7 @@ impl StorageInitializer for Storage {
             .insert(plan.tenant_id.to_string());
         Ok(())
     }
-    async fn suspend(&self, plan: &TenantPlan) -> Result<()> {
+    async fn suspend(&self, plan: &Placement) -> Result<()> {
         self.0.call("storage-suspend", &plan.tenant_id);
         self.0
             .suspended
@@ -252,7 +252,7 @@ impl StorageInitializer for Storage {
             .insert(plan.tenant_id.to_string());
         Ok(())
     }
-    async fn resume(&self, plan: &TenantPlan) -> Result<()> {
+    async fn resume(&self, plan: &Placement) -> Result<()> {
         self.0.call("storage-resume", &plan.tenant_id);
         self.0
             .suspended
@@ -261,7 +261,7 @@ impl StorageInitializer for Storage {
             .remove(plan.tenant_id.as_str());
         Ok(())
     }
-    async fn remove(&self, plan: &TenantPlan, mode: RemovalMode) -> Result<()> {
+    async fn remove(&self, plan: &Placement, mode: RemovalMode) -> Result<()> {
         self.0
             .call(&format!("storage-remove-{mode:?}"), &plan.tenant_id);
         let id = plan.tenant_id.to_string();

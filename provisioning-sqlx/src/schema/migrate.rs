@@ -7,7 +7,7 @@
 //! leaves 1..k-1 recorded and k to be retried.
 
 use futures_util::future::BoxFuture;
-use provisioning_core::{Error, MigrationInfo, Result, TenantPlan};
+use provisioning_core::{Error, MigrationInfo, Placement, Result};
 use sqlx::migrate::{AppliedMigration, Migrate, MigrateError, Migration, Migrator};
 
 use crate::error::migrate_error;
@@ -138,7 +138,7 @@ pub(crate) async fn run<C: ApplyAll>(
     conn: &mut C,
     migrator: &Migrator,
     hook: Option<&MigrationHook>,
-    plan: &TenantPlan,
+    plan: &Placement,
     component: &'static str,
     location: &str,
 ) -> Result<Vec<MigrationInfo>> {

@@ -13,7 +13,7 @@ use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
-use provisioning_core::{MigrationInfo, Result, TenantPlan};
+use provisioning_core::{MigrationInfo, Placement, Result};
 use sqlx::migrate::Migrator;
 
 use crate::error::SqlxError;
@@ -39,7 +39,7 @@ pub(crate) use schemas::Schemas;
 /// with the tenant and the migration; an error stops the run there (the
 /// migrations before it are applied, that one is not, and the next run
 /// resumes at it). For fault drills and tests; leave unset in production.
-pub type MigrationHook = Arc<dyn Fn(&TenantPlan, &MigrationInfo) -> Result<()> + Send + Sync>;
+pub type MigrationHook = Arc<dyn Fn(&Placement, &MigrationInfo) -> Result<()> + Send + Sync>;
 
 /// The name of the seed ledger table in every tenant database.
 pub const SEED_LEDGER_TABLE: &str = "_tenant_seeds";

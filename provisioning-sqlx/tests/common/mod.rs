@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use provisioning_core::{
-    Error, Isolation, MigrationInfo, PlanDecision, Residency, ShardChoice, TenantPlan,
+    Error, Isolation, MigrationInfo, Placement, PlanDecision, Residency, ShardChoice,
 };
 use provisioning_sqlx::{MigrationHook, Seed, TenantSchema};
 
@@ -68,8 +68,8 @@ pub async fn first_migrations(variant: &str, n: usize) -> Migrator {
     Migrator::with_migrations(all.iter().take(n).cloned().collect())
 }
 
-pub fn plan(tenant: &str, isolation: Isolation, shard: &str) -> TenantPlan {
-    TenantPlan::new(
+pub fn plan(tenant: &str, isolation: Isolation, shard: &str) -> Placement {
+    Placement::new(
         tenant.parse().unwrap(),
         PlanDecision::new(
             "premium".parse().unwrap(),
@@ -92,7 +92,7 @@ pub fn unique_tenant(prefix: &str) -> String {
 pub fn fail_at(version: i64) -> (MigrationHook, Arc<AtomicI64>) {
     let armed = Arc::new(AtomicI64::new(version));
     let flag = Arc::clone(&armed);
-    let hook: MigrationHook = Arc::new(move |_plan: &TenantPlan, m: &MigrationInfo| {
+    let hook: MigrationHook = Arc::new(move |_plan: &Placement, m: &MigrationInfo| {
         if m.version == flag.load(Ordering::SeqCst) {
             return Err(Error::backend(
                 "test",

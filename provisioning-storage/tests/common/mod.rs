@@ -12,7 +12,7 @@ use std::sync::Arc;
 use futures_util::TryStreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
-use provisioning_core::{Isolation, PlanDecision, Region, Residency, ShardChoice, TenantPlan};
+use provisioning_core::{Isolation, Placement, PlanDecision, Region, Residency, ShardChoice};
 use provisioning_storage::{ObjectStoreInitializer, TenantMarker};
 
 #[allow(unused_imports)] // not every test file needs both
@@ -277,13 +277,13 @@ macro_rules! on_every_backend {
 }
 
 /// A plan for `tenant` in `region`.
-pub fn plan(tenant: &str, region: &str) -> TenantPlan {
+pub fn plan(tenant: &str, region: &str) -> Placement {
     plan_with(tenant, region, "free")
 }
 
 /// A plan for `tenant` in `region` on the commercial plan `plan_name`.
-pub fn plan_with(tenant: &str, region: &str, plan_name: &str) -> TenantPlan {
-    TenantPlan::new(
+pub fn plan_with(tenant: &str, region: &str, plan_name: &str) -> Placement {
+    Placement::new(
         tenant.parse().unwrap(),
         PlanDecision::new(
             plan_name.parse().unwrap(),

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use provisioning_core::{
-    ProvisioningOrchestrator, RequestStatus, StorageInitializer, TenantFilter, TenantPlan,
+    Placement, ProvisioningOrchestrator, RequestStatus, StorageInitializer, TenantFilter,
     TenantRequest, TenantState,
 };
 use provisioning_sharding::{
@@ -159,9 +159,9 @@ impl SqliteSdk {
 /// Creates and migrates the shared shard's database before timing starts.
 async fn warm_up_shared(schema: &SqliteSchemaManager) -> Result<()> {
     use provisioning_core::{
-        Isolation, PlanDecision, Residency, ShardChoice, TenantPlan, TenantSchemaManager,
+        Isolation, Placement, PlanDecision, Residency, ShardChoice, TenantSchemaManager,
     };
-    let plan = TenantPlan::new(
+    let plan = Placement::new(
         "warm-up".parse()?,
         PlanDecision::new(
             SHARED_PLAN.parse()?,
@@ -229,7 +229,7 @@ impl PgSdk {
 
     /// The placements of every Active tenant, from the catalog: what a fleet
     /// roll-out is given.
-    pub(crate) async fn active_plans(&self) -> Result<Vec<TenantPlan>> {
+    pub(crate) async fn active_plans(&self) -> Result<Vec<Placement>> {
         let mut plans = Vec::new();
         let mut filter = TenantFilter::all();
         filter.state = Some(TenantState::Active);

@@ -236,8 +236,13 @@ pub(crate) async fn status(
                     .map_or("not placed".to_owned(), |p| {
                         format!("{} on {} in {}", p.isolation, p.shard, p.region)
                     });
+                let database = record
+                    .placement
+                    .as_ref()
+                    .and_then(|p| p.database.as_deref())
+                    .map_or(String::new(), |d| format!("\n  database: {d}"));
                 format!(
-                    "tenant {}: {} (plan {}, {}), version {}",
+                    "tenant {}: {} (plan {}, {}), version {}{database}",
                     record.tenant_id, record.state, record.plan, placement, record.version
                 )
             })

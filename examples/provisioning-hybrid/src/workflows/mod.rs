@@ -18,8 +18,8 @@ mod steps;
 use std::sync::Arc;
 
 use provisioning_core::{
-    Error, ProvisioningOrchestrator, ProvisioningOrchestratorBuilder, Receipt, RequestId, Result,
-    Saga, TenantId, TenantPlan, TenantState,
+    Error, Placement, ProvisioningOrchestrator, ProvisioningOrchestratorBuilder, Receipt,
+    RequestId, Result, Saga, TenantId, TenantState,
 };
 use provisioning_sqlx::SqliteSchemaManager;
 use serde::{Deserialize, Serialize};
@@ -38,7 +38,7 @@ pub(crate) const WORKFLOWS: [&str; 2] = [SERVICE, USER];
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct ServiceContext {
     request_id: RequestId,
-    placement: TenantPlan,
+    placement: Placement,
     service: String,
     tier: input::Tier,
 }
@@ -47,19 +47,19 @@ pub(crate) struct ServiceContext {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct UserContext {
     request_id: RequestId,
-    placement: TenantPlan,
+    placement: Placement,
     email: String,
     role: String,
 }
 
 /// Where a run writes: the tenant's placement, and the request it carries out.
 pub(crate) trait Target {
-    fn placement(&self) -> &TenantPlan;
+    fn placement(&self) -> &Placement;
     fn request_id(&self) -> RequestId;
 }
 
 impl Target for ServiceContext {
-    fn placement(&self) -> &TenantPlan {
+    fn placement(&self) -> &Placement {
         &self.placement
     }
     fn request_id(&self) -> RequestId {
@@ -68,7 +68,7 @@ impl Target for ServiceContext {
 }
 
 impl Target for UserContext {
-    fn placement(&self) -> &TenantPlan {
+    fn placement(&self) -> &Placement {
         &self.placement
     }
     fn request_id(&self) -> RequestId {
@@ -151,7 +151,7 @@ pub(crate) async fn provision(
 async fn placement(
     orchestrator: &ProvisioningOrchestrator,
     tenant: &TenantId,
-) -> Result<TenantPlan> {
+) -> Result<Placement> {
     let record = orchestrator.tenant(tenant).await?;
     record.placement.ok_or(Error::IllegalTransition {
         from: record.state,

@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use provisioning_core::{
-    DatabaseOutcome, DropReason, Error, MigrationInfo, Result, SchemaPlan, SeedInfo, TenantPlan,
+    DatabaseOutcome, DropReason, Error, MigrationInfo, Placement, Result, SchemaPlan, SeedInfo,
     TenantSchemaManager,
 };
 use sqlx::pool::PoolConnection;
@@ -30,7 +30,7 @@ impl PgSchemaManager {
     /// pooled one with `search_path` set for a schema or shared tenant (the
     /// schema looked up on the same connection), one of its own for a
     /// database.
-    async fn tenant_conn(&self, target: &Target<'_>, plan: &TenantPlan) -> Result<TenantConn> {
+    async fn tenant_conn(&self, target: &Target<'_>, plan: &Placement) -> Result<TenantConn> {
         let missing = || Error::NotFound {
             kind: "tenant database",
             id: format!("{} ({})", plan.tenant_id, target.location()),
@@ -72,7 +72,7 @@ impl PgSchemaManager {
     /// straight from the pool (each transaction sets its `search_path`; a
     /// missing schema is found by its first statement, see
     /// [`missing_or`](Self::missing_or)), a database's of its own.
-    async fn work_conn(&self, target: &Target<'_>, plan: &TenantPlan) -> Result<TenantConn> {
+    async fn work_conn(&self, target: &Target<'_>, plan: &Placement) -> Result<TenantConn> {
         match target.kind {
             TargetKind::Database(_) => self.tenant_conn(target, plan).await,
             TargetKind::Schema(_) | TargetKind::Shared => {
@@ -84,7 +84,7 @@ impl PgSchemaManager {
     /// `error`, or [`Error::NotFound`] when it came from the tenant's schema
     /// not existing: looked up only after a failure, so that the usual path
     /// pays no round trip for it.
-    async fn missing_or(&self, target: &Target<'_>, plan: &TenantPlan, error: Error) -> Error {
+    async fn missing_or(&self, target: &Target<'_>, plan: &Placement, error: Error) -> Error {
         if !matches!(target.kind, TargetKind::Schema(_)) {
             return error;
         }
@@ -110,7 +110,7 @@ impl PgSchemaManager {
 
 #[async_trait]
 impl TenantSchemaManager for PgSchemaManager {
-    async fn plan(&self, plan: &TenantPlan) -> Result<SchemaPlan> {
+    async fn plan(&self, plan: &Placement) -> Result<SchemaPlan> {
         let schema = self.schema(plan.isolation)?;
         let target = self.target(plan)?;
         let location = target.location();
@@ -124,7 +124,7 @@ impl TenantSchemaManager for PgSchemaManager {
         result
     }
 
-    async fn provision(&self, plan: &TenantPlan) -> Result<DatabaseOutcome> {
+    async fn provision(&self, plan: &Placement) -> Result<DatabaseOutcome> {
         self.schema(plan.isolation)?;
         let target = self.target(plan)?;
         let _guard = self.locks.lock(&target.location()).await;
@@ -143,7 +143,7 @@ impl TenantSchemaManager for PgSchemaManager {
     /// One transaction in five round trips: `BEGIN` (with `search_path`), the
     /// advisory lock, the ledger made if missing and read, the pending
     /// migrations with their ledger rows, `COMMIT`.
-    async fn migrate(&self, plan: &TenantPlan) -> Result<Vec<MigrationInfo>> {
+    async fn migrate(&self, plan: &Placement) -> Result<Vec<MigrationInfo>> {
         let schema = self.schema(plan.isolation)?;
         let target = self.target(plan)?;
         let location = target.location();
@@ -181,7 +181,7 @@ impl TenantSchemaManager for PgSchemaManager {
         }
     }
 
-    async fn seed(&self, plan: &TenantPlan) -> Result<Vec<SeedInfo>> {
+    async fn seed(&self, plan: &Placement) -> Result<Vec<SeedInfo>> {
         let schema = self.schema(plan.isolation)?;
         let target = self.target(plan)?;
         let location = target.location();
@@ -218,7 +218,7 @@ impl TenantSchemaManager for PgSchemaManager {
         }
     }
 
-    async fn drop_tenant(&self, plan: &TenantPlan, reason: DropReason) -> Result<()> {
+    async fn drop_tenant(&self, plan: &Placement, reason: DropReason) -> Result<()> {
         let schema = self.schema(plan.isolation)?;
         let target = self.target(plan)?;
         let _guard = self.locks.lock(&target.location()).await;

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use provisioning_core::{Error, Isolation, Result, ShardId, TenantPlan};
+use provisioning_core::{Error, Isolation, Placement, Result, ShardId};
 use sqlx::PgConnection;
 
 use crate::error::SqlxError;
@@ -158,7 +158,7 @@ impl PgSchemaManager {
         self.schemas.get(isolation, "PgSchemaManager")
     }
 
-    fn target(&self, plan: &TenantPlan) -> Result<Target<'_>> {
+    fn target(&self, plan: &Placement) -> Result<Target<'_>> {
         let server = self
             .shards
             .get(&plan.shard)

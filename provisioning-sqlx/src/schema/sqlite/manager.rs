@@ -2,8 +2,8 @@
 
 use async_trait::async_trait;
 use provisioning_core::{
-    DatabaseOutcome, DropReason, Error, Isolation, MigrationInfo, Result, SchemaPlan, SeedInfo,
-    TenantPlan, TenantSchemaManager,
+    DatabaseOutcome, DropReason, Error, Isolation, MigrationInfo, Placement, Result, SchemaPlan,
+    SeedInfo, TenantSchemaManager,
 };
 
 use super::SqliteSchemaManager;
@@ -19,7 +19,12 @@ async fn exists(path: &std::path::Path) -> bool {
 
 #[async_trait]
 impl TenantSchemaManager for SqliteSchemaManager {
-    async fn plan(&self, plan: &TenantPlan) -> Result<SchemaPlan> {
+    fn locate(&self, plan: &Placement) -> Result<Option<String>> {
+        self.check_template(plan)?;
+        Ok(Some(self.resolve_path(plan).display().to_string()))
+    }
+
+    async fn plan(&self, plan: &Placement) -> Result<SchemaPlan> {
         let schema = self.schema(plan.isolation)?;
         let path = self.database_path(plan);
         let location = path.display().to_string();
@@ -33,7 +38,7 @@ impl TenantSchemaManager for SqliteSchemaManager {
         result
     }
 
-    async fn provision(&self, plan: &TenantPlan) -> Result<DatabaseOutcome> {
+    async fn provision(&self, plan: &Placement) -> Result<DatabaseOutcome> {
         self.schema(plan.isolation)?;
         let path = self.database_path(plan);
         let _guard = self.locks.lock(&Self::lock_key(&path)).await;
@@ -51,7 +56,7 @@ impl TenantSchemaManager for SqliteSchemaManager {
         }
     }
 
-    async fn migrate(&self, plan: &TenantPlan) -> Result<Vec<MigrationInfo>> {
+    async fn migrate(&self, plan: &Placement) -> Result<Vec<MigrationInfo>> {
         let schema = self.schema(plan.isolation)?;
         let path = self.database_path(plan);
         let location = path.display().to_string();
@@ -91,7 +96,7 @@ impl TenantSchemaManager for SqliteSchemaManager {
         }
     }
 
-    async fn seed(&self, plan: &TenantPlan) -> Result<Vec<SeedInfo>> {
+    async fn seed(&self, plan: &Placement) -> Result<Vec<SeedInfo>> {
         let schema = self.schema(plan.isolation)?;
         let path = self.database_path(plan);
         let _guard = self.locks.lock(&Self::lock_key(&path)).await;
@@ -113,7 +118,7 @@ impl TenantSchemaManager for SqliteSchemaManager {
         }
     }
 
-    async fn drop_tenant(&self, plan: &TenantPlan, reason: DropReason) -> Result<()> {
+    async fn drop_tenant(&self, plan: &Placement, reason: DropReason) -> Result<()> {
         let schema = self.schema(plan.isolation)?;
         let path = self.database_path(plan);
         let _guard = self.locks.lock(&Self::lock_key(&path)).await;
@@ -164,7 +169,7 @@ impl SqliteSchemaManager {
     /// else a new one; with the file's identity, for parking it again.
     async fn open_dedicated(
         &self,
-        plan: &TenantPlan,
+        plan: &Placement,
         path: &std::path::Path,
     ) -> Result<(sqlx::SqliteConnection, Option<FileId>)> {
         let Ok(metadata) = tokio::fs::metadata(path).await else {

@@ -6,7 +6,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use provisioning_core::{Isolation, Result, ShardId, TenantPlan};
+use provisioning_core::{Error, Isolation, Placement, Result, ShardId, fill_template};
 use sqlx::SqliteConnection;
 
 use crate::error::SqlxError;
@@ -27,13 +27,24 @@ pub type SqliteTenantSchema = TenantSchema<SqliteConnection>;
 
 /// Creates, migrates, seeds and removes tenant databases as SQLite files.
 ///
-/// - **Dedicated** tenants get `{root}/{region}/{shard}/{tenant}.sqlite`. A file
+/// Where a tenant's file is comes from the shard map: each shard's
+/// connection template, given with [`shard`](SqliteSchemaManagerBuilder::shard)
+/// or [`shards`](SqliteSchemaManagerBuilder::shards) (`sqlite:` prefix
+/// optional, `{tenant}`, `{shard}` and `{region}` filled in, relative paths
+/// under `root`), or, for a shard without one, the default layout below.
+/// [`locate`](TenantSchemaManager::locate) resolves it when the tenant is placed,
+/// the placement records it, and every later call opens the recorded file,
+/// so an edited map moves no existing tenant.
+///
+/// - **Dedicated** tenants get `{root}/{region}/{shard}/{tenant}.sqlite` by
+///   default; a shard's template for them must contain `{tenant}`. A file
 ///   this manager creates carries an ownership marker (a `_tenant_owner`
 ///   table); a file that was there without one (made by a DBA) is
 ///   [`Adopted`](provisioning_core::DatabaseOutcome::Adopted): migrated and
 ///   seeded, never removed by a compensation. Deleting removes the file with
 ///   its `-wal` and `-shm`.
-/// - **Shared** tenants live in `{root}/{region}/{shard}/_shared.sqlite`, rows
+/// - **Shared** tenants live in `{root}/{region}/{shard}/_shared.sqlite` by
+///   default (or the file the shard's template names), rows
 ///   keyed by `tenant_id`. Migrations run once per shard database, one
 ///   provisioning at a time in this process (and guarded by the ledger across
 ///   processes); removing a tenant deletes its rows from the declared
@@ -62,7 +73,7 @@ pub type SqliteTenantSchema = TenantSchema<SqliteConnection>;
 ///         .seed(Seed::sql("roles", 1, "INSERT INTO roles (name) VALUES ('owner')")))
 ///     .build()?;
 ///
-/// let plan = TenantPlan::new("acme".parse()?,
+/// let plan = Placement::new("acme".parse()?,
 ///     PlanDecision::new("premium".parse()?, Isolation::Dedicated, "eu-west".parse()?,
 ///         Residency::Strict, "premium is dedicated"),
 ///     ShardChoice::new("eu-1".parse()?, "eu-west".parse()?, "only shard"));
@@ -83,7 +94,7 @@ pub type SqliteTenantSchema = TenantSchema<SqliteConnection>;
 /// ```
 pub struct SqliteSchemaManager {
     root: PathBuf,
-    shard_roots: HashMap<ShardId, PathBuf>,
+    templates: HashMap<ShardId, String>,
     schemas: Schemas<SqliteConnection>,
     busy_timeout: Duration,
     locks: KeyedLocks,
@@ -95,7 +106,7 @@ impl fmt::Debug for SqliteSchemaManager {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SqliteSchemaManager")
             .field("root", &self.root)
-            .field("shard_roots", &self.shard_roots)
+            .field("templates", &self.templates)
             .field("dedicated", &self.schemas.dedicated)
             .field("shared", &self.schemas.shared)
             .field("hook", &self.schemas.hook.is_some())
@@ -110,26 +121,67 @@ impl SqliteSchemaManager {
         SqliteSchemaManagerBuilder::default()
     }
 
-    /// The folder of a shard's databases: its configured root, or
-    /// `{root}/{region}/{shard}`.
-    pub fn shard_dir(&self, plan: &TenantPlan) -> PathBuf {
-        match self.shard_roots.get(&plan.shard) {
-            Some(dir) => dir.clone(),
-            None => self
-                .root
-                .join(plan.region.as_str())
-                .join(plan.shard.as_str()),
+    /// The file holding the tenant's data: the one its placement records
+    /// when it has been located, else where the shard map puts it (see
+    /// [`resolve_path`](Self::resolve_path)).
+    pub fn database_path(&self, plan: &Placement) -> PathBuf {
+        match &plan.database {
+            Some(recorded) => PathBuf::from(recorded),
+            None => self.resolve_path(plan),
         }
     }
 
-    /// The file holding the tenant's data: its own file when dedicated, the
-    /// shard's shared file when shared. Validated ids make these paths safe:
-    /// a tenant id cannot contain a separator or `..`.
-    pub fn database_path(&self, plan: &TenantPlan) -> PathBuf {
-        let dir = self.shard_dir(plan);
-        match plan.isolation {
-            Isolation::Dedicated => dir.join(format!("{}.sqlite", plan.tenant_id)),
-            Isolation::Shared => dir.join(SHARED_DATABASE_FILE),
+    /// Where the shard map puts the tenant's file, whatever its placement
+    /// records: the shard's template filled in (under `root` when
+    /// relative), or by default its own file in `{root}/{region}/{shard}/`
+    /// when dedicated and the shard's `_shared.sqlite` when shared.
+    /// Validated ids make these paths safe: a tenant id cannot contain a
+    /// separator or `..`.
+    pub fn resolve_path(&self, plan: &Placement) -> PathBuf {
+        match self.templates.get(&plan.shard) {
+            Some(template) => self.root.join(fill_template(
+                template,
+                &plan.tenant_id,
+                &plan.shard,
+                &plan.region,
+            )),
+            None => {
+                let dir = self
+                    .root
+                    .join(plan.region.as_str())
+                    .join(plan.shard.as_str());
+                match plan.isolation {
+                    Isolation::Dedicated => dir.join(format!("{}.sqlite", plan.tenant_id)),
+                    Isolation::Shared => dir.join(SHARED_DATABASE_FILE),
+                }
+            }
+        }
+    }
+
+    /// Checks the shard's template can hold this tenant: a dedicated tenant
+    /// needs `{tenant}` in it (or every dedicated tenant of the shard would
+    /// share one file), a shared one must not have it.
+    pub(crate) fn check_template(&self, plan: &Placement) -> Result<()> {
+        let Some(template) = self.templates.get(&plan.shard) else {
+            return Ok(());
+        };
+        let per_tenant = template.contains("{tenant}");
+        match (plan.isolation, per_tenant) {
+            (Isolation::Dedicated, false) => Err(Error::invalid(
+                "connection",
+                format!(
+                    "shard {} holds dedicated tenant {}, so its template {template:?} must contain {{tenant}}",
+                    plan.shard, plan.tenant_id
+                ),
+            )),
+            (Isolation::Shared, true) => Err(Error::invalid(
+                "connection",
+                format!(
+                    "shard {} holds shared tenant {}, so its template {template:?} must name one file, without {{tenant}}",
+                    plan.shard, plan.tenant_id
+                ),
+            )),
+            _ => Ok(()),
         }
     }
 
@@ -156,7 +208,7 @@ impl SqliteSchemaManager {
 #[must_use]
 pub struct SqliteSchemaManagerBuilder {
     root: Option<PathBuf>,
-    shard_roots: HashMap<ShardId, PathBuf>,
+    templates: Vec<(ShardId, String)>,
     schemas: Schemas<SqliteConnection>,
     busy_timeout: Option<Duration>,
 }
@@ -176,9 +228,25 @@ impl SqliteSchemaManagerBuilder {
         self
     }
 
-    /// Puts one shard's databases in `dir` instead of `{root}/{region}/{shard}`.
-    pub fn shard_root(mut self, shard: ShardId, dir: impl Into<PathBuf>) -> Self {
-        self.shard_roots.insert(shard, dir.into());
+    /// Where one shard's databases are: its connection template from the
+    /// shard map, `sqlite:databases/{region}/{shard}/{tenant}.sqlite` for
+    /// dedicated tenants or `sqlite:databases/eu-1/_shared.sqlite` for shared
+    /// ones (`sqlite:` and `sqlite://` prefixes optional, a `?query` ignored,
+    /// relative paths under `root`). A shard without one uses the default layout.
+    pub fn shard(mut self, shard: ShardId, connection: impl Into<String>) -> Self {
+        self.templates.push((shard, connection.into()));
+        self
+    }
+
+    /// [`shard`](Self::shard) for each `(shard, connection)`, as
+    /// `ShardDirectory::connections` gives them.
+    pub fn shards<I, S>(mut self, shards: I) -> Self
+    where
+        I: IntoIterator<Item = (ShardId, S)>,
+        S: Into<String>,
+    {
+        self.templates
+            .extend(shards.into_iter().map(|(id, c)| (id, c.into())));
         self
     }
 
@@ -219,14 +287,77 @@ impl SqliteSchemaManagerBuilder {
         })?;
         self.schemas.require_one()?;
         self.schemas.validate()?;
+        // Recorded locations are absolute, so that they mean the same file
+        // whatever the process's directory is later.
+        let root = std::path::absolute(&root).map_err(|e| SqlxError::Invalid {
+            field: "root",
+            rule: format!("{} cannot be made absolute: {e}", root.display()),
+        })?;
+        let mut templates = HashMap::new();
+        for (shard, connection) in self.templates {
+            let template = sqlite_template(&connection).map_err(|rule| SqlxError::Invalid {
+                field: "connection",
+                rule: format!("shard {shard}: {rule}"),
+            })?;
+            templates.insert(shard, template);
+        }
         Ok(SqliteSchemaManager {
             root,
-            shard_roots: self.shard_roots,
+            templates,
             schemas: self.schemas,
             busy_timeout: self.busy_timeout.unwrap_or(Duration::from_secs(5)),
             locks: KeyedLocks::default(),
             pools: pools::SharedPools::default(),
             parked: parked::ParkedConns::default(),
         })
+    }
+}
+
+/// The path template in a SQLite connection: `sqlite:` or `sqlite://`
+/// stripped, and a `?query` (sqlx's `mode=rwc`, say) dropped.
+fn sqlite_template(connection: &str) -> std::result::Result<String, String> {
+    let text = connection.trim();
+    let path = if let Some(rest) = text.strip_prefix("sqlite://") {
+        rest
+    } else if let Some(rest) = text.strip_prefix("sqlite:") {
+        rest
+    } else if text.contains("://") {
+        return Err(format!(
+            "{} is not a SQLite path or sqlite: URL",
+            provisioning_core::redact_secrets(text)
+        ));
+    } else {
+        text
+    };
+    let path = path.split('?').next().unwrap_or_default();
+    if path.is_empty() || path.ends_with('/') {
+        return Err(format!("{text:?} must name a file"));
+    }
+    Ok(path.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sqlite_template;
+
+    #[test]
+    fn templates_accept_sqlite_urls_and_paths() {
+        for (given, path) in [
+            (
+                "sqlite:databases/{tenant}.sqlite",
+                "databases/{tenant}.sqlite",
+            ),
+            ("sqlite:///data/{tenant}.db?mode=rwc", "/data/{tenant}.db"),
+            (
+                "/data/{shard}/_shared.sqlite",
+                "/data/{shard}/_shared.sqlite",
+            ),
+        ] {
+            assert_eq!(sqlite_template(given).unwrap(), path);
+        }
+        let err = sqlite_template("postgres://app:pw@db/t").unwrap_err();
+        assert!(err.contains("app:***@db") && !err.contains("pw@"), "{err}");
+        assert!(sqlite_template("sqlite:").is_err());
+        assert!(sqlite_template("sqlite:data/").is_err());
     }
 }

@@ -1,0 +1,190 @@
+//! Where a tenant's data lives: connection templates filled for one tenant,
+//! and the one redaction rule that keeps secrets out of logs, JSON and the
+//! catalog.
+
+use std::ops::Range;
+
+use crate::model::{Region, ShardId, TenantId};
+
+/// Fills a shard's connection template for one tenant: `{tenant}`, `{shard}`
+/// and `{region}` replaced. The ids are validated slugs, so the result cannot
+/// escape the template's directory or inject URL syntax.
+///
+/// ```
+/// let path = provisioning_core::fill_template(
+///     "databases/{region}/{shard}/{tenant}.sqlite",
+///     &"acme".parse()?, &"eu-1".parse()?, &"eu-west".parse()?,
+/// );
+/// assert_eq!(path, "databases/eu-west/eu-1/acme.sqlite");
+/// # Ok::<(), provisioning_core::Error>(())
+/// ```
+pub fn fill_template(
+    template: &str,
+    tenant: &TenantId,
+    shard: &ShardId,
+    region: &Region,
+) -> String {
+    template
+        .replace("{tenant}", tenant.as_str())
+        .replace("{shard}", shard.as_str())
+        .replace("{region}", region.as_str())
+}
+
+/// `text` with every secret replaced by `***`: the password of a URL's user
+/// info (`postgres://app:***@db/main`) and the value of any `password=`,
+/// `pwd=` or `sslpassword=` key (URL query, libpq or ADO.NET style strings).
+///
+/// The one rule the workspace uses wherever a connection is shown: `Debug`,
+/// `Display`, errors, logs, JSON and the placement recorded in the catalog.
+/// Text without secrets comes back unchanged.
+///
+/// ```
+/// use provisioning_core::redact_secrets;
+///
+/// assert_eq!(redact_secrets("postgres://app:s3cret@db1:5432/t"), "postgres://app:***@db1:5432/t");
+/// assert_eq!(redact_secrets("host=db1 password=s3cret dbname=t"), "host=db1 password=*** dbname=t");
+/// assert_eq!(redact_secrets("/data/eu-west/acme.sqlite"), "/data/eu-west/acme.sqlite");
+/// ```
+pub fn redact_secrets(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    for span in secret_spans(text) {
+        out.push_str(&text[at..span.start]);
+        out.push_str(REDACTED);
+        at = span.end;
+    }
+    out.push_str(&text[at..]);
+    out
+}
+
+/// What a secret is replaced with.
+pub const REDACTED: &str = "***";
+
+/// Keys whose values are secrets in query strings and key=value connection strings.
+const SECRET_KEYS: &[&str] = &["password", "pwd", "sslpassword"];
+
+/// Byte ranges of `text` that hold secrets, sorted and disjoint.
+fn secret_spans(text: &str) -> Vec<Range<usize>> {
+    let mut spans = Vec::new();
+    if let Some(span) = userinfo_password(text) {
+        spans.push(span);
+    }
+    spans.extend(keyed_secrets(text));
+    spans.sort_by_key(|s| s.start);
+    // A keyed secret inside the user info (odd, but possible) overlaps it: keep the first.
+    spans.dedup_by(|later, earlier| later.start < earlier.end);
+    spans
+}
+
+/// The password in `scheme://user:password@host`.
+///
+/// The user info ends at the last `@` before the query, not at the first `/`:
+/// an unencoded `/` or `@` in a password must not leak it. That may redact a
+/// little too much of an odd URL, never too little.
+fn userinfo_password(text: &str) -> Option<Range<usize>> {
+    let start = text.find("://")? + 3;
+    let rest = &text[start..];
+    let end = rest.find(['?', '#']).unwrap_or(rest.len());
+    let at = rest[..end].rfind('@')?;
+    let colon = rest[..at].find(':')?;
+    Some(start + colon + 1..start + at)
+}
+
+/// Values of `password=...` style keys, up to the next separator.
+fn keyed_secrets(text: &str) -> Vec<Range<usize>> {
+    let lower = text.to_ascii_lowercase();
+    let bytes = text.as_bytes();
+    let mut spans = Vec::new();
+    for key in SECRET_KEYS {
+        let pattern = format!("{key}=");
+        let mut from = 0;
+        while let Some(found) = lower[from..].find(&pattern) {
+            let key_start = from + found;
+            let value_start = key_start + pattern.len();
+            from = value_start;
+            // Only a whole key counts: `sslpassword=` must not also match as `password=`.
+            let boundary =
+                key_start == 0 || matches!(bytes[key_start - 1], b'?' | b'&' | b';' | b' ' | b'\t');
+            if !boundary {
+                continue;
+            }
+            let value_end = text[value_start..]
+                .find(['&', ';', ' ', '\t', '#'])
+                .map_or(text.len(), |i| value_start + i);
+            if value_end > value_start {
+                spans.push(value_start..value_end);
+            }
+        }
+    }
+    spans
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_passwords_are_redacted() {
+        assert_eq!(
+            redact_secrets("postgres://user:pw@host/db"),
+            "postgres://user:***@host/db"
+        );
+        assert_eq!(
+            redact_secrets("postgres://user:@host/db"),
+            "postgres://user:***@host/db"
+        );
+        assert_eq!(
+            redact_secrets("postgres://u:p/w@d@host:5432/db"),
+            "postgres://u:***@host:5432/db"
+        );
+        assert_eq!(
+            redact_secrets("postgres://app:s3cr%40t@db:5432/main?sslmode=require"),
+            "postgres://app:***@db:5432/main?sslmode=require"
+        );
+    }
+
+    #[test]
+    fn targets_without_secrets_are_unchanged() {
+        for text in [
+            "postgres://user@host/db",
+            "postgres://host:5432/db",
+            "/var/lib/tenants/{tenant}.db",
+            "sqlite://data/{shard}.db?mode=rwc",
+        ] {
+            assert_eq!(redact_secrets(text), text);
+        }
+    }
+
+    #[test]
+    fn keyed_passwords_are_redacted() {
+        assert_eq!(
+            redact_secrets("postgres://u:a@h/db?sslpassword=k&PASSWORD=b&x=1"),
+            "postgres://u:***@h/db?sslpassword=***&PASSWORD=***&x=1"
+        );
+        assert_eq!(
+            redact_secrets("postgres://db/main?user=app&password=hunter2"),
+            "postgres://db/main?user=app&password=***"
+        );
+        assert_eq!(
+            redact_secrets("host=db1 user=app password=s3cret dbname=t"),
+            "host=db1 user=app password=*** dbname=t"
+        );
+        assert_eq!(
+            redact_secrets("Server=db;Pwd=x;Database=t"),
+            "Server=db;Pwd=***;Database=t"
+        );
+        // `mypassword=` is not a secret key, only a key that ends like one.
+        assert_eq!(redact_secrets("x?mypassword=1"), "x?mypassword=1");
+    }
+
+    #[test]
+    fn templates_are_filled() {
+        let filled = fill_template(
+            "postgres://h/{tenant}?x={shard}&r={region}",
+            &"acme".parse().unwrap(),
+            &"eu-1".parse().unwrap(),
+            &"eu-west".parse().unwrap(),
+        );
+        assert_eq!(filled, "postgres://h/acme?x=eu-1&r=eu-west");
+    }
+}
