@@ -83,8 +83,9 @@ pub use model::{
 };
 pub use orchestrator::{
     AuditEntry, AuditTrail, CREATE_TENANT, CreateContext, DELETE_TENANT, LifecycleContext,
-    ProvisioningOrchestrator, ProvisioningOrchestratorBuilder, ProvisioningPlan, RESUME_TENANT,
-    Receipt, RecoveryReport, SUSPEND_TENANT, WorkerOptions, WorkerReport,
+    MOVE_TENANT, MoveContext, MovePlan, MoveReason, ProvisioningOrchestrator,
+    ProvisioningOrchestratorBuilder, ProvisioningPlan, RESUME_TENANT, Receipt, RecoveryReport,
+    SUSPEND_TENANT, WorkerOptions, WorkerReport,
 };
 #[cfg(feature = "tokio")]
 pub use saga::TokioTimer;
@@ -100,5 +101,5 @@ pub use store::{
 };
 pub use traits::{
     DatabaseOutcome, DropReason, MigrationInfo, RemovalMode, SchemaPlan, SeedInfo, ShardResolver,
-    StorageInitializer, StoragePlan, TenantPlanBuilder, TenantSchemaManager,
+    StorageInitializer, StoragePlan, TableComparison, TenantPlanBuilder, TenantSchemaManager,
 };

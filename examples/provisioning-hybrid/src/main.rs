@@ -76,6 +76,29 @@ enum Command {
         #[arg(long)]
         inject_failure: Option<String>,
     },
+    /// Change an active tenant's plan; when the plan needs another isolation
+    /// (standard to premium: a database of its own), its data moves.
+    ChangePlan {
+        /// The tenant (Active).
+        #[arg(long)]
+        tenant: String,
+        /// The new plan: free, standard, premium or regulated.
+        #[arg(long)]
+        plan: String,
+        #[command(flatten)]
+        run: MoveRunArgs,
+    },
+    /// Move an active tenant's data to another shard of its region and pool.
+    Move {
+        /// The tenant (Active).
+        #[arg(long)]
+        tenant: String,
+        /// The target shard.
+        #[arg(long)]
+        shard: String,
+        #[command(flatten)]
+        run: MoveRunArgs,
+    },
     /// Show what creating a tenant would do, changing nothing.
     Plan {
         #[command(flatten)]
@@ -182,6 +205,39 @@ enum ProvisionKind {
     },
 }
 
+/// The options `change-plan` and `move` take.
+#[derive(Args)]
+struct MoveRunArgs {
+    /// The idempotency key (a UUID); a new one when omitted.
+    #[arg(long)]
+    request_id: Option<String>,
+    /// Make a step fail: STEP[:transient|:permanent] (also
+    /// PROVISIONING_INJECT_FAILURE). For drills.
+    #[arg(long)]
+    inject_failure: Option<String>,
+    /// Show from, to, the steps and the rows to copy; change nothing.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+impl MoveRunArgs {
+    fn into_args(
+        self,
+        tenant: String,
+        plan: Option<String>,
+        shard: Option<String>,
+    ) -> commands::MoveArgs {
+        commands::MoveArgs {
+            tenant,
+            plan,
+            shard,
+            request_id: self.request_id,
+            inject_failure: self.inject_failure,
+            dry_run: self.dry_run,
+        }
+    }
+}
+
 /// The options every `provision` kind takes.
 #[derive(Args)]
 struct RunArgs {
@@ -281,6 +337,12 @@ async fn main() -> std::process::ExitCode {
             inject_failure,
         } => commands::create(dir, create_args(tenant, inject_failure), out).await,
         Command::Plan { tenant } => commands::plan(dir, create_args(tenant, None), out).await,
+        Command::ChangePlan { tenant, plan, run } => {
+            commands::change_placement(dir, run.into_args(tenant, Some(plan), None), out).await
+        }
+        Command::Move { tenant, shard, run } => {
+            commands::change_placement(dir, run.into_args(tenant, None, Some(shard)), out).await
+        }
         Command::Suspend { tenant } => {
             commands::lifecycle(dir, &tenant, Lifecycle::Suspend, out).await
         }

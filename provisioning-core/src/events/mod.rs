@@ -28,6 +28,11 @@ pub enum EventKind {
     TenantDeleted,
     /// Provisioning failed and was rolled back; the tenant is `Failed`.
     TenantProvisioningFailed,
+    /// The tenant's data moved to another database (a plan change, an
+    /// operator's move, a drain): `from`, `to` and `reason` in its data.
+    TenantMoved,
+    /// The tenant's plan changed where its data stays.
+    TenantPlanChanged,
     /// An event of a workflow the user registered (`ServiceProvisioned`).
     Other(String),
 }
@@ -42,6 +47,8 @@ impl EventKind {
             EventKind::TenantResumed => "TenantResumed",
             EventKind::TenantDeleted => "TenantDeleted",
             EventKind::TenantProvisioningFailed => "TenantProvisioningFailed",
+            EventKind::TenantMoved => "TenantMoved",
+            EventKind::TenantPlanChanged => "TenantPlanChanged",
             EventKind::Other(name) => name,
         }
     }
@@ -55,6 +62,8 @@ impl EventKind {
             "TenantResumed" => EventKind::TenantResumed,
             "TenantDeleted" => EventKind::TenantDeleted,
             "TenantProvisioningFailed" => EventKind::TenantProvisioningFailed,
+            "TenantMoved" => EventKind::TenantMoved,
+            "TenantPlanChanged" => EventKind::TenantPlanChanged,
             other => EventKind::Other(other.to_owned()),
         }
     }

@@ -10,8 +10,9 @@ use crate::error::{Error, Result};
 ///
 /// ```text
 /// Requested -> Validating -> Provisioning -> Active <-> Suspended -> Deleting -> Deleted
-///                  |              |            |                       ^
-///                  +--> Failed <--+            +-----------------------+
+///                  |              |          |  ^ |                       ^
+///                  +--> Failed <--+          v  | +-----------------------+
+///                         |               Moving
 ///                         |  (retry: -> Validating; or -> Deleting)
 /// ```
 ///
@@ -30,6 +31,10 @@ pub enum TenantState {
     Active,
     /// Provisioned but switched off; resumable.
     Suspended,
+    /// Active, with its writes held while its data is copied to another
+    /// database and the placement cut over; back to Active when the move
+    /// ends, on the target or, rolled back, on the source.
+    Moving,
     /// Being removed.
     Deleting,
     /// Removed; a tombstone kept for the audit trail. Terminal.
@@ -49,6 +54,8 @@ pub const TRANSITIONS: &[(TenantState, TenantState)] = {
         (Provisioning, Failed),
         (Active, Suspended),
         (Active, Deleting),
+        (Active, Moving),
+        (Moving, Active),
         (Suspended, Active),
         (Suspended, Deleting),
         (Deleting, Deleted),
@@ -59,12 +66,13 @@ pub const TRANSITIONS: &[(TenantState, TenantState)] = {
 
 impl TenantState {
     /// Every state, in lifecycle order.
-    pub const ALL: [TenantState; 8] = [
+    pub const ALL: [TenantState; 9] = [
         TenantState::Requested,
         TenantState::Validating,
         TenantState::Provisioning,
         TenantState::Active,
         TenantState::Suspended,
+        TenantState::Moving,
         TenantState::Deleting,
         TenantState::Deleted,
         TenantState::Failed,
@@ -115,6 +123,7 @@ impl TenantState {
             TenantState::Provisioning => "provisioning",
             TenantState::Active => "active",
             TenantState::Suspended => "suspended",
+            TenantState::Moving => "moving",
             TenantState::Deleting => "deleting",
             TenantState::Deleted => "deleted",
             TenantState::Failed => "failed",
@@ -139,7 +148,7 @@ impl std::str::FromStr for TenantState {
                     "state",
                     format!(
                         "must be one of requested, validating, provisioning, active, \
-                         suspended, deleting, deleted, failed (got {s:?})"
+                         suspended, moving, deleting, deleted, failed (got {s:?})"
                     ),
                 )
             })

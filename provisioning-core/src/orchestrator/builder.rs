@@ -12,6 +12,7 @@ use crate::orchestrator::create::{self, CREATE_TENANT, CreateContext};
 use crate::orchestrator::lifecycle::{
     Action, DELETE_TENANT, LifecycleStep, RESUME_TENANT, SUSPEND_TENANT,
 };
+use crate::orchestrator::moving::{self, MOVE_TENANT};
 use crate::orchestrator::workflow::{Kind, Typed};
 use crate::orchestrator::{Inner, Parts, ProvisioningOrchestrator, Registered};
 use crate::saga::{FaultInjector, RetryPolicy, Saga, SagaExecutor, Step, Timer};
@@ -173,6 +174,17 @@ impl ProvisioningOrchestratorBuilder {
                 }),
             );
         }
+        let move_saga = moving::MoveStep::all(&parts)
+            .into_iter()
+            .fold(Saga::builder(MOVE_TENANT), |b, step| b.step(step))
+            .build()?;
+        workflows.insert(
+            MOVE_TENANT.to_owned(),
+            Registered::new(Typed {
+                saga: move_saga,
+                kind: Kind::Lifecycle,
+            }),
+        );
         for (name, registered) in self.workflows {
             if workflows.contains_key(&name) {
                 return Err(Error::invalid(

@@ -6,6 +6,7 @@ mod audit;
 mod builder;
 mod create;
 mod lifecycle;
+mod moving;
 mod transition;
 mod worker;
 mod workflow;
@@ -24,13 +25,14 @@ pub use audit::{AuditEntry, AuditTrail};
 pub use builder::ProvisioningOrchestratorBuilder;
 pub use create::{CREATE_TENANT, CreateContext, steps};
 pub use lifecycle::{DELETE_TENANT, LifecycleContext, RESUME_TENANT, SUSPEND_TENANT};
+pub use moving::{MOVE_TENANT, MoveContext, MovePlan, MoveReason, move_steps};
 pub use worker::{WorkerOptions, WorkerReport};
 
 use crate::error::{Error, Result};
 use crate::events::{EventDispatcher, EventKind, NewEvent, TenantEvent};
 use crate::model::{
-    FailureInfo, Placement, PlanDecision, RequestId, Residency, RunId, TenantId, TenantRecord,
-    TenantRequest, TenantState,
+    FailureInfo, Placement, PlanDecision, PlanName, RequestId, Residency, RunId, ShardId, TenantId,
+    TenantRecord, TenantRequest, TenantState,
 };
 use crate::saga::SagaExecutor;
 use crate::store::{
@@ -393,6 +395,171 @@ impl ProvisioningOrchestrator {
             self.lifecycle_submission(DELETE_TENANT, tenant_id, request_id, Some(removal))?;
         self.execute(submission, || {
             self.require_state(tenant_id, DELETABLE, TenantState::Deleting)
+        })
+        .await
+    }
+
+    /// Changes an Active tenant's plan. The plan builder decides again: when
+    /// the new plan needs another isolation (standard to premium: a database
+    /// of its own; and back) the tenant moves, as
+    /// [`move_tenant`](Self::move_tenant) describes, to a shard the resolver
+    /// picks in its region; otherwise only the plan is recorded
+    /// (`TenantPlanChanged`).
+    ///
+    /// # Errors
+    /// Refused before anything is written: [`Error::InvalidInput`] on `plan`
+    /// for the plan it has or one the plan builder does not know;
+    /// [`Error::IllegalTransition`] when the tenant is not Active;
+    /// [`Error::Placement`] when no shard can take it; [`Error::NotFound`].
+    /// A move that fails is not an error: the receipt says `Failed`, and the
+    /// tenant is Active where it was, with its data untouched.
+    pub async fn change_plan(
+        &self,
+        tenant_id: &TenantId,
+        plan: PlanName,
+        request_id: RequestId,
+    ) -> Result<Receipt> {
+        let context = MoveContext::new(
+            tenant_id.clone(),
+            request_id,
+            MoveReason::PlanChange,
+            Some(plan),
+            None,
+        );
+        self.execute_move(context).await
+    }
+
+    /// Moves an Active tenant's data to `shard`: the target is reserved,
+    /// created and migrated; the tenant's writes are held (`Moving`) while
+    /// its rows are copied and verified (row counts and a checksum per
+    /// table); then one catalog write points it at the target, makes it
+    /// `Active` and emits `TenantMoved` (from, to, why); then the source is
+    /// released. A failure before that write rolls everything back (target
+    /// dropped, reservation released, tenant Active on its source, data
+    /// untouched); a crash anywhere leaves it wholly on one side, and
+    /// [`recover`](Self::recover) finishes or rolls back the move.
+    ///
+    /// While it is `Moving`, suspend, resume, delete, workflows and other
+    /// moves are refused ([`Error::IllegalTransition`] from `moving`): they
+    /// would write to a database about to be left.
+    ///
+    /// # Errors
+    /// Refused before anything is written: [`Error::NotFound`] for an unknown
+    /// tenant or shard; [`Error::InvalidInput`] on `shard` for the shard it
+    /// is on or one in another region; [`Error::Placement`] for a shard its
+    /// residency forbids, of the wrong pool, draining, or full;
+    /// [`Error::IllegalTransition`] when the tenant is not Active.
+    pub async fn move_tenant(
+        &self,
+        tenant_id: &TenantId,
+        shard: ShardId,
+        request_id: RequestId,
+    ) -> Result<Receipt> {
+        let context = MoveContext::new(
+            tenant_id.clone(),
+            request_id,
+            MoveReason::Operator,
+            None,
+            Some(shard),
+        );
+        self.execute_move(context).await
+    }
+
+    /// Moves an Active tenant off its shard to another shard of its region
+    /// and pool that the resolver picks (mark the shard draining first, so
+    /// that the resolver skips it): one tenant of a drain.
+    ///
+    /// # Errors
+    /// As [`move_tenant`](Self::move_tenant).
+    pub async fn move_off_shard(
+        &self,
+        tenant_id: &TenantId,
+        request_id: RequestId,
+    ) -> Result<Receipt> {
+        let context =
+            MoveContext::new(tenant_id.clone(), request_id, MoveReason::Drain, None, None);
+        self.execute_move(context).await
+    }
+
+    /// The dry run of [`change_plan`](Self::change_plan) (with `plan`) or
+    /// [`move_tenant`](Self::move_tenant) (with `shard`): from, to, the steps
+    /// and the rows per table that would be copied. Writes and reserves nothing.
+    ///
+    /// # Errors
+    /// As the move would be refused.
+    pub async fn plan_move(
+        &self,
+        tenant_id: &TenantId,
+        plan: Option<PlanName>,
+        shard: Option<ShardId>,
+    ) -> Result<MovePlan> {
+        let reason = match (&plan, &shard) {
+            (Some(_), _) => MoveReason::PlanChange,
+            (None, Some(_)) => MoveReason::Operator,
+            (None, None) => MoveReason::Drain,
+        };
+        let context = MoveContext::new(tenant_id.clone(), RequestId::new(), reason, plan, shard);
+        let (record, to) = self.check_move(&context).await?;
+        let from = record.placement.clone().ok_or_else(|| {
+            Error::invalid("tenant", format!("tenant {tenant_id} has no placement"))
+        })?;
+        let tables = match &to {
+            Some(_) => self.inner.parts.schema.compare_tenant(&from, &from).await?,
+            None => Vec::new(),
+        };
+        let steps = match &to {
+            Some(_) => self.workflow_steps(MOVE_TENANT)?,
+            None => vec![move_steps::CUT_OVER.to_owned()],
+        };
+        Ok(MovePlan {
+            tenant_id: tenant_id.clone(),
+            from,
+            to,
+            steps,
+            tables,
+        })
+    }
+
+    /// The checks a move passes before anything is written: the tenant is
+    /// Active, a new plan differs from its plan, and the target is allowed.
+    async fn check_move(&self, context: &MoveContext) -> Result<(TenantRecord, Option<Placement>)> {
+        let parts = &self.inner.parts;
+        let record = load(&*parts.store, &context.tenant_id).await?;
+        if record.state != TenantState::Active {
+            return Err(Error::IllegalTransition {
+                from: record.state,
+                to: TenantState::Moving,
+            });
+        }
+        if let Some(plan) = &context.plan
+            && *plan == record.plan
+        {
+            return Err(Error::invalid(
+                "plan",
+                format!("tenant {} is on plan {plan} already", record.tenant_id),
+            ));
+        }
+        let target = moving::decide_target(
+            parts,
+            &record,
+            context.reason,
+            context.plan.as_ref(),
+            context.shard.as_ref(),
+            false,
+        )
+        .await?;
+        Ok((record, target))
+    }
+
+    async fn execute_move(&self, context: MoveContext) -> Result<Receipt> {
+        let submission = Submission::request(new_request(
+            context.request_id,
+            &context.tenant_id,
+            MOVE_TENANT,
+            &context,
+        )?);
+        self.execute(submission, || async {
+            self.check_move(&context).await.map(|_| ())
         })
         .await
     }

@@ -154,6 +154,17 @@ pub(crate) async fn emit(
     tenant: &TenantId,
     events: impl Fn() -> Vec<NewEvent>,
 ) -> Result<TenantRecord, Error> {
+    rewrite(parts, tenant, |_| {}, events).await
+}
+
+/// Applies `update` to `tenant` and appends `events` in one write, without
+/// changing its state; re-read and retried on a version conflict.
+pub(crate) async fn rewrite(
+    parts: &Parts,
+    tenant: &TenantId,
+    update: impl Fn(&mut TenantRecord),
+    events: impl Fn() -> Vec<NewEvent>,
+) -> Result<TenantRecord, Error> {
     let mut record = match parts.records.get(tenant) {
         Some(known) => known,
         None => load(&*parts.store, tenant).await?,
@@ -161,7 +172,9 @@ pub(crate) async fn emit(
     let mut attempts = 0;
     loop {
         let version = record.version;
-        match write(parts, record, version, events()).await {
+        let mut next = record.clone();
+        update(&mut next);
+        match write(parts, next, version, events()).await {
             Err(Error::Conflict { .. }) if attempts < CONFLICT_RETRIES => {
                 attempts += 1;
                 record = load(&*parts.store, tenant).await?;

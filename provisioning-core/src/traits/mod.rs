@@ -9,7 +9,8 @@ mod storage;
 
 pub use plan_builder::TenantPlanBuilder;
 pub use schema::{
-    DatabaseOutcome, DropReason, MigrationInfo, SchemaPlan, SeedInfo, TenantSchemaManager,
+    DatabaseOutcome, DropReason, MigrationInfo, SchemaPlan, SeedInfo, TableComparison,
+    TenantSchemaManager,
 };
 pub use shard_resolver::ShardResolver;
 pub use storage::{RemovalMode, StorageInitializer, StoragePlan};

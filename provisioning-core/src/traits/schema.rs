@@ -97,6 +97,46 @@ pub enum DatabaseOutcome {
     Shared,
 }
 
+/// One table of a tenant's data compared between the source of a move and
+/// its target: row counts and checksums over the columns both sides have
+/// (`tenant_id` aside, which a shared database has and a dedicated one may not).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct TableComparison {
+    /// The table.
+    pub table: String,
+    /// The tenant's rows in it at the source.
+    pub source_rows: u64,
+    /// The tenant's rows in it at the target.
+    pub target_rows: u64,
+    /// A checksum of the source's rows (hex).
+    pub source_checksum: String,
+    /// A checksum of the target's rows (hex).
+    pub target_checksum: String,
+}
+
+impl TableComparison {
+    /// A comparison with the given parts.
+    pub fn new(
+        table: impl Into<String>,
+        (source_rows, source_checksum): (u64, String),
+        (target_rows, target_checksum): (u64, String),
+    ) -> Self {
+        TableComparison {
+            table: table.into(),
+            source_rows,
+            target_rows,
+            source_checksum,
+            target_checksum,
+        }
+    }
+
+    /// Whether both sides hold the same rows.
+    pub fn matches(&self) -> bool {
+        self.source_rows == self.target_rows && self.source_checksum == self.target_checksum
+    }
+}
+
 /// Why a tenant's schema is being removed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -209,6 +249,46 @@ pub trait TenantSchemaManager: Send + Sync {
 
     /// Removes the tenant's database (dedicated) or its rows (shared).
     async fn drop_tenant(&self, plan: &Placement, reason: DropReason) -> Result<()>;
+
+    /// Copies the tenant's data (its rows, and its seed-ledger rows, so the
+    /// target counts as seeded) from `source` to `target`, which
+    /// [`provision`](Self::provision) and [`migrate`](Self::migrate) made
+    /// ready, and returns how many rows it copied. The tenant's rows already
+    /// at the target are replaced, so a retry or a resumed run copies again
+    /// safely; the source is never changed. Used by moves; the default
+    /// refuses, for managers that cannot copy.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`](crate::Error::InvalidInput) on `move` when
+    /// the manager cannot copy between these placements (or at all); a
+    /// permanent error when the target cannot take the rows (a key already
+    /// used by another tenant of a shared database, say).
+    async fn copy_tenant(&self, source: &Placement, target: &Placement) -> Result<u64> {
+        let _ = (source, target);
+        Err(crate::Error::invalid(
+            "move",
+            "this schema manager cannot copy a tenant's data between databases",
+        ))
+    }
+
+    /// Compares the tenant's data at `source` and `target`, table by table:
+    /// what a move verifies before it cuts over. Comparing a placement with
+    /// itself gives its row counts (a move's dry run). Changes nothing; the
+    /// default refuses, as [`copy_tenant`](Self::copy_tenant) does.
+    ///
+    /// # Errors
+    /// As [`copy_tenant`](Self::copy_tenant); a database that cannot be read.
+    async fn compare_tenant(
+        &self,
+        source: &Placement,
+        target: &Placement,
+    ) -> Result<Vec<TableComparison>> {
+        let _ = (source, target);
+        Err(crate::Error::invalid(
+            "move",
+            "this schema manager cannot compare a tenant's data between databases",
+        ))
+    }
 }
 
 macro_rules! forward_schema_manager {
@@ -238,6 +318,16 @@ macro_rules! forward_schema_manager {
             }
             async fn drop_tenant(&self, plan: &Placement, reason: DropReason) -> Result<()> {
                 (**self).drop_tenant(plan, reason).await
+            }
+            async fn copy_tenant(&self, source: &Placement, target: &Placement) -> Result<u64> {
+                (**self).copy_tenant(source, target).await
+            }
+            async fn compare_tenant(
+                &self,
+                source: &Placement,
+                target: &Placement,
+            ) -> Result<Vec<TableComparison>> {
+                (**self).compare_tenant(source, target).await
             }
         }
     };

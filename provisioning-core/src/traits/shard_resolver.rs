@@ -63,6 +63,46 @@ pub trait ShardResolver: Send + Sync {
         self.resolve(tenant, decision).await
     }
 
+    /// Places `tenant` on the `shard` an operator chose (a move), if the
+    /// shard may take it under `decision`: it exists, serves the decision's
+    /// pool, takes new tenants, has room, and is in the decision's region
+    /// when residency is strict. May reserve, as `resolve` does. The
+    /// default refuses: a resolver that knows no shards cannot judge one.
+    ///
+    /// # Errors
+    /// [`Error::Placement`](crate::Error::Placement) naming the rule the
+    /// shard breaks; [`Error::NotFound`](crate::Error::NotFound) for an
+    /// unknown shard.
+    async fn resolve_on(
+        &self,
+        tenant: &TenantId,
+        decision: &PlanDecision,
+        shard: &ShardId,
+    ) -> Result<ShardChoice> {
+        let _ = decision;
+        Err(crate::Error::Placement {
+            tenant: tenant.clone(),
+            reason: format!(
+                "this shard resolver cannot place a tenant on a chosen shard ({shard})"
+            ),
+        })
+    }
+
+    /// [`resolve_on`](Self::resolve_on) for a dry run: checks the same
+    /// rules, reserves nothing. The default calls `resolve_on`, right for
+    /// resolvers whose `resolve_on` reserves nothing.
+    ///
+    /// # Errors
+    /// As `resolve_on`.
+    async fn preview_on(
+        &self,
+        tenant: &TenantId,
+        decision: &PlanDecision,
+        shard: &ShardId,
+    ) -> Result<ShardChoice> {
+        self.resolve_on(tenant, decision, shard).await
+    }
+
     /// Gives back whatever `resolve` reserved for `tenant` on `shard`. The default
     /// reserves nothing and so releases nothing.
     async fn release(&self, tenant: &TenantId, shard: &ShardId) -> Result<()> {
@@ -79,6 +119,22 @@ impl<T: ShardResolver + ?Sized> ShardResolver for Arc<T> {
     async fn preview(&self, tenant: &TenantId, decision: &PlanDecision) -> Result<ShardChoice> {
         (**self).preview(tenant, decision).await
     }
+    async fn resolve_on(
+        &self,
+        tenant: &TenantId,
+        decision: &PlanDecision,
+        shard: &ShardId,
+    ) -> Result<ShardChoice> {
+        (**self).resolve_on(tenant, decision, shard).await
+    }
+    async fn preview_on(
+        &self,
+        tenant: &TenantId,
+        decision: &PlanDecision,
+        shard: &ShardId,
+    ) -> Result<ShardChoice> {
+        (**self).preview_on(tenant, decision, shard).await
+    }
     async fn release(&self, tenant: &TenantId, shard: &ShardId) -> Result<()> {
         (**self).release(tenant, shard).await
     }
@@ -91,6 +147,22 @@ impl<T: ShardResolver + ?Sized> ShardResolver for Box<T> {
     }
     async fn preview(&self, tenant: &TenantId, decision: &PlanDecision) -> Result<ShardChoice> {
         (**self).preview(tenant, decision).await
+    }
+    async fn resolve_on(
+        &self,
+        tenant: &TenantId,
+        decision: &PlanDecision,
+        shard: &ShardId,
+    ) -> Result<ShardChoice> {
+        (**self).resolve_on(tenant, decision, shard).await
+    }
+    async fn preview_on(
+        &self,
+        tenant: &TenantId,
+        decision: &PlanDecision,
+        shard: &ShardId,
+    ) -> Result<ShardChoice> {
+        (**self).preview_on(tenant, decision, shard).await
     }
     async fn release(&self, tenant: &TenantId, shard: &ShardId) -> Result<()> {
         (**self).release(tenant, shard).await

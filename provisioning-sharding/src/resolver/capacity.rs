@@ -5,10 +5,13 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use provisioning_core::{PlanDecision, Result, ShardChoice, ShardId, ShardResolver, TenantId};
+use provisioning_core::{
+    Error, PlanDecision, Result, ShardChoice, ShardId, ShardResolver, TenantId,
+};
 
 use crate::directory::ShardDirectory;
 use crate::hash::{mix, stable_hash};
+use crate::resolver::chosen;
 use crate::resolver::fallback::{FallbackRegions, no_placement};
 use crate::resolver::load::LoadSource;
 
@@ -302,6 +305,39 @@ impl<L: LoadSource> ShardResolver for LeastLoadedResolver<L> {
 
     async fn preview(&self, tenant: &TenantId, decision: &PlanDecision) -> Result<ShardChoice> {
         self.place(tenant, decision, false).await
+    }
+
+    /// Checks the chosen shard's rules and its room (tenants counted by the
+    /// load source, plus reservations); reserves nothing, since a tenant
+    /// holds one reservation at a time and a move's target is counted once
+    /// the tenant is cut over to it.
+    async fn resolve_on(
+        &self,
+        tenant: &TenantId,
+        decision: &PlanDecision,
+        shard: &ShardId,
+    ) -> Result<ShardChoice> {
+        let choice = chosen::check_id(&self.directory, shard, tenant, decision, &self.fallbacks)?;
+        let counts = self.load.tenant_counts().await?;
+        let reserved = self
+            .directory
+            .index_of(shard)
+            .map_or(0, |i| self.ledger().per_shard[i]);
+        let used = counts.get(shard).copied().unwrap_or(0) + reserved;
+        let capacity = self
+            .directory
+            .get(shard)
+            .map_or(0, |s| u64::from(s.capacity()));
+        if used >= capacity {
+            return Err(Error::Placement {
+                tenant: tenant.clone(),
+                reason: format!(
+                    "shard {shard} is full ({used} of {capacity} tenants); the plan needs region {}, pool {}",
+                    decision.region, decision.isolation
+                ),
+            });
+        }
+        Ok(choice)
     }
 
     async fn release(&self, tenant: &TenantId, shard: &ShardId) -> Result<()> {

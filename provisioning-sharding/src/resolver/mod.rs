@@ -52,6 +52,7 @@
 //! ```
 
 mod capacity;
+mod chosen;
 mod fallback;
 mod load;
 mod pinned;

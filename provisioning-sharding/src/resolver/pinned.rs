@@ -4,13 +4,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use provisioning_core::{
-    Error, PlanDecision, Residency, Result, ShardChoice, ShardId, ShardResolver, TenantId,
-};
+use provisioning_core::{PlanDecision, Result, ShardChoice, ShardId, ShardResolver, TenantId};
 use serde::{Deserialize, Serialize};
 
 use crate::directory::ShardDirectory;
 use crate::error::ShardingError;
+use crate::resolver::chosen;
 
 /// Tenant to shard pins, as config: in TOML `acme = "eu-west-gold-1"`.
 ///
@@ -148,35 +147,15 @@ impl<R> Pinned<R> {
         decision: &PlanDecision,
     ) -> Result<ShardChoice> {
         let shard = self.directory.shard_at(index);
-        let refuse = |why: String| Error::Placement {
-            tenant: tenant.clone(),
-            reason: format!("pinned to shard {}{why}", shard.id()),
-        };
-        // Every refusal ends with the region and pool the tenant needed.
-        let (region, pool) = (&decision.region, decision.isolation);
-        if decision.residency == Residency::Strict && shard.region() != region {
-            return Err(refuse(format!(
-                " in region {}, but residency is strict to region {region}, pool {pool}",
-                shard.region()
-            )));
-        }
-        if shard.pool() != pool {
-            return Err(refuse(format!(
-                " in pool {}, but the plan needs region {region}, pool {pool}",
-                shard.pool()
-            )));
-        }
-        if !shard.accepts_new_tenants() {
-            return Err(refuse(format!(
-                ", which is {} and takes no new tenants; the plan needs region {region}, pool {pool}",
-                shard.status()
-            )));
-        }
-        Ok(ShardChoice::new(
-            shard.id().clone(),
-            shard.region().clone(),
-            format!("pinned to shard {}", shard.id()),
-        ))
+        let mut choice = chosen::check(
+            shard,
+            tenant,
+            decision,
+            None,
+            &format!("pinned to shard {}", shard.id()),
+        )?;
+        choice.reason = format!("pinned to shard {}", shard.id());
+        Ok(choice)
     }
 }
 
@@ -194,6 +173,24 @@ impl<R: ShardResolver> ShardResolver for Pinned<R> {
             Some(&index) => self.check(tenant, index, decision),
             None => self.inner.preview(tenant, decision).await,
         }
+    }
+
+    async fn resolve_on(
+        &self,
+        tenant: &TenantId,
+        decision: &PlanDecision,
+        shard: &ShardId,
+    ) -> Result<ShardChoice> {
+        self.inner.resolve_on(tenant, decision, shard).await
+    }
+
+    async fn preview_on(
+        &self,
+        tenant: &TenantId,
+        decision: &PlanDecision,
+        shard: &ShardId,
+    ) -> Result<ShardChoice> {
+        self.inner.preview_on(tenant, decision, shard).await
     }
 
     async fn release(&self, tenant: &TenantId, shard: &ShardId) -> Result<()> {

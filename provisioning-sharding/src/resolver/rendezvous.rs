@@ -3,10 +3,11 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use provisioning_core::{PlanDecision, Result, ShardChoice, ShardResolver, TenantId};
+use provisioning_core::{PlanDecision, Result, ShardChoice, ShardId, ShardResolver, TenantId};
 
 use crate::directory::{Group, ShardDirectory};
 use crate::hash::{mix, stable_hash, weighted};
+use crate::resolver::chosen;
 use crate::resolver::fallback::{FallbackRegions, no_placement};
 use crate::shard::Shard;
 
@@ -168,5 +169,14 @@ impl ShardResolver for RendezvousResolver {
             shard.region().clone(),
             reason,
         ))
+    }
+
+    async fn resolve_on(
+        &self,
+        tenant: &TenantId,
+        decision: &PlanDecision,
+        shard: &ShardId,
+    ) -> Result<ShardChoice> {
+        chosen::check_id(&self.directory, shard, tenant, decision, &self.fallbacks)
     }
 }

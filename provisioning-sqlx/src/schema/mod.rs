@@ -19,6 +19,7 @@ use sqlx::migrate::Migrator;
 use crate::error::SqlxError;
 
 mod conn;
+pub(crate) mod copy;
 mod locks;
 mod migrate;
 mod schemas;

@@ -4,9 +4,11 @@
 //! `--json`.
 
 mod fleet;
+mod mobility;
 mod provision;
 
 pub(crate) use fleet::migrate_all;
+pub(crate) use mobility::{MoveArgs, change as change_placement};
 pub(crate) use provision::{ProvisionArgs, provision};
 
 use std::path::Path;

@@ -124,6 +124,24 @@ pub(super) async fn table_exists(conn: &mut SqliteConnection, table: &str) -> Re
 
 impl_schema_conn!(SqliteConnection, COMPONENT, "?1", table_exists);
 
+/// Creates the seed ledger table if it is missing.
+pub(super) async fn create_ledger(conn: &mut SqliteConnection) -> Result<()> {
+    sqlx::query(
+        "CREATE TABLE IF NOT EXISTS _tenant_seeds (
+            tenant_id  TEXT NOT NULL,
+            name       TEXT NOT NULL,
+            version    INTEGER NOT NULL,
+            checksum   TEXT NOT NULL,
+            applied_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP,
+            PRIMARY KEY (tenant_id, name, version)
+        )",
+    )
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| db_error(COMPONENT, "creating the seed ledger", e))?;
+    Ok(())
+}
+
 /// Applies the missing seeds, each in one transaction with its ledger row.
 /// `ledger_exists` skips creating the ledger table (the caller knows it is
 /// there).
@@ -138,19 +156,7 @@ pub(super) async fn apply(
     ledger_exists: bool,
 ) -> Result<Vec<SeedInfo>> {
     if !ledger_exists {
-        sqlx::query(
-            "CREATE TABLE IF NOT EXISTS _tenant_seeds (
-                tenant_id  TEXT NOT NULL,
-                name       TEXT NOT NULL,
-                version    INTEGER NOT NULL,
-                checksum   TEXT NOT NULL,
-                applied_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP,
-                PRIMARY KEY (tenant_id, name, version)
-            )",
-        )
-        .execute(&mut *conn)
-        .await
-        .map_err(|e| db_error(COMPONENT, "creating the seed ledger", e))?;
+        create_ledger(conn).await?;
     }
     let ledger = read_ledger(conn, tenant).await?;
     let mut applied = Vec::new();

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use provisioning_core::{
     DatabaseOutcome, DropReason, Error, Isolation, MigrationInfo, Placement, Result, SchemaPlan,
-    SeedInfo, TenantSchemaManager,
+    SeedInfo, TableComparison, TenantSchemaManager,
 };
 
 use super::SqliteSchemaManager;
@@ -19,6 +19,18 @@ async fn exists(path: &std::path::Path) -> bool {
 
 #[async_trait]
 impl TenantSchemaManager for SqliteSchemaManager {
+    async fn copy_tenant(&self, source: &Placement, target: &Placement) -> Result<u64> {
+        self.copy(source, target).await
+    }
+
+    async fn compare_tenant(
+        &self,
+        source: &Placement,
+        target: &Placement,
+    ) -> Result<Vec<TableComparison>> {
+        self.compare(source, target).await
+    }
+
     fn locate(&self, plan: &Placement) -> Result<Option<String>> {
         self.check_template(plan)?;
         Ok(Some(self.resolve_path(plan).display().to_string()))

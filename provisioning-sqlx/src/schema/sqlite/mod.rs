@@ -13,6 +13,7 @@ use crate::error::SqlxError;
 use crate::schema::{KeyedLocks, MigrationHook, Schemas, TenantSchema};
 
 mod conn;
+mod copy;
 mod dedicated;
 mod manager;
 mod parked;

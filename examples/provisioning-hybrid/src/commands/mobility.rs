@@ -1,0 +1,92 @@
+//! `change-plan` and `move`: a live tenant changes plan or shard, its data
+//! copied, verified and cut over by the move saga (or, with `--dry-run`,
+//! what would happen).
+
+use std::path::Path;
+
+use provisioning_core::{MovePlan, Receipt, RequestId};
+
+use super::{BoxResult, Output, faults};
+
+/// The arguments of `change-plan` and `move`.
+pub(crate) struct MoveArgs {
+    pub(crate) tenant: String,
+    /// `change-plan --plan P`.
+    pub(crate) plan: Option<String>,
+    /// `move --shard S`.
+    pub(crate) shard: Option<String>,
+    pub(crate) request_id: Option<String>,
+    pub(crate) inject_failure: Option<String>,
+    pub(crate) dry_run: bool,
+}
+
+/// Runs the move (or its dry run); a move that ends Failed is an error exit.
+pub(crate) async fn change(dir: &Path, args: MoveArgs, out: Output) -> BoxResult<()> {
+    let tenant = args.tenant.parse()?;
+    let plan = args.plan.as_deref().map(str::parse).transpose()?;
+    let shard = args.shard.as_deref().map(str::parse).transpose()?;
+    let request_id = match &args.request_id {
+        Some(id) => id.parse()?,
+        None => RequestId::new(),
+    };
+    let orchestrator =
+        crate::wiring::hybrid(dir, out.release, faults(args.inject_failure.as_deref())?)
+            .await?
+            .orchestrator;
+    if args.dry_run {
+        let plan = orchestrator.plan_move(&tenant, plan, shard).await?;
+        return out.show(&plan, || describe_plan(&plan));
+    }
+    let receipt = match (plan, shard) {
+        (Some(plan), _) => orchestrator.change_plan(&tenant, plan, request_id).await?,
+        (None, Some(shard)) => orchestrator.move_tenant(&tenant, shard, request_id).await?,
+        (None, None) => return Err("a move needs --plan or --shard".into()),
+    };
+    show_receipt(&receipt, out)
+}
+
+fn show_receipt(receipt: &Receipt, out: Output) -> BoxResult<()> {
+    out.show(receipt, || {
+        format!(
+            "request {}: {} of tenant {} {}",
+            receipt.request_id,
+            receipt.workflow,
+            receipt.tenant_id,
+            receipt.status.as_str()
+        )
+    })?;
+    if let Some(failure) = &receipt.failure {
+        return Err(format!(
+            "moving tenant {} failed at step {}: {} (it stays where it was)",
+            receipt.tenant_id, failure.step, failure.reason
+        )
+        .into());
+    }
+    Ok(())
+}
+
+fn describe_plan(plan: &MovePlan) -> String {
+    let side = |p: &provisioning_core::Placement| {
+        format!(
+            "{} on shard {} in {} ({})",
+            p.isolation,
+            p.shard,
+            p.region,
+            p.database.as_deref().unwrap_or("location not recorded")
+        )
+    };
+    let mut text = format!("tenant {}\n  from: {}\n", plan.tenant_id, side(&plan.from));
+    match &plan.to {
+        Some(to) => {
+            text += &format!("  to:   {} (plan {})\n", side(to), to.plan);
+            text += &format!("  steps: {}\n", plan.steps.join(" -> "));
+            let rows: u64 = plan.tables.iter().map(|t| t.source_rows).sum();
+            text += &format!("  rows to copy: {rows}\n");
+            for table in &plan.tables {
+                text += &format!("    {:<16} {:>8}\n", table.table, table.source_rows);
+            }
+        }
+        None => text += "  stays where it is: only its plan changes\n",
+    }
+    text.trim_end().to_owned()
+}

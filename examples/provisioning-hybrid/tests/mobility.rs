@@ -1,0 +1,396 @@
+//! Tenant mobility from the CLI: a plan upgrade moves a tenant's rows from
+//! its shared database into one of its own and a downgrade brings them
+//! back; a failure at any move step leaves it where it was; bad input is
+//! refused with nothing changed.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::path::{Path, PathBuf};
+
+use support::{fails, json, rows, run};
+
+const TABLES: [&str; 9] = [
+    "roles",
+    "users",
+    "user_roles",
+    "projects",
+    "tasks",
+    "comments",
+    "attachments",
+    "settings",
+    "audit_log",
+];
+
+fn shared(d: &Path) -> PathBuf {
+    d.join("databases/eu-west/eu-west-shared-1/_shared.sqlite")
+}
+
+fn dedicated(d: &Path, tenant: &str) -> PathBuf {
+    d.join(format!(
+        "databases/eu-west/eu-west-dedicated-1/{tenant}.sqlite"
+    ))
+}
+
+/// The tenant's rows in `db`, table by table, without `tenant_id`: what a
+/// move must carry over exactly.
+fn dump(db: &Path, tenant: &str) -> Vec<(String, Vec<Vec<String>>)> {
+    let scoped = db.ends_with("_shared.sqlite");
+    TABLES
+        .iter()
+        .map(|table| {
+            let columns: Vec<String> = rows(
+                db,
+                &format!("SELECT name FROM pragma_table_info('{table}') ORDER BY name"),
+            )
+            .into_iter()
+            .map(|r| r[0].clone())
+            .filter(|c| c != "tenant_id")
+            .collect();
+            let filter = if scoped {
+                format!(" WHERE tenant_id = '{tenant}'")
+            } else {
+                String::new()
+            };
+            let sql = format!(
+                "SELECT {} FROM {table}{filter} ORDER BY id",
+                columns.join(", ")
+            );
+            ((*table).to_owned(), rows(db, &sql))
+        })
+        .collect()
+}
+
+fn total(dump: &[(String, Vec<Vec<String>>)]) -> usize {
+    dump.iter().map(|(_, r)| r.len()).sum()
+}
+
+/// Two standard tenants on the shared shard; acme gets a user, a project
+/// and tasks after provisioning.
+fn two_shared_tenants(d: &Path) {
+    for tenant in ["acme", "other"] {
+        json(
+            d,
+            &[
+                "create", "--tenant", tenant, "--plan", "standard", "--region", "eu-west",
+            ],
+        );
+    }
+    json(
+        d,
+        &[
+            "provision",
+            "user",
+            "--tenant",
+            "acme",
+            "--email",
+            "ana@acme.example",
+            "--role",
+            "member",
+        ],
+    );
+    rows(
+        &shared(d),
+        "INSERT INTO projects (tenant_id, name, slug) VALUES ('acme', 'Launch', 'launch') RETURNING id",
+    );
+    for title in ["plan", "build", "ship"] {
+        rows(
+            &shared(d),
+            &format!(
+                "INSERT INTO tasks (tenant_id, project_id, title) \
+                 SELECT 'acme', id, '{title}' FROM projects WHERE tenant_id = 'acme' RETURNING id"
+            ),
+        );
+    }
+}
+
+#[test]
+fn a_plan_upgrade_moves_the_rows_to_a_database_of_its_own_and_a_downgrade_brings_them_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    two_shared_tenants(d);
+    let before = dump(&shared(d), "acme");
+    let other = dump(&shared(d), "other");
+    assert!(total(&before) >= 12, "{before:?}");
+
+    let dry = json(
+        d,
+        &[
+            "change-plan",
+            "--tenant",
+            "acme",
+            "--plan",
+            "premium",
+            "--dry-run",
+        ],
+    );
+    assert_eq!(dry["to"]["isolation"], "dedicated");
+    assert_eq!(dry["tables"][3]["source_rows"], 1, "{dry}"); // projects
+    assert!(
+        !dedicated(d, "acme").exists(),
+        "the dry run created nothing"
+    );
+
+    let receipt = json(d, &["change-plan", "--tenant", "acme", "--plan", "premium"]);
+    assert_eq!(receipt["status"], "succeeded", "{receipt}");
+    let status = json(d, &["status", "acme"]);
+    assert_eq!(status["state"], "active");
+    assert_eq!(status["plan"], "premium");
+    assert_eq!(status["placement"]["isolation"], "dedicated");
+    assert_eq!(
+        status["placement"]["database"],
+        dedicated(d, "acme").display().to_string()
+    );
+    assert_eq!(
+        dump(&dedicated(d, "acme"), "acme"),
+        before,
+        "identical rows on the target"
+    );
+    assert_eq!(
+        total(&dump(&shared(d), "acme")),
+        0,
+        "nothing left on the source"
+    );
+    assert_eq!(dump(&shared(d), "other"), other, "the neighbour untouched");
+    let ledger = rows(
+        &dedicated(d, "acme"),
+        "SELECT tenant_id, name FROM _tenant_seeds",
+    );
+    assert_eq!(ledger, [["acme", "workload-seed"]]);
+
+    let events = json(d, &["events", "acme"]);
+    let last = events.as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["kind"], "TenantMoved");
+    assert_eq!(last["sequence"], 4);
+    assert_eq!(last["data"]["from"]["shard"], "eu-west-shared-1");
+    assert_eq!(last["data"]["to"]["shard"], "eu-west-dedicated-1");
+    assert_eq!(last["data"]["reason"], "plan_change");
+
+    // The tenant works where it is now: a workflow writes to its own file.
+    json(
+        d,
+        &[
+            "provision",
+            "user",
+            "--tenant",
+            "acme",
+            "--email",
+            "bo@acme.example",
+            "--role",
+            "viewer",
+        ],
+    );
+    let upgraded = dump(&dedicated(d, "acme"), "acme");
+
+    let receipt = json(
+        d,
+        &["change-plan", "--tenant", "acme", "--plan", "standard"],
+    );
+    assert_eq!(receipt["status"], "succeeded", "{receipt}");
+    let status = json(d, &["status", "acme"]);
+    assert_eq!(status["placement"]["isolation"], "shared");
+    assert_eq!(status["plan"], "standard");
+    assert_eq!(dump(&shared(d), "acme"), upgraded);
+    assert!(
+        !dedicated(d, "acme").exists(),
+        "the dedicated file is released"
+    );
+    assert_eq!(dump(&shared(d), "other"), other);
+}
+
+#[test]
+fn a_permanent_failure_at_any_step_before_cut_over_leaves_the_tenant_where_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    two_shared_tenants(d);
+    let before = dump(&shared(d), "acme");
+    for step in [
+        "validate-move",
+        "reserve-target",
+        "prepare-target",
+        "migrate-target",
+        "hold-writes",
+        "copy-data",
+        "verify-copy",
+        "cut-over",
+    ] {
+        let spec = format!("{step}:permanent");
+        let (ok, _, stderr) = run(
+            d,
+            &[
+                "change-plan",
+                "--tenant",
+                "acme",
+                "--plan",
+                "premium",
+                "--inject-failure",
+                &spec,
+            ],
+        );
+        assert!(!ok, "{step}");
+        assert!(
+            stderr.contains(&format!("failed at step {step}")),
+            "{step}: {stderr}"
+        );
+        let status = json(d, &["status", "acme"]);
+        assert_eq!(status["state"], "active", "{step}");
+        assert_eq!(status["plan"], "standard", "{step}");
+        assert_eq!(status["placement"]["isolation"], "shared", "{step}");
+        assert_eq!(dump(&shared(d), "acme"), before, "{step}: source intact");
+        assert!(
+            !dedicated(d, "acme").exists(),
+            "{step}: the target holds nothing"
+        );
+    }
+    let kinds: Vec<_> = json(d, &["events", "acme"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(!kinds.iter().any(|k| k == "TenantMoved"), "{kinds:?}");
+}
+
+#[test]
+fn a_transient_failure_at_any_step_is_retried_and_the_move_completes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    two_shared_tenants(d);
+    let before = dump(&shared(d), "acme");
+    let steps = [
+        "validate-move",
+        "reserve-target",
+        "prepare-target",
+        "migrate-target",
+        "hold-writes",
+        "copy-data",
+        "verify-copy",
+        "cut-over",
+        "release-source",
+    ];
+    for (i, step) in steps.iter().enumerate() {
+        // Up and down, so that each step runs on both kinds of move.
+        let plan = if i % 2 == 0 { "premium" } else { "standard" };
+        let spec = format!("{step}:transient");
+        let receipt = json(
+            d,
+            &[
+                "change-plan",
+                "--tenant",
+                "acme",
+                "--plan",
+                plan,
+                "--inject-failure",
+                &spec,
+            ],
+        );
+        assert_eq!(receipt["status"], "succeeded", "{step}: {receipt}");
+        let now = json(d, &["status", "acme"]);
+        assert_eq!(now["plan"], plan, "{step}");
+        let db = if plan == "premium" {
+            dedicated(d, "acme")
+        } else {
+            shared(d)
+        };
+        assert_eq!(dump(&db, "acme"), before, "{step}");
+    }
+}
+
+#[test]
+fn a_failure_after_cut_over_keeps_the_tenant_on_its_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    two_shared_tenants(d);
+    let before = dump(&shared(d), "acme");
+    let (ok, _, stderr) = run(
+        d,
+        &[
+            "change-plan",
+            "--tenant",
+            "acme",
+            "--plan",
+            "premium",
+            "--inject-failure",
+            "release-source:permanent",
+        ],
+    );
+    assert!(!ok);
+    assert!(stderr.contains("release-source"), "{stderr}");
+    let status = json(d, &["status", "acme"]);
+    assert_eq!(status["state"], "active");
+    assert_eq!(status["placement"]["isolation"], "dedicated");
+    assert_eq!(
+        dump(&dedicated(d, "acme"), "acme"),
+        before,
+        "never rolled back past the pivot"
+    );
+}
+
+#[test]
+fn bad_moves_are_clear_errors_that_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    two_shared_tenants(d);
+    json(
+        d,
+        &[
+            "create", "--tenant", "gold", "--plan", "premium", "--region", "eu-west",
+        ],
+    );
+    let version = |t: &str| json(d, &["status", t])["version"].clone();
+    let (acme, gold) = (version("acme"), version("gold"));
+    for (args, expected) in [
+        (
+            vec!["move", "--tenant", "acme", "--shard", "nowhere-1"],
+            "shard nowhere-1 not found",
+        ),
+        (
+            vec!["move", "--tenant", "acme", "--shard", "eu-west-shared-1"],
+            "invalid shard: tenant acme is on shard eu-west-shared-1 already",
+        ),
+        (
+            vec!["move", "--tenant", "acme", "--shard", "us-east-shared-1"],
+            "us-east",
+        ),
+        (
+            vec!["move", "--tenant", "acme", "--shard", "eu-west-dedicated-1"],
+            "pool dedicated",
+        ),
+        (
+            vec!["move", "--tenant", "gold", "--shard", "eu-west-dedicated-1"],
+            "already",
+        ),
+        (
+            vec!["change-plan", "--tenant", "acme", "--plan", "standard"],
+            "invalid plan: tenant acme is on plan standard already",
+        ),
+        (
+            vec!["change-plan", "--tenant", "acme", "--plan", "platinum"],
+            "plan",
+        ),
+        (
+            vec!["change-plan", "--tenant", "ghost", "--plan", "premium"],
+            "not found",
+        ),
+        (
+            vec!["move", "--tenant", "acme", "--shard", "Bad Shard"],
+            "shard",
+        ),
+    ] {
+        let stderr = fails(d, &args);
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+    json(d, &["suspend", "gold"]);
+    let stderr = fails(
+        d,
+        &["change-plan", "--tenant", "gold", "--plan", "standard"],
+    );
+    assert!(stderr.contains("from suspended to moving"), "{stderr}");
+    assert_eq!(version("acme"), acme);
+    assert_eq!(
+        json(d, &["status", "gold"])["placement"]["isolation"],
+        "dedicated"
+    );
+    assert!(!dedicated(d, "acme").exists());
+    let _ = gold;
+}

@@ -1,0 +1,153 @@
+//! What copying a tenant's data between two databases means, written once
+//! for both backends: which tables, which columns, how rows are scoped to the
+//! tenant, and the checksum a move verifies. The backends hold only the SQL.
+//!
+//! The rules:
+//! - **Tables**: the shared schema's declared tenant tables (parents first),
+//!   else the dedicated schema's, else the source database's own tables in
+//!   creation order; then the seed ledger, so the target counts as seeded.
+//!   Internal tables (sqlx's migration ledger, the ownership marker) never move.
+//! - **Columns**: those both sides have, `tenant_id` aside. A source table
+//!   with a `tenant_id` column gives only the tenant's rows; a target table
+//!   with one gets the tenant's id written into it. So shared to dedicated
+//!   drops the column and dedicated to shared fills it.
+//! - **Replace, never merge**: the tenant's rows at the target are deleted
+//!   (children first) before the copy, so a retried or resumed copy is exact.
+//! - **Checksums**: SHA-256 over the rows' text, in a canonical order (the
+//!   common columns sorted by name, rows sorted by their text), with the row
+//!   count: the same rows give the same checksum on either side.
+
+use sha2::{Digest, Sha256};
+
+use crate::schema::{SEED_LEDGER_TABLE, Schemas};
+
+/// The column that scopes a row to its tenant in a shared database.
+pub(crate) const TENANT_COLUMN: &str = "tenant_id";
+
+/// Tables that belong to the database, not to a tenant: never copied.
+pub(crate) const INTERNAL_TABLES: &[&str] = &["_sqlx_migrations", "_tenant_owner"];
+
+/// How one table is copied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TablePlan {
+    /// The table.
+    pub(crate) table: String,
+    /// The columns copied and compared: both sides have them, `tenant_id`
+    /// aside; sorted by name.
+    pub(crate) columns: Vec<String>,
+    /// The source table has `tenant_id`: select only the tenant's rows.
+    pub(crate) source_scoped: bool,
+    /// The target table has `tenant_id`: write the tenant's id into it,
+    /// and clear only the tenant's rows.
+    pub(crate) target_scoped: bool,
+}
+
+impl TablePlan {
+    /// The plan for `table` given each side's columns.
+    pub(crate) fn new(table: &str, source: &[String], target: &[String]) -> Self {
+        let mut columns: Vec<String> = source
+            .iter()
+            .filter(|c| c.as_str() != TENANT_COLUMN && target.contains(c))
+            .cloned()
+            .collect();
+        columns.sort();
+        columns.dedup();
+        TablePlan {
+            table: table.to_owned(),
+            columns,
+            source_scoped: source.iter().any(|c| c == TENANT_COLUMN),
+            target_scoped: target.iter().any(|c| c == TENANT_COLUMN),
+        }
+    }
+}
+
+/// The tables to copy when the schemas declare them (see the module docs),
+/// the seed ledger last; `None` when neither declares its tenant tables and
+/// the source database must be asked.
+pub(crate) fn declared_tables<C>(schemas: &Schemas<C>) -> Option<Vec<String>> {
+    let declared = [&schemas.shared, &schemas.dedicated]
+        .into_iter()
+        .flatten()
+        .map(|s| s.tables())
+        .find(|t| !t.is_empty())?;
+    Some(with_ledger(declared.to_vec()))
+}
+
+/// `tables` without internal ones, with the seed ledger last.
+pub(crate) fn with_ledger(mut tables: Vec<String>) -> Vec<String> {
+    tables.retain(|t| !INTERNAL_TABLES.contains(&t.as_str()) && t != SEED_LEDGER_TABLE);
+    tables.push(SEED_LEDGER_TABLE.to_owned());
+    tables
+}
+
+/// The row count and checksum of one side of a table, fed one row's text
+/// at a time in the canonical order.
+#[derive(Default)]
+pub(crate) struct RowDigest {
+    hasher: Sha256,
+    rows: u64,
+}
+
+impl RowDigest {
+    /// Adds one row, given as its text.
+    pub(crate) fn push(&mut self, row: &str) {
+        self.hasher.update(row.as_bytes());
+        self.hasher.update(b"\n");
+        self.rows += 1;
+    }
+
+    /// The count and the hex checksum.
+    pub(crate) fn finish(self) -> (u64, String) {
+        (self.rows, crate::schema::sql::hex(&self.hasher.finalize()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cols(names: &[&str]) -> Vec<String> {
+        names.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn shared_to_dedicated_drops_the_tenant_column_and_keeps_common_ones() {
+        let plan = TablePlan::new(
+            "users",
+            &cols(&["id", "tenant_id", "email", "last_login_at"]),
+            &cols(&["email", "id"]),
+        );
+        assert_eq!(plan.columns, cols(&["email", "id"]));
+        assert!(plan.source_scoped && !plan.target_scoped);
+        let back = TablePlan::new(
+            "users",
+            &cols(&["email", "id"]),
+            &cols(&["tenant_id", "id", "email"]),
+        );
+        assert!(!back.source_scoped && back.target_scoped);
+    }
+
+    #[test]
+    fn the_ledger_goes_last_and_internal_tables_never() {
+        let tables = with_ledger(cols(&[
+            "_sqlx_migrations",
+            "roles",
+            "_tenant_seeds",
+            "users",
+            "_tenant_owner",
+        ]));
+        assert_eq!(tables, cols(&["roles", "users", "_tenant_seeds"]));
+    }
+
+    #[test]
+    fn digests_depend_on_rows_and_order_given() {
+        let digest = |rows: &[&str]| {
+            let mut d = RowDigest::default();
+            rows.iter().for_each(|r| d.push(r));
+            d.finish()
+        };
+        assert_eq!(digest(&["a", "b"]), digest(&["a", "b"]));
+        assert_ne!(digest(&["a", "b"]).1, digest(&["a", "c"]).1);
+        assert_eq!(digest(&[]).0, 0);
+    }
+}

@@ -1,0 +1,393 @@
+//! Copying a tenant's data between two SQLite files, and comparing the two
+//! sides: the target connection attaches the source (`ATTACH ... AS src`),
+//! so each table is one `INSERT ... SELECT` and the copy is one transaction.
+//! The rules (tables, columns, scoping, checksums) are
+//! [`copy`](crate::schema::copy)'s.
+
+use std::path::{Path, PathBuf};
+
+use provisioning_core::{Error, Isolation, Placement, Result, TableComparison, TenantId};
+use sqlx::{AssertSqlSafe, SqliteConnection};
+use tokio::sync::OwnedMutexGuard;
+
+use super::SqliteSchemaManager;
+use super::conn::{COMPONENT, Open, close, connect, create_ledger};
+use super::pools::SharedConn;
+use crate::error::db_error;
+use crate::schema::SEED_LEDGER_TABLE;
+use crate::schema::copy::{RowDigest, TENANT_COLUMN, TablePlan, declared_tables, with_ledger};
+use crate::schema::sql::quote_ident;
+
+/// The schema name the source is attached under.
+const SRC: &str = "src";
+
+/// A connection to the target with the source attached (or the same file
+/// as both), holding the target's lock.
+struct Attached {
+    conn: Conn,
+    /// `src`, or `main` when source and target are one file.
+    source: &'static str,
+    _guard: OwnedMutexGuard<()>,
+}
+
+enum Conn {
+    /// The kept connection of a shared database.
+    Shared(SharedConn),
+    /// A connection of its own to a dedicated database.
+    Own(SqliteConnection),
+}
+
+impl Attached {
+    fn conn(&mut self) -> &mut SqliteConnection {
+        match &mut self.conn {
+            Conn::Shared(conn) => conn,
+            Conn::Own(conn) => conn,
+        }
+    }
+
+    /// Detaches the source and gives the connection back (a kept one stays
+    /// kept, one of its own is closed). Runs after success and failure alike.
+    async fn done(mut self) {
+        if self.source == SRC {
+            let detached = sqlx::query("DETACH DATABASE src")
+                .execute(self.conn())
+                .await;
+            if let Err(error) = detached {
+                // A connection still holding the source must not be kept.
+                tracing::warn!(%error, "detaching a move's source failed; closing the connection");
+                if let Conn::Shared(mut shared) = self.conn {
+                    let _ = sqlx::query("ROLLBACK").execute(&mut *shared).await;
+                }
+                return;
+            }
+        }
+        if let Conn::Own(conn) = self.conn {
+            close(conn).await;
+        }
+    }
+}
+
+impl SqliteSchemaManager {
+    /// Opens `target`'s file with `source`'s attached.
+    async fn attach(&self, source: &Placement, target: &Placement) -> Result<Attached> {
+        let (from, to) = (self.database_path(source), self.database_path(target));
+        if !tokio::fs::try_exists(&from).await.unwrap_or(false) {
+            return Err(missing(&source.tenant_id, &from));
+        }
+        let guard = self.locks.lock(&Self::lock_key(&to)).await;
+        let conn = match target.isolation {
+            Isolation::Shared => {
+                Conn::Shared(self.pools.acquire(&to, self.busy_timeout, true).await?.1)
+            }
+            Isolation::Dedicated => {
+                if !tokio::fs::try_exists(&to).await.unwrap_or(false) {
+                    return Err(missing(&target.tenant_id, &to));
+                }
+                self.parked.evict(&to).await;
+                Conn::Own(connect(&to, Open::Write { create: false }, self.busy_timeout).await?)
+            }
+        };
+        let mut attached = Attached {
+            conn,
+            source: if same_file(&from, &to) { "main" } else { SRC },
+            _guard: guard,
+        };
+        if attached.source == SRC {
+            let result = sqlx::query("ATTACH DATABASE ?1 AS src")
+                .bind(from.display().to_string())
+                .execute(attached.conn())
+                .await;
+            if let Err(e) = result {
+                attached.source = "main"; // nothing to detach
+                attached.done().await;
+                return Err(db_error(
+                    COMPONENT,
+                    format!("attaching {}", from.display()),
+                    e,
+                ));
+            }
+        }
+        Ok(attached)
+    }
+
+    /// The copy plan of every table both sides have; tables the source
+    /// lacks (a ledger never made) are skipped, a table only the source
+    /// has is an error (the target's schema is older).
+    async fn table_plans(
+        &self,
+        conn: &mut SqliteConnection,
+        source: &str,
+    ) -> Result<Vec<TablePlan>> {
+        let tables = match declared_tables(&self.schemas) {
+            Some(tables) => tables,
+            None => with_ledger(
+                sqlx::query_scalar(AssertSqlSafe(format!(
+                    "SELECT name FROM {source}.sqlite_master \
+                     WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY rowid"
+                )))
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(|e| db_error(COMPONENT, "listing the source's tables", e))?,
+            ),
+        };
+        let mut plans = Vec::with_capacity(tables.len());
+        for table in tables {
+            let from = columns(conn, source, &table).await?;
+            if from.is_empty() {
+                continue;
+            }
+            let mut to = columns(conn, "main", &table).await?;
+            if to.is_empty() && table == SEED_LEDGER_TABLE {
+                // A target never seeded has no ledger yet: the copy brings its rows.
+                create_ledger(conn).await?;
+                to = columns(conn, "main", &table).await?;
+            }
+            if to.is_empty() {
+                return Err(Error::invalid(
+                    "move",
+                    format!("table {table} exists at the source but not at the target"),
+                ));
+            }
+            plans.push(TablePlan::new(&table, &from, &to));
+        }
+        Ok(plans)
+    }
+
+    /// See [`TenantSchemaManager::copy_tenant`](provisioning_core::TenantSchemaManager::copy_tenant).
+    pub(super) async fn copy(&self, source: &Placement, target: &Placement) -> Result<u64> {
+        let (from, to) = (self.database_path(source), self.database_path(target));
+        if same_file(&from, &to) {
+            return Err(Error::invalid(
+                "move",
+                format!("source and target are the same file {}", to.display()),
+            ));
+        }
+        let mut attached = self.attach(source, target).await?;
+        let result = copy_rows(attached.conn(), self, &source.tenant_id).await;
+        attached.done().await;
+        result
+    }
+
+    /// See [`TenantSchemaManager::compare_tenant`](provisioning_core::TenantSchemaManager::compare_tenant).
+    pub(super) async fn compare(
+        &self,
+        source: &Placement,
+        target: &Placement,
+    ) -> Result<Vec<TableComparison>> {
+        let mut attached = self.attach(source, target).await?;
+        let from = attached.source;
+        let result = async {
+            let conn = attached.conn();
+            let plans = self.table_plans(conn, from).await?;
+            let mut tables = Vec::with_capacity(plans.len());
+            for plan in &plans {
+                let source_side =
+                    digest(conn, plan, from, plan.source_scoped, &source.tenant_id).await?;
+                let target_side =
+                    digest(conn, plan, "main", plan.target_scoped, &target.tenant_id).await?;
+                tables.push(TableComparison::new(&plan.table, source_side, target_side));
+            }
+            Ok(tables)
+        }
+        .await;
+        attached.done().await;
+        result
+    }
+}
+
+/// Checks for collisions, clears the tenant's rows at the target, copies,
+/// all in one transaction; the rows copied.
+async fn copy_rows(
+    conn: &mut SqliteConnection,
+    manager: &SqliteSchemaManager,
+    tenant: &TenantId,
+) -> Result<u64> {
+    let plans = manager.table_plans(conn, SRC).await?;
+    let what = || format!("copying tenant {tenant}");
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| db_error(COMPONENT, what(), e))?;
+    let result = async {
+        for plan in &plans {
+            check_collisions(conn, plan, tenant).await?;
+        }
+        for plan in plans.iter().rev() {
+            let table = quote_ident(&plan.table);
+            let sql = if plan.target_scoped {
+                format!("DELETE FROM main.{table} WHERE {TENANT_COLUMN} = ?1")
+            } else {
+                format!("DELETE FROM main.{table}")
+            };
+            sqlx::query(AssertSqlSafe(sql))
+                .bind(tenant.as_str())
+                .execute(&mut *conn)
+                .await
+                .map_err(|e| {
+                    db_error(
+                        COMPONENT,
+                        format!("clearing {} at the target", plan.table),
+                        e,
+                    )
+                })?;
+        }
+        let mut rows = 0;
+        for plan in &plans {
+            let table = quote_ident(&plan.table);
+            let mut columns: Vec<String> = plan.columns.iter().map(|c| quote_ident(c)).collect();
+            let mut values = columns.clone();
+            if plan.target_scoped {
+                columns.push(TENANT_COLUMN.to_owned());
+                values.push("?1".to_owned());
+            }
+            let filter = if plan.source_scoped {
+                format!(" WHERE {TENANT_COLUMN} = ?1")
+            } else {
+                String::new()
+            };
+            let sql = format!(
+                "INSERT INTO main.{table} ({}) SELECT {} FROM src.{table}{filter}",
+                columns.join(", "),
+                values.join(", ")
+            );
+            rows += sqlx::query(AssertSqlSafe(sql))
+                .bind(tenant.as_str())
+                .execute(&mut *conn)
+                .await
+                .map_err(|e| db_error(COMPONENT, format!("copying {}", plan.table), e))?
+                .rows_affected();
+        }
+        Ok(rows)
+    }
+    .await;
+    let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+    let ended = sqlx::query(end).execute(&mut *conn).await;
+    match (result, ended) {
+        (Ok(rows), Ok(_)) => Ok(rows),
+        (Ok(_), Err(e)) => Err(db_error(COMPONENT, what(), e)),
+        (Err(e), _) => Err(e),
+    }
+}
+
+/// Refuses a copy into a shared database whose rows already use one of the
+/// tenant's primary-key values: row ids there are not scoped by tenant, and
+/// an insert would fail half-way or, worse, be mistaken for the tenant's.
+async fn check_collisions(
+    conn: &mut SqliteConnection,
+    plan: &TablePlan,
+    tenant: &TenantId,
+) -> Result<()> {
+    if !plan.target_scoped {
+        return Ok(());
+    }
+    let keys: Vec<String> = sqlx::query_scalar(AssertSqlSafe(format!(
+        "SELECT name FROM pragma_table_info({}, 'main') WHERE pk > 0 ORDER BY pk",
+        quote_literal(&plan.table)
+    )))
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(|e| db_error(COMPONENT, format!("reading the keys of {}", plan.table), e))?;
+    if keys.is_empty()
+        || keys
+            .iter()
+            .any(|k| k == TENANT_COLUMN || !plan.columns.contains(k))
+    {
+        return Ok(()); // keys scoped by tenant, or not copied: nothing can collide
+    }
+    let table = quote_ident(&plan.table);
+    let on: Vec<String> = keys
+        .iter()
+        .map(|k| format!("d.{0} = s.{0}", quote_ident(k)))
+        .collect();
+    let filter = if plan.source_scoped {
+        format!(" AND s.{TENANT_COLUMN} = ?1")
+    } else {
+        String::new()
+    };
+    let taken: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
+        "SELECT COUNT(*) FROM main.{table} d JOIN src.{table} s ON {} \
+         WHERE d.{TENANT_COLUMN} <> ?1{filter}",
+        on.join(" AND ")
+    )))
+    .bind(tenant.as_str())
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(|e| db_error(COMPONENT, format!("checking the keys of {}", plan.table), e))?;
+    if taken > 0 {
+        return Err(Error::Conflict {
+            kind: "tenant data",
+            id: tenant.to_string(),
+            reason: format!(
+                "{taken} of its rows in table {} use a key ({}) another tenant of the target \
+                 shared database already uses; nothing was copied",
+                plan.table,
+                keys.join(", ")
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// One side of a table: the count and checksum of the tenant's rows, as
+/// the text of their common columns, sorted.
+async fn digest(
+    conn: &mut SqliteConnection,
+    plan: &TablePlan,
+    schema: &str,
+    scoped: bool,
+    tenant: &TenantId,
+) -> Result<(u64, String)> {
+    let row = if plan.columns.is_empty() {
+        "''".to_owned()
+    } else {
+        plan.columns
+            .iter()
+            .map(|c| format!("quote({})", quote_ident(c)))
+            .collect::<Vec<_>>()
+            .join(" || ',' || ")
+    };
+    let filter = if scoped {
+        format!(" WHERE {TENANT_COLUMN} = ?1")
+    } else {
+        String::new()
+    };
+    let sql = format!(
+        "SELECT {row} AS r FROM {schema}.{}{filter} ORDER BY r",
+        quote_ident(&plan.table)
+    );
+    let rows: Vec<String> = sqlx::query_scalar(AssertSqlSafe(sql))
+        .bind(tenant.as_str())
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(|e| db_error(COMPONENT, format!("reading {}", plan.table), e))?;
+    let mut digest = RowDigest::default();
+    rows.iter().for_each(|r| digest.push(r));
+    Ok(digest.finish())
+}
+
+/// The column names of `schema.table`, none when it does not exist.
+async fn columns(conn: &mut SqliteConnection, schema: &str, table: &str) -> Result<Vec<String>> {
+    sqlx::query_scalar(AssertSqlSafe(format!(
+        "SELECT name FROM pragma_table_info({}, '{schema}') ORDER BY cid",
+        quote_literal(table)
+    )))
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(|e| db_error(COMPONENT, format!("reading the columns of {table}"), e))
+}
+
+fn quote_literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    let canonical = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| PathBuf::from(p));
+    a == b || canonical(a) == canonical(b)
+}
+
+fn missing(tenant: &TenantId, path: &Path) -> Error {
+    Error::NotFound {
+        kind: "tenant database",
+        id: format!("{tenant} ({})", path.display()),
+    }
+}
