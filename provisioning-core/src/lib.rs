@@ -82,10 +82,10 @@ pub use model::{
     TenantState, fill_template, redact_secrets,
 };
 pub use orchestrator::{
-    AuditEntry, AuditTrail, CREATE_TENANT, CreateContext, DELETE_TENANT, LifecycleContext,
-    MOVE_TENANT, MoveContext, MovePlan, MoveReason, ProvisioningOrchestrator,
-    ProvisioningOrchestratorBuilder, ProvisioningPlan, RESUME_TENANT, Receipt, RecoveryReport,
-    SUSPEND_TENANT, WorkerOptions, WorkerReport,
+    AuditEntry, AuditTrail, CREATE_TENANT, CreateContext, DELETE_TENANT, DrainOutcome, DrainReport,
+    DrainStatus, LifecycleContext, MOVE_TENANT, MoveContext, MovePlan, MoveReason,
+    ProvisioningOrchestrator, ProvisioningOrchestratorBuilder, ProvisioningPlan, RESUME_TENANT,
+    Receipt, RecoveryReport, SUSPEND_TENANT, WorkerOptions, WorkerReport,
 };
 #[cfg(feature = "tokio")]
 pub use saga::TokioTimer;

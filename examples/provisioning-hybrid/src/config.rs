@@ -4,7 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use provisioning_sharding::{PlacementPolicy, ShardDirectory, ShardSpec};
+use std::collections::BTreeMap;
+
+use provisioning_core::ShardId;
+use provisioning_sharding::{PlacementPolicy, ShardDirectory, ShardSpec, ShardStatus};
 use serde::Deserialize;
 
 /// The built-in configuration: two regions, each with a shared shard and a
@@ -59,6 +62,52 @@ pub(crate) fn load() -> Result<PlacementConfig, Box<dyn std::error::Error>> {
 /// The configuration file `--config` named, if any.
 pub(crate) fn file() -> Option<&'static Path> {
     CONFIG_FILE.get().map(PathBuf::as_path)
+}
+
+/// The file under the data directory that keeps shard statuses set by
+/// operators (`drain`), over the configuration's: a drain outlives the
+/// process that started it.
+const STATUS_FILE: &str = "shard-status.json";
+
+/// Applies the statuses operators set (see [`set_status`]) to `directory`.
+/// A shard the configuration no longer has is ignored.
+pub(crate) fn apply_statuses(
+    data_dir: &Path,
+    directory: &ShardDirectory,
+) -> Result<(), Box<dyn std::error::Error>> {
+    for (shard, status) in statuses(data_dir)? {
+        if directory.get(&shard).is_some() {
+            directory.set_status(&shard, status)?;
+        }
+    }
+    Ok(())
+}
+
+/// Records `status` for `shard` under `data_dir`, for every later command
+/// and server on that directory (written whole, then renamed into place).
+pub(crate) fn set_status(
+    data_dir: &Path,
+    shard: &ShardId,
+    status: ShardStatus,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let mut all = statuses(data_dir)?;
+    all.insert(shard.clone(), status);
+    let path = data_dir.join(STATUS_FILE);
+    let staging = data_dir.join(format!("{STATUS_FILE}.new"));
+    std::fs::write(&staging, serde_json::to_vec_pretty(&all)?)?;
+    std::fs::rename(&staging, &path)?;
+    Ok(())
+}
+
+fn statuses(data_dir: &Path) -> Result<BTreeMap<ShardId, ShardStatus>, Box<dyn std::error::Error>> {
+    let path = data_dir.join(STATUS_FILE);
+    match std::fs::read(&path) {
+        Ok(bytes) => {
+            serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()).into())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+        Err(e) => Err(format!("{}: {e}", path.display()).into()),
+    }
 }
 
 fn parse(text: &str) -> Result<PlacementConfig, Box<dyn std::error::Error>> {

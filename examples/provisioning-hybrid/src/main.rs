@@ -99,6 +99,16 @@ enum Command {
         #[command(flatten)]
         run: MoveRunArgs,
     },
+    /// Mark a shard draining and move every active tenant on it to another
+    /// shard of its region and pool; run again to retry what failed.
+    Drain {
+        /// The shard to empty.
+        #[arg(long)]
+        shard: String,
+        /// Tenants moved at once.
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+    },
     /// Show what creating a tenant would do, changing nothing.
     Plan {
         #[command(flatten)]
@@ -339,6 +349,9 @@ async fn main() -> std::process::ExitCode {
         Command::Plan { tenant } => commands::plan(dir, create_args(tenant, None), out).await,
         Command::ChangePlan { tenant, plan, run } => {
             commands::change_placement(dir, run.into_args(tenant, Some(plan), None), out).await
+        }
+        Command::Drain { shard, concurrency } => {
+            commands::drain(dir, &shard, concurrency, out).await
         }
         Command::Move { tenant, shard, run } => {
             commands::change_placement(dir, run.into_args(tenant, None, Some(shard)), out).await

@@ -101,6 +101,7 @@ pub(crate) async fn hybrid(
     // regulated strictly in its region; rendezvous hashing over region-tagged shards.
     // The policy and shard map come from `--config` or config/default.toml.
     let placement = crate::config::load()?;
+    crate::config::apply_statuses(data_dir, &placement.directory)?;
     let directory = Arc::new(placement.directory);
     let plans = PolicyPlanBuilder::new(placement.policy)?.with_directory_regions(&directory);
     let shards = RendezvousResolver::new(Arc::clone(&directory));

@@ -394,3 +394,154 @@ fn bad_moves_are_clear_errors_that_change_nothing() {
     assert!(!dedicated(d, "acme").exists());
     let _ = gold;
 }
+
+/// Two shared shards in eu-west; `shared-2`'s status as given.
+fn two_shard_config(d: &Path, second: &str) -> String {
+    let path = d.join("hybrid.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"
+[[shards]]
+id = "eu-west-shared-1"
+region = "eu-west"
+capacity = 1000
+connection = "sqlite:databases/eu-west/eu-west-shared-1/_shared.sqlite"
+
+[[shards]]
+id = "eu-west-shared-2"
+region = "eu-west"
+capacity = 1000
+status = "{second}"
+connection = "sqlite:databases/eu-west/eu-west-shared-2/_shared.sqlite"
+"#
+        ),
+    )
+    .unwrap();
+    path.display().to_string()
+}
+
+#[test]
+fn drain_moves_every_tenant_but_the_one_that_fails_and_new_tenants_go_elsewhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let config = two_shard_config(d, "full");
+    let tenants: Vec<String> = (0..50).map(|i| format!("t-{i:02}")).collect();
+    for tenant in &tenants {
+        json(
+            d,
+            &[
+                "--config", &config, "create", "--tenant", tenant, "--plan", "standard",
+                "--region", "eu-west",
+            ],
+        );
+    }
+    let one = d.join("databases/eu-west/eu-west-shared-1/_shared.sqlite");
+    let two = d.join("databases/eu-west/eu-west-shared-2/_shared.sqlite");
+    let before: Vec<_> = tenants.iter().map(|t| dump(&one, t)).collect();
+    // A tenant on the second shard whose fresh row ids (1, 2, ...) are
+    // t-00's ids on the first: t-00's move must be refused, nothing written.
+    std::fs::write(
+        d.join("hybrid.toml"),
+        std::fs::read_to_string(&config)
+            .unwrap()
+            .replace("\"full\"", "\"active\""),
+    )
+    .unwrap();
+    json(
+        d,
+        &[
+            "--config", &config, "create", "--tenant", "squatter", "--plan", "standard",
+            "--region", "eu-west",
+        ],
+    );
+    let squatter = json(d, &["--config", &config, "status", "squatter"]);
+    // Rendezvous may put it on either shard; only shared-2 makes the clash.
+    assert_eq!(
+        squatter["placement"]["shard"], "eu-west-shared-2",
+        "{squatter}"
+    );
+
+    let (ok, stdout, stderr) = run(
+        d,
+        &[
+            "--config",
+            &config,
+            "drain",
+            "--shard",
+            "eu-west-shared-1",
+            "--concurrency",
+            "4",
+            "--json",
+        ],
+    );
+    assert!(!ok, "one tenant fails, so the drain says so: {stdout}");
+    assert!(
+        stderr.contains("1 tenant(s) could not leave shard eu-west-shared-1"),
+        "{stderr}"
+    );
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let outcomes = report["tenants"].as_array().unwrap();
+    assert_eq!(outcomes.len(), 50);
+    let failed: Vec<_> = outcomes
+        .iter()
+        .filter(|o| o["outcome"] == "failed")
+        .collect();
+    assert_eq!(failed.len(), 1, "{report}");
+    assert_eq!(failed[0]["tenant_id"], "t-00");
+    assert!(
+        failed[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("another tenant"),
+        "{report}"
+    );
+    assert_eq!(
+        outcomes.iter().filter(|o| o["outcome"] == "moved").count(),
+        49
+    );
+
+    for (tenant, rows_before) in tenants.iter().zip(&before) {
+        let status = json(d, &["--config", &config, "status", tenant]);
+        assert_eq!(status["state"], "active", "{tenant}");
+        let (here, gone) = if tenant == "t-00" {
+            (&one, &two)
+        } else {
+            (&two, &one)
+        };
+        assert_eq!(
+            status["placement"]["database"],
+            here.display().to_string(),
+            "{tenant}"
+        );
+        assert_eq!(
+            &dump(here, tenant),
+            rows_before,
+            "{tenant}: rows intact where it lives"
+        );
+        assert_eq!(
+            total(&dump(gone, tenant)),
+            0,
+            "{tenant}: nothing of it elsewhere"
+        );
+    }
+    // The drain is kept: a new tenant never lands on the draining shard.
+    for i in 0..5 {
+        let tenant = format!("new-{i}");
+        json(
+            d,
+            &[
+                "--config", &config, "create", "--tenant", &tenant, "--plan", "free", "--region",
+                "eu-west",
+            ],
+        );
+        let status = json(d, &["--config", &config, "status", &tenant]);
+        assert_eq!(status["placement"]["shard"], "eu-west-shared-2");
+    }
+    // Running it again retries what is left: t-00 still clashes, and says so.
+    let again = fails(
+        d,
+        &["--config", &config, "drain", "--shard", "eu-west-shared-1"],
+    );
+    assert!(again.contains("1 tenant(s)"), "{again}");
+}

@@ -5,6 +5,7 @@
 mod audit;
 mod builder;
 mod create;
+mod drain;
 mod lifecycle;
 mod moving;
 mod transition;
@@ -24,6 +25,7 @@ use tracing::Instrument;
 pub use audit::{AuditEntry, AuditTrail};
 pub use builder::ProvisioningOrchestratorBuilder;
 pub use create::{CREATE_TENANT, CreateContext, steps};
+pub use drain::{DrainOutcome, DrainReport, DrainStatus};
 pub use lifecycle::{DELETE_TENANT, LifecycleContext, RESUME_TENANT, SUSPEND_TENANT};
 pub use moving::{MOVE_TENANT, MoveContext, MovePlan, MoveReason, move_steps};
 pub use worker::{WorkerOptions, WorkerReport};

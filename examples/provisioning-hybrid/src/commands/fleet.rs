@@ -42,7 +42,7 @@ pub(crate) async fn migrate_all(
     let mut progress = std::pin::pin!(migrate_fleet_stream(&*hybrid.schema, plans, options));
     let mut report = FleetReport::default();
     let mut lines = Vec::new();
-    let mut display = Progress::new(out.json);
+    let mut display = Progress::new(out.json, "databases");
     while let Some(step) = progress.next().await {
         let tenants: Vec<&str> = step.unit.tenants.iter().map(|t| t.as_str()).collect();
         let what = match &step.unit.outcome {
@@ -114,22 +114,23 @@ fn versions(migrations: &[provisioning_core::MigrationInfo]) -> String {
 /// How `migrate-all` shows its progress: a bar on stderr when it is a
 /// terminal, one plain line per database on stdout otherwise (logs, CI), and
 /// nothing with `--json` (the summary says it all).
-enum Progress {
+pub(super) enum Progress {
     Bar(indicatif::ProgressBar),
     Lines,
     Quiet,
 }
 
 impl Progress {
-    fn new(json: bool) -> Self {
+    /// Progress over `noun` (`databases`, `tenants`).
+    pub(super) fn new(json: bool, noun: &str) -> Self {
         use std::io::IsTerminal;
         if json {
             Progress::Quiet
         } else if std::io::stderr().is_terminal() {
             let bar = indicatif::ProgressBar::new(0);
-            if let Ok(style) = indicatif::ProgressStyle::with_template(
-                "{elapsed_precise} [{bar:40}] {pos}/{len} databases {msg}",
-            ) {
+            if let Ok(style) = indicatif::ProgressStyle::with_template(&format!(
+                "{{elapsed_precise}} [{{bar:40}}] {{pos}}/{{len}} {noun} {{msg}}"
+            )) {
                 bar.set_style(style.progress_chars("=> "));
             }
             Progress::Bar(bar)
@@ -139,7 +140,7 @@ impl Progress {
     }
 
     /// One database finished, of `total`; `line` says how.
-    fn unit(&mut self, total: usize, line: String) {
+    pub(super) fn unit(&mut self, total: usize, line: String) {
         match self {
             Progress::Bar(bar) => {
                 bar.set_length(total as u64);
@@ -154,7 +155,7 @@ impl Progress {
         }
     }
 
-    fn finish(self) {
+    pub(super) fn finish(self) {
         if let Progress::Bar(bar) = self {
             bar.finish_and_clear();
         }

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use provisioning_core::{MovePlan, Receipt, RequestId};
+use provisioning_core::{DrainStatus, MovePlan, Receipt, RequestId};
 
 use super::{BoxResult, Output, faults};
 
@@ -89,4 +89,72 @@ fn describe_plan(plan: &MovePlan) -> String {
         None => text += "  stays where it is: only its plan changes\n",
     }
     text.trim_end().to_owned()
+}
+
+/// `drain --shard S [--concurrency N]`: marks the shard draining (kept in
+/// the data directory, so new tenants go elsewhere from now on) and moves
+/// every active tenant on it to another shard of its region and pool.
+/// Failures stay where they were and are reported; running it again moves
+/// what is left. Exits non-zero unless the shard is empty of active tenants.
+pub(crate) async fn drain(
+    dir: &Path,
+    shard: &str,
+    concurrency: usize,
+    out: Output,
+) -> BoxResult<()> {
+    let shard: provisioning_core::ShardId = shard.parse()?;
+    if crate::config::load()?.directory.get(&shard).is_none() {
+        return Err(provisioning_core::Error::NotFound {
+            kind: "shard",
+            id: shard.to_string(),
+        }
+        .into());
+    }
+    if concurrency == 0 {
+        return Err(provisioning_core::Error::invalid("concurrency", "must be at least 1").into());
+    }
+    std::fs::create_dir_all(dir)?;
+    crate::config::set_status(dir, &shard, provisioning_sharding::ShardStatus::Draining)?;
+    let orchestrator = crate::wiring::orchestrator(dir, out.release).await?;
+    let display = std::sync::Mutex::new(super::fleet::Progress::new(out.json, "tenants"));
+    let report = orchestrator
+        .drain_shard(&shard, concurrency, |outcome, total| {
+            let line = match outcome.outcome {
+                DrainStatus::Moved => format!("{}: moved", outcome.tenant_id),
+                DrainStatus::Failed => format!(
+                    "{}: FAILED, stays on {shard} ({})",
+                    outcome.tenant_id,
+                    outcome.reason.as_deref().unwrap_or("no reason")
+                ),
+                DrainStatus::Skipped => format!(
+                    "{}: skipped ({})",
+                    outcome.tenant_id,
+                    outcome.reason.as_deref().unwrap_or("not active")
+                ),
+            };
+            display
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .unit(total, line);
+        })
+        .await?;
+    display
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .finish();
+    let (moved, failed, skipped) = (
+        report.count(DrainStatus::Moved),
+        report.count(DrainStatus::Failed),
+        report.count(DrainStatus::Skipped),
+    );
+    out.show(&report, || {
+        format!("shard {shard} draining: {moved} moved, {failed} failed, {skipped} skipped")
+    })?;
+    if failed > 0 {
+        return Err(format!(
+            "{failed} tenant(s) could not leave shard {shard}; run drain again to retry"
+        )
+        .into());
+    }
+    Ok(())
 }

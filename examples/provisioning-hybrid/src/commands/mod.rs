@@ -3,12 +3,12 @@
 //! `provision` and `migrate-all`. Each prints a human table, or JSON with
 //! `--json`.
 
-mod fleet;
+pub(crate) mod fleet;
 mod mobility;
 mod provision;
 
 pub(crate) use fleet::migrate_all;
-pub(crate) use mobility::{MoveArgs, change as change_placement};
+pub(crate) use mobility::{MoveArgs, change as change_placement, drain};
 pub(crate) use provision::{ProvisionArgs, provision};
 
 use std::path::Path;

@@ -185,6 +185,8 @@ fn router(state: Arc<AppState>) -> Router {
         )
         .route("/api/v1/tenants/{id}/suspend", post(routes::suspend))
         .route("/api/v1/tenants/{id}/resume", post(routes::resume))
+        .route("/api/v1/tenants/{id}/plan", post(routes::change_plan))
+        .route("/api/v1/tenants/{id}/move", post(routes::move_tenant))
         .route(
             "/api/v1/provisioning/{request_id}/status",
             get(routes::status),

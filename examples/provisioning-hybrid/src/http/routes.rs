@@ -9,8 +9,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use provisioning_core::{
-    CREATE_TENANT, DELETE_TENANT, RESUME_TENANT, RemovalMode, RequestId, SUSPEND_TENANT, TenantId,
-    TenantRecord, TenantRequest,
+    CREATE_TENANT, DELETE_TENANT, MOVE_TENANT, RESUME_TENANT, RemovalMode, RequestId,
+    SUSPEND_TENANT, TenantId, TenantRecord, TenantRequest,
 };
 use serde::Deserialize;
 
@@ -196,6 +196,77 @@ pub(crate) async fn delete_tenant(
     };
     let given = body.request_id.as_deref();
     lifecycle(state, &id, Lifecycle::Delete(mode), given, query.wait).await
+}
+
+/// The body of `POST /api/v1/tenants/{id}/plan`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PlanBody {
+    plan: String,
+    #[serde(default)]
+    request_id: Option<String>,
+}
+
+/// The body of `POST /api/v1/tenants/{id}/move`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct MoveBody {
+    shard: String,
+    #[serde(default)]
+    request_id: Option<String>,
+}
+
+/// `POST /api/v1/tenants/{id}/plan` `{"plan": "premium"}`: changes an Active
+/// tenant's plan, moving its data when the plan needs another isolation;
+/// the same receipts, 202 and status link as create.
+pub(crate) async fn change_plan(
+    State(state): State<Arc<AppState>>,
+    ApiPath(id): ApiPath,
+    ApiQuery(query): ApiQuery<WaitQuery>,
+    ApiJson(body): ApiJson<PlanBody>,
+) -> Result<Response, ApiError> {
+    let tenant = tenant_id(&id)?;
+    let plan = body
+        .plan
+        .parse()
+        .map_err(|e: provisioning_core::Error| ApiError::from(e).for_field("plan"))?;
+    let request_id = request_id(body.request_id.as_deref())?;
+    let expected = Expected {
+        request_id,
+        tenant_id: tenant.clone(),
+        workflow: MOVE_TENANT.to_owned(),
+    };
+    let orchestrator = state.orchestrator.clone();
+    accept(&state, expected, query.wait, async move {
+        orchestrator.change_plan(&tenant, plan, request_id).await
+    })
+    .await
+}
+
+/// `POST /api/v1/tenants/{id}/move` `{"shard": "eu-west-shared-2"}`: moves
+/// an Active tenant's data to a chosen shard of its region and pool.
+pub(crate) async fn move_tenant(
+    State(state): State<Arc<AppState>>,
+    ApiPath(id): ApiPath,
+    ApiQuery(query): ApiQuery<WaitQuery>,
+    ApiJson(body): ApiJson<MoveBody>,
+) -> Result<Response, ApiError> {
+    let tenant = tenant_id(&id)?;
+    let shard = body
+        .shard
+        .parse()
+        .map_err(|e: provisioning_core::Error| ApiError::from(e).for_field("shard"))?;
+    let request_id = request_id(body.request_id.as_deref())?;
+    let expected = Expected {
+        request_id,
+        tenant_id: tenant.clone(),
+        workflow: MOVE_TENANT.to_owned(),
+    };
+    let orchestrator = state.orchestrator.clone();
+    accept(&state, expected, query.wait, async move {
+        orchestrator.move_tenant(&tenant, shard, request_id).await
+    })
+    .await
 }
 
 /// `GET /api/v1/provisioning/{request_id}/status`: the request's receipt.

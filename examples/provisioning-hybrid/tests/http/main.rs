@@ -9,5 +9,6 @@ mod auth;
 mod errors;
 mod lifecycle;
 mod load;
+mod mobility;
 mod server;
 mod workflows;
