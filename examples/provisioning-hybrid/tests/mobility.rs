@@ -545,3 +545,97 @@ fn drain_moves_every_tenant_but_the_one_that_fails_and_new_tenants_go_elsewhere(
     );
     assert!(again.contains("1 tenant(s)"), "{again}");
 }
+
+/// Where the tenant's rows are: the file its placement names holds exactly
+/// `expected`, and the other candidate holds nothing of it.
+fn wholly_in_one_place(d: &Path, tenant: &str, expected: &[(String, Vec<Vec<String>>)], step: &str) {
+    let status = json(d, &["status", tenant]);
+    assert_eq!(status["state"], "active", "{step}: {status}");
+    let here = PathBuf::from(status["placement"]["database"].as_str().unwrap());
+    assert_eq!(dump(&here, tenant), expected, "{step}: rows where the catalog points");
+    if here == shared(d) {
+        assert!(!dedicated(d, tenant).exists(), "{step}: a dedicated copy left behind");
+    } else {
+        assert_eq!(total(&dump(&shared(d), tenant)), 0, "{step}: rows left in the shared database");
+    }
+}
+
+#[test]
+fn a_sigkill_at_any_move_step_then_recover_leaves_the_tenant_wholly_in_one_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    two_shared_tenants(d);
+    let before = dump(&shared(d), "acme");
+    for (i, step) in [
+        "validate-move",
+        "reserve-target",
+        "prepare-target",
+        "migrate-target",
+        "hold-writes",
+        "copy-data",
+        "verify-copy",
+        "cut-over",
+        "release-source",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let plan = if json(d, &["status", "acme"])["plan"] == "standard" { "premium" } else { "standard" };
+        let request_id = format!("0190a5c4-0000-7000-8000-{:012}", 100 + i);
+        // The step fails transiently three times: 700 ms of backoff at that
+        // step, in which the process is killed.
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_provisioning-hybrid"))
+            .args(["change-plan", "--tenant", "acme", "--plan", plan, "--request-id", &request_id])
+            .args(["--inject-failure", &format!("{step}:transient=3"), "--data-dir"])
+            .arg(d)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !run(d, &["status", "--request", &request_id]).0 {
+            assert!(std::time::Instant::now() < deadline, "{step}: the move never started");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(150));
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        let receipt = json(d, &["status", "--request", &request_id]);
+        assert_eq!(receipt["status"], "running", "{step}: killed mid-run");
+
+        let report = json(d, &["recover"]);
+        assert_eq!(report["recovered"][0]["status"], "succeeded", "{step}: {report}");
+        assert_eq!(json(d, &["status", "acme"])["plan"], plan, "{step}");
+        wholly_in_one_place(d, "acme", &before, step);
+        assert_eq!(json(d, &["recover"])["recovered"], serde_json::json!([]));
+    }
+}
+
+#[test]
+fn sigkills_at_spread_moments_of_moves_never_leave_a_tenant_in_two_places_or_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    two_shared_tenants(d);
+    let before = dump(&shared(d), "acme");
+    // A spread of moments from "before the request is written" to "after
+    // the move ended", stepping a few milliseconds each time.
+    for i in 0..12u64 {
+        let plan = if json(d, &["status", "acme"])["plan"] == "standard" { "premium" } else { "standard" };
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_provisioning-hybrid"))
+            .args(["change-plan", "--tenant", "acme", "--plan", plan, "--data-dir"])
+            .arg(d)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20 + 9 * i));
+        let _ = child.kill();
+        child.wait().unwrap();
+        json(d, &["recover"]);
+        let moment = format!("kill after {} ms", 20 + 9 * i);
+        wholly_in_one_place(d, "acme", &before, &moment);
+        let status = json(d, &["status", "acme"]);
+        let isolation = if status["plan"] == "premium" { "dedicated" } else { "shared" };
+        assert_eq!(status["placement"]["isolation"], isolation, "{moment}: plan and placement agree");
+    }
+}
