@@ -639,3 +639,39 @@ fn sigkills_at_spread_moments_of_moves_never_leave_a_tenant_in_two_places_or_non
         assert_eq!(status["placement"]["isolation"], isolation, "{moment}: plan and placement agree");
     }
 }
+
+#[test]
+fn while_a_tenant_is_moving_other_writes_are_refused_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    two_shared_tenants(d);
+    // Copying fails transiently three times: 700 ms with the writes held.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_provisioning-hybrid"))
+        .args(["change-plan", "--tenant", "acme", "--plan", "premium"])
+        .args(["--inject-failure", "copy-data:transient=3", "--data-dir"])
+        .arg(d)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while json(d, &["status", "acme"])["state"] != "moving" {
+        assert!(std::time::Instant::now() < deadline, "never moving");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let version = json(d, &["status", "acme"])["version"].clone();
+    for args in [
+        vec!["suspend", "acme"],
+        vec!["delete", "acme"],
+        vec!["change-plan", "--tenant", "acme", "--plan", "free"],
+        vec!["move", "--tenant", "acme", "--shard", "eu-west-dedicated-1"],
+        vec!["provision", "user", "--tenant", "acme", "--email", "x@acme.example", "--role", "member"],
+    ] {
+        let stderr = fails(d, &args);
+        assert!(stderr.contains("from moving to"), "{args:?}: {stderr}");
+    }
+    assert_eq!(json(d, &["status", "acme"])["version"], version, "nothing written");
+    assert!(child.wait().unwrap().success());
+    let status = json(d, &["status", "acme"]);
+    assert_eq!((status["state"].clone(), status["plan"].clone()), ("active".into(), "premium".into()));
+}
