@@ -1,6 +1,7 @@
-//! (5), (7), (8): the demo — a mix of tenants provisioned, a service and a
-//! user added, one tenant suspended, one deleted, one injected failure rolled
-//! back, then the tenants, their placement and their event timelines.
+//! (5), (7), (8), (9): the demo — a mix of tenants provisioned, a service and
+//! a user added, one tenant upgraded to a database of its own, one suspended,
+//! one deleted, one injected failure rolled back, then the tenants, their
+//! placement and their event timelines.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -66,6 +67,31 @@ pub(crate) async fn run(data_dir: &Path) -> BoxResult<()> {
         crate::workflows::provision(&orchestrator, USER, &acme, RequestId::new(), input).await?;
     println!(
         "  provision user ana (member) for acme -> {}",
+        receipt.status.as_str()
+    );
+
+    // (9) Life after day one: acme upgrades from free to premium, so its rows
+    // (ana included) move from the shared database to one of its own:
+    // copied, verified table by table, cut over in one write.
+    let receipt = orchestrator
+        .change_plan(&acme, "premium".parse()?, RequestId::new())
+        .await?;
+    let moved = orchestrator.events(&acme).await?;
+    let detail = moved
+        .last()
+        .filter(|e| e.kind == provisioning_core::EventKind::TenantMoved)
+        .map_or("not moved".to_owned(), |e| {
+            format!(
+                "{} {} -> {} {}, {} rows copied and verified",
+                e.data["from"]["isolation"].as_str().unwrap_or("?"),
+                e.data["from"]["shard"].as_str().unwrap_or("?"),
+                e.data["to"]["isolation"].as_str().unwrap_or("?"),
+                e.data["to"]["shard"].as_str().unwrap_or("?"),
+                e.data["rows"]
+            )
+        });
+    println!(
+        "  change-plan acme free -> premium -> {}: {detail}",
         receipt.status.as_str()
     );
 
