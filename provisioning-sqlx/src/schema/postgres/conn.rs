@@ -69,6 +69,16 @@ impl TenantConn {
             TenantConn::Pooled(_) => {}
         }
     }
+
+    /// Gives the connection back after a copy: after a failure it is
+    /// closed, never pooled again, since a `COPY` cut short leaves the
+    /// protocol in a state a rollback alone may not cure.
+    pub(super) async fn release(self, failed: bool) {
+        match self {
+            TenantConn::Pooled(mut conn) if failed => conn.close_on_drop(),
+            conn => conn.done(failed).await,
+        }
+    }
 }
 
 /// Points a pooled connection's unqualified names at `schema`, or back at
@@ -188,12 +198,50 @@ pub(super) async fn begin<'c>(
     schema: Option<&str>,
     what: &str,
 ) -> Result<sqlx::Transaction<'c, Postgres>> {
+    begin_as(conn, Access::Write, schema, what).await
+}
+
+/// What a transaction of [`begin_as`] does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Access {
+    /// Reads and writes, as the session's defaults say.
+    Write,
+    /// Writes rows given as text (a copy's target): dates and times read
+    /// as [`Access::Snapshot`] writes them.
+    WriteCanonical,
+    /// Reads one snapshot of every table (repeatable read, read only), and
+    /// gives values as text the same way whatever the server's or the
+    /// database's settings: UTC, ISO dates, hex `bytea`. What a copy's
+    /// source and a comparison read in.
+    Snapshot,
+}
+
+/// Session settings that make a value's text the same on every server.
+const CANONICAL: &str = "SET LOCAL TimeZone TO 'UTC'; SET LOCAL DateStyle TO 'ISO, YMD'; \
+     SET LOCAL IntervalStyle TO 'postgres'; SET LOCAL bytea_output TO 'hex'; \
+     SET LOCAL extra_float_digits TO 1";
+
+/// [`begin`] as `access` says, in the same one round trip.
+pub(super) async fn begin_as<'c>(
+    conn: &'c mut PgConnection,
+    access: Access,
+    schema: Option<&str>,
+    what: &str,
+) -> Result<sqlx::Transaction<'c, Postgres>> {
     let path = schema.map_or_else(|| "DEFAULT".to_owned(), quote_ident);
-    conn.begin_with(AssertSqlSafe(format!(
-        "BEGIN; SET LOCAL search_path TO {path}"
-    )))
-    .await
-    .map_err(|e| db_error(COMPONENT, what.to_owned(), e))
+    let sql = match access {
+        Access::Write => format!("BEGIN; SET LOCAL search_path TO {path}"),
+        Access::WriteCanonical => {
+            format!("BEGIN; SET LOCAL search_path TO {path}; {CANONICAL}")
+        }
+        Access::Snapshot => format!(
+            "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; \
+             SET LOCAL search_path TO {path}; {CANONICAL}"
+        ),
+    };
+    conn.begin_with(AssertSqlSafe(sql))
+        .await
+        .map_err(|e| db_error(COMPONENT, what.to_owned(), e))
 }
 
 /// `SELECT pg_advisory_xact_lock(...)` of `key`, as SQL text. The
@@ -244,6 +292,15 @@ const CREATE_LEDGER: &str = "CREATE TABLE IF NOT EXISTS _tenant_seeds (
     applied_at TIMESTAMPTZ NOT NULL DEFAULT now(),
     PRIMARY KEY (tenant_id, name, version)
 )";
+
+/// [`CREATE_LEDGER`] in `schema`, whatever the search path.
+pub(super) fn create_ledger_in(schema: &str) -> String {
+    CREATE_LEDGER.replacen(
+        "_tenant_seeds",
+        &format!("{}._tenant_seeds", quote_ident(schema)),
+        1,
+    )
+}
 
 /// The ledger's primary key: violating it means another seeder applied the
 /// same seed first.

@@ -83,7 +83,7 @@ pub(super) fn owned(comment: Option<&str>, tenant: &TenantId) -> Result<bool> {
 /// connection to the server's database.
 pub(super) async fn provision(
     conn: &mut PgConnection,
-    target: &Target<'_>,
+    target: &Target,
     tenant: &TenantId,
 ) -> Result<DatabaseOutcome> {
     let mark = marker(tenant).replace('\'', "''");
@@ -151,7 +151,7 @@ fn adopted_or_created(
 /// database; with `keep_adopted`, one without our marker stays.
 pub(super) async fn drop(
     conn: &mut PgConnection,
-    target: &Target<'_>,
+    target: &Target,
     tenant: &TenantId,
     keep_adopted: bool,
 ) -> Result<()> {

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use provisioning_core::{
     DatabaseOutcome, DropReason, Error, MigrationInfo, Placement, Result, SchemaPlan, SeedInfo,
-    TenantSchemaManager,
+    TableComparison, TenantSchemaManager,
 };
 use sqlx::pool::PoolConnection;
 use sqlx::{AssertSqlSafe, Executor, Postgres};
@@ -16,7 +16,7 @@ use crate::schema::migrate;
 
 impl PgSchemaManager {
     /// A connection to the shard server's database, from its pool.
-    async fn server_conn(&self, target: &Target<'_>) -> Result<PoolConnection<Postgres>> {
+    pub(super) async fn server_conn(&self, target: &Target) -> Result<PoolConnection<Postgres>> {
         target.server.pool().acquire().await.map_err(|e| {
             db_error(
                 COMPONENT,
@@ -30,13 +30,17 @@ impl PgSchemaManager {
     /// pooled one with `search_path` set for a schema or shared tenant (the
     /// schema looked up on the same connection), one of its own for a
     /// database.
-    async fn tenant_conn(&self, target: &Target<'_>, plan: &Placement) -> Result<TenantConn> {
+    pub(super) async fn tenant_conn(
+        &self,
+        target: &Target,
+        plan: &Placement,
+    ) -> Result<TenantConn> {
         let missing = || Error::NotFound {
             kind: "tenant database",
             id: format!("{} ({})", plan.tenant_id, target.location()),
         };
         match &target.kind {
-            TargetKind::Database(name) => {
+            TargetKind::Database(_) => {
                 let mut server = self.server_conn(target).await?;
                 if dedicated::inspect(&mut server, &target.kind)
                     .await?
@@ -45,9 +49,8 @@ impl PgSchemaManager {
                     return Err(missing());
                 }
                 drop(server);
-                let options = target.server.options.clone().database(name);
                 Ok(TenantConn::Own(
-                    connect(&options, &target.location()).await?,
+                    connect(&target.data_options(), &target.location()).await?,
                 ))
             }
             TargetKind::Schema(name) => {
@@ -72,7 +75,7 @@ impl PgSchemaManager {
     /// straight from the pool (each transaction sets its `search_path`; a
     /// missing schema is found by its first statement, see
     /// [`missing_or`](Self::missing_or)), a database's of its own.
-    async fn work_conn(&self, target: &Target<'_>, plan: &Placement) -> Result<TenantConn> {
+    async fn work_conn(&self, target: &Target, plan: &Placement) -> Result<TenantConn> {
         match target.kind {
             TargetKind::Database(_) => self.tenant_conn(target, plan).await,
             TargetKind::Schema(_) | TargetKind::Shared => {
@@ -84,7 +87,7 @@ impl PgSchemaManager {
     /// `error`, or [`Error::NotFound`] when it came from the tenant's schema
     /// not existing: looked up only after a failure, so that the usual path
     /// pays no round trip for it.
-    async fn missing_or(&self, target: &Target<'_>, plan: &Placement, error: Error) -> Error {
+    async fn missing_or(&self, target: &Target, plan: &Placement, error: Error) -> Error {
         if !matches!(target.kind, TargetKind::Schema(_)) {
             return error;
         }
@@ -110,6 +113,13 @@ impl PgSchemaManager {
 
 #[async_trait]
 impl TenantSchemaManager for PgSchemaManager {
+    /// The tenant's own database's URL, the server database's URL with
+    /// `?schema=` for a schema of its own, or the shared database's URL;
+    /// the password redacted.
+    fn locate(&self, placement: &Placement) -> Result<Option<String>> {
+        self.located(placement).map(Some)
+    }
+
     async fn plan(&self, plan: &Placement) -> Result<SchemaPlan> {
         let schema = self.schema(plan.isolation)?;
         let target = self.target(plan)?;
@@ -133,9 +143,8 @@ impl TenantSchemaManager for PgSchemaManager {
         drop(server);
         // Reachable: a database of its own is connected to once. A schema or
         // the shared database is reached through the connection just used.
-        if let TargetKind::Database(name) = &target.kind {
-            let options = target.server.options.clone().database(name);
-            close(connect(&options, &target.location()).await?).await;
+        if let TargetKind::Database(_) = &target.kind {
+            close(connect(&target.data_options(), &target.location()).await?).await;
         }
         Ok(outcome)
     }
@@ -238,5 +247,22 @@ impl TenantSchemaManager for PgSchemaManager {
             reason == DropReason::Compensation,
         )
         .await
+    }
+
+    /// Within one database (two schemas, or a schema and the shared
+    /// tables), `INSERT ... SELECT` per table; between databases, `COPY` out
+    /// of the source and into the target. All in one transaction on the
+    /// target, under its lock. Refused before anything is written when a
+    /// copied primary key is used by another tenant of a shared target.
+    async fn copy_tenant(&self, source: &Placement, target: &Placement) -> Result<u64> {
+        self.copy(source, target).await
+    }
+
+    async fn compare_tenant(
+        &self,
+        source: &Placement,
+        target: &Placement,
+    ) -> Result<Vec<TableComparison>> {
+        self.compare(source, target).await
     }
 }

@@ -3,17 +3,28 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use provisioning_core::{Error, Isolation, Placement, Result, ShardId};
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+use provisioning_core::{Error, Isolation, Result, ShardId};
 use sqlx::PgConnection;
 
 use crate::error::SqlxError;
 use crate::schema::{KeyedLocks, MigrationHook, Schemas, TenantSchema};
 
+mod catalog;
+mod compare;
 mod conn;
+mod copy;
 mod dedicated;
+mod keys;
+mod location;
 mod manager;
+mod template;
 pub(crate) mod url;
 
+pub(crate) use location::{Target, TargetKind};
+use template::ShardConn;
 use url::PgServer;
 
 /// Seeds and schemas whose Rust seeds run on PostgreSQL.
@@ -34,15 +45,32 @@ pub enum PgDedicatedMode {
 
 /// Creates, migrates, seeds and removes tenant databases on PostgreSQL.
 ///
-/// A shard is one server, given as a URL in the shard map. Dedicated tenants
-/// get a database (or, with [`PgDedicatedMode::Schema`], a schema) named
-/// `{prefix}{tenant id with '-' as '_'}`, quoted everywhere, created with an
-/// ownership marker in its comment: one without it (made by a DBA) is adopted
-/// and never dropped by a compensation. Shared tenants are `tenant_id` rows in
-/// the database the shard URL names. URLs are never printed with their
-/// password.
+/// A shard is one server, given as a URL (its connection in the shard map,
+/// see [`shard`](PgSchemaManagerBuilder::shard)). Dedicated tenants get a
+/// database or a schema named `{prefix}{tenant id with '-' as '_'}`, quoted
+/// everywhere, created with an ownership marker in its comment: one without
+/// it (made by a DBA) is adopted and never dropped by a compensation. Shared
+/// tenants are `tenant_id` rows in the database the shard URL names. URLs are
+/// never printed with their password.
 ///
-/// Each shard has a connection pool to its URL's database
+/// Where a tenant's data is has one truth:
+/// [`locate`](provisioning_core::TenantSchemaManager::locate) resolves it
+/// from the shard map when the tenant is placed, as a URL without password
+/// (`postgres://app:***@db:5432/tenant_acme`, or the server database with
+/// `?schema=tenant_acme`), the placement records it, and every method opens
+/// what [`Placement::database`](provisioning_core::Placement::database)
+/// records from then on, so an edited map moves no existing tenant. The
+/// password (and TLS options) for a recorded URL come from a configured shard
+/// on the same host and port as the same user. A placement recording nothing
+/// (placed before locations were recorded) is found through the map.
+///
+/// [`copy_tenant`](provisioning_core::TenantSchemaManager::copy_tenant) and
+/// [`compare_tenant`](provisioning_core::TenantSchemaManager::compare_tenant)
+/// move a tenant's rows between any two of its locations, shared or
+/// dedicated, on one server or two: with `INSERT ... SELECT` within one
+/// database, with `COPY` between databases.
+///
+/// Each server database has a connection pool
 /// ([`pool_size`](PgSchemaManagerBuilder::pool_size) connections, default
 /// [`DEFAULT_POOL_SIZE`](PgSchemaManager::DEFAULT_POOL_SIZE)), made on first
 /// use: server-level statements, schema tenants (with `search_path` set to
@@ -66,14 +94,18 @@ pub enum PgDedicatedMode {
 /// # Ok(()) }
 /// ```
 pub struct PgSchemaManager {
-    shards: HashMap<ShardId, PgServer>,
+    shards: HashMap<ShardId, ShardConn>,
+    /// The server databases used so far, by URL (password included), each
+    /// with its pool.
+    servers: Mutex<HashMap<String, PgServer>>,
+    pool_size: u32,
     mode: PgDedicatedMode,
     prefix: String,
     schemas: Schemas<PgConnection>,
     locks: KeyedLocks,
     /// Shared databases whose seed ledger is known to exist: their seeding
     /// skips the ledger's DDL and its lock.
-    seed_ledgers: std::sync::Mutex<std::collections::HashSet<String>>,
+    seed_ledgers: Mutex<HashSet<String>>,
 }
 
 impl fmt::Debug for PgSchemaManager {
@@ -85,42 +117,6 @@ impl fmt::Debug for PgSchemaManager {
             .field("dedicated", &self.schemas.dedicated)
             .field("shared", &self.schemas.shared)
             .finish_non_exhaustive()
-    }
-}
-
-/// Where one tenant's data is, resolved from its plan.
-pub(crate) struct Target<'m> {
-    server: &'m PgServer,
-    kind: TargetKind,
-}
-
-pub(crate) enum TargetKind {
-    Database(String),
-    Schema(String),
-    Shared,
-}
-
-impl Target<'_> {
-    /// The schema a tenant's connection works in: its own, or the
-    /// database's default.
-    fn schema(&self) -> Option<&str> {
-        match &self.kind {
-            TargetKind::Schema(name) => Some(name),
-            TargetKind::Database(_) | TargetKind::Shared => None,
-        }
-    }
-
-    /// Where the data is, without credentials.
-    fn location(&self) -> String {
-        let (host, port) = (
-            self.server.options.get_host(),
-            self.server.options.get_port(),
-        );
-        match &self.kind {
-            TargetKind::Database(name) => format!("{host}:{port}/{name}"),
-            TargetKind::Schema(name) => format!("{} schema {name}", self.server.address()),
-            TargetKind::Shared => format!("{} (shared)", self.server.address()),
-        }
     }
 }
 
@@ -157,26 +153,6 @@ impl PgSchemaManager {
     fn schema(&self, isolation: Isolation) -> Result<&PgTenantSchema> {
         self.schemas.get(isolation, "PgSchemaManager")
     }
-
-    fn target(&self, plan: &Placement) -> Result<Target<'_>> {
-        let server = self
-            .shards
-            .get(&plan.shard)
-            .ok_or_else(|| Error::NotFound {
-                kind: "shard",
-                id: plan.shard.to_string(),
-            })?;
-        let kind = match (plan.isolation, self.mode) {
-            (Isolation::Shared, _) => TargetKind::Shared,
-            (Isolation::Dedicated, PgDedicatedMode::Database) => {
-                TargetKind::Database(self.dedicated_name(&plan.tenant_id)?)
-            }
-            (Isolation::Dedicated, PgDedicatedMode::Schema) => {
-                TargetKind::Schema(self.dedicated_name(&plan.tenant_id)?)
-            }
-        };
-        Ok(Target { server, kind })
-    }
 }
 
 /// Builds a [`PgSchemaManager`].
@@ -205,14 +181,40 @@ impl fmt::Debug for PgSchemaManagerBuilder {
 }
 
 impl PgSchemaManagerBuilder {
-    /// Maps a shard to its server's URL; the URL's database holds the shared
-    /// tenants and the schemas of dedicated ones.
+    /// Maps a shard to its connection in the shard map: a server's URL, or
+    /// a template naming where each dedicated tenant goes.
+    ///
+    /// - `postgres://app:pw@db:5432/app`: shared tenants are rows in `app`;
+    ///   dedicated ones get a database or a schema in `app`, as
+    ///   [`dedicated_mode`](Self::dedicated_mode) says.
+    /// - `postgres://app:pw@db:5432/{tenant}`: a database per dedicated
+    ///   tenant, named with [`PgSchemaManager::dedicated_name`];
+    ///   server-level statements run on the server's `postgres` database.
+    /// - `postgres://app:pw@db:5432/app?schema={tenant}`: a schema per
+    ///   dedicated tenant in `app`.
+    ///
+    /// `{shard}` and `{region}` anywhere are filled with the placement's.
+    /// A shard whose connection names a database or schema per tenant holds
+    /// no shared tenants.
     pub fn shard(mut self, shard: ShardId, url: impl Into<String>) -> Self {
         self.shards.push((shard, url.into()));
         self
     }
 
-    /// A database (default) or a schema per dedicated tenant.
+    /// [`shard`](Self::shard) for each `(shard, connection)`, as
+    /// `ShardDirectory::connections` gives them.
+    pub fn shards<I, S>(mut self, shards: I) -> Self
+    where
+        I: IntoIterator<Item = (ShardId, S)>,
+        S: Into<String>,
+    {
+        self.shards
+            .extend(shards.into_iter().map(|(id, c)| (id, c.into())));
+        self
+    }
+
+    /// A database (default) or a schema per dedicated tenant, on shards
+    /// whose connection has no `{tenant}`.
     pub fn dedicated_mode(mut self, mode: PgDedicatedMode) -> Self {
         self.mode = mode;
         self
@@ -254,8 +256,10 @@ impl PgSchemaManagerBuilder {
     ///
     /// # Errors
     /// [`SqlxError::MissingPart`] without shards or schemas;
-    /// [`SqlxError::Invalid`] for a URL that does not parse (shown without
-    /// its password), a bad prefix, or an invalid schema.
+    /// [`SqlxError::Invalid`] on `connection` for a shard's URL that does not
+    /// parse or puts `{tenant}` anywhere but the database or `schema=`
+    /// (naming the shard, showing the URL without its password), a bad
+    /// prefix, or an invalid schema.
     pub fn build(self) -> std::result::Result<PgSchemaManager, SqlxError> {
         if self.shards.is_empty() {
             return Err(SqlxError::MissingPart {
@@ -280,11 +284,13 @@ impl PgSchemaManagerBuilder {
         self.schemas.validate()?;
         let mut shards = HashMap::new();
         for (id, url) in self.shards {
-            let size = self.pool_size.unwrap_or(PgSchemaManager::DEFAULT_POOL_SIZE);
-            shards.insert(id, PgServer::parse(&url, size)?);
+            let conn = ShardConn::parse(&id, &url)?;
+            shards.insert(id, conn);
         }
         Ok(PgSchemaManager {
             shards,
+            servers: Mutex::default(),
+            pool_size: self.pool_size.unwrap_or(PgSchemaManager::DEFAULT_POOL_SIZE),
             mode: self.mode,
             prefix,
             schemas: self.schemas,

@@ -33,7 +33,7 @@ pub type SqliteTenantSchema = TenantSchema<SqliteConnection>;
 /// or [`shards`](SqliteSchemaManagerBuilder::shards) (`sqlite:` prefix
 /// optional, `{tenant}`, `{shard}` and `{region}` filled in, relative paths
 /// under `root`), or, for a shard without one, the default layout below.
-/// [`locate`](TenantSchemaManager::locate) resolves it when the tenant is placed,
+/// [`locate`](provisioning_core::TenantSchemaManager::locate) resolves it when the tenant is placed,
 /// the placement records it, and every later call opens the recorded file,
 /// so an edited map moves no existing tenant.
 ///
