@@ -548,15 +548,31 @@ fn drain_moves_every_tenant_but_the_one_that_fails_and_new_tenants_go_elsewhere(
 
 /// Where the tenant's rows are: the file its placement names holds exactly
 /// `expected`, and the other candidate holds nothing of it.
-fn wholly_in_one_place(d: &Path, tenant: &str, expected: &[(String, Vec<Vec<String>>)], step: &str) {
+fn wholly_in_one_place(
+    d: &Path,
+    tenant: &str,
+    expected: &[(String, Vec<Vec<String>>)],
+    step: &str,
+) {
     let status = json(d, &["status", tenant]);
     assert_eq!(status["state"], "active", "{step}: {status}");
     let here = PathBuf::from(status["placement"]["database"].as_str().unwrap());
-    assert_eq!(dump(&here, tenant), expected, "{step}: rows where the catalog points");
+    assert_eq!(
+        dump(&here, tenant),
+        expected,
+        "{step}: rows where the catalog points"
+    );
     if here == shared(d) {
-        assert!(!dedicated(d, tenant).exists(), "{step}: a dedicated copy left behind");
+        assert!(
+            !dedicated(d, tenant).exists(),
+            "{step}: a dedicated copy left behind"
+        );
     } else {
-        assert_eq!(total(&dump(&shared(d), tenant)), 0, "{step}: rows left in the shared database");
+        assert_eq!(
+            total(&dump(&shared(d), tenant)),
+            0,
+            "{step}: rows left in the shared database"
+        );
     }
 }
 
@@ -580,13 +596,29 @@ fn a_sigkill_at_any_move_step_then_recover_leaves_the_tenant_wholly_in_one_place
     .iter()
     .enumerate()
     {
-        let plan = if json(d, &["status", "acme"])["plan"] == "standard" { "premium" } else { "standard" };
+        let plan = if json(d, &["status", "acme"])["plan"] == "standard" {
+            "premium"
+        } else {
+            "standard"
+        };
         let request_id = format!("0190a5c4-0000-7000-8000-{:012}", 100 + i);
         // The step fails transiently three times: 700 ms of backoff at that
         // step, in which the process is killed.
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_provisioning-hybrid"))
-            .args(["change-plan", "--tenant", "acme", "--plan", plan, "--request-id", &request_id])
-            .args(["--inject-failure", &format!("{step}:transient=3"), "--data-dir"])
+            .args([
+                "change-plan",
+                "--tenant",
+                "acme",
+                "--plan",
+                plan,
+                "--request-id",
+                &request_id,
+            ])
+            .args([
+                "--inject-failure",
+                &format!("{step}:transient=3"),
+                "--data-dir",
+            ])
             .arg(d)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -594,7 +626,10 @@ fn a_sigkill_at_any_move_step_then_recover_leaves_the_tenant_wholly_in_one_place
             .unwrap();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         while !run(d, &["status", "--request", &request_id]).0 {
-            assert!(std::time::Instant::now() < deadline, "{step}: the move never started");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{step}: the move never started"
+            );
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
         std::thread::sleep(std::time::Duration::from_millis(150));
@@ -604,7 +639,10 @@ fn a_sigkill_at_any_move_step_then_recover_leaves_the_tenant_wholly_in_one_place
         assert_eq!(receipt["status"], "running", "{step}: killed mid-run");
 
         let report = json(d, &["recover"]);
-        assert_eq!(report["recovered"][0]["status"], "succeeded", "{step}: {report}");
+        assert_eq!(
+            report["recovered"][0]["status"], "succeeded",
+            "{step}: {report}"
+        );
         assert_eq!(json(d, &["status", "acme"])["plan"], plan, "{step}");
         wholly_in_one_place(d, "acme", &before, step);
         assert_eq!(json(d, &["recover"])["recovered"], serde_json::json!([]));
@@ -620,9 +658,20 @@ fn sigkills_at_spread_moments_of_moves_never_leave_a_tenant_in_two_places_or_non
     // A spread of moments from "before the request is written" to "after
     // the move ended", stepping a few milliseconds each time.
     for i in 0..12u64 {
-        let plan = if json(d, &["status", "acme"])["plan"] == "standard" { "premium" } else { "standard" };
+        let plan = if json(d, &["status", "acme"])["plan"] == "standard" {
+            "premium"
+        } else {
+            "standard"
+        };
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_provisioning-hybrid"))
-            .args(["change-plan", "--tenant", "acme", "--plan", plan, "--data-dir"])
+            .args([
+                "change-plan",
+                "--tenant",
+                "acme",
+                "--plan",
+                plan,
+                "--data-dir",
+            ])
             .arg(d)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -635,8 +684,15 @@ fn sigkills_at_spread_moments_of_moves_never_leave_a_tenant_in_two_places_or_non
         let moment = format!("kill after {} ms", 20 + 9 * i);
         wholly_in_one_place(d, "acme", &before, &moment);
         let status = json(d, &["status", "acme"]);
-        let isolation = if status["plan"] == "premium" { "dedicated" } else { "shared" };
-        assert_eq!(status["placement"]["isolation"], isolation, "{moment}: plan and placement agree");
+        let isolation = if status["plan"] == "premium" {
+            "dedicated"
+        } else {
+            "shared"
+        };
+        assert_eq!(
+            status["placement"]["isolation"], isolation,
+            "{moment}: plan and placement agree"
+        );
     }
 }
 
@@ -665,13 +721,29 @@ fn while_a_tenant_is_moving_other_writes_are_refused_with_a_clear_error() {
         vec!["delete", "acme"],
         vec!["change-plan", "--tenant", "acme", "--plan", "free"],
         vec!["move", "--tenant", "acme", "--shard", "eu-west-dedicated-1"],
-        vec!["provision", "user", "--tenant", "acme", "--email", "x@acme.example", "--role", "member"],
+        vec![
+            "provision",
+            "user",
+            "--tenant",
+            "acme",
+            "--email",
+            "x@acme.example",
+            "--role",
+            "member",
+        ],
     ] {
         let stderr = fails(d, &args);
         assert!(stderr.contains("from moving to"), "{args:?}: {stderr}");
     }
-    assert_eq!(json(d, &["status", "acme"])["version"], version, "nothing written");
+    assert_eq!(
+        json(d, &["status", "acme"])["version"],
+        version,
+        "nothing written"
+    );
     assert!(child.wait().unwrap().success());
     let status = json(d, &["status", "acme"]);
-    assert_eq!((status["state"].clone(), status["plan"].clone()), ("active".into(), "premium".into()));
+    assert_eq!(
+        (status["state"].clone(), status["plan"].clone()),
+        ("active".into(), "premium".into())
+    );
 }
