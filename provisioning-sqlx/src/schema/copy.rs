@@ -13,13 +13,18 @@
 //!   drops the column and dedicated to shared fills it.
 //! - **Replace, never merge**: the tenant's rows at the target are deleted
 //!   (children first) before the copy, so a retried or resumed copy is exact.
+//! - **The seed ledger** says what the target's schema would have run: a
+//!   copied row's checksum becomes that of the target schema's seed of the
+//!   same name and version (a shared seed copied into a dedicated database
+//!   counts as the dedicated seed applied), so a later `seed` or dry run does
+//!   not mistake it for a changed seed; the comparison leaves that column out.
 //! - **Checksums**: SHA-256 over the rows' text, in a canonical order (the
 //!   common columns sorted by name, rows sorted by their text), with the row
 //!   count: the same rows give the same checksum on either side.
 
 use sha2::{Digest, Sha256};
 
-use crate::schema::{SEED_LEDGER_TABLE, Schemas};
+use crate::schema::{SEED_LEDGER_TABLE, Schemas, TenantSchema};
 
 /// The column that scopes a row to its tenant in a shared database.
 pub(crate) const TENANT_COLUMN: &str = "tenant_id";
@@ -61,6 +66,31 @@ impl TablePlan {
     }
 }
 
+impl TablePlan {
+    /// The columns compared: those copied, except the seed ledger's
+    /// `checksum`, which the copy rewrites (see the module docs).
+    pub(crate) fn compared(&self) -> Vec<String> {
+        self.columns
+            .iter()
+            .filter(|c| !(self.table == SEED_LEDGER_TABLE && c.as_str() == LEDGER_CHECKSUM))
+            .cloned()
+            .collect()
+    }
+}
+
+/// The seed ledger's checksum column.
+pub(crate) const LEDGER_CHECKSUM: &str = "checksum";
+
+/// `(name, version, checksum)` of each seed of `schema`: what the copied
+/// ledger rows of those seeds are set to at the target.
+pub(crate) fn seed_checksums<C>(schema: &TenantSchema<C>) -> Vec<(String, i64, String)> {
+    schema
+        .seeds()
+        .iter()
+        .map(|s| (s.name().to_owned(), s.version(), s.checksum().to_owned()))
+        .collect()
+}
+
 /// The tables to copy when the schemas declare them (see the module docs),
 /// the seed ledger last; `None` when neither declares its tenant tables and
 /// the source database must be asked.
@@ -90,10 +120,24 @@ pub(crate) struct RowDigest {
 
 impl RowDigest {
     /// Adds one row, given as its text.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     pub(crate) fn push(&mut self, row: &str) {
         self.hasher.update(row.as_bytes());
         self.hasher.update(b"\n");
         self.rows += 1;
+    }
+
+    /// The count and checksum of `rows` rows given as their texts joined
+    /// with `\n`, in order: the same as pushing each, for a backend that
+    /// aggregates the rows itself (one value to fetch instead of a row each).
+    pub(crate) fn of_joined(rows: u64, joined: &str) -> (u64, String) {
+        let mut digest = RowDigest::default();
+        if rows > 0 {
+            digest.hasher.update(joined.as_bytes());
+            digest.hasher.update(b"\n");
+        }
+        digest.rows = rows;
+        digest.finish()
     }
 
     /// The count and the hex checksum.
@@ -149,5 +193,7 @@ mod tests {
         assert_eq!(digest(&["a", "b"]), digest(&["a", "b"]));
         assert_ne!(digest(&["a", "b"]).1, digest(&["a", "c"]).1);
         assert_eq!(digest(&[]).0, 0);
+        assert_eq!(RowDigest::of_joined(2, "a\nb"), digest(&["a", "b"]));
+        assert_eq!(RowDigest::of_joined(0, ""), digest(&[]));
     }
 }

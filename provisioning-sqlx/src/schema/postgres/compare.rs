@@ -153,7 +153,7 @@ async fn digest(
 ) -> Result<(u64, String)> {
     let sql = format!(
         "SELECT r FROM (SELECT ROW({})::text AS r FROM {}{}) x ORDER BY r COLLATE \"C\"",
-        column_list(&plan.columns),
+        column_list(&plan.compared()),
         qualified(schema, &plan.table),
         scope(scoped, &sides.literal())
     );

@@ -13,7 +13,7 @@ use super::location::{Target, TargetKind};
 use super::{PgSchemaManager, dedicated};
 use crate::error::db_error;
 use crate::schema::SEED_LEDGER_TABLE;
-use crate::schema::copy::{TENANT_COLUMN, TablePlan, declared_tables, with_ledger};
+use crate::schema::copy::{TENANT_COLUMN, TablePlan, declared_tables, seed_checksums, with_ledger};
 use crate::schema::sql::{quote_ident, quote_literal};
 
 /// The connections a copy or a comparison works on: one when both sides'
@@ -167,17 +167,20 @@ impl PgSchemaManager {
                 ),
             ));
         }
+        let seeds = seed_checksums(self.schema(target.isolation)?);
         let _guard = self.locks.lock(&location).await;
         let rows = if from.same_database(&to) {
             let mut conn = self.tenant_conn(&to, target).await?;
-            let result = self.copy_within(&from, &to, &mut conn, tenant).await;
+            let result = self
+                .copy_within(&from, &to, &mut conn, tenant, &seeds)
+                .await;
             conn.release(result.is_err()).await;
             result?
         } else {
             let (mut from_conn, mut to_conn) =
                 self.open_pair((&from, source), (&to, target)).await?;
             let result = self
-                .copy_between(&from, &to, &mut from_conn, &mut to_conn, tenant)
+                .copy_between(&from, &to, &mut from_conn, &mut to_conn, tenant, &seeds)
                 .await;
             from_conn.release(result.is_err()).await;
             to_conn.release(result.is_err()).await;
@@ -231,6 +234,7 @@ impl PgSchemaManager {
         to: &Target,
         conn: &mut PgConnection,
         tenant: &TenantId,
+        seeds: &[(String, i64, String)],
     ) -> Result<u64> {
         let location = to.location();
         let what = || format!("copying {tenant} to {location}");
@@ -243,7 +247,9 @@ impl PgSchemaManager {
             target: catalog::schema_of(&mut tx, to, to.schema()).await?,
             target_location: location.clone(),
         };
-        let rows = self.copy_rows(&mut Conns::One(&mut tx), &sides).await?;
+        let rows = self
+            .copy_rows(&mut Conns::One(&mut tx), &sides, seeds)
+            .await?;
         tx.commit()
             .await
             .map_err(|e| db_error(COMPONENT, what(), e))?;
@@ -259,6 +265,7 @@ impl PgSchemaManager {
         from_conn: &mut PgConnection,
         to_conn: &mut PgConnection,
         tenant: &TenantId,
+        seeds: &[(String, i64, String)],
     ) -> Result<u64> {
         let location = to.location();
         let what = || format!("copying {tenant} to {location}");
@@ -276,7 +283,7 @@ impl PgSchemaManager {
             source: &mut source,
             target: &mut target,
         };
-        let rows = self.copy_rows(&mut conns, &sides).await?;
+        let rows = self.copy_rows(&mut conns, &sides, seeds).await?;
         target
             .commit()
             .await
@@ -305,7 +312,12 @@ impl PgSchemaManager {
 
     /// Replaces the tenant's rows at the target with the source's, inside
     /// the caller's transaction(s); the rows copied.
-    async fn copy_rows(&self, conns: &mut Conns<'_>, sides: &Sides<'_>) -> Result<u64> {
+    async fn copy_rows(
+        &self,
+        conns: &mut Conns<'_>,
+        sides: &Sides<'_>,
+        seeds: &[(String, i64, String)],
+    ) -> Result<u64> {
         let mut work = Vec::new();
         for table in self.move_tables(conns, &sides.source).await? {
             let source = catalog::columns(conns.source(), &sides.source, &table).await?;
@@ -360,6 +372,23 @@ impl PgSchemaManager {
                 if plan.columns.contains(column) {
                     advance(conns.target(), plan, column, sequence, sides).await?;
                 }
+            }
+        }
+        if work.iter().any(|(plan, _)| plan.table == SEED_LEDGER_TABLE) {
+            // The ledger says what the target's schema ran (see schema::copy).
+            let literal = sides.literal();
+            for (name, version, checksum) in seeds {
+                let sql = format!(
+                    "UPDATE {} SET checksum = {} WHERE tenant_id = {literal} AND name = {} \
+                     AND version = {version}",
+                    qualified(&sides.target, SEED_LEDGER_TABLE),
+                    quote_literal(checksum),
+                    quote_literal(name),
+                );
+                exec(conns.target(), sql, || {
+                    format!("recording the seeds at {}", sides.target_location)
+                })
+                .await?;
             }
         }
         Ok(rows)

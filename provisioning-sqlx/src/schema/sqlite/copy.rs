@@ -11,11 +11,14 @@ use sqlx::{AssertSqlSafe, SqliteConnection};
 use tokio::sync::OwnedMutexGuard;
 
 use super::SqliteSchemaManager;
-use super::conn::{COMPONENT, Open, close, connect, create_ledger};
+use super::conn::{COMPONENT, close, create_ledger};
+use super::parked::FileId;
 use super::pools::SharedConn;
 use crate::error::db_error;
 use crate::schema::SEED_LEDGER_TABLE;
-use crate::schema::copy::{RowDigest, TENANT_COLUMN, TablePlan, declared_tables, with_ledger};
+use crate::schema::copy::{
+    RowDigest, TENANT_COLUMN, TablePlan, declared_tables, seed_checksums, with_ledger,
+};
 use crate::schema::sql::quote_ident;
 
 /// The schema name the source is attached under.
@@ -25,6 +28,9 @@ const SRC: &str = "src";
 /// as both), holding the target's lock.
 struct Attached {
     conn: Conn,
+    /// The target file and its identity, to park a dedicated connection
+    /// again for the next step (see `parked`).
+    file: (PathBuf, Option<FileId>),
     /// `src`, or `main` when source and target are one file.
     source: &'static str,
     _guard: OwnedMutexGuard<()>,
@@ -46,8 +52,9 @@ impl Attached {
     }
 
     /// Detaches the source and gives the connection back (a kept one stays
-    /// kept, one of its own is closed). Runs after success and failure alike.
-    async fn done(mut self) {
+    /// kept; one of its own is parked for the next step when `park`, else
+    /// closed). Runs after success and failure alike.
+    async fn done(mut self, manager: &SqliteSchemaManager, park: bool) {
         if self.source == SRC {
             let detached = sqlx::query("DETACH DATABASE src")
                 .execute(self.conn())
@@ -62,7 +69,10 @@ impl Attached {
             }
         }
         if let Conn::Own(conn) = self.conn {
-            close(conn).await;
+            match self.file {
+                (path, Some(id)) if park => manager.parked.park(&path, Some(id), conn).await,
+                _ => close(conn).await,
+            }
         }
     }
 }
@@ -75,20 +85,21 @@ impl SqliteSchemaManager {
             return Err(missing(&source.tenant_id, &from));
         }
         let guard = self.locks.lock(&Self::lock_key(&to)).await;
-        let conn = match target.isolation {
-            Isolation::Shared => {
-                Conn::Shared(self.pools.acquire(&to, self.busy_timeout, true).await?.1)
-            }
+        let (conn, id) = match target.isolation {
+            Isolation::Shared => (
+                Conn::Shared(self.pools.acquire(&to, self.busy_timeout, true).await?.1),
+                None,
+            ),
             Isolation::Dedicated => {
-                if !tokio::fs::try_exists(&to).await.unwrap_or(false) {
-                    return Err(missing(&target.tenant_id, &to));
-                }
-                self.parked.evict(&to).await;
-                Conn::Own(connect(&to, Open::Write { create: false }, self.busy_timeout).await?)
+                // The connection `migrate` parked, if any: opening and
+                // closing another would checkpoint the file once more.
+                let (conn, id) = self.open_dedicated(target, &to).await?;
+                (Conn::Own(conn), id)
             }
         };
         let mut attached = Attached {
             conn,
+            file: (to.clone(), id),
             source: if same_file(&from, &to) { "main" } else { SRC },
             _guard: guard,
         };
@@ -99,7 +110,7 @@ impl SqliteSchemaManager {
                 .await;
             if let Err(e) = result {
                 attached.source = "main"; // nothing to detach
-                attached.done().await;
+                attached.done(self, false).await;
                 return Err(db_error(
                     COMPONENT,
                     format!("attaching {}", from.display()),
@@ -130,25 +141,25 @@ impl SqliteSchemaManager {
                 .map_err(|e| db_error(COMPONENT, "listing the source's tables", e))?,
             ),
         };
+        let mut from = all_columns(conn, source).await?;
+        let mut to = all_columns(conn, "main").await?;
         let mut plans = Vec::with_capacity(tables.len());
         for table in tables {
-            let from = columns(conn, source, &table).await?;
-            if from.is_empty() {
+            let Some(source_columns) = from.remove(&table) else {
                 continue;
-            }
-            let mut to = columns(conn, "main", &table).await?;
-            if to.is_empty() && table == SEED_LEDGER_TABLE {
+            };
+            if !to.contains_key(&table) && table == SEED_LEDGER_TABLE {
                 // A target never seeded has no ledger yet: the copy brings its rows.
                 create_ledger(conn).await?;
-                to = columns(conn, "main", &table).await?;
+                to = all_columns(conn, "main").await?;
             }
-            if to.is_empty() {
+            let Some(target_columns) = to.get(&table) else {
                 return Err(Error::invalid(
                     "move",
                     format!("table {table} exists at the source but not at the target"),
                 ));
-            }
-            plans.push(TablePlan::new(&table, &from, &to));
+            };
+            plans.push(TablePlan::new(&table, &source_columns, target_columns));
         }
         Ok(plans)
     }
@@ -162,9 +173,11 @@ impl SqliteSchemaManager {
                 format!("source and target are the same file {}", to.display()),
             ));
         }
+        let seeds = seed_checksums(self.schema(target.isolation)?);
         let mut attached = self.attach(source, target).await?;
-        let result = copy_rows(attached.conn(), self, &source.tenant_id).await;
-        attached.done().await;
+        let result = copy_rows(attached.conn(), self, &source.tenant_id, &seeds).await;
+        // Kept for the verification that follows.
+        attached.done(self, result.is_ok()).await;
         result
     }
 
@@ -190,7 +203,7 @@ impl SqliteSchemaManager {
             Ok(tables)
         }
         .await;
-        attached.done().await;
+        attached.done(self, false).await;
         result
     }
 }
@@ -201,6 +214,7 @@ async fn copy_rows(
     conn: &mut SqliteConnection,
     manager: &SqliteSchemaManager,
     tenant: &TenantId,
+    seeds: &[(String, i64, String)],
 ) -> Result<u64> {
     let plans = manager.table_plans(conn, SRC).await?;
     let what = || format!("copying tenant {tenant}");
@@ -256,6 +270,21 @@ async fn copy_rows(
                 .await
                 .map_err(|e| db_error(COMPONENT, format!("copying {}", plan.table), e))?
                 .rows_affected();
+        }
+        if plans.iter().any(|p| p.table == SEED_LEDGER_TABLE) {
+            for (name, version, checksum) in seeds {
+                sqlx::query(
+                    "UPDATE main._tenant_seeds SET checksum = ?2 \
+                     WHERE tenant_id = ?1 AND name = ?3 AND version = ?4",
+                )
+                .bind(tenant.as_str())
+                .bind(checksum)
+                .bind(name)
+                .bind(version)
+                .execute(&mut *conn)
+                .await
+                .map_err(|e| db_error(COMPONENT, "recording the target's seeds", e))?;
+            }
         }
         Ok(rows)
     }
@@ -337,10 +366,11 @@ async fn digest(
     scoped: bool,
     tenant: &TenantId,
 ) -> Result<(u64, String)> {
-    let row = if plan.columns.is_empty() {
+    let compared = plan.compared();
+    let row = if compared.is_empty() {
         "''".to_owned()
     } else {
-        plan.columns
+        compared
             .iter()
             .map(|c| format!("quote({})", quote_ident(c)))
             .collect::<Vec<_>>()
@@ -351,29 +381,71 @@ async fn digest(
     } else {
         String::new()
     };
+    // Rows in key order where the copied columns hold the whole primary
+    // key (a copy keeps keys, so both sides order alike without sorting),
+    // else by their text. Aggregated in SQLite: one value to fetch, not a
+    // round trip per row.
+    let keys = primary_key(conn, schema, &plan.table).await?;
+    let (extra, order) = if !keys.is_empty() && keys.iter().all(|k| compared.contains(k)) {
+        let aliases: Vec<String> = (0..keys.len()).map(|i| format!("k{i}")).collect();
+        let extra: String = keys
+            .iter()
+            .zip(&aliases)
+            .map(|(k, a)| format!(", {} AS {a}", quote_ident(k)))
+            .collect();
+        (extra, aliases.join(", "))
+    } else {
+        (String::new(), "r".to_owned())
+    };
     let sql = format!(
-        "SELECT {row} AS r FROM {schema}.{}{filter} ORDER BY r",
+        "SELECT COUNT(*), group_concat(r, char(10) ORDER BY {order}) \
+         FROM (SELECT {row} AS r{extra} FROM {schema}.{}{filter})",
         quote_ident(&plan.table)
     );
-    let rows: Vec<String> = sqlx::query_scalar(AssertSqlSafe(sql))
+    let (rows, joined): (i64, Option<String>) = sqlx::query_as(AssertSqlSafe(sql))
         .bind(tenant.as_str())
-        .fetch_all(&mut *conn)
+        .fetch_one(&mut *conn)
         .await
         .map_err(|e| db_error(COMPONENT, format!("reading {}", plan.table), e))?;
-    let mut digest = RowDigest::default();
-    rows.iter().for_each(|r| digest.push(r));
-    Ok(digest.finish())
+    Ok(RowDigest::of_joined(
+        u64::try_from(rows).unwrap_or_default(),
+        joined.as_deref().unwrap_or_default(),
+    ))
 }
 
-/// The column names of `schema.table`, none when it does not exist.
-async fn columns(conn: &mut SqliteConnection, schema: &str, table: &str) -> Result<Vec<String>> {
+/// The primary-key columns of `schema.table`, in key order.
+async fn primary_key(
+    conn: &mut SqliteConnection,
+    schema: &str,
+    table: &str,
+) -> Result<Vec<String>> {
     sqlx::query_scalar(AssertSqlSafe(format!(
-        "SELECT name FROM pragma_table_info({}, '{schema}') ORDER BY cid",
+        "SELECT name FROM pragma_table_info({}, '{schema}') WHERE pk > 0 ORDER BY pk",
         quote_literal(table)
     )))
     .fetch_all(&mut *conn)
     .await
-    .map_err(|e| db_error(COMPONENT, format!("reading the columns of {table}"), e))
+    .map_err(|e| db_error(COMPONENT, format!("reading the keys of {table}"), e))
+}
+
+/// Every table of `schema` with its column names, in column order.
+async fn all_columns(
+    conn: &mut SqliteConnection,
+    schema: &str,
+) -> Result<std::collections::HashMap<String, Vec<String>>> {
+    let rows: Vec<(String, String)> = sqlx::query_as(AssertSqlSafe(format!(
+        "SELECT m.name, p.name FROM {schema}.sqlite_master m \
+         JOIN pragma_table_info(m.name, '{schema}') p \
+         WHERE m.type = 'table' ORDER BY m.name, p.cid"
+    )))
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(|e| db_error(COMPONENT, format!("reading the columns of {schema}"), e))?;
+    let mut tables = std::collections::HashMap::<String, Vec<String>>::new();
+    for (table, column) in rows {
+        tables.entry(table).or_default().push(column);
+    }
+    Ok(tables)
 }
 
 fn quote_literal(text: &str) -> String {

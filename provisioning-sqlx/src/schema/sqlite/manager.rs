@@ -179,7 +179,7 @@ impl SqliteSchemaManager {
     /// A connection for writing to a dedicated tenant's database, which must
     /// have been provisioned: the one parked for it if its file is the same,
     /// else a new one; with the file's identity, for parking it again.
-    async fn open_dedicated(
+    pub(super) async fn open_dedicated(
         &self,
         plan: &Placement,
         path: &std::path::Path,
