@@ -11,6 +11,9 @@
 //!   `PROVISIONING_TEST_POSTGRES_URL` names a server.
 //! - `rss`: many shared tenants in one process (a child process of its own),
 //!   for the peak resident memory.
+//! - `moves`: shared tenants (seed plus 1,000 rows each) upgraded to a file
+//!   of their own through the move saga, against a hand-written mover; with
+//!   the SDK's held-write window (p50, p95).
 //!
 //! At each concurrency both sides run `--rounds` times (default 3), in ABBA
 //! order (floor first in even rounds, the SDK first in odd ones), each run on
@@ -26,6 +29,7 @@
 
 mod dedicated;
 mod floor;
+mod moves;
 mod postgres;
 mod report;
 mod rss;
@@ -56,6 +60,9 @@ enum ModeName {
     Postgres,
     /// Peak RSS while provisioning many shared tenants in one process.
     Rss,
+    /// Shared SQLite tenants upgraded to a file of their own: moves per
+    /// second and the held-write window.
+    Moves,
 }
 
 /// Provisioning throughput of the SDK against a hand-written floor.
@@ -76,7 +83,7 @@ struct Args {
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "shared,dedicated,postgres,rss"
+        default_value = "shared,dedicated,postgres,rss,moves"
     )]
     modes: Vec<ModeName>,
     /// The PostgreSQL server (default: `PROVISIONING_TEST_POSTGRES_URL`; an
@@ -86,6 +93,16 @@ struct Args {
     /// Print one JSON object with every figure as the last line.
     #[arg(long)]
     json: bool,
+    /// Tenants moved per run in the `moves` mode.
+    #[arg(long, default_value_t = 100)]
+    tenants_moves: usize,
+    /// Rows each tenant holds beyond its seed in the `moves` mode (half
+    /// tasks, half comments).
+    #[arg(long, default_value_t = 1000)]
+    move_extra_rows: usize,
+    /// Concurrencies of the `moves` mode.
+    #[arg(long, value_delimiter = ',', default_value = "1,4")]
+    moves_concurrency: Vec<usize>,
     /// Shared tenants provisioned in the `rss` mode.
     #[arg(long, default_value_t = 10_000)]
     rss_tenants: usize,
@@ -210,6 +227,17 @@ async fn measure(args: &Args, root: &Path) -> Result<Report> {
                 }
             },
             ModeName::Rss => report.rss = Some(rss_in_child(args, root).await?),
+            ModeName::Moves => {
+                let figures = moves::run(
+                    root,
+                    args.tenants_moves,
+                    args.move_extra_rows,
+                    &args.moves_concurrency,
+                    rounds,
+                )
+                .await?;
+                report.moves_sqlite = Some(with_peak(figures));
+            }
         }
     }
     Ok(report)

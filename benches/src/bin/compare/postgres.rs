@@ -133,6 +133,8 @@ impl Plan<'_> {
             runs,
             fleet: fleet?,
             peak_rss_mib: None,
+            held_writes: Vec::new(),
+            extra_rows: None,
         })
     }
 

@@ -84,6 +84,12 @@ pub(crate) struct Mode {
     pub(crate) fleet: Option<Fleet>,
     /// Peak RSS during the mode (both sides), in MiB.
     pub(crate) peak_rss_mib: Option<f64>,
+    /// Moves: the SDK's held-write window per concurrency.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(crate) held_writes: Vec<crate::moves::HeldWrites>,
+    /// Moves: rows each tenant holds beyond its seed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) extra_rows: Option<usize>,
 }
 
 /// The `rss` mode's figures.
@@ -119,6 +125,9 @@ pub(crate) struct Report {
     /// A PostgreSQL schema per tenant.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) postgres_schema: Option<Mode>,
+    /// Shared SQLite tenants moved to a file of their own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) moves_sqlite: Option<Mode>,
     /// Why the PostgreSQL mode did not run, when it was asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) postgres_skipped: Option<String>,
@@ -133,7 +142,13 @@ fn mib(v: Option<f64>) -> String {
 
 /// Prints the table of one mode.
 pub(crate) fn print_mode(name: &str, mode: &Mode) {
-    println!("{name}: {} tenants per run", mode.tenants);
+    match mode.extra_rows {
+        Some(extra) => println!(
+            "{name}: {} tenants per run, seed + {extra} rows each",
+            mode.tenants
+        ),
+        None => println!("{name}: {} tenants per run", mode.tenants),
+    }
     println!(
         "  {:>11}  {:>14}  {:>16}  {:>6}",
         "concurrency", "SDK tenants/s", "floor tenants/s", "ratio"
@@ -150,6 +165,12 @@ pub(crate) fn print_mode(name: &str, mode: &Mode) {
             fleet.tenants, fleet.concurrency, fleet.sdk_seconds, fleet.floor_seconds, fleet.ratio
         );
     }
+    for held in &mode.held_writes {
+        println!(
+            "  held writes at concurrency {}: p50 {:.2} ms, p95 {:.2} ms, max {:.2} ms ({} moves)",
+            held.concurrency, held.p50_ms, held.p95_ms, held.max_ms, held.moves
+        );
+    }
     println!("  peak RSS: {}", mib(mode.peak_rss_mib));
 }
 
@@ -163,6 +184,7 @@ pub(crate) fn print(report: &Report, json: bool) -> Result<(), serde_json::Error
         ("shared", &report.shared),
         ("dedicated", &report.dedicated),
         ("postgres_schema", &report.postgres_schema),
+        ("moves_sqlite", &report.moves_sqlite),
     ] {
         if let Some(mode) = mode {
             print_mode(name, mode);

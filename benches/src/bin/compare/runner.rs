@@ -217,6 +217,8 @@ pub(crate) async fn measure(
         runs,
         fleet: None,
         peak_rss_mib: None,
+        held_writes: Vec::new(),
+        extra_rows: None,
     })
 }
 

@@ -7,8 +7,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use provisioning_core::{
-    Placement, ProvisioningOrchestrator, RequestStatus, StorageInitializer, TenantFilter,
-    TenantRequest, TenantState,
+    Placement, ProvisioningOrchestrator, RequestId, RequestStatus, StorageInitializer,
+    TenantFilter, TenantRequest, TenantState,
 };
 use provisioning_sharding::{
     PlacementPolicy, PolicyPlanBuilder, RendezvousResolver, ShardDirectory,
@@ -127,6 +127,48 @@ impl SqliteSdk {
     /// Creates `tenant`, shared or dedicated.
     pub(crate) async fn create(&self, tenant: &str, dedicated: bool) -> Result<()> {
         create(&self.orchestrator, tenant, dedicated).await
+    }
+
+    /// Upgrades shared `tenant` to the dedicated plan (a move) and checks
+    /// that it succeeded.
+    pub(crate) async fn upgrade(&self, tenant: &str) -> Result<()> {
+        let receipt = self
+            .orchestrator
+            .change_plan(&tenant.parse()?, DEDICATED_PLAN.parse()?, RequestId::new())
+            .await?;
+        check(receipt.status == RequestStatus::Succeeded, || {
+            format!(
+                "move of {tenant}: {:?} ({:?})",
+                receipt.status, receipt.failure
+            )
+        })
+    }
+
+    /// Per move run in the journal, the held-write window in ms: from the
+    /// end of `hold-writes` to the end of `cut-over`.
+    pub(crate) async fn held_write_windows(&self) -> Result<Vec<f64>> {
+        use provisioning_core::orchestrator::move_steps;
+        use provisioning_core::{JournalEntry, JournalRecord};
+        use std::collections::HashMap;
+        let rows: Vec<String> = sqlx::query_scalar("SELECT record FROM journal")
+            .fetch_all(self.store.pool())
+            .await?;
+        let mut runs: HashMap<_, (Option<Stamp>, Option<Stamp>)> = HashMap::new();
+        for row in rows {
+            let record: JournalRecord = serde_json::from_str(&row)?;
+            if let JournalEntry::StepCompleted { step, .. } = &record.entry {
+                let slot = runs.entry(record.run_id).or_default();
+                if step == move_steps::HOLD {
+                    slot.0 = Some(record.at);
+                } else if step == move_steps::CUT_OVER {
+                    slot.1 = Some(record.at);
+                }
+            }
+        }
+        Ok(runs
+            .into_values()
+            .filter_map(|(held, cut)| Some((cut? - held?).num_microseconds()? as f64 / 1000.0))
+            .collect())
     }
 
     /// How many tenants the catalog holds Active with a succeeded request.
@@ -279,6 +321,9 @@ pub(crate) fn pg_manager(url: &str, prefix: &str, fleet: bool) -> Result<PgSchem
         .name_prefix(prefix)
         .build()?)
 }
+
+/// When a journal record was written.
+type Stamp = chrono::DateTime<chrono::Utc>;
 
 /// Per step: its name, completed runs, mean duration of the completed
 /// attempt in ms, and failed attempts.
