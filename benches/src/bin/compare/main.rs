@@ -13,7 +13,8 @@
 //!   for the peak resident memory.
 //! - `moves`: shared tenants (seed plus 1,000 rows each) upgraded to a file
 //!   of their own through the move saga, against a hand-written mover; with
-//!   the SDK's held-write window (p50, p95).
+//!   the SDK's held-write window (p50, p95); and, with a PostgreSQL server,
+//!   schema tenants moved between two databases standing in for two shards.
 //!
 //! At each concurrency both sides run `--rounds` times (default 3), in ABBA
 //! order (floor first in even rounds, the SDK first in odd ones), each run on
@@ -30,6 +31,7 @@
 mod dedicated;
 mod floor;
 mod moves;
+mod moves_pg;
 mod postgres;
 mod report;
 mod rss;
@@ -237,6 +239,19 @@ async fn measure(args: &Args, root: &Path) -> Result<Report> {
                 )
                 .await?;
                 report.moves_sqlite = Some(with_peak(figures));
+                if let Some(url) = &postgres {
+                    rss::reset_peak();
+                    let figures = moves_pg::run(
+                        root,
+                        url,
+                        args.tenants_moves,
+                        args.move_extra_rows,
+                        &args.moves_concurrency,
+                        rounds,
+                    )
+                    .await?;
+                    report.moves_postgres = Some(with_peak(figures));
+                }
             }
         }
     }

@@ -65,20 +65,7 @@ pub(crate) async fn run(
         let run = Run::new(concurrency, samples);
         eprintln!("{}", run.line("moves"));
         runs.push(run);
-        if !windows.is_empty() {
-            windows.sort_by(f64::total_cmp);
-            let at = |q: f64| windows[((windows.len() - 1) as f64 * q).round() as usize];
-            let figures = HeldWrites {
-                concurrency,
-                moves: windows.len(),
-                p50_ms: at(0.5),
-                p95_ms: at(0.95),
-                max_ms: at(1.0),
-            };
-            eprintln!(
-                "moves c={concurrency}: held writes p50 {:.2} ms, p95 {:.2} ms, max {:.2} ms over {} moves",
-                figures.p50_ms, figures.p95_ms, figures.max_ms, figures.moves
-            );
+        if let Some(figures) = held_writes(concurrency, windows) {
             held.push(figures);
         }
     }
@@ -90,6 +77,50 @@ pub(crate) async fn run(
         held_writes: held,
         extra_rows: Some(extra_rows),
     })
+}
+
+/// The percentiles of `windows` (ms), printed; none without windows.
+pub(crate) fn held_writes(concurrency: usize, mut windows: Vec<f64>) -> Option<HeldWrites> {
+    if windows.is_empty() {
+        return None;
+    }
+    windows.sort_by(f64::total_cmp);
+    let at = |q: f64| windows[((windows.len() - 1) as f64 * q).round() as usize];
+    let figures = HeldWrites {
+        concurrency,
+        moves: windows.len(),
+        p50_ms: at(0.5),
+        p95_ms: at(0.95),
+        max_ms: at(1.0),
+    };
+    eprintln!(
+        "moves c={concurrency}: held writes p50 {:.2} ms, p95 {:.2} ms, max {:.2} ms over {} moves",
+        figures.p50_ms, figures.p95_ms, figures.max_ms, figures.moves
+    );
+    Some(figures)
+}
+
+/// Storage that holds nothing: the PostgreSQL moves measure databases only.
+pub(crate) struct NoStorage;
+
+#[async_trait::async_trait]
+impl provisioning_core::StorageInitializer for NoStorage {
+    async fn plan(
+        &self,
+        _: &provisioning_core::Placement,
+    ) -> provisioning_core::Result<provisioning_core::StoragePlan> {
+        Ok(provisioning_core::StoragePlan::new(vec![], false))
+    }
+    async fn initialize(&self, _: &provisioning_core::Placement) -> provisioning_core::Result<()> {
+        Ok(())
+    }
+    async fn remove(
+        &self,
+        _: &provisioning_core::Placement,
+        _: provisioning_core::RemovalMode,
+    ) -> provisioning_core::Result<()> {
+        Ok(())
+    }
 }
 
 /// A fresh directory with `tenants` shared tenants, each with `extra` rows

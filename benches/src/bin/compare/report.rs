@@ -128,6 +128,9 @@ pub(crate) struct Report {
     /// Shared SQLite tenants moved to a file of their own.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) moves_sqlite: Option<Mode>,
+    /// PostgreSQL schema tenants moved to another shard's database.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) moves_postgres: Option<Mode>,
     /// Why the PostgreSQL mode did not run, when it was asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) postgres_skipped: Option<String>,
@@ -185,6 +188,7 @@ pub(crate) fn print(report: &Report, json: bool) -> Result<(), serde_json::Error
         ("dedicated", &report.dedicated),
         ("postgres_schema", &report.postgres_schema),
         ("moves_sqlite", &report.moves_sqlite),
+        ("moves_postgres", &report.moves_postgres),
     ] {
         if let Some(mode) = mode {
             print_mode(name, mode);

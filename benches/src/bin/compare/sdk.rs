@@ -144,31 +144,13 @@ impl SqliteSdk {
         })
     }
 
-    /// Per move run in the journal, the held-write window in ms: from the
-    /// end of `hold-writes` to the end of `cut-over`.
+    /// Per move run in the journal, the held-write window in ms (see
+    /// [`held_write_windows_of`]).
     pub(crate) async fn held_write_windows(&self) -> Result<Vec<f64>> {
-        use provisioning_core::orchestrator::move_steps;
-        use provisioning_core::{JournalEntry, JournalRecord};
-        use std::collections::HashMap;
         let rows: Vec<String> = sqlx::query_scalar("SELECT record FROM journal")
             .fetch_all(self.store.pool())
             .await?;
-        let mut runs: HashMap<_, (Option<Stamp>, Option<Stamp>)> = HashMap::new();
-        for row in rows {
-            let record: JournalRecord = serde_json::from_str(&row)?;
-            if let JournalEntry::StepCompleted { step, .. } = &record.entry {
-                let slot = runs.entry(record.run_id).or_default();
-                if step == move_steps::HOLD {
-                    slot.0 = Some(record.at);
-                } else if step == move_steps::CUT_OVER {
-                    slot.1 = Some(record.at);
-                }
-            }
-        }
-        Ok(runs
-            .into_values()
-            .filter_map(|(held, cut)| Some((cut? - held?).num_microseconds()? as f64 / 1000.0))
-            .collect())
+        held_write_windows_of(rows)
     }
 
     /// How many tenants the catalog holds Active with a succeeded request.
@@ -320,6 +302,30 @@ pub(crate) fn pg_manager(url: &str, prefix: &str, fleet: bool) -> Result<PgSchem
         .dedicated_mode(PgDedicatedMode::Schema)
         .name_prefix(prefix)
         .build()?)
+}
+
+/// Per move run among journal records (as JSON text), the held-write
+/// window in ms: from the end of `hold-writes` to the end of `cut-over`.
+pub(crate) fn held_write_windows_of(rows: Vec<String>) -> Result<Vec<f64>> {
+    use provisioning_core::orchestrator::move_steps;
+    use provisioning_core::{JournalEntry, JournalRecord};
+    use std::collections::HashMap;
+    let mut runs: HashMap<_, (Option<Stamp>, Option<Stamp>)> = HashMap::new();
+    for row in rows {
+        let record: JournalRecord = serde_json::from_str(&row)?;
+        if let JournalEntry::StepCompleted { step, .. } = &record.entry {
+            let slot = runs.entry(record.run_id).or_default();
+            if step == move_steps::HOLD {
+                slot.0 = Some(record.at);
+            } else if step == move_steps::CUT_OVER {
+                slot.1 = Some(record.at);
+            }
+        }
+    }
+    Ok(runs
+        .into_values()
+        .filter_map(|(held, cut)| Some((cut? - held?).num_microseconds()? as f64 / 1000.0))
+        .collect())
 }
 
 /// When a journal record was written.
