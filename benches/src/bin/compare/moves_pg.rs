@@ -101,9 +101,14 @@ impl Scratch {
                 .await?;
         }
         // The server's URL with the scratch database instead of its own.
-        let base = url.split('?').next().unwrap_or(url);
+        let (base, query) = url.split_once('?').map_or((url, ""), |(b, q)| (b, q));
         let root = base.rsplit_once('/').map_or(base, |(root, _)| root);
-        let urls = names.clone().map(|db| format!("{root}/{db}"));
+        let query = if query.is_empty() {
+            String::new()
+        } else {
+            format!("?{query}")
+        };
+        let urls = names.clone().map(|db| format!("{root}/{db}{query}"));
         Ok(Scratch { names, urls })
     }
 
@@ -234,6 +239,7 @@ async fn sdk_run(
     let rows: Vec<String> = sqlx::query_scalar("SELECT record::text FROM catalog.journal")
         .fetch_all(store.pool())
         .await?;
+    crate::sdk::print_steps(async { crate::sdk::step_profile(rows.clone()) }).await?;
     let windows = crate::sdk::held_write_windows_of(rows)?;
     store.pool().close().await;
     verify("SDK", run, tenants, extra).await?;
@@ -290,10 +296,18 @@ impl Mover {
             let mut chunks = from
                 .copy_out_raw(&format!("COPY {schema}.{table} TO STDOUT"))
                 .await?;
+            // Rows gathered into large writes, as any careful mover would.
+            let mut batch = Vec::with_capacity(64 * 1024);
             while let Some(chunk) = chunks.next().await {
-                sink.send(chunk?).await?;
+                batch.extend_from_slice(&chunk?);
+                if batch.len() >= 64 * 1024 {
+                    sink.send(std::mem::take(&mut batch)).await?;
+                }
             }
             drop(chunks);
+            if !batch.is_empty() {
+                sink.send(batch).await?;
+            }
             sink.finish().await?;
         }
         to.commit().await?;

@@ -349,7 +349,7 @@ pub(crate) async fn print_steps(
 }
 
 /// Aggregates journal records (as JSON text) into a [`StepProfile`] per step.
-fn step_profile(rows: Vec<String>) -> Result<Vec<StepProfile>> {
+pub(crate) fn step_profile(rows: Vec<String>) -> Result<Vec<StepProfile>> {
     let mut steps: Vec<StepProfile> = Vec::new();
     for row in rows {
         let record: provisioning_core::JournalRecord = serde_json::from_str(&row)?;

@@ -395,6 +395,9 @@ impl PgSchemaManager {
     }
 }
 
+/// How many bytes of `COPY` data are gathered before they are sent on.
+const COPY_BATCH: usize = 64 * 1024;
+
 /// Copies one table's rows; how many.
 async fn copy_table(conns: &mut Conns<'_>, plan: &TablePlan, sides: &Sides<'_>) -> Result<u64> {
     let target = qualified(&sides.target, &plan.table);
@@ -420,15 +423,33 @@ async fn copy_table(conns: &mut Conns<'_>, plan: &TablePlan, sides: &Sides<'_>) 
             let mut failure = None;
             match source.copy_out_raw(&out).await {
                 Ok(mut chunks) => {
+                    // The server sends a row per chunk: sent on as they come,
+                    // each would be a write of its own. Batched, a table of a
+                    // thousand rows is one or two.
+                    let mut batch = Vec::with_capacity(COPY_BATCH);
                     while let Some(chunk) = chunks.next().await {
                         let sent = match chunk {
-                            Ok(bytes) => sink.send(bytes).await.map(|_| ()),
+                            Ok(bytes) => {
+                                batch.extend_from_slice(&bytes);
+                                if batch.len() >= COPY_BATCH {
+                                    let full = std::mem::take(&mut batch);
+                                    sink.send(full).await.map(|_| ())
+                                } else {
+                                    Ok(())
+                                }
+                            }
                             Err(e) => Err(e),
                         };
                         if let Err(e) = sent {
                             failure = Some(e);
                             break;
                         }
+                    }
+                    if failure.is_none()
+                        && !batch.is_empty()
+                        && let Err(e) = sink.send(batch).await
+                    {
+                        failure = Some(e);
                     }
                 }
                 Err(e) => failure = Some(e),
