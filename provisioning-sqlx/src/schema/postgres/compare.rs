@@ -2,7 +2,6 @@
 //! for [`PgSchemaManager`]: each table's rows counted and checksummed on
 //! both sides, as [`crate::schema::copy`] defines them.
 
-use futures_util::TryStreamExt;
 use provisioning_core::{Placement, Result, TableComparison, TenantId};
 use sqlx::{AssertSqlSafe, PgConnection};
 
@@ -151,8 +150,11 @@ async fn digest(
     scoped: bool,
     sides: &Sides<'_>,
 ) -> Result<(u64, String)> {
+    // Aggregated on the server: one value per side to fetch instead of a
+    // message per row.
     let sql = format!(
-        "SELECT r FROM (SELECT ROW({})::text AS r FROM {}{}) x ORDER BY r COLLATE \"C\"",
+        "SELECT COUNT(*), string_agg(r, E'\\n' ORDER BY r COLLATE \"C\") \
+         FROM (SELECT ROW({})::text AS r FROM {}{}) x",
         column_list(&plan.compared()),
         qualified(schema, &plan.table),
         scope(scoped, &sides.literal())
@@ -163,14 +165,12 @@ async fn digest(
             plan.table, sides.tenant
         )
     };
-    let mut rows = sqlx::query_scalar::<_, String>(AssertSqlSafe(sql)).fetch(&mut *conn);
-    let mut digest = RowDigest::default();
-    while let Some(row) = rows
-        .try_next()
+    let (rows, joined): (i64, Option<String>) = sqlx::query_as(AssertSqlSafe(sql))
+        .fetch_one(&mut *conn)
         .await
-        .map_err(|e| db_error(COMPONENT, what(), e))?
-    {
-        digest.push(&row);
-    }
-    Ok(digest.finish())
+        .map_err(|e| db_error(COMPONENT, what(), e))?;
+    Ok(RowDigest::of_joined(
+        u64::try_from(rows).unwrap_or_default(),
+        joined.as_deref().unwrap_or_default(),
+    ))
 }
