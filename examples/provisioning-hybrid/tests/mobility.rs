@@ -747,3 +747,104 @@ fn while_a_tenant_is_moving_other_writes_are_refused_with_a_clear_error() {
         ("active".into(), "premium".into())
     );
 }
+
+#[test]
+fn a_second_move_started_before_the_first_holds_the_writes_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    two_shared_tenants(d);
+    let before = dump(&shared(d), "acme");
+    // The first move claims the tenant, then waits 700 ms before its target
+    // is even chosen.
+    let mut first = std::process::Command::new(env!("CARGO_BIN_EXE_provisioning-hybrid"))
+        .args(["change-plan", "--tenant", "acme", "--plan", "premium"])
+        .args([
+            "--inject-failure",
+            "reserve-target:transient=3",
+            "--data-dir",
+        ])
+        .arg(d)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while json(d, &["status", "acme"])["metadata"]["move.request"].is_null() {
+        assert!(std::time::Instant::now() < deadline, "never claimed");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let stderr = fails(d, &["change-plan", "--tenant", "acme", "--plan", "premium"]);
+    assert!(stderr.contains("is being moved by request"), "{stderr}");
+    assert!(first.wait().unwrap().success());
+    let status = json(d, &["status", "acme"]);
+    assert_eq!(status["placement"]["isolation"], "dedicated");
+    assert!(
+        status["metadata"]["move.request"].is_null(),
+        "the claim ends with the move"
+    );
+    assert_eq!(dump(&dedicated(d, "acme"), "acme"), before);
+}
+
+#[test]
+fn a_shard_whose_connection_resolves_to_the_tenants_own_database_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let config = d.join("same.toml");
+    // Two dedicated shards whose templates forget {shard}: one file each tenant.
+    std::fs::write(
+        &config,
+        r#"
+[[shards]]
+id = "eu-west-shared-1"
+region = "eu-west"
+capacity = 100
+connection = "sqlite:databases/eu-west/eu-west-shared-1/_shared.sqlite"
+
+[[shards]]
+id = "eu-west-dedicated-1"
+region = "eu-west"
+pool = "dedicated"
+capacity = 100
+connection = "sqlite:databases/eu-west/{tenant}.sqlite"
+
+[[shards]]
+id = "eu-west-dedicated-2"
+region = "eu-west"
+pool = "dedicated"
+capacity = 100
+connection = "sqlite:databases/eu-west/{tenant}.sqlite"
+"#,
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    json(
+        d,
+        &[
+            "--config", config, "create", "--tenant", "gold", "--plan", "premium", "--region",
+            "eu-west",
+        ],
+    );
+    let status = json(d, &["--config", config, "status", "gold"]);
+    let other = if status["placement"]["shard"] == "eu-west-dedicated-1" {
+        "eu-west-dedicated-2"
+    } else {
+        "eu-west-dedicated-1"
+    };
+    let stderr = fails(
+        d,
+        &[
+            "--config", config, "move", "--tenant", "gold", "--shard", other,
+        ],
+    );
+    assert!(stderr.contains("in the database it is in now"), "{stderr}");
+    let file = d.join("databases/eu-west/gold.sqlite");
+    assert_eq!(
+        rows(&file, "SELECT COUNT(*) FROM roles"),
+        [["3"]],
+        "the tenant's data untouched"
+    );
+    assert_eq!(
+        json(d, &["--config", config, "status", "gold"])["version"],
+        status["version"]
+    );
+}

@@ -533,6 +533,18 @@ impl ProvisioningOrchestrator {
                 to: TenantState::Moving,
             });
         }
+        if let Some(holder) = record.metadata.get(transition::MOVE_CLAIM)
+            && *holder != context.request_id.to_string()
+        {
+            return Err(Error::Conflict {
+                kind: "tenant",
+                id: record.tenant_id.to_string(),
+                reason: format!(
+                    "tenant {} is being moved by request {holder}",
+                    record.tenant_id
+                ),
+            });
+        }
         if let Some(plan) = &context.plan
             && *plan == record.plan
         {

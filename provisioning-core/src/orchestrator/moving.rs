@@ -26,7 +26,9 @@ use crate::model::{
 };
 use crate::orchestrator::Parts;
 use crate::orchestrator::create::placement_metadata;
-use crate::orchestrator::transition::{load, rewrite, step_error, transition};
+use crate::orchestrator::transition::{
+    MOVE_CLAIM, claim_move, load, release_move, rewrite, step_error, transition,
+};
 use crate::saga::{RetryPolicy, Step, StepError};
 use crate::traits::{DatabaseOutcome, DropReason, TableComparison};
 
@@ -104,8 +106,6 @@ pub struct MoveContext {
     /// Where it goes; `None` once decided means there is nothing to move
     /// (a plan change that keeps the tenant where it is).
     pub target: Option<Placement>,
-    /// Whether the target's placement has been decided yet.
-    pub decided: bool,
     /// Rows copied.
     pub rows: Option<u64>,
     /// The verification, table by table.
@@ -128,7 +128,6 @@ impl MoveContext {
             shard,
             source: None,
             target: None,
-            decided: false,
             rows: None,
             tables: Vec::new(),
         }
@@ -184,7 +183,7 @@ pub(crate) async fn decide_target(
     request.attributes = record.metadata.clone();
     request
         .attributes
-        .retain(|k, _| !k.starts_with("placement."));
+        .retain(|k, _| !k.starts_with("placement.") && k != MOVE_CLAIM);
     let decision = parts.plan_builder.build_plan(&request).await?;
     let stays = decision.isolation == source.isolation && decision.region == source.region;
     if reason == MoveReason::PlanChange && stays {
@@ -238,7 +237,7 @@ pub(crate) async fn decide_target(
     };
     let located = match refusal {
         Some(error) => Err(error),
-        None => parts.schema.locate(&target),
+        None => same_database(parts, source, &target),
     };
     match located {
         Ok(database) => Ok(Some(target.with_database(database))),
@@ -251,6 +250,40 @@ pub(crate) async fn decide_target(
     }
 }
 
+/// `target`'s location, refused when it is where the tenant's data is now:
+/// two shards whose connections resolve to one database would have the move
+/// copy the tenant onto itself, and its rollback drop the tenant's data.
+fn same_database(
+    parts: &Parts,
+    source: &Placement,
+    target: &Placement,
+) -> Result<Option<String>, Error> {
+    let database = parts
+        .schema
+        .locate(target)?
+        .map(|d| crate::redact_secrets(&d));
+    let current = match &source.database {
+        Some(recorded) => Some(recorded.clone()),
+        None => parts
+            .schema
+            .locate(source)?
+            .map(|d| crate::redact_secrets(&d)),
+    };
+    if database.is_some() && database == current {
+        return Err(Error::invalid(
+            "shard",
+            format!(
+                "shard {}'s connection puts tenant {} in the database it is in now ({}): \
+                 nothing would move",
+                target.shard,
+                target.tenant_id,
+                database.as_deref().unwrap_or_default()
+            ),
+        ));
+    }
+    Ok(database)
+}
+
 /// Whether the catalog already points the tenant at `target`: cut-over
 /// happened, and nothing before it may be undone.
 async fn cut_over(parts: &Parts, ctx: &MoveContext) -> Result<bool, StepError> {
@@ -260,9 +293,7 @@ async fn cut_over(parts: &Parts, ctx: &MoveContext) -> Result<bool, StepError> {
     let record = load(&*parts.store, &ctx.tenant_id)
         .await
         .map_err(step_error)?;
-    Ok(record
-        .placement
-        .is_some_and(|p| p.shard == target.shard && p.same_location(target)))
+    Ok(record.placement.is_some_and(|p| p.same_location(target)))
 }
 
 /// A move step: its name, what it does and what undoes it.
@@ -314,6 +345,20 @@ impl Step<MoveContext> for MoveStep {
                         to: TenantState::Moving,
                     }));
                 }
+                if record.state == TenantState::Moving
+                    && record.metadata.get(MOVE_CLAIM) != Some(&ctx.request_id.to_string())
+                {
+                    return Err(StepError::permanent(Error::IllegalTransition {
+                        from: record.state,
+                        to: TenantState::Moving,
+                    }));
+                }
+                // One move of a tenant at a time: the claim is decided on a
+                // fresh read and written version-checked, before anything
+                // is created, so a second move fails here with nothing to undo.
+                claim_move(p, &ctx.tenant_id, &ctx.request_id.to_string())
+                    .await
+                    .map_err(step_error)?;
                 if ctx.source.is_none() {
                     ctx.source = record.placement;
                 }
@@ -335,7 +380,6 @@ impl Step<MoveContext> for MoveStep {
                 )
                 .await
                 .map_err(step_error)?;
-                ctx.decided = true;
                 Ok(())
             }
             move_steps::PREPARE => {
@@ -440,13 +484,18 @@ impl Step<MoveContext> for MoveStep {
 
     async fn compensate(&self, ctx: &mut MoveContext) -> Result<(), StepError> {
         let p = &*self.parts;
-        let Some(target) = ctx.target.clone() else {
-            return Ok(());
-        };
         if cut_over(p, ctx).await? {
             // Past the pivot: the tenant lives on the target; keep it.
             return Ok(());
         }
+        if self.name == move_steps::VALIDATE {
+            return release_move(p, &ctx.tenant_id, &ctx.request_id.to_string())
+                .await
+                .map_err(step_error);
+        }
+        let Some(target) = ctx.target.clone() else {
+            return Ok(());
+        };
         match self.name {
             move_steps::RESERVE => {
                 let moved_shard = ctx.source.as_ref().is_none_or(|s| s.shard != target.shard);
@@ -458,12 +507,22 @@ impl Step<MoveContext> for MoveStep {
                 }
                 Ok(())
             }
-            move_steps::PREPARE => p
-                .schema
-                .drop_tenant(&target, DropReason::Compensation)
-                .await
-                .map_err(step_error),
+            move_steps::PREPARE => {
+                // Never the tenant's own database, whatever decided the target.
+                let source = ctx.source.as_ref().and_then(|s| s.database.as_deref());
+                if target.database.is_some() && target.database.as_deref() == source {
+                    return Ok(());
+                }
+                p.schema
+                    .drop_tenant(&target, DropReason::Compensation)
+                    .await
+                    .map_err(step_error)
+            }
             move_steps::HOLD => {
+                let record = load(&*p.store, &ctx.tenant_id).await.map_err(step_error)?;
+                if record.metadata.get(MOVE_CLAIM) != Some(&ctx.request_id.to_string()) {
+                    return Ok(()); // another move's hold, not ours to lift
+                }
                 transition(
                     p,
                     &ctx.tenant_id,
@@ -487,6 +546,7 @@ impl MoveStep {
     async fn cut_over(&self, ctx: &mut MoveContext) -> Result<(), StepError> {
         let p = &*self.parts;
         let request_id = ctx.request_id;
+        let holder = request_id.to_string();
         let source = ctx.source()?.clone();
         let Some(target) = ctx.target.clone() else {
             let Some(plan) = ctx.plan.clone() else {
@@ -501,6 +561,7 @@ impl MoveStep {
                 p,
                 &ctx.tenant_id,
                 |r| {
+                    r.metadata.remove(MOVE_CLAIM);
                     r.plan = plan.clone();
                     if let Some(placement) = &mut r.placement {
                         placement.plan = plan.clone();
@@ -518,6 +579,26 @@ impl MoveStep {
             .map_err(step_error)?;
             return Ok(());
         };
+        let record = load(&*p.store, &ctx.tenant_id).await.map_err(step_error)?;
+        let placed = record
+            .placement
+            .as_ref()
+            .is_some_and(|now| now.same_location(&target));
+        match record.state {
+            // Written before a crash.
+            TenantState::Active if placed => return Ok(()),
+            TenantState::Moving if record.metadata.get(MOVE_CLAIM) == Some(&holder) => {}
+            state => {
+                return Err(StepError::permanent(Error::Conflict {
+                    kind: "tenant",
+                    id: ctx.tenant_id.to_string(),
+                    reason: format!(
+                        "tenant {} is {state} and not held by this move: nothing cut over",
+                        ctx.tenant_id
+                    ),
+                }));
+            }
+        }
         let reason = ctx.reason;
         let rows = ctx.rows;
         transition(
@@ -526,6 +607,7 @@ impl MoveStep {
             &[TenantState::Moving],
             TenantState::Active,
             |r| {
+                r.metadata.remove(MOVE_CLAIM);
                 r.plan = target.plan.clone();
                 r.placement = Some(target.clone());
                 r.metadata.retain(|k, _| !k.starts_with("placement."));

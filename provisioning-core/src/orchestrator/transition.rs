@@ -183,3 +183,64 @@ pub(crate) async fn rewrite(
         }
     }
 }
+
+/// The metadata key naming the request that holds a tenant for a move.
+pub(crate) const MOVE_CLAIM: &str = "move.request";
+
+/// Claims `tenant` for the move of `request`: records the request under
+/// [`MOVE_CLAIM`] unless another request holds it (a
+/// [`Conflict`](Error::Conflict) naming it). Idempotent for the holder.
+/// Decided on a fresh read and written version-checked, so two moves of one
+/// tenant never both hold it.
+pub(crate) async fn claim_move(
+    parts: &Parts,
+    tenant: &TenantId,
+    request: &str,
+) -> Result<TenantRecord, Error> {
+    let mut attempts = 0;
+    loop {
+        let record = load(&*parts.store, tenant).await?;
+        match record.metadata.get(MOVE_CLAIM) {
+            Some(holder) if holder == request => return Ok(record),
+            Some(holder) => {
+                return Err(Error::Conflict {
+                    kind: "tenant",
+                    id: tenant.to_string(),
+                    reason: format!("tenant {tenant} is being moved by request {holder}"),
+                });
+            }
+            None => {}
+        }
+        let version = record.version;
+        let mut next = record.clone();
+        next.metadata
+            .insert(MOVE_CLAIM.to_owned(), request.to_owned());
+        match write(parts, next, version, Vec::new()).await {
+            Err(Error::Conflict { .. }) if attempts < CONFLICT_RETRIES => attempts += 1,
+            other => return other,
+        }
+    }
+}
+
+/// Gives up `request`'s claim on `tenant`, if it holds it; anyone else's
+/// stays.
+pub(crate) async fn release_move(
+    parts: &Parts,
+    tenant: &TenantId,
+    request: &str,
+) -> Result<(), Error> {
+    let mut attempts = 0;
+    loop {
+        let record = load(&*parts.store, tenant).await?;
+        if record.metadata.get(MOVE_CLAIM).map(String::as_str) != Some(request) {
+            return Ok(());
+        }
+        let version = record.version;
+        let mut next = record.clone();
+        next.metadata.remove(MOVE_CLAIM);
+        match write(parts, next, version, Vec::new()).await {
+            Err(Error::Conflict { .. }) if attempts < CONFLICT_RETRIES => attempts += 1,
+            other => return other.map(|_| ()),
+        }
+    }
+}

@@ -56,8 +56,14 @@ fn show_receipt(receipt: &Receipt, out: Output) -> BoxResult<()> {
         )
     })?;
     if let Some(failure) = &receipt.failure {
+        // Past cut-over nothing is undone: the tenant lives on its target.
+        let outcome = if failure.step == provisioning_core::orchestrator::move_steps::RELEASE {
+            "it moved; its old copy is left behind: remove it by hand"
+        } else {
+            "it stays where it was"
+        };
         return Err(format!(
-            "moving tenant {} failed at step {}: {} (it stays where it was)",
+            "moving tenant {} failed at step {}: {} ({outcome})",
             receipt.tenant_id, failure.step, failure.reason
         )
         .into());

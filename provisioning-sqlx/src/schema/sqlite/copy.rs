@@ -194,10 +194,31 @@ impl SqliteSchemaManager {
             let plans = self.table_plans(conn, from).await?;
             let mut tables = Vec::with_capacity(plans.len());
             for plan in &plans {
-                let source_side =
-                    digest(conn, plan, from, plan.source_scoped, &source.tenant_id).await?;
-                let target_side =
-                    digest(conn, plan, "main", plan.target_scoped, &target.tenant_id).await?;
+                // Both sides in one order: by key where both sides have the
+                // same primary key among the compared columns, else by text.
+                let compared = plan.compared();
+                let keys = primary_key(conn, from, &plan.table).await?;
+                let same = keys == primary_key(conn, "main", &plan.table).await?;
+                let order = (same && !keys.is_empty() && keys.iter().all(|k| compared.contains(k)))
+                    .then_some(keys);
+                let source_side = digest(
+                    conn,
+                    plan,
+                    from,
+                    plan.source_scoped,
+                    &source.tenant_id,
+                    order.as_deref(),
+                )
+                .await?;
+                let target_side = digest(
+                    conn,
+                    plan,
+                    "main",
+                    plan.target_scoped,
+                    &target.tenant_id,
+                    order.as_deref(),
+                )
+                .await?;
                 tables.push(TableComparison::new(&plan.table, source_side, target_side));
             }
             Ok(tables)
@@ -365,6 +386,7 @@ async fn digest(
     schema: &str,
     scoped: bool,
     tenant: &TenantId,
+    keys: Option<&[String]>,
 ) -> Result<(u64, String)> {
     let compared = plan.compared();
     let row = if compared.is_empty() {
@@ -385,17 +407,17 @@ async fn digest(
     // key (a copy keeps keys, so both sides order alike without sorting),
     // else by their text. Aggregated in SQLite: one value to fetch, not a
     // round trip per row.
-    let keys = primary_key(conn, schema, &plan.table).await?;
-    let (extra, order) = if !keys.is_empty() && keys.iter().all(|k| compared.contains(k)) {
-        let aliases: Vec<String> = (0..keys.len()).map(|i| format!("k{i}")).collect();
-        let extra: String = keys
-            .iter()
-            .zip(&aliases)
-            .map(|(k, a)| format!(", {} AS {a}", quote_ident(k)))
-            .collect();
-        (extra, aliases.join(", "))
-    } else {
-        (String::new(), "r".to_owned())
+    let (extra, order) = match keys {
+        Some(keys) => {
+            let aliases: Vec<String> = (0..keys.len()).map(|i| format!("k{i}")).collect();
+            let extra: String = keys
+                .iter()
+                .zip(&aliases)
+                .map(|(k, a)| format!(", {} AS {a}", quote_ident(k)))
+                .collect();
+            (extra, aliases.join(", "))
+        }
+        None => (String::new(), "r".to_owned()),
     };
     let sql = format!(
         "SELECT COUNT(*), group_concat(r, char(10) ORDER BY {order}) \
