@@ -158,3 +158,71 @@ async fn a_copy_that_would_reuse_another_tenants_keys_is_refused_and_writes_noth
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn a_table_without_tenant_id_in_a_shared_file_is_refused_and_left_alone() {
+    // A table every tenant of the shared file reads (no `tenant_id`),
+    // declared as a tenant table by mistake: copying into the shared file
+    // would clear it for everyone, so the copy is refused before any write.
+    let dir = tempfile::tempdir().unwrap();
+    let mut tables: Vec<&str> = TENANT_TABLES.to_vec();
+    tables.insert(0, "countries");
+    let m = SqliteSchemaManager::builder()
+        .root(dir.path())
+        .shared(
+            schema::<sqlx::SqliteConnection>("sqlite-shared", false)
+                .await
+                .tenant_tables(tables.clone()),
+        )
+        .dedicated(
+            schema::<sqlx::SqliteConnection>("sqlite", false)
+                .await
+                .tenant_tables(tables),
+        )
+        .build()
+        .unwrap();
+    let dedicated = plan("acme", Isolation::Dedicated, "eu-dedicated-1");
+    let other = plan("other", Isolation::Shared, "eu-shared-1");
+    let shared = plan("acme", Isolation::Shared, "eu-shared-1");
+    ready(&m, &dedicated, true).await;
+    ready(&m, &other, true).await;
+    for (p, code) in [(&dedicated, "de"), (&other, "fr")] {
+        let mut conn = open_sqlite(&m.database_path(p)).await;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "CREATE TABLE countries (code TEXT PRIMARY KEY); INSERT INTO countries VALUES ('{code}');"
+        )))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    }
+
+    let err = m.copy_tenant(&dedicated, &shared).await.unwrap_err();
+    match &err {
+        Error::InvalidInput { field, rule } => {
+            assert_eq!(*field, "move");
+            assert!(rule.contains("table countries"), "{rule}");
+            assert!(rule.contains("target database is shared"), "{rule}");
+        }
+        other => panic!("expected a refusal, got {other}"),
+    }
+    let mut conn = open_sqlite(&m.database_path(&other)).await;
+    let codes: Vec<String> = sqlx::query_scalar("SELECT code FROM countries")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(codes, ["fr"]);
+    assert_eq!(
+        count(&mut conn, "SELECT COUNT(*) FROM roles WHERE tenant_id = ?1", "acme").await,
+        0
+    );
+    // Out of the shared file the same table would take the other tenant's rows.
+    let back = plan("other", Isolation::Dedicated, "eu-dedicated-1");
+    ready(&m, &back, false).await;
+    let mut conn = open_sqlite(&m.database_path(&back)).await;
+    sqlx::raw_sql("CREATE TABLE countries (code TEXT PRIMARY KEY)")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let err = m.copy_tenant(&other, &back).await.unwrap_err();
+    assert!(err.to_string().contains("source database is shared"), "{err}");
+}

@@ -14,7 +14,7 @@ use crate::builder::ObjectStoreInitializerBuilder;
 use crate::error::{Result, StorageError};
 use crate::marker::{self, MARKER_VERSION, TenantMarker};
 use crate::paths::TenantPaths;
-use crate::removal;
+use crate::{relocation, removal};
 
 /// Creates each tenant's folders in its region's object store on activation, and
 /// archives or purges them on delete.
@@ -312,5 +312,43 @@ impl StorageInitializer for ObjectStoreInitializer {
     #[tracing::instrument(skip_all, fields(tenant_id = %plan.tenant_id, region = %plan.region, mode = ?mode))]
     async fn remove(&self, plan: &Placement, mode: RemovalMode) -> provisioning_core::Result<()> {
         Ok(self.remove_tenant(plan, mode).await?)
+    }
+
+    /// Objects stay put within a region: its store holds them whatever the
+    /// shard or isolation.
+    fn keeps_objects(&self, from: &Placement, to: &Placement) -> bool {
+        from.region == to.region
+    }
+
+    /// Copies the tenant's objects, then its marker (new region and plan,
+    /// suspension and creation time kept), from `from`'s region's store to
+    /// `to`'s. Fails with `UnknownRegion` for a region without a store, and
+    /// refuses two regions configured with one store (purging the source
+    /// after the move would delete the only copy).
+    #[tracing::instrument(skip_all, fields(tenant_id = %from.tenant_id, from = %from.region, to = %to.region))]
+    async fn relocate(&self, from: &Placement, to: &Placement) -> provisioning_core::Result<()> {
+        if self.keeps_objects(from, to) {
+            return Ok(());
+        }
+        let (source, target) = (self.store(&from.region)?, self.store(&to.region)?);
+        if Arc::ptr_eq(source, target) {
+            return Err(StorageError::MarkerConflict {
+                tenant: from.tenant_id.clone(),
+                reason: format!(
+                    "regions {} and {} share one object store: the tenant's objects cannot \
+                     move between them",
+                    from.region, to.region
+                ),
+            }
+            .into());
+        }
+        let copied = relocation::relocate(
+            (source.as_ref(), from),
+            (target.as_ref(), to),
+            self.concurrency,
+        )
+        .await?;
+        tracing::info!(objects = copied, "tenant storage relocated");
+        Ok(())
     }
 }

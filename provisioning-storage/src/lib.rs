@@ -83,6 +83,7 @@ mod initializer;
 mod layout;
 mod marker;
 mod paths;
+mod relocation;
 mod removal;
 
 pub use builder::{DEFAULT_CONCURRENCY, ObjectStoreInitializerBuilder};

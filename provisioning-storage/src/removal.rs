@@ -24,7 +24,7 @@ use crate::paths::TenantPaths;
 /// only); the trailing-slash check here keeps that promise for any store, so a
 /// store that matched raw string prefixes still could not hand us `acme-eu`'s
 /// objects.
-fn tenant_objects(
+pub(crate) fn tenant_objects(
     store: &dyn ObjectStore,
     paths: &TenantPaths,
 ) -> BoxStream<'static, object_store::Result<ObjectMeta>> {

@@ -7,7 +7,9 @@ use std::sync::OnceLock;
 use std::collections::BTreeMap;
 
 use provisioning_core::ShardId;
-use provisioning_sharding::{PlacementPolicy, ShardDirectory, ShardSpec, ShardStatus};
+use provisioning_sharding::{
+    FallbackRegions, PlacementPolicy, ShardDirectory, ShardSpec, ShardStatus,
+};
 use serde::Deserialize;
 
 /// The built-in configuration: two regions, each with a shared shard and a
@@ -34,6 +36,9 @@ struct ConfigFile {
     #[serde(default)]
     policy: Option<PlacementPolicy>,
     shards: Vec<ShardSpec>,
+    /// Omitted: no fallbacks, every tenant stays in its region.
+    #[serde(default)]
+    fallbacks: FallbackRegions,
 }
 
 /// The validated placement configuration.
@@ -41,6 +46,8 @@ struct ConfigFile {
 pub(crate) struct PlacementConfig {
     pub(crate) policy: PlacementPolicy,
     pub(crate) directory: ShardDirectory,
+    /// Where flexible tenants may be placed or moved outside their region.
+    pub(crate) fallbacks: FallbackRegions,
 }
 
 /// The configuration in use: the `--config` file's, or the built-in one.
@@ -115,6 +122,7 @@ fn parse(text: &str) -> Result<PlacementConfig, Box<dyn std::error::Error>> {
     Ok(PlacementConfig {
         policy: file.policy.unwrap_or_default(),
         directory: ShardDirectory::from_specs(file.shards)?,
+        fallbacks: file.fallbacks,
     })
 }
 

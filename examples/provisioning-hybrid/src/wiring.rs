@@ -104,7 +104,8 @@ pub(crate) async fn hybrid(
     crate::config::apply_statuses(data_dir, &placement.directory)?;
     let directory = Arc::new(placement.directory);
     let plans = PolicyPlanBuilder::new(placement.policy)?.with_directory_regions(&directory);
-    let shards = RendezvousResolver::new(Arc::clone(&directory));
+    let shards =
+        RendezvousResolver::new(Arc::clone(&directory)).with_fallbacks(placement.fallbacks);
     // (4) Tenant databases: a file per dedicated tenant, one per shared shard,
     // where each shard's `connection` in the shard map says (paths relative
     // to the data directory). The placement records the file when a tenant

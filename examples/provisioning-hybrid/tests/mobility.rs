@@ -212,6 +212,7 @@ fn a_permanent_failure_at_any_step_before_cut_over_leaves_the_tenant_where_it_wa
         "hold-writes",
         "copy-data",
         "verify-copy",
+        "relocate-storage",
         "cut-over",
     ] {
         let spec = format!("{step}:permanent");
@@ -265,6 +266,7 @@ fn a_transient_failure_at_any_step_is_retried_and_the_move_completes() {
         "hold-writes",
         "copy-data",
         "verify-copy",
+        "relocate-storage",
         "cut-over",
         "release-source",
     ];
@@ -337,6 +339,12 @@ fn bad_moves_are_clear_errors_that_change_nothing() {
             "create", "--tenant", "gold", "--plan", "premium", "--region", "eu-west",
         ],
     );
+    json(
+        d,
+        &[
+            "create", "--tenant", "vault", "--plan", "regulated", "--region", "eu-west",
+        ],
+    );
     let version = |t: &str| json(d, &["status", t])["version"].clone();
     let (acme, gold) = (version("acme"), version("gold"));
     for (args, expected) in [
@@ -349,8 +357,8 @@ fn bad_moves_are_clear_errors_that_change_nothing() {
             "invalid shard: tenant acme is on shard eu-west-shared-1 already",
         ),
         (
-            vec!["move", "--tenant", "acme", "--shard", "us-east-shared-1"],
-            "us-east",
+            vec!["move", "--tenant", "vault", "--shard", "us-east-dedicated-1"],
+            "residency is strict to region eu-west",
         ),
         (
             vec!["move", "--tenant", "acme", "--shard", "eu-west-dedicated-1"],
@@ -393,6 +401,81 @@ fn bad_moves_are_clear_errors_that_change_nothing() {
     );
     assert!(!dedicated(d, "acme").exists());
     let _ = gold;
+}
+
+#[test]
+fn a_flexible_tenant_moves_to_another_region_with_its_storage() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    two_shared_tenants(d);
+    let before = dump(&shared(d), "acme");
+    let (eu, us) = (
+        d.join("storage/eu-west/tenants/acme"),
+        d.join("storage/us-east/tenants/acme"),
+    );
+    std::fs::write(eu.join("uploads/logo.png"), b"\x89PNG acme").unwrap();
+    let us_shared = d.join("databases/us-east/us-east-shared-1/_shared.sqlite");
+    // Without a fallback region, an operator's move stays in the region.
+    let stderr = fails(d, &["move", "--tenant", "acme", "--shard", "us-east-shared-1"]);
+    assert!(stderr.contains("no fallback allows it"), "{stderr}");
+    let (ok, config, _) = run(d, &["config"]);
+    assert!(ok);
+    let config_file = d.join("fallbacks.toml");
+    std::fs::write(
+        &config_file,
+        format!("{config}\n[fallbacks]\neu-west = [\"us-east\"]\n"),
+    )
+    .unwrap();
+    let config_file = config_file.display().to_string();
+    let moving = [
+        "move",
+        "--tenant",
+        "acme",
+        "--shard",
+        "us-east-shared-1",
+        "--config",
+        &config_file,
+    ];
+
+    // A failure at the storage step leaves everything in eu-west.
+    let mut failing = moving.to_vec();
+    failing.extend(["--inject-failure", "relocate-storage:permanent"]);
+    let stderr = fails(d, &failing);
+    assert!(stderr.contains("failed at step relocate-storage"), "{stderr}");
+    assert_eq!(json(d, &["status", "acme"])["placement"]["region"], "eu-west");
+    assert!(!us.exists(), "nothing of acme's storage in us-east");
+    assert_eq!(dump(&shared(d), "acme"), before);
+
+    let receipt = json(d, &moving);
+    assert_eq!(receipt["status"], "succeeded", "{receipt}");
+    let status = json(d, &["status", "acme"]);
+    assert_eq!(status["state"], "active");
+    assert_eq!(status["placement"]["region"], "us-east");
+    assert_eq!(status["placement"]["shard"], "us-east-shared-1");
+    assert_eq!(dump(&us_shared, "acme"), before, "rows in us-east");
+    assert_eq!(total(&dump(&shared(d), "acme")), 0, "none left in eu-west");
+    assert!(total(&dump(&shared(d), "other")) > 0, "the neighbour stays");
+    assert_eq!(
+        std::fs::read(us.join("uploads/logo.png")).unwrap(),
+        b"\x89PNG acme"
+    );
+    assert!(us.join("exports/.keep").exists());
+    let marker: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(us.join(".tenant.json")).unwrap()).unwrap();
+    assert_eq!(marker["region"], "us-east");
+    assert!(!eu.exists(), "the source's objects are purged");
+    let moved: Vec<_> = json(d, &["events", "acme"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "TenantMoved")
+        .cloned()
+        .collect();
+    assert_eq!(moved.len(), 1, "{moved:?}");
+    // The tenant works in its new region: suspend and resume touch its marker there.
+    json(d, &["suspend", "acme"]);
+    json(d, &["resume", "acme"]);
+    assert_eq!(json(d, &["status", "acme"])["state"], "active");
 }
 
 /// Two shared shards in eu-west; `shared-2`'s status as given.
@@ -590,6 +673,7 @@ fn a_sigkill_at_any_move_step_then_recover_leaves_the_tenant_wholly_in_one_place
         "hold-writes",
         "copy-data",
         "verify-copy",
+        "relocate-storage",
         "cut-over",
         "release-source",
     ]

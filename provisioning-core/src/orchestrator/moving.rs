@@ -30,7 +30,7 @@ use crate::orchestrator::transition::{
     MOVE_CLAIM, claim_move, load, release_move, rewrite, step_error, transition,
 };
 use crate::saga::{RetryPolicy, Step, StepError};
-use crate::traits::{DatabaseOutcome, DropReason, TableComparison};
+use crate::traits::{DatabaseOutcome, DropReason, RemovalMode, TableComparison};
 
 /// The name of the move workflow (plan changes, moves and drains).
 pub const MOVE_TENANT: &str = "move-tenant";
@@ -51,15 +51,19 @@ pub mod move_steps {
     pub const COPY: &str = "copy-data";
     /// Compares row counts and checksums, table by table.
     pub const VERIFY: &str = "verify-copy";
+    /// Copies the tenant's storage objects to the target's region, when
+    /// the storage keeps them per region and the region changes.
+    pub const STORAGE: &str = "relocate-storage";
     /// Points the tenant at the target: placement, plan, `Active` and
     /// `TenantMoved` in one catalog write.
     pub const CUT_OVER: &str = "cut-over";
-    /// Removes the tenant's data from the source and gives its room back.
+    /// Removes the tenant's data (and objects left in another region)
+    /// from the source and gives its room back.
     pub const RELEASE: &str = "release-source";
 
     /// Every step, in order.
-    pub const ALL: [&str; 9] = [
-        VALIDATE, RESERVE, PREPARE, MIGRATE, HOLD, COPY, VERIFY, CUT_OVER, RELEASE,
+    pub const ALL: [&str; 10] = [
+        VALIDATE, RESERVE, PREPARE, MIGRATE, HOLD, COPY, VERIFY, STORAGE, CUT_OVER, RELEASE,
     ];
 }
 
@@ -214,13 +218,13 @@ pub(crate) async fn decide_target(
                 target.shard, target.region, decision.region
             ),
         })
-    } else if target.region != source.region {
+    } else if reason == MoveReason::Drain && target.region != source.region {
         Some(Error::invalid(
             "shard",
             format!(
-                "shard {} is in region {}, tenant {tenant} lives in {}: moves between regions \
-                 are not supported (its storage would stay behind)",
-                target.shard, target.region, source.region
+                "no other shard of region {} can take tenant {tenant}: a drain keeps its \
+                 tenants in their region",
+                source.region
             ),
         ))
     } else if target.shard == source.shard && target.isolation == source.isolation {
@@ -457,6 +461,18 @@ impl Step<MoveContext> for MoveStep {
                 ctx.tables = tables;
                 Ok(())
             }
+            move_steps::STORAGE => {
+                let (Some(source), Some(target)) = (&ctx.source, &ctx.target) else {
+                    return Ok(());
+                };
+                if !p.storage.keeps_objects(source, target) {
+                    p.storage
+                        .relocate(source, target)
+                        .await
+                        .map_err(step_error)?;
+                }
+                Ok(())
+            }
             move_steps::CUT_OVER => self.cut_over(ctx).await,
             move_steps::RELEASE => {
                 let (Some(source), Some(target)) = (&ctx.source, &ctx.target) else {
@@ -466,6 +482,13 @@ impl Step<MoveContext> for MoveStep {
                     .drop_tenant(source, DropReason::Delete)
                     .await
                     .map_err(step_error)?;
+                if !p.storage.keeps_objects(source, target) {
+                    // Copied to the target before cut-over: the source's are extra.
+                    p.storage
+                        .remove(source, RemovalMode::Purge)
+                        .await
+                        .map_err(step_error)?;
+                }
                 if source.shard != target.shard {
                     p.resolver
                         .release(&ctx.tenant_id, &source.shard)
@@ -515,6 +538,20 @@ impl Step<MoveContext> for MoveStep {
                 }
                 p.schema
                     .drop_tenant(&target, DropReason::Compensation)
+                    .await
+                    .map_err(step_error)
+            }
+            move_steps::STORAGE => {
+                let Some(source) = &ctx.source else {
+                    return Ok(());
+                };
+                if p.storage.keeps_objects(source, &target) {
+                    return Ok(());
+                }
+                // The tenant lives at the source: what is under its prefix
+                // at the target is this move's copy.
+                p.storage
+                    .remove(&target, RemovalMode::Purge)
                     .await
                     .map_err(step_error)
             }

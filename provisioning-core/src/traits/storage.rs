@@ -113,6 +113,33 @@ pub trait StorageInitializer: Send + Sync {
 
     /// Archives or purges everything under the tenant's prefix.
     async fn remove(&self, plan: &Placement, mode: RemovalMode) -> Result<()>;
+
+    /// Whether a tenant moving from `from` to `to` keeps its objects where
+    /// they are. The default: when both are in one region (storage is kept
+    /// per region). When not, the move calls [`relocate`](Self::relocate)
+    /// while the tenant's writes are held and, once the tenant lives at `to`,
+    /// [`remove`](Self::remove) with [`RemovalMode::Purge`] at `from`.
+    fn keeps_objects(&self, from: &Placement, to: &Placement) -> bool {
+        from.region == to.region
+    }
+
+    /// Copies every object of the tenant, and its storage's own records,
+    /// from where `from` keeps them to where `to` does, leaving `from`'s as
+    /// they are. Running it again replaces what an earlier run copied.
+    ///
+    /// The default refuses: a storage that cannot copy between regions keeps
+    /// its tenants in theirs, and the move fails before cut-over with nothing
+    /// changed.
+    async fn relocate(&self, from: &Placement, to: &Placement) -> Result<()> {
+        Err(crate::Error::invalid(
+            "region",
+            format!(
+                "this storage cannot move tenant {}'s objects from region {} to {}: \
+                 moves between regions need a storage that implements `relocate`",
+                from.tenant_id, from.region, to.region
+            ),
+        ))
+    }
 }
 
 macro_rules! forward_storage {
@@ -133,6 +160,12 @@ macro_rules! forward_storage {
             }
             async fn remove(&self, plan: &Placement, mode: RemovalMode) -> Result<()> {
                 (**self).remove(plan, mode).await
+            }
+            fn keeps_objects(&self, from: &Placement, to: &Placement) -> bool {
+                (**self).keeps_objects(from, to)
+            }
+            async fn relocate(&self, from: &Placement, to: &Placement) -> Result<()> {
+                (**self).relocate(from, to).await
             }
         }
     };

@@ -24,6 +24,8 @@
 
 use sha2::{Digest, Sha256};
 
+use provisioning_core::{Error, Result};
+
 use crate::schema::{SEED_LEDGER_TABLE, Schemas, TenantSchema};
 
 /// The column that scopes a row to its tenant in a shared database.
@@ -45,6 +47,9 @@ pub(crate) struct TablePlan {
     /// The target table has `tenant_id`: write the tenant's id into it,
     /// and clear only the tenant's rows.
     pub(crate) target_scoped: bool,
+    /// Source columns the target lacks, `tenant_id` aside: their values
+    /// would be lost, so [`check`](Self::check) refuses the copy.
+    pub(crate) dropped: Vec<String>,
 }
 
 impl TablePlan {
@@ -57,12 +62,48 @@ impl TablePlan {
             .collect();
         columns.sort();
         columns.dedup();
+        let dropped = source
+            .iter()
+            .filter(|c| c.as_str() != TENANT_COLUMN && !target.contains(c))
+            .cloned()
+            .collect();
         TablePlan {
             table: table.to_owned(),
             columns,
             source_scoped: source.iter().any(|c| c == TENANT_COLUMN),
             target_scoped: target.iter().any(|c| c == TENANT_COLUMN),
+            dropped,
         }
+    }
+
+    /// Refuses a copy that would lose or leak rows: a source column the
+    /// target lacks (its values would be dropped), or a table without
+    /// `tenant_id` in a database whose rows several tenants share (`*_shares_rows`):
+    /// read there it would take other tenants' rows, cleared there it would
+    /// wipe them.
+    pub(crate) fn check(&self, source_shares_rows: bool, target_shares_rows: bool) -> Result<()> {
+        let refuse = |rule: String| Err(Error::invalid("move", rule));
+        if !self.dropped.is_empty() {
+            return refuse(format!(
+                "table {} has columns {} at the source but not at the target: their values \
+                 would be lost (migrate the target's schema first)",
+                self.table,
+                self.dropped.join(", ")
+            ));
+        }
+        for (shares, scoped, side) in [
+            (source_shares_rows, self.source_scoped, "source"),
+            (target_shares_rows, self.target_scoped, "target"),
+        ] {
+            if shares && !scoped {
+                return refuse(format!(
+                    "table {} has no {TENANT_COLUMN} column, but the {side} database is shared \
+                     by several tenants: its rows are not the tenant's alone to copy or clear",
+                    self.table
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -92,10 +133,21 @@ pub(crate) fn seed_checksums<C>(schema: &TenantSchema<C>) -> Vec<(String, i64, S
 }
 
 /// The tables to copy when the schemas declare them (see the module docs),
-/// the seed ledger last; `None` when neither declares its tenant tables and
-/// the source database must be asked.
-pub(crate) fn declared_tables<C>(schemas: &Schemas<C>) -> Option<Vec<String>> {
-    let declared = [&schemas.shared, &schemas.dedicated]
+/// the seed ledger last; `None` when the source's rows must be listed from
+/// the source database itself. A source whose rows several tenants share
+/// (`source_shares_rows`) takes the shared schema's declared tables, else the
+/// dedicated one's; a dedicated source only its own schema's, since every
+/// table of its database is the tenant's.
+pub(crate) fn declared_tables<C>(
+    schemas: &Schemas<C>,
+    source_shares_rows: bool,
+) -> Option<Vec<String>> {
+    let candidates = if source_shares_rows {
+        [schemas.shared.as_ref(), schemas.dedicated.as_ref()]
+    } else {
+        [schemas.dedicated.as_ref(), None]
+    };
+    let declared = candidates
         .into_iter()
         .flatten()
         .map(|s| s.tables())
@@ -159,17 +211,49 @@ mod tests {
     fn shared_to_dedicated_drops_the_tenant_column_and_keeps_common_ones() {
         let plan = TablePlan::new(
             "users",
-            &cols(&["id", "tenant_id", "email", "last_login_at"]),
+            &cols(&["id", "tenant_id", "email"]),
             &cols(&["email", "id"]),
         );
         assert_eq!(plan.columns, cols(&["email", "id"]));
         assert!(plan.source_scoped && !plan.target_scoped);
+        assert!(plan.check(true, false).is_ok());
         let back = TablePlan::new(
             "users",
             &cols(&["email", "id"]),
             &cols(&["tenant_id", "id", "email"]),
         );
         assert!(!back.source_scoped && back.target_scoped);
+        assert!(back.check(false, true).is_ok());
+    }
+
+    fn refusal(plan: &TablePlan, source_shares: bool, target_shares: bool) -> String {
+        match plan.check(source_shares, target_shares) {
+            Err(Error::InvalidInput { field, rule }) => {
+                assert_eq!(field, "move");
+                rule
+            }
+            other => panic!("{plan:?} was accepted: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_column_the_target_lacks_is_refused_not_dropped() {
+        let plan = TablePlan::new(
+            "users",
+            &cols(&["id", "tenant_id", "email", "last_login_at"]),
+            &cols(&["email", "id"]),
+        );
+        assert_eq!(plan.dropped, cols(&["last_login_at"]));
+        let rule = refusal(&plan, true, false);
+        assert!(rule.contains("users") && rule.contains("last_login_at"), "{rule}");
+    }
+
+    #[test]
+    fn an_unscoped_table_in_a_shared_database_is_refused_on_either_side() {
+        let plan = TablePlan::new("countries", &cols(&["code"]), &cols(&["code"]));
+        assert!(plan.check(false, false).is_ok());
+        assert!(refusal(&plan, false, true).contains("target database is shared"));
+        assert!(refusal(&plan, true, false).contains("source database is shared"));
     }
 
     #[test]

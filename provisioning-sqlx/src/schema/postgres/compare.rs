@@ -55,6 +55,7 @@ impl PgSchemaManager {
             source: catalog::schema_of(&mut tx, from, None).await?,
             target: catalog::schema_of(&mut tx, to, None).await?,
             target_location: to.location(),
+            shares_rows: [from.shares_rows(), to.shares_rows()],
         };
         let same = from.location() == to.location();
         let compared = self
@@ -83,6 +84,7 @@ impl PgSchemaManager {
             source: catalog::schema_of(&mut source, from, None).await?,
             target: catalog::schema_of(&mut target, to, None).await?,
             target_location: to.location(),
+            shares_rows: [from.shares_rows(), to.shares_rows()],
         };
         let mut conns = Conns::Two {
             source: &mut source,
@@ -109,7 +111,7 @@ impl PgSchemaManager {
         same: bool,
     ) -> Result<Vec<TableComparison>> {
         let mut compared = Vec::new();
-        for table in self.move_tables(conns, &sides.source).await? {
+        for table in self.move_tables(conns, sides).await? {
             let source = catalog::columns(conns.source(), &sides.source, &table).await?;
             let target = if same {
                 source.clone()

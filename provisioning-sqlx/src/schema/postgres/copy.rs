@@ -50,6 +50,9 @@ pub(super) struct Sides<'t> {
     pub(super) source: String,
     pub(super) target: String,
     pub(super) target_location: String,
+    /// Whether each side's rows are shared with other tenants (`tenant_id`
+    /// rows in a shard's database), source then target.
+    pub(super) shares_rows: [bool; 2],
 }
 
 impl Sides<'_> {
@@ -246,6 +249,7 @@ impl PgSchemaManager {
             source: catalog::schema_of(&mut tx, from, to.schema()).await?,
             target: catalog::schema_of(&mut tx, to, to.schema()).await?,
             target_location: location.clone(),
+            shares_rows: [from.shares_rows(), to.shares_rows()],
         };
         let rows = self
             .copy_rows(&mut Conns::One(&mut tx), &sides, seeds)
@@ -278,6 +282,7 @@ impl PgSchemaManager {
             source: catalog::schema_of(&mut source, from, from.schema()).await?,
             target: catalog::schema_of(&mut target, to, to.schema()).await?,
             target_location: location.clone(),
+            shares_rows: [from.shares_rows(), to.shares_rows()],
         };
         let mut conns = Conns::Two {
             source: &mut source,
@@ -300,12 +305,12 @@ impl PgSchemaManager {
     pub(super) async fn move_tables(
         &self,
         conns: &mut Conns<'_>,
-        source_schema: &str,
+        sides: &Sides<'_>,
     ) -> Result<Vec<String>> {
-        match declared_tables(&self.schemas) {
+        match declared_tables(&self.schemas, sides.shares_rows[0]) {
             Some(tables) => Ok(tables),
             None => Ok(with_ledger(
-                catalog::tables(conns.source(), source_schema).await?,
+                catalog::tables(conns.source(), &sides.source).await?,
             )),
         }
     }
@@ -319,7 +324,7 @@ impl PgSchemaManager {
         seeds: &[(String, i64, String)],
     ) -> Result<u64> {
         let mut work = Vec::new();
-        for table in self.move_tables(conns, &sides.source).await? {
+        for table in self.move_tables(conns, sides).await? {
             let source = catalog::columns(conns.source(), &sides.source, &table).await?;
             if !source.exist() {
                 continue;
@@ -344,6 +349,8 @@ impl PgSchemaManager {
                 ));
             }
             let plan = TablePlan::new(&table, &source.names, &target.names);
+            let [source_shares, target_shares] = sides.shares_rows;
+            plan.check(source_shares, target_shares)?;
             if !plan.columns.is_empty() {
                 work.push((plan, target.sequences));
             }

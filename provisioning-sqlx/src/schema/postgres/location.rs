@@ -30,6 +30,11 @@ pub(crate) enum TargetKind {
 }
 
 impl Target {
+    /// Whether the tenant's rows sit beside other tenants' (`tenant_id` rows).
+    pub(super) fn shares_rows(&self) -> bool {
+        matches!(self.kind, TargetKind::Shared)
+    }
+
     /// The schema a tenant's connection works in: its own, or the
     /// database's default.
     pub(super) fn schema(&self) -> Option<&str> {

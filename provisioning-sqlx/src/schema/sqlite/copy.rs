@@ -62,8 +62,13 @@ impl Attached {
             if let Err(error) = detached {
                 // A connection still holding the source must not be kept.
                 tracing::warn!(%error, "detaching a move's source failed; closing the connection");
-                if let Conn::Shared(mut shared) = self.conn {
-                    let _ = sqlx::query("ROLLBACK").execute(&mut *shared).await;
+                match self.conn {
+                    Conn::Shared(shared) => {
+                        if let Some(conn) = shared.discard() {
+                            close(conn).await;
+                        }
+                    }
+                    Conn::Own(conn) => close(conn).await,
                 }
                 return;
             }
@@ -128,8 +133,9 @@ impl SqliteSchemaManager {
         &self,
         conn: &mut SqliteConnection,
         source: &str,
+        source_shares_rows: bool,
     ) -> Result<Vec<TablePlan>> {
-        let tables = match declared_tables(&self.schemas) {
+        let tables = match declared_tables(&self.schemas, source_shares_rows) {
             Some(tables) => tables,
             None => with_ledger(
                 sqlx::query_scalar(AssertSqlSafe(format!(
@@ -175,7 +181,15 @@ impl SqliteSchemaManager {
         }
         let seeds = seed_checksums(self.schema(target.isolation)?);
         let mut attached = self.attach(source, target).await?;
-        let result = copy_rows(attached.conn(), self, &source.tenant_id, &seeds).await;
+        let shares_rows = [source, target].map(|p| p.isolation == Isolation::Shared);
+        let result = copy_rows(
+            attached.conn(),
+            self,
+            &source.tenant_id,
+            &seeds,
+            shares_rows,
+        )
+        .await;
         // Kept for the verification that follows.
         attached.done(self, result.is_ok()).await;
         result
@@ -191,7 +205,8 @@ impl SqliteSchemaManager {
         let from = attached.source;
         let result = async {
             let conn = attached.conn();
-            let plans = self.table_plans(conn, from).await?;
+            let shared = source.isolation == Isolation::Shared;
+            let plans = self.table_plans(conn, from, shared).await?;
             let mut tables = Vec::with_capacity(plans.len());
             for plan in &plans {
                 // Both sides in one order: by key where both sides have the
@@ -229,15 +244,22 @@ impl SqliteSchemaManager {
     }
 }
 
-/// Checks for collisions, clears the tenant's rows at the target, copies,
+/// Refuses a copy that would lose or leak rows (see `TablePlan::check`),
+/// checks for collisions, clears the tenant's rows at the target, copies,
 /// all in one transaction; the rows copied.
 async fn copy_rows(
     conn: &mut SqliteConnection,
     manager: &SqliteSchemaManager,
     tenant: &TenantId,
     seeds: &[(String, i64, String)],
+    [source_shares_rows, target_shares_rows]: [bool; 2],
 ) -> Result<u64> {
-    let plans = manager.table_plans(conn, SRC).await?;
+    let plans = manager
+        .table_plans(conn, SRC, source_shares_rows)
+        .await?;
+    for plan in &plans {
+        plan.check(source_shares_rows, target_shares_rows)?;
+    }
     let what = || format!("copying tenant {tenant}");
     sqlx::query("BEGIN IMMEDIATE")
         .execute(&mut *conn)

@@ -63,6 +63,14 @@ impl std::ops::DerefMut for SharedConn {
     }
 }
 
+impl SharedConn {
+    /// Takes the kept connection out, for a caller that must not leave it
+    /// kept (one left in an unknown state): the next `acquire` opens anew.
+    pub(super) fn discard(mut self) -> Option<SqliteConnection> {
+        self.0.take()
+    }
+}
+
 impl SharedDb {
     /// Whether every migration of the shared schema is applied.
     pub(super) fn migrated(&self) -> bool {

@@ -1,0 +1,95 @@
+//! Relocation moves a tenant's objects to another region's store for a move
+//! between regions: every object byte for byte, the marker last and
+//! rewritten for the new region, the source untouched until it is purged;
+//! running it again changes nothing; another tenant's marker at the target
+//! stops it before anything is written.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[macro_use]
+mod common;
+
+use common::{Harness, list, plan, plan_with, put, read};
+use provisioning_core::{Error, RemovalMode, StorageInitializer};
+
+async fn relocation_copies_every_object_and_the_marker(h: Harness) {
+    let storage = h.initializer(&["uploads", "exports"]);
+    let acme_eu = plan("acme", "eu-west");
+    let acme_us = plan_with("acme", "us-east", "premium");
+    storage.initialize(&acme_eu).await.unwrap();
+    storage.suspend(&acme_eu).await.unwrap();
+    let (eu, us) = (h.store("eu-west"), h.store("us-east"));
+    let files = [
+        ("uploads/a.pdf", b"%PDF-a".as_slice()),
+        ("exports/2025/q1/report.csv", b"id,total\n1,2\n"),
+    ];
+    for (path, bytes) in files {
+        put(eu.as_ref(), &format!("tenants/acme/{path}"), bytes).await;
+    }
+    let before = list(eu.as_ref(), "tenants/acme").await;
+
+    assert!(!storage.keeps_objects(&acme_eu, &acme_us));
+    assert!(storage.keeps_objects(&acme_eu, &plan_with("acme", "eu-west", "premium")));
+    storage.relocate(&acme_eu, &acme_us).await.unwrap();
+    storage.relocate(&acme_eu, &acme_us).await.unwrap(); // again: the same
+
+    assert_eq!(list(us.as_ref(), "tenants/acme").await, before);
+    for (path, bytes) in files {
+        assert_eq!(read(us.as_ref(), &format!("tenants/acme/{path}")).await, bytes);
+    }
+    let source = storage.read_marker(&acme_eu).await.unwrap().unwrap();
+    let moved = storage.read_marker(&acme_us).await.unwrap().unwrap();
+    assert_eq!(moved.region.as_str(), "us-east");
+    assert_eq!(moved.plan.as_str(), "premium");
+    assert_eq!((moved.created, moved.suspended), (source.created, true));
+    assert_eq!(source.region.as_str(), "eu-west");
+    // The source stays whole until the move purges it.
+    assert_eq!(list(eu.as_ref(), "tenants/acme").await, before);
+    storage.remove(&acme_eu, RemovalMode::Purge).await.unwrap();
+    assert!(list(eu.as_ref(), "tenants/acme").await.is_empty());
+    // The tenant's storage works at its new region.
+    storage.resume(&acme_us).await.unwrap();
+    assert!(storage.plan(&acme_us).await.unwrap().exists);
+}
+
+async fn another_tenants_marker_at_the_target_stops_relocation(h: Harness) {
+    let storage = h.initializer(&["uploads"]);
+    let acme_eu = plan("acme", "eu-west");
+    storage.initialize(&acme_eu).await.unwrap();
+    put(h.store("eu-west").as_ref(), "tenants/acme/uploads/a.txt", b"a").await;
+    let us = h.store("us-east");
+    // A marker naming another tenant under acme's prefix in us-east.
+    let foreign = br#"{"version":1,"tenant_id":"bolt","region":"us-east","plan":"free","created":"2025-03-01T12:30:05Z","layout":[]}"#;
+    put(us.as_ref(), "tenants/acme/.tenant.json", foreign).await;
+
+    let err = storage
+        .relocate(&acme_eu, &plan("acme", "us-east"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Conflict { .. }), "{err}");
+    assert!(err.to_string().contains("bolt"), "{err}");
+    assert_eq!(list(us.as_ref(), "tenants/acme").await, ["tenants/acme/.tenant.json"]);
+}
+
+on_every_backend!(
+    relocation_copies_every_object_and_the_marker,
+    another_tenants_marker_at_the_target_stops_relocation,
+);
+
+#[tokio::test]
+async fn two_regions_on_one_store_are_refused() {
+    let store: std::sync::Arc<dyn object_store::ObjectStore> =
+        std::sync::Arc::new(object_store::memory::InMemory::new());
+    let storage = provisioning_storage::ObjectStoreInitializer::builder()
+        .region("eu-west".parse().unwrap(), store.clone())
+        .region("us-east".parse().unwrap(), store)
+        .build()
+        .unwrap();
+    let acme = plan("acme", "eu-west");
+    storage.initialize(&acme).await.unwrap();
+    let err = storage
+        .relocate(&acme, &plan("acme", "us-east"))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("share one object store"), "{err}");
+}
