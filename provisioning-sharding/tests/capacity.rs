@@ -256,3 +256,31 @@ fn preview_picks_like_resolve_but_reserves_nothing() {
     assert_eq!(resolved.shard, previewed.shard);
     assert_eq!(resolver.reserved(&id("b")), 1);
 }
+
+#[test]
+fn a_chosen_shard_is_reserved_so_two_moves_cannot_take_its_last_slot() {
+    // a: 9 of 10 tenants; two tenants are moved onto it at once.
+    let resolver =
+        LeastLoadedResolver::new(directory(), InMemoryLoad::new().with_count(&id("a"), 9));
+    let d = decision("eu", Isolation::Shared, Residency::Strict);
+    // A dry run reserves nothing.
+    block_on(resolver.preview_on(&tenant(1), &d, &id("a"))).unwrap();
+    assert_eq!(resolver.reserved(&id("a")), 0);
+    let first = block_on(resolver.resolve_on(&tenant(1), &d, &id("a"))).unwrap();
+    assert_eq!(first.shard.as_str(), "a");
+    assert_eq!(resolver.reserved(&id("a")), 1);
+    // The same tenant again holds the same slot.
+    block_on(resolver.resolve_on(&tenant(1), &d, &id("a"))).unwrap();
+    assert_eq!(resolver.reserved(&id("a")), 1);
+    let err = block_on(resolver.resolve_on(&tenant(2), &d, &id("a"))).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("shard a is full (10 of 10 tenants)"),
+        "{err}"
+    );
+    // A rolled-back move gives the slot back.
+    block_on(resolver.release(&tenant(1), &id("a"))).unwrap();
+    block_on(resolver.resolve_on(&tenant(2), &d, &id("a"))).unwrap();
+    let err = block_on(resolver.resolve_on(&tenant(3), &d, &id("nowhere"))).unwrap_err();
+    assert!(matches!(err, Error::NotFound { .. }), "{err}");
+}

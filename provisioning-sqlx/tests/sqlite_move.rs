@@ -212,7 +212,12 @@ async fn a_table_without_tenant_id_in_a_shared_file_is_refused_and_left_alone() 
         .unwrap();
     assert_eq!(codes, ["fr"]);
     assert_eq!(
-        count(&mut conn, "SELECT COUNT(*) FROM roles WHERE tenant_id = ?1", "acme").await,
+        count(
+            &mut conn,
+            "SELECT COUNT(*) FROM roles WHERE tenant_id = ?1",
+            "acme"
+        )
+        .await,
         0
     );
     // Out of the shared file the same table would take the other tenant's rows.
@@ -224,5 +229,8 @@ async fn a_table_without_tenant_id_in_a_shared_file_is_refused_and_left_alone() 
         .await
         .unwrap();
     let err = m.copy_tenant(&other, &back).await.unwrap_err();
-    assert!(err.to_string().contains("source database is shared"), "{err}");
+    assert!(
+        err.to_string().contains("source database is shared"),
+        "{err}"
+    );
 }

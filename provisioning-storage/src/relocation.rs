@@ -35,7 +35,8 @@ pub(crate) async fn relocate(
         if marker.archive_started_at.is_some() {
             return Err(StorageError::MarkerConflict {
                 tenant: from.tenant_id.clone(),
-                reason: "an archive of this tenant is in progress: finish `remove` first".to_owned(),
+                reason: "an archive of this tenant is in progress: finish `remove` first"
+                    .to_owned(),
             });
         }
     }
@@ -72,7 +73,11 @@ fn relocated(mut marker: TenantMarker, to: &Placement) -> TenantMarker {
 
 /// Copies one object, whole: objects are read into memory one per slot of
 /// the bound in flight.
-async fn copy_object(source: &dyn ObjectStore, target: &dyn ObjectStore, location: Path) -> Result<()> {
+async fn copy_object(
+    source: &dyn ObjectStore,
+    target: &dyn ObjectStore,
+    location: Path,
+) -> Result<()> {
     let bytes = match source.get(&location).await {
         Ok(result) => result.bytes().await,
         Err(e) => Err(e),

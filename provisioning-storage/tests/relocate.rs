@@ -35,7 +35,10 @@ async fn relocation_copies_every_object_and_the_marker(h: Harness) {
 
     assert_eq!(list(us.as_ref(), "tenants/acme").await, before);
     for (path, bytes) in files {
-        assert_eq!(read(us.as_ref(), &format!("tenants/acme/{path}")).await, bytes);
+        assert_eq!(
+            read(us.as_ref(), &format!("tenants/acme/{path}")).await,
+            bytes
+        );
     }
     let source = storage.read_marker(&acme_eu).await.unwrap().unwrap();
     let moved = storage.read_marker(&acme_us).await.unwrap().unwrap();
@@ -56,7 +59,12 @@ async fn another_tenants_marker_at_the_target_stops_relocation(h: Harness) {
     let storage = h.initializer(&["uploads"]);
     let acme_eu = plan("acme", "eu-west");
     storage.initialize(&acme_eu).await.unwrap();
-    put(h.store("eu-west").as_ref(), "tenants/acme/uploads/a.txt", b"a").await;
+    put(
+        h.store("eu-west").as_ref(),
+        "tenants/acme/uploads/a.txt",
+        b"a",
+    )
+    .await;
     let us = h.store("us-east");
     // A marker naming another tenant under acme's prefix in us-east.
     let foreign = br#"{"version":1,"tenant_id":"bolt","region":"us-east","plan":"free","created":"2025-03-01T12:30:05Z","layout":[]}"#;
@@ -68,7 +76,10 @@ async fn another_tenants_marker_at_the_target_stops_relocation(h: Harness) {
         .unwrap_err();
     assert!(matches!(err, Error::Conflict { .. }), "{err}");
     assert!(err.to_string().contains("bolt"), "{err}");
-    assert_eq!(list(us.as_ref(), "tenants/acme").await, ["tenants/acme/.tenant.json"]);
+    assert_eq!(
+        list(us.as_ref(), "tenants/acme").await,
+        ["tenants/acme/.tenant.json"]
+    );
 }
 
 on_every_backend!(

@@ -10,7 +10,7 @@ use std::sync::Arc;
 // sharding (directory, resolvers, plan policy), sqlx (stores and schema
 // managers) and storage (tenant folders on object_store).
 use provisioning_core::{FaultInjector, ProvisioningOrchestrator};
-use provisioning_sharding::{PolicyPlanBuilder, RendezvousResolver};
+use provisioning_sharding::{PolicyPlanBuilder, RendezvousResolver, ShardDirectory};
 use provisioning_sqlx::{Seed, SqliteSchemaManager, SqliteStore, TenantSchema};
 use provisioning_storage::ObjectStoreInitializer;
 use sqlx::migrate::Migrator;
@@ -60,6 +60,9 @@ impl Release {
 pub(crate) struct Hybrid {
     pub(crate) orchestrator: ProvisioningOrchestrator,
     pub(crate) schema: Arc<SqliteSchemaManager>,
+    /// The shard map the resolver reads: a long-running server applies
+    /// statuses operators set later (`drain`) to it.
+    pub(crate) directory: Arc<ShardDirectory>,
 }
 
 /// Where everything lives under the data directory.
@@ -148,5 +151,6 @@ pub(crate) async fn hybrid(
     Ok(Hybrid {
         orchestrator: builder.build()?,
         schema,
+        directory,
     })
 }

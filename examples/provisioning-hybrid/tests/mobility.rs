@@ -342,7 +342,13 @@ fn bad_moves_are_clear_errors_that_change_nothing() {
     json(
         d,
         &[
-            "create", "--tenant", "vault", "--plan", "regulated", "--region", "eu-west",
+            "create",
+            "--tenant",
+            "vault",
+            "--plan",
+            "regulated",
+            "--region",
+            "eu-west",
         ],
     );
     let version = |t: &str| json(d, &["status", t])["version"].clone();
@@ -357,7 +363,13 @@ fn bad_moves_are_clear_errors_that_change_nothing() {
             "invalid shard: tenant acme is on shard eu-west-shared-1 already",
         ),
         (
-            vec!["move", "--tenant", "vault", "--shard", "us-east-dedicated-1"],
+            vec![
+                "move",
+                "--tenant",
+                "vault",
+                "--shard",
+                "us-east-dedicated-1",
+            ],
             "residency is strict to region eu-west",
         ),
         (
@@ -416,7 +428,10 @@ fn a_flexible_tenant_moves_to_another_region_with_its_storage() {
     std::fs::write(eu.join("uploads/logo.png"), b"\x89PNG acme").unwrap();
     let us_shared = d.join("databases/us-east/us-east-shared-1/_shared.sqlite");
     // Without a fallback region, an operator's move stays in the region.
-    let stderr = fails(d, &["move", "--tenant", "acme", "--shard", "us-east-shared-1"]);
+    let stderr = fails(
+        d,
+        &["move", "--tenant", "acme", "--shard", "us-east-shared-1"],
+    );
     assert!(stderr.contains("no fallback allows it"), "{stderr}");
     let (ok, config, _) = run(d, &["config"]);
     assert!(ok);
@@ -441,8 +456,14 @@ fn a_flexible_tenant_moves_to_another_region_with_its_storage() {
     let mut failing = moving.to_vec();
     failing.extend(["--inject-failure", "relocate-storage:permanent"]);
     let stderr = fails(d, &failing);
-    assert!(stderr.contains("failed at step relocate-storage"), "{stderr}");
-    assert_eq!(json(d, &["status", "acme"])["placement"]["region"], "eu-west");
+    assert!(
+        stderr.contains("failed at step relocate-storage"),
+        "{stderr}"
+    );
+    assert_eq!(
+        json(d, &["status", "acme"])["placement"]["region"],
+        "eu-west"
+    );
     assert!(!us.exists(), "nothing of acme's storage in us-east");
     assert_eq!(dump(&shared(d), "acme"), before);
 

@@ -78,45 +78,79 @@ fn secret_spans(text: &str) -> Vec<Range<usize>> {
 
 /// The password in `scheme://user:password@host`.
 ///
-/// The user info ends at the last `@` before the query, not at the first `/`:
-/// an unencoded `/` or `@` in a password must not leak it. That may redact a
-/// little too much of an odd URL, never too little.
+/// The user info ends at the last `@` of the URL, not at the first `/`, `?`
+/// or `#`: an unencoded `/`, `@`, `?` or `#` in a password must not leak it.
+/// A URL without user info but with an `@` in its query may so lose a little
+/// more than its password; never less.
 fn userinfo_password(text: &str) -> Option<Range<usize>> {
     let start = text.find("://")? + 3;
     let rest = &text[start..];
-    let end = rest.find(['?', '#']).unwrap_or(rest.len());
-    let at = rest[..end].rfind('@')?;
+    let at = rest.rfind('@')?;
     let colon = rest[..at].find(':')?;
+    // The user name holds none of these: past one, this is not user info.
+    if rest[..colon].contains(['/', '?', '#']) {
+        return None;
+    }
     Some(start + colon + 1..start + at)
 }
 
-/// Values of `password=...` style keys, up to the next separator.
+/// Values of `password=...` style keys: `key=value` up to the next
+/// separator, with spaces allowed around `=` and a `'quoted value'` (libpq's
+/// syntax) taken whole.
 fn keyed_secrets(text: &str) -> Vec<Range<usize>> {
     let lower = text.to_ascii_lowercase();
     let bytes = text.as_bytes();
     let mut spans = Vec::new();
     for key in SECRET_KEYS {
-        let pattern = format!("{key}=");
         let mut from = 0;
-        while let Some(found) = lower[from..].find(&pattern) {
+        while let Some(found) = lower[from..].find(key) {
             let key_start = from + found;
-            let value_start = key_start + pattern.len();
-            from = value_start;
-            // Only a whole key counts: `sslpassword=` must not also match as `password=`.
+            from = key_start + key.len();
+            // Only a whole key counts: `sslpassword` must not also match as `password`.
             let boundary =
                 key_start == 0 || matches!(bytes[key_start - 1], b'?' | b'&' | b';' | b' ' | b'\t');
             if !boundary {
                 continue;
             }
-            let value_end = text[value_start..]
-                .find(['&', ';', ' ', '\t', '#'])
-                .map_or(text.len(), |i| value_start + i);
+            let mut i = from;
+            while matches!(bytes.get(i), Some(b' ' | b'\t')) {
+                i += 1;
+            }
+            if bytes.get(i) != Some(&b'=') {
+                continue;
+            }
+            i += 1;
+            while matches!(bytes.get(i), Some(b' ' | b'\t')) {
+                i += 1;
+            }
+            let value_start = i;
+            let value_end = if bytes.get(i) == Some(&b'\'') {
+                quoted_end(bytes, i + 1)
+            } else {
+                text[value_start..]
+                    .find(['&', ';', ' ', '\t', '#'])
+                    .map_or(text.len(), |n| value_start + n)
+            };
             if value_end > value_start {
                 spans.push(value_start..value_end);
             }
         }
     }
     spans
+}
+
+/// Just past the quote that closes a libpq `'value'` whose text starts at
+/// `from` (`\'` and `\\` escaped); the end of the text when none does.
+fn quoted_end(bytes: &[u8], from: usize) -> usize {
+    let mut i = from;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' => i += 2,
+            b'\'' => return i + 1,
+            _ => i += 1,
+        }
+    }
+    bytes.len()
 }
 
 #[cfg(test)]
@@ -175,6 +209,37 @@ mod tests {
         );
         // `mypassword=` is not a secret key, only a key that ends like one.
         assert_eq!(redact_secrets("x?mypassword=1"), "x?mypassword=1");
+        assert_eq!(redact_secrets("host=db passwords=1"), "host=db passwords=1");
+    }
+
+    #[test]
+    fn odd_characters_and_spacing_do_not_leak_a_password() {
+        for (text, secret) in [
+            ("postgres://u:p#ss@host/db", "p#ss"),
+            ("postgres://u:p?ss@host/db?sslmode=require", "p?ss"),
+            ("postgres://u:a/b?c#d@host:5432/db", "a/b?c#d"),
+            ("host=db password = s3cret dbname=t", "s3cret"),
+            ("host=db password\t=\ts3cret", "s3cret"),
+            ("host=db password='with space' dbname=t", "with space"),
+            ("host=db password='it\\'s' dbname=t", "it\\'s"),
+        ] {
+            let redacted = redact_secrets(text);
+            assert!(!redacted.contains(secret), "{text} -> {redacted}");
+            assert!(redacted.contains(REDACTED), "{text} -> {redacted}");
+        }
+        assert_eq!(
+            redact_secrets("host=db password = 'a b' dbname=t"),
+            "host=db password = *** dbname=t"
+        );
+        assert_eq!(
+            redact_secrets("postgres://u:p#ss@host/db"),
+            "postgres://u:***@host/db"
+        );
+        // No user info: a path or query with `@` keeps what holds no password.
+        assert_eq!(
+            redact_secrets("postgres://host/db?application_name=a@b"),
+            "postgres://host/db?application_name=a@b"
+        );
     }
 
     #[test]

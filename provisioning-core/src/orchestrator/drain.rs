@@ -26,6 +26,7 @@ pub struct DrainOutcome {
 /// One tenant's outcome in a drain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum DrainStatus {
     /// Its data is on another shard now.
     Moved,

@@ -297,6 +297,52 @@ impl<L: LoadSource> LeastLoadedResolver<L> {
     }
 }
 
+impl<L: LoadSource> LeastLoadedResolver<L> {
+    /// `shard` if its rules allow the tenant and it has room; a slot is
+    /// reserved on it when `reserve`, decided under the ledger's lock.
+    async fn place_on(
+        &self,
+        tenant: &TenantId,
+        decision: &PlanDecision,
+        shard: &ShardId,
+        reserve: bool,
+    ) -> Result<ShardChoice> {
+        let choice = chosen::check_id(&self.directory, shard, tenant, decision, &self.fallbacks)?;
+        // Read outside the lock: the source may be a database round trip.
+        let counts = self.load.tenant_counts().await?;
+        let index = self
+            .directory
+            .index_of(shard)
+            .ok_or_else(|| Error::NotFound {
+                kind: "shard",
+                id: shard.to_string(),
+            })?;
+        let now = Instant::now();
+        let mut ledger = self.ledger();
+        ledger.expire(now, self.ttl);
+        let held = ledger
+            .by_tenant
+            .get(tenant)
+            .is_some_and(|r| r.shard == index);
+        let reserved = ledger.per_shard[index] - u64::from(held);
+        let used = counts.get(shard).copied().unwrap_or(0) + reserved;
+        let capacity = u64::from(self.directory.shard_at(index).capacity());
+        if used >= capacity {
+            return Err(Error::Placement {
+                tenant: tenant.clone(),
+                reason: format!(
+                    "shard {shard} is full ({used} of {capacity} tenants); the plan needs region {}, pool {}",
+                    decision.region, decision.isolation
+                ),
+            });
+        }
+        if reserve {
+            ledger.reserve(tenant, index, now);
+        }
+        Ok(choice)
+    }
+}
+
 #[async_trait]
 impl<L: LoadSource> ShardResolver for LeastLoadedResolver<L> {
     async fn resolve(&self, tenant: &TenantId, decision: &PlanDecision) -> Result<ShardChoice> {
@@ -308,36 +354,26 @@ impl<L: LoadSource> ShardResolver for LeastLoadedResolver<L> {
     }
 
     /// Checks the chosen shard's rules and its room (tenants counted by the
-    /// load source, plus reservations); reserves nothing, since a tenant
-    /// holds one reservation at a time and a move's target is counted once
-    /// the tenant is cut over to it.
+    /// load source, plus reservations) and reserves a slot on it, as
+    /// `resolve` does: two moves onto a shard with one slot left cannot both
+    /// pass. The move releases it if it rolls back.
     async fn resolve_on(
         &self,
         tenant: &TenantId,
         decision: &PlanDecision,
         shard: &ShardId,
     ) -> Result<ShardChoice> {
-        let choice = chosen::check_id(&self.directory, shard, tenant, decision, &self.fallbacks)?;
-        let counts = self.load.tenant_counts().await?;
-        let reserved = self
-            .directory
-            .index_of(shard)
-            .map_or(0, |i| self.ledger().per_shard[i]);
-        let used = counts.get(shard).copied().unwrap_or(0) + reserved;
-        let capacity = self
-            .directory
-            .get(shard)
-            .map_or(0, |s| u64::from(s.capacity()));
-        if used >= capacity {
-            return Err(Error::Placement {
-                tenant: tenant.clone(),
-                reason: format!(
-                    "shard {shard} is full ({used} of {capacity} tenants); the plan needs region {}, pool {}",
-                    decision.region, decision.isolation
-                ),
-            });
-        }
-        Ok(choice)
+        self.place_on(tenant, decision, shard, true).await
+    }
+
+    /// The same checks as `resolve_on`; reserves nothing.
+    async fn preview_on(
+        &self,
+        tenant: &TenantId,
+        decision: &PlanDecision,
+        shard: &ShardId,
+    ) -> Result<ShardChoice> {
+        self.place_on(tenant, decision, shard, false).await
     }
 
     async fn release(&self, tenant: &TenantId, shard: &ShardId) -> Result<()> {

@@ -245,7 +245,10 @@ mod tests {
         );
         assert_eq!(plan.dropped, cols(&["last_login_at"]));
         let rule = refusal(&plan, true, false);
-        assert!(rule.contains("users") && rule.contains("last_login_at"), "{rule}");
+        assert!(
+            rule.contains("users") && rule.contains("last_login_at"),
+            "{rule}"
+        );
     }
 
     #[test]

@@ -137,6 +137,7 @@ pub(crate) async fn drain(
                     outcome.tenant_id,
                     outcome.reason.as_deref().unwrap_or("not active")
                 ),
+                other => format!("{}: {other:?}", outcome.tenant_id),
             };
             display
                 .lock()

@@ -62,8 +62,9 @@ const DURATION_BUCKETS: [f64; 14] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
 ];
 
-/// How often the Prometheus recorder drains its histograms.
-const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+/// How often the Prometheus recorder drains its histograms and the shard
+/// statuses operators set are read again.
+const UPKEEP_EVERY: Duration = Duration::from_secs(1);
 
 /// What every handler shares.
 pub(crate) struct AppState {
@@ -116,9 +117,8 @@ pub(crate) async fn serve(
     let metrics = PrometheusBuilder::new()
         .set_buckets(&DURATION_BUCKETS)?
         .install_recorder()?;
-    let orchestrator = crate::wiring::hybrid(data_dir, release, faults)
-        .await?
-        .orchestrator;
+    let hybrid = crate::wiring::hybrid(data_dir, release, faults).await?;
+    let (orchestrator, directory) = (hybrid.orchestrator, hybrid.directory);
     zero_failure_counters(&orchestrator);
     let report = orchestrator.recover().await?;
     tracing::info!(
@@ -133,11 +133,17 @@ pub(crate) async fn serve(
 
     let upkeep = {
         let metrics = metrics.clone();
+        let data_dir = data_dir.to_owned();
         tokio::spawn(async move {
             let mut every = tokio::time::interval(UPKEEP_EVERY);
             loop {
                 every.tick().await;
                 metrics.run_upkeep();
+                // A `drain` run beside the server marks its shard in the data
+                // directory: new tenants must stop going there here too.
+                if let Err(error) = crate::config::apply_statuses(&data_dir, &directory) {
+                    tracing::warn!(%error, "reading shard statuses failed; keeping the last ones");
+                }
             }
         })
     };

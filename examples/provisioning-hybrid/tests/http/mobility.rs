@@ -4,7 +4,7 @@
 use reqwest::{Method, StatusCode, header};
 use serde_json::json;
 
-use crate::server::{Server, assert_error, event_kinds, send};
+use crate::server::{Server, assert_error, cli, event_kinds, send};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plan_upgrade_answers_202_and_moves_the_tenant() {
@@ -99,4 +99,59 @@ async fn bad_moves_are_json_errors_naming_the_field() {
     .await;
     assert_eq!(answer.0, StatusCode::BAD_REQUEST, "{}", answer.1);
     assert_eq!(server.tenant("acme").await["version"], version);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_server_stops_placing_tenants_on_a_shard_drained_beside_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let config = d.join("hybrid.toml");
+    let shard = |id: &str| {
+        format!(
+            "[[shards]]\nid = \"{id}\"\nregion = \"eu-west\"\ncapacity = 1000\n\
+             connection = \"sqlite:databases/eu-west/{id}/_shared.sqlite\"\n\n"
+        )
+    };
+    std::fs::write(
+        &config,
+        shard("eu-west-shared-1") + &shard("eu-west-shared-2"),
+    )
+    .unwrap();
+    let config = config.display().to_string();
+    let server = Server::start_with(d, &["--config", &config], &[]);
+    let on_shard =
+        |record: &serde_json::Value| record["placement"]["shard"].as_str().unwrap().to_owned();
+    // Until one lands on shared-1 (rendezvous spreads them).
+    let mut first = Vec::new();
+    for i in 0..20 {
+        let tenant = format!("early-{i:02}");
+        server.create(&tenant, "free", "eu-west").await;
+        first.push(tenant.clone());
+        if on_shard(&server.tenant(&tenant).await) == "eu-west-shared-1" {
+            break;
+        }
+    }
+
+    // An operator drains shared-1 from the CLI while the server runs.
+    let report = cli(
+        d,
+        &["drain", "--shard", "eu-west-shared-1", "--config", &config],
+    );
+    let outcomes = report["tenants"].as_array().unwrap();
+    assert!(!outcomes.is_empty(), "{report}");
+    assert!(outcomes.iter().all(|t| t["outcome"] == "moved"), "{report}");
+    for tenant in &first {
+        assert_eq!(on_shard(&server.tenant(tenant).await), "eu-west-shared-2");
+    }
+    // The server reads the drain within its upkeep tick.
+    tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
+    for i in 0..12 {
+        let tenant = format!("late-{i:02}");
+        server.create(&tenant, "free", "eu-west").await;
+        assert_eq!(
+            on_shard(&server.tenant(&tenant).await),
+            "eu-west-shared-2",
+            "{tenant} went to the drained shard"
+        );
+    }
 }

@@ -254,9 +254,7 @@ async fn copy_rows(
     seeds: &[(String, i64, String)],
     [source_shares_rows, target_shares_rows]: [bool; 2],
 ) -> Result<u64> {
-    let plans = manager
-        .table_plans(conn, SRC, source_shares_rows)
-        .await?;
+    let plans = manager.table_plans(conn, SRC, source_shares_rows).await?;
     for plan in &plans {
         plan.check(source_shares_rows, target_shares_rows)?;
     }
