@@ -638,3 +638,56 @@ async fn every_form_of_location_and_every_refusal_is_free_of_the_password() {
         assert!(!text.contains("s3cret"), "{text}");
     }
 }
+
+/// A column the source has and the target lacks would be dropped by the
+/// copy: refused, naming the table and the column, with nothing written.
+#[tokio::test]
+async fn a_column_missing_at_the_target_is_refused_not_dropped() {
+    let Some(url) = pg::url() else { return };
+    let (db_a, url_a) = pg::scratch_database(&url, "move_col_a").await;
+    let (db_b, url_b) = pg::scratch_database(&url, "move_col_b").await;
+    let m = PgSchemaManager::builder()
+        .shard(
+            "pg-a".parse().unwrap(),
+            format!("{url_a}?schema={{tenant}}"),
+        )
+        .shard(
+            "pg-b".parse().unwrap(),
+            format!("{url_b}?schema={{tenant}}"),
+        )
+        .dedicated(schema("postgres", false).await)
+        .build()
+        .unwrap();
+    let tenant = unique_tenant("acme");
+    let source = located(&m, plan(&tenant, Isolation::Dedicated, "pg-a"));
+    let target = located(&m, plan(&tenant, Isolation::Dedicated, "pg-b"));
+    let name = m.dedicated_name(&source.tenant_id).unwrap();
+    ready(&m, &source).await;
+    write_work(&url_a, &name).await;
+    pg::exec(
+        &url_a,
+        format!("ALTER TABLE \"{name}\".tasks ADD COLUMN estimate INTEGER DEFAULT 3"),
+    )
+    .await;
+    m.provision(&target).await.unwrap();
+    m.migrate(&target).await.unwrap();
+
+    let err = m.copy_tenant(&source, &target).await.unwrap_err();
+    match &err {
+        Error::InvalidInput { field, rule } => {
+            assert_eq!(*field, "move");
+            assert!(
+                rule.contains("table tasks") && rule.contains("estimate"),
+                "{rule}"
+            );
+        }
+        other => panic!("expected a refusal, got {other}"),
+    }
+    assert_eq!(
+        pg::scalar(&url_b, format!("SELECT COUNT(*) FROM \"{name}\".roles")).await,
+        0,
+        "nothing copied"
+    );
+    pg::drop_database(&url, &db_a).await;
+    pg::drop_database(&url, &db_b).await;
+}

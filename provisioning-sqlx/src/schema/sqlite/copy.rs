@@ -134,7 +134,7 @@ impl SqliteSchemaManager {
         conn: &mut SqliteConnection,
         source: &str,
         source_shares_rows: bool,
-    ) -> Result<Vec<TablePlan>> {
+    ) -> Result<Vec<Planned>> {
         let tables = match declared_tables(&self.schemas, source_shares_rows) {
             Some(tables) => tables,
             None => with_ledger(
@@ -165,7 +165,21 @@ impl SqliteSchemaManager {
                     format!("table {table} exists at the source but not at the target"),
                 ));
             };
-            plans.push(TablePlan::new(&table, &source_columns, target_columns));
+            let plan = TablePlan::new(&table, &source_columns.names, &target_columns.names);
+            // Both sides in one order: by key where both sides have the same
+            // primary key among the compared columns (a copy keeps keys, so
+            // both sides order alike without sorting), else by their text.
+            let keys = &source_columns.keys;
+            let compared = plan.compared();
+            let order = (*keys == target_columns.keys
+                && !keys.is_empty()
+                && keys.iter().all(|k| compared.contains(k)))
+            .then(|| keys.clone());
+            plans.push(Planned {
+                plan,
+                order,
+                target_keys: target_columns.keys.clone(),
+            });
         }
         Ok(plans)
     }
@@ -207,36 +221,7 @@ impl SqliteSchemaManager {
             let conn = attached.conn();
             let shared = source.isolation == Isolation::Shared;
             let plans = self.table_plans(conn, from, shared).await?;
-            let mut tables = Vec::with_capacity(plans.len());
-            for plan in &plans {
-                // Both sides in one order: by key where both sides have the
-                // same primary key among the compared columns, else by text.
-                let compared = plan.compared();
-                let keys = primary_key(conn, from, &plan.table).await?;
-                let same = keys == primary_key(conn, "main", &plan.table).await?;
-                let order = (same && !keys.is_empty() && keys.iter().all(|k| compared.contains(k)))
-                    .then_some(keys);
-                let source_side = digest(
-                    conn,
-                    plan,
-                    from,
-                    plan.source_scoped,
-                    &source.tenant_id,
-                    order.as_deref(),
-                )
-                .await?;
-                let target_side = digest(
-                    conn,
-                    plan,
-                    "main",
-                    plan.target_scoped,
-                    &target.tenant_id,
-                    order.as_deref(),
-                )
-                .await?;
-                tables.push(TableComparison::new(&plan.table, source_side, target_side));
-            }
-            Ok(tables)
+            compare_tables(conn, &plans, from, &source.tenant_id).await
         }
         .await;
         attached.done(self, false).await;
@@ -254,9 +239,9 @@ async fn copy_rows(
     seeds: &[(String, i64, String)],
     [source_shares_rows, target_shares_rows]: [bool; 2],
 ) -> Result<u64> {
-    let plans = manager.table_plans(conn, SRC, source_shares_rows).await?;
-    for plan in &plans {
-        plan.check(source_shares_rows, target_shares_rows)?;
+    let planned = manager.table_plans(conn, SRC, source_shares_rows).await?;
+    for p in &planned {
+        p.plan.check(source_shares_rows, target_shares_rows)?;
     }
     let what = || format!("copying tenant {tenant}");
     sqlx::query("BEGIN IMMEDIATE")
@@ -264,9 +249,10 @@ async fn copy_rows(
         .await
         .map_err(|e| db_error(COMPONENT, what(), e))?;
     let result = async {
-        for plan in &plans {
-            check_collisions(conn, plan, tenant).await?;
+        for p in &planned {
+            check_collisions(conn, &p.plan, &p.target_keys, tenant).await?;
         }
+        let plans: Vec<&TablePlan> = planned.iter().map(|p| &p.plan).collect();
         for plan in plans.iter().rev() {
             let table = quote_ident(&plan.table);
             let sql = if plan.target_scoped {
@@ -345,18 +331,12 @@ async fn copy_rows(
 async fn check_collisions(
     conn: &mut SqliteConnection,
     plan: &TablePlan,
+    keys: &[String],
     tenant: &TenantId,
 ) -> Result<()> {
     if !plan.target_scoped {
         return Ok(());
     }
-    let keys: Vec<String> = sqlx::query_scalar(AssertSqlSafe(format!(
-        "SELECT name FROM pragma_table_info({}, 'main') WHERE pk > 0 ORDER BY pk",
-        quote_literal(&plan.table)
-    )))
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(|e| db_error(COMPONENT, format!("reading the keys of {}", plan.table), e))?;
     if keys.is_empty()
         || keys
             .iter()
@@ -398,16 +378,73 @@ async fn check_collisions(
     Ok(())
 }
 
-/// One side of a table: the count and checksum of the tenant's rows, as
-/// the text of their common columns, sorted.
-async fn digest(
+/// The rows of a table that the tables' comparison aggregates in one
+/// statement (SQLite's compound-select limit is 500 terms).
+const TABLES_PER_COMPARISON: usize = 100;
+
+/// Each table's count and checksum on both sides, as [`TableComparison`]s.
+/// Aggregated in SQLite, every table in one statement: one value per side
+/// to fetch, not a round trip per row or per table.
+async fn compare_tables(
     conn: &mut SqliteConnection,
-    plan: &TablePlan,
-    schema: &str,
-    scoped: bool,
+    plans: &[Planned],
+    source: &str,
     tenant: &TenantId,
-    keys: Option<&[String]>,
-) -> Result<(u64, String)> {
+) -> Result<Vec<TableComparison>> {
+    let mut tables = Vec::with_capacity(plans.len());
+    for chunk in plans.chunks(TABLES_PER_COMPARISON) {
+        let terms: Vec<String> = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let keys = p.order.as_deref();
+                format!(
+                    "SELECT {i}, a.n, a.j, b.n, b.j FROM ({}) a, ({}) b",
+                    side_sql(&p.plan, source, p.plan.source_scoped, keys),
+                    side_sql(&p.plan, "main", p.plan.target_scoped, keys),
+                )
+            })
+            .collect();
+        let rows: Vec<(i64, i64, Option<String>, i64, Option<String>)> =
+            sqlx::query_as(AssertSqlSafe(terms.join(" UNION ALL ")))
+                .bind(tenant.as_str())
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(|e| db_error(COMPONENT, "comparing the tenant's tables", e))?;
+        let mut sides = vec![None; chunk.len()];
+        for (i, src_rows, src, dst_rows, dst) in rows {
+            let side = |rows: i64, joined: Option<String>| {
+                RowDigest::of_joined(
+                    u64::try_from(rows).unwrap_or_default(),
+                    joined.as_deref().unwrap_or_default(),
+                )
+            };
+            if let Some(slot) = usize::try_from(i).ok().and_then(|i| sides.get_mut(i)) {
+                *slot = Some((side(src_rows, src), side(dst_rows, dst)));
+            }
+        }
+        for (p, side) in chunk.iter().zip(sides) {
+            let (source_side, target_side) = side.ok_or_else(|| {
+                Error::backend(
+                    COMPONENT,
+                    format!("comparing {}: no result for the table", p.plan.table),
+                    false,
+                    std::io::Error::other("missing row"),
+                )
+            })?;
+            tables.push(TableComparison::new(
+                &p.plan.table,
+                source_side,
+                target_side,
+            ));
+        }
+    }
+    Ok(tables)
+}
+
+/// One side of a table: the count and the text of the tenant's rows'
+/// compared columns joined by newlines, in key order (`keys`) or by text.
+fn side_sql(plan: &TablePlan, schema: &str, scoped: bool, keys: Option<&[String]>) -> String {
     let compared = plan.compared();
     let row = if compared.is_empty() {
         "''".to_owned()
@@ -423,10 +460,6 @@ async fn digest(
     } else {
         String::new()
     };
-    // Rows in key order where the copied columns hold the whole primary
-    // key (a copy keeps keys, so both sides order alike without sorting),
-    // else by their text. Aggregated in SQLite: one value to fetch, not a
-    // round trip per row.
     let (extra, order) = match keys {
         Some(keys) => {
             let aliases: Vec<String> = (0..keys.len()).map(|i| format!("k{i}")).collect();
@@ -439,59 +472,58 @@ async fn digest(
         }
         None => (String::new(), "r".to_owned()),
     };
-    let sql = format!(
-        "SELECT COUNT(*), group_concat(r, char(10) ORDER BY {order}) \
+    format!(
+        "SELECT COUNT(*) AS n, group_concat(r, char(10) ORDER BY {order}) AS j \
          FROM (SELECT {row} AS r{extra} FROM {schema}.{}{filter})",
         quote_ident(&plan.table)
-    );
-    let (rows, joined): (i64, Option<String>) = sqlx::query_as(AssertSqlSafe(sql))
-        .bind(tenant.as_str())
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(|e| db_error(COMPONENT, format!("reading {}", plan.table), e))?;
-    Ok(RowDigest::of_joined(
-        u64::try_from(rows).unwrap_or_default(),
-        joined.as_deref().unwrap_or_default(),
-    ))
+    )
 }
 
-/// The primary-key columns of `schema.table`, in key order.
-async fn primary_key(
-    conn: &mut SqliteConnection,
-    schema: &str,
-    table: &str,
-) -> Result<Vec<String>> {
-    sqlx::query_scalar(AssertSqlSafe(format!(
-        "SELECT name FROM pragma_table_info({}, '{schema}') WHERE pk > 0 ORDER BY pk",
-        quote_literal(table)
-    )))
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(|e| db_error(COMPONENT, format!("reading the keys of {table}"), e))
+/// A table's plan with what the copy and the comparison need of its keys.
+struct Planned {
+    plan: TablePlan,
+    /// The key both sides order the compared rows by, when they share one
+    /// among the compared columns.
+    order: Option<Vec<String>>,
+    /// The target table's primary key, in key order.
+    target_keys: Vec<String>,
 }
 
-/// Every table of `schema` with its column names, in column order.
+/// One table's column names in column order, and its primary key in key order.
+#[derive(Default)]
+struct Columns {
+    names: Vec<String>,
+    keys: Vec<String>,
+}
+
+/// Every table of `schema` with its columns and primary key, in one query.
 async fn all_columns(
     conn: &mut SqliteConnection,
     schema: &str,
-) -> Result<std::collections::HashMap<String, Vec<String>>> {
-    let rows: Vec<(String, String)> = sqlx::query_as(AssertSqlSafe(format!(
-        "SELECT m.name, p.name FROM {schema}.sqlite_master m \
+) -> Result<std::collections::HashMap<String, Columns>> {
+    let rows: Vec<(String, String, i64)> = sqlx::query_as(AssertSqlSafe(format!(
+        "SELECT m.name, p.name, p.pk FROM {schema}.sqlite_master m \
          JOIN pragma_table_info(m.name, '{schema}') p \
          WHERE m.type = 'table' ORDER BY m.name, p.cid"
     )))
     .fetch_all(&mut *conn)
     .await
     .map_err(|e| db_error(COMPONENT, format!("reading the columns of {schema}"), e))?;
-    let mut tables = std::collections::HashMap::<String, Vec<String>>::new();
-    for (table, column) in rows {
-        tables.entry(table).or_default().push(column);
+    let mut tables = std::collections::HashMap::<String, Columns>::new();
+    let mut keyed: Vec<(String, i64, String)> = Vec::new();
+    for (table, column, pk) in rows {
+        if pk > 0 {
+            keyed.push((table.clone(), pk, column.clone()));
+        }
+        tables.entry(table).or_default().names.push(column);
+    }
+    keyed.sort();
+    for (table, _, column) in keyed {
+        if let Some(columns) = tables.get_mut(&table) {
+            columns.keys.push(column);
+        }
     }
     Ok(tables)
-}
-
-fn quote_literal(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
 }
 
 fn same_file(a: &Path, b: &Path) -> bool {
