@@ -21,6 +21,23 @@ fn located(m: &PgSchemaManager, p: Placement) -> Placement {
     p.with_database(location)
 }
 
+/// A manager with shards `pg-a` and `pg-b`, a schema per tenant in each
+/// of the two databases.
+async fn schema_shards(url_a: &str, url_b: &str) -> PgSchemaManager {
+    PgSchemaManager::builder()
+        .shard(
+            "pg-a".parse().unwrap(),
+            format!("{url_a}?schema={{tenant}}"),
+        )
+        .shard(
+            "pg-b".parse().unwrap(),
+            format!("{url_b}?schema={{tenant}}"),
+        )
+        .dedicated(schema("postgres", false).await)
+        .build()
+        .unwrap()
+}
+
 /// Provisions, migrates and seeds.
 async fn ready(m: &PgSchemaManager, p: &Placement) {
     m.provision(p).await.unwrap();
@@ -84,18 +101,7 @@ async fn schema_to_schema_on_another_shard_copies_every_row_and_again_the_same()
     let Some(url) = pg::url() else { return };
     let (db_a, url_a) = pg::scratch_database(&url, "move_a").await;
     let (db_b, url_b) = pg::scratch_database(&url, "move_b").await;
-    let m = PgSchemaManager::builder()
-        .shard(
-            "pg-a".parse().unwrap(),
-            format!("{url_a}?schema={{tenant}}"),
-        )
-        .shard(
-            "pg-b".parse().unwrap(),
-            format!("{url_b}?schema={{tenant}}"),
-        )
-        .dedicated(schema("postgres", false).await)
-        .build()
-        .unwrap();
+    let m = schema_shards(&url_a, &url_b).await;
     let tenant = unique_tenant("acme");
     let source = located(&m, plan(&tenant, Isolation::Dedicated, "pg-a"));
     let target = located(&m, plan(&tenant, Isolation::Dedicated, "pg-b"));
@@ -646,18 +652,7 @@ async fn a_column_missing_at_the_target_is_refused_not_dropped() {
     let Some(url) = pg::url() else { return };
     let (db_a, url_a) = pg::scratch_database(&url, "move_col_a").await;
     let (db_b, url_b) = pg::scratch_database(&url, "move_col_b").await;
-    let m = PgSchemaManager::builder()
-        .shard(
-            "pg-a".parse().unwrap(),
-            format!("{url_a}?schema={{tenant}}"),
-        )
-        .shard(
-            "pg-b".parse().unwrap(),
-            format!("{url_b}?schema={{tenant}}"),
-        )
-        .dedicated(schema("postgres", false).await)
-        .build()
-        .unwrap();
+    let m = schema_shards(&url_a, &url_b).await;
     let tenant = unique_tenant("acme");
     let source = located(&m, plan(&tenant, Isolation::Dedicated, "pg-a"));
     let target = located(&m, plan(&tenant, Isolation::Dedicated, "pg-b"));

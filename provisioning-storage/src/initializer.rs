@@ -169,16 +169,7 @@ impl ObjectStoreInitializer {
         let paths = TenantPaths::new(&plan.tenant_id);
         let existing = marker::read(store, &paths).await?;
         if let Some(marker) = &existing {
-            if let Some(conflict) = marker.conflict(plan) {
-                return Err(conflict);
-            }
-            if marker.archive_started_at.is_some() {
-                return Err(StorageError::MarkerConflict {
-                    tenant: plan.tenant_id.clone(),
-                    reason: "an archive of this tenant is in progress: finish `remove` first"
-                        .to_owned(),
-                });
-            }
+            marker.check_usable(plan)?;
             if marker.is_current(plan, &self.layout) {
                 tracing::debug!("tenant storage already initialized");
                 return Ok(());

@@ -99,6 +99,22 @@ impl TenantMarker {
         })
     }
 
+    /// [`conflict`](Self::conflict) as an error, and a refusal while an
+    /// archive of the tenant is in progress (it must finish first).
+    pub(crate) fn check_usable(&self, plan: &Placement) -> Result<()> {
+        if let Some(conflict) = self.conflict(plan) {
+            return Err(conflict);
+        }
+        if self.archive_started_at.is_some() {
+            return Err(StorageError::MarkerConflict {
+                tenant: plan.tenant_id.clone(),
+                reason: "an archive of this tenant is in progress: finish `remove` first"
+                    .to_owned(),
+            });
+        }
+        Ok(())
+    }
+
     /// Whether initialization for `plan` with `layout` has nothing left to do.
     pub(crate) fn is_current(&self, plan: &Placement, layout: &[String]) -> bool {
         self.version == MARKER_VERSION

@@ -29,16 +29,7 @@ pub(crate) async fn relocate(
     let paths = TenantPaths::new(&from.tenant_id);
     let marker = marker::read(source, &paths).await?;
     if let Some(marker) = &marker {
-        if let Some(conflict) = marker.conflict(from) {
-            return Err(conflict);
-        }
-        if marker.archive_started_at.is_some() {
-            return Err(StorageError::MarkerConflict {
-                tenant: from.tenant_id.clone(),
-                reason: "an archive of this tenant is in progress: finish `remove` first"
-                    .to_owned(),
-            });
-        }
+        marker.check_usable(from)?;
     }
     if let Some(existing) = marker::read(target, &paths).await?
         && existing.tenant_id != to.tenant_id

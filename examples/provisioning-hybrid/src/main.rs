@@ -88,7 +88,8 @@ enum Command {
         #[command(flatten)]
         run: MoveRunArgs,
     },
-    /// Move an active tenant's data to another shard of its region and pool.
+    /// Move an active tenant's data to another shard of its pool, in its region
+    /// (or, for a flexible tenant, a fallback region of the config).
     Move {
         /// The tenant (Active).
         #[arg(long)]
@@ -108,6 +109,10 @@ enum Command {
         /// Tenants moved at once.
         #[arg(long, default_value_t = 4)]
         concurrency: usize,
+        /// Make a step of every move fail: STEP[:transient|:permanent] (also
+        /// PROVISIONING_INJECT_FAILURE). For drills.
+        #[arg(long)]
+        inject_failure: Option<String>,
     },
     /// Show what creating a tenant would do, changing nothing.
     Plan {
@@ -350,9 +355,11 @@ async fn main() -> std::process::ExitCode {
         Command::ChangePlan { tenant, plan, run } => {
             commands::change_placement(dir, run.into_args(tenant, Some(plan), None), out).await
         }
-        Command::Drain { shard, concurrency } => {
-            commands::drain(dir, &shard, concurrency, out).await
-        }
+        Command::Drain {
+            shard,
+            concurrency,
+            inject_failure,
+        } => commands::drain(dir, &shard, concurrency, inject_failure.as_deref(), out).await,
         Command::Move { tenant, shard, run } => {
             commands::change_placement(dir, run.into_args(tenant, None, Some(shard)), out).await
         }

@@ -8,7 +8,7 @@ mod support;
 
 use std::path::{Path, PathBuf};
 
-use support::{fails, json, rows, run};
+use support::{fails, json, rows, run, spawn};
 
 const TABLES: [&str; 9] = [
     "roles",
@@ -499,6 +499,64 @@ fn a_flexible_tenant_moves_to_another_region_with_its_storage() {
     assert_eq!(json(d, &["status", "acme"])["state"], "active");
 }
 
+#[test]
+fn a_drain_drill_fails_every_move_and_leaves_them_then_a_second_run_finishes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // All on shared-1 (shared-2 full), then shared-2 opened: an empty shard
+    // to drain into (keys of the reference workload are per database).
+    let config = two_shard_config(d, "full");
+    for i in 0..6 {
+        let tenant = format!("d-{i:02}");
+        json(
+            d,
+            &[
+                "--config", &config, "create", "--tenant", &tenant, "--plan", "free", "--region",
+                "eu-west",
+            ],
+        );
+    }
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, text.replace("\"full\"", "\"active\"")).unwrap();
+    let on_first = |d: &Path| -> Vec<String> {
+        json(d, &["list"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["placement"]["shard"] == "eu-west-shared-1")
+            .map(|t| t["tenant_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let first = on_first(d);
+    assert_eq!(first.len(), 6);
+    let drain = |extra: &[&str]| {
+        let mut args = vec![
+            "--config",
+            &config,
+            "drain",
+            "--shard",
+            "eu-west-shared-1",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        run(d, &args)
+    };
+    let (ok, stdout, _) = drain(&["--inject-failure", "copy-data:permanent"]);
+    assert!(!ok, "{stdout}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let outcomes = report["tenants"].as_array().unwrap();
+    assert_eq!(outcomes.len(), first.len());
+    assert!(
+        outcomes.iter().all(|o| o["outcome"] == "failed"),
+        "{report}"
+    );
+    assert_eq!(on_first(d), first, "every tenant stays where it was");
+    // Run again without the fault: it resumes and empties the shard.
+    let (ok, stdout, stderr) = drain(&[]);
+    assert!(ok, "{stdout} {stderr}");
+    assert!(on_first(d).is_empty());
+}
+
 /// Two shared shards in eu-west; `shared-2`'s status as given.
 fn two_shard_config(d: &Path, second: &str) -> String {
     let path = d.join("hybrid.toml");
@@ -709,8 +767,9 @@ fn a_sigkill_at_any_move_step_then_recover_leaves_the_tenant_wholly_in_one_place
         let request_id = format!("0190a5c4-0000-7000-8000-{:012}", 100 + i);
         // The step fails transiently three times: 700 ms of backoff at that
         // step, in which the process is killed.
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_provisioning-hybrid"))
-            .args([
+        let mut child = spawn(
+            d,
+            &[
                 "change-plan",
                 "--tenant",
                 "acme",
@@ -718,17 +777,10 @@ fn a_sigkill_at_any_move_step_then_recover_leaves_the_tenant_wholly_in_one_place
                 plan,
                 "--request-id",
                 &request_id,
-            ])
-            .args([
                 "--inject-failure",
                 &format!("{step}:transient=3"),
-                "--data-dir",
-            ])
-            .arg(d)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
+            ],
+        );
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         while !run(d, &["status", "--request", &request_id]).0 {
             assert!(
@@ -768,20 +820,7 @@ fn sigkills_at_spread_moments_of_moves_never_leave_a_tenant_in_two_places_or_non
         } else {
             "standard"
         };
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_provisioning-hybrid"))
-            .args([
-                "change-plan",
-                "--tenant",
-                "acme",
-                "--plan",
-                plan,
-                "--data-dir",
-            ])
-            .arg(d)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = spawn(d, &["change-plan", "--tenant", "acme", "--plan", plan]);
         std::thread::sleep(std::time::Duration::from_millis(20 + 9 * i));
         let _ = child.kill();
         child.wait().unwrap();
@@ -807,14 +846,18 @@ fn while_a_tenant_is_moving_other_writes_are_refused_with_a_clear_error() {
     let d = dir.path();
     two_shared_tenants(d);
     // Copying fails transiently three times: 700 ms with the writes held.
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_provisioning-hybrid"))
-        .args(["change-plan", "--tenant", "acme", "--plan", "premium"])
-        .args(["--inject-failure", "copy-data:transient=3", "--data-dir"])
-        .arg(d)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn(
+        d,
+        &[
+            "change-plan",
+            "--tenant",
+            "acme",
+            "--plan",
+            "premium",
+            "--inject-failure",
+            "copy-data:transient=3",
+        ],
+    );
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while json(d, &["status", "acme"])["state"] != "moving" {
         assert!(std::time::Instant::now() < deadline, "never moving");
@@ -861,18 +904,18 @@ fn a_second_move_started_before_the_first_holds_the_writes_is_refused() {
     let before = dump(&shared(d), "acme");
     // The first move claims the tenant, then waits 700 ms before its target
     // is even chosen.
-    let mut first = std::process::Command::new(env!("CARGO_BIN_EXE_provisioning-hybrid"))
-        .args(["change-plan", "--tenant", "acme", "--plan", "premium"])
-        .args([
+    let mut first = spawn(
+        d,
+        &[
+            "change-plan",
+            "--tenant",
+            "acme",
+            "--plan",
+            "premium",
             "--inject-failure",
             "reserve-target:transient=3",
-            "--data-dir",
-        ])
-        .arg(d)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+        ],
+    );
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while json(d, &["status", "acme"])["metadata"]["move.request"].is_null() {
         assert!(std::time::Instant::now() < deadline, "never claimed");

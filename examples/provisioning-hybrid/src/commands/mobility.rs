@@ -106,6 +106,7 @@ pub(crate) async fn drain(
     dir: &Path,
     shard: &str,
     concurrency: usize,
+    inject_failure: Option<&str>,
     out: Output,
 ) -> BoxResult<()> {
     let shard: provisioning_core::ShardId = shard.parse()?;
@@ -119,9 +120,12 @@ pub(crate) async fn drain(
     if concurrency == 0 {
         return Err(provisioning_core::Error::invalid("concurrency", "must be at least 1").into());
     }
+    let faults = faults(inject_failure)?;
     std::fs::create_dir_all(dir)?;
     crate::config::set_status(dir, &shard, provisioning_sharding::ShardStatus::Draining)?;
-    let orchestrator = crate::wiring::orchestrator(dir, out.release).await?;
+    let orchestrator = crate::wiring::hybrid(dir, out.release, faults)
+        .await?
+        .orchestrator;
     let display = std::sync::Mutex::new(super::fleet::Progress::new(out.json, "tenants"));
     let report = orchestrator
         .drain_shard(&shard, concurrency, |outcome, total| {

@@ -19,6 +19,19 @@ pub fn run(dir: &Path, args: &[&str]) -> (bool, String, String) {
     )
 }
 
+/// Starts `provisioning-hybrid ARGS --data-dir DIR` in the background, its
+/// output discarded: a process for a test to kill mid-run.
+pub fn spawn(dir: &Path, args: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_provisioning-hybrid"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 /// Runs with `--json`, expecting success, and parses the output.
 pub fn json(dir: &Path, args: &[&str]) -> serde_json::Value {
     let mut all = args.to_vec();

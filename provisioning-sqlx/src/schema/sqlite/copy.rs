@@ -230,7 +230,7 @@ impl SqliteSchemaManager {
 }
 
 /// Refuses a copy that would lose or leak rows (see `TablePlan::check`),
-/// checks for collisions, clears the tenant's rows at the target, copies,
+/// clears the tenant's rows at the target, checks for collisions, copies,
 /// all in one transaction; the rows copied.
 async fn copy_rows(
     conn: &mut SqliteConnection,
@@ -244,14 +244,16 @@ async fn copy_rows(
         p.plan.check(source_shares_rows, target_shares_rows)?;
     }
     let what = || format!("copying tenant {tenant}");
-    sqlx::query("BEGIN IMMEDIATE")
+    // Deferred, and the target written first: `BEGIN IMMEDIATE` would take
+    // the write lock of every attached database, the source's too, and so
+    // hold up every other writer of a shared source (its release deletes,
+    // other moves) for the whole copy. The first delete takes the target's
+    // write lock before anything is read; the source is only read.
+    sqlx::query("BEGIN")
         .execute(&mut *conn)
         .await
         .map_err(|e| db_error(COMPONENT, what(), e))?;
     let result = async {
-        for p in &planned {
-            check_collisions(conn, &p.plan, &p.target_keys, tenant).await?;
-        }
         let plans: Vec<&TablePlan> = planned.iter().map(|p| &p.plan).collect();
         for plan in plans.iter().rev() {
             let table = quote_ident(&plan.table);
@@ -271,6 +273,10 @@ async fn copy_rows(
                         e,
                     )
                 })?;
+        }
+        // After the clearing: a collision is with another tenant's rows.
+        for p in &planned {
+            check_collisions(conn, &p.plan, &p.target_keys, tenant).await?;
         }
         let mut rows = 0;
         for plan in &plans {
