@@ -388,6 +388,9 @@ async fn check_collisions(
 /// statement (SQLite's compound-select limit is 500 terms).
 const TABLES_PER_COMPARISON: usize = 100;
 
+/// A table's index in the statement, then each side's count and joined rows.
+type ComparedRow = (i64, i64, Option<String>, i64, Option<String>);
+
 /// Each table's count and checksum on both sides, as [`TableComparison`]s.
 /// Aggregated in SQLite, every table in one statement: one value per side
 /// to fetch, not a round trip per row or per table.
@@ -411,12 +414,11 @@ async fn compare_tables(
                 )
             })
             .collect();
-        let rows: Vec<(i64, i64, Option<String>, i64, Option<String>)> =
-            sqlx::query_as(AssertSqlSafe(terms.join(" UNION ALL ")))
-                .bind(tenant.as_str())
-                .fetch_all(&mut *conn)
-                .await
-                .map_err(|e| db_error(COMPONENT, "comparing the tenant's tables", e))?;
+        let rows: Vec<ComparedRow> = sqlx::query_as(AssertSqlSafe(terms.join(" UNION ALL ")))
+            .bind(tenant.as_str())
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(|e| db_error(COMPONENT, "comparing the tenant's tables", e))?;
         let mut sides = vec![None; chunk.len()];
         for (i, src_rows, src, dst_rows, dst) in rows {
             let side = |rows: i64, joined: Option<String>| {
