@@ -76,4 +76,22 @@ fn the_lifecycle_of_the_design_is_in_the_table() {
     assert!(!Requested.can_transition_to(Active));
     assert!(!Active.can_transition_to(Deleted), "deleting comes first");
     assert!(Deleted.next_states().next().is_none());
+    // A move holds an active tenant, or a suspended one in a drain, and
+    // ends in one of those; nothing else touches a moving tenant.
+    for from in [Active, Suspended] {
+        assert!(from.can_transition_to(Moving) && Moving.can_transition_to(from));
+    }
+    let mut after_moving: Vec<_> = Moving.next_states().collect();
+    after_moving.sort();
+    assert_eq!(after_moving, [Active, Suspended]);
+    for from in [
+        Requested,
+        Validating,
+        Provisioning,
+        Deleting,
+        Deleted,
+        Failed,
+    ] {
+        assert!(!from.can_transition_to(Moving), "{from} -> moving");
+    }
 }

@@ -100,7 +100,7 @@ enum Command {
         #[command(flatten)]
         run: MoveRunArgs,
     },
-    /// Mark a shard draining and move every active tenant on it to another
+    /// Mark a shard draining and move every active or suspended tenant on it to another
     /// shard of its region and pool; run again to retry what failed.
     Drain {
         /// The shard to empty.

@@ -500,7 +500,7 @@ fn a_flexible_tenant_moves_to_another_region_with_its_storage() {
 }
 
 #[test]
-fn a_drain_drill_fails_every_move_and_leaves_them_then_a_second_run_finishes() {
+fn a_drain_drill_fails_every_move_and_leaves_them_then_a_second_run_moves_all_suspended_too() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     // All on shared-1 (shared-2 full), then shared-2 opened: an empty shard
@@ -529,6 +529,9 @@ fn a_drain_drill_fails_every_move_and_leaves_them_then_a_second_run_finishes() {
     };
     let first = on_first(d);
     assert_eq!(first.len(), 6);
+    // A suspended tenant must leave the shard too, and stays suspended.
+    json(d, &["suspend", "d-03"]);
+    let state = |t: &str| json(d, &["status", t])["state"].clone();
     let drain = |extra: &[&str]| {
         let mut args = vec![
             "--config",
@@ -551,10 +554,24 @@ fn a_drain_drill_fails_every_move_and_leaves_them_then_a_second_run_finishes() {
         "{report}"
     );
     assert_eq!(on_first(d), first, "every tenant stays where it was");
+    assert_eq!(state("d-03"), "suspended");
     // Run again without the fault: it resumes and empties the shard.
     let (ok, stdout, stderr) = drain(&[]);
     assert!(ok, "{stdout} {stderr}");
     assert!(on_first(d).is_empty());
+    let d03 = json(d, &["status", "d-03"]);
+    assert_eq!(d03["state"], "suspended", "{d03}");
+    assert_eq!(d03["placement"]["shard"], "eu-west-shared-2");
+    let two = d.join("databases/eu-west/eu-west-shared-2/_shared.sqlite");
+    assert!(total(&dump(&two, "d-03")) > 0, "its rows moved");
+    let marker: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(d.join("storage/eu-west/tenants/d-03/.tenant.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(marker["suspended"], true);
+    // And it resumes where it now is.
+    json(d, &["resume", "d-03"]);
+    assert_eq!(state("d-03"), "active");
 }
 
 /// Two shared shards in eu-west; `shared-2`'s status as given.

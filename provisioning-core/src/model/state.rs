@@ -12,7 +12,8 @@ use crate::error::{Error, Result};
 /// Requested -> Validating -> Provisioning -> Active <-> Suspended -> Deleting -> Deleted
 ///                  |              |          |  ^ |                       ^
 ///                  +--> Failed <--+          v  | +-----------------------+
-///                         |               Moving
+///                         |               Moving (from and back to Active,
+///                         |                       or Suspended in a drain)
 ///                         |  (retry: -> Validating; or -> Deleting)
 /// ```
 ///
@@ -31,9 +32,10 @@ pub enum TenantState {
     Active,
     /// Provisioned but switched off; resumable.
     Suspended,
-    /// Active, with its writes held while its data is copied to another
-    /// database and the placement cut over; back to Active when the move
-    /// ends, on the target or, rolled back, on the source.
+    /// Active (or Suspended, moved by a drain), with its writes held while
+    /// its data is copied to another database and the placement cut over;
+    /// back to the state it came from when the move ends, on the target or,
+    /// rolled back, on the source.
     Moving,
     /// Being removed.
     Deleting,
@@ -56,6 +58,8 @@ pub const TRANSITIONS: &[(TenantState, TenantState)] = {
         (Active, Deleting),
         (Active, Moving),
         (Moving, Active),
+        (Suspended, Moving),
+        (Moving, Suspended),
         (Suspended, Active),
         (Suspended, Deleting),
         (Deleting, Deleted),

@@ -32,7 +32,8 @@ pub enum DrainStatus {
     Moved,
     /// Its move was refused or rolled back; it is where it was.
     Failed,
-    /// Not moved: not Active (suspended, being provisioned, moving).
+    /// Not moved: neither Active nor Suspended (being provisioned, moved,
+    /// deleted).
     Skipped,
 }
 
@@ -59,17 +60,19 @@ impl DrainReport {
 }
 
 impl ProvisioningOrchestrator {
-    /// Moves every Active tenant on `shard` to another shard of its region
+    /// Moves every Active and Suspended tenant on `shard` to another shard of its region
     /// and pool that the resolver picks, `concurrency` at a time (at least
     /// one), calling `progress` with each outcome as it ends and the number
     /// of tenants found. Mark the shard draining in the
     /// shard directory first, so that the resolver (which skips draining
     /// shards) neither picks it as a target nor places new tenants there.
     ///
-    /// A tenant whose move fails stays where it was and is reported; the
-    /// others go on. Tenants that are not Active are reported as skipped
-    /// (resume a suspended tenant to move it). Running it again moves what
-    /// is still there, so a drain stopped half-way is resumed by repeating it.
+    /// Suspended tenants move too (the shard must empty) and stay
+    /// suspended. A tenant whose move fails stays where it was and is
+    /// reported; the others go on. Tenants in the middle of something else
+    /// (being provisioned, moved or deleted) are reported as skipped.
+    /// Running it again moves what is still there, so a drain stopped
+    /// half-way is resumed by repeating it.
     ///
     /// # Errors
     /// Store failures while listing tenants; each move's own errors are in
@@ -96,12 +99,15 @@ impl ProvisioningOrchestrator {
         let mut tenants = Vec::with_capacity(total);
         let mut moves = futures_util::stream::iter(on_shard)
             .map(|record| async move {
-                if record.state != TenantState::Active {
+                if !matches!(record.state, TenantState::Active | TenantState::Suspended) {
                     return DrainOutcome {
                         tenant_id: record.tenant_id,
                         outcome: DrainStatus::Skipped,
+                        reason: Some(format!(
+                            "{}: only an active or suspended tenant can move",
+                            record.state
+                        )),
                         receipt: None,
-                        reason: Some(format!("{}: only an active tenant can move", record.state)),
                     };
                 }
                 let tenant_id = record.tenant_id;

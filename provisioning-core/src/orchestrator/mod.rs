@@ -467,9 +467,10 @@ impl ProvisioningOrchestrator {
         self.execute_move(context).await
     }
 
-    /// Moves an Active tenant off its shard to another shard of its region
-    /// and pool that the resolver picks (mark the shard draining first, so
-    /// that the resolver skips it): one tenant of a drain.
+    /// Moves an Active or Suspended tenant off its shard to another shard of
+    /// its region and pool that the resolver picks (mark the shard draining
+    /// first, so that the resolver skips it): one tenant of a drain. A
+    /// suspended tenant stays suspended.
     ///
     /// # Errors
     /// As [`move_tenant`](Self::move_tenant).
@@ -523,11 +524,15 @@ impl ProvisioningOrchestrator {
     }
 
     /// The checks a move passes before anything is written: the tenant is
-    /// Active, a new plan differs from its plan, and the target is allowed.
+    /// Active (or Suspended, in a drain), a new plan differs from its plan,
+    /// and the target is allowed.
     async fn check_move(&self, context: &MoveContext) -> Result<(TenantRecord, Option<Placement>)> {
         let parts = &self.inner.parts;
         let record = load(&*parts.store, &context.tenant_id).await?;
-        if record.state != TenantState::Active {
+        // A drain moves suspended tenants too: the shard must empty.
+        let movable = record.state == TenantState::Active
+            || (record.state == TenantState::Suspended && context.reason == MoveReason::Drain);
+        if !movable {
             return Err(Error::IllegalTransition {
                 from: record.state,
                 to: TenantState::Moving,

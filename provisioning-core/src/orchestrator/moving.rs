@@ -114,6 +114,10 @@ pub struct MoveContext {
     pub rows: Option<u64>,
     /// The verification, table by table.
     pub tables: Vec<TableComparison>,
+    /// The state the tenant was in when the move started, and returns to:
+    /// Active, or Suspended for a tenant a drain moves.
+    #[serde(default)]
+    pub resume: Option<TenantState>,
 }
 
 impl MoveContext {
@@ -134,7 +138,13 @@ impl MoveContext {
             target: None,
             rows: None,
             tables: Vec::new(),
+            resume: None,
         }
+    }
+
+    /// The state the tenant returns to when the move ends (see `resume`).
+    fn resume(&self) -> TenantState {
+        self.resume.unwrap_or(TenantState::Active)
     }
 
     fn source(&self) -> Result<&Placement, StepError> {
@@ -342,8 +352,15 @@ impl Step<MoveContext> for MoveStep {
         match self.name {
             move_steps::VALIDATE => {
                 let record = load(&*p.store, &ctx.tenant_id).await.map_err(step_error)?;
-                // Moving: this run held the writes before a crash.
-                if !matches!(record.state, TenantState::Active | TenantState::Moving) {
+                // Moving: this run held the writes before a crash. A
+                // suspended tenant moves only in a drain, which must empty
+                // its shard; it stays suspended.
+                let movable = match record.state {
+                    TenantState::Active | TenantState::Moving => true,
+                    TenantState::Suspended => ctx.reason == MoveReason::Drain,
+                    _ => false,
+                };
+                if !movable {
                     return Err(StepError::permanent(Error::IllegalTransition {
                         from: record.state,
                         to: TenantState::Moving,
@@ -365,6 +382,9 @@ impl Step<MoveContext> for MoveStep {
                     .map_err(step_error)?;
                 if ctx.source.is_none() {
                     ctx.source = record.placement;
+                }
+                if ctx.resume.is_none() && record.state != TenantState::Moving {
+                    ctx.resume = Some(record.state);
                 }
                 ctx.source()?;
                 Ok(())
@@ -413,7 +433,7 @@ impl Step<MoveContext> for MoveStep {
                     transition(
                         p,
                         &ctx.tenant_id,
-                        &[TenantState::Active],
+                        &[ctx.resume()],
                         TenantState::Moving,
                         |_| {},
                         Vec::new,
@@ -482,6 +502,10 @@ impl Step<MoveContext> for MoveStep {
                     .drop_tenant(source, DropReason::Delete)
                     .await
                     .map_err(step_error)?;
+                if ctx.resume() == TenantState::Suspended {
+                    // The database hook of a suspension, at its new place.
+                    p.schema.suspend(target).await.map_err(step_error)?;
+                }
                 if !p.storage.keeps_objects(source, target) {
                     // Copied to the target before cut-over: the source's are extra.
                     p.storage
@@ -564,7 +588,7 @@ impl Step<MoveContext> for MoveStep {
                     p,
                     &ctx.tenant_id,
                     &[TenantState::Moving],
-                    TenantState::Active,
+                    ctx.resume(),
                     |_| {},
                     Vec::new,
                 )
@@ -623,7 +647,7 @@ impl MoveStep {
             .is_some_and(|now| now.same_location(&target));
         match record.state {
             // Written before a crash.
-            TenantState::Active if placed => return Ok(()),
+            TenantState::Active | TenantState::Suspended if placed => return Ok(()),
             TenantState::Moving if record.metadata.get(MOVE_CLAIM) == Some(&holder) => {}
             state => {
                 return Err(StepError::permanent(Error::Conflict {
@@ -642,7 +666,7 @@ impl MoveStep {
             p,
             &ctx.tenant_id,
             &[TenantState::Moving],
-            TenantState::Active,
+            ctx.resume(),
             |r| {
                 r.metadata.remove(MOVE_CLAIM);
                 r.plan = target.plan.clone();

@@ -99,9 +99,9 @@ fn describe_plan(plan: &MovePlan) -> String {
 
 /// `drain --shard S [--concurrency N]`: marks the shard draining (kept in
 /// the data directory, so new tenants go elsewhere from now on) and moves
-/// every active tenant on it to another shard of its region and pool.
+/// every active or suspended tenant on it to another shard of its region and pool.
 /// Failures stay where they were and are reported; running it again moves
-/// what is left. Exits non-zero unless the shard is empty of active tenants.
+/// what is left. Exits non-zero while a tenant could not leave.
 pub(crate) async fn drain(
     dir: &Path,
     shard: &str,
