@@ -102,33 +102,75 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// The shard map of [`SHARDS`] and an orchestrator over it: eu is strict
+/// for everyone; us tenants may fall back to eu, except regulated ones,
+/// strict by plan.
+fn world() -> (Arc<ShardDirectory>, ProvisioningOrchestrator) {
+    let directory = Arc::new(
+        ShardDirectory::from_specs(
+            SHARDS
+                .iter()
+                .map(|(id, region, pool)| spec(id, region, *pool, 100)),
+        )
+        .unwrap(),
+    );
+    let policy = PlacementPolicy::default()
+        .with_region("eu", RegionRule::strict())
+        .with_region("us", RegionRule::open());
+    let plans = PolicyPlanBuilder::new(policy).unwrap();
+    let shards = RendezvousResolver::new(directory.clone())
+        .with_fallbacks(FallbackRegions::new().with("us", ["eu"]).unwrap());
+    let orchestrator = ProvisioningOrchestrator::builder()
+        .store(Arc::new(InMemoryStore::new()))
+        .plan_builder(Arc::new(plans))
+        .shard_resolver(Arc::new(shards))
+        .schema_manager(Arc::new(Nothing))
+        .storage(Arc::new(Nothing))
+        .build()
+        .unwrap();
+    (directory, orchestrator)
+}
+
+#[test]
+fn a_drain_finds_room_in_the_region_a_fallback_tenant_lives_in() {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let (directory, orchestrator) = world();
+            let bolt: TenantId = "bolt".parse().unwrap();
+            let request = TenantRequest::new(
+                bolt.clone(),
+                "premium".parse().unwrap(),
+                "us".parse().unwrap(),
+            );
+            orchestrator.create(request).await.unwrap();
+            // An operator moves it to eu, a fallback of its home, us.
+            let receipt = orchestrator
+                .move_tenant(&bolt, "eu-d1".parse().unwrap(), RequestId::new())
+                .await
+                .unwrap();
+            assert_eq!(receipt.status, RequestStatus::Succeeded, "{receipt:?}");
+            let shard: ShardId = "eu-d1".parse().unwrap();
+            directory.set_status(&shard, ShardStatus::Draining).unwrap();
+            let report = orchestrator
+                .drain_shard(&shard, 1, |_, _| {})
+                .await
+                .unwrap();
+            assert!(report.is_empty_now(), "{report:?}");
+            let placement = orchestrator.tenant(&bolt).await.unwrap().placement.unwrap();
+            assert_eq!(placement.shard.as_str(), "eu-d2");
+            assert_eq!(placement.residency, Residency::Flexible);
+        });
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
     #[test]
     fn no_sequence_of_moves_breaks_residency(ops in prop::collection::vec(op(), 1..14)) {
         tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
-            let directory = Arc::new(
-                ShardDirectory::from_specs(
-                    SHARDS.iter().map(|(id, region, pool)| spec(id, region, *pool, 100)),
-                )
-                .unwrap(),
-            );
-            // eu is strict for everyone; us tenants may fall back to eu,
-            // except regulated ones, strict by plan.
-            let policy = PlacementPolicy::default()
-                .with_region("eu", RegionRule::strict())
-                .with_region("us", RegionRule::open());
-            let plans = PolicyPlanBuilder::new(policy).unwrap();
-            let shards = RendezvousResolver::new(directory.clone())
-                .with_fallbacks(FallbackRegions::new().with("us", ["eu"]).unwrap());
-            let orchestrator = ProvisioningOrchestrator::builder()
-                .store(Arc::new(InMemoryStore::new()))
-                .plan_builder(Arc::new(plans))
-                .shard_resolver(Arc::new(shards))
-                .schema_manager(Arc::new(Nothing))
-                .storage(Arc::new(Nothing))
-                .build()
-                .unwrap();
+            let (directory, orchestrator) = world();
             for (tenant, plan, region) in TENANTS {
                 let request = TenantRequest::new(tenant.parse()?, plan.parse()?, region.parse()?);
                 let receipt = orchestrator.create(request).await.unwrap();

@@ -202,6 +202,34 @@ impl ObjectStoreInitializer {
         Ok(())
     }
 
+    /// Purges the tenant's objects at `doomed`'s region after a relocation
+    /// between it and `kept`'s, never when the two regions' stores are one.
+    async fn purge_one_side(
+        &self,
+        doomed: &Placement,
+        kept: &Placement,
+    ) -> provisioning_core::Result<()> {
+        if self.keeps_objects(doomed, kept) {
+            return Ok(());
+        }
+        let (Ok(doomed_store), Ok(kept_store)) =
+            (self.store(&doomed.region), self.store(&kept.region))
+        else {
+            return Ok(()); // a region without a store: nothing was written there
+        };
+        let paths = TenantPaths::new(&doomed.tenant_id);
+        match relocation::purge_other(doomed_store, kept_store, &paths).await? {
+            Some(objects) => {
+                tracing::info!(objects, region = %doomed.region, "relocated tenant storage purged")
+            }
+            None => tracing::warn!(
+                region = %doomed.region,
+                "the two regions' stores hold the same objects; nothing purged"
+            ),
+        }
+        Ok(())
+    }
+
     async fn set_suspended(&self, plan: &Placement, suspended: bool) -> Result<()> {
         let store = self.store(&plan.region)?.as_ref();
         let paths = TenantPaths::new(&plan.tenant_id);
@@ -313,9 +341,10 @@ impl StorageInitializer for ObjectStoreInitializer {
 
     /// Copies the tenant's objects, then its marker (new region and plan,
     /// suspension and creation time kept), from `from`'s region's store to
-    /// `to`'s. Fails with `UnknownRegion` for a region without a store, and
-    /// refuses two regions configured with one store (purging the source
-    /// after the move would delete the only copy).
+    /// `to`'s, after purging what the tenant had left there. Fails with
+    /// `UnknownRegion` for a region without a store, and refuses two regions
+    /// whose stores hold the same objects (checked with a probe object), since
+    /// removing either side would delete the only copy.
     #[tracing::instrument(skip_all, fields(tenant_id = %from.tenant_id, from = %from.region, to = %to.region))]
     async fn relocate(&self, from: &Placement, to: &Placement) -> provisioning_core::Result<()> {
         if self.keeps_objects(from, to) {
@@ -333,13 +362,31 @@ impl StorageInitializer for ObjectStoreInitializer {
             }
             .into());
         }
-        let copied = relocation::relocate(
-            (source.as_ref(), from),
-            (target.as_ref(), to),
-            self.concurrency,
-        )
-        .await?;
+        let copied = relocation::relocate((source, from), (target, to), self.concurrency).await?;
         tracing::info!(objects = copied, "tenant storage relocated");
         Ok(())
+    }
+
+    /// Purges the tenant's objects in `to`'s region, unless that store is
+    /// `from`'s (the same store, or one holding the same objects) or unknown
+    /// (a relocation could not have written there).
+    #[tracing::instrument(skip_all, fields(tenant_id = %from.tenant_id, from = %from.region, to = %to.region))]
+    async fn discard_relocated(
+        &self,
+        from: &Placement,
+        to: &Placement,
+    ) -> provisioning_core::Result<()> {
+        self.purge_one_side(to, from).await
+    }
+
+    /// Purges the tenant's objects in `from`'s region, unless that store is
+    /// `to`'s (the same store, or one holding the same objects).
+    #[tracing::instrument(skip_all, fields(tenant_id = %from.tenant_id, from = %from.region, to = %to.region))]
+    async fn release_relocated(
+        &self,
+        from: &Placement,
+        to: &Placement,
+    ) -> provisioning_core::Result<()> {
+        self.purge_one_side(from, to).await
     }
 }

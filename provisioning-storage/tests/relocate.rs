@@ -10,7 +10,7 @@
 mod common;
 
 use common::{Harness, list, plan, plan_with, put, read};
-use provisioning_core::{Error, RemovalMode, StorageInitializer};
+use provisioning_core::{Error, StorageInitializer};
 
 async fn relocation_copies_every_object_and_the_marker(h: Harness) {
     let storage = h.initializer(&["uploads", "exports"]);
@@ -30,6 +30,13 @@ async fn relocation_copies_every_object_and_the_marker(h: Harness) {
 
     assert!(!storage.keeps_objects(&acme_eu, &acme_us));
     assert!(storage.keeps_objects(&acme_eu, &plan_with("acme", "eu-west", "premium")));
+    // Left at the target by an earlier stay there: gone after the copy.
+    put(
+        us.as_ref(),
+        "tenants/acme/uploads/deleted-since.txt",
+        b"old",
+    )
+    .await;
     storage.relocate(&acme_eu, &acme_us).await.unwrap();
     storage.relocate(&acme_eu, &acme_us).await.unwrap(); // again: the same
 
@@ -48,8 +55,9 @@ async fn relocation_copies_every_object_and_the_marker(h: Harness) {
     assert_eq!(source.region.as_str(), "eu-west");
     // The source stays whole until the move purges it.
     assert_eq!(list(eu.as_ref(), "tenants/acme").await, before);
-    storage.remove(&acme_eu, RemovalMode::Purge).await.unwrap();
+    storage.release_relocated(&acme_eu, &acme_us).await.unwrap();
     assert!(list(eu.as_ref(), "tenants/acme").await.is_empty());
+    assert_eq!(list(us.as_ref(), "tenants/acme").await, before);
     // The tenant's storage works at its new region.
     storage.resume(&acme_us).await.unwrap();
     assert!(storage.plan(&acme_us).await.unwrap().exists);
@@ -82,10 +90,70 @@ async fn another_tenants_marker_at_the_target_stops_relocation(h: Harness) {
     );
 }
 
+async fn a_rolled_back_relocation_leaves_only_the_source(h: Harness) {
+    let storage = h.initializer(&["uploads"]);
+    let acme_eu = plan("acme", "eu-west");
+    let acme_us = plan("acme", "us-east");
+    storage.initialize(&acme_eu).await.unwrap();
+    put(
+        h.store("eu-west").as_ref(),
+        "tenants/acme/uploads/a.txt",
+        b"a",
+    )
+    .await;
+    let before = list(h.store("eu-west").as_ref(), "tenants/acme").await;
+    storage.relocate(&acme_eu, &acme_us).await.unwrap();
+    storage.discard_relocated(&acme_eu, &acme_us).await.unwrap();
+    assert!(
+        list(h.store("us-east").as_ref(), "tenants/acme")
+            .await
+            .is_empty()
+    );
+    assert_eq!(
+        list(h.store("eu-west").as_ref(), "tenants/acme").await,
+        before
+    );
+    // A region without a store: nothing was written there, nothing to undo.
+    storage
+        .discard_relocated(&acme_eu, &plan("acme", "ap-south"))
+        .await
+        .unwrap();
+}
+
 on_every_backend!(
     relocation_copies_every_object_and_the_marker,
     another_tenants_marker_at_the_target_stops_relocation,
+    a_rolled_back_relocation_leaves_only_the_source,
 );
+
+/// Two regions configured with two stores over one folder: relocating is
+/// refused, and neither the undo nor the release deletes the only copy.
+#[cfg(feature = "fs")]
+#[tokio::test]
+async fn two_stores_over_one_folder_are_found_out_and_nothing_is_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = || -> std::sync::Arc<dyn object_store::ObjectStore> {
+        std::sync::Arc::new(
+            object_store::local::LocalFileSystem::new_with_prefix(dir.path()).unwrap(),
+        )
+    };
+    let (eu, us) = (store(), store());
+    let storage = provisioning_storage::ObjectStoreInitializer::builder()
+        .region("eu-west".parse().unwrap(), eu.clone())
+        .region("us-east".parse().unwrap(), us)
+        .layout(["uploads"])
+        .build()
+        .unwrap();
+    let (acme_eu, acme_us) = (plan("acme", "eu-west"), plan("acme", "us-east"));
+    storage.initialize(&acme_eu).await.unwrap();
+    put(eu.as_ref(), "tenants/acme/uploads/a.txt", b"a").await;
+    let before = list(eu.as_ref(), "tenants/acme").await;
+    let err = storage.relocate(&acme_eu, &acme_us).await.unwrap_err();
+    assert!(err.to_string().contains("hold the same objects"), "{err}");
+    storage.discard_relocated(&acme_eu, &acme_us).await.unwrap();
+    storage.release_relocated(&acme_eu, &acme_us).await.unwrap();
+    assert_eq!(list(eu.as_ref(), "tenants/acme").await, before);
+}
 
 #[tokio::test]
 async fn two_regions_on_one_store_are_refused() {

@@ -71,6 +71,9 @@ pub(crate) fn file() -> Option<&'static Path> {
     CONFIG_FILE.get().map(PathBuf::as_path)
 }
 
+/// How often a running server reads the shard statuses again.
+pub(crate) const STATUS_REFRESH: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The file under the data directory that keeps shard statuses set by
 /// operators (`drain`), over the configuration's: a drain outlives the
 /// process that started it.

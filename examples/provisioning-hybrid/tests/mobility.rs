@@ -465,6 +465,10 @@ fn a_flexible_tenant_moves_to_another_region_with_its_storage() {
         "eu-west"
     );
     assert!(!us.exists(), "nothing of acme's storage in us-east");
+    assert!(
+        eu.join("uploads/logo.png").exists(),
+        "its objects stay in eu-west"
+    );
     assert_eq!(dump(&shared(d), "acme"), before);
 
     let receipt = json(d, &moving);

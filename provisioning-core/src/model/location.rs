@@ -65,10 +65,7 @@ const SECRET_KEYS: &[&str] = &["password", "pwd", "sslpassword"];
 
 /// Byte ranges of `text` that hold secrets, sorted and disjoint.
 fn secret_spans(text: &str) -> Vec<Range<usize>> {
-    let mut spans = Vec::new();
-    if let Some(span) = userinfo_password(text) {
-        spans.push(span);
-    }
+    let mut spans = userinfo_passwords(text);
     spans.extend(keyed_secrets(text));
     spans.sort_by_key(|s| s.start);
     // A keyed secret inside the user info (odd, but possible) overlaps it: keep the first.
@@ -76,22 +73,53 @@ fn secret_spans(text: &str) -> Vec<Range<usize>> {
     spans
 }
 
-/// The password in `scheme://user:password@host`.
+/// The password in each `scheme://user:password@host` of `text` (a URL
+/// runs to the next whitespace).
+fn userinfo_passwords(text: &str) -> Vec<Range<usize>> {
+    let mut spans = Vec::new();
+    let mut from = 0;
+    while let Some(found) = text[from..].find("://") {
+        let start = from + found + 3;
+        let end = text[start..]
+            .find(char::is_whitespace)
+            .map_or(text.len(), |n| start + n);
+        if let Some(span) = url_password(&text[start..end]) {
+            spans.push(start + span.start..start + span.end);
+        }
+        from = end;
+    }
+    spans
+}
+
+/// The password in `rest`, a URL after its `scheme://`.
 ///
-/// The user info ends at the last `@` of the URL, not at the first `/`, `?`
-/// or `#`: an unencoded `/`, `@`, `?` or `#` in a password must not leak it.
-/// A URL without user info but with an `@` in its query may so lose a little
-/// more than its password; never less.
-fn userinfo_password(text: &str) -> Option<Range<usize>> {
-    let start = text.find("://")? + 3;
-    let rest = &text[start..];
-    let at = rest.rfind('@')?;
-    let colon = rest[..at].find(':')?;
-    // The user name holds none of these: past one, this is not user info.
-    if rest[..colon].contains(['/', '?', '#']) {
+/// The user info ends at the last `@` before the query (`?`) or fragment
+/// (`#`), so an unencoded `/` or `@` in a password does not leak it and an
+/// `@` in the query (`application_name=svc@eu`) is not taken for it. A
+/// password with an unencoded `?` or `#` puts its `@` past them: then the
+/// first later `@` counts when a host follows it and what it closes looks
+/// like a password, not a query (no `=` or `&`).
+fn url_password(rest: &str) -> Option<Range<usize>> {
+    let query = rest.find(['?', '#']).unwrap_or(rest.len());
+    if let Some(at) = rest[..query].rfind('@') {
+        let colon = rest[..at].find(':')?;
+        return Some(colon + 1..at);
+    }
+    let colon = rest.find(':')?;
+    if colon > query || rest[..colon].contains(['/', '@']) {
         return None;
     }
-    Some(start + colon + 1..start + at)
+    let at = colon + rest[colon..].find('@')?;
+    let host_end = rest[at + 1..]
+        .find(['/', '?', '#'])
+        .map_or(rest.len(), |n| at + 1 + n);
+    let host = &rest[at + 1..host_end];
+    let host_like = !host.is_empty()
+        && host.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']' | b'%' | b'_')
+        });
+    let password = &rest[colon + 1..at];
+    (host_like && !password.contains(['=', '&'])).then_some(colon + 1..at)
 }
 
 /// Values of `password=...` style keys: `key=value` up to the next
@@ -236,9 +264,25 @@ mod tests {
             "postgres://u:***@host/db"
         );
         // No user info: a path or query with `@` keeps what holds no password.
+        for text in [
+            "postgres://host/db?application_name=a@b",
+            "postgres://db1:5432/t_acme?application_name=svc@eu",
+            "postgres://db1:5432?application_name=svc@eu",
+        ] {
+            assert_eq!(redact_secrets(text), text);
+        }
         assert_eq!(
-            redact_secrets("postgres://host/db?application_name=a@b"),
-            "postgres://host/db?application_name=a@b"
+            redact_secrets("postgres://app:pw@db1:5432/t_acme?application_name=svc@eu"),
+            "postgres://app:***@db1:5432/t_acme?application_name=svc@eu"
+        );
+        assert_eq!(
+            redact_secrets("postgres://db:5432/x?user=app@srv&password=k"),
+            "postgres://db:5432/x?user=app@srv&password=***"
+        );
+        // Each URL of a text on its own.
+        assert_eq!(
+            redact_secrets("see https://docs/x: connecting to postgres://app:pw@db/main"),
+            "see https://docs/x: connecting to postgres://app:***@db/main"
         );
     }
 

@@ -448,8 +448,9 @@ impl ProvisioningOrchestrator {
     /// # Errors
     /// Refused before anything is written: [`Error::NotFound`] for an unknown
     /// tenant or shard; [`Error::InvalidInput`] on `shard` for the shard it
-    /// is on or one in another region; [`Error::Placement`] for a shard its
-    /// residency forbids, of the wrong pool, draining, or full;
+    /// is on (or one whose connection is the database it is in);
+    /// [`Error::Placement`] for a shard its residency (or the resolver's
+    /// fallback regions) forbids, of the wrong pool, draining, or full;
     /// [`Error::IllegalTransition`] when the tenant is not Active.
     pub async fn move_tenant(
         &self,

@@ -2,12 +2,14 @@
 //! change, an operator's move, a drain) on the saga executor.
 //!
 //! validate -> reserve the target -> create and migrate it -> hold writes
-//! (`Moving`) -> copy -> verify -> cut over (placement, plan, `Active` and
-//! `TenantMoved` in one write) -> release the source.
+//! (`Moving`) -> copy -> verify -> relocate storage (another region only)
+//! -> cut over (placement, plan, state and `TenantMoved` in one write) ->
+//! release the source. The tenant leaves `Moving` for the state it came
+//! from: `Active`, or `Suspended` for a suspended tenant a drain moves.
 //!
 //! Cut-over is the pivot. Before it, any failure compensates: the target is
-//! dropped, its reservation released, the tenant `Active` on its source,
-//! which was never changed. After it, nothing is undone: every compensation
+//! dropped, its reservation released, the storage's copy discarded, the
+//! tenant back in its state on its source, which was never changed. After it, nothing is undone: every compensation
 //! first asks the catalog whether the tenant lives on the target already and
 //! then does nothing, so a failed release leaves the tenant on its target and
 //! only the old copy behind, named in the request's failure.
@@ -30,14 +32,15 @@ use crate::orchestrator::transition::{
     MOVE_CLAIM, claim_move, load, release_move, rewrite, step_error, transition,
 };
 use crate::saga::{RetryPolicy, Step, StepError};
-use crate::traits::{DatabaseOutcome, DropReason, RemovalMode, TableComparison};
+use crate::traits::{DatabaseOutcome, DropReason, TableComparison};
 
 /// The name of the move workflow (plan changes, moves and drains).
 pub const MOVE_TENANT: &str = "move-tenant";
 
 /// Step names of the move workflow, in order.
 pub mod move_steps {
-    /// Checks the tenant is Active and records where it is.
+    /// Checks the tenant can move (Active; Suspended in a drain), claims
+    /// it, and records where it is and the state it returns to.
     pub const VALIDATE: &str = "validate-move";
     /// Decides the target placement and reserves room for it.
     pub const RESERVE: &str = "reserve-target";
@@ -54,8 +57,8 @@ pub mod move_steps {
     /// Copies the tenant's storage objects to the target's region, when
     /// the storage keeps them per region and the region changes.
     pub const STORAGE: &str = "relocate-storage";
-    /// Points the tenant at the target: placement, plan, `Active` and
-    /// `TenantMoved` in one catalog write.
+    /// Points the tenant at the target: placement, plan, its state again
+    /// (Active or Suspended) and `TenantMoved` in one catalog write.
     pub const CUT_OVER: &str = "cut-over";
     /// Removes the tenant's data (and objects left in another region)
     /// from the source and gives its room back.
@@ -213,11 +216,19 @@ pub(crate) async fn decide_target(
         ));
     }
     let resolver = &parts.resolver;
+    // A drain looks for room in the region the tenant is in, which for a
+    // flexible tenant may be a fallback, not its home; its placement keeps
+    // the plan's decision.
+    let mut asked = decision.clone();
+    if reason == MoveReason::Drain {
+        asked.region = source.region.clone();
+        asked.residency = Residency::Strict;
+    }
     let choice = match (shard, reserve) {
-        (Some(shard), true) => resolver.resolve_on(tenant, &decision, shard).await?,
-        (Some(shard), false) => resolver.preview_on(tenant, &decision, shard).await?,
-        (None, true) => resolver.resolve(tenant, &decision).await?,
-        (None, false) => resolver.preview(tenant, &decision).await?,
+        (Some(shard), true) => resolver.resolve_on(tenant, &asked, shard).await?,
+        (Some(shard), false) => resolver.preview_on(tenant, &asked, shard).await?,
+        (None, true) => resolver.resolve(tenant, &asked).await?,
+        (None, false) => resolver.preview(tenant, &asked).await?,
     };
     let target = Placement::new(tenant.clone(), decision.clone(), choice);
     let refusal = if decision.residency == Residency::Strict && target.region != decision.region {
@@ -479,6 +490,11 @@ impl Step<MoveContext> for MoveStep {
                     }));
                 }
                 ctx.tables = tables;
+                if ctx.resume() == TenantState::Suspended {
+                    // The database hook of its suspension, at its new place,
+                    // before it lives there (a rollback drops the target).
+                    p.schema.suspend(target).await.map_err(step_error)?;
+                }
                 Ok(())
             }
             move_steps::STORAGE => {
@@ -502,14 +518,10 @@ impl Step<MoveContext> for MoveStep {
                     .drop_tenant(source, DropReason::Delete)
                     .await
                     .map_err(step_error)?;
-                if ctx.resume() == TenantState::Suspended {
-                    // The database hook of a suspension, at its new place.
-                    p.schema.suspend(target).await.map_err(step_error)?;
-                }
                 if !p.storage.keeps_objects(source, target) {
                     // Copied to the target before cut-over: the source's are extra.
                     p.storage
-                        .remove(source, RemovalMode::Purge)
+                        .release_relocated(source, target)
                         .await
                         .map_err(step_error)?;
                 }
@@ -572,10 +584,10 @@ impl Step<MoveContext> for MoveStep {
                 if p.storage.keeps_objects(source, &target) {
                     return Ok(());
                 }
-                // The tenant lives at the source: what is under its prefix
-                // at the target is this move's copy.
+                // The tenant lives at the source; the storage removes only
+                // what the relocation wrote at the target.
                 p.storage
-                    .remove(&target, RemovalMode::Purge)
+                    .discard_relocated(source, &target)
                     .await
                     .map_err(step_error)
             }
@@ -602,7 +614,7 @@ impl Step<MoveContext> for MoveStep {
 }
 
 impl MoveStep {
-    /// The pivot: the new placement and plan, `Active`, and the event, in
+    /// The pivot: the new placement and plan, the state it came from, and the event, in
     /// one write. A plan change that moves nothing records the plan only.
     async fn cut_over(&self, ctx: &mut MoveContext) -> Result<(), StepError> {
         let p = &*self.parts;

@@ -117,8 +117,9 @@ pub trait StorageInitializer: Send + Sync {
     /// Whether a tenant moving from `from` to `to` keeps its objects where
     /// they are. The default: when both are in one region (storage is kept
     /// per region). When not, the move calls [`relocate`](Self::relocate)
-    /// while the tenant's writes are held and, once the tenant lives at `to`,
-    /// [`remove`](Self::remove) with [`RemovalMode::Purge`] at `from`.
+    /// while the tenant's writes are held, then, once the tenant lives at
+    /// `to`, [`release_relocated`](Self::release_relocated); a move rolled
+    /// back calls [`discard_relocated`](Self::discard_relocated).
     fn keeps_objects(&self, from: &Placement, to: &Placement) -> bool {
         from.region == to.region
     }
@@ -139,6 +140,26 @@ pub trait StorageInitializer: Send + Sync {
                 from.tenant_id, from.region, to.region
             ),
         ))
+    }
+
+    /// Undoes a [`relocate`](Self::relocate) of a move that rolled back
+    /// (it may have failed half-way): removes what it wrote for the tenant
+    /// at `to`, and never anything the tenant still uses at `from`. The
+    /// default does nothing, which is right for the default `relocate`,
+    /// which writes nothing.
+    async fn discard_relocated(&self, from: &Placement, to: &Placement) -> Result<()> {
+        let _ = (from, to);
+        Ok(())
+    }
+
+    /// Removes the tenant's objects from where `from` kept them, once the
+    /// tenant lives at `to` with its copy there. The default purges `from`
+    /// ([`remove`](Self::remove) with [`RemovalMode::Purge`]); a storage
+    /// whose two places may be one (the same bucket under two names) must
+    /// check that first, or it deletes the only copy.
+    async fn release_relocated(&self, from: &Placement, to: &Placement) -> Result<()> {
+        let _ = to;
+        self.remove(from, RemovalMode::Purge).await
     }
 }
 
@@ -166,6 +187,12 @@ macro_rules! forward_storage {
             }
             async fn relocate(&self, from: &Placement, to: &Placement) -> Result<()> {
                 (**self).relocate(from, to).await
+            }
+            async fn discard_relocated(&self, from: &Placement, to: &Placement) -> Result<()> {
+                (**self).discard_relocated(from, to).await
+            }
+            async fn release_relocated(&self, from: &Placement, to: &Placement) -> Result<()> {
+                (**self).release_relocated(from, to).await
             }
         }
     };

@@ -3,9 +3,13 @@
 //! tenant, and the checksum a move verifies. The backends hold only the SQL.
 //!
 //! The rules:
-//! - **Tables**: the shared schema's declared tenant tables (parents first),
-//!   else the dedicated schema's, else the source database's own tables in
-//!   creation order; then the seed ledger, so the target counts as seeded.
+//! - **Tables**: from a shared source, the shared schema's declared tenant
+//!   tables (parents first), else the dedicated schema's; from a dedicated
+//!   source, the dedicated schema's; else the source database's own tables
+//!   in creation order. Then the seed ledger, so the target counts as seeded.
+//! - **Refusals**, before anything is written: a source column the target
+//!   lacks (its values would be lost), and a table without `tenant_id` in a
+//!   database several tenants share (read whole, or cleared for everyone).
 //!   Internal tables (sqlx's migration ledger, the ownership marker) never move.
 //! - **Columns**: those both sides have, `tenant_id` aside. A source table
 //!   with a `tenant_id` column gives only the tenant's rows; a target table

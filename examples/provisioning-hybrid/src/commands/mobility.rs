@@ -123,6 +123,9 @@ pub(crate) async fn drain(
     let faults = faults(inject_failure)?;
     std::fs::create_dir_all(dir)?;
     crate::config::set_status(dir, &shard, provisioning_sharding::ShardStatus::Draining)?;
+    // A server running on this directory applies the status within its
+    // refresh; tenants it places on the shard meanwhile must be listed too.
+    tokio::time::sleep(crate::config::STATUS_REFRESH + std::time::Duration::from_millis(200)).await;
     let orchestrator = crate::wiring::hybrid(dir, out.release, faults)
         .await?
         .orchestrator;

@@ -64,7 +64,7 @@ const DURATION_BUCKETS: [f64; 14] = [
 
 /// How often the Prometheus recorder drains its histograms and the shard
 /// statuses operators set are read again.
-const UPKEEP_EVERY: Duration = Duration::from_secs(1);
+const UPKEEP_EVERY: Duration = crate::config::STATUS_REFRESH;
 
 /// What every handler shares.
 pub(crate) struct AppState {

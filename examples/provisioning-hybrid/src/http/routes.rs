@@ -244,7 +244,8 @@ pub(crate) async fn change_plan(
 }
 
 /// `POST /api/v1/tenants/{id}/move` `{"shard": "eu-west-shared-2"}`: moves
-/// an Active tenant's data to a chosen shard of its region and pool.
+/// an Active tenant's data to a chosen shard of its pool, in its region or,
+/// for a flexible tenant, a fallback region of the config.
 pub(crate) async fn move_tenant(
     State(state): State<Arc<AppState>>,
     ApiPath(id): ApiPath,

@@ -91,7 +91,7 @@ pub(crate) struct UrlParts {
 
 impl UrlParts {
     /// Splits `url`; `None` without `scheme://`. The user info ends at the
-    /// last `@` before the query, as [`redact_url`] reads it, so that a `/`
+    /// last `@` before the query, as `redact_secrets` reads it, so that a `/`
     /// in a password is not taken for the path. A `dbname=` parameter is
     /// moved into the path (it names the database as the path does, and
     /// wins over it).
