@@ -197,3 +197,60 @@ async fn recover_starts_a_run_that_crashed_before_its_first_journal_write() {
         TenantState::Active
     );
 }
+
+/// A request journaled by another version of its workflow (here: a create
+/// step added since) cannot resume: it is reported and left unfinished, and
+/// the other requests are still recovered.
+#[tokio::test]
+async fn a_run_of_another_workflow_version_is_reported_and_the_rest_recovered() {
+    struct Audit;
+    #[async_trait::async_trait]
+    impl Step<CreateContext> for Audit {
+        fn name(&self) -> &str {
+            "audit"
+        }
+        async fn execute(&self, _: &mut CreateContext) -> Result<(), StepError> {
+            Ok(())
+        }
+    }
+    let world = World::new();
+    let durable = Arc::new(InMemoryStore::new());
+    // Two creates crash mid-run under the old build.
+    let mut ids = Vec::new();
+    for tenant in ["acme", "bolt"] {
+        let dying = build(
+            &world,
+            Arc::new(CrashingStore::new(durable.clone(), 3)),
+            Op::Create,
+        );
+        let request = request(tenant, "free", "eu-west");
+        ids.push(request.request_id);
+        dying.create(request).await.unwrap_err();
+    }
+    // The new build has one step more: neither run can resume.
+    let upgraded = world
+        .orchestrator(durable.clone())
+        .create_step(Audit)
+        .build()
+        .unwrap();
+    let report = upgraded.recover().await.unwrap();
+    assert!(report.recovered.is_empty(), "{report:?}");
+    let mut mismatched: Vec<_> = report.mismatched.iter().map(|(id, _)| *id).collect();
+    mismatched.sort();
+    ids.sort();
+    assert_eq!(mismatched, ids);
+    assert!(
+        report.mismatched[0].1.contains("cannot resume"),
+        "{report:?}"
+    );
+    // The old build (or an operator) can still finish them.
+    let old = build(&world, durable.clone(), Op::Create);
+    let report = old.recover().await.unwrap();
+    assert_eq!(report.recovered.len(), 2);
+    assert!(
+        report
+            .recovered
+            .iter()
+            .all(|r| r.status == RequestStatus::Succeeded)
+    );
+}

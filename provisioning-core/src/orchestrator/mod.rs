@@ -142,6 +142,11 @@ pub struct RecoveryReport {
     /// Requests of workflows this orchestrator does not know (registered by
     /// another build), left alone.
     pub unknown_workflows: Vec<RequestId>,
+    /// Requests journaled by another version of their workflow (other
+    /// steps): left unfinished for an operator, with why, while the rest
+    /// are recovered.
+    #[serde(default)]
+    pub mismatched: Vec<(RequestId, String)>,
 }
 
 /// Creates, suspends, resumes and deletes tenants, and runs registered
@@ -664,6 +669,11 @@ impl ProvisioningOrchestrator {
     /// completion or compensation (starting it if it never started), retries
     /// failed compensations, and settles tenant and request.
     ///
+    /// A request journaled by another version of its workflow (other
+    /// steps, say after an upgrade) cannot resume: it is reported in
+    /// [`RecoveryReport::mismatched`] and left unfinished, and the other
+    /// requests are still recovered.
+    ///
     /// # Errors
     /// Store failures; a request whose run fails again is reported in its
     /// receipt, not as an error.
@@ -675,9 +685,16 @@ impl ProvisioningOrchestrator {
                 report.unknown_workflows.push(request.request_id);
                 continue;
             }
-            report
-                .recovered
-                .push(self.finish_unfinished(request.request_id).await?);
+            match self.finish_unfinished(request.request_id).await {
+                Ok(receipt) => report.recovered.push(receipt),
+                Err(error @ Error::RunMismatch { .. }) => {
+                    tracing::error!(request_id = %request.request_id, %error, "journaled by another version of its workflow; left alone");
+                    report
+                        .mismatched
+                        .push((request.request_id, error.to_string()));
+                }
+                Err(error) => return Err(error),
+            }
         }
         self.dispatch_quietly().await;
         Ok(report)

@@ -358,6 +358,9 @@ pub(crate) async fn recover(dir: &Path, out: Output) -> BoxResult<()> {
                 r.status.as_str()
             );
         }
+        for (request_id, why) in &report.mismatched {
+            text += &format!("\n  {request_id} left unfinished: {why}");
+        }
         text
     })
 }

@@ -124,6 +124,7 @@ pub(crate) async fn serve(
     tracing::info!(
         recovered = report.recovered.len(),
         unknown_workflows = report.unknown_workflows.len(),
+        mismatched = report.mismatched.len(),
         "recovered in-flight requests"
     );
     let listener = tokio::net::TcpListener::bind(addr).await?;
