@@ -10,7 +10,8 @@
 mod common;
 
 use common::{Harness, list, plan, plan_with, put, read};
-use provisioning_core::{Error, StorageInitializer};
+use provisioning_core::{Error, Placement, StorageInitializer};
+use provisioning_storage::ObjectStoreInitializer;
 
 async fn relocation_copies_every_object_and_the_marker(h: Harness) {
     let storage = h.initializer(&["uploads", "exports"]);
@@ -63,7 +64,9 @@ async fn relocation_copies_every_object_and_the_marker(h: Harness) {
     assert!(storage.plan(&acme_us).await.unwrap().exists);
 }
 
-async fn another_tenants_marker_at_the_target_stops_relocation(h: Harness) {
+/// An initializer with `uploads`, and acme initialized in eu-west with one
+/// file.
+async fn acme_in_eu(h: &Harness) -> (ObjectStoreInitializer, Placement) {
     let storage = h.initializer(&["uploads"]);
     let acme_eu = plan("acme", "eu-west");
     storage.initialize(&acme_eu).await.unwrap();
@@ -73,6 +76,11 @@ async fn another_tenants_marker_at_the_target_stops_relocation(h: Harness) {
         b"a",
     )
     .await;
+    (storage, acme_eu)
+}
+
+async fn another_tenants_marker_at_the_target_stops_relocation(h: Harness) {
+    let (storage, acme_eu) = acme_in_eu(&h).await;
     let us = h.store("us-east");
     // A marker naming another tenant under acme's prefix in us-east.
     let foreign = br#"{"version":1,"tenant_id":"bolt","region":"us-east","plan":"free","created":"2025-03-01T12:30:05Z","layout":[]}"#;
@@ -91,16 +99,8 @@ async fn another_tenants_marker_at_the_target_stops_relocation(h: Harness) {
 }
 
 async fn a_rolled_back_relocation_leaves_only_the_source(h: Harness) {
-    let storage = h.initializer(&["uploads"]);
-    let acme_eu = plan("acme", "eu-west");
+    let (storage, acme_eu) = acme_in_eu(&h).await;
     let acme_us = plan("acme", "us-east");
-    storage.initialize(&acme_eu).await.unwrap();
-    put(
-        h.store("eu-west").as_ref(),
-        "tenants/acme/uploads/a.txt",
-        b"a",
-    )
-    .await;
     let before = list(h.store("eu-west").as_ref(), "tenants/acme").await;
     storage.relocate(&acme_eu, &acme_us).await.unwrap();
     storage.discard_relocated(&acme_eu, &acme_us).await.unwrap();
