@@ -208,23 +208,26 @@ impl ObjectStoreInitializer {
         &self,
         doomed: &Placement,
         kept: &Placement,
+        undo: bool,
     ) -> provisioning_core::Result<()> {
         if self.keeps_objects(doomed, kept) {
             return Ok(());
         }
-        let (Ok(doomed_store), Ok(kept_store)) =
-            (self.store(&doomed.region), self.store(&kept.region))
-        else {
-            return Ok(()); // a region without a store: nothing was written there
-        };
+        let (doomed_store, kept_store) =
+            match (self.store(&doomed.region), self.store(&kept.region)) {
+                (Ok(doomed_store), Ok(kept_store)) => (doomed_store, kept_store),
+                // An undo: a region without a store had nothing written to it.
+                _ if undo => return Ok(()),
+                (Err(e), _) | (_, Err(e)) => return Err(e.into()),
+            };
         let paths = TenantPaths::new(&doomed.tenant_id);
-        match relocation::purge_other(doomed_store, kept_store, &paths).await? {
+        match relocation::purge_other((doomed_store, doomed), (kept_store, kept), &paths).await? {
             Some(objects) => {
                 tracing::info!(objects, region = %doomed.region, "relocated tenant storage purged")
             }
             None => tracing::warn!(
                 region = %doomed.region,
-                "the two regions' stores hold the same objects; nothing purged"
+                "the tenant's objects there are not a relocation's to remove; nothing purged"
             ),
         }
         Ok(())
@@ -376,7 +379,7 @@ impl StorageInitializer for ObjectStoreInitializer {
         from: &Placement,
         to: &Placement,
     ) -> provisioning_core::Result<()> {
-        self.purge_one_side(to, from).await
+        self.purge_one_side(to, from, true).await
     }
 
     /// Purges the tenant's objects in `from`'s region, unless that store is
@@ -387,6 +390,6 @@ impl StorageInitializer for ObjectStoreInitializer {
         from: &Placement,
         to: &Placement,
     ) -> provisioning_core::Result<()> {
-        self.purge_one_side(from, to).await
+        self.purge_one_side(from, to, false).await
     }
 }

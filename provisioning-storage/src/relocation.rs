@@ -43,12 +43,13 @@ pub(crate) async fn relocate(
         marker.check_usable(from)?;
     }
     if let Some(existing) = marker::read(target.as_ref(), &paths).await?
-        && existing.tenant_id != to.tenant_id
+        && (existing.tenant_id != to.tenant_id || existing.archive_started_at.is_some())
     {
         return Err(StorageError::MarkerConflict {
             tenant: to.tenant_id.clone(),
             reason: format!(
-                "the target region {} holds a marker of tenant {} under this tenant's prefix",
+                "the target region {} holds a marker of tenant {} under this tenant's prefix \
+                 (or an archive in progress)",
                 to.region, existing.tenant_id
             ),
         });
@@ -76,22 +77,37 @@ pub(crate) async fn relocate(
     Ok(copied)
 }
 
-/// Purges the tenant's objects from `doomed`, unless `doomed` and `kept`
-/// turn out to be one store; how many were deleted (`None`: one store,
-/// nothing deleted).
+/// Purges the tenant's objects from `doomed`'s store after a relocation
+/// between it and `kept`'s; how many were deleted, or `None` when they are
+/// not the relocation's to remove: the two stores are one (the same store,
+/// or a probe written to one is read from the other), or a marker says
+/// otherwise (at `doomed`: another tenant's, another region's, or an archive
+/// in progress; at `kept`: another region's, which is what a copy onto
+/// itself through two names leaves).
 pub(crate) async fn purge_other(
-    doomed: &Arc<dyn ObjectStore>,
-    kept: &Arc<dyn ObjectStore>,
+    (doomed, doomed_at): (&Arc<dyn ObjectStore>, &Placement),
+    (kept, kept_at): (&Arc<dyn ObjectStore>, &Placement),
     paths: &TenantPaths,
 ) -> Result<Option<u64>> {
     if Arc::ptr_eq(doomed, kept) || aliased(kept.as_ref(), doomed.as_ref(), paths).await? {
         return Ok(None);
     }
+    if let Some(marker) = marker::read(doomed.as_ref(), paths).await?
+        && (marker.check_usable(doomed_at).is_err())
+    {
+        return Ok(None);
+    }
+    if let Some(marker) = marker::read(kept.as_ref(), paths).await?
+        && marker.region != kept_at.region
+    {
+        return Ok(None);
+    }
     removal::purge(doomed, paths).await.map(Some)
 }
 
-/// Whether an object written to `target` under the tenant's prefix can be
-/// read from `source`: the two are one store. The probe is deleted again.
+/// Whether an object written to `target` can be read from `source`: the two
+/// are one store. The probe lives outside every tenant's prefix, so one
+/// left behind by a crash is in no tenant's listing, copy or archive.
 async fn aliased(
     source: &dyn ObjectStore,
     target: &dyn ObjectStore,
@@ -100,11 +116,10 @@ async fn aliased(
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
-    // A name no layout folder or tenant object can have (they never start with `.`).
-    let probe = paths
-        .root()
-        .clone()
-        .join(format!(".relocation-probe-{}-{nanos}", std::process::id()));
+    let probe = Path::from_iter([
+        PROBES_ROOT.to_owned(),
+        format!("{}-{}-{nanos}", paths.tenant(), std::process::id()),
+    ]);
     target
         .put(&probe, PutPayload::from_static(b"probe"))
         .await
@@ -120,6 +135,9 @@ async fn aliased(
     }
     seen
 }
+
+/// Where the probes of [`aliased`] are written, beside `tenants/`.
+const PROBES_ROOT: &str = "_relocation-probes";
 
 /// The marker as the target records it: the new region and plan; when it
 /// was created and whether it is suspended come along.

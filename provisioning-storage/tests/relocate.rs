@@ -92,6 +92,11 @@ async fn another_tenants_marker_at_the_target_stops_relocation(h: Harness) {
         .unwrap_err();
     assert!(matches!(err, Error::Conflict { .. }), "{err}");
     assert!(err.to_string().contains("bolt"), "{err}");
+    // The move's rollback leaves what is not its own.
+    storage
+        .discard_relocated(&acme_eu, &plan("acme", "us-east"))
+        .await
+        .unwrap();
     assert_eq!(
         list(us.as_ref(), "tenants/acme").await,
         ["tenants/acme/.tenant.json"]

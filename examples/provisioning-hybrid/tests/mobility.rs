@@ -955,6 +955,47 @@ fn a_second_move_started_before_the_first_holds_the_writes_is_refused() {
 }
 
 #[test]
+fn a_move_back_waits_until_the_first_move_has_released_its_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    two_shared_tenants(d);
+    let before = dump(&shared(d), "acme");
+    // Cut over to its own file, then 700 ms of retries to release the
+    // shared rows: a downgrade meanwhile would put the tenant back in the
+    // shared database just before that release deletes its rows there.
+    let mut first = spawn(
+        d,
+        &[
+            "change-plan",
+            "--tenant",
+            "acme",
+            "--plan",
+            "premium",
+            "--inject-failure",
+            "release-source:transient=3",
+        ],
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while json(d, &["status", "acme"])["placement"]["isolation"] != "dedicated" {
+        assert!(std::time::Instant::now() < deadline, "never cut over");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let stderr = fails(
+        d,
+        &["change-plan", "--tenant", "acme", "--plan", "standard"],
+    );
+    assert!(stderr.contains("is being moved by request"), "{stderr}");
+    assert!(first.wait().unwrap().success());
+    // Released: now it may go back, with every row.
+    let receipt = json(
+        d,
+        &["change-plan", "--tenant", "acme", "--plan", "standard"],
+    );
+    assert_eq!(receipt["status"], "succeeded", "{receipt}");
+    assert_eq!(dump(&shared(d), "acme"), before);
+}
+
+#[test]
 fn a_shard_whose_connection_resolves_to_the_tenants_own_database_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();

@@ -73,20 +73,21 @@ fn secret_spans(text: &str) -> Vec<Range<usize>> {
     spans
 }
 
-/// The password in each `scheme://user:password@host` of `text` (a URL
-/// runs to the next whitespace).
+/// The password in each `scheme://user:password@host` of `text`. A URL
+/// runs to the next whitespace, quote or angle bracket; one inside another
+/// (`?next=http://...`) is read on its own too.
 fn userinfo_passwords(text: &str) -> Vec<Range<usize>> {
     let mut spans = Vec::new();
     let mut from = 0;
     while let Some(found) = text[from..].find("://") {
         let start = from + found + 3;
         let end = text[start..]
-            .find(char::is_whitespace)
+            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '<' | '>' | '`'))
             .map_or(text.len(), |n| start + n);
         if let Some(span) = url_password(&text[start..end]) {
             spans.push(start + span.start..start + span.end);
         }
-        from = end;
+        from = start;
     }
     spans
 }
@@ -97,9 +98,13 @@ fn userinfo_passwords(text: &str) -> Vec<Range<usize>> {
 /// (`#`), so an unencoded `/` or `@` in a password does not leak it and an
 /// `@` in the query (`application_name=svc@eu`) is not taken for it. A
 /// password with an unencoded `?` or `#` puts its `@` past them: then the
-/// first later `@` counts when a host follows it and what it closes looks
-/// like a password, not a query (no `=` or `&`).
+/// first later `@` counts, unless the URL starts `host:port` (digits, then a
+/// path, query or fragment) or what follows the `@` is no host.
 fn url_password(rest: &str) -> Option<Range<usize>> {
+    // No authority (`file:///`), or a bracketed host first (`[::1]`).
+    if rest.starts_with(['/', '[']) {
+        return None;
+    }
     let query = rest.find(['?', '#']).unwrap_or(rest.len());
     if let Some(at) = rest[..query].rfind('@') {
         let colon = rest[..at].find(':')?;
@@ -109,17 +114,21 @@ fn url_password(rest: &str) -> Option<Range<usize>> {
     if colon > query || rest[..colon].contains(['/', '@']) {
         return None;
     }
+    let after = rest[colon + 1..].as_bytes();
+    let digits = after.iter().take_while(|b| b.is_ascii_digit()).count();
+    if digits > 0 && matches!(after.get(digits), None | Some(b'/' | b'?' | b'#')) {
+        return None; // host:port
+    }
     let at = colon + rest[colon..].find('@')?;
     let host_end = rest[at + 1..]
         .find(['/', '?', '#'])
         .map_or(rest.len(), |n| at + 1 + n);
-    let host = &rest[at + 1..host_end];
-    let host_like = !host.is_empty()
-        && host.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']' | b'%' | b'_')
-        });
-    let password = &rest[colon + 1..at];
-    (host_like && !password.contains(['=', '&'])).then_some(colon + 1..at)
+    // Empty for a Unix socket (`@/db?host=/run`); a list for libpq's hosts.
+    let host_like = rest[at + 1..host_end].bytes().all(|b| {
+        b.is_ascii_alphanumeric()
+            || matches!(b, b'.' | b'-' | b':' | b'[' | b']' | b'%' | b'_' | b',')
+    });
+    host_like.then_some(colon + 1..at)
 }
 
 /// Values of `password=...` style keys: `key=value` up to the next
@@ -279,6 +288,29 @@ mod tests {
             redact_secrets("postgres://db:5432/x?user=app@srv&password=k"),
             "postgres://db:5432/x?user=app@srv&password=***"
         );
+        for (text, secret) in [
+            (
+                "[\"postgres://a/x?sslmode=require\",\"postgres://u:pw@b/y\"]",
+                "pw@",
+            ),
+            ("https://e.com/a?next=http://u:pw@h/x", ":pw@"),
+            ("postgres://app:p?w@/db?host=/var/run/postgresql", "p?w"),
+            ("postgres://u:p?w@h1:5432,h2:5432/db", "p?w"),
+            ("url=postgres://app:p#w@db1, retrying", "p#w"),
+            ("postgres://app:p?x=1@db/main", "p?x=1"),
+            ("postgres://app:a#b&c@db/main", "a#b&c"),
+        ] {
+            let redacted = redact_secrets(text);
+            assert!(!redacted.contains(secret), "{text} -> {redacted}");
+        }
+        for text in [
+            "postgres://[::1]:5432/t@x",
+            "file:///data/a:b@c.txt",
+            "http://localhost:3000/#/users/alice@example.com",
+            "http://[fe80::1%25eth0]:80/a?b@c",
+        ] {
+            assert_eq!(redact_secrets(text), text);
+        }
         // Each URL of a text on its own.
         assert_eq!(
             redact_secrets("see https://docs/x: connecting to postgres://app:pw@db/main"),

@@ -511,9 +511,30 @@ impl Step<MoveContext> for MoveStep {
             }
             move_steps::CUT_OVER => self.cut_over(ctx).await,
             move_steps::RELEASE => {
+                let holder = ctx.request_id.to_string();
                 let (Some(source), Some(target)) = (&ctx.source, &ctx.target) else {
-                    return Ok(());
+                    return release_move(p, &ctx.tenant_id, &holder)
+                        .await
+                        .map_err(step_error);
                 };
+                // The move's claim is kept until here, so no other move can
+                // take the tenant back to the source before it is released:
+                // the release would then remove the live copy. Checked once
+                // more against the catalog all the same.
+                let record = load(&*p.store, &ctx.tenant_id).await.map_err(step_error)?;
+                if !record
+                    .placement
+                    .as_ref()
+                    .is_some_and(|now| now.same_location(target))
+                {
+                    return Err(StepError::permanent(Error::Conflict {
+                        kind: "tenant",
+                        id: ctx.tenant_id.to_string(),
+                        reason: "it no longer lives where this move put it: its source is left \
+                                 as it is"
+                            .to_owned(),
+                    }));
+                }
                 p.schema
                     .drop_tenant(source, DropReason::Delete)
                     .await
@@ -532,7 +553,9 @@ impl Step<MoveContext> for MoveStep {
                         .map_err(step_error)?;
                 }
                 tracing::info!(tenant_id = %ctx.tenant_id, from = %source.shard, "source released");
-                Ok(())
+                release_move(p, &ctx.tenant_id, &holder)
+                    .await
+                    .map_err(step_error)
             }
             other => Err(StepError::permanent(Error::invalid(
                 "step",
@@ -544,7 +567,13 @@ impl Step<MoveContext> for MoveStep {
     async fn compensate(&self, ctx: &mut MoveContext) -> Result<(), StepError> {
         let p = &*self.parts;
         if cut_over(p, ctx).await? {
-            // Past the pivot: the tenant lives on the target; keep it.
+            // Past the pivot: the tenant lives on the target; keep it. The
+            // move is over (its release failed): its claim goes.
+            if self.name == move_steps::VALIDATE {
+                return release_move(p, &ctx.tenant_id, &ctx.request_id.to_string())
+                    .await
+                    .map_err(step_error);
+            }
             return Ok(());
         }
         if self.name == move_steps::VALIDATE {
@@ -634,7 +663,6 @@ impl MoveStep {
                 p,
                 &ctx.tenant_id,
                 |r| {
-                    r.metadata.remove(MOVE_CLAIM);
                     r.plan = plan.clone();
                     if let Some(placement) = &mut r.placement {
                         placement.plan = plan.clone();
@@ -680,7 +708,6 @@ impl MoveStep {
             &[TenantState::Moving],
             ctx.resume(),
             |r| {
-                r.metadata.remove(MOVE_CLAIM);
                 r.plan = target.plan.clone();
                 r.placement = Some(target.clone());
                 r.metadata.retain(|k, _| !k.starts_with("placement."));
