@@ -114,7 +114,7 @@ fn url_password(rest: &str) -> Option<Range<usize>> {
     if colon > query || rest[..colon].contains(['/', '@']) {
         return None;
     }
-    let after = rest[colon + 1..].as_bytes();
+    let after = &rest.as_bytes()[colon + 1..];
     let digits = after.iter().take_while(|b| b.is_ascii_digit()).count();
     if digits > 0 && matches!(after.get(digits), None | Some(b'/' | b'?' | b'#')) {
         return None; // host:port
