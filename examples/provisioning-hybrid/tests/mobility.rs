@@ -917,15 +917,16 @@ fn while_a_tenant_is_moving_other_writes_are_refused_with_a_clear_error() {
     );
 }
 
-#[test]
-fn a_second_move_started_before_the_first_holds_the_writes_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    two_shared_tenants(d);
-    let before = dump(&shared(d), "acme");
-    // The first move claims the tenant, then waits 700 ms before its target
-    // is even chosen.
-    let mut first = spawn(
+/// Starts acme's upgrade to premium in a child whose `step` fails
+/// transiently three times (700 ms of retries there), and returns once
+/// acme's status satisfies `ready`.
+fn slow_upgrade(
+    d: &Path,
+    step: &str,
+    ready: impl Fn(&serde_json::Value) -> bool,
+) -> std::process::Child {
+    let fault = format!("{step}:transient=3");
+    let child = spawn(
         d,
         &[
             "change-plan",
@@ -934,14 +935,31 @@ fn a_second_move_started_before_the_first_holds_the_writes_is_refused() {
             "--plan",
             "premium",
             "--inject-failure",
-            "reserve-target:transient=3",
+            &fault,
         ],
     );
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while json(d, &["status", "acme"])["metadata"]["move.request"].is_null() {
-        assert!(std::time::Instant::now() < deadline, "never claimed");
+    while !ready(&json(d, &["status", "acme"])) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{step}: never got there"
+        );
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
+    child
+}
+
+#[test]
+fn a_second_move_started_before_the_first_holds_the_writes_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    two_shared_tenants(d);
+    let before = dump(&shared(d), "acme");
+    // The first move claims the tenant, then waits 700 ms before its target
+    // is even chosen.
+    let mut first = slow_upgrade(d, "reserve-target", |status| {
+        !status["metadata"]["move.request"].is_null()
+    });
     let stderr = fails(d, &["change-plan", "--tenant", "acme", "--plan", "premium"]);
     assert!(stderr.contains("is being moved by request"), "{stderr}");
     assert!(first.wait().unwrap().success());
@@ -963,23 +981,9 @@ fn a_move_back_waits_until_the_first_move_has_released_its_source() {
     // Cut over to its own file, then 700 ms of retries to release the
     // shared rows: a downgrade meanwhile would put the tenant back in the
     // shared database just before that release deletes its rows there.
-    let mut first = spawn(
-        d,
-        &[
-            "change-plan",
-            "--tenant",
-            "acme",
-            "--plan",
-            "premium",
-            "--inject-failure",
-            "release-source:transient=3",
-        ],
-    );
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while json(d, &["status", "acme"])["placement"]["isolation"] != "dedicated" {
-        assert!(std::time::Instant::now() < deadline, "never cut over");
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
+    let mut first = slow_upgrade(d, "release-source", |status| {
+        status["placement"]["isolation"] == "dedicated"
+    });
     let stderr = fails(
         d,
         &["change-plan", "--tenant", "acme", "--plan", "standard"],
