@@ -5,6 +5,7 @@
 #![cfg(feature = "postgres")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
 mod pg_store;
 
 use std::collections::HashMap;
@@ -13,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use common::NoStorage;
 use provisioning_core::*;
 use provisioning_sqlx::PostgresStore;
 
@@ -78,21 +80,6 @@ impl TenantSchemaManager for Schemas {
     }
 }
 
-struct Storage;
-
-#[async_trait]
-impl StorageInitializer for Storage {
-    async fn plan(&self, _: &Placement) -> Result<StoragePlan> {
-        Ok(StoragePlan::new(vec![], false))
-    }
-    async fn initialize(&self, _: &Placement) -> Result<()> {
-        Ok(())
-    }
-    async fn remove(&self, _: &Placement, _: RemovalMode) -> Result<()> {
-        Ok(())
-    }
-}
-
 /// Hangs forever in the first run that reaches it for `tenant`: the worker
 /// running it is then killed there.
 struct HangOnce {
@@ -128,7 +115,7 @@ async fn orchestrator(
         .plan_builder(Arc::new(Plans))
         .shard_resolver(Arc::new(Shards))
         .schema_manager(schemas)
-        .storage(Arc::new(Storage))
+        .storage(Arc::new(NoStorage))
         .create_step(hang)
         .build()
         .unwrap()

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::pg::{self, dedicated_twin, shared_schema, with_database};
+use common::pg::{self, dedicated_twin, shared_schema, with_database, workload_counts};
 use common::*;
 use provisioning_core::{
     DatabaseOutcome, DropReason, Error, Isolation, Placement, TableComparison, TenantSchemaManager,
@@ -55,17 +55,6 @@ fn all_match(compared: &[TableComparison]) {
 fn rows_of(compared: &[TableComparison], table: &str) -> (u64, u64) {
     let c = compared.iter().find(|c| c.table == table).unwrap();
     (c.source_rows, c.target_rows)
-}
-
-/// A tenant's rows in each table of the reference workload, in `schema`
-/// (`None`: the database's default one).
-async fn workload_counts(url: &str, schema: Option<&str>) -> Vec<i64> {
-    let prefix = schema.map(|s| format!("\"{s}\".")).unwrap_or_default();
-    let mut counts = Vec::new();
-    for table in TENANT_TABLES.iter().chain(&["_tenant_seeds"]) {
-        counts.push(pg::scalar(url, format!("SELECT COUNT(*) FROM {prefix}{table}")).await);
-    }
-    counts
 }
 
 /// Roles 3, users 1, user_roles 1 (the seed); a project, two tasks, three

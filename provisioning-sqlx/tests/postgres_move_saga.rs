@@ -62,32 +62,6 @@ impl ShardResolver for Three {
     }
 }
 
-struct NoStorage;
-
-#[async_trait]
-impl StorageInitializer for NoStorage {
-    async fn plan(&self, _: &Placement) -> Result<StoragePlan> {
-        Ok(StoragePlan::new(vec![], false))
-    }
-    async fn initialize(&self, _: &Placement) -> Result<()> {
-        Ok(())
-    }
-    async fn remove(&self, _: &Placement, _: RemovalMode) -> Result<()> {
-        Ok(())
-    }
-}
-
-/// The tenant's rows per table (and its seed-ledger rows) at `url`, in
-/// `schema` or the database's default one.
-async fn counts(url: &str, schema: Option<&str>) -> Vec<i64> {
-    let prefix = schema.map(|s| format!("\"{s}\".")).unwrap_or_default();
-    let mut counts = Vec::new();
-    for table in TENANT_TABLES.iter().chain(&["_tenant_seeds"]) {
-        counts.push(pg::scalar(url, format!("SELECT COUNT(*) FROM {prefix}{table}")).await);
-    }
-    counts
-}
-
 #[tokio::test]
 async fn a_tenant_moves_schema_to_schema_across_shards_then_to_a_database_of_its_own() {
     let Some(url) = pg::url() else { return };
@@ -140,7 +114,7 @@ async fn a_tenant_moves_schema_to_schema_across_shards_then_to_a_database_of_its
         ),
     )
     .await;
-    let before = counts(&url_a, Some(&name)).await;
+    let before = pg::workload_counts(&url_a, Some(&name)).await;
     assert_eq!(before[3..6], [1, 1, 1]);
 
     let receipt = orchestrator
@@ -149,7 +123,7 @@ async fn a_tenant_moves_schema_to_schema_across_shards_then_to_a_database_of_its
         .unwrap();
     assert_eq!(receipt.status, RequestStatus::Succeeded, "{receipt:?}");
     assert_eq!(
-        counts(&url_b, Some(&name)).await,
+        pg::workload_counts(&url_b, Some(&name)).await,
         before,
         "identical on the target"
     );
@@ -173,7 +147,10 @@ async fn a_tenant_moves_schema_to_schema_across_shards_then_to_a_database_of_its
         .unwrap();
     assert_eq!(receipt.status, RequestStatus::Succeeded, "{receipt:?}");
     assert!(pg::database_exists(&url, &name).await);
-    assert_eq!(counts(&with_database(&url, &name), None).await, before);
+    assert_eq!(
+        pg::workload_counts(&with_database(&url, &name), None).await,
+        before
+    );
     assert!(!pg::schema_exists(&url_b, &name).await);
 
     let events = orchestrator.events(&tenant).await.unwrap();
@@ -221,7 +198,10 @@ async fn a_tenant_moves_schema_to_schema_across_shards_then_to_a_database_of_its
         ),
         (TenantState::Active, "pg-c".to_owned())
     );
-    assert_eq!(counts(&with_database(&url, &name), None).await, before);
+    assert_eq!(
+        pg::workload_counts(&with_database(&url, &name), None).await,
+        before
+    );
 
     pg::drop_database(&url, &name).await;
     pg::drop_database(&url, &db_a).await;

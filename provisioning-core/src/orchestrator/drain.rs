@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::model::{RequestId, ShardId, TenantId, TenantState};
+use crate::orchestrator::moving::{MoveReason, movable};
 use crate::orchestrator::{ProvisioningOrchestrator, Receipt};
 use crate::store::{RequestStatus, TenantFilter};
 
@@ -99,7 +100,7 @@ impl ProvisioningOrchestrator {
         let mut tenants = Vec::with_capacity(total);
         let mut moves = futures_util::stream::iter(on_shard)
             .map(|record| async move {
-                if !matches!(record.state, TenantState::Active | TenantState::Suspended) {
+                if !movable(record.state, MoveReason::Drain) {
                     return DrainOutcome {
                         tenant_id: record.tenant_id,
                         outcome: DrainStatus::Skipped,

@@ -535,10 +535,7 @@ impl ProvisioningOrchestrator {
     async fn check_move(&self, context: &MoveContext) -> Result<(TenantRecord, Option<Placement>)> {
         let parts = &self.inner.parts;
         let record = load(&*parts.store, &context.tenant_id).await?;
-        // A drain moves suspended tenants too: the shard must empty.
-        let movable = record.state == TenantState::Active
-            || (record.state == TenantState::Suspended && context.reason == MoveReason::Drain);
-        if !movable {
+        if !moving::movable(record.state, context.reason) {
             return Err(Error::IllegalTransition {
                 from: record.state,
                 to: TenantState::Moving,

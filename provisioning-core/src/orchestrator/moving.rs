@@ -309,6 +309,12 @@ fn same_database(
     Ok(database)
 }
 
+/// Whether a tenant in `state` may start a move for `reason`: an Active
+/// one always; a Suspended one in a drain, which must empty its shard.
+pub(crate) fn movable(state: TenantState, reason: MoveReason) -> bool {
+    state == TenantState::Active || (state == TenantState::Suspended && reason == MoveReason::Drain)
+}
+
 /// Whether the catalog already points the tenant at `target`: cut-over
 /// happened, and nothing before it may be undone.
 async fn cut_over(parts: &Parts, ctx: &MoveContext) -> Result<bool, StepError> {
@@ -366,11 +372,8 @@ impl Step<MoveContext> for MoveStep {
                 // Moving: this run held the writes before a crash. A
                 // suspended tenant moves only in a drain, which must empty
                 // its shard; it stays suspended.
-                let movable = match record.state {
-                    TenantState::Active | TenantState::Moving => true,
-                    TenantState::Suspended => ctx.reason == MoveReason::Drain,
-                    _ => false,
-                };
+                let movable =
+                    record.state == TenantState::Moving || movable(record.state, ctx.reason);
                 if !movable {
                     return Err(StepError::permanent(Error::IllegalTransition {
                         from: record.state,
@@ -521,12 +524,7 @@ impl Step<MoveContext> for MoveStep {
                 // take the tenant back to the source before it is released:
                 // the release would then remove the live copy. Checked once
                 // more against the catalog all the same.
-                let record = load(&*p.store, &ctx.tenant_id).await.map_err(step_error)?;
-                if !record
-                    .placement
-                    .as_ref()
-                    .is_some_and(|now| now.same_location(target))
-                {
+                if !cut_over(p, ctx).await? {
                     return Err(StepError::permanent(Error::Conflict {
                         kind: "tenant",
                         id: ctx.tenant_id.to_string(),

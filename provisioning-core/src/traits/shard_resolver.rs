@@ -111,60 +111,47 @@ pub trait ShardResolver: Send + Sync {
     }
 }
 
-#[async_trait]
-impl<T: ShardResolver + ?Sized> ShardResolver for Arc<T> {
-    async fn resolve(&self, tenant: &TenantId, decision: &PlanDecision) -> Result<ShardChoice> {
-        (**self).resolve(tenant, decision).await
-    }
-    async fn preview(&self, tenant: &TenantId, decision: &PlanDecision) -> Result<ShardChoice> {
-        (**self).preview(tenant, decision).await
-    }
-    async fn resolve_on(
-        &self,
-        tenant: &TenantId,
-        decision: &PlanDecision,
-        shard: &ShardId,
-    ) -> Result<ShardChoice> {
-        (**self).resolve_on(tenant, decision, shard).await
-    }
-    async fn preview_on(
-        &self,
-        tenant: &TenantId,
-        decision: &PlanDecision,
-        shard: &ShardId,
-    ) -> Result<ShardChoice> {
-        (**self).preview_on(tenant, decision, shard).await
-    }
-    async fn release(&self, tenant: &TenantId, shard: &ShardId) -> Result<()> {
-        (**self).release(tenant, shard).await
-    }
+// Smart pointers to a resolver are resolvers (as for the other traits).
+macro_rules! forward_resolver {
+    ($ty:ty) => {
+        #[async_trait]
+        impl<T: ShardResolver + ?Sized> ShardResolver for $ty {
+            async fn resolve(
+                &self,
+                tenant: &TenantId,
+                decision: &PlanDecision,
+            ) -> Result<ShardChoice> {
+                (**self).resolve(tenant, decision).await
+            }
+            async fn preview(
+                &self,
+                tenant: &TenantId,
+                decision: &PlanDecision,
+            ) -> Result<ShardChoice> {
+                (**self).preview(tenant, decision).await
+            }
+            async fn resolve_on(
+                &self,
+                tenant: &TenantId,
+                decision: &PlanDecision,
+                shard: &ShardId,
+            ) -> Result<ShardChoice> {
+                (**self).resolve_on(tenant, decision, shard).await
+            }
+            async fn preview_on(
+                &self,
+                tenant: &TenantId,
+                decision: &PlanDecision,
+                shard: &ShardId,
+            ) -> Result<ShardChoice> {
+                (**self).preview_on(tenant, decision, shard).await
+            }
+            async fn release(&self, tenant: &TenantId, shard: &ShardId) -> Result<()> {
+                (**self).release(tenant, shard).await
+            }
+        }
+    };
 }
 
-#[async_trait]
-impl<T: ShardResolver + ?Sized> ShardResolver for Box<T> {
-    async fn resolve(&self, tenant: &TenantId, decision: &PlanDecision) -> Result<ShardChoice> {
-        (**self).resolve(tenant, decision).await
-    }
-    async fn preview(&self, tenant: &TenantId, decision: &PlanDecision) -> Result<ShardChoice> {
-        (**self).preview(tenant, decision).await
-    }
-    async fn resolve_on(
-        &self,
-        tenant: &TenantId,
-        decision: &PlanDecision,
-        shard: &ShardId,
-    ) -> Result<ShardChoice> {
-        (**self).resolve_on(tenant, decision, shard).await
-    }
-    async fn preview_on(
-        &self,
-        tenant: &TenantId,
-        decision: &PlanDecision,
-        shard: &ShardId,
-    ) -> Result<ShardChoice> {
-        (**self).preview_on(tenant, decision, shard).await
-    }
-    async fn release(&self, tenant: &TenantId, shard: &ShardId) -> Result<()> {
-        (**self).release(tenant, shard).await
-    }
-}
+forward_resolver!(Arc<T>);
+forward_resolver!(Box<T>);

@@ -138,3 +138,26 @@ pub async fn ledger_versions(path: &std::path::Path) -> Vec<i64> {
         .await
         .unwrap()
 }
+
+/// A storage that keeps nothing: for tests about databases only.
+pub struct NoStorage;
+
+#[async_trait::async_trait]
+impl provisioning_core::StorageInitializer for NoStorage {
+    async fn plan(
+        &self,
+        _: &Placement,
+    ) -> provisioning_core::Result<provisioning_core::StoragePlan> {
+        Ok(provisioning_core::StoragePlan::new(vec![], false))
+    }
+    async fn initialize(&self, _: &Placement) -> provisioning_core::Result<()> {
+        Ok(())
+    }
+    async fn remove(
+        &self,
+        _: &Placement,
+        _: provisioning_core::RemovalMode,
+    ) -> provisioning_core::Result<()> {
+        Ok(())
+    }
+}

@@ -212,3 +212,14 @@ pub fn dedicated_twin() -> provisioning_sqlx::PgTenantSchema {
     ]);
     provisioning_sqlx::TenantSchema::new(migrator).tenant_tables(["roles", "users", "user_roles"])
 }
+
+/// A tenant's rows in each table of the reference workload and its seed
+/// ledger at `url`, in `schema` (`None`: the database's default one).
+pub async fn workload_counts(url: &str, schema: Option<&str>) -> Vec<i64> {
+    let prefix = schema.map(|s| format!("\"{s}\".")).unwrap_or_default();
+    let mut counts = Vec::new();
+    for table in super::TENANT_TABLES.iter().chain(&["_tenant_seeds"]) {
+        counts.push(scalar(url, format!("SELECT COUNT(*) FROM {prefix}{table}")).await);
+    }
+    counts
+}

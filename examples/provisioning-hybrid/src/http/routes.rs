@@ -9,8 +9,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use provisioning_core::{
-    CREATE_TENANT, DELETE_TENANT, MOVE_TENANT, RESUME_TENANT, RemovalMode, RequestId,
-    SUSPEND_TENANT, TenantId, TenantRecord, TenantRequest,
+    CREATE_TENANT, DELETE_TENANT, MOVE_TENANT, ProvisioningOrchestrator, RESUME_TENANT, Receipt,
+    RemovalMode, RequestId, SUSPEND_TENANT, TenantId, TenantRecord, TenantRequest,
 };
 use serde::Deserialize;
 
@@ -226,20 +226,14 @@ pub(crate) async fn change_plan(
     ApiJson(body): ApiJson<PlanBody>,
 ) -> Result<Response, ApiError> {
     let tenant = tenant_id(&id)?;
-    let plan = body
-        .plan
-        .parse()
-        .map_err(|e: provisioning_core::Error| ApiError::from(e).for_field("plan"))?;
-    let request_id = request_id(body.request_id.as_deref())?;
-    let expected = Expected {
-        request_id,
-        tenant_id: tenant.clone(),
-        workflow: MOVE_TENANT.to_owned(),
-    };
-    let orchestrator = state.orchestrator.clone();
-    accept(&state, expected, query.wait, async move {
-        orchestrator.change_plan(&tenant, plan, request_id).await
-    })
+    let plan = parse_field(&body.plan, "plan")?;
+    accept_move(
+        &state,
+        tenant,
+        body.request_id.as_deref(),
+        query.wait,
+        |o, t, r| async move { o.change_plan(&t, plan, r).await },
+    )
     .await
 }
 
@@ -253,21 +247,48 @@ pub(crate) async fn move_tenant(
     ApiJson(body): ApiJson<MoveBody>,
 ) -> Result<Response, ApiError> {
     let tenant = tenant_id(&id)?;
-    let shard = body
-        .shard
-        .parse()
-        .map_err(|e: provisioning_core::Error| ApiError::from(e).for_field("shard"))?;
-    let request_id = request_id(body.request_id.as_deref())?;
+    let shard = parse_field(&body.shard, "shard")?;
+    accept_move(
+        &state,
+        tenant,
+        body.request_id.as_deref(),
+        query.wait,
+        |o, t, r| async move { o.move_tenant(&t, shard, r).await },
+    )
+    .await
+}
+
+/// `text` parsed as a body field, or an error naming `field`.
+fn parse_field<T>(text: &str, field: &'static str) -> Result<T, ApiError>
+where
+    T: std::str::FromStr<Err = provisioning_core::Error>,
+{
+    text.parse()
+        .map_err(|e: provisioning_core::Error| ApiError::from(e).for_field(field))
+}
+
+/// Accepts a move of `tenant` (a plan change or an operator's move) under
+/// the body's request id: `run` starts it on the orchestrator; the same
+/// receipts, 202 and status link as create.
+async fn accept_move<F, Fut>(
+    state: &AppState,
+    tenant: TenantId,
+    raw_request_id: Option<&str>,
+    wait: bool,
+    run: F,
+) -> Result<Response, ApiError>
+where
+    F: FnOnce(ProvisioningOrchestrator, TenantId, RequestId) -> Fut,
+    Fut: Future<Output = provisioning_core::Result<Receipt>> + Send + 'static,
+{
+    let request_id = request_id(raw_request_id)?;
     let expected = Expected {
         request_id,
         tenant_id: tenant.clone(),
         workflow: MOVE_TENANT.to_owned(),
     };
-    let orchestrator = state.orchestrator.clone();
-    accept(&state, expected, query.wait, async move {
-        orchestrator.move_tenant(&tenant, shard, request_id).await
-    })
-    .await
+    let started = run(state.orchestrator.clone(), tenant, request_id);
+    accept(state, expected, wait, started).await
 }
 
 /// `GET /api/v1/provisioning/{request_id}/status`: the request's receipt.

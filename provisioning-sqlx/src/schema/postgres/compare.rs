@@ -50,13 +50,11 @@ impl PgSchemaManager {
         let what = format!("comparing {tenant} at {}", from.location());
         let mut tx = begin_as(conn, Access::Snapshot, None, &what).await?;
         require(&mut tx, to, tenant).await?;
-        let sides = Sides {
+        let sides = Sides::new(
             tenant,
-            source: catalog::schema_of(&mut tx, from, None).await?,
-            target: catalog::schema_of(&mut tx, to, None).await?,
-            target_location: to.location(),
-            shares_rows: [from.shares_rows(), to.shares_rows()],
-        };
+            (from, catalog::schema_of(&mut tx, from, None).await?),
+            (to, catalog::schema_of(&mut tx, to, None).await?),
+        );
         let same = from.location() == to.location();
         let compared = self
             .compare_rows(&mut Conns::One(&mut tx), &sides, same)
@@ -79,13 +77,11 @@ impl PgSchemaManager {
         let reading = |t: &Target| format!("comparing {tenant} at {}", t.location());
         let mut source = begin_as(from_conn, Access::Snapshot, None, &reading(from)).await?;
         let mut target = begin_as(to_conn, Access::Snapshot, None, &reading(to)).await?;
-        let sides = Sides {
+        let sides = Sides::new(
             tenant,
-            source: catalog::schema_of(&mut source, from, None).await?,
-            target: catalog::schema_of(&mut target, to, None).await?,
-            target_location: to.location(),
-            shares_rows: [from.shares_rows(), to.shares_rows()],
-        };
+            (from, catalog::schema_of(&mut source, from, None).await?),
+            (to, catalog::schema_of(&mut target, to, None).await?),
+        );
         let mut conns = Conns::Two {
             source: &mut source,
             target: &mut target,

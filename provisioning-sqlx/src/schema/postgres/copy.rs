@@ -55,7 +55,23 @@ pub(super) struct Sides<'t> {
     pub(super) shares_rows: [bool; 2],
 }
 
-impl Sides<'_> {
+impl<'t> Sides<'t> {
+    /// The sides of a move of `tenant` from `from` to `to`, whose tables
+    /// are in the schemas `source` and `target`.
+    pub(super) fn new(
+        tenant: &'t TenantId,
+        (from, source): (&Target, String),
+        (to, target): (&Target, String),
+    ) -> Self {
+        Sides {
+            tenant,
+            source,
+            target,
+            target_location: to.location(),
+            shares_rows: [from.shares_rows(), to.shares_rows()],
+        }
+    }
+
     /// The tenant's id as a quoted literal: a validated slug, safe inline.
     pub(super) fn literal(&self) -> String {
         quote_literal(self.tenant.as_str())
@@ -244,13 +260,11 @@ impl PgSchemaManager {
         let mut tx = begin_as(conn, Access::Write, to.schema(), &what()).await?;
         exec(&mut tx, xact_lock_sql(&location), what).await?;
         require(&mut tx, from, tenant).await?;
-        let sides = Sides {
+        let sides = Sides::new(
             tenant,
-            source: catalog::schema_of(&mut tx, from, to.schema()).await?,
-            target: catalog::schema_of(&mut tx, to, to.schema()).await?,
-            target_location: location.clone(),
-            shares_rows: [from.shares_rows(), to.shares_rows()],
-        };
+            (from, catalog::schema_of(&mut tx, from, to.schema()).await?),
+            (to, catalog::schema_of(&mut tx, to, to.schema()).await?),
+        );
         let rows = self
             .copy_rows(&mut Conns::One(&mut tx), &sides, seeds)
             .await?;
@@ -277,13 +291,14 @@ impl PgSchemaManager {
         let mut source = begin_as(from_conn, Access::Snapshot, from.schema(), &reading).await?;
         let mut target = begin_as(to_conn, Access::WriteCanonical, to.schema(), &what()).await?;
         exec(&mut target, xact_lock_sql(&location), what).await?;
-        let sides = Sides {
+        let sides = Sides::new(
             tenant,
-            source: catalog::schema_of(&mut source, from, from.schema()).await?,
-            target: catalog::schema_of(&mut target, to, to.schema()).await?,
-            target_location: location.clone(),
-            shares_rows: [from.shares_rows(), to.shares_rows()],
-        };
+            (
+                from,
+                catalog::schema_of(&mut source, from, from.schema()).await?,
+            ),
+            (to, catalog::schema_of(&mut target, to, to.schema()).await?),
+        );
         let mut conns = Conns::Two {
             source: &mut source,
             target: &mut target,
