@@ -134,6 +134,28 @@ impl Error {
         )
     }
 
+    /// The message with its causes, `: `-separated (a backend's own error
+    /// says what went wrong: `duplicate column name: estimate_hours`), for a
+    /// record that keeps the error as text.
+    ///
+    /// ```
+    /// let e = provisioning_core::Error::backend("db", "migration 11", false, std::io::Error::other("duplicate column"));
+    /// assert_eq!(e.report(), "db failed: migration 11: duplicate column");
+    /// ```
+    pub fn report(&self) -> String {
+        let mut text = self.to_string();
+        let mut cause = std::error::Error::source(self);
+        while let Some(e) = cause {
+            let more = e.to_string();
+            if !text.contains(&more) {
+                text.push_str(": ");
+                text.push_str(&more);
+            }
+            cause = e.source();
+        }
+        text
+    }
+
     /// An [`Error::InvalidInput`] for `field` breaking `rule`.
     pub fn invalid(field: &'static str, rule: impl Into<String>) -> Self {
         Error::InvalidInput {

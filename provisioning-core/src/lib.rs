@@ -61,6 +61,7 @@
 
 mod error;
 pub mod events;
+pub mod fleet;
 pub mod model;
 pub mod orchestrator;
 pub mod saga;
@@ -73,19 +74,24 @@ pub use error::{BoxError, Error, Result};
 pub use events::{
     DispatchReport, EventDispatcher, EventKind, EventSubscriber, NewEvent, TenantEvent,
 };
+pub use fleet::{
+    FailureLimit, FleetStore, NewRolloutUnit, OpenedRollout, Rollout, RolloutCounts,
+    RolloutSettings, RolloutStatus, RolloutUnit, UnitResult, UnitStatus,
+};
 #[allow(deprecated)]
 pub use model::TenantPlan;
 pub use model::{
     FailureInfo, Isolation, Placement, PlanDecision, PlanName, REDACTED, RESERVED_TENANT_IDS,
-    Region, RequestId, Residency, RunId, ShardChoice, ShardId, TENANT_ID_MAX_LEN,
+    Region, RequestId, Residency, RolloutId, RunId, ShardChoice, ShardId, TENANT_ID_MAX_LEN,
     TENANT_ID_MIN_LEN, TRANSITIONS, TenantId, TenantIdRule, TenantRecord, TenantRequest,
     TenantState, fill_template, redact_secrets,
 };
 pub use orchestrator::{
     AuditEntry, AuditTrail, CREATE_TENANT, CreateContext, DELETE_TENANT, DrainOutcome, DrainReport,
-    DrainStatus, LifecycleContext, MOVE_TENANT, MoveContext, MovePlan, MoveReason,
-    ProvisioningOrchestrator, ProvisioningOrchestratorBuilder, ProvisioningPlan, RESUME_TENANT,
-    Receipt, RecoveryReport, SUSPEND_TENANT, WorkerOptions, WorkerReport,
+    DrainStatus, FleetStatus, LifecycleContext, MOVE_TENANT, MoveContext, MovePlan, MoveReason,
+    PlannedUnit, ProvisioningOrchestrator, ProvisioningOrchestratorBuilder, ProvisioningPlan,
+    RESUME_TENANT, Receipt, RecoveryReport, RolloutOptions, RolloutProgress, RolloutReport,
+    SUSPEND_TENANT, WorkerOptions, WorkerReport,
 };
 #[cfg(feature = "tokio")]
 pub use saga::TokioTimer;

@@ -21,11 +21,17 @@ use chrono::Utc;
 
 use crate::Error;
 use crate::events::{EventKind, NewEvent};
+use crate::fleet::{
+    FailureLimit, FleetStore, NewRolloutUnit, RolloutCounts, RolloutSettings, RolloutStatus,
+    RolloutUnit, UnitResult, UnitStatus,
+};
+use crate::model::{Isolation, Placement, PlanDecision, Residency, RolloutId, ShardChoice};
 use crate::model::{RequestId, RunId, TenantId, TenantRecord, TenantState};
 use crate::saga::{JournalEntry, JournalRecord, RunStatus};
 use crate::store::{
     RequestRecord, RequestStatus, Submission, SubmitOutcome, TenantFilter, TenantStore,
 };
+use crate::traits::MigrationInfo;
 
 /// Runs every check against `store`.
 pub async fn store_conformance(store: Arc<dyn TenantStore>) {
@@ -38,6 +44,311 @@ pub async fn store_conformance(store: Arc<dyn TenantStore>) {
     journal_positions_are_exclusive_and_status_is_tracked(&*store).await;
     journal_batches_keep_positions_and_status(&*store).await;
     leases_are_exclusive_renewable_and_expire(&*store).await;
+    if let Some(fleet) = store.fleet() {
+        fleet_conformance(fleet).await;
+    }
+}
+
+/// Runs every check of a [`FleetStore`] (part of [`store_conformance`] for a
+/// store whose [`TenantStore::fleet`] is `Some`).
+pub async fn fleet_conformance(fleet: &dyn FleetStore) {
+    rollouts_open_once_per_release_and_continue(fleet).await;
+    units_are_leased_by_wave_and_settled_by_their_holder(fleet).await;
+    concurrent_opens_and_claims_share_one_rollout(fleet).await;
+}
+
+fn unit(tenant: &TenantId, status: UnitStatus) -> NewRolloutUnit {
+    let placement = Placement::new(
+        tenant.clone(),
+        PlanDecision::new(
+            "premium".parse().unwrap(),
+            Isolation::Dedicated,
+            "eu-west".parse().unwrap(),
+            Residency::Strict,
+            "test",
+        ),
+        ShardChoice::new("db-1".parse().unwrap(), "eu-west".parse().unwrap(), "test"),
+    );
+    let note = (status == UnitStatus::Skipped).then(|| "tenant is moving".to_owned());
+    NewRolloutUnit {
+        key: tenant.to_string(),
+        placement,
+        tenants: vec![tenant.clone()],
+        status,
+        note,
+    }
+}
+
+/// One unfinished roll-out per release: opening it again continues it and
+/// adds only new units; the canary wave is the first pending units; status
+/// and reason are kept; a completed roll-out makes way for a new one.
+pub async fn rollouts_open_once_per_release_and_continue(fleet: &dyn FleetStore) {
+    let release = unique_tenant("release").to_string();
+    let tenants: Vec<TenantId> = (0..5).map(|_| unique_tenant("fleet")).collect();
+    let mut units: Vec<_> = tenants
+        .iter()
+        .map(|t| unit(t, UnitStatus::Pending))
+        .collect();
+    units[0] = unit(&tenants[0], UnitStatus::Skipped);
+    let settings = RolloutSettings::new(2, FailureLimit::Percent(10));
+    let first = fleet
+        .open_rollout(&release, &settings, "op-1", units[..4].to_vec())
+        .await
+        .unwrap();
+    assert!(!first.resumed);
+    assert_eq!(first.added, 4);
+    assert_eq!(first.rollout.status, RolloutStatus::Running);
+    assert_eq!(first.rollout.settings, settings);
+    assert_eq!(first.rollout.started_by, "op-1");
+    let stored = fleet.rollout_units(first.rollout.id).await.unwrap();
+    let summary: Vec<(u64, u32, UnitStatus)> =
+        stored.iter().map(|u| (u.seq, u.wave, u.status)).collect();
+    assert_eq!(
+        summary,
+        [
+            (0, 1, UnitStatus::Skipped),
+            (1, 0, UnitStatus::Pending),
+            (2, 0, UnitStatus::Pending),
+            (3, 1, UnitStatus::Pending),
+        ],
+        "the canary wave is the first two pending units"
+    );
+    assert_eq!(stored[0].note.as_deref(), Some("tenant is moving"));
+    assert_eq!(stored[1].placement, units[1].placement);
+    assert_eq!(stored[1].tenants, [tenants[1].clone()]);
+
+    let again = fleet
+        .open_rollout(
+            &release,
+            &RolloutSettings::new(0, FailureLimit::Unlimited),
+            "op-2",
+            units.clone(),
+        )
+        .await
+        .unwrap();
+    assert!(again.resumed);
+    assert_eq!(again.added, 1, "only the new unit is added");
+    assert_eq!(again.rollout.id, first.rollout.id);
+    assert_eq!(
+        again.rollout.settings, settings,
+        "the first settings are kept"
+    );
+    let stored = fleet.rollout_units(first.rollout.id).await.unwrap();
+    assert_eq!(stored.len(), 5);
+    assert_eq!((stored[4].seq, stored[4].wave), (4, 1));
+    assert_eq!(stored[4].key, tenants[4].to_string());
+
+    fleet
+        .set_rollout_status(
+            first.rollout.id,
+            RolloutStatus::Halted,
+            Some("too many".into()),
+        )
+        .await
+        .unwrap();
+    let halted = fleet.rollout(first.rollout.id).await.unwrap().unwrap();
+    assert_eq!(halted.status, RolloutStatus::Halted);
+    assert_eq!(halted.reason.as_deref(), Some("too many"));
+    let reopened = fleet
+        .open_rollout(&release, &settings, "op-1", vec![])
+        .await
+        .unwrap();
+    assert_eq!(
+        reopened.rollout.id, first.rollout.id,
+        "a halted roll-out is continued"
+    );
+
+    fleet
+        .set_rollout_status(first.rollout.id, RolloutStatus::Completed, None)
+        .await
+        .unwrap();
+    let next = fleet
+        .open_rollout(&release, &settings, "op-1", units)
+        .await
+        .unwrap();
+    assert!(!next.resumed, "a completed roll-out is not continued");
+    assert_ne!(next.rollout.id, first.rollout.id);
+    assert_eq!(
+        fleet.latest_rollout().await.unwrap().unwrap().id,
+        next.rollout.id
+    );
+    assert!(fleet.rollout(RolloutId::new()).await.unwrap().is_none());
+    fleet
+        .set_rollout_status(next.rollout.id, RolloutStatus::Completed, None)
+        .await
+        .unwrap();
+}
+
+/// Claims hand out pending units of one wave, each to one worker; expired
+/// leases pass on; only the holder settles a unit; failed units come back
+/// on a retry.
+pub async fn units_are_leased_by_wave_and_settled_by_their_holder(fleet: &dyn FleetStore) {
+    use std::time::Duration;
+    let release = unique_tenant("release").to_string();
+    let tenants: Vec<TenantId> = (0..4).map(|_| unique_tenant("fleet")).collect();
+    let units = tenants
+        .iter()
+        .map(|t| unit(t, UnitStatus::Pending))
+        .collect();
+    let settings = RolloutSettings::new(1, FailureLimit::Unlimited);
+    let id = fleet
+        .open_rollout(&release, &settings, "a", units)
+        .await
+        .unwrap()
+        .rollout
+        .id;
+    let long = Duration::from_secs(60);
+    let seqs = |units: Vec<RolloutUnit>| units.iter().map(|u| u.seq).collect::<Vec<_>>();
+
+    let canary = fleet.claim_units(id, 0, "a", long, 10).await.unwrap();
+    assert_eq!(seqs(canary.clone()), [0]);
+    assert_eq!(canary[0].status, UnitStatus::Running);
+    assert_eq!(canary[0].attempts, 1);
+    assert_eq!(canary[0].worker.as_deref(), Some("a"));
+    assert!(
+        fleet
+            .claim_units(id, 0, "b", long, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "held by a"
+    );
+    assert_eq!(
+        seqs(fleet.claim_units(id, 1, "b", long, 2).await.unwrap()),
+        [1, 2]
+    );
+    assert_eq!(
+        seqs(
+            fleet
+                .claim_units(id, 1, "c", Duration::from_millis(50), 10)
+                .await
+                .unwrap()
+        ),
+        [3]
+    );
+
+    let migrated = UnitResult::Migrated {
+        applied: vec![MigrationInfo::new(11, "task estimate")],
+        seeded: vec![],
+    };
+    assert!(
+        !fleet.finish_unit(id, 0, "b", &migrated).await.unwrap(),
+        "not b's"
+    );
+    assert!(fleet.finish_unit(id, 0, "a", &migrated).await.unwrap());
+    assert!(
+        fleet
+            .finish_unit(id, 1, "b", &UnitResult::Failed("boom".into()))
+            .await
+            .unwrap()
+    );
+    fleet.renew_units(id, "b", &[2], long).await.unwrap();
+
+    // c's short lease expires: its unit passes to a, and c can no longer settle it.
+    tokio_free_sleep(Duration::from_millis(120)).await;
+    let taken = fleet.claim_units(id, 1, "a", long, 10).await.unwrap();
+    assert_eq!(
+        seqs(taken.clone()),
+        [3],
+        "b's renewed unit stays b's; c's expired one passes on"
+    );
+    assert_eq!(taken[0].attempts, 2);
+    assert!(!fleet.finish_unit(id, 3, "c", &migrated).await.unwrap());
+    assert!(
+        fleet
+            .finish_unit(id, 3, "a", &UnitResult::Skipped("tenant is deleted".into()))
+            .await
+            .unwrap()
+    );
+    assert!(fleet.finish_unit(id, 2, "b", &migrated).await.unwrap());
+    assert!(
+        !fleet.finish_unit(id, 2, "b", &migrated).await.unwrap(),
+        "settled once"
+    );
+
+    let stored = fleet.rollout_units(id).await.unwrap();
+    let statuses: Vec<UnitStatus> = stored.iter().map(|u| u.status).collect();
+    use UnitStatus::*;
+    assert_eq!(statuses, [Migrated, Failed, Migrated, Skipped]);
+    assert_eq!(stored[0].applied, [MigrationInfo::new(11, "task estimate")]);
+    assert!(stored[0].finished_at.is_some());
+    assert_eq!(stored[1].note.as_deref(), Some("boom"));
+    assert_eq!(stored[3].note.as_deref(), Some("tenant is deleted"));
+    assert_eq!(RolloutCounts::of(&stored).failed, 1);
+
+    assert_eq!(fleet.retry_failed_units(id).await.unwrap(), 1);
+    let again = fleet.claim_units(id, 1, "b", long, 10).await.unwrap();
+    assert_eq!(seqs(again.clone()), [1]);
+    assert_eq!(again[0].attempts, 2);
+    assert!(fleet.finish_unit(id, 1, "b", &migrated).await.unwrap());
+    assert!(
+        fleet
+            .claim_units(id, 1, "b", long, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    fleet
+        .set_rollout_status(id, RolloutStatus::Completed, None)
+        .await
+        .unwrap();
+}
+
+/// Two processes opening one release at once get one roll-out, and claiming
+/// at once never get one unit twice.
+pub async fn concurrent_opens_and_claims_share_one_rollout(fleet: &dyn FleetStore) {
+    use std::time::Duration;
+    let release = unique_tenant("release").to_string();
+    let tenants: Vec<TenantId> = (0..40).map(|_| unique_tenant("fleet")).collect();
+    let units: Vec<NewRolloutUnit> = tenants
+        .iter()
+        .map(|t| unit(t, UnitStatus::Pending))
+        .collect();
+    let settings = RolloutSettings::new(0, FailureLimit::Unlimited);
+    let opens = (0..4).map(|i| {
+        let units = units.clone();
+        let (release, settings) = (&release, &settings);
+        async move {
+            fleet
+                .open_rollout(release, settings, &format!("op-{i}"), units)
+                .await
+                .unwrap()
+        }
+    });
+    let opened = futures_util::future::join_all(opens).await;
+    let id = opened[0].rollout.id;
+    assert!(opened.iter().all(|o| o.rollout.id == id), "one roll-out");
+    assert_eq!(opened.iter().filter(|o| !o.resumed).count(), 1);
+    assert_eq!(
+        fleet.rollout_units(id).await.unwrap().len(),
+        40,
+        "each unit once"
+    );
+
+    let claims = (0..4).map(|i| async move {
+        let mut mine = Vec::new();
+        loop {
+            let got = fleet
+                .claim_units(id, 1, &format!("w{i}"), Duration::from_secs(60), 3)
+                .await
+                .unwrap();
+            if got.is_empty() {
+                return mine;
+            }
+            mine.extend(got.into_iter().map(|u| u.seq));
+        }
+    });
+    let mut all: Vec<u64> = futures_util::future::join_all(claims).await.concat();
+    all.sort_unstable();
+    assert_eq!(
+        all,
+        (0..40).collect::<Vec<u64>>(),
+        "every unit claimed exactly once"
+    );
+    fleet
+        .set_rollout_status(id, RolloutStatus::Completed, None)
+        .await
+        .unwrap();
 }
 
 /// A tenant id that no other check or run uses.

@@ -41,6 +41,13 @@ struct Cli {
     command: Command,
 }
 
+#[derive(Subcommand)]
+enum FleetCommand {
+    /// The last roll-out: its status, counts, failures with their errors,
+    /// and the processes working on it.
+    Status,
+}
+
 #[derive(Args)]
 struct TenantArgs {
     /// The tenant id (lowercase letters, digits and single hyphens).
@@ -162,14 +169,37 @@ enum Command {
         #[command(subcommand)]
         kind: ProvisionKind,
     },
-    /// Apply the release's new migrations to every active and suspended tenant.
+    /// Roll the release out to every active and suspended tenant's database,
+    /// as a durable roll-out: run it again to continue one that stopped.
     MigrateAll {
-        /// Show what each database would get; change nothing.
+        /// Show what each database would get; change nothing (no roll-out
+        /// is recorded).
         #[arg(long)]
         dry_run: bool,
+        /// Databases migrated first, alone; a failure among them halts the
+        /// roll-out (kept with a new roll-out).
+        #[arg(long, default_value_t = 0)]
+        canary: usize,
         /// Databases migrated at once.
         #[arg(long, default_value_t = 4)]
         concurrency: usize,
+        /// Halt once more databases than this failed: a count (0: at the
+        /// first failure) or a percentage (10%); the rest stay pending.
+        #[arg(long, default_value = "unlimited")]
+        max_failures: provisioning_core::FailureLimit,
+        /// Try the databases that failed in the release's roll-out again.
+        #[arg(long)]
+        retry_failed: bool,
+        /// Seconds a database stays leased to this process without a
+        /// heartbeat: after a crash, another run takes its databases over
+        /// once this has passed.
+        #[arg(long, default_value_t = 30)]
+        lease_secs: u64,
+    },
+    /// Fleet roll-outs: `fleet status` shows the last one.
+    Fleet {
+        #[command(subcommand)]
+        command: FleetCommand,
     },
     /// Serve the commands as an HTTP API (and /metrics) until Ctrl-C or SIGTERM.
     Serve {
@@ -401,8 +431,25 @@ async fn main() -> std::process::ExitCode {
         Command::Provision { kind } => commands::provision(dir, kind.into_args(), out).await,
         Command::MigrateAll {
             dry_run,
+            canary,
             concurrency,
-        } => commands::migrate_all(dir, cli.release, dry_run, concurrency, out).await,
+            max_failures,
+            retry_failed,
+            lease_secs,
+        } => {
+            let args = commands::RolloutArgs {
+                dry_run,
+                canary,
+                concurrency,
+                max_failures,
+                retry_failed,
+                lease: std::time::Duration::from_secs(lease_secs.max(1)),
+            };
+            commands::migrate_all(dir, cli.release, args, out).await
+        }
+        Command::Fleet {
+            command: FleetCommand::Status,
+        } => commands::fleet_status(dir, out).await,
         Command::Serve {
             addr,
             token,

@@ -59,6 +59,7 @@ impl Release {
 /// The wired SDK: the orchestrator, and the schema manager for fleet work.
 pub(crate) struct Hybrid {
     pub(crate) orchestrator: ProvisioningOrchestrator,
+    #[cfg_attr(not(test), allow(dead_code))] // the workflow tests open tenant databases through it
     pub(crate) schema: Arc<SqliteSchemaManager>,
     /// The shard map the resolver reads: a long-running server applies
     /// statuses operators set later (`drain`) to it.

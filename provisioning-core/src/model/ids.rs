@@ -97,6 +97,12 @@ uuid_id!(
     "run_id"
 );
 
+uuid_id!(
+    /// One fleet roll-out of a release: the key of its durable record.
+    RolloutId,
+    "rollout_id"
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

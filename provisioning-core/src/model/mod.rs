@@ -9,7 +9,7 @@ mod request;
 mod state;
 mod tenant_id;
 
-pub use ids::{RequestId, RunId};
+pub use ids::{RequestId, RolloutId, RunId};
 pub use location::{REDACTED, fill_template, redact_secrets};
 pub use names::{NAME_MAX_LEN, PlanName, Region, ShardId};
 #[allow(deprecated)]

@@ -8,6 +8,7 @@ mod create;
 mod drain;
 mod lifecycle;
 mod moving;
+mod rollout;
 mod transition;
 mod worker;
 mod workflow;
@@ -28,6 +29,7 @@ pub use create::{CREATE_TENANT, CreateContext, steps};
 pub use drain::{DrainOutcome, DrainReport, DrainStatus};
 pub use lifecycle::{DELETE_TENANT, LifecycleContext, RESUME_TENANT, SUSPEND_TENANT};
 pub use moving::{MOVE_TENANT, MoveContext, MovePlan, MoveReason, move_steps};
+pub use rollout::{FleetStatus, PlannedUnit, RolloutOptions, RolloutProgress, RolloutReport};
 pub use worker::{WorkerOptions, WorkerReport};
 
 use crate::error::{Error, Result};

@@ -32,6 +32,8 @@ use crate::store::{
 pub struct InMemoryStore {
     journal: InMemoryJournal,
     catalog: Mutex<Catalog>,
+    /// Fleet roll-outs (see [`FleetStore`](crate::FleetStore)).
+    pub(crate) fleet: Mutex<crate::fleet::memory::FleetTables>,
 }
 
 #[derive(Debug, Default)]
@@ -85,6 +87,10 @@ impl SagaJournal for InMemoryStore {
 
 #[async_trait]
 impl TenantStore for InMemoryStore {
+    fn fleet(&self) -> Option<&dyn crate::fleet::FleetStore> {
+        Some(self)
+    }
+
     async fn submit(&self, submission: Submission) -> Result<SubmitOutcome> {
         let mut catalog = self.lock();
         if let Some(existing) = catalog.requests.get(&submission.request.request_id) {

@@ -266,4 +266,11 @@ pub trait TenantStore: SagaJournal {
 
     /// Gives up `worker`'s lease on `request_id` (a no-op if not held).
     async fn release_lease(&self, worker: &str, request_id: RequestId) -> Result<()>;
+
+    /// The catalog's record of fleet roll-outs, if it keeps one (every store
+    /// of the SDK does); [`ProvisioningOrchestrator::roll_out`](crate::ProvisioningOrchestrator::roll_out)
+    /// needs it. `None` by default, so that a store of your own need not.
+    fn fleet(&self) -> Option<&dyn crate::fleet::FleetStore> {
+        None
+    }
 }

@@ -224,6 +224,15 @@ pub trait TenantSchemaManager: Send + Sync {
         Ok(None)
     }
 
+    /// The release this manager migrates tenants to: a name that changes
+    /// whenever its migrations or seeds do (the SDK's managers: the last
+    /// migration's version and a digest of every checksum). A fleet
+    /// roll-out is recorded under it. `None` by default: a manager of your
+    /// own rolls out with an explicit release name.
+    fn release(&self) -> Option<String> {
+        None
+    }
+
     /// Creates the tenant's database or schema when dedicated, or adopts one that
     /// exists; checks a shared one is reachable.
     async fn provision(&self, plan: &Placement) -> Result<DatabaseOutcome>;
@@ -300,6 +309,9 @@ macro_rules! forward_schema_manager {
             }
             fn locate(&self, placement: &Placement) -> Result<Option<String>> {
                 (**self).locate(placement)
+            }
+            fn release(&self) -> Option<String> {
+                (**self).release()
             }
             async fn provision(&self, plan: &Placement) -> Result<DatabaseOutcome> {
                 (**self).provision(plan).await

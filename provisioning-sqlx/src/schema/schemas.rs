@@ -36,6 +36,36 @@ impl<C> Schemas<C> {
         Ok(())
     }
 
+    /// The release these schemas migrate to: `v{last version}-{digest}`,
+    /// the digest (SHA-256, 12 hex digits) over every migration's version and
+    /// checksum and every seed's name and version, of both schemas, so that
+    /// any change of either makes another release.
+    pub(crate) fn release(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut hash = Sha256::new();
+        let mut last = 0;
+        for (tag, schema) in [("dedicated", &self.dedicated), ("shared", &self.shared)] {
+            let Some(schema) = schema else { continue };
+            hash.update(tag.as_bytes());
+            for m in schema.migrator().iter() {
+                last = last.max(m.version);
+                hash.update(m.version.to_be_bytes());
+                hash.update(&*m.checksum);
+            }
+            for seed in schema.seeds() {
+                hash.update(seed.name().as_bytes());
+                hash.update(seed.version().to_be_bytes());
+            }
+        }
+        let digest: String = hash
+            .finalize()
+            .iter()
+            .take(6)
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        format!("v{last}-{digest}")
+    }
+
     /// Checks each schema set (see [`TenantSchema::validate`]).
     pub(crate) fn validate(&self) -> Result<(), SqlxError> {
         if let Some(schema) = &self.dedicated {

@@ -1,106 +1,273 @@
-//! (4) `migrate-all`: the fleet roll-out of a release's new migrations, with a
-//! progress bar on a terminal and one plain line per database otherwise.
+//! (4) `migrate-all`: the fleet roll-out of a release, as a durable record in
+//! the catalog (resumable, in waves, shared by several operators), with a
+//! progress bar on a terminal and one plain line per database otherwise; and
+//! `fleet status`, the last roll-out.
 
 use std::path::Path;
+use std::time::Duration;
 
-use provisioning_core::{TenantFilter, TenantState};
+use provisioning_core::{
+    FailureLimit, FleetStatus, PlannedUnit, RolloutOptions, RolloutReport, RolloutUnit, UnitStatus,
+};
 
 use super::{BoxResult, Output};
 
-/// `migrate-all [--dry-run] [--concurrency N]`: rolls the current release's
-/// migrations out to every Active and Suspended tenant's database (each
-/// shared database once), one line per database as it finishes.
+/// The options of `migrate-all`.
+pub(crate) struct RolloutArgs {
+    pub(crate) dry_run: bool,
+    pub(crate) canary: usize,
+    pub(crate) concurrency: usize,
+    pub(crate) max_failures: FailureLimit,
+    pub(crate) retry_failed: bool,
+    pub(crate) lease: Duration,
+}
+
+/// `migrate-all`: rolls the current release out to every Active and
+/// Suspended tenant's database (each shared database once), continuing the
+/// release's unfinished roll-out if there is one. Fails (non-zero exit) when
+/// any database failed or the roll-out halted.
 pub(crate) async fn migrate_all(
     dir: &Path,
     release: crate::wiring::Release,
-    dry_run: bool,
-    concurrency: usize,
+    args: RolloutArgs,
     out: Output,
 ) -> BoxResult<()> {
-    use futures_util::StreamExt;
-    use provisioning_sqlx::{FleetOptions, FleetReport, UnitOutcome, migrate_fleet_stream};
-
     let hybrid = crate::wiring::hybrid(dir, release, None).await?;
-    let mut plans = Vec::new();
-    for state in [TenantState::Active, TenantState::Suspended] {
-        let mut filter = TenantFilter::all();
-        filter.state = Some(state);
-        filter.limit = 10_000;
-        loop {
-            let page = hybrid.orchestrator.list_tenants(&filter).await?;
-            let last = page.last().map(|t| t.tenant_id.clone());
-            plans.extend(page.into_iter().filter_map(|t| t.placement));
-            match last {
-                Some(last) => filter.after = Some(last),
-                None => break,
-            }
-        }
+    let orchestrator = &hybrid.orchestrator;
+    if args.dry_run {
+        let planned = orchestrator.plan_rollout(args.concurrency).await?;
+        return show_plan(&planned, out);
     }
-    let options = FleetOptions::new()
-        .concurrency(concurrency)
-        .dry_run(dry_run);
-    let mut progress = std::pin::pin!(migrate_fleet_stream(&*hybrid.schema, plans, options));
-    let mut report = FleetReport::default();
-    let mut lines = Vec::new();
+    let options = RolloutOptions::new()
+        .canary(args.canary)
+        .concurrency(args.concurrency)
+        .max_failures(args.max_failures)
+        .retry_failed(args.retry_failed)
+        .lease(args.lease);
     let mut display = Progress::new(out.json, "databases");
-    while let Some(step) = progress.next().await {
-        let tenants: Vec<&str> = step.unit.tenants.iter().map(|t| t.as_str()).collect();
-        let what = match &step.unit.outcome {
-            UnitOutcome::Migrated(m) if m.is_empty() => "up to date".to_owned(),
-            UnitOutcome::Migrated(m) => format!("applied {}", versions(m)),
-            UnitOutcome::WouldApply(m) => format!("would apply {}", versions(m)),
-            UnitOutcome::Failed { reason, .. } => format!("FAILED: {reason}"),
-            other => format!("{other:?}"),
-        };
-        display.unit(
-            step.done + step.failed + step.remaining,
-            format!(
-                "[{} done, {} failed, {} left] {} ({}): {} in {} ms",
-                step.done,
-                step.failed,
-                step.remaining,
-                tenants.join(","),
-                step.unit.isolation,
-                what,
-                step.unit.duration.as_millis()
-            ),
-        );
-        lines.push(serde_json::json!({
-            "tenants": tenants,
-            "isolation": step.unit.isolation,
-            "outcome": what,
-            "duration_ms": step.unit.duration.as_millis() as u64,
-            "done": step.done,
-            "failed": step.failed,
-            "remaining": step.remaining,
-        }));
-        report.record(step);
-    }
+    let report = orchestrator
+        .roll_out(options, |step| {
+            let c = step.counts;
+            display.unit(
+                c.total,
+                Some(c.finished()),
+                format!(
+                    "[{} migrated, {} failed, {} skipped, {} left] {}: {}",
+                    c.migrated,
+                    c.failed,
+                    c.skipped,
+                    c.pending + c.running,
+                    describe(&step.unit),
+                    outcome(&step.unit)
+                ),
+            );
+        })
+        .await?;
     display.finish();
+    let units = orchestrator
+        .store()
+        .fleet()
+        .ok_or("the catalog keeps no roll-outs")?
+        .rollout_units(report.rollout.id)
+        .await?;
+    show_report(&report, &units, out)?;
+    let c = report.counts;
+    if c.failed > 0 || c.pending + c.running > 0 {
+        let why = report.rollout.reason.clone().unwrap_or_default();
+        return Err(format!(
+            "roll-out {} is {}: {} database(s) failed, {} not migrated. {why}",
+            report.rollout.id,
+            report.rollout.status.as_str(),
+            c.failed,
+            c.pending + c.running
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// `fleet status`: the last roll-out, its counts, failures and workers.
+pub(crate) async fn fleet_status(dir: &Path, out: Output) -> BoxResult<()> {
+    let orchestrator = crate::wiring::orchestrator(dir, out.release).await?;
+    let status = orchestrator.fleet_status().await?;
+    let json = status_json(status.as_ref());
+    out.show(&json, || match &status {
+        None => "no roll-out yet: `migrate-all` starts one".to_owned(),
+        Some(s) => status_text(s),
+    })
+}
+
+/// The JSON of `fleet status` and `GET /api/v1/fleet/status`.
+pub(crate) fn status_json(status: Option<&FleetStatus>) -> serde_json::Value {
+    match status {
+        None => serde_json::json!({ "rollout": null }),
+        Some(s) => serde_json::json!({
+            "rollout": s.rollout,
+            "counts": s.counts,
+            "failures": s.failures.iter().map(unit_json).collect::<Vec<_>>(),
+            "skipped": s.skipped.iter().map(unit_json).collect::<Vec<_>>(),
+            "workers": s.workers,
+        }),
+    }
+}
+
+fn status_text(s: &FleetStatus) -> String {
+    let r = &s.rollout;
+    let c = s.counts;
+    let mut text = format!(
+        "roll-out {} of release {}: {}{}\nstarted by {} at {}\n{} database(s): {} migrated, {} failed, {} skipped, {} pending, {} running",
+        r.id,
+        r.release,
+        r.status.as_str(),
+        r.reason
+            .as_ref()
+            .map(|why| format!(" ({why})"))
+            .unwrap_or_default(),
+        r.started_by,
+        r.started_at.to_rfc3339(),
+        c.total,
+        c.migrated,
+        c.failed,
+        c.skipped,
+        c.pending,
+        c.running
+    );
+    for unit in &s.failures {
+        text.push_str(&format!("\nFAILED {}: {}", describe(unit), outcome(unit)));
+    }
+    for unit in &s.skipped {
+        text.push_str(&format!("\nskipped {}: {}", describe(unit), outcome(unit)));
+    }
+    if !s.workers.is_empty() {
+        text.push_str(&format!("\nworking on it: {}", s.workers.join(", ")));
+    }
+    text
+}
+
+/// A unit as `key (tenants)`, the tenants only when they differ from it.
+fn describe(unit: &RolloutUnit) -> String {
+    if unit.tenants.len() == 1 && unit.tenants[0].as_str() == unit.key {
+        unit.key.clone()
+    } else {
+        let tenants: Vec<&str> = unit.tenants.iter().map(|t| t.as_str()).collect();
+        format!("{} ({})", unit.key, tenants.join(","))
+    }
+}
+
+fn outcome(unit: &RolloutUnit) -> String {
+    let note = unit.note.as_deref().unwrap_or("");
+    match unit.status {
+        UnitStatus::Migrated if unit.applied.is_empty() => "up to date".to_owned(),
+        UnitStatus::Migrated => format!("applied {}", versions(&unit.applied)),
+        UnitStatus::Failed => format!("FAILED: {note}"),
+        UnitStatus::Skipped => format!("skipped: {note}"),
+        other => other.as_str().to_owned(),
+    }
+}
+
+fn unit_json(unit: &RolloutUnit) -> serde_json::Value {
+    serde_json::json!({
+        "database": unit.key,
+        "tenants": unit.tenants,
+        "isolation": unit.placement.isolation,
+        "wave": unit.wave,
+        "status": unit.status,
+        "applied": unit.applied.iter().map(|m| m.version).collect::<Vec<_>>(),
+        "seeded": unit.seeded.iter().map(|s| &s.name).collect::<Vec<_>>(),
+        "error": if unit.status == UnitStatus::Failed { unit.note.as_deref() } else { None },
+        "note": if unit.status == UnitStatus::Failed { None } else { unit.note.as_deref() },
+        "attempts": unit.attempts,
+        "worker": unit.worker,
+        "outcome": outcome(unit),
+    })
+}
+
+fn show_report(report: &RolloutReport, units: &[RolloutUnit], out: Output) -> BoxResult<()> {
+    let c = report.counts;
+    let up_to_date = report
+        .settled
+        .iter()
+        .filter(|u| u.status == UnitStatus::Migrated && u.applied.is_empty())
+        .count();
+    let tenants: Vec<serde_json::Value> = units
+        .iter()
+        .flat_map(|unit| {
+            unit.tenants.iter().map(move |tenant| {
+                serde_json::json!({
+                    "tenant": tenant,
+                    "database": unit.key,
+                    "status": unit.status,
+                    "applied": unit.applied.iter().map(|m| m.version).collect::<Vec<_>>(),
+                    "error": if unit.status == UnitStatus::Failed { unit.note.as_deref() } else { None },
+                })
+            })
+        })
+        .collect();
     let summary = serde_json::json!({
-        "dry_run": dry_run,
-        "databases": lines,
-        "done": report.done.len(),
-        "failed": report.failed.len(),
-        "skipped": report.skipped(),
+        "dry_run": false,
+        "rollout": report.rollout,
+        "resumed": report.resumed,
+        "counts": c,
+        "databases": report.settled.iter().map(unit_json).collect::<Vec<_>>(),
+        "tenants": tenants,
+        "done": report.settled.iter().filter(|u| u.status == UnitStatus::Migrated).count(),
+        "up_to_date": up_to_date,
+        "failed": c.failed,
+        "skipped": c.skipped,
+        "pending": c.pending + c.running,
     });
-    if out.json {
-        out.show(&summary, String::new)?;
-    } else {
-        out.show(&summary, || {
-            format!(
-                "{} database(s) done ({} already up to date), {} failed",
-                report.done.len(),
-                report.skipped(),
-                report.failed.len()
-            )
-        })?;
+    out.show(&summary, || {
+        format!(
+            "roll-out {} of release {}{}: {}{}\n{} database(s): {} migrated ({} already up to date this run), {} failed, {} skipped, {} pending",
+            report.rollout.id,
+            report.rollout.release,
+            if report.resumed { " (continued)" } else { "" },
+            report.rollout.status.as_str(),
+            report
+                .rollout
+                .reason
+                .as_ref()
+                .map(|why| format!(" ({why})"))
+                .unwrap_or_default(),
+            c.total,
+            c.migrated,
+            up_to_date,
+            c.failed,
+            c.skipped,
+            c.pending + c.running,
+        )
+    })
+}
+
+fn show_plan(planned: &[PlannedUnit], out: Output) -> BoxResult<()> {
+    let mut lines = Vec::new();
+    let mut text = Vec::new();
+    for p in planned {
+        let tenants: Vec<&str> = p.unit.tenants.iter().map(|t| t.as_str()).collect();
+        let what = match (&p.plan, &p.error, p.unit.status) {
+            (_, Some(error), _) => format!("FAILED: {error}"),
+            (Some(plan), None, _) if plan.pending_migrations.is_empty() => "up to date".to_owned(),
+            (Some(plan), None, _) => format!("would apply {}", versions(&plan.pending_migrations)),
+            (None, None, _) => format!("skipped: {}", p.unit.note.as_deref().unwrap_or("")),
+        };
+        text.push(format!("{} ({}): {what}", p.unit.key, tenants.join(",")));
+        lines.push(serde_json::json!({
+            "database": p.unit.key,
+            "tenants": tenants,
+            "isolation": p.unit.placement.isolation,
+            "outcome": what,
+            "pending_migrations": p.plan.as_ref().map(|plan| plan.pending_migrations.iter().map(|m| m.version).collect::<Vec<_>>()),
+            "pending_seeds": p.plan.as_ref().map(|plan| plan.pending_seeds.iter().map(|s| s.name.clone()).collect::<Vec<_>>()),
+        }));
     }
-    if report.failed.is_empty() {
-        Ok(())
-    } else {
-        Err(format!("{} database(s) failed to migrate", report.failed.len()).into())
-    }
+    let summary = serde_json::json!({ "dry_run": true, "databases": lines });
+    out.show(&summary, || {
+        text.push(format!(
+            "{} database(s); nothing changed (dry run)",
+            planned.len()
+        ));
+        text.join("\n")
+    })
 }
 
 fn versions(migrations: &[provisioning_core::MigrationInfo]) -> String {
@@ -129,7 +296,7 @@ impl Progress {
         } else if std::io::stderr().is_terminal() {
             let bar = indicatif::ProgressBar::new(0);
             if let Ok(style) = indicatif::ProgressStyle::with_template(&format!(
-                "{{elapsed_precise}} [{{bar:40}}] {{pos}}/{{len}} {noun} {{msg}}"
+                "{{elapsed_precise}} [{{bar:40}}] {{pos}}/{{len}} {noun} (ETA {{eta}}) {{msg}}"
             )) {
                 bar.set_style(style.progress_chars("=> "));
             }
@@ -139,12 +306,16 @@ impl Progress {
         }
     }
 
-    /// One database finished, of `total`; `line` says how.
-    pub(super) fn unit(&mut self, total: usize, line: String) {
+    /// One more unit finished of `total` (`done` of them now, if known);
+    /// `line` says how.
+    pub(super) fn unit(&mut self, total: usize, done: Option<usize>, line: String) {
         match self {
             Progress::Bar(bar) => {
                 bar.set_length(total as u64);
-                bar.inc(1);
+                match done {
+                    Some(done) => bar.set_position(done as u64),
+                    None => bar.inc(1),
+                }
                 if line.contains("FAILED") {
                     bar.println(line);
                 }

@@ -149,7 +149,7 @@ pub(crate) async fn drain(
             display
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .unit(total, line);
+                .unit(total, None, line);
         })
         .await?;
     display

@@ -199,6 +199,7 @@ fn router(state: Arc<AppState>) -> Router {
             get(routes::status),
         )
         .route("/api/v1/provisioning/{workflow}", post(routes::provision))
+        .route("/api/v1/fleet/status", get(routes::fleet_status))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,

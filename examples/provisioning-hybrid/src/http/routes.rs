@@ -363,6 +363,15 @@ pub(crate) async fn healthz() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok" }))
 }
 
+/// `GET /api/v1/fleet/status`: the last fleet roll-out, as `fleet status
+/// --json` prints it (`{"rollout": null}` before the first).
+pub(crate) async fn fleet_status(
+    State(state): State<Arc<AppState>>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let status = state.orchestrator.fleet_status().await?;
+    Ok(Json(crate::commands::fleet::status_json(status.as_ref())))
+}
+
 /// Any path no route serves: a JSON 404.
 pub(crate) async fn no_route(uri: Uri) -> ApiError {
     ApiError::no_route(uri.path())

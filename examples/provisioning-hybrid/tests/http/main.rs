@@ -7,6 +7,7 @@
 
 mod auth;
 mod errors;
+mod fleet;
 mod lifecycle;
 mod load;
 mod mobility;

@@ -116,6 +116,10 @@ impl TenantSchemaManager for PgSchemaManager {
     /// The tenant's own database's URL, the server database's URL with
     /// `?schema=` for a schema of its own, or the shared database's URL;
     /// the password redacted.
+    fn release(&self) -> Option<String> {
+        Some(self.schemas.release())
+    }
+
     fn locate(&self, placement: &Placement) -> Result<Option<String>> {
         self.located(placement).map(Some)
     }

@@ -31,6 +31,10 @@ impl TenantSchemaManager for SqliteSchemaManager {
         self.compare(source, target).await
     }
 
+    fn release(&self) -> Option<String> {
+        Some(self.schemas.release())
+    }
+
     fn locate(&self, plan: &Placement) -> Result<Option<String>> {
         self.check_template(plan)?;
         Ok(Some(self.resolve_path(plan).display().to_string()))

@@ -229,6 +229,10 @@ impl TenantStore for PostgresStore {
             .map_err(err("releasing a lease"))?;
         Ok(())
     }
+
+    fn fleet(&self) -> Option<&dyn provisioning_core::FleetStore> {
+        Some(self)
+    }
 }
 
 impl PostgresStore {

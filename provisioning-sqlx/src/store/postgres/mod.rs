@@ -2,6 +2,7 @@
 //! schema, shared by many orchestrator processes.
 
 mod catalog;
+mod fleet;
 mod journal;
 mod sql;
 
@@ -28,8 +29,10 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations/store/postgres");
 /// saga journal and the event outbox in one PostgreSQL schema (default
 /// [`DEFAULT_SCHEMA`](Self::DEFAULT_SCHEMA)), created and migrated on connect.
 ///
-/// Every write is one atomic statement in autocommit, with no BEGIN or
-/// COMMIT around it (a refused write then reads why it was refused):
+/// Every write of the catalog, journal and outbox is one atomic statement in
+/// autocommit, with no BEGIN or COMMIT around it (a refused write then reads
+/// why it was refused); opening a fleet roll-out is the one short
+/// transaction (see [`FleetStore`](provisioning_core::FleetStore)):
 /// - idempotency comes from primary keys (`INSERT ... ON CONFLICT DO NOTHING`
 ///   and a count of the rows written), never from a read before the write, so
 ///   concurrent submissions of one request from many processes accept exactly

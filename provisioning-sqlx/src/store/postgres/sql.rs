@@ -30,7 +30,40 @@ pub(super) struct Statements {
     pub(super) claim_requests: SqlStr,
     pub(super) renew_lease: SqlStr,
     pub(super) release_lease: SqlStr,
+    pub(super) fleet: FleetStatements,
 }
+
+/// The statements of [`FleetStore`](provisioning_core::FleetStore), for one
+/// schema.
+pub(super) struct FleetStatements {
+    pub(super) insert_rollout: SqlStr,
+    pub(super) lock_rollout: SqlStr,
+    pub(super) fresh_units: SqlStr,
+    pub(super) insert_units: SqlStr,
+    pub(super) rollout: SqlStr,
+    pub(super) latest_rollout: SqlStr,
+    pub(super) set_rollout_status: SqlStr,
+    pub(super) rollout_units: SqlStr,
+    pub(super) claim_units: SqlStr,
+    pub(super) renew_units: SqlStr,
+    pub(super) finish_unit: SqlStr,
+    pub(super) retry_failed_units: SqlStr,
+}
+
+/// A roll-out row as the JSON of a [`Rollout`](provisioning_core::Rollout)
+/// (timestamps as RFC 3339 with an offset, which chrono reads as UTC).
+const ROLLOUT: &str = "jsonb_build_object('id', rollout_id, 'release', release, \
+       'status', status, 'reason', reason, 'settings', settings, \
+       'started_by', started_by, 'started_at', started_at, \
+       'updated_at', updated_at)::text AS rollout";
+
+/// A unit row (aliased `u`) as the JSON of a
+/// [`RolloutUnit`](provisioning_core::RolloutUnit): its immutable parts
+/// merged with its columns.
+const UNIT: &str = "(u.unit || jsonb_build_object('seq', u.seq, 'key', u.key, \
+       'wave', u.wave, 'status', u.status, 'applied', u.applied, 'seeded', u.seeded, \
+       'note', u.note, 'attempts', u.attempts, 'worker', u.lease_owner, \
+       'finished_at', u.finished_at))::text AS unit";
 
 impl Statements {
     /// The statements on the tables of `schema` (a quoted identifier).
@@ -151,6 +184,89 @@ impl Statements {
                 "UPDATE {s}.requests SET lease_owner = NULL, lease_until = NULL \
                  WHERE request_id = $1::uuid AND lease_owner = $2",
             ),
+            fleet: FleetStatements::new(&s),
+        }
+    }
+}
+
+impl FleetStatements {
+    /// The fleet statements, through `s` (which writes in the schema).
+    fn new(s: &dyn Fn(&str) -> SqlStr) -> Self {
+        let s = |template: &str| {
+            s(&template
+                .replace("{rollout}", ROLLOUT)
+                .replace("{unit}", UNIT))
+        };
+        FleetStatements {
+            // A new roll-out of $2, unless one is unfinished: the partial
+            // unique index makes a concurrent opener wait for this one's
+            // transaction, then insert nothing. A row iff it was created.
+            insert_rollout: s("INSERT INTO {s}.fleet_rollouts \
+                   (rollout_id, release, status, reason, settings, started_by, \
+                    started_at, updated_at) \
+                 VALUES ($1::uuid, $2, 'running', NULL, $3::jsonb, $4, now(), now()) \
+                 ON CONFLICT (release) WHERE status <> 'completed' DO NOTHING \
+                 RETURNING {rollout}"),
+            // The unfinished roll-out of $1, locked until the transaction
+            // ends so that openers add units one after another. NO KEY: the
+            // units' foreign key (KEY SHARE) is not blocked by it.
+            lock_rollout: s("SELECT {rollout} FROM {s}.fleet_rollouts \
+                 WHERE release = $1 AND status <> 'completed' FOR NO KEY UPDATE"),
+            // The next free position of roll-out $1, and which of the keys
+            // $2 it does not have yet.
+            fresh_units: s("SELECT \
+                   (SELECT COALESCE(max(seq) + 1, 0) FROM {s}.fleet_units \
+                    WHERE rollout_id = $1::uuid) AS next_seq, \
+                   ARRAY(SELECT n.k FROM unnest($2::text[]) AS n(k) \
+                     WHERE NOT EXISTS (SELECT 1 FROM {s}.fleet_units f \
+                       WHERE f.rollout_id = $1::uuid AND f.key = n.k)) AS fresh"),
+            // Every new unit in one statement, whatever their number.
+            insert_units: s("INSERT INTO {s}.fleet_units \
+                   (rollout_id, seq, key, wave, status, unit, note) \
+                 SELECT $1::uuid, n.seq, n.key, n.wave, n.status, n.unit::jsonb, n.note \
+                 FROM unnest($2::bigint[], $3::text[], $4::int[], $5::text[], $6::text[], \
+                             $7::text[]) AS n(seq, key, wave, status, unit, note) \
+                 ON CONFLICT (rollout_id, key) DO NOTHING"),
+            rollout: s("SELECT {rollout} FROM {s}.fleet_rollouts WHERE rollout_id = $1::uuid"),
+            latest_rollout: s("SELECT {rollout} FROM {s}.fleet_rollouts \
+                 ORDER BY started_at DESC, rollout_id DESC LIMIT 1"),
+            set_rollout_status: s("UPDATE {s}.fleet_rollouts \
+                 SET status = $2, reason = $3, updated_at = now() \
+                 WHERE rollout_id = $1::uuid"),
+            rollout_units: s("SELECT {unit} FROM {s}.fleet_units u \
+                 WHERE u.rollout_id = $1::uuid ORDER BY u.seq"),
+            // As claim_requests: candidates of wave $2 locked with SKIP
+            // LOCKED (a unit leased in the meantime fails the recheck of the
+            // predicate), MATERIALIZED so that the LIMIT applies once, and
+            // expiry by the database's clock.
+            claim_units: s("WITH picked AS MATERIALIZED ( \
+                   SELECT seq FROM {s}.fleet_units \
+                   WHERE rollout_id = $1::uuid AND wave = $2 \
+                     AND status IN ('pending', 'running') \
+                     AND (status = 'pending' OR lease_until IS NULL OR lease_until <= now()) \
+                   ORDER BY seq LIMIT $5 \
+                   FOR UPDATE SKIP LOCKED) \
+                 UPDATE {s}.fleet_units u \
+                 SET status = 'running', attempts = u.attempts + 1, lease_owner = $3, \
+                   lease_until = now() + $4::float8 * interval '1 millisecond' \
+                 FROM picked WHERE u.rollout_id = $1::uuid AND u.seq = picked.seq \
+                 RETURNING {unit}"),
+            // Only leases still held: an expired one may be another's by now.
+            renew_units: s("UPDATE {s}.fleet_units \
+                 SET lease_until = now() + $4::float8 * interval '1 millisecond' \
+                 WHERE rollout_id = $1::uuid AND seq = ANY($3::bigint[]) \
+                   AND status = 'running' AND lease_owner = $2 AND lease_until > now()"),
+            // Settles a unit for the worker holding it; a row iff it did.
+            // NULL applied/seeded (a failure or a skip) keeps the stored ones.
+            finish_unit: s("UPDATE {s}.fleet_units \
+                 SET status = $4, applied = COALESCE($5::jsonb, applied), \
+                   seeded = COALESCE($6::jsonb, seeded), note = $7, \
+                   lease_until = NULL, finished_at = now() \
+                 WHERE rollout_id = $1::uuid AND seq = $2 \
+                   AND status = 'running' AND lease_owner = $3"),
+            retry_failed_units: s("UPDATE {s}.fleet_units \
+                 SET status = 'pending', lease_until = NULL \
+                 WHERE rollout_id = $1::uuid AND status = 'failed'"),
         }
     }
 }

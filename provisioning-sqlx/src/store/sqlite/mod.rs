@@ -16,6 +16,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqliteSy
 use crate::error::db_error;
 use crate::store::codec::from_json;
 
+mod fleet;
 mod group;
 mod journal;
 mod requests;
@@ -188,6 +189,10 @@ fn err(what: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
 
 #[async_trait]
 impl TenantStore for SqliteStore {
+    fn fleet(&self) -> Option<&dyn provisioning_core::FleetStore> {
+        Some(self)
+    }
+
     async fn submit(&self, submission: Submission) -> Result<SubmitOutcome> {
         self.submit_grouped(submission).await
     }

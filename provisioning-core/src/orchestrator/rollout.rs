@@ -1,0 +1,609 @@
+//! Fleet roll-outs driven by the orchestrator: the units of the catalog's
+//! tenants, their waves, leases and failure limit, over the catalog's
+//! [`FleetStore`].
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use futures_util::future::{Either, select};
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::fleet::{
+    FailureLimit, FleetStore, NewRolloutUnit, Rollout, RolloutCounts, RolloutSettings,
+    RolloutStatus, RolloutUnit, UnitResult, UnitStatus,
+};
+use crate::model::{Isolation, RolloutId, TenantState};
+use crate::orchestrator::ProvisioningOrchestrator;
+use crate::store::TenantFilter;
+use crate::traits::SchemaPlan;
+
+/// How [`ProvisioningOrchestrator::roll_out`] runs.
+///
+/// `canary` and `max_failures` are kept with a new roll-out; a roll-out that
+/// is continued keeps its waves, and runs under the `max_failures` given now
+/// (raise it to continue one that halted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RolloutOptions {
+    /// The release to record the roll-out under (default: the schema
+    /// manager's [`release`](crate::TenantSchemaManager::release)).
+    pub release: Option<String>,
+    /// Units migrated first, before any other; one failing halts the
+    /// roll-out (default 0: no canary wave).
+    pub canary: usize,
+    /// Units migrated at once (default 4; 0 is taken as 1).
+    pub concurrency: usize,
+    /// When the roll-out halts for failures (default: never).
+    pub max_failures: FailureLimit,
+    /// Give the failed units of a continued roll-out another try.
+    pub retry_failed: bool,
+    /// How long a unit stays leased to this process without a heartbeat
+    /// (default 30 s): a unit of a process that died is taken over by
+    /// another after this long. It is renewed every third of it.
+    pub lease: Duration,
+    /// This process's name in leases (default: `fleet-{pid}-{random}`).
+    pub worker: Option<String>,
+}
+
+impl Default for RolloutOptions {
+    fn default() -> Self {
+        RolloutOptions {
+            release: None,
+            canary: 0,
+            concurrency: 4,
+            max_failures: FailureLimit::Unlimited,
+            retry_failed: false,
+            lease: Duration::from_secs(30),
+            worker: None,
+        }
+    }
+}
+
+impl RolloutOptions {
+    /// The defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records the roll-out under `release`.
+    #[must_use]
+    pub fn release(mut self, release: impl Into<String>) -> Self {
+        self.release = Some(release.into());
+        self
+    }
+
+    /// Migrates `canary` units first.
+    #[must_use]
+    pub fn canary(mut self, canary: usize) -> Self {
+        self.canary = canary;
+        self
+    }
+
+    /// Migrates `concurrency` units at once (0 is taken as 1).
+    #[must_use]
+    pub fn concurrency(mut self, concurrency: usize) -> Self {
+        self.concurrency = concurrency.max(1);
+        self
+    }
+
+    /// Halts when failures exceed `limit`.
+    #[must_use]
+    pub fn max_failures(mut self, limit: FailureLimit) -> Self {
+        self.max_failures = limit;
+        self
+    }
+
+    /// Retries the failed units of a continued roll-out.
+    #[must_use]
+    pub fn retry_failed(mut self, retry: bool) -> Self {
+        self.retry_failed = retry;
+        self
+    }
+
+    /// Sets the lease of a unit (at least 100 ms).
+    #[must_use]
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.lease = lease.max(Duration::from_millis(100));
+        self
+    }
+
+    /// Names this process in leases.
+    #[must_use]
+    pub fn worker(mut self, worker: impl Into<String>) -> Self {
+        self.worker = Some(worker.into());
+        self
+    }
+}
+
+/// One unit just settled by this process, and the roll-out's counts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct RolloutProgress {
+    /// The unit, as settled.
+    pub unit: RolloutUnit,
+    /// The roll-out's counts after it (as this process knows them).
+    pub counts: RolloutCounts,
+}
+
+/// What one call of [`ProvisioningOrchestrator::roll_out`] did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct RolloutReport {
+    /// The roll-out, as it stands now.
+    pub rollout: Rollout,
+    /// Whether an unfinished roll-out of the release was continued.
+    pub resumed: bool,
+    /// Its counts now.
+    pub counts: RolloutCounts,
+    /// The units this call settled, in the order they settled.
+    pub settled: Vec<RolloutUnit>,
+}
+
+/// The state of a roll-out: what `fleet status` shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct FleetStatus {
+    /// The roll-out.
+    pub rollout: Rollout,
+    /// Its counts.
+    pub counts: RolloutCounts,
+    /// Its failed units, with their errors.
+    pub failures: Vec<RolloutUnit>,
+    /// Its skipped units, with why.
+    pub skipped: Vec<RolloutUnit>,
+    /// The processes holding leases on its running units.
+    pub workers: Vec<String>,
+}
+
+/// One database of a dry run and what it would get.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct PlannedUnit {
+    /// The unit it would be.
+    pub unit: NewRolloutUnit,
+    /// What its database would get (none for a skipped unit).
+    pub plan: Option<SchemaPlan>,
+    /// Why it could not be planned.
+    pub error: Option<String>,
+}
+
+impl ProvisioningOrchestrator {
+    fn fleet_store(&self) -> Result<&dyn FleetStore> {
+        self.store().fleet().ok_or_else(|| {
+            Error::invalid(
+                "store",
+                "this catalog store keeps no fleet roll-outs (TenantStore::fleet is None)",
+            )
+        })
+    }
+
+    /// The units of the catalog's tenants now: one per dedicated tenant and
+    /// one per shared database, for Active and Suspended tenants (pending)
+    /// and tenants being created, moved or deleted (skipped, saying so).
+    /// Deleted and failed tenants have no database to migrate.
+    pub async fn rollout_units(&self) -> Result<Vec<NewRolloutUnit>> {
+        let mut units: Vec<NewRolloutUnit> = Vec::new();
+        let mut shared: HashMap<String, usize> = HashMap::new();
+        let mut filter = TenantFilter::all();
+        filter.limit = 10_000;
+        loop {
+            let page = self.list_tenants(&filter).await?;
+            let Some(last) = page.last() else { break };
+            filter.after = Some(last.tenant_id.clone());
+            for record in page {
+                let Some(placement) = record.placement else {
+                    continue;
+                };
+                let (status, note) = match record.state {
+                    TenantState::Active | TenantState::Suspended => (UnitStatus::Pending, None),
+                    TenantState::Deleted | TenantState::Failed | TenantState::Requested => {
+                        continue;
+                    }
+                    other => (UnitStatus::Skipped, Some(busy(other))),
+                };
+                if placement.isolation == Isolation::Shared {
+                    if status == UnitStatus::Skipped {
+                        // Its rows are in the shared database, migrated
+                        // through the unit of its settled neighbours.
+                        continue;
+                    }
+                    let key = format!("shared:{}/{}", placement.region, placement.shard);
+                    if let Some(&i) = shared.get(&key) {
+                        units[i].tenants.push(record.tenant_id);
+                        continue;
+                    }
+                    shared.insert(key.clone(), units.len());
+                    units.push(NewRolloutUnit {
+                        key,
+                        tenants: vec![record.tenant_id],
+                        placement,
+                        status,
+                        note,
+                    });
+                } else {
+                    units.push(NewRolloutUnit {
+                        key: record.tenant_id.to_string(),
+                        tenants: vec![record.tenant_id],
+                        placement,
+                        status,
+                        note,
+                    });
+                }
+            }
+        }
+        Ok(units)
+    }
+
+    /// A dry run: every unit of the fleet and what its database would get,
+    /// `concurrency` databases read at once. Nothing is written, the
+    /// catalog's roll-out record included.
+    pub async fn plan_rollout(&self, concurrency: usize) -> Result<Vec<PlannedUnit>> {
+        let units = self.rollout_units().await?;
+        let schema = &self.inner.parts.schema;
+        Ok(futures_util::stream::iter(units)
+            .map(|unit| async move {
+                if unit.status != UnitStatus::Pending {
+                    return PlannedUnit {
+                        unit,
+                        plan: None,
+                        error: None,
+                    };
+                }
+                match schema.plan(&unit.placement).await {
+                    Ok(plan) => PlannedUnit {
+                        unit,
+                        plan: Some(plan),
+                        error: None,
+                    },
+                    Err(e) => PlannedUnit {
+                        unit,
+                        plan: None,
+                        error: Some(e.report()),
+                    },
+                }
+            })
+            .buffered(concurrency.max(1))
+            .collect()
+            .await)
+    }
+
+    /// Rolls the schema manager's release out to every tenant database, as
+    /// a durable roll-out in the catalog, calling `on_progress` as each unit
+    /// settles.
+    ///
+    /// The roll-out of the release that is not finished yet is continued
+    /// (units settled before are not run again, tenants created since are
+    /// added); otherwise a new one starts. Its canary wave runs first, and a
+    /// failure there halts it; then the rest, `concurrency` at once. When
+    /// failures exceed `max_failures` no further unit starts: those in
+    /// flight finish, the others stay pending, and the roll-out is
+    /// [`Halted`](RolloutStatus::Halted). A failed unit does not stop the
+    /// others below that limit. Every unit is leased, so processes running
+    /// the same roll-out at once share its units, each migrated once.
+    /// Dedicated tenants are read again when their turn comes: one deleted
+    /// since is skipped, one moved since is migrated where it is now.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use async_trait::async_trait;
+    /// # use provisioning_core::*;
+    /// # struct Plans; #[async_trait] impl TenantPlanBuilder for Plans {
+    /// #   async fn build_plan(&self, r: &TenantRequest) -> Result<PlanDecision> {
+    /// #     Ok(PlanDecision::new(r.plan.clone(), Isolation::Dedicated, r.region.clone(), Residency::Strict, "dedicated")) } }
+    /// # struct Shards; #[async_trait] impl ShardResolver for Shards {
+    /// #   async fn resolve(&self, _: &TenantId, d: &PlanDecision) -> Result<ShardChoice> {
+    /// #     Ok(ShardChoice::new("db-1".parse()?, d.region.clone(), "one shard")) } }
+    /// # struct Db; #[async_trait] impl TenantSchemaManager for Db {
+    /// #   async fn plan(&self, _: &Placement) -> Result<SchemaPlan> { Ok(SchemaPlan::new("mem", true, false, vec![], vec![])) }
+    /// #   async fn provision(&self, _: &Placement) -> Result<DatabaseOutcome> { Ok(DatabaseOutcome::Created) }
+    /// #   async fn migrate(&self, _: &Placement) -> Result<Vec<MigrationInfo>> { Ok(vec![]) }
+    /// #   async fn seed(&self, _: &Placement) -> Result<Vec<SeedInfo>> { Ok(vec![]) }
+    /// #   async fn drop_tenant(&self, _: &Placement, _: DropReason) -> Result<()> { Ok(()) } }
+    /// # struct Files; #[async_trait] impl StorageInitializer for Files {
+    /// #   async fn plan(&self, _: &Placement) -> Result<StoragePlan> { Ok(StoragePlan::new(vec![], false)) }
+    /// #   async fn initialize(&self, _: &Placement) -> Result<()> { Ok(()) }
+    /// #   async fn remove(&self, _: &Placement, _: RemovalMode) -> Result<()> { Ok(()) } }
+    /// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+    /// # let orchestrator = ProvisioningOrchestrator::builder()
+    /// #     .store(Arc::new(InMemoryStore::new())).plan_builder(Arc::new(Plans))
+    /// #     .shard_resolver(Arc::new(Shards)).schema_manager(Arc::new(Db)).storage(Arc::new(Files))
+    /// #     .build()?;
+    /// for id in ["acme", "globex", "initech"] {
+    ///     orchestrator.create(TenantRequest::new(id.parse()?, "premium".parse()?, "eu-west".parse()?)).await?;
+    /// }
+    /// // One canary first; halt if more than 5% of the databases fail.
+    /// let options = RolloutOptions::new().release("2026-12").canary(1).max_failures("5%".parse()?);
+    /// let report = orchestrator.roll_out(options, |p| println!("{} {:?}", p.unit.key, p.unit.status)).await?;
+    /// assert_eq!(report.rollout.status, RolloutStatus::Completed);
+    /// assert_eq!(report.counts.migrated, 3);
+    /// // Run again: the release's roll-out is finished, so a new one starts
+    /// // and finds every database up to date.
+    /// let again = orchestrator.roll_out(RolloutOptions::new().release("2026-12"), |_| {}).await?;
+    /// assert!(again.settled.iter().all(|u| u.applied.is_empty()));
+    /// # Ok::<(), Error>(())
+    /// # }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] when no release is given and the schema
+    /// manager names none, or when the store keeps no roll-outs; store
+    /// failures. A unit's failure is not an error: it is in the report.
+    pub async fn roll_out(
+        &self,
+        options: RolloutOptions,
+        mut on_progress: impl FnMut(&RolloutProgress) + Send,
+    ) -> Result<RolloutReport> {
+        let fleet = self.fleet_store()?;
+        let release = match options
+            .release
+            .clone()
+            .or_else(|| self.inner.parts.schema.release())
+        {
+            Some(r) if !r.trim().is_empty() => r,
+            _ => {
+                return Err(Error::invalid(
+                    "release",
+                    "must be given: the schema manager names no release",
+                ));
+            }
+        };
+        let worker = options.worker.clone().unwrap_or_else(|| {
+            let id = RolloutId::new().to_string();
+            format!("fleet-{}-{}", std::process::id(), &id[id.len() - 8..])
+        });
+        let units = self.rollout_units().await?;
+        let settings = RolloutSettings::new(options.canary, options.max_failures);
+        let opened = fleet
+            .open_rollout(&release, &settings, &worker, units)
+            .await?;
+        let id = opened.rollout.id;
+        if options.retry_failed {
+            let n = fleet.retry_failed_units(id).await?;
+            tracing::info!(rollout = %id, retried = n, "failed units given another try");
+        }
+        if opened.rollout.status != RolloutStatus::Running {
+            fleet
+                .set_rollout_status(id, RolloutStatus::Running, None)
+                .await?;
+        }
+        let mut run = Run {
+            fleet,
+            id,
+            worker: &worker,
+            options: &options,
+            counts: RolloutCounts::of(&fleet.rollout_units(id).await?),
+            settled: Vec::new(),
+        };
+        let mut halt = None;
+        for wave in [0, 1] {
+            halt = self.run_wave(&mut run, wave, &mut on_progress).await?;
+            if halt.is_some() {
+                break;
+            }
+            if wave == 0 {
+                let units = fleet.rollout_units(id).await?;
+                if let Some(failed) = units
+                    .iter()
+                    .find(|u| u.wave == 0 && u.status == UnitStatus::Failed)
+                {
+                    halt = Some(format!(
+                        "canary {} failed: {}",
+                        failed.key,
+                        failed.note.as_deref().unwrap_or("no reason recorded")
+                    ));
+                    break;
+                }
+            }
+        }
+        let counts = RolloutCounts::of(&fleet.rollout_units(id).await?);
+        let (status, reason) = match halt {
+            Some(reason) => (RolloutStatus::Halted, Some(reason)),
+            None if counts.failed > 0 => (
+                RolloutStatus::Failed,
+                Some(format!(
+                    "{} unit(s) failed; --retry-failed tries them again",
+                    counts.failed
+                )),
+            ),
+            None => (RolloutStatus::Completed, None),
+        };
+        fleet.set_rollout_status(id, status, reason).await?;
+        let rollout = fleet.rollout(id).await?.ok_or_else(|| Error::NotFound {
+            kind: "rollout",
+            id: id.to_string(),
+        })?;
+        Ok(RolloutReport {
+            rollout,
+            resumed: opened.resumed,
+            counts,
+            settled: run.settled,
+        })
+    }
+
+    /// Runs one wave to its end: until no unit of it is pending or held by
+    /// anyone. Returns why it halted, if failures exceeded the limit.
+    async fn run_wave(
+        &self,
+        run: &mut Run<'_>,
+        wave: u32,
+        on_progress: &mut (impl FnMut(&RolloutProgress) + Send),
+    ) -> Result<Option<String>> {
+        let timer = self.inner.executor.timer().clone();
+        let options = run.options;
+        let mut inflight = FuturesUnordered::new();
+        let mut held: Vec<u64> = Vec::new();
+        let mut halt: Option<String> = None;
+        loop {
+            if halt.is_none()
+                && options
+                    .max_failures
+                    .exceeded(run.counts.failed, run.counts.total)
+            {
+                halt = Some(format!(
+                    "{} of {} unit(s) failed, over the limit of {}",
+                    run.counts.failed, run.counts.total, options.max_failures
+                ));
+            }
+            let room = options.concurrency.max(1) - inflight.len();
+            if halt.is_none() && room > 0 {
+                let claimed = run
+                    .fleet
+                    .claim_units(run.id, wave, run.worker, options.lease, room)
+                    .await?;
+                for unit in claimed {
+                    held.push(unit.seq);
+                    inflight.push(async move {
+                        let result = self.migrate_unit(&unit).await;
+                        (unit, result)
+                    });
+                }
+            }
+            if inflight.is_empty() {
+                if halt.is_some() {
+                    return Ok(halt);
+                }
+                // Nothing to claim: done, unless another process still holds
+                // units of this wave (its failure may yet halt the roll-out,
+                // or its lease expire and its units come back).
+                let units = run.fleet.rollout_units(run.id).await?;
+                run.counts = RolloutCounts::of(&units);
+                if !units
+                    .iter()
+                    .any(|u| u.wave == wave && !u.status.is_finished())
+                {
+                    return Ok(None);
+                }
+                timer
+                    .sleep((options.lease / 4).min(Duration::from_secs(1)))
+                    .await;
+                continue;
+            }
+            let beat = timer.sleep(options.lease / 3);
+            match select(inflight.next(), beat).await {
+                Either::Left((Some((mut unit, result)), _)) => {
+                    held.retain(|&s| s != unit.seq);
+                    let kept = run
+                        .fleet
+                        .finish_unit(run.id, unit.seq, run.worker, &result)
+                        .await?;
+                    if !kept {
+                        tracing::warn!(rollout = %run.id, unit = %unit.key, "lease lost; the unit's outcome is another process's");
+                        continue;
+                    }
+                    let from = if run.counts.pending > 0 {
+                        UnitStatus::Pending
+                    } else {
+                        UnitStatus::Running
+                    };
+                    run.counts.shift(from, result.status());
+                    unit.settle(&result);
+                    unit.worker = Some(run.worker.to_owned());
+                    let progress = RolloutProgress {
+                        unit,
+                        counts: run.counts,
+                    };
+                    on_progress(&progress);
+                    run.settled.push(progress.unit);
+                }
+                Either::Left((None, _)) => {}
+                Either::Right(((), _)) => {
+                    if let Err(error) = run
+                        .fleet
+                        .renew_units(run.id, run.worker, &held, options.lease)
+                        .await
+                    {
+                        // Retried at the next beat, with two thirds of the
+                        // lease still to go.
+                        tracing::warn!(rollout = %run.id, error = %error, "lease renewal failed");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Migrates and seeds one unit's database. A dedicated tenant is read
+    /// again first: it may have been deleted or moved since the roll-out
+    /// started.
+    async fn migrate_unit(&self, unit: &RolloutUnit) -> UnitResult {
+        let mut placement = unit.placement.clone();
+        if placement.isolation == Isolation::Dedicated {
+            match self.inner.parts.store.tenant(&placement.tenant_id).await {
+                Ok(Some(record)) => match (record.state, record.placement) {
+                    (TenantState::Active | TenantState::Suspended, Some(now)) => placement = now,
+                    (state, _) => return UnitResult::Skipped(busy(state)),
+                },
+                Ok(None) => {
+                    return UnitResult::Skipped("tenant is no longer in the catalog".into());
+                }
+                Err(e) => return UnitResult::Failed(format!("reading the tenant: {}", e.report())),
+            }
+        }
+        let schema = &self.inner.parts.schema;
+        let applied = match schema.migrate(&placement).await {
+            Ok(applied) => applied,
+            Err(e) => return UnitResult::Failed(e.report()),
+        };
+        match schema.seed(&placement).await {
+            Ok(seeded) => UnitResult::Migrated { applied, seeded },
+            Err(e) => UnitResult::Failed(format!("seeding: {}", e.report())),
+        }
+    }
+
+    /// The last roll-out started, with its counts, failures and the
+    /// processes working on it; `None` before the first.
+    ///
+    /// # Errors
+    /// When the store keeps no roll-outs, and store failures.
+    pub async fn fleet_status(&self) -> Result<Option<FleetStatus>> {
+        let fleet = self.fleet_store()?;
+        let Some(rollout) = fleet.latest_rollout().await? else {
+            return Ok(None);
+        };
+        let units = fleet.rollout_units(rollout.id).await?;
+        let mut workers: Vec<String> = units
+            .iter()
+            .filter(|u| u.status == UnitStatus::Running)
+            .filter_map(|u| u.worker.clone())
+            .collect();
+        workers.sort();
+        workers.dedup();
+        let pick = |status| {
+            units
+                .iter()
+                .filter(|u| u.status == status)
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        Ok(Some(FleetStatus {
+            counts: RolloutCounts::of(&units),
+            failures: pick(UnitStatus::Failed),
+            skipped: pick(UnitStatus::Skipped),
+            workers,
+            rollout,
+        }))
+    }
+}
+
+/// Why a tenant in `state` is left out of a roll-out.
+fn busy(state: TenantState) -> String {
+    match state {
+        TenantState::Deleted | TenantState::Deleting | TenantState::Failed => {
+            format!("tenant is {state}")
+        }
+        other => format!(
+            "tenant is {other}: its database is left alone while it is, and a later roll-out migrates it"
+        ),
+    }
+}
+
+/// One call's view of its roll-out.
+struct Run<'a> {
+    fleet: &'a dyn FleetStore,
+    id: RolloutId,
+    worker: &'a str,
+    options: &'a RolloutOptions,
+    counts: RolloutCounts,
+    settled: Vec<RolloutUnit>,
+}
