@@ -75,8 +75,8 @@ pub use events::{
     DispatchReport, EventDispatcher, EventKind, EventSubscriber, NewEvent, TenantEvent,
 };
 pub use fleet::{
-    FailureLimit, FleetStore, NewRolloutUnit, OpenedRollout, Rollout, RolloutCounts,
-    RolloutSettings, RolloutStatus, RolloutUnit, UnitResult, UnitStatus,
+    Drift, DriftKind, FailureLimit, FleetStore, NewRolloutUnit, OpenedRollout, Repair, Rollout,
+    RolloutCounts, RolloutSettings, RolloutStatus, RolloutUnit, UnitResult, UnitStatus,
 };
 #[allow(deprecated)]
 pub use model::TenantPlan;
@@ -88,10 +88,11 @@ pub use model::{
 };
 pub use orchestrator::{
     AuditEntry, AuditTrail, CREATE_TENANT, CreateContext, DELETE_TENANT, DrainOutcome, DrainReport,
-    DrainStatus, FleetStatus, LifecycleContext, MOVE_TENANT, MoveContext, MovePlan, MoveReason,
-    PlannedUnit, ProvisioningOrchestrator, ProvisioningOrchestratorBuilder, ProvisioningPlan,
-    RESUME_TENANT, Receipt, RecoveryReport, RolloutOptions, RolloutProgress, RolloutReport,
-    SUSPEND_TENANT, WorkerOptions, WorkerReport,
+    DrainStatus, DriftOptions, DriftReport, FleetStatus, LifecycleContext, MOVE_TENANT,
+    MoveContext, MovePlan, MoveReason, PlannedUnit, ProvisioningOrchestrator,
+    ProvisioningOrchestratorBuilder, ProvisioningPlan, RESUME_TENANT, Receipt, RecoveryReport,
+    RolloutOptions, RolloutProgress, RolloutReport, SUSPEND_TENANT, UnitDrift, WorkerOptions,
+    WorkerReport,
 };
 #[cfg(feature = "tokio")]
 pub use saga::TokioTimer;

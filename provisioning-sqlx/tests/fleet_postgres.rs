@@ -16,6 +16,9 @@ use provisioning_sqlx::{PgDedicatedMode, PgSchemaManager, PostgresStore};
 
 const TENANTS: usize = 24;
 
+/// A difference as the tests compare it: kind, object, repairable.
+type Found = (DriftKind, String, bool);
+
 struct Dedicated;
 
 #[async_trait]
@@ -137,6 +140,127 @@ async fn concurrent_roll_outs_on_one_catalog_migrate_each_tenant_once() {
     let status = a.fleet_status().await.unwrap().unwrap();
     assert_eq!(status.rollout.status, RolloutStatus::Completed);
     assert_eq!(status.counts.migrated, TENANTS);
+
+    pg::exec(&url, format!("DROP SCHEMA \"{catalog}\" CASCADE")).await;
+    pg::drop_database(&url, &db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drift_names_the_tampered_schemas_and_repair_fixes_the_mechanical_ones() {
+    let Some(url) = pg::url() else {
+        eprintln!("skipped: PROVISIONING_TEST_POSTGRES_URL is not set");
+        return;
+    };
+    let (db, db_url) = pg::scratch_database(&url, "drift").await;
+    let catalog = pg::unique_prefix("drift").trim_end_matches('_').to_owned() + "_catalog";
+    let o = orchestrator(&url, &db_url, &catalog, true).await;
+    for t in [
+        "drift-a", "drift-b", "drift-c", "drift-d", "drift-e", "drift-f",
+    ] {
+        let receipt = o
+            .create(TenantRequest::new(
+                t.parse().unwrap(),
+                "premium".parse().unwrap(),
+                "eu-west".parse().unwrap(),
+            ))
+            .await
+            .unwrap();
+        assert_eq!(receipt.status, RequestStatus::Succeeded, "{receipt:?}");
+    }
+    let report = o.check_drift(DriftOptions::new()).await.unwrap();
+    assert!(report.is_clean(), "{report:?}");
+    assert!(report.release.as_deref().unwrap().starts_with("v12-"));
+
+    // Behind the SDK's back.
+    pg::exec_script(
+        &db_url,
+        "ALTER TABLE tenant_drift_b.comments DROP COLUMN edited_at; \
+         DROP INDEX tenant_drift_c.tasks_assignee_idx; \
+         CREATE TABLE tenant_drift_d.notes (id bigint PRIMARY KEY, body text); \
+         DELETE FROM tenant_drift_e._sqlx_migrations WHERE version = 12; \
+         UPDATE tenant_drift_f._sqlx_migrations SET checksum = '\\x00' WHERE version = 3;",
+    )
+    .await;
+    let summary = |report: &DriftReport| -> Vec<(String, Vec<Found>)> {
+        report
+            .drifted()
+            .map(|u| {
+                let drifts = u
+                    .drifts
+                    .iter()
+                    .map(|d| (d.kind, d.object.clone(), d.repair.is_some()))
+                    .collect();
+                (u.database.clone(), drifts)
+            })
+            .collect()
+    };
+    let report = o.check_drift(DriftOptions::new()).await.unwrap();
+    let owned = |kind, object: &str, repairable| vec![(kind, object.to_owned(), repairable)];
+    assert_eq!(
+        summary(&report),
+        vec![
+            (
+                "drift-b".to_owned(),
+                owned(DriftKind::MissingColumn, "comments.edited_at", false)
+            ),
+            (
+                "drift-c".to_owned(),
+                owned(DriftKind::MissingIndex, "tasks_assignee_idx", false)
+            ),
+            (
+                "drift-d".to_owned(),
+                owned(DriftKind::ExtraTable, "notes", false)
+            ),
+            (
+                "drift-e".to_owned(),
+                owned(DriftKind::LedgerMissing, "migration 12", true)
+            ),
+            (
+                "drift-f".to_owned(),
+                owned(DriftKind::LedgerMismatch, "migration 3", false)
+            ),
+        ]
+    );
+    let b = report
+        .units
+        .iter()
+        .find(|u| u.database == "drift-b")
+        .unwrap();
+    assert_eq!(
+        b.drifts[0].expected.as_deref(),
+        Some("timestamp with time zone")
+    );
+
+    let repaired = o
+        .check_drift(DriftOptions::new().repair(true))
+        .await
+        .unwrap();
+    let e = repaired
+        .units
+        .iter()
+        .find(|u| u.database == "drift-e")
+        .unwrap();
+    assert_eq!(e.repaired, [Repair::RecordMigration { version: 12 }]);
+    assert!(e.is_clean(), "{e:?}");
+    assert_eq!(
+        summary(&repaired)
+            .iter()
+            .map(|(db, _)| db.as_str())
+            .collect::<Vec<_>>(),
+        ["drift-b", "drift-c", "drift-d", "drift-f"],
+        "what needs a person is left, untouched"
+    );
+    assert_eq!(
+        pg::ledger(&db_url, Some("tenant_drift_e")).await,
+        (1..=12).collect::<Vec<_>>()
+    );
+    let events = o.events(&"drift-e".parse().unwrap()).await.unwrap();
+    assert_eq!(events.last().unwrap().kind, EventKind::TenantSchemaRepaired);
+    let one = o
+        .check_drift(DriftOptions::new().tenant("drift-e".parse().unwrap()))
+        .await
+        .unwrap();
+    assert!(one.is_clean() && one.units.len() == 1);
 
     pg::exec(&url, format!("DROP SCHEMA \"{catalog}\" CASCADE")).await;
     pg::drop_database(&url, &db).await;

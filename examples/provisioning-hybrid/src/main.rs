@@ -196,6 +196,21 @@ enum Command {
         #[arg(long, default_value_t = 30)]
         lease_secs: u64,
     },
+    /// Compare each tenant database with the release: tables, columns,
+    /// indexes, migration and seed ledgers. Exit 0 when clean, 3 when drift
+    /// is found (or left after --repair), 1 on an error.
+    Drift {
+        /// Only this tenant's database.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Fix what is mechanical (a migration that never ran, a ledger row
+        /// whose change is there, a missing seed); the rest is reported.
+        #[arg(long)]
+        repair: bool,
+        /// Databases checked at once.
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+    },
     /// Fleet roll-outs: `fleet status` shows the last one.
     Fleet {
         #[command(subcommand)]
@@ -450,6 +465,11 @@ async fn main() -> std::process::ExitCode {
         Command::Fleet {
             command: FleetCommand::Status,
         } => commands::fleet_status(dir, out).await,
+        Command::Drift {
+            tenant,
+            repair,
+            concurrency,
+        } => commands::drift(dir, tenant.as_deref(), repair, concurrency, out).await,
         Command::Serve {
             addr,
             token,
@@ -458,6 +478,10 @@ async fn main() -> std::process::ExitCode {
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<commands::Drifted>().is_some() => {
+            eprintln!("drift: {e}");
+            std::process::ExitCode::from(commands::DRIFT_EXIT_CODE)
+        }
         Err(e) => {
             eprintln!("error: {e}");
             std::process::ExitCode::FAILURE

@@ -33,6 +33,9 @@ pub enum EventKind {
     TenantMoved,
     /// The tenant's plan changed where its data stays.
     TenantPlanChanged,
+    /// A drift repair changed the tenant's database (a migration applied
+    /// or recorded, a seed run): `database` and `repairs` in its data.
+    TenantSchemaRepaired,
     /// An event of a workflow the user registered (`ServiceProvisioned`).
     Other(String),
 }
@@ -49,6 +52,7 @@ impl EventKind {
             EventKind::TenantProvisioningFailed => "TenantProvisioningFailed",
             EventKind::TenantMoved => "TenantMoved",
             EventKind::TenantPlanChanged => "TenantPlanChanged",
+            EventKind::TenantSchemaRepaired => "TenantSchemaRepaired",
             EventKind::Other(name) => name,
         }
     }
@@ -64,6 +68,7 @@ impl EventKind {
             "TenantProvisioningFailed" => EventKind::TenantProvisioningFailed,
             "TenantMoved" => EventKind::TenantMoved,
             "TenantPlanChanged" => EventKind::TenantPlanChanged,
+            "TenantSchemaRepaired" => EventKind::TenantSchemaRepaired,
             other => EventKind::Other(other.to_owned()),
         }
     }

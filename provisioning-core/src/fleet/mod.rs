@@ -12,6 +12,7 @@
 //! [`FleetStore`] keeps the record; the orchestrator's
 //! [`roll_out`](crate::ProvisioningOrchestrator::roll_out) drives it.
 
+mod drift;
 mod limit;
 pub(crate) mod memory;
 
@@ -21,6 +22,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+pub use drift::{Drift, DriftKind, Repair};
 pub use limit::FailureLimit;
 
 use crate::error::Result;

@@ -6,7 +6,8 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::model::Placement;
+use crate::fleet::{Drift, Repair};
+use crate::model::{Placement, TenantId};
 
 /// One migration, as a dry run lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -298,6 +299,32 @@ pub trait TenantSchemaManager: Send + Sync {
             "this schema manager cannot compare a tenant's data between databases",
         ))
     }
+
+    /// How the database of `placement` differs from the release this
+    /// manager migrates to: tables, columns, indexes, the migration ledger,
+    /// and the seed ledger of each of `tenants` (the placement's tenant for
+    /// a dedicated database; those checked of a shared one). Read from
+    /// catalogs, never data; nothing is written. Each difference says its
+    /// mechanical repair, if it has one. By default, an error: the SDK's
+    /// managers check their databases.
+    async fn check_drift(&self, placement: &Placement, tenants: &[TenantId]) -> Result<Vec<Drift>> {
+        let _ = (placement, tenants);
+        Err(crate::Error::invalid(
+            "drift",
+            "this schema manager cannot inspect its databases",
+        ))
+    }
+
+    /// Applies `repairs` (from [`check_drift`](Self::check_drift)) to the
+    /// database of `placement`, in order, each one only if the database is
+    /// still as the check found it; returns the ones applied.
+    async fn repair_drift(&self, placement: &Placement, repairs: &[Repair]) -> Result<Vec<Repair>> {
+        let _ = (placement, repairs);
+        Err(crate::Error::invalid(
+            "drift",
+            "this schema manager cannot repair its databases",
+        ))
+    }
 }
 
 macro_rules! forward_schema_manager {
@@ -340,6 +367,20 @@ macro_rules! forward_schema_manager {
                 target: &Placement,
             ) -> Result<Vec<TableComparison>> {
                 (**self).compare_tenant(source, target).await
+            }
+            async fn check_drift(
+                &self,
+                placement: &Placement,
+                tenants: &[TenantId],
+            ) -> Result<Vec<Drift>> {
+                (**self).check_drift(placement, tenants).await
+            }
+            async fn repair_drift(
+                &self,
+                placement: &Placement,
+                repairs: &[Repair],
+            ) -> Result<Vec<Repair>> {
+                (**self).repair_drift(placement, repairs).await
             }
         }
     };

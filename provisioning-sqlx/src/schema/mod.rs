@@ -20,6 +20,7 @@ use crate::error::SqlxError;
 
 mod conn;
 pub(crate) mod copy;
+pub(crate) mod drift;
 mod locks;
 mod migrate;
 mod schemas;

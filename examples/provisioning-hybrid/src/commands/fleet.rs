@@ -332,3 +332,111 @@ impl Progress {
         }
     }
 }
+
+/// The exit code of `drift` when it found drift (or could not check a
+/// database): scripts tell it from an error (1).
+pub(crate) const DRIFT_EXIT_CODE: u8 = 3;
+
+/// `drift` found differences: main exits with [`DRIFT_EXIT_CODE`].
+#[derive(Debug)]
+pub(crate) struct Drifted(pub(crate) String);
+
+impl std::fmt::Display for Drifted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Drifted {}
+
+/// `drift [--tenant T] [--repair] [--concurrency N]`: each database against
+/// the release; exits 0 when clean, [`DRIFT_EXIT_CODE`] when drift is left.
+pub(crate) async fn drift(
+    dir: &Path,
+    tenant: Option<&str>,
+    repair: bool,
+    concurrency: usize,
+    out: Output,
+) -> BoxResult<()> {
+    let orchestrator = crate::wiring::orchestrator(dir, out.release).await?;
+    let mut options = provisioning_core::DriftOptions::new()
+        .repair(repair)
+        .concurrency(concurrency);
+    if let Some(tenant) = tenant {
+        options = options.tenant(tenant.parse()?);
+    }
+    let report = orchestrator.check_drift(options).await?;
+    let json = drift_json(&report);
+    out.show(&json, || drift_text(&report))?;
+    if report.is_clean() {
+        Ok(())
+    } else {
+        Err(Box::new(Drifted(format!(
+            "{} database(s) drifted from release {}",
+            report.drifted().count(),
+            report.release.as_deref().unwrap_or("?")
+        ))))
+    }
+}
+
+/// The JSON of `drift --json` and `GET /api/v1/fleet/drift`: per tenant,
+/// clean or each difference.
+pub(crate) fn drift_json(report: &provisioning_core::DriftReport) -> serde_json::Value {
+    let drift = |d: &provisioning_core::Drift| {
+        serde_json::json!({
+            "kind": d.kind,
+            "object": d.object,
+            "expected": d.expected,
+            "found": d.found,
+            "repair": d.repair.as_ref().map(|r| r.to_string()),
+            "repairable": d.repair.is_some(),
+        })
+    };
+    let tenants: Vec<serde_json::Value> = report
+        .units
+        .iter()
+        .flat_map(|unit| {
+            unit.tenants.iter().map(move |tenant| {
+                serde_json::json!({
+                    "tenant": tenant,
+                    "database": unit.database,
+                    "isolation": unit.isolation,
+                    "clean": unit.is_clean(),
+                    "drifts": unit.drifts.iter().map(drift).collect::<Vec<_>>(),
+                    "repaired": unit.repaired.iter().map(|r| r.to_string()).collect::<Vec<_>>(),
+                    "error": unit.error,
+                })
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "release": report.release,
+        "clean": report.is_clean(),
+        "databases": report.units.len(),
+        "drifted": report.drifted().count(),
+        "repaired": report.units.iter().map(|u| u.repaired.len()).sum::<usize>(),
+        "tenants": tenants,
+    })
+}
+
+fn drift_text(report: &provisioning_core::DriftReport) -> String {
+    let mut lines = vec![format!(
+        "{} database(s) checked against release {}: {} clean, {} drifted",
+        report.units.len(),
+        report.release.as_deref().unwrap_or("?"),
+        report.units.len() - report.drifted().count(),
+        report.drifted().count()
+    )];
+    for unit in &report.units {
+        for repair in &unit.repaired {
+            lines.push(format!("{}: repaired: {repair}", unit.database));
+        }
+        if let Some(error) = &unit.error {
+            lines.push(format!("{}: ERROR: {error}", unit.database));
+        }
+        for d in &unit.drifts {
+            lines.push(format!("{}: {d}", unit.database));
+        }
+    }
+    lines.join("\n")
+}

@@ -7,7 +7,7 @@ pub(crate) mod fleet;
 mod mobility;
 mod provision;
 
-pub(crate) use fleet::{RolloutArgs, fleet_status, migrate_all};
+pub(crate) use fleet::{DRIFT_EXIT_CODE, Drifted, RolloutArgs, drift, fleet_status, migrate_all};
 pub(crate) use mobility::{MoveArgs, change as change_placement, drain};
 pub(crate) use provision::{ProvisionArgs, provision};
 

@@ -200,6 +200,7 @@ fn router(state: Arc<AppState>) -> Router {
         )
         .route("/api/v1/provisioning/{workflow}", post(routes::provision))
         .route("/api/v1/fleet/status", get(routes::fleet_status))
+        .route("/api/v1/fleet/drift", get(routes::fleet_drift))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,

@@ -372,6 +372,29 @@ pub(crate) async fn fleet_status(
     Ok(Json(crate::commands::fleet::status_json(status.as_ref())))
 }
 
+/// The query of `GET /api/v1/fleet/drift`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DriftQuery {
+    #[serde(default)]
+    tenant: Option<String>,
+}
+
+/// `GET /api/v1/fleet/drift[?tenant=ID]`: every Active and Suspended
+/// tenant's database (or one) compared with the release, as `drift --json`
+/// prints it. Read only: repairs are the CLI's `drift --repair`.
+pub(crate) async fn fleet_drift(
+    State(state): State<Arc<AppState>>,
+    ApiQuery(query): ApiQuery<DriftQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let mut options = provisioning_core::DriftOptions::new();
+    if let Some(tenant) = query.tenant.as_deref() {
+        options = options.tenant(tenant_id(tenant)?);
+    }
+    let report = state.orchestrator.check_drift(options).await?;
+    Ok(Json(crate::commands::fleet::drift_json(&report)))
+}
+
 /// Any path no route serves: a JSON 404.
 pub(crate) async fn no_route(uri: Uri) -> ApiError {
     ApiError::no_route(uri.path())

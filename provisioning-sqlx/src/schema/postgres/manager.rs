@@ -2,8 +2,8 @@
 
 use async_trait::async_trait;
 use provisioning_core::{
-    DatabaseOutcome, DropReason, Error, MigrationInfo, Placement, Result, SchemaPlan, SeedInfo,
-    TableComparison, TenantSchemaManager,
+    DatabaseOutcome, Drift, DropReason, Error, MigrationInfo, Placement, Repair, Result,
+    SchemaPlan, SeedInfo, TableComparison, TenantId, TenantSchemaManager,
 };
 use sqlx::pool::PoolConnection;
 use sqlx::{AssertSqlSafe, Executor, Postgres};
@@ -113,13 +113,21 @@ impl PgSchemaManager {
 
 #[async_trait]
 impl TenantSchemaManager for PgSchemaManager {
-    /// The tenant's own database's URL, the server database's URL with
-    /// `?schema=` for a schema of its own, or the shared database's URL;
-    /// the password redacted.
+    async fn check_drift(&self, placement: &Placement, tenants: &[TenantId]) -> Result<Vec<Drift>> {
+        self.drift(placement, tenants).await
+    }
+
+    async fn repair_drift(&self, placement: &Placement, repairs: &[Repair]) -> Result<Vec<Repair>> {
+        self.repair(placement, repairs).await
+    }
+
     fn release(&self) -> Option<String> {
         Some(self.schemas.release())
     }
 
+    /// The tenant's own database's URL, the server database's URL with
+    /// `?schema=` for a schema of its own, or the shared database's URL;
+    /// the password redacted.
     fn locate(&self, placement: &Placement) -> Result<Option<String>> {
         self.located(placement).map(Some)
     }

@@ -17,6 +17,7 @@ mod compare;
 mod conn;
 mod copy;
 mod dedicated;
+mod drift;
 mod keys;
 mod location;
 mod manager;
@@ -106,6 +107,8 @@ pub struct PgSchemaManager {
     /// Shared databases whose seed ledger is known to exist: their seeding
     /// skips the ledger's DDL and its lock.
     seed_ledgers: Mutex<HashSet<String>>,
+    /// What each release makes, for drift checks: read once, on first use.
+    expected: crate::schema::drift::ExpectedShapes,
 }
 
 impl fmt::Debug for PgSchemaManager {
@@ -296,6 +299,7 @@ impl PgSchemaManagerBuilder {
             schemas: self.schemas,
             locks: KeyedLocks::default(),
             seed_ledgers: Default::default(),
+            expected: Default::default(),
         })
     }
 }

@@ -2,8 +2,8 @@
 
 use async_trait::async_trait;
 use provisioning_core::{
-    DatabaseOutcome, DropReason, Error, Isolation, MigrationInfo, Placement, Result, SchemaPlan,
-    SeedInfo, TableComparison, TenantSchemaManager,
+    DatabaseOutcome, Drift, DropReason, Error, Isolation, MigrationInfo, Placement, Repair, Result,
+    SchemaPlan, SeedInfo, TableComparison, TenantId, TenantSchemaManager,
 };
 
 use super::SqliteSchemaManager;
@@ -29,6 +29,14 @@ impl TenantSchemaManager for SqliteSchemaManager {
         target: &Placement,
     ) -> Result<Vec<TableComparison>> {
         self.compare(source, target).await
+    }
+
+    async fn check_drift(&self, placement: &Placement, tenants: &[TenantId]) -> Result<Vec<Drift>> {
+        self.drift(placement, tenants).await
+    }
+
+    async fn repair_drift(&self, placement: &Placement, repairs: &[Repair]) -> Result<Vec<Repair>> {
+        self.repair(placement, repairs).await
     }
 
     fn release(&self) -> Option<String> {

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use provisioning_core::{Error, Isolation, Placement, Result, ShardId, fill_template};
@@ -15,6 +16,7 @@ use crate::schema::{KeyedLocks, MigrationHook, Schemas, TenantSchema};
 mod conn;
 mod copy;
 mod dedicated;
+mod drift;
 mod manager;
 mod parked;
 mod pools;
@@ -101,6 +103,8 @@ pub struct SqliteSchemaManager {
     locks: KeyedLocks,
     pools: pools::SharedPools,
     parked: parked::ParkedConns,
+    /// What each release makes, for drift checks: read once, on first use.
+    expected: Arc<crate::schema::drift::ExpectedShapes>,
 }
 
 impl fmt::Debug for SqliteSchemaManager {
@@ -310,6 +314,7 @@ impl SqliteSchemaManagerBuilder {
             locks: KeyedLocks::default(),
             pools: pools::SharedPools::default(),
             parked: parked::ParkedConns::default(),
+            expected: Arc::default(),
         })
     }
 }
