@@ -3,7 +3,8 @@
 //! (`fleet/`: 0011, 0012) over N dedicated SQLite tenants provisioned with
 //! the ten base migrations and the seed, at concurrency 1, 2 and 4: wall
 //! time, tenants per second, the speed-up over concurrency 1, and the peak
-//! RSS of each roll-out (`VmHWM`, reset before each).
+//! RSS of each roll-out (`VmHWM`, reset before each); then the drift check of
+//! the first fleet, which must find it clean, and its wall time.
 //!
 //! Each concurrency gets a fleet of its own: the tenants' databases are
 //! copies of one provisioned template, and their catalog rows are written
@@ -186,9 +187,10 @@ struct Figures {
     concurrency: usize,
     elapsed: Duration,
     peak_mib: Option<f64>,
+    drift: Option<Duration>,
 }
 
-async fn roll_out(root: &Path, n: usize, concurrency: usize) -> Figures {
+async fn roll_out(root: &Path, n: usize, concurrency: usize, first: bool) -> Figures {
     let dir = root.join(format!("c{concurrency}"));
     let setup = Instant::now();
     let store = fleet(root, &dir, n).await;
@@ -227,6 +229,19 @@ async fn roll_out(root: &Path, n: usize, concurrency: usize) -> Figures {
             .all(|u| u.applied.iter().map(|m| m.version).eq([11, 12])),
         "every tenant got 0011 and 0012"
     );
+    // The drift check of the whole fleet after it, on the first fleet only.
+    let drift = if first {
+        let start = Instant::now();
+        let report = orchestrator
+            .check_drift(DriftOptions::new().concurrency(4))
+            .await
+            .unwrap();
+        assert!(report.is_clean(), "{:?}", report.drifted().next());
+        assert_eq!(report.units.len(), n);
+        Some(start.elapsed())
+    } else {
+        None
+    };
     drop(orchestrator);
     store.close().await;
     std::fs::remove_dir_all(&dir).unwrap();
@@ -234,6 +249,7 @@ async fn roll_out(root: &Path, n: usize, concurrency: usize) -> Figures {
         concurrency,
         elapsed,
         peak_mib,
+        drift,
     }
 }
 
@@ -258,8 +274,8 @@ fn main() {
         .unwrap();
     let figures: Vec<Figures> = rt.block_on(async {
         let mut all = Vec::new();
-        for &c in &concurrencies {
-            all.push(roll_out(&root, n, c).await);
+        for (i, &c) in concurrencies.iter().enumerate() {
+            all.push(roll_out(&root, n, c, i == 0).await);
         }
         all
     });
@@ -276,6 +292,15 @@ fn main() {
             f.peak_mib
                 .map_or("n/a".to_owned(), |m| format!("{m:.0} MiB")),
         );
+    }
+    for f in &figures {
+        if let Some(drift) = f.drift {
+            println!(
+                "fleet_rollout: drift check of {n} tenants (concurrency 4): {:.1} s, {:.0} tenants/s, clean",
+                drift.as_secs_f64(),
+                n as f64 / drift.as_secs_f64()
+            );
+        }
     }
     std::fs::remove_dir_all(&root).unwrap();
 }

@@ -299,14 +299,16 @@ async fn suspended_are_migrated_deleted_never_and_new_tenants_join_a_continued_r
 async fn two_processes_on_one_roll_out_migrate_each_database_once() {
     let store = Arc::new(InMemoryStore::new());
     let f = fleet(store.clone()).await;
-    let (a, b) = futures_util::future::join(
-        f.orchestrator
-            .roll_out(options().worker("a").concurrency(2), |_| {}),
-        f.orchestrator
-            .roll_out(options().worker("b").concurrency(2), |_| {}),
-    )
-    .await;
-    let (a, b) = (a.unwrap(), b.unwrap());
+    // Spawned: a roll-out's future is Send, for a server to run it.
+    let spawn = |worker: &'static str| {
+        let o = f.orchestrator.clone();
+        tokio::spawn(async move {
+            o.roll_out(options().worker(worker).concurrency(2), |_| {})
+                .await
+        })
+    };
+    let (a, b) = (spawn("a"), spawn("b"));
+    let (a, b) = (a.await.unwrap().unwrap(), b.await.unwrap().unwrap());
     assert_eq!(a.rollout.id, b.rollout.id, "one roll-out");
     assert_eq!(a.settled.len() + b.settled.len(), 7);
     let all = units(&f, a.rollout.id).await;

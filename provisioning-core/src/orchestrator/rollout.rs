@@ -3,10 +3,11 @@
 //! [`FleetStore`].
 
 use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use futures_util::future::{Either, select};
-use futures_util::stream::{FuturesUnordered, StreamExt};
+use futures_util::stream::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -368,17 +369,20 @@ impl ProvisioningOrchestrator {
                 .set_rollout_status(id, RolloutStatus::Running, None)
                 .await?;
         }
-        let mut run = Run {
+        let run = Run {
             fleet,
             id,
             worker: &worker,
             options: &options,
-            counts: RolloutCounts::of(&fleet.rollout_units(id).await?),
-            settled: Vec::new(),
+            counts: Mutex::new(RolloutCounts::of(&fleet.rollout_units(id).await?)),
+            settled: Mutex::default(),
+            held: Mutex::default(),
+            halt: Mutex::default(),
         };
+        let on_progress = Mutex::new(&mut on_progress);
         let mut halt = None;
         for wave in [0, 1] {
-            halt = self.run_wave(&mut run, wave, &mut on_progress).await?;
+            halt = self.run_wave(&run, wave, &on_progress).await?;
             if halt.is_some() {
                 break;
             }
@@ -418,97 +422,36 @@ impl ProvisioningOrchestrator {
             rollout,
             resumed: opened.resumed,
             counts,
-            settled: run.settled,
+            settled: run
+                .settled
+                .into_inner()
+                .unwrap_or_else(PoisonError::into_inner),
         })
     }
 
     /// Runs one wave to its end: until no unit of it is pending or held by
     /// anyone. Returns why it halted, if failures exceeded the limit.
+    ///
+    /// `concurrency` workers each claim a unit, migrate it and settle it, in
+    /// turn, all polled together (a worker's catalog write never stalls
+    /// another's migration); a heartbeat renews the leases of the units in
+    /// hand.
     async fn run_wave(
         &self,
-        run: &mut Run<'_>,
+        run: &Run<'_>,
         wave: u32,
-        on_progress: &mut (impl FnMut(&RolloutProgress) + Send),
+        on_progress: &Mutex<impl FnMut(&RolloutProgress) + Send>,
     ) -> Result<Option<String>> {
         let timer = self.inner.executor.timer().clone();
         let options = run.options;
-        let mut inflight = FuturesUnordered::new();
-        let mut held: Vec<u64> = Vec::new();
-        let mut halt: Option<String> = None;
         loop {
-            if halt.is_none()
-                && options
-                    .max_failures
-                    .exceeded(run.counts.failed, run.counts.total)
-            {
-                halt = Some(format!(
-                    "{} of {} unit(s) failed, over the limit of {}",
-                    run.counts.failed, run.counts.total, options.max_failures
-                ));
-            }
-            let room = options.concurrency.max(1) - inflight.len();
-            if halt.is_none() && room > 0 {
-                let claimed = run
-                    .fleet
-                    .claim_units(run.id, wave, run.worker, options.lease, room)
-                    .await?;
-                for unit in claimed {
-                    held.push(unit.seq);
-                    inflight.push(async move {
-                        let result = self.migrate_unit(&unit).await;
-                        (unit, result)
-                    });
-                }
-            }
-            if inflight.is_empty() {
-                if halt.is_some() {
-                    return Ok(halt);
-                }
-                // Nothing to claim: done, unless another process still holds
-                // units of this wave (its failure may yet halt the roll-out,
-                // or its lease expire and its units come back).
-                let units = run.fleet.rollout_units(run.id).await?;
-                run.counts = RolloutCounts::of(&units);
-                if !units
-                    .iter()
-                    .any(|u| u.wave == wave && !u.status.is_finished())
-                {
-                    return Ok(None);
-                }
-                timer
-                    .sleep((options.lease / 4).min(Duration::from_secs(1)))
-                    .await;
-                continue;
-            }
-            let beat = timer.sleep(options.lease / 3);
-            match select(inflight.next(), beat).await {
-                Either::Left((Some((mut unit, result)), _)) => {
-                    held.retain(|&s| s != unit.seq);
-                    let kept = run
-                        .fleet
-                        .finish_unit(run.id, unit.seq, run.worker, &result)
-                        .await?;
-                    if !kept {
-                        tracing::warn!(rollout = %run.id, unit = %unit.key, "lease lost; the unit's outcome is another process's");
-                        continue;
-                    }
-                    let from = if run.counts.pending > 0 {
-                        UnitStatus::Pending
-                    } else {
-                        UnitStatus::Running
-                    };
-                    run.counts.shift(from, result.status());
-                    unit.settle(&result);
-                    unit.worker = Some(run.worker.to_owned());
-                    let progress = RolloutProgress {
-                        unit,
-                        counts: run.counts,
-                    };
-                    on_progress(&progress);
-                    run.settled.push(progress.unit);
-                }
-                Either::Left((None, _)) => {}
-                Either::Right(((), _)) => {
+            let workers = futures_util::future::try_join_all(
+                (0..options.concurrency.max(1)).map(|_| self.wave_worker(run, wave, on_progress)),
+            );
+            let heartbeat = async {
+                loop {
+                    timer.sleep(options.lease / 3).await;
+                    let held = lock(&run.held).clone();
                     if let Err(error) = run
                         .fleet
                         .renew_units(run.id, run.worker, &held, options.lease)
@@ -519,7 +462,89 @@ impl ProvisioningOrchestrator {
                         tracing::warn!(rollout = %run.id, error = %error, "lease renewal failed");
                     }
                 }
+            };
+            match select(Box::pin(workers), Box::pin(heartbeat)).await {
+                Either::Left((done, _)) => {
+                    done?;
+                }
+                Either::Right(((), _)) => {}
             }
+            if let Some(halt) = lock(&run.halt).clone() {
+                return Ok(Some(halt));
+            }
+            // Nothing to claim: done, unless another process still holds
+            // units of this wave (its failure may yet halt the roll-out, or
+            // its lease expire and its units come back).
+            let units = run.fleet.rollout_units(run.id).await?;
+            *lock(&run.counts) = RolloutCounts::of(&units);
+            if !units
+                .iter()
+                .any(|u| u.wave == wave && !u.status.is_finished())
+            {
+                return Ok(None);
+            }
+            timer
+                .sleep((options.lease / 4).min(Duration::from_secs(1)))
+                .await;
+        }
+    }
+
+    /// One worker of a wave: claims a unit, migrates it, settles it, until
+    /// none is left to claim or the roll-out halts.
+    async fn wave_worker(
+        &self,
+        run: &Run<'_>,
+        wave: u32,
+        on_progress: &Mutex<impl FnMut(&RolloutProgress) + Send>,
+    ) -> Result<()> {
+        let options = run.options;
+        loop {
+            {
+                let counts = *lock(&run.counts);
+                let mut halt = lock(&run.halt);
+                if halt.is_none() && options.max_failures.exceeded(counts.failed, counts.total) {
+                    *halt = Some(format!(
+                        "{} of {} unit(s) failed, over the limit of {}",
+                        counts.failed, counts.total, options.max_failures
+                    ));
+                }
+                if halt.is_some() {
+                    return Ok(());
+                }
+            }
+            let claimed = run
+                .fleet
+                .claim_units(run.id, wave, run.worker, options.lease, 1)
+                .await?;
+            let Some(mut unit) = claimed.into_iter().next() else {
+                return Ok(());
+            };
+            lock(&run.held).push(unit.seq);
+            let result = self.migrate_unit(&unit).await;
+            let kept = run
+                .fleet
+                .finish_unit(run.id, unit.seq, run.worker, &result)
+                .await;
+            lock(&run.held).retain(|&s| s != unit.seq);
+            if !kept? {
+                tracing::warn!(rollout = %run.id, unit = %unit.key, "lease lost; the unit's outcome is another process's");
+                continue;
+            }
+            let counts = {
+                let mut counts = lock(&run.counts);
+                let from = if counts.pending > 0 {
+                    UnitStatus::Pending
+                } else {
+                    UnitStatus::Running
+                };
+                counts.shift(from, result.status());
+                *counts
+            };
+            unit.settle(&result);
+            unit.worker = Some(run.worker.to_owned());
+            let progress = RolloutProgress { unit, counts };
+            (lock(on_progress))(&progress);
+            lock(&run.settled).push(progress.unit);
         }
     }
 
@@ -598,12 +623,23 @@ fn busy(state: TenantState) -> String {
     }
 }
 
-/// One call's view of its roll-out.
+/// One call's view of its roll-out, shared by its workers.
 struct Run<'a> {
     fleet: &'a dyn FleetStore,
     id: RolloutId,
     worker: &'a str,
     options: &'a RolloutOptions,
-    counts: RolloutCounts,
-    settled: Vec<RolloutUnit>,
+    /// The roll-out's counts, as this call knows them.
+    counts: Mutex<RolloutCounts>,
+    /// The units this call settled, in order.
+    settled: Mutex<Vec<RolloutUnit>>,
+    /// The units in hand, whose leases the heartbeat renews.
+    held: Mutex<Vec<u64>>,
+    /// Why the roll-out halts, once it does.
+    halt: Mutex<Option<String>>,
+}
+
+/// Locks `m`; a worker that panicked holding it left only counts behind.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }

@@ -12,8 +12,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use provisioning_core::{Drift, DriftKind, Repair, TenantId};
-use sqlx::migrate::Migrator;
+use provisioning_core::{
+    Drift, DriftKind, Error, Placement, Repair, Result, TenantId, TenantSchemaManager,
+};
+use sqlx::migrate::{Migration, Migrator};
+
+use crate::schema::SEED_LEDGER_TABLE;
+use crate::schema::conn::{SchemaConn, read_ledger};
 
 /// Objects of a database by key (`table T`, `column T.C`, `index I`), each
 /// with its definition as text (empty for a table: its columns say it).
@@ -243,6 +248,95 @@ fn shape_drift(expected: &Shape, found: &Shape, explained: &BTreeSet<String>) ->
         drifts.push(Drift::new(kind, name, text(e), text(f)));
     }
     drifts
+}
+
+/// The seeds (name, version) in the ledger of each of `tenants`.
+pub(crate) async fn seeds_of<C: SchemaConn>(
+    conn: &mut C,
+    tenants: &[TenantId],
+) -> Result<Vec<(TenantId, Vec<(String, i64)>)>> {
+    let has_ledger = conn.table_exists(SEED_LEDGER_TABLE).await?;
+    let mut seeds = Vec::new();
+    for tenant in tenants {
+        let rows = if has_ledger {
+            read_ledger(conn, tenant).await?
+        } else {
+            Vec::new()
+        };
+        let rows = rows.into_iter().map(|(name, version, _)| (name, version));
+        seeds.push((tenant.clone(), rows.collect()));
+    }
+    Ok(seeds)
+}
+
+/// Repairs as a backend runs them: the migrations to apply (`true`) or
+/// only record, in order, each with its repair; and the tenants whose
+/// seeds to run.
+pub(crate) struct RepairPlan<'m> {
+    pub(crate) migrations: Vec<(&'m Migration, bool, Repair)>,
+    pub(crate) seeds: Vec<TenantId>,
+}
+
+impl<'m> RepairPlan<'m> {
+    /// The plan of `repairs` against `migrator`'s up migrations.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] on `repair` for a migration the release does
+    /// not have, or a repair this SDK does not know.
+    pub(crate) fn new(migrator: &'m Migrator, repairs: &[Repair]) -> Result<Self> {
+        let mut plan = RepairPlan {
+            migrations: Vec::new(),
+            seeds: Vec::new(),
+        };
+        for repair in repairs {
+            let (version, apply) = match repair {
+                Repair::ApplyMigration { version } => (*version, true),
+                Repair::RecordMigration { version } => (*version, false),
+                Repair::RunSeeds { tenant } => {
+                    plan.seeds.push(tenant.clone());
+                    continue;
+                }
+                other => {
+                    return Err(Error::invalid(
+                        "repair",
+                        format!("this manager cannot {other}"),
+                    ));
+                }
+            };
+            let migration = migrator
+                .iter()
+                .find(|m| m.version == version && !m.migration_type.is_down_migration())
+                .ok_or_else(|| {
+                    Error::invalid("repair", format!("the release has no migration {version}"))
+                })?;
+            plan.migrations.push((migration, apply, repair.clone()));
+        }
+        Ok(plan)
+    }
+
+    /// Runs the seeds of the plan's tenants through `manager`'s own
+    /// `seed` (which takes the database's lock itself); returns the repairs
+    /// that ran a seed.
+    pub(crate) async fn run_seeds<M>(
+        &self,
+        manager: &M,
+        placement: &Placement,
+    ) -> Result<Vec<Repair>>
+    where
+        M: TenantSchemaManager + ?Sized,
+    {
+        let mut done = Vec::new();
+        for tenant in &self.seeds {
+            let mut theirs = placement.clone();
+            theirs.tenant_id = tenant.clone();
+            if !manager.seed(&theirs).await?.is_empty() {
+                done.push(Repair::RunSeeds {
+                    tenant: tenant.clone(),
+                });
+            }
+        }
+        Ok(done)
+    }
 }
 
 /// Collapses runs of whitespace to one space, so that definitions compare

@@ -1,20 +1,19 @@
 //! PostgreSQL schema-per-tenant mode: tenants provisioned through the
 //! orchestrator with the catalog on the same server, against the floor's one
 //! transaction per schema; then the fleet release over every schema, by
-//! `migrate_fleet` and by hand. Every schema this mode makes carries a name
+//! the SDK's durable roll-out and by hand. Every schema this mode makes carries a name
 //! unique to the process, and all of them are dropped at the end, also when a
 //! run fails.
 
 use std::path::Path;
 use std::time::Instant;
 
-use provisioning_sqlx::{FleetOptions, migrate_fleet};
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
 use crate::floor::postgres::{PgFloor, SchemaCounts, drop_schemas, schema_counts};
 use crate::report::{Fleet, Mode, Run};
 use crate::runner::{self, PREFIX, Result, Rounds, check, tenant_id};
-use crate::sdk::{PgSdk, pg_manager, print_steps};
+use crate::sdk::{PgSdk, print_steps};
 
 /// Names unique to this process: `tag` is fixed-width, so no run's names are
 /// a prefix of another's.
@@ -181,7 +180,7 @@ impl Plan<'_> {
     }
 
     /// The fleet release over every schema of the last run: floor first, then
-    /// the SDK's `migrate_fleet` over the Active tenants' placements.
+    /// the SDK's durable roll-out (`roll_out`) over the catalog's tenants.
     async fn fleet(
         &self,
         last: &(Option<PgFloor>, Option<(PgSdk, String)>),
@@ -205,15 +204,28 @@ impl Plan<'_> {
             }
             None => 0.0,
         };
-        let sdk_seconds = match &last.1 {
-            Some((sdk, prefix)) => self.sdk_fleet(sdk, prefix, concurrency).await?,
-            None => 0.0,
+        let (sdk_seconds, drift_seconds) = match &last.1 {
+            Some((sdk, prefix)) => {
+                let rolled = self.sdk_fleet(sdk, prefix, concurrency).await?;
+                let start = Instant::now();
+                let drift = sdk.drift(self.url, prefix, concurrency).await?;
+                let seconds = start.elapsed().as_secs_f64();
+                check(drift.is_clean() && drift.units.len() == tenants, || {
+                    format!(
+                        "postgres SDK drift after the fleet: {} of {} schemas drifted",
+                        drift.drifted().count(),
+                        drift.units.len()
+                    )
+                })?;
+                (rolled, seconds)
+            }
+            None => (0.0, 0.0),
         };
         if last.0.is_none() && last.1.is_none() {
             return Ok(None);
         }
         eprintln!(
-            "postgres_schema fleet c={concurrency}: floor {floor_seconds:.2} s, SDK {sdk_seconds:.2} s"
+            "postgres_schema fleet c={concurrency}: floor {floor_seconds:.2} s, SDK {sdk_seconds:.2} s, drift check {drift_seconds:.2} s"
         );
         Ok(Some(Fleet {
             tenants,
@@ -221,32 +233,25 @@ impl Plan<'_> {
             sdk_seconds,
             floor_seconds,
             ratio: floor_seconds / sdk_seconds.max(f64::MIN_POSITIVE),
+            drift_seconds,
         }))
     }
 
     async fn sdk_fleet(&self, sdk: &PgSdk, prefix: &str, concurrency: usize) -> Result<f64> {
         let tenants = self.tenants;
-        let plans = sdk.active_plans().await?;
-        check(plans.len() == tenants, || {
-            format!(
-                "postgres SDK fleet: {} of {tenants} placements",
-                plans.len()
-            )
-        })?;
-        let manager = pg_manager(self.url, prefix, true)?;
         runner::settle_disk();
         let start = Instant::now();
-        let options = FleetOptions::new().concurrency(concurrency);
-        let report = migrate_fleet(&manager, plans, options).await;
+        let report = sdk.roll_out(self.url, prefix, concurrency).await?;
         let elapsed = start.elapsed();
+        let applied: usize = report.settled.iter().map(|u| u.applied.len()).sum();
         check(
-            report.failed.is_empty() && report.migrations() == 2 * tenants,
+            report.counts.migrated == tenants
+                && report.counts.failed == 0
+                && applied == 2 * tenants,
             || {
                 format!(
-                    "postgres SDK fleet: {} failed ({:?}), {} migrations applied",
-                    report.failed.len(),
-                    report.failed.first().map(|u| &u.outcome),
-                    report.migrations()
+                    "postgres SDK fleet: {:?}, {applied} migrations applied",
+                    report.counts
                 )
             },
         )?;

@@ -64,12 +64,15 @@ pub(crate) struct Fleet {
     pub(crate) tenants: usize,
     /// Schemas upgraded at once.
     pub(crate) concurrency: usize,
-    /// Wall time of `migrate_fleet`.
+    /// Wall time of the SDK's durable roll-out (`roll_out`).
     pub(crate) sdk_seconds: f64,
     /// Wall time of the hand-written roll-out.
     pub(crate) floor_seconds: f64,
     /// Floor seconds / SDK seconds (the throughput ratio, as for `runs`).
     pub(crate) ratio: f64,
+    /// Wall time of the SDK's drift check over every schema afterwards
+    /// (`check_drift`, concurrency as the roll-out's): clean, as it must be.
+    pub(crate) drift_seconds: f64,
 }
 
 /// One mode's figures.
@@ -164,8 +167,13 @@ pub(crate) fn print_mode(name: &str, mode: &Mode) {
     }
     if let Some(fleet) = &mode.fleet {
         println!(
-            "  fleet release over {} schemas at concurrency {}: SDK {:.2} s, floor {:.2} s, ratio {:.2}",
-            fleet.tenants, fleet.concurrency, fleet.sdk_seconds, fleet.floor_seconds, fleet.ratio
+            "  fleet release over {} schemas at concurrency {}: SDK {:.2} s, floor {:.2} s, ratio {:.2}; drift check of every schema {:.2} s",
+            fleet.tenants,
+            fleet.concurrency,
+            fleet.sdk_seconds,
+            fleet.floor_seconds,
+            fleet.ratio,
+            fleet.drift_seconds
         );
     }
     for held in &mode.held_writes {

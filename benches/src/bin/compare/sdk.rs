@@ -7,8 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use provisioning_core::{
-    Placement, ProvisioningOrchestrator, RequestId, RequestStatus, StorageInitializer,
-    TenantFilter, TenantRequest, TenantState,
+    ProvisioningOrchestrator, RequestId, RequestStatus, StorageInitializer, TenantRequest,
 };
 use provisioning_sharding::{
     PlacementPolicy, PolicyPlanBuilder, RendezvousResolver, ShardDirectory,
@@ -207,6 +206,7 @@ async fn warm_up_shared(schema: &SqliteSchemaManager) -> Result<()> {
 pub(crate) struct PgSdk {
     orchestrator: ProvisioningOrchestrator,
     store: Arc<PostgresStore>,
+    storage: Arc<dyn StorageInitializer>,
 }
 
 impl PgSdk {
@@ -221,16 +221,18 @@ impl PgSdk {
         let store = Arc::new(PostgresStore::connect_to_schema(url, store_schema).await?);
         let (plans, shards) = placement()?;
         let schema = Arc::new(pg_manager(url, prefix, false)?);
+        let storage = storage(storage_root)?;
         let orchestrator = ProvisioningOrchestrator::builder()
             .store(store.clone())
             .plan_builder(Arc::new(plans))
             .shard_resolver(Arc::new(shards))
             .schema_manager(schema)
-            .storage(storage(storage_root)?)
+            .storage(storage.clone())
             .build()?;
         Ok(PgSdk {
             orchestrator,
             store,
+            storage,
         })
     }
 
@@ -251,21 +253,48 @@ impl PgSdk {
         Ok(usize::try_from(active)?)
     }
 
-    /// The placements of every Active tenant, from the catalog: what a fleet
-    /// roll-out is given.
-    pub(crate) async fn active_plans(&self) -> Result<Vec<Placement>> {
-        let mut plans = Vec::new();
-        let mut filter = TenantFilter::all();
-        filter.state = Some(TenantState::Active);
-        filter.limit = 1000;
-        loop {
-            let page = self.orchestrator.list_tenants(&filter).await?;
-            let Some(last) = page.last() else {
-                return Ok(plans);
-            };
-            filter.after = Some(last.tenant_id.clone());
-            plans.extend(page.into_iter().filter_map(|t| t.placement));
-        }
+    /// Rolls the fleet release out to every tenant as the SDK does it: a
+    /// durable roll-out in this catalog (`roll_out`), by an orchestrator
+    /// whose schema manager (prefix `prefix`) migrates to that release.
+    pub(crate) async fn roll_out(
+        &self,
+        url: &str,
+        prefix: &str,
+        concurrency: usize,
+    ) -> Result<provisioning_core::RolloutReport> {
+        Ok(self
+            .released(url, prefix)?
+            .roll_out(
+                provisioning_core::RolloutOptions::new().concurrency(concurrency),
+                |_| {},
+            )
+            .await?)
+    }
+
+    /// The drift check of every tenant's schema against the fleet release.
+    pub(crate) async fn drift(
+        &self,
+        url: &str,
+        prefix: &str,
+        concurrency: usize,
+    ) -> Result<provisioning_core::DriftReport> {
+        Ok(self
+            .released(url, prefix)?
+            .check_drift(provisioning_core::DriftOptions::new().concurrency(concurrency))
+            .await?)
+    }
+
+    /// An orchestrator on this catalog whose schema manager (prefix
+    /// `prefix`) migrates to the fleet release.
+    fn released(&self, url: &str, prefix: &str) -> Result<ProvisioningOrchestrator> {
+        let (plans, shards) = placement()?;
+        Ok(ProvisioningOrchestrator::builder()
+            .store(self.store.clone())
+            .plan_builder(Arc::new(plans))
+            .shard_resolver(Arc::new(shards))
+            .schema_manager(Arc::new(pg_manager(url, prefix, true)?))
+            .storage(self.storage.clone())
+            .build()?)
     }
 
     /// As [`SqliteSdk::step_profile`].

@@ -9,11 +9,11 @@ use sqlx::{Connection, Row, SqliteConnection};
 
 use super::SqliteSchemaManager;
 use super::conn::{COMPONENT, Open, close, connect, table_exists};
-use crate::error::db_error;
-use crate::schema::conn::read_ledger;
+use crate::error::{db_error, migrate_error};
 use crate::schema::copy::INTERNAL_TABLES;
 use crate::schema::drift::{
-    Expected, Found, MigrationRow, Shape, column_key, compare, index_key, normalize, table_key,
+    Expected, Found, MigrationRow, RepairPlan, Shape, column_key, compare, index_key, normalize,
+    seeds_of, table_key,
 };
 use crate::schema::migrate::LEDGER_TABLE;
 use crate::schema::{SEED_LEDGER_TABLE, TenantSchema};
@@ -170,124 +170,65 @@ impl SqliteSchemaManager {
         repairs: &[Repair],
     ) -> Result<Vec<Repair>> {
         let schema = self.schema(placement.isolation)?;
+        let plan = RepairPlan::new(schema.migrator(), repairs)?;
         let path = self.database_path(placement);
         let mut done = Vec::new();
-        let mut seeds = Vec::new();
-        {
+        if !plan.migrations.is_empty() {
             let _guard = self.locks.lock(&Self::lock_key(&path)).await;
             self.parked.evict(&path).await;
             let mut conn = connect(&path, Open::Write { create: false }, self.busy_timeout).await?;
             let result = async {
-                for repair in repairs {
-                    match repair {
-                        Repair::ApplyMigration { version }
-                        | Repair::RecordMigration { version } => {
-                            let migration = schema
-                                .migrator()
-                                .iter()
-                                .find(|m| {
-                                    m.version == *version && !m.migration_type.is_down_migration()
-                                })
-                                .ok_or_else(|| {
-                                    Error::invalid(
-                                        "repair",
-                                        format!("the release has no migration {version}"),
-                                    )
-                                })?;
-                            let err = |e| {
-                                db_error(COMPONENT, format!("repairing migration {version}"), e)
-                            };
-                            conn.ensure_migrations_table(LEDGER_TABLE)
-                                .await
-                                .map_err(|e| {
-                                    crate::error::migrate_error(
-                                        COMPONENT,
-                                        &path.display().to_string(),
-                                        e,
-                                    )
-                                })?;
-                            let mut tx = conn.begin().await.map_err(err)?;
-                            let there: Option<i64> = sqlx::query_scalar(
-                                "SELECT 1 FROM _sqlx_migrations WHERE version = ?1",
-                            )
+                conn.ensure_migrations_table(LEDGER_TABLE)
+                    .await
+                    .map_err(|e| migrate_error(COMPONENT, &path.display().to_string(), e))?;
+                for (migration, apply, repair) in &plan.migrations {
+                    let version = migration.version;
+                    let err = |e| db_error(COMPONENT, format!("repairing migration {version}"), e);
+                    let mut tx = conn.begin().await.map_err(err)?;
+                    let there: Option<i64> =
+                        sqlx::query_scalar("SELECT 1 FROM _sqlx_migrations WHERE version = ?1")
                             .bind(version)
                             .fetch_optional(&mut *tx)
                             .await
                             .map_err(err)?;
-                            if there.is_some() {
-                                continue; // repaired meanwhile
-                            }
-                            if matches!(repair, Repair::ApplyMigration { .. }) {
-                                sqlx::raw_sql(migration.sql.clone())
-                                    .execute(&mut *tx)
-                                    .await
-                                    .map_err(err)?;
-                            }
-                            sqlx::query(
-                                "INSERT INTO _sqlx_migrations \
-                                 (version, description, success, checksum, execution_time) \
-                                 VALUES (?1, ?2, TRUE, ?3, -1)",
-                            )
-                            .bind(version)
-                            .bind(migration.description.as_ref())
-                            .bind(migration.checksum.as_ref())
+                    if there.is_some() {
+                        continue; // repaired meanwhile
+                    }
+                    if *apply {
+                        sqlx::raw_sql(migration.sql.clone())
                             .execute(&mut *tx)
                             .await
                             .map_err(err)?;
-                            tx.commit().await.map_err(err)?;
-                            done.push(repair.clone());
-                        }
-                        Repair::RunSeeds { tenant } => seeds.push(tenant.clone()),
-                        other => {
-                            return Err(Error::invalid(
-                                "repair",
-                                format!("this manager cannot {other}"),
-                            ));
-                        }
                     }
+                    sqlx::query(
+                        "INSERT INTO _sqlx_migrations \
+                         (version, description, success, checksum, execution_time) \
+                         VALUES (?1, ?2, TRUE, ?3, -1)",
+                    )
+                    .bind(version)
+                    .bind(migration.description.as_ref())
+                    .bind(migration.checksum.as_ref())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(err)?;
+                    tx.commit().await.map_err(err)?;
+                    done.push(repair.clone());
                 }
-                Ok(())
+                Ok::<_, Error>(())
             }
             .await;
             close(conn).await;
             result?;
         }
-        // Seeds through the manager's own path, which holds the lock itself.
-        for tenant in seeds {
-            let mut theirs = placement.clone();
-            theirs.tenant_id = tenant.clone();
-            if !provisioning_core::TenantSchemaManager::seed(self, &theirs)
-                .await?
-                .is_empty()
-            {
-                done.push(Repair::RunSeeds { tenant });
-            }
-        }
+        done.extend(plan.run_seeds(self, placement).await?);
         Ok(done)
     }
 }
 
 async fn read(conn: &mut SqliteConnection, tenants: &[TenantId]) -> Result<Found> {
-    let shape = shape(conn).await?;
-    let ledger = ledger(conn).await?;
-    let has_seeds = table_exists(conn, SEED_LEDGER_TABLE).await?;
-    let mut seeds = Vec::new();
-    for tenant in tenants {
-        let rows = if has_seeds {
-            read_ledger(conn, tenant).await?
-        } else {
-            Vec::new()
-        };
-        seeds.push((
-            tenant.clone(),
-            rows.into_iter()
-                .map(|(name, version, _)| (name, version))
-                .collect(),
-        ));
-    }
     Ok(Found {
-        shape,
-        ledger,
-        seeds,
+        shape: shape(conn).await?,
+        ledger: ledger(conn).await?,
+        seeds: seeds_of(conn, tenants).await?,
     })
 }

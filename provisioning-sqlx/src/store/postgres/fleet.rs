@@ -187,7 +187,7 @@ impl FleetStore for PostgresStore {
             .bind(worker)
             .bind(millis(lease))
             .bind(super::limit(limit))
-            .fetch_all(&self.pool)
+            .fetch_all(&self.leases)
             .await
             .map_err(err("claiming roll-out units"))?;
         let mut claimed = decode_units(&rows)?;
@@ -209,7 +209,7 @@ impl FleetStore for PostgresStore {
             .bind(worker)
             .bind(seqs)
             .bind(millis(lease))
-            .execute(&self.pool)
+            .execute(&self.leases)
             .await
             .map_err(err("renewing roll-out units"))?;
         Ok(())
@@ -242,7 +242,7 @@ impl FleetStore for PostgresStore {
             .bind(applied)
             .bind(seeded)
             .bind(note)
-            .execute(&self.pool)
+            .execute(&self.leases)
             .await
             .map_err(err("finishing a roll-out unit"))?;
         Ok(updated.rows_affected() == 1)

@@ -68,6 +68,12 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations/store/postgres");
 #[derive(Clone)]
 pub struct PostgresStore {
     pool: PgPool,
+    /// Fleet leases and unit outcomes: written with `synchronous_commit`
+    /// off, as one lost on a server crash costs nothing (a claim lost gives
+    /// its unit back; an outcome lost makes its unit run again, finding its
+    /// database up to date), and waiting for the WAL flush would cost each
+    /// unit of a roll-out two fsyncs. Connected on first use.
+    leases: PgPool,
     schema: String,
     location: String,
     sql: Arc<Statements>,
@@ -152,9 +158,18 @@ impl PostgresStore {
 
     async fn open(pool: PgPool, schema: &str, location: String) -> Result<Self> {
         migrate(&pool, schema, &location).await?;
+        let leases = crate::pool::pool_options::<Postgres>()
+            .max_connections(4)
+            .acquire_timeout(pool.options().get_acquire_timeout())
+            .connect_lazy_with(
+                (*pool.connect_options())
+                    .clone()
+                    .options([("synchronous_commit", "off")]),
+            );
         Ok(PostgresStore {
             sql: Arc::new(Statements::new(&quote(schema))),
             pool,
+            leases,
             schema: schema.to_owned(),
             location,
         })
