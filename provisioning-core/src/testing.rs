@@ -135,6 +135,29 @@ pub async fn rollouts_open_once_per_release_and_continue(fleet: &dyn FleetStore)
     );
     let stored = fleet.rollout_units(first.rollout.id).await.unwrap();
     assert_eq!(stored.len(), 5);
+    // A key given twice in one call is one unit, numbered without a gap.
+    let twice = fleet
+        .open_rollout(
+            &release,
+            &settings,
+            "op-3",
+            vec![units[4].clone(), units[4].clone()],
+        )
+        .await
+        .unwrap();
+    assert_eq!(twice.added, 0);
+    let other = unique_tenant("fleet");
+    let dup = unit(&other, UnitStatus::Pending);
+    let again = fleet
+        .open_rollout(&release, &settings, "op-3", vec![dup.clone(), dup])
+        .await
+        .unwrap();
+    assert_eq!(again.added, 1);
+    let stored = fleet.rollout_units(first.rollout.id).await.unwrap();
+    assert_eq!(
+        stored.iter().map(|u| u.seq).collect::<Vec<_>>(),
+        [0, 1, 2, 3, 4, 5]
+    );
     assert_eq!((stored[4].seq, stored[4].wave), (4, 1));
     assert_eq!(stored[4].key, tenants[4].to_string());
 

@@ -222,8 +222,16 @@ async fn max_failures_halts_with_the_rest_pending_and_failures_never_stop_the_ot
         assert_eq!(by_key[t], Pending, "{t} left pending, not half-done");
     }
 
-    // Without the limit the others go on; t-c stays failed (not retried).
-    let rest = f.orchestrator.roll_out(options(), |_| {}).await.unwrap();
+    // Run again without a limit given: the one kept still holds.
+    let kept = f.orchestrator.roll_out(options(), |_| {}).await.unwrap();
+    assert_eq!(kept.rollout.status, RolloutStatus::Halted);
+    assert!(kept.settled.is_empty(), "nothing runs past the kept limit");
+    // With the limit raised the others go on; t-c stays failed (not retried).
+    let rest = f
+        .orchestrator
+        .roll_out(options().max_failures(FailureLimit::Unlimited), |_| {})
+        .await
+        .unwrap();
     assert_eq!(rest.rollout.status, RolloutStatus::Failed);
     assert_eq!((rest.counts.migrated, rest.counts.failed), (6, 1));
     let status = f.orchestrator.fleet_status().await.unwrap().unwrap();

@@ -184,9 +184,11 @@ enum Command {
         #[arg(long, default_value_t = 4)]
         concurrency: usize,
         /// Halt once more databases than this failed: a count (0: at the
-        /// first failure) or a percentage (10%); the rest stay pending.
-        #[arg(long, default_value = "unlimited")]
-        max_failures: provisioning_core::FailureLimit,
+        /// first failure), a percentage (10%) or `unlimited`; the rest stay
+        /// pending. Kept with a new roll-out: a run that continues one
+        /// without it uses the limit kept.
+        #[arg(long)]
+        max_failures: Option<provisioning_core::FailureLimit>,
         /// Try the databases that failed in the release's roll-out again.
         #[arg(long)]
         retry_failed: bool,

@@ -183,8 +183,13 @@ fn a_failing_tenant_is_reported_halts_at_the_limit_and_is_retried_once_fixed() {
         "{text}"
     );
 
-    // No limit: the others (the suspended one too) go on; ccc stays failed.
-    let (ok, rest) = roll_out(d, &[]);
+    // Run again without --max-failures: the limit kept still halts it.
+    let (ok, kept) = roll_out(d, &[]);
+    assert!(!ok);
+    assert_eq!(kept["rollout"]["status"], "halted");
+    assert_eq!(kept["databases"], serde_json::json!([]), "nothing ran");
+    // The limit raised: the others (the suspended one too) go on; ccc stays failed.
+    let (ok, rest) = roll_out(d, &["--max-failures", "unlimited"]);
     assert!(!ok);
     assert_eq!(rest["rollout"]["status"], "failed");
     let states = by_tenant(&rest);

@@ -56,13 +56,9 @@ impl FleetStore for InMemoryStore {
                 .into_iter()
                 .filter(|u| !list.iter().any(|(have, _)| have.key == u.key))
                 .collect();
-            let added = fresh.len();
-            let first = list.len() as u64;
-            list.extend(
-                RolloutUnit::numbered(fresh, first, 0)
-                    .into_iter()
-                    .map(|u| (u, None)),
-            );
+            let numbered = RolloutUnit::numbered(fresh, list.len() as u64, 0);
+            let added = numbered.len();
+            list.extend(numbered.into_iter().map(|u| (u, None)));
             return Ok(OpenedRollout {
                 rollout,
                 resumed: true,
@@ -76,8 +72,8 @@ impl FleetStore for InMemoryStore {
             started_by,
             Utc::now(),
         );
-        let added = units.len();
         let numbered = RolloutUnit::numbered(units, 0, settings.canary);
+        let added = numbered.len();
         tables.units.insert(
             rollout.id,
             numbered.into_iter().map(|u| (u, None)).collect(),
@@ -141,6 +137,13 @@ impl FleetStore for InMemoryStore {
         let now = Instant::now();
         let mut tables = self.fleet_tables();
         let mut claimed = Vec::new();
+        let running = tables
+            .rollouts
+            .iter()
+            .any(|r| r.id == id && r.status == RolloutStatus::Running);
+        if !running {
+            return Ok(claimed);
+        }
         for (unit, until) in tables.units.entry(id).or_default().iter_mut() {
             if claimed.len() >= limit {
                 break;

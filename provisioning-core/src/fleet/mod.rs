@@ -233,11 +233,14 @@ pub struct RolloutUnit {
 impl RolloutUnit {
     /// New units as a store records them: numbered from `first_seq`, the
     /// first `canary` pending ones in wave 0 and the rest in wave 1, none
-    /// attempted yet.
+    /// attempted yet. A unit whose key an earlier one of `units` has is left
+    /// out, so that numbers have no gaps.
     pub fn numbered(units: Vec<NewRolloutUnit>, first_seq: u64, canary: usize) -> Vec<RolloutUnit> {
         let mut canaries = 0;
+        let mut seen = std::collections::HashSet::new();
         units
             .into_iter()
+            .filter(|u| seen.insert(u.key.clone()))
             .zip(first_seq..)
             .map(|(unit, seq)| {
                 let wave = if unit.status == UnitStatus::Pending && canaries < canary {
@@ -437,7 +440,9 @@ pub trait FleetStore: Send + Sync {
 
     /// Leases up to `limit` units of `wave` (pending ones, and running ones
     /// whose lease expired) to `worker` for `lease`, counting an attempt on
-    /// each; in order.
+    /// each; in order. None while the roll-out is not
+    /// [`Running`](RolloutStatus::Running): a halt by one process stops
+    /// every process's claims.
     async fn claim_units(
         &self,
         id: RolloutId,

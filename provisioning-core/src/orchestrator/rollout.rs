@@ -36,8 +36,9 @@ pub struct RolloutOptions {
     pub canary: usize,
     /// Units migrated at once (default 4; 0 is taken as 1).
     pub concurrency: usize,
-    /// When the roll-out halts for failures (default: never).
-    pub max_failures: FailureLimit,
+    /// When the roll-out halts for failures (default: the limit it was
+    /// started with; for a new one, never).
+    pub max_failures: Option<FailureLimit>,
     /// Give the failed units of a continued roll-out another try.
     pub retry_failed: bool,
     /// How long a unit stays leased to this process without a heartbeat
@@ -54,7 +55,7 @@ impl Default for RolloutOptions {
             release: None,
             canary: 0,
             concurrency: 4,
-            max_failures: FailureLimit::Unlimited,
+            max_failures: None,
             retry_failed: false,
             lease: Duration::from_secs(30),
             worker: None,
@@ -89,10 +90,11 @@ impl RolloutOptions {
         self
     }
 
-    /// Halts when failures exceed `limit`.
+    /// Halts when failures exceed `limit` (kept with a new roll-out; for
+    /// one continued, this run's limit instead of the one kept).
     #[must_use]
     pub fn max_failures(mut self, limit: FailureLimit) -> Self {
-        self.max_failures = limit;
+        self.max_failures = Some(limit);
         self
     }
 
@@ -355,7 +357,8 @@ impl ProvisioningOrchestrator {
             format!("fleet-{}-{}", std::process::id(), &id[id.len() - 8..])
         });
         let units = self.rollout_units().await?;
-        let settings = RolloutSettings::new(options.canary, options.max_failures);
+        let settings =
+            RolloutSettings::new(options.canary, options.max_failures.unwrap_or_default());
         let opened = fleet
             .open_rollout(&release, &settings, &worker, units)
             .await?;
@@ -374,6 +377,9 @@ impl ProvisioningOrchestrator {
             id,
             worker: &worker,
             options: &options,
+            max_failures: options
+                .max_failures
+                .unwrap_or(opened.rollout.settings.max_failures),
             counts: Mutex::new(RolloutCounts::of(&fleet.rollout_units(id).await?)),
             settled: Mutex::default(),
             held: Mutex::default(),
@@ -402,18 +408,26 @@ impl ProvisioningOrchestrator {
             }
         }
         let counts = RolloutCounts::of(&fleet.rollout_units(id).await?);
-        let (status, reason) = match halt {
-            Some(reason) => (RolloutStatus::Halted, Some(reason)),
-            None if counts.failed > 0 => (
+        let stored = fleet.rollout(id).await?.map(|r| r.status);
+        let settled = match halt {
+            // A halt this call found recorded (another process's, or a limit
+            // reached here) stays as recorded; a canary's is recorded now.
+            Some(_) if stored == Some(RolloutStatus::Halted) => None,
+            Some(reason) => Some((RolloutStatus::Halted, Some(reason))),
+            // Units another process holds, or that came back: not finished.
+            None if counts.pending + counts.running > 0 => None,
+            None if counts.failed > 0 => Some((
                 RolloutStatus::Failed,
                 Some(format!(
                     "{} unit(s) failed; --retry-failed tries them again",
                     counts.failed
                 )),
-            ),
-            None => (RolloutStatus::Completed, None),
+            )),
+            None => Some((RolloutStatus::Completed, None)),
         };
-        fleet.set_rollout_status(id, status, reason).await?;
+        if let Some((status, reason)) = settled {
+            fleet.set_rollout_status(id, status, reason).await?;
+        }
         let rollout = fleet.rollout(id).await?.ok_or_else(|| Error::NotFound {
             kind: "rollout",
             id: id.to_string(),
@@ -483,6 +497,13 @@ impl ProvisioningOrchestrator {
             {
                 return Ok(None);
             }
+            if let Some(rollout) = run.fleet.rollout(run.id).await?
+                && rollout.status != RolloutStatus::Running
+            {
+                // Halted by another process: its claims stopped ours.
+                let reason = rollout.reason.unwrap_or_else(|| "halted".to_owned());
+                return Ok(Some(reason));
+            }
             timer
                 .sleep((options.lease / 4).min(Duration::from_secs(1)))
                 .await;
@@ -499,18 +520,28 @@ impl ProvisioningOrchestrator {
     ) -> Result<()> {
         let options = run.options;
         loop {
-            {
+            let halting = {
                 let counts = *lock(&run.counts);
                 let mut halt = lock(&run.halt);
-                if halt.is_none() && options.max_failures.exceeded(counts.failed, counts.total) {
-                    *halt = Some(format!(
-                        "{} of {} unit(s) failed, over the limit of {}",
-                        counts.failed, counts.total, options.max_failures
-                    ));
-                }
                 if halt.is_some() {
                     return Ok(());
                 }
+                let limit = run.max_failures;
+                limit.exceeded(counts.failed, counts.total).then(|| {
+                    let reason = format!(
+                        "{} of {} unit(s) failed, over the limit of {limit}",
+                        counts.failed, counts.total
+                    );
+                    *halt = Some(reason.clone());
+                    reason
+                })
+            };
+            if let Some(reason) = halting {
+                // Recorded at once: every process's claims stop with it.
+                run.fleet
+                    .set_rollout_status(run.id, RolloutStatus::Halted, Some(reason))
+                    .await?;
+                return Ok(());
             }
             let claimed = run
                 .fleet
@@ -570,10 +601,19 @@ impl ProvisioningOrchestrator {
             Ok(applied) => applied,
             Err(e) => return UnitResult::Failed(e.report()),
         };
-        match schema.seed(&placement).await {
-            Ok(seeded) => UnitResult::Migrated { applied, seeded },
-            Err(e) => UnitResult::Failed(format!("seeding: {}", e.report())),
+        // Seeds are per tenant: each tenant of a shared database gets its own.
+        let mut seeded = Vec::new();
+        for tenant in &unit.tenants {
+            let mut theirs = placement.clone();
+            theirs.tenant_id = tenant.clone();
+            match schema.seed(&theirs).await {
+                Ok(more) => seeded.extend(more),
+                Err(e) => {
+                    return UnitResult::Failed(format!("seeding {tenant}: {}", e.report()));
+                }
+            }
         }
+        UnitResult::Migrated { applied, seeded }
     }
 
     /// The last roll-out started, with its counts, failures and the
@@ -629,6 +669,8 @@ struct Run<'a> {
     id: RolloutId,
     worker: &'a str,
     options: &'a RolloutOptions,
+    /// The failure limit in force: this call's, else the one kept.
+    max_failures: FailureLimit,
     /// The roll-out's counts, as this call knows them.
     counts: Mutex<RolloutCounts>,
     /// The units this call settled, in order.

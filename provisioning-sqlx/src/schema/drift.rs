@@ -147,10 +147,23 @@ pub(crate) fn compare(expected: &Expected, found: &Found) -> Vec<Drift> {
                         Some(found.to_owned()),
                     )
                 };
+                // A later migration that ran (its row is there) and changed
+                // the same objects makes the database's state say nothing
+                // about this one: applying it now could undo that one's work.
+                let overlapped = (k + 1..expected.migrations.len()).any(|j| {
+                    ledger.contains_key(&expected.migrations[j].0)
+                        && !delta(&expected.steps[j], &expected.steps[j + 1]).is_disjoint(&change)
+                });
                 if change.is_empty() {
                     drifts.push(missing(
                         "no row; it changes no table, so whether it ran cannot be read",
                     ));
+                } else if overlapped {
+                    drifts.push(missing(
+                        "no row; a later migration that ran changed the same objects, \
+                         so whether this one ran cannot be read",
+                    ));
+                    explained.extend(change);
                 } else if is(after) {
                     drifts.push(
                         missing("its change, without the row")
@@ -185,20 +198,30 @@ pub(crate) fn compare(expected: &Expected, found: &Found) -> Vec<Drift> {
         &found.shape,
         &explained,
     ));
+    // Seeds run against the release's schema: mechanical only once nothing
+    // else is left but what its repairs fix.
+    let schema_sound = drifts.iter().all(|d| {
+        matches!(
+            d.repair,
+            Some(Repair::ApplyMigration { .. } | Repair::RecordMigration { .. })
+        )
+    });
     for (tenant, seeds) in &found.seeds {
         for (name, version) in &expected.seeds {
             if !seeds.iter().any(|(n, v)| n == name && v == version) {
-                drifts.push(
-                    Drift::new(
-                        DriftKind::SeedMissing,
-                        format!("seed {name}@{version} of {tenant}"),
-                        Some("a seed ledger row".into()),
-                        None,
-                    )
-                    .with_repair(Repair::RunSeeds {
-                        tenant: tenant.clone(),
-                    }),
+                let drift = Drift::new(
+                    DriftKind::SeedMissing,
+                    format!("seed {name}@{version} of {tenant}"),
+                    Some("a seed ledger row".into()),
+                    None,
                 );
+                drifts.push(if schema_sound {
+                    drift.with_repair(Repair::RunSeeds {
+                        tenant: tenant.clone(),
+                    })
+                } else {
+                    drift
+                });
             }
         }
     }
@@ -432,6 +455,25 @@ mod tests {
     }
 
     #[test]
+    fn a_missing_row_whose_objects_a_later_migration_changed_needs_a_person() {
+        // 1 creates t.a, 2 adds t.b, 3 drops t.b again.
+        let mut e = expected();
+        e.steps.push(e.steps[1].clone());
+        e.migrations.push((3, vec![3]));
+        let found = Found {
+            shape: e.steps[3].clone(),
+            ledger: vec![row(1, 1), row(3, 3)],
+            seeds: vec![],
+        };
+        let drifts = compare(&e, &found);
+        assert_eq!(
+            kinds(&drifts),
+            [(DriftKind::LedgerMissing, "migration 2".into(), None)],
+            "applying 2 would bring back what 3 dropped"
+        );
+    }
+
+    #[test]
     fn tampered_shapes_and_ledgers_are_named_and_need_a_person() {
         let tenant: TenantId = "acme".parse().unwrap();
         let mut shape = expected().steps[2].clone();
@@ -459,7 +501,7 @@ mod tests {
                 (DriftKind::MissingColumn, "t.b", false),
                 (DriftKind::ExtraIndex, "t_a", false),
                 (DriftKind::ExtraTable, "x", false),
-                (DriftKind::SeedMissing, "seed base@1 of acme", true),
+                (DriftKind::SeedMissing, "seed base@1 of acme", false),
             ]
         );
         assert_eq!(drifts[2].expected.as_deref(), Some("INTEGER"));

@@ -17,7 +17,7 @@ pub(crate) struct RolloutArgs {
     pub(crate) dry_run: bool,
     pub(crate) canary: usize,
     pub(crate) concurrency: usize,
-    pub(crate) max_failures: FailureLimit,
+    pub(crate) max_failures: Option<FailureLimit>,
     pub(crate) retry_failed: bool,
     pub(crate) lease: Duration,
 }
@@ -38,12 +38,14 @@ pub(crate) async fn migrate_all(
         let planned = orchestrator.plan_rollout(args.concurrency).await?;
         return show_plan(&planned, out);
     }
-    let options = RolloutOptions::new()
+    let mut options = RolloutOptions::new()
         .canary(args.canary)
         .concurrency(args.concurrency)
-        .max_failures(args.max_failures)
         .retry_failed(args.retry_failed)
         .lease(args.lease);
+    if let Some(limit) = args.max_failures {
+        options = options.max_failures(limit);
+    }
     let mut display = Progress::new(out.json, "databases");
     let report = orchestrator
         .roll_out(options, |step| {
@@ -368,6 +370,11 @@ pub(crate) async fn drift(
     let report = orchestrator.check_drift(options).await?;
     let json = drift_json(&report);
     out.show(&json, || drift_text(&report))?;
+    let errors = report.units.iter().filter(|u| u.error.is_some()).count();
+    if errors > 0 {
+        // An outage is not drift: scripts must tell them apart.
+        return Err(format!("{errors} database(s) could not be checked or repaired").into());
+    }
     if report.is_clean() {
         Ok(())
     } else {

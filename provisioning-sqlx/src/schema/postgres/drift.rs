@@ -5,16 +5,18 @@
 //! inside a transaction that is rolled back, and the repairs.
 
 use provisioning_core::{Drift, Error, Isolation, Placement, Repair, Result, TenantId};
+use sqlx::migrate::Migrate;
 use sqlx::{AssertSqlSafe, Executor, PgConnection, Row};
 
 use super::PgSchemaManager;
 use super::conn::{self, COMPONENT, xact_lock_sql};
-use crate::error::db_error;
+use crate::error::{db_error, migrate_error};
 use crate::schema::copy::INTERNAL_TABLES;
 use crate::schema::drift::{
     Expected, Found, MigrationRow, RepairPlan, Shape, column_key, compare, index_key, normalize,
     seeds_of, table_key,
 };
+use crate::schema::migrate::LEDGER_TABLE;
 use crate::schema::{SEED_LEDGER_TABLE, TenantSchema};
 
 /// The tables of the schema first on the connection's `search_path`, as
@@ -27,7 +29,7 @@ macro_rules! relations {
         "WITH rels AS (SELECT c.oid, c.relname FROM pg_depend dep \
            JOIN pg_class c ON c.oid = dep.objid \
            WHERE dep.refclassid = 'pg_namespace'::regclass \
-             AND dep.refobjid = current_schema()::regnamespace \
+             AND dep.refobjid = (SELECT oid FROM pg_namespace WHERE nspname = current_schema()) \
              AND dep.classid = 'pg_class'::regclass AND c.relkind IN ('r', 'p')) "
     };
 }
@@ -250,6 +252,10 @@ impl PgSchemaManager {
                 tx.execute(sqlx::raw_sql(AssertSqlSafe(xact_lock_sql(&location))))
                     .await
                     .map_err(|e| db_error(COMPONENT, what(), e))?;
+                (*tx)
+                    .ensure_migrations_table(LEDGER_TABLE)
+                    .await
+                    .map_err(|e| migrate_error(COMPONENT, &location, e))?;
                 let mut applied = Vec::new();
                 for (migration, apply, repair) in &plan.migrations {
                     let version = migration.version;

@@ -244,6 +244,8 @@ impl FleetStatements {
                    WHERE rollout_id = $1::uuid AND wave = $2 \
                      AND status IN ('pending', 'running') \
                      AND (status = 'pending' OR lease_until IS NULL OR lease_until <= now()) \
+                     AND EXISTS (SELECT 1 FROM {s}.fleet_rollouts r \
+                                 WHERE r.rollout_id = $1::uuid AND r.status = 'running') \
                    ORDER BY seq LIMIT $5 \
                    FOR UPDATE SKIP LOCKED) \
                  UPDATE {s}.fleet_units u \

@@ -177,9 +177,16 @@ impl FleetStore for SqliteStore {
                     .into_iter()
                     .filter(|u| !keys.contains(&u.key))
                     .collect();
-                let added = fresh.len();
+                let next: i64 = sqlx::query_scalar(
+                    "SELECT COALESCE(MAX(seq) + 1, 0) FROM fleet_units WHERE rollout_id = ?1",
+                )
+                .bind(&rid)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(err("opening a roll-out"))?;
+                let numbered = RolloutUnit::numbered(fresh, next as u64, 0);
+                let added = numbered.len();
                 if added > 0 {
-                    let numbered = RolloutUnit::numbered(fresh, keys.len() as u64, 0);
                     sqlx::query(INSERT_UNITS)
                         .bind(&rid)
                         .bind(units_json(numbered)?)
@@ -208,14 +215,11 @@ impl FleetStore for SqliteStore {
                 .execute(&mut *tx)
                 .await
                 .map_err(err("starting a roll-out"))?;
-                let added = units.len();
+                let numbered = RolloutUnit::numbered(units, 0, settings.canary);
+                let added = numbered.len();
                 sqlx::query(INSERT_UNITS)
                     .bind(&rid)
-                    .bind(units_json(RolloutUnit::numbered(
-                        units,
-                        0,
-                        settings.canary,
-                    ))?)
+                    .bind(units_json(numbered)?)
                     .execute(&mut *tx)
                     .await
                     .map_err(err("adding units to a roll-out"))?;
@@ -310,6 +314,8 @@ impl FleetStore for SqliteStore {
                  SELECT seq FROM fleet_units \
                  WHERE rollout_id = ?1 AND wave = ?2 \
                    AND (status = 'pending' OR (status = 'running' AND lease_until <= ?5)) \
+                   AND EXISTS (SELECT 1 FROM fleet_rollouts r \
+                               WHERE r.rollout_id = ?1 AND r.status = 'running') \
                  ORDER BY seq LIMIT ?6) \
              RETURNING ",
             unit_columns!(),
