@@ -105,10 +105,11 @@ impl RolloutOptions {
         self
     }
 
-    /// Sets the lease of a unit (at least 100 ms).
+    /// Sets the lease of a unit (100 ms to a day: a longer one would
+    /// overflow the stores' lease arithmetic and mean no takeover at all).
     #[must_use]
     pub fn lease(mut self, lease: Duration) -> Self {
-        self.lease = lease.max(Duration::from_millis(100));
+        self.lease = lease.clamp(Duration::from_millis(100), Duration::from_secs(86_400));
         self
     }
 
