@@ -460,7 +460,10 @@ impl ProvisioningOrchestrator {
         let timer = self.inner.executor.timer().clone();
         let options = run.options;
         loop {
-            let workers = futures_util::future::try_join_all(
+            // All of them to their end, also when one fails: a store error
+            // in one worker must not drop the others mid-migration (their
+            // outcomes would be lost); the first error is returned after.
+            let workers = futures_util::future::join_all(
                 (0..options.concurrency.max(1)).map(|_| self.wave_worker(run, wave, on_progress)),
             );
             let heartbeat = async {
@@ -480,7 +483,7 @@ impl ProvisioningOrchestrator {
             };
             match select(Box::pin(workers), Box::pin(heartbeat)).await {
                 Either::Left((done, _)) => {
-                    done?;
+                    done.into_iter().collect::<Result<Vec<()>>>()?;
                 }
                 Either::Right(((), _)) => {}
             }
@@ -553,10 +556,7 @@ impl ProvisioningOrchestrator {
             };
             lock(&run.held).push(unit.seq);
             let result = self.migrate_unit(&unit).await;
-            let kept = run
-                .fleet
-                .finish_unit(run.id, unit.seq, run.worker, &result)
-                .await;
+            let kept = self.settle_unit(run, unit.seq, &result).await;
             lock(&run.held).retain(|&s| s != unit.seq);
             if !kept? {
                 tracing::warn!(rollout = %run.id, unit = %unit.key, "lease lost; the unit's outcome is another process's");
@@ -649,6 +649,28 @@ impl ProvisioningOrchestrator {
             workers,
             rollout,
         }))
+    }
+}
+
+impl ProvisioningOrchestrator {
+    /// Records a unit's outcome, trying a transient store failure again
+    /// (three times, 100 ms apart then longer): the migration behind it is
+    /// done, and an outcome lost would make the unit run again.
+    async fn settle_unit(&self, run: &Run<'_>, seq: u64, result: &UnitResult) -> Result<bool> {
+        let timer = self.inner.executor.timer();
+        let mut attempt = 0u32;
+        loop {
+            match run.fleet.finish_unit(run.id, seq, run.worker, result).await {
+                Err(e) if e.is_transient() && attempt < 3 => {
+                    attempt += 1;
+                    tracing::warn!(rollout = %run.id, seq, error = %e, attempt, "recording a unit's outcome failed; trying again");
+                    timer
+                        .sleep(Duration::from_millis(100 * u64::from(attempt)))
+                        .await;
+                }
+                other => return other,
+            }
+        }
     }
 }
 
