@@ -14,44 +14,23 @@
     clippy::print_stdout
 )]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use provisioning_core::{
     Isolation, Placement, PlanDecision, Residency, ShardChoice, TenantSchemaManager,
 };
-use provisioning_sqlx::{FleetOptions, Seed, SqliteSchemaManager, TenantSchema, migrate_fleet};
-
-fn workload() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("workload/sqlite")
-}
-
-/// A migrations folder with the ten workload migrations, plus 0011 if `next`.
-fn migrations_dir(root: &Path, next: bool) -> PathBuf {
-    let dir = root.join(if next { "release-2" } else { "release-1" });
-    std::fs::create_dir_all(&dir).unwrap();
-    for entry in std::fs::read_dir(workload().join("migrations")).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
-    }
-    if next {
-        let name = "0011_task_estimate.sql";
-        std::fs::copy(workload().join("fleet").join(name), dir.join(name)).unwrap();
-    }
-    dir
-}
+use provisioning_sqlx::{FleetOptions, SqliteSchemaManager, migrate_fleet};
 
 async fn manager(root: &Path, data: &Path, next: bool) -> SqliteSchemaManager {
-    let seed = std::fs::read_to_string(workload().join("seed.sql")).unwrap();
-    let schema = TenantSchema::from_dir(migrations_dir(root, next))
+    let (name, fleet): (_, &[&str]) = if next {
+        ("release-2", &["0011_task_estimate.sql"])
+    } else {
+        ("release-1", &[])
+    };
+    provisioning_benches::fleet::manager(root, name, data, fleet)
         .await
-        .unwrap()
-        .seed(Seed::sql("workload-seed", 1, seed));
-    SqliteSchemaManager::builder()
-        .root(data)
-        .dedicated(schema)
-        .build()
         .unwrap()
 }
 

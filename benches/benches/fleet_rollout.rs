@@ -22,46 +22,22 @@
     clippy::print_stdout
 )]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use provisioning_core::*;
-use provisioning_sqlx::{Seed, SqliteSchemaManager, SqliteStore, TenantSchema};
-
-fn workload() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("workload/sqlite")
-}
-
-/// A migrations folder with the ten workload migrations, plus the fleet
-/// release (0011, 0012) if `next`.
-fn migrations_dir(root: &Path, next: bool) -> PathBuf {
-    let dir = root.join(if next { "release-2" } else { "release-1" });
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut sources = vec![workload().join("migrations")];
-    if next {
-        sources.push(workload().join("fleet"));
-    }
-    for source in sources {
-        for entry in std::fs::read_dir(source).unwrap() {
-            let entry = entry.unwrap();
-            std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
-        }
-    }
-    dir
-}
+use provisioning_sqlx::{SqliteSchemaManager, SqliteStore};
 
 async fn manager(root: &Path, data: &Path, next: bool) -> SqliteSchemaManager {
-    let seed = std::fs::read_to_string(workload().join("seed.sql")).unwrap();
-    let schema = TenantSchema::from_dir(migrations_dir(root, next))
+    let (name, fleet): (_, &[&str]) = if next {
+        ("release-2", &provisioning_benches::fleet::FLEET_RELEASE)
+    } else {
+        ("release-1", &[])
+    };
+    provisioning_benches::fleet::manager(root, name, data, fleet)
         .await
-        .unwrap()
-        .seed(Seed::sql("workload-seed", 1, seed));
-    SqliteSchemaManager::builder()
-        .root(data)
-        .dedicated(schema)
-        .build()
         .unwrap()
 }
 
