@@ -292,9 +292,10 @@ impl TenantStore for SqliteStore {
         lease: Duration,
         limit: usize,
     ) -> Result<Vec<RequestRecord>> {
-        let now = Utc::now().timestamp_millis();
-        // One write statement: the claim is atomic, the write lock taken at once.
+        // One write statement: the claim is atomic, the write lock taken at
+        // once. The clock after the lock: a wait for it must not shorten leases.
         let _writer = self.writer.lock().await;
+        let now = Utc::now().timestamp_millis();
         let rows = sqlx::query(
             "UPDATE requests SET lease_owner = ?1, lease_until = ?2              WHERE request_id IN (                SELECT request_id FROM requests                WHERE status IN ('running', 'compensation_failed')                  AND (lease_until IS NULL OR lease_until <= ?3)                ORDER BY submitted_at, request_id LIMIT ?4)              RETURNING record, submitted_at, request_id",
         )
@@ -326,8 +327,8 @@ impl TenantStore for SqliteStore {
         request_id: RequestId,
         lease: Duration,
     ) -> Result<bool> {
-        let now = Utc::now().timestamp_millis();
         let _writer = self.writer.lock().await;
+        let now = Utc::now().timestamp_millis();
         let updated = sqlx::query(
             "UPDATE requests SET lease_until = ?3              WHERE request_id = ?1 AND lease_owner = ?2 AND lease_until > ?4",
         )
