@@ -271,16 +271,11 @@ impl RolloutUnit {
     pub fn settle(&mut self, result: &UnitResult) {
         self.status = result.status();
         self.finished_at = Some(Utc::now());
-        match result {
-            UnitResult::Migrated { applied, seeded } => {
-                self.applied = applied.clone();
-                self.seeded = seeded.clone();
-                self.note = None;
-            }
-            UnitResult::Failed(note) | UnitResult::Skipped(note) => {
-                self.note = Some(note.clone());
-            }
+        if let Some((applied, seeded)) = result.migrated() {
+            self.applied = applied.to_vec();
+            self.seeded = seeded.to_vec();
         }
+        self.note = result.note().map(str::to_owned);
     }
 }
 
@@ -303,6 +298,22 @@ pub enum UnitResult {
 }
 
 impl UnitResult {
+    /// The migrations and seeds applied, when migrated.
+    pub fn migrated(&self) -> Option<(&[MigrationInfo], &[SeedInfo])> {
+        match self {
+            UnitResult::Migrated { applied, seeded } => Some((applied, seeded)),
+            UnitResult::Failed(_) | UnitResult::Skipped(_) => None,
+        }
+    }
+
+    /// The error of a failed unit, or why one was skipped.
+    pub fn note(&self) -> Option<&str> {
+        match self {
+            UnitResult::Migrated { .. } => None,
+            UnitResult::Failed(note) | UnitResult::Skipped(note) => Some(note),
+        }
+    }
+
     /// The status it settles its unit in.
     pub fn status(&self) -> UnitStatus {
         match self {

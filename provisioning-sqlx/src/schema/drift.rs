@@ -13,12 +13,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use provisioning_core::{
-    Drift, DriftKind, Error, Placement, Repair, Result, TenantId, TenantSchemaManager,
+    Drift, DriftKind, Error, Isolation, Placement, Repair, Result, TenantId, TenantSchemaManager,
 };
 use sqlx::migrate::{Migration, Migrator};
 
-use crate::schema::SEED_LEDGER_TABLE;
 use crate::schema::conn::{SchemaConn, read_ledger};
+use crate::schema::migrate::up_migrations;
+use crate::schema::{SEED_LEDGER_TABLE, TenantSchema};
 
 /// Objects of a database by key (`table T`, `column T.C`, `index I`), each
 /// with its definition as text (empty for a table: its columns say it).
@@ -72,18 +73,29 @@ pub(crate) struct Expected {
 }
 
 impl Expected {
-    /// The expectation of `migrator`'s up migrations (the shapes are filled
-    /// in by the backend, one per step) and `seeds`.
-    pub(crate) fn new(migrator: &Migrator, steps: Vec<Shape>, seeds: Vec<(String, i64)>) -> Self {
-        let migrations = migrator
-            .iter()
-            .filter(|m| !m.migration_type.is_down_migration())
-            .map(|m| (m.version, m.checksum.to_vec()))
-            .collect();
+    /// The expectation of `schema`: its up migrations, whose shapes after
+    /// each (`steps`, the first before any) the backend read, and its seeds.
+    pub(crate) fn new<C>(schema: &TenantSchema<C>, steps: Vec<Shape>) -> Self {
         Expected {
             steps,
-            migrations,
-            seeds,
+            migrations: up_migrations(schema.migrator())
+                .map(|m| (m.version, m.checksum.to_vec()))
+                .collect(),
+            seeds: schema
+                .seeds()
+                .iter()
+                .map(|s| (s.name().to_owned(), s.version()))
+                .collect(),
+        }
+    }
+}
+
+impl ExpectedShapes {
+    /// The cell of `isolation`'s schema.
+    pub(crate) fn of(&self, isolation: Isolation) -> &tokio::sync::OnceCell<Expected> {
+        match isolation {
+            Isolation::Dedicated => &self.dedicated,
+            Isolation::Shared => &self.shared,
         }
     }
 }
@@ -326,9 +338,8 @@ impl<'m> RepairPlan<'m> {
                     ));
                 }
             };
-            let migration = migrator
-                .iter()
-                .find(|m| m.version == version && !m.migration_type.is_down_migration())
+            let migration = up_migrations(migrator)
+                .find(|m| m.version == version)
                 .ok_or_else(|| {
                     Error::invalid("repair", format!("the release has no migration {version}"))
                 })?;

@@ -21,7 +21,8 @@ fn info(m: &Migration) -> MigrationInfo {
     MigrationInfo::new(m.version, m.description.to_string())
 }
 
-fn up_migrations(migrator: &Migrator) -> impl Iterator<Item = &Migration> {
+/// The migrations that apply a change (not the down ones), in order.
+pub(crate) fn up_migrations(migrator: &Migrator) -> impl Iterator<Item = &Migration> {
     migrator
         .iter()
         .filter(|m| !m.migration_type.is_down_migration())

@@ -4,7 +4,7 @@
 //! that schema), the release's from a scratch schema migrated from nothing
 //! inside a transaction that is rolled back, and the repairs.
 
-use provisioning_core::{Drift, Error, Isolation, Placement, Repair, Result, TenantId};
+use provisioning_core::{Drift, Error, Placement, Repair, Result, TenantId};
 use sqlx::migrate::Migrate;
 use sqlx::{AssertSqlSafe, Executor, PgConnection, Row};
 
@@ -16,7 +16,7 @@ use crate::schema::drift::{
     Expected, Found, MigrationRow, RepairPlan, Shape, column_key, compare, index_key, normalize,
     seeds_of, table_key,
 };
-use crate::schema::migrate::LEDGER_TABLE;
+use crate::schema::migrate::{LEDGER_TABLE, up_migrations};
 use crate::schema::{SEED_LEDGER_TABLE, TenantSchema};
 
 /// The tables of the schema first on the connection's `search_path`, as
@@ -147,11 +147,7 @@ async fn expected(
     .await
     .map_err(|e| db_error(COMPONENT, what, e))?;
     let mut steps = vec![shape(&mut tx).await?];
-    for migration in schema
-        .migrator()
-        .iter()
-        .filter(|m| !m.migration_type.is_down_migration())
-    {
+    for migration in up_migrations(schema.migrator()) {
         tx.execute(sqlx::raw_sql(migration.sql.clone()))
             .await
             .map_err(|e| {
@@ -169,12 +165,7 @@ async fn expected(
     tx.rollback()
         .await
         .map_err(|e| db_error(COMPONENT, what, e))?;
-    let seeds = schema
-        .seeds()
-        .iter()
-        .map(|s| (s.name().to_owned(), s.version()))
-        .collect();
-    Ok(Expected::new(schema.migrator(), steps, seeds))
+    Ok(Expected::new(schema, steps))
 }
 
 /// A random name part: the scratch schema is rolled back, but two checks
@@ -191,16 +182,14 @@ fn uuid_suffix() -> String {
 impl PgSchemaManager {
     async fn expected_for(&self, placement: &Placement) -> Result<&Expected> {
         let schema = self.schema(placement.isolation)?;
-        let cell = match placement.isolation {
-            Isolation::Dedicated => &self.expected.dedicated,
-            Isolation::Shared => &self.expected.shared,
-        };
-        cell.get_or_try_init(|| async {
-            let target = self.target(placement)?;
-            let mut server = self.server_conn(&target).await?;
-            expected(&mut server, schema).await
-        })
-        .await
+        self.expected
+            .of(placement.isolation)
+            .get_or_try_init(|| async {
+                let target = self.target(placement)?;
+                let mut server = self.server_conn(&target).await?;
+                expected(&mut server, schema).await
+            })
+            .await
     }
 
     /// See [`TenantSchemaManager::check_drift`](provisioning_core::TenantSchemaManager::check_drift).

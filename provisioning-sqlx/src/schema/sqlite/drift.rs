@@ -15,7 +15,7 @@ use crate::schema::drift::{
     Expected, Found, MigrationRow, RepairPlan, Shape, column_key, compare, index_key, normalize,
     seeds_of, table_key,
 };
-use crate::schema::migrate::LEDGER_TABLE;
+use crate::schema::migrate::{LEDGER_TABLE, up_migrations};
 use crate::schema::{SEED_LEDGER_TABLE, TenantSchema};
 
 /// The shape of the database on `conn`: its tables but the ledgers and
@@ -104,11 +104,7 @@ async fn expected(schema: &TenantSchema<SqliteConnection>) -> Result<Expected> {
         .await
         .map_err(err)?;
     let mut steps = vec![shape(&mut conn).await?];
-    for migration in schema
-        .migrator()
-        .iter()
-        .filter(|m| !m.migration_type.is_down_migration())
-    {
+    for migration in up_migrations(schema.migrator()) {
         sqlx::raw_sql(migration.sql.clone())
             .execute(&mut conn)
             .await
@@ -125,22 +121,16 @@ async fn expected(schema: &TenantSchema<SqliteConnection>) -> Result<Expected> {
         steps.push(shape(&mut conn).await?);
     }
     close(conn).await;
-    let seeds = schema
-        .seeds()
-        .iter()
-        .map(|s| (s.name().to_owned(), s.version()))
-        .collect();
-    Ok(Expected::new(schema.migrator(), steps, seeds))
+    Ok(Expected::new(schema, steps))
 }
 
 impl SqliteSchemaManager {
     async fn expected(&self, isolation: Isolation) -> Result<&Expected> {
         let schema = self.schema(isolation)?;
-        let cell = match isolation {
-            Isolation::Dedicated => &self.expected.dedicated,
-            Isolation::Shared => &self.expected.shared,
-        };
-        cell.get_or_try_init(|| expected(schema)).await
+        self.expected
+            .of(isolation)
+            .get_or_try_init(|| expected(schema))
+            .await
     }
 
     /// See [`TenantSchemaManager::check_drift`](provisioning_core::TenantSchemaManager::check_drift).

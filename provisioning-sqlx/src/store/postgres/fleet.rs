@@ -222,18 +222,10 @@ impl FleetStore for PostgresStore {
         worker: &str,
         result: &UnitResult,
     ) -> Result<bool> {
-        let (applied, seeded, note) = match result {
-            UnitResult::Migrated { applied, seeded } => {
-                (Some(to_json(applied)?), Some(to_json(seeded)?), None)
-            }
-            UnitResult::Failed(note) | UnitResult::Skipped(note) => (None, None, Some(note)),
-            other => {
-                return Err(Error::invalid(
-                    "result",
-                    format!("{other:?} is not a result this store knows"),
-                ));
-            }
-        };
+        let migrated = result.migrated();
+        let applied = migrated.map(|(a, _)| to_json(&a)).transpose()?;
+        let seeded = migrated.map(|(_, s)| to_json(&s)).transpose()?;
+        let note = result.note();
         let updated = sqlx::query(self.sql.fleet.finish_unit.clone())
             .bind(id.to_string())
             .bind(self::seq(seq)?)

@@ -304,8 +304,9 @@ impl FleetStore for SqliteStore {
         lease: Duration,
         limit: usize,
     ) -> Result<Vec<RolloutUnit>> {
-        let now = Utc::now().timestamp_millis();
+        // The clock after the lock: a wait for it must not shorten leases.
         let _writer = self.writer.lock().await;
+        let now = Utc::now().timestamp_millis();
         // One statement: atomic, its write lock taken at once.
         let rows = sqlx::query(concat!(
             "UPDATE fleet_units SET status = 'running', lease_owner = ?3, lease_until = ?4, \
@@ -346,8 +347,9 @@ impl FleetStore for SqliteStore {
         if seqs.is_empty() {
             return Ok(());
         }
-        let now = Utc::now().timestamp_millis();
+        // The clock after the lock: a wait for it must not shorten leases.
         let _writer = self.writer.lock().await;
+        let now = Utc::now().timestamp_millis();
         sqlx::query(
             "UPDATE fleet_units SET lease_until = ?3 \
              WHERE rollout_id = ?1 AND lease_owner = ?2 AND status = 'running' \
@@ -371,17 +373,16 @@ impl FleetStore for SqliteStore {
         worker: &str,
         result: &UnitResult,
     ) -> Result<bool> {
-        let (got, note) = match result {
-            UnitResult::Migrated { applied, seeded } => (
-                Some(to_json(&Got {
-                    applied: applied.clone(),
-                    seeded: seeded.clone(),
-                })?),
-                None,
-            ),
-            UnitResult::Failed(note) | UnitResult::Skipped(note) => (None, Some(note.clone())),
-            other => (None, Some(format!("{other:?}"))),
-        };
+        let got = result
+            .migrated()
+            .map(|(applied, seeded)| {
+                to_json(&Got {
+                    applied: applied.to_vec(),
+                    seeded: seeded.to_vec(),
+                })
+            })
+            .transpose()?;
+        let note = result.note();
         let _writer = self.writer.lock().await;
         let done = sqlx::query(
             "UPDATE fleet_units SET status = ?4, result = ?5, note = ?6, finished_at = ?7, \
