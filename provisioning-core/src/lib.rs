@@ -109,4 +109,5 @@ pub use store::{
 pub use traits::{
     DatabaseOutcome, DropReason, MigrationInfo, RemovalMode, SchemaPlan, SeedInfo, ShardResolver,
     StorageInitializer, StoragePlan, TableComparison, TenantPlanBuilder, TenantSchemaManager,
+    Upgrade, seed_each, upgrade_one,
 };

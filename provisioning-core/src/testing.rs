@@ -277,11 +277,14 @@ pub async fn units_are_leased_by_wave_and_settled_by_their_holder(fleet: &dyn Fl
     );
     assert_eq!(taken[0].attempts, 2);
     assert!(!fleet.finish_unit(id, 3, "c", &migrated).await.unwrap());
-    assert!(
-        fleet
-            .finish_unit(id, 3, "a", &UnitResult::Skipped("tenant is deleted".into()))
-            .await
-            .unwrap()
+    let outcomes = [
+        (3, UnitResult::Skipped("tenant is deleted".into())),
+        (2, migrated.clone()),
+    ];
+    assert_eq!(
+        fleet.finish_units(id, "a", &outcomes).await.unwrap(),
+        [true, false],
+        "a's unit settled together; b's left to b"
     );
     assert!(fleet.finish_unit(id, 2, "b", &migrated).await.unwrap());
     assert!(
@@ -650,6 +653,19 @@ pub async fn listing_filters_and_pages(store: &dyn TenantStore) {
     filter.region = Some("eu-west".parse().unwrap());
     filter.plan = Some("free".parse().unwrap());
     assert_eq!(mine(store.list_tenants(&filter).await.unwrap()), ids);
+
+    // Read together: each one the catalog has, as stored; an unknown id left out.
+    let unknown = unique_tenant("list-unknown");
+    let wanted = [ids[2].clone(), unknown, ids[1].clone()];
+    let mut found = store.tenants(&wanted).await.unwrap();
+    found.sort_by(|a, b| a.tenant_id.cmp(&b.tenant_id));
+    assert_eq!(
+        found.iter().map(|r| &r.tenant_id).collect::<Vec<_>>(),
+        [&ids[1], &ids[2]]
+    );
+    assert_eq!(found[0].state, TenantState::Validating);
+    assert_eq!(found[0].version, 2);
+    assert!(store.tenants(&[]).await.unwrap().is_empty());
 }
 
 /// The outbox keeps a position per subscriber and tenant.

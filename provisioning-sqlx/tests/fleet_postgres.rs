@@ -265,3 +265,110 @@ async fn drift_names_the_tampered_schemas_and_repair_fixes_the_mechanical_ones()
     pg::exec(&url, format!("DROP SCHEMA \"{catalog}\" CASCADE")).await;
     pg::drop_database(&url, &db).await;
 }
+
+/// A schema manager for `db_url` at the base release (ten migrations) or
+/// the fleet release (twelve).
+async fn manager(db_url: &str, fleet: bool) -> PgSchemaManager {
+    PgSchemaManager::builder()
+        .shard("pg-1".parse().unwrap(), db_url)
+        .dedicated(schema("postgres", fleet).await)
+        .dedicated_mode(PgDedicatedMode::Schema)
+        .build()
+        .unwrap()
+}
+
+fn versions(upgrade: &Upgrade) -> Vec<i64> {
+    upgrade.applied.iter().map(|m| m.version).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schemas_upgraded_together_keep_each_its_own_outcome() {
+    let Some(url) = pg::url() else {
+        eprintln!("skipped: PROVISIONING_TEST_POSTGRES_URL is not set");
+        return;
+    };
+    let (db, db_url) = pg::scratch_database(&url, "upgrade").await;
+    let base = manager(&db_url, false).await;
+    let names = ["up-a", "up-b", "up-c", "up-d", "up-e", "up-f"];
+    let mut databases = Vec::new();
+    for t in names {
+        let p = plan(t, Isolation::Dedicated, "pg-1");
+        base.provision(&p).await.unwrap();
+        assert_eq!(base.migrate(&p).await.unwrap().len(), 10);
+        assert_eq!(base.seed(&p).await.unwrap().len(), 1);
+        databases.push((p.clone(), vec![p.tenant_id.clone()]));
+    }
+    // Behind the SDK's back: d lost its seed's ledger row (so the seed runs
+    // again: its rows deleted first), e's migration 3 changed, and c already
+    // has the column 0011 adds.
+    pg::exec_script(
+        &db_url,
+        "DELETE FROM tenant_up_d.user_roles; DELETE FROM tenant_up_d.users; \
+         DELETE FROM tenant_up_d.roles; DELETE FROM tenant_up_d._tenant_seeds; \
+         UPDATE tenant_up_e._sqlx_migrations SET checksum = '\\x00' WHERE version = 3; \
+         ALTER TABLE tenant_up_c.tasks ADD COLUMN estimate_hours NUMERIC(6, 2);",
+    )
+    .await;
+    let fleet = manager(&db_url, true).await;
+
+    // a, b, d and e together: one transaction for the three it upgrades.
+    let batch: Vec<_> = [0, 1, 3, 4].map(|i| databases[i].clone()).to_vec();
+    let outcomes = fleet.upgrade(&batch).await;
+    assert_eq!(outcomes.len(), 4);
+    for (i, outcome) in [0, 1, 2].map(|i| (i, &outcomes[i])) {
+        let upgrade = outcome.as_ref().unwrap();
+        assert_eq!(versions(upgrade), [11, 12], "{}", names[[0, 1, 3][i]]);
+    }
+    assert!(outcomes[0].as_ref().unwrap().seeded.is_empty());
+    assert_eq!(
+        outcomes[2].as_ref().unwrap().seeded,
+        [SeedInfo::new("workload-seed", 1)],
+        "d's missing seed applied again"
+    );
+    let refused = outcomes[3].as_ref().unwrap_err().report();
+    assert!(refused.contains("migration 3"), "e: {refused}");
+    for (schema, ledger) in [
+        ("tenant_up_a", 12),
+        ("tenant_up_b", 12),
+        ("tenant_up_d", 12),
+        ("tenant_up_e", 10),
+    ] {
+        assert_eq!(
+            pg::ledger(&db_url, Some(schema)).await,
+            (1..=ledger).collect::<Vec<_>>(),
+            "{schema}"
+        );
+    }
+    assert_eq!(
+        pg::workload_counts(&db_url, Some("tenant_up_d")).await,
+        pg::workload_counts(&db_url, Some("tenant_up_a")).await,
+        "d seeded once more, like the others"
+    );
+
+    // c fails on its data: f beside it is upgraded all the same, c keeps
+    // the ten it had, and its error names the column.
+    let outcomes = fleet
+        .upgrade(&[databases[2].clone(), databases[5].clone()])
+        .await;
+    let failed = outcomes[0].as_ref().unwrap_err().report();
+    assert!(failed.contains("estimate_hours"), "{failed}");
+    assert_eq!(versions(outcomes[1].as_ref().unwrap()), [11, 12]);
+    assert_eq!(
+        pg::ledger(&db_url, Some("tenant_up_c")).await,
+        (1..=10).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        pg::ledger(&db_url, Some("tenant_up_f")).await,
+        (1..=12).collect::<Vec<_>>()
+    );
+    // Up to date: run again, nothing applied anywhere, one outcome each.
+    let again = fleet.upgrade(&batch).await;
+    assert!(
+        again[..3]
+            .iter()
+            .all(|o| o.as_ref().unwrap().applied.is_empty())
+    );
+    assert!(again[3].is_err());
+
+    pg::drop_database(&url, &db).await;
+}

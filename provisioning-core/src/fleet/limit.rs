@@ -41,6 +41,27 @@ impl FailureLimit {
             FailureLimit::Percent(p) => failed.saturating_mul(100) > usize::from(p) * total,
         }
     }
+
+    /// How many more units may fail, after `failed` of `total`, before the
+    /// limit is exceeded; `None` when never. A roll-out starts at most one
+    /// more than this together, so that no unit starts past the limit.
+    ///
+    /// ```
+    /// use provisioning_core::FailureLimit;
+    ///
+    /// assert_eq!(FailureLimit::Count(3).headroom(1, 100), Some(2));
+    /// assert_eq!("10%".parse::<FailureLimit>()?.headroom(4, 100), Some(6));
+    /// assert_eq!(FailureLimit::Unlimited.headroom(50, 100), None);
+    /// # Ok::<(), provisioning_core::Error>(())
+    /// ```
+    pub fn headroom(self, failed: usize, total: usize) -> Option<usize> {
+        let allowed = match self {
+            FailureLimit::Unlimited => return None,
+            FailureLimit::Count(n) => n,
+            FailureLimit::Percent(p) => usize::from(p).saturating_mul(total) / 100,
+        };
+        Some(allowed.saturating_sub(failed))
+    }
 }
 
 impl fmt::Display for FailureLimit {
@@ -118,6 +139,21 @@ mod tests {
             let allowed = usize::from(p) * total / 100;
             prop_assert!(!FailureLimit::Percent(p).exceeded(allowed, total));
             prop_assert!(FailureLimit::Percent(p).exceeded(total + 1, total));
+        }
+
+        #[test]
+        fn headroom_is_the_failures_left_before_the_limit(
+            n in 0usize..1_000, p in 0u8..=100, failed in 0usize..2_000, total in 1usize..2_000,
+        ) {
+            for limit in [FailureLimit::Count(n), FailureLimit::Percent(p)] {
+                let room = limit.headroom(failed, total).unwrap();
+                if !limit.exceeded(failed, total) {
+                    prop_assert!(!limit.exceeded(failed + room, total), "{limit} {failed} {room}");
+                    prop_assert!(limit.exceeded(failed + room + 1, total), "{limit} {failed} {room}");
+                } else {
+                    prop_assert_eq!(room, 0);
+                }
+            }
         }
     }
 

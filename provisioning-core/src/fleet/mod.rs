@@ -482,6 +482,23 @@ pub trait FleetStore: Send + Sync {
         result: &UnitResult,
     ) -> Result<bool>;
 
+    /// Settles each `(seq, result)` of `outcomes` as
+    /// [`finish_unit`](Self::finish_unit) does; whether each was kept, in
+    /// order. The default settles them one at a time; the SDK's stores
+    /// write them together.
+    async fn finish_units(
+        &self,
+        id: RolloutId,
+        worker: &str,
+        outcomes: &[(u64, UnitResult)],
+    ) -> Result<Vec<bool>> {
+        let mut kept = Vec::with_capacity(outcomes.len());
+        for (seq, result) in outcomes {
+            kept.push(self.finish_unit(id, *seq, worker, result).await?);
+        }
+        Ok(kept)
+    }
+
     /// Gives failed units back as pending; returns how many.
     async fn retry_failed_units(&self, id: RolloutId) -> Result<usize>;
 }

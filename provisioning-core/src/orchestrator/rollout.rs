@@ -15,7 +15,7 @@ use crate::fleet::{
     FailureLimit, FleetStore, NewRolloutUnit, Rollout, RolloutCounts, RolloutSettings,
     RolloutStatus, RolloutUnit, UnitResult, UnitStatus,
 };
-use crate::model::{Isolation, RolloutId, TenantState};
+use crate::model::{Isolation, RolloutId, TenantId, TenantState};
 use crate::orchestrator::ProvisioningOrchestrator;
 use crate::store::TenantFilter;
 use crate::traits::SchemaPlan;
@@ -34,7 +34,8 @@ pub struct RolloutOptions {
     /// Units migrated first, before any other; one failing halts the
     /// roll-out (default 0: no canary wave).
     pub canary: usize,
-    /// Units migrated at once (default 4; 0 is taken as 1).
+    /// Workers upgrading units at once, each a batch at a time (default 4;
+    /// 0 is taken as 1).
     pub concurrency: usize,
     /// When the roll-out halts for failures (default: the limit it was
     /// started with; for a new one, never).
@@ -280,14 +281,20 @@ impl ProvisioningOrchestrator {
     /// The roll-out of the release that is not finished yet is continued
     /// (units settled before are not run again, tenants created since are
     /// added); otherwise a new one starts. Its canary wave runs first, and a
-    /// failure there halts it; then the rest, `concurrency` at once. When
-    /// failures exceed `max_failures` no further unit starts: those in
-    /// flight finish, the others stay pending, and the roll-out is
-    /// [`Halted`](RolloutStatus::Halted). A failed unit does not stop the
-    /// others below that limit. Every unit is leased, so processes running
-    /// the same roll-out at once share its units, each migrated once.
-    /// Dedicated tenants are read again when their turn comes: one deleted
-    /// since is skipped, one moved since is migrated where it is now.
+    /// failure there halts it; then the rest, by `concurrency` workers.
+    /// Each worker takes a batch of units at a time (up to 32, fewer as the
+    /// end nears) and hands it to the schema manager's
+    /// [`upgrade`](crate::TenantSchemaManager::upgrade), which may upgrade
+    /// them together (one transaction for PostgreSQL schemas of one
+    /// database). When failures exceed `max_failures` no further unit
+    /// starts: those in flight finish, the others stay pending, and the
+    /// roll-out is [`Halted`](RolloutStatus::Halted); a batch is never
+    /// larger than the failures still allowed plus one, so no unit starts
+    /// past the limit. A failed unit does not stop the others below that
+    /// limit. Every unit is leased, so processes running the same roll-out
+    /// at once share its units, each migrated once. Dedicated tenants are
+    /// read again when their turn comes: one deleted since is skipped, one
+    /// moved since is migrated where it is now.
     ///
     /// ```
     /// # use std::sync::Arc;
@@ -373,6 +380,9 @@ impl ProvisioningOrchestrator {
                 .set_rollout_status(id, RolloutStatus::Running, None)
                 .await?;
         }
+        // Read once here and once at the end of each wave that runs: a read
+        // of every unit is the costliest catalog call of a roll-out.
+        let mut units = fleet.rollout_units(id).await?;
         let run = Run {
             fleet,
             id,
@@ -381,34 +391,45 @@ impl ProvisioningOrchestrator {
             max_failures: options
                 .max_failures
                 .unwrap_or(opened.rollout.settings.max_failures),
-            counts: Mutex::new(RolloutCounts::of(&fleet.rollout_units(id).await?)),
+            counts: Mutex::new(RolloutCounts::of(&units)),
             settled: Mutex::default(),
             held: Mutex::default(),
             halt: Mutex::default(),
         };
         let on_progress = Mutex::new(&mut on_progress);
         let mut halt = None;
+        // Whether `units` is as the catalog has them now.
+        let mut fresh = true;
         for wave in [0, 1] {
-            halt = self.run_wave(&run, wave, &on_progress).await?;
-            if halt.is_some() {
-                break;
-            }
-            if wave == 0 {
-                let units = fleet.rollout_units(id).await?;
-                if let Some(failed) = units
-                    .iter()
-                    .find(|u| u.wave == 0 && u.status == UnitStatus::Failed)
-                {
-                    halt = Some(format!(
-                        "canary {} failed: {}",
-                        failed.key,
-                        failed.note.as_deref().unwrap_or("no reason recorded")
-                    ));
+            if units
+                .iter()
+                .any(|u| u.wave == wave && !u.status.is_finished())
+            {
+                let (stopped, now) = self.run_wave(&run, wave, &on_progress).await?;
+                halt = stopped;
+                fresh = now.is_some();
+                units = now.unwrap_or(units);
+                if halt.is_some() {
                     break;
                 }
             }
+            if wave == 0
+                && let Some(failed) = units
+                    .iter()
+                    .find(|u| u.wave == 0 && u.status == UnitStatus::Failed)
+            {
+                halt = Some(format!(
+                    "canary {} failed: {}",
+                    failed.key,
+                    failed.note.as_deref().unwrap_or("no reason recorded")
+                ));
+                break;
+            }
         }
-        let counts = RolloutCounts::of(&fleet.rollout_units(id).await?);
+        if !fresh {
+            units = fleet.rollout_units(id).await?;
+        }
+        let counts = RolloutCounts::of(&units);
         let stored = fleet.rollout(id).await?.map(|r| r.status);
         let settled = match halt {
             // A halt this call found recorded (another process's, or a limit
@@ -445,10 +466,11 @@ impl ProvisioningOrchestrator {
     }
 
     /// Runs one wave to its end: until no unit of it is pending or held by
-    /// anyone. Returns why it halted, if failures exceeded the limit.
+    /// anyone. Returns why it halted, if failures exceeded the limit, and
+    /// every unit as it read them last (none when a halt here ended it).
     ///
-    /// `concurrency` workers each claim a unit, migrate it and settle it, in
-    /// turn, all polled together (a worker's catalog write never stalls
+    /// `concurrency` workers each claim a batch, upgrade it and settle it,
+    /// in turn, all polled together (a worker's catalog write never stalls
     /// another's migration); a heartbeat renews the leases of the units in
     /// hand.
     async fn run_wave(
@@ -456,7 +478,7 @@ impl ProvisioningOrchestrator {
         run: &Run<'_>,
         wave: u32,
         on_progress: &Mutex<impl FnMut(&RolloutProgress) + Send>,
-    ) -> Result<Option<String>> {
+    ) -> Result<(Option<String>, Option<Vec<RolloutUnit>>)> {
         let timer = self.inner.executor.timer().clone();
         let options = run.options;
         loop {
@@ -488,7 +510,7 @@ impl ProvisioningOrchestrator {
                 Either::Right(((), _)) => {}
             }
             if let Some(halt) = lock(&run.halt).clone() {
-                return Ok(Some(halt));
+                return Ok((Some(halt), None));
             }
             // Nothing to claim: done, unless another process still holds
             // units of this wave (its failure may yet halt the roll-out, or
@@ -499,14 +521,14 @@ impl ProvisioningOrchestrator {
                 .iter()
                 .any(|u| u.wave == wave && !u.status.is_finished())
             {
-                return Ok(None);
+                return Ok((None, Some(units)));
             }
             if let Some(rollout) = run.fleet.rollout(run.id).await?
                 && rollout.status != RolloutStatus::Running
             {
                 // Halted by another process: its claims stopped ours.
                 let reason = rollout.reason.unwrap_or_else(|| "halted".to_owned());
-                return Ok(Some(reason));
+                return Ok((Some(reason), Some(units)));
             }
             timer
                 .sleep((options.lease / 4).min(Duration::from_secs(1)))
@@ -514,8 +536,17 @@ impl ProvisioningOrchestrator {
         }
     }
 
-    /// One worker of a wave: claims a unit, migrates it, settles it, until
+    /// One worker of a wave: claims units, upgrades them, settles them, until
     /// none is left to claim or the roll-out halts.
+    ///
+    /// Units are claimed, their tenants read, their databases upgraded and
+    /// their outcomes written a batch at a time: one catalog round trip of
+    /// each for the batch, and one [`upgrade`](crate::TenantSchemaManager::upgrade)
+    /// call (one transaction for a batch of PostgreSQL schemas). A batch is
+    /// at most [`MAX_BATCH`] units, a share of what is pending so that every
+    /// worker has some, and never more than the failures the limit still
+    /// allows plus one: the units of a batch start together, and none may
+    /// start past the limit.
     async fn wave_worker(
         &self,
         run: &Run<'_>,
@@ -547,74 +578,122 @@ impl ProvisioningOrchestrator {
                     .await?;
                 return Ok(());
             }
+            let batch = batch_size(&lock(&run.counts), run.max_failures, options.concurrency);
             let claimed = run
                 .fleet
-                .claim_units(run.id, wave, run.worker, options.lease, 1)
+                .claim_units(run.id, wave, run.worker, options.lease, batch)
                 .await?;
-            let Some(mut unit) = claimed.into_iter().next() else {
+            if claimed.is_empty() {
                 return Ok(());
-            };
-            lock(&run.held).push(unit.seq);
-            let result = self.migrate_unit(&unit).await;
-            let kept = self.settle_unit(run, unit.seq, &result).await;
-            lock(&run.held).retain(|&s| s != unit.seq);
-            if !kept? {
-                tracing::warn!(rollout = %run.id, unit = %unit.key, "lease lost; the unit's outcome is another process's");
-                continue;
             }
-            let counts = {
-                let mut counts = lock(&run.counts);
-                let from = if counts.pending > 0 {
-                    UnitStatus::Pending
-                } else {
-                    UnitStatus::Running
+            lock(&run.held).extend(claimed.iter().map(|u| u.seq));
+            let results = self.upgrade_units(&claimed).await;
+            let outcomes: Vec<(u64, UnitResult)> =
+                claimed.iter().map(|u| u.seq).zip(results).collect();
+            let kept = self.settle_units(run, &outcomes).await;
+            lock(&run.held).retain(|s| !outcomes.iter().any(|(seq, _)| seq == s));
+            let kept = kept?;
+            for ((mut unit, (_, result)), kept) in claimed.into_iter().zip(outcomes).zip(kept) {
+                if !kept {
+                    tracing::warn!(rollout = %run.id, unit = %unit.key, "lease lost; the unit's outcome is another process's");
+                    continue;
+                }
+                let counts = {
+                    let mut counts = lock(&run.counts);
+                    let from = if counts.pending > 0 {
+                        UnitStatus::Pending
+                    } else {
+                        UnitStatus::Running
+                    };
+                    counts.shift(from, result.status());
+                    *counts
                 };
-                counts.shift(from, result.status());
-                *counts
-            };
-            unit.settle(&result);
-            unit.worker = Some(run.worker.to_owned());
-            let progress = RolloutProgress { unit, counts };
-            (lock(on_progress))(&progress);
-            lock(&run.settled).push(progress.unit);
+                unit.settle(&result);
+                unit.worker = Some(run.worker.to_owned());
+                let progress = RolloutProgress { unit, counts };
+                (lock(on_progress))(&progress);
+                lock(&run.settled).push(progress.unit);
+            }
         }
     }
 
-    /// Migrates and seeds one unit's database. A dedicated tenant is read
-    /// again first: it may have been deleted or moved since the roll-out
-    /// started.
-    async fn migrate_unit(&self, unit: &RolloutUnit) -> UnitResult {
-        let mut placement = unit.placement.clone();
-        if placement.isolation == Isolation::Dedicated {
-            match self.inner.parts.store.tenant(&placement.tenant_id).await {
-                Ok(Some(record)) => match (record.state, record.placement) {
-                    (TenantState::Active | TenantState::Suspended, Some(now)) => placement = now,
-                    (state, _) => return UnitResult::Skipped(busy(state)),
-                },
-                Ok(None) => {
-                    return UnitResult::Skipped("tenant is no longer in the catalog".into());
-                }
-                Err(e) => return UnitResult::Failed(format!("reading the tenant: {}", e.report())),
-            }
-        }
-        let schema = &self.inner.parts.schema;
-        let applied = match schema.migrate(&placement).await {
-            Ok(applied) => applied,
-            Err(e) => return UnitResult::Failed(e.report()),
+    /// Upgrades the databases of `units`, one outcome per unit. Dedicated
+    /// tenants are read again first (together): one deleted since is
+    /// skipped, one moved since is upgraded where it is now.
+    async fn upgrade_units(&self, units: &[RolloutUnit]) -> Vec<UnitResult> {
+        let dedicated: Vec<TenantId> = units
+            .iter()
+            .filter(|u| u.placement.isolation == Isolation::Dedicated)
+            .map(|u| u.placement.tenant_id.clone())
+            .collect();
+        let now = if dedicated.is_empty() {
+            Ok(HashMap::new())
+        } else {
+            self.inner
+                .parts
+                .store
+                .tenants(&dedicated)
+                .await
+                .map(|records| {
+                    records
+                        .into_iter()
+                        .map(|r| (r.tenant_id.clone(), r))
+                        .collect::<HashMap<_, _>>()
+                })
         };
-        // Seeds are per tenant: each tenant of a shared database gets its own.
-        let mut seeded = Vec::new();
-        for tenant in &unit.tenants {
-            let mut theirs = placement.clone();
-            theirs.tenant_id = tenant.clone();
-            match schema.seed(&theirs).await {
-                Ok(more) => seeded.extend(more),
-                Err(e) => {
-                    return UnitResult::Failed(format!("seeding {tenant}: {}", e.report()));
+        let mut results: Vec<Option<UnitResult>> = Vec::with_capacity(units.len());
+        let mut databases = Vec::new();
+        for unit in units {
+            let mut placement = unit.placement.clone();
+            if placement.isolation == Isolation::Dedicated {
+                let skip = match &now {
+                    Err(e) => Some(UnitResult::Failed(format!(
+                        "reading the tenant: {}",
+                        e.report()
+                    ))),
+                    Ok(now) => match now.get(&placement.tenant_id) {
+                        None => Some(UnitResult::Skipped(
+                            "tenant is no longer in the catalog".into(),
+                        )),
+                        Some(record) => match (record.state, &record.placement) {
+                            (TenantState::Active | TenantState::Suspended, Some(here)) => {
+                                placement = here.clone();
+                                None
+                            }
+                            (state, _) => Some(UnitResult::Skipped(busy(state))),
+                        },
+                    },
+                };
+                if skip.is_some() {
+                    results.push(skip);
+                    continue;
                 }
             }
+            results.push(None);
+            databases.push((placement, unit.tenants.clone()));
         }
-        UnitResult::Migrated { applied, seeded }
+        let mut upgraded = self
+            .inner
+            .parts
+            .schema
+            .upgrade(&databases)
+            .await
+            .into_iter();
+        results
+            .into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| match upgraded.next() {
+                    Some(Ok(u)) => UnitResult::Migrated {
+                        applied: u.applied,
+                        seeded: u.seeded,
+                    },
+                    Some(Err(e)) => UnitResult::Failed(e.report()),
+                    None => UnitResult::Failed(
+                        "the schema manager returned fewer outcomes than databases".into(),
+                    ),
+                })
+            })
+            .collect()
     }
 
     /// The last roll-out started, with its counts, failures and the
@@ -653,17 +732,21 @@ impl ProvisioningOrchestrator {
 }
 
 impl ProvisioningOrchestrator {
-    /// Records a unit's outcome, trying a transient store failure again
-    /// (three times, 100 ms apart then longer): the migration behind it is
-    /// done, and an outcome lost would make the unit run again.
-    async fn settle_unit(&self, run: &Run<'_>, seq: u64, result: &UnitResult) -> Result<bool> {
+    /// Records units' outcomes, trying a transient store failure again
+    /// (three times, 100 ms apart then longer): the migrations behind them
+    /// are done, and an outcome lost would make its unit run again.
+    async fn settle_units(
+        &self,
+        run: &Run<'_>,
+        outcomes: &[(u64, UnitResult)],
+    ) -> Result<Vec<bool>> {
         let timer = self.inner.executor.timer();
         let mut attempt = 0u32;
         loop {
-            match run.fleet.finish_unit(run.id, seq, run.worker, result).await {
+            match run.fleet.finish_units(run.id, run.worker, outcomes).await {
                 Err(e) if e.is_transient() && attempt < 3 => {
                     attempt += 1;
-                    tracing::warn!(rollout = %run.id, seq, error = %e, attempt, "recording a unit's outcome failed; trying again");
+                    tracing::warn!(rollout = %run.id, units = outcomes.len(), error = %e, attempt, "recording units' outcomes failed; trying again");
                     timer
                         .sleep(Duration::from_millis(100 * u64::from(attempt)))
                         .await;
@@ -672,6 +755,20 @@ impl ProvisioningOrchestrator {
             }
         }
     }
+}
+
+/// The most units a worker claims and upgrades together.
+pub(crate) const MAX_BATCH: usize = 32;
+
+/// How many units a worker claims next: a share of the pending ones among
+/// `concurrency` workers, at most [`MAX_BATCH`], and at most one more than
+/// the failures `limit` still allows.
+fn batch_size(counts: &RolloutCounts, limit: FailureLimit, concurrency: usize) -> usize {
+    let share = counts.pending / concurrency.max(1);
+    let room = limit
+        .headroom(counts.failed, counts.total)
+        .map_or(MAX_BATCH, |r| r.saturating_add(1));
+    share.min(room).clamp(1, MAX_BATCH)
 }
 
 /// Why a tenant in `state` is left out of a roll-out.

@@ -220,6 +220,19 @@ pub trait TenantStore: SagaJournal {
     /// A tenant by id (tombstones included).
     async fn tenant(&self, tenant_id: &TenantId) -> Result<Option<TenantRecord>>;
 
+    /// The tenants of `tenant_ids` the catalog has (tombstones included),
+    /// in any order; ids it does not have are left out. The default reads
+    /// them one at a time; the SDK's stores read them in one query.
+    async fn tenants(&self, tenant_ids: &[TenantId]) -> Result<Vec<TenantRecord>> {
+        let mut found = Vec::with_capacity(tenant_ids.len());
+        for id in tenant_ids {
+            if let Some(record) = self.tenant(id).await? {
+                found.push(record);
+            }
+        }
+        Ok(found)
+    }
+
     /// Writes `record` and appends `events` if the stored version is
     /// `expected_version`; returns the record as stored.
     async fn update_tenant(

@@ -10,7 +10,7 @@ mod storage;
 pub use plan_builder::TenantPlanBuilder;
 pub use schema::{
     DatabaseOutcome, DropReason, MigrationInfo, SchemaPlan, SeedInfo, TableComparison,
-    TenantSchemaManager,
+    TenantSchemaManager, Upgrade, seed_each, upgrade_one,
 };
 pub use shard_resolver::ShardResolver;
 pub use storage::{RemovalMode, StorageInitializer, StoragePlan};

@@ -49,6 +49,24 @@ impl SeedInfo {
     }
 }
 
+/// What [`TenantSchemaManager::upgrade`] did to one database: the
+/// migrations it applied and the seeds it applied (to any of its tenants).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Upgrade {
+    /// The migrations applied, in order (none when it was up to date).
+    pub applied: Vec<MigrationInfo>,
+    /// The seeds applied, tenant after tenant.
+    pub seeded: Vec<SeedInfo>,
+}
+
+impl Upgrade {
+    /// An upgrade that applied `applied` and `seeded`.
+    pub fn new(applied: Vec<MigrationInfo>, seeded: Vec<SeedInfo>) -> Self {
+        Upgrade { applied, seeded }
+    }
+}
+
 /// What provisioning a tenant's schema would do: the result of a dry run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -245,6 +263,53 @@ pub trait TenantSchemaManager: Send + Sync {
     /// Applies the tenant's missing seeds and returns the ones it applied.
     async fn seed(&self, plan: &Placement) -> Result<Vec<SeedInfo>>;
 
+    /// Brings each database of `databases` to this manager's release: its
+    /// pending migrations, then the missing seeds of each of its tenants
+    /// (the placement's tenant for a dedicated database; every tenant of
+    /// a shared one); one outcome per database, in order. What a fleet
+    /// roll-out runs.
+    ///
+    /// One database failing leaves the others' outcomes alone. The default
+    /// upgrades them one after another with [`migrate`](Self::migrate) and
+    /// [`seed`](Self::seed); the SDK's PostgreSQL manager upgrades the
+    /// schemas of one server database together, in one transaction.
+    ///
+    /// ```
+    /// # use async_trait::async_trait;
+    /// # use provisioning_core::*;
+    /// struct Db;
+    /// #[async_trait]
+    /// impl TenantSchemaManager for Db {
+    ///     async fn plan(&self, _: &Placement) -> Result<SchemaPlan> { Ok(SchemaPlan::new("mem", true, false, vec![], vec![])) }
+    ///     async fn provision(&self, _: &Placement) -> Result<DatabaseOutcome> { Ok(DatabaseOutcome::Created) }
+    ///     async fn migrate(&self, _: &Placement) -> Result<Vec<MigrationInfo>> {
+    ///         Ok(vec![MigrationInfo::new(11, "task estimate")])
+    ///     }
+    ///     async fn seed(&self, p: &Placement) -> Result<Vec<SeedInfo>> {
+    ///         Ok(vec![SeedInfo::new(format!("roles-{}", p.tenant_id), 1)])
+    ///     }
+    ///     async fn drop_tenant(&self, _: &Placement, _: DropReason) -> Result<()> { Ok(()) }
+    /// }
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let region: Region = "eu-west".parse()?;
+    /// let decision = PlanDecision::new("free".parse()?, Isolation::Shared, region.clone(), Residency::Strict, "shared");
+    /// let shared = Placement::new("acme".parse()?, decision, ShardChoice::new("db-1".parse()?, region, "one shard"));
+    /// let tenants = vec!["acme".parse()?, "globex".parse()?];
+    /// let outcomes = Db.upgrade(&[(shared, tenants)]).await;
+    /// let upgrade = outcomes.into_iter().next().unwrap()?;
+    /// assert_eq!(upgrade.applied, [MigrationInfo::new(11, "task estimate")]);
+    /// assert_eq!(upgrade.seeded, [SeedInfo::new("roles-acme", 1), SeedInfo::new("roles-globex", 1)]);
+    /// # Ok::<(), Error>(())
+    /// # }).unwrap();
+    /// ```
+    async fn upgrade(&self, databases: &[(Placement, Vec<TenantId>)]) -> Vec<Result<Upgrade>> {
+        let mut outcomes = Vec::with_capacity(databases.len());
+        for (placement, tenants) in databases {
+            outcomes.push(upgrade_one(self, placement, tenants).await);
+        }
+        outcomes
+    }
+
     /// Called when the tenant is suspended; the default does nothing.
     async fn suspend(&self, plan: &Placement) -> Result<()> {
         let _ = plan;
@@ -327,6 +392,46 @@ pub trait TenantSchemaManager: Send + Sync {
     }
 }
 
+/// One database as [`TenantSchemaManager::upgrade`] does it by default:
+/// migrated, then [`seed_each`] of its tenants.
+pub async fn upgrade_one<M: TenantSchemaManager + ?Sized>(
+    manager: &M,
+    placement: &Placement,
+    tenants: &[TenantId],
+) -> Result<Upgrade> {
+    let applied = manager.migrate(placement).await?;
+    let seeded = seed_each(manager, placement, tenants).await?;
+    Ok(Upgrade { applied, seeded })
+}
+
+/// Seeds each of `tenants` in the database of `placement`, in order, with
+/// [`TenantSchemaManager::seed`]; the seeds applied. A failure names its
+/// tenant, and stops there.
+pub async fn seed_each<M: TenantSchemaManager + ?Sized>(
+    manager: &M,
+    placement: &Placement,
+    tenants: &[TenantId],
+) -> Result<Vec<SeedInfo>> {
+    let mut seeded = Vec::new();
+    for tenant in tenants {
+        let mut theirs = placement.clone();
+        theirs.tenant_id = tenant.clone();
+        match manager.seed(&theirs).await {
+            Ok(more) => seeded.extend(more),
+            Err(e) => {
+                let transient = e.is_transient();
+                return Err(crate::Error::backend(
+                    "schema manager",
+                    format!("seeding {tenant}"),
+                    transient,
+                    e,
+                ));
+            }
+        }
+    }
+    Ok(seeded)
+}
+
 macro_rules! forward_schema_manager {
     ($ty:ty) => {
         #[async_trait]
@@ -348,6 +453,12 @@ macro_rules! forward_schema_manager {
             }
             async fn seed(&self, plan: &Placement) -> Result<Vec<SeedInfo>> {
                 (**self).seed(plan).await
+            }
+            async fn upgrade(
+                &self,
+                databases: &[(Placement, Vec<TenantId>)],
+            ) -> Vec<Result<Upgrade>> {
+                (**self).upgrade(databases).await
             }
             async fn suspend(&self, plan: &Placement) -> Result<()> {
                 (**self).suspend(plan).await

@@ -121,6 +121,45 @@ pub(crate) fn ledger_values(count: usize, first: usize, placeholder: char) -> St
         .join(", ")
 }
 
+/// The migrations of `migrator` that `ledger` lacks, in order.
+///
+/// # Errors
+/// A dirty ledger, or an applied migration whose SQL has since changed.
+pub(crate) fn pending_in<'m>(
+    ledger: &Ledger,
+    migrator: &'m Migrator,
+    component: &'static str,
+    location: &str,
+) -> Result<Vec<&'m Migration>> {
+    if let Some(version) = ledger.dirty {
+        return Err(Error::backend(
+            component,
+            format!("migration {version} on {location} is marked failed in {LEDGER_TABLE}"),
+            false,
+            sqlx::migrate::MigrateError::Dirty(version),
+        ));
+    }
+    let mut pending = Vec::new();
+    for migration in up_migrations(migrator) {
+        match ledger
+            .applied
+            .iter()
+            .find(|a| a.version == migration.version)
+        {
+            Some(a) if a.checksum != migration.checksum => {
+                return Err(migrate_error(
+                    component,
+                    location,
+                    sqlx::migrate::MigrateError::VersionMismatch(migration.version),
+                ));
+            }
+            Some(_) => {}
+            None => pending.push(migration),
+        }
+    }
+    Ok(pending)
+}
+
 /// Applies the pending migrations in order, calling `hook` before each, and
 /// returns the ones applied.
 ///
@@ -144,27 +183,8 @@ pub(crate) async fn run<C: ApplyAll>(
     location: &str,
 ) -> Result<Vec<MigrationInfo>> {
     let err = |e| migrate_error(component, location, e);
-    let Ledger { dirty, applied } = conn.ledger(LEDGER_TABLE).await.map_err(err)?;
-    if let Some(version) = dirty {
-        return Err(Error::backend(
-            component,
-            format!("migration {version} on {location} is marked failed in {LEDGER_TABLE}"),
-            false,
-            sqlx::migrate::MigrateError::Dirty(version),
-        ));
-    }
-    let mut pending = Vec::new();
-    for migration in up_migrations(migrator) {
-        match applied.iter().find(|a| a.version == migration.version) {
-            Some(a) if a.checksum != migration.checksum => {
-                return Err(err(sqlx::migrate::MigrateError::VersionMismatch(
-                    migration.version,
-                )));
-            }
-            Some(_) => {}
-            None => pending.push(migration),
-        }
-    }
+    let ledger = conn.ledger(LEDGER_TABLE).await.map_err(err)?;
+    let mut pending = pending_in(&ledger, migrator, component, location)?;
     // The hooks first, in order: a failing one ends the run before its
     // migration, as it would have one migration at a time.
     let mut stopped = None;

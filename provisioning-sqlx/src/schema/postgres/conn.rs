@@ -152,23 +152,9 @@ impl ApplyAll for PgConnection {
         migrations: &'e [&'e Migration],
     ) -> BoxFuture<'e, std::result::Result<(), sqlx::Error>> {
         Box::pin(async move {
-            let rows = migrations
-                .iter()
-                .map(|m| {
-                    format!(
-                        "({}, {}, TRUE, decode('{}', 'hex'), -1)",
-                        m.version,
-                        quote_literal(&m.description),
-                        hex(&m.checksum)
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join(", ");
             let sql = format!(
-                "SAVEPOINT {SAVEPOINT};\n{}INSERT INTO {table} \
-                 (version, description, success, checksum, execution_time) VALUES {rows};\n\
-                 RELEASE SAVEPOINT {SAVEPOINT}",
-                migrate::script(migrations)
+                "SAVEPOINT {SAVEPOINT};\n{}RELEASE SAVEPOINT {SAVEPOINT}",
+                applied_with_rows(table, migrations)
             );
             match self.execute(sqlx::raw_sql(AssertSqlSafe(sql))).await {
                 Ok(_) => Ok(()),
@@ -182,6 +168,28 @@ impl ApplyAll for PgConnection {
             }
         })
     }
+}
+
+/// `migrations` as one script followed by their rows in ledger `table`
+/// (on the search path), each statement ended.
+pub(super) fn applied_with_rows(table: &str, migrations: &[&Migration]) -> String {
+    let rows = migrations
+        .iter()
+        .map(|m| {
+            format!(
+                "({}, {}, TRUE, decode('{}', 'hex'), -1)",
+                m.version,
+                quote_literal(&m.description),
+                hex(&m.checksum)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "{}INSERT INTO {table} (version, description, success, checksum, execution_time) \
+         VALUES {rows};\n",
+        migrate::script(migrations)
+    )
 }
 
 /// Begins a transaction on a tenant's connection, with its `search_path` set

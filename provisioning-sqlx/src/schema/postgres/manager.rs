@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use provisioning_core::{
     DatabaseOutcome, Drift, DropReason, Error, MigrationInfo, Placement, Repair, Result,
-    SchemaPlan, SeedInfo, TableComparison, TenantId, TenantSchemaManager,
+    SchemaPlan, SeedInfo, TableComparison, TenantId, TenantSchemaManager, Upgrade,
 };
 use sqlx::pool::PoolConnection;
 use sqlx::{AssertSqlSafe, Executor, Postgres};
@@ -237,6 +237,10 @@ impl TenantSchemaManager for PgSchemaManager {
             }
             Err(e) => Err(self.missing_or(&target, plan, e).await),
         }
+    }
+
+    async fn upgrade(&self, databases: &[(Placement, Vec<TenantId>)]) -> Vec<Result<Upgrade>> {
+        self.upgrade_databases(databases).await
     }
 
     async fn drop_tenant(&self, plan: &Placement, reason: DropReason) -> Result<()> {

@@ -22,6 +22,7 @@ mod keys;
 mod location;
 mod manager;
 mod template;
+mod upgrade;
 pub(crate) mod url;
 
 pub(crate) use location::{Target, TargetKind};

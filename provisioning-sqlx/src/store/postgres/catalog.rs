@@ -106,6 +106,19 @@ impl TenantStore for PostgresStore {
         row.map(|r| from_json(text(&r, "record")?)).transpose()
     }
 
+    async fn tenants(&self, tenant_ids: &[TenantId]) -> Result<Vec<TenantRecord>> {
+        if tenant_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<&str> = tenant_ids.iter().map(TenantId::as_str).collect();
+        let rows = sqlx::query(self.sql.tenants.clone())
+            .bind(ids)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(err("reading tenants"))?;
+        rows.iter().map(|r| from_json(text(r, "record")?)).collect()
+    }
+
     async fn update_tenant(
         &self,
         mut record: TenantRecord,

@@ -240,6 +240,39 @@ impl FleetStore for PostgresStore {
         Ok(updated.rows_affected() == 1)
     }
 
+    async fn finish_units(
+        &self,
+        id: RolloutId,
+        worker: &str,
+        outcomes: &[(u64, UnitResult)],
+    ) -> Result<Vec<bool>> {
+        let mut seqs = Vec::with_capacity(outcomes.len());
+        let mut statuses = Vec::with_capacity(outcomes.len());
+        let mut applied = Vec::with_capacity(outcomes.len());
+        let mut seeded = Vec::with_capacity(outcomes.len());
+        let mut notes = Vec::with_capacity(outcomes.len());
+        for (n, result) in outcomes {
+            let migrated = result.migrated();
+            seqs.push(seq(*n)?);
+            statuses.push(result.status().as_str());
+            applied.push(migrated.map(|(a, _)| to_json(&a)).transpose()?);
+            seeded.push(migrated.map(|(_, s)| to_json(&s)).transpose()?);
+            notes.push(result.note());
+        }
+        let kept: Vec<i64> = sqlx::query_scalar(self.sql.fleet.finish_units.clone())
+            .bind(id.to_string())
+            .bind(worker)
+            .bind(&seqs)
+            .bind(statuses)
+            .bind(applied)
+            .bind(seeded)
+            .bind(notes)
+            .fetch_all(&self.leases)
+            .await
+            .map_err(err("finishing roll-out units"))?;
+        Ok(seqs.iter().map(|s| kept.contains(s)).collect())
+    }
+
     async fn retry_failed_units(&self, id: RolloutId) -> Result<usize> {
         let updated = sqlx::query(self.sql.fleet.retry_failed_units.clone())
             .bind(id.to_string())

@@ -21,6 +21,7 @@ pub(super) struct Statements {
     pub(super) finish_request: SqlStr,
     pub(super) unfinished_requests: SqlStr,
     pub(super) tenant: SqlStr,
+    pub(super) tenants: SqlStr,
     pub(super) tenant_version: SqlStr,
     pub(super) update_tenant: SqlStr,
     pub(super) list_tenants: SqlStr,
@@ -47,6 +48,7 @@ pub(super) struct FleetStatements {
     pub(super) claim_units: SqlStr,
     pub(super) renew_units: SqlStr,
     pub(super) finish_unit: SqlStr,
+    pub(super) finish_units: SqlStr,
     pub(super) retry_failed_units: SqlStr,
 }
 
@@ -128,6 +130,8 @@ impl Statements {
                  WHERE status IN ('running', 'compensation_failed') \
                  ORDER BY submitted_at, request_id"),
             tenant: s("SELECT record::text AS record FROM {s}.tenants WHERE tenant_id = $1"),
+            tenants: s("SELECT record::text AS record FROM {s}.tenants \
+                 WHERE tenant_id = ANY($1::text[])"),
             tenant_version: s("SELECT version FROM {s}.tenants WHERE tenant_id = $1"),
             // Version-checked: locks the row, reserves the sequences of the
             // events ($8, bodies) and writes them in the same statement, each
@@ -266,6 +270,18 @@ impl FleetStatements {
                    lease_until = NULL, finished_at = now() \
                  WHERE rollout_id = $1::uuid AND seq = $2 \
                    AND status = 'running' AND lease_owner = $3"),
+            // finish_unit for many units at once: the seqs of $3 settled,
+            // each with its status, applied, seeded and note at the same
+            // position of $4 to $7; RETURNING the seqs that were kept.
+            finish_units: s("UPDATE {s}.fleet_units u \
+                 SET status = n.status, applied = COALESCE(n.applied::jsonb, u.applied), \
+                   seeded = COALESCE(n.seeded::jsonb, u.seeded), note = n.note, \
+                   lease_until = NULL, finished_at = now() \
+                 FROM unnest($3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[]) \
+                   AS n(seq, status, applied, seeded, note) \
+                 WHERE u.rollout_id = $1::uuid AND u.seq = n.seq \
+                   AND u.status = 'running' AND u.lease_owner = $2 \
+                 RETURNING u.seq"),
             retry_failed_units: s("UPDATE {s}.fleet_units \
                  SET status = 'pending', lease_until = NULL \
                  WHERE rollout_id = $1::uuid AND status = 'failed'"),

@@ -373,33 +373,37 @@ impl FleetStore for SqliteStore {
         worker: &str,
         result: &UnitResult,
     ) -> Result<bool> {
-        let got = result
-            .migrated()
-            .map(|(applied, seeded)| {
-                to_json(&Got {
-                    applied: applied.to_vec(),
-                    seeded: seeded.to_vec(),
-                })
-            })
-            .transpose()?;
-        let note = result.note();
         let _writer = self.writer.lock().await;
-        let done = sqlx::query(
-            "UPDATE fleet_units SET status = ?4, result = ?5, note = ?6, finished_at = ?7, \
-                 lease_until = NULL \
-             WHERE rollout_id = ?1 AND seq = ?2 AND lease_owner = ?3 AND status = 'running'",
-        )
-        .bind(id.to_string())
-        .bind(seq as i64)
-        .bind(worker)
-        .bind(result.status().as_str())
-        .bind(got)
-        .bind(note)
-        .bind(timestamp(&Utc::now()))
-        .execute(&self.writes)
-        .await
-        .map_err(err("settling a roll-out unit"))?;
-        Ok(done.rows_affected() == 1)
+        let mut conn = self
+            .writes
+            .acquire()
+            .await
+            .map_err(err("settling a roll-out unit"))?;
+        settle(&mut conn, id, seq, worker, result).await
+    }
+
+    /// The outcomes in one transaction: one commit (one sync) for all.
+    async fn finish_units(
+        &self,
+        id: RolloutId,
+        worker: &str,
+        outcomes: &[(u64, UnitResult)],
+    ) -> Result<Vec<bool>> {
+        let _writer = self.writer.lock().await;
+        let mut conn = self
+            .writes
+            .acquire()
+            .await
+            .map_err(err("settling roll-out units"))?;
+        let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE")
+            .await
+            .map_err(err("settling roll-out units"))?;
+        let mut kept = Vec::with_capacity(outcomes.len());
+        for (seq, result) in outcomes {
+            kept.push(settle(&mut tx, id, *seq, worker, result).await?);
+        }
+        tx.commit().await.map_err(err("settling roll-out units"))?;
+        Ok(kept)
     }
 
     async fn retry_failed_units(&self, id: RolloutId) -> Result<usize> {
@@ -414,4 +418,39 @@ impl FleetStore for SqliteStore {
         .map_err(err("retrying failed units"))?;
         Ok(done.rows_affected() as usize)
     }
+}
+
+/// Settles unit `seq` with `result` if `worker` holds its lease.
+async fn settle(
+    conn: &mut sqlx::SqliteConnection,
+    id: RolloutId,
+    seq: u64,
+    worker: &str,
+    result: &UnitResult,
+) -> Result<bool> {
+    let got = result
+        .migrated()
+        .map(|(applied, seeded)| {
+            to_json(&Got {
+                applied: applied.to_vec(),
+                seeded: seeded.to_vec(),
+            })
+        })
+        .transpose()?;
+    let done = sqlx::query(
+        "UPDATE fleet_units SET status = ?4, result = ?5, note = ?6, finished_at = ?7, \
+             lease_until = NULL \
+         WHERE rollout_id = ?1 AND seq = ?2 AND lease_owner = ?3 AND status = 'running'",
+    )
+    .bind(id.to_string())
+    .bind(seq as i64)
+    .bind(worker)
+    .bind(result.status().as_str())
+    .bind(got)
+    .bind(result.note())
+    .bind(timestamp(&Utc::now()))
+    .execute(&mut *conn)
+    .await
+    .map_err(err("settling a roll-out unit"))?;
+    Ok(done.rows_affected() == 1)
 }

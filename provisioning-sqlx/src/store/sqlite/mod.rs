@@ -14,7 +14,7 @@ use sqlx::Row;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqliteSynchronous};
 
 use crate::error::db_error;
-use crate::store::codec::from_json;
+use crate::store::codec::{from_json, to_json};
 
 mod fleet;
 mod group;
@@ -233,6 +233,21 @@ impl TenantStore for SqliteStore {
             .await
             .map_err(err("reading a tenant"))?;
         row.map(|r| from_json(r.get("record"))).transpose()
+    }
+
+    async fn tenants(&self, tenant_ids: &[TenantId]) -> Result<Vec<TenantRecord>> {
+        if tenant_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<&str> = tenant_ids.iter().map(TenantId::as_str).collect();
+        let rows = sqlx::query(
+            "SELECT record FROM tenants WHERE tenant_id IN (SELECT value FROM json_each(?1))",
+        )
+        .bind(to_json(&ids)?)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err("reading tenants"))?;
+        rows.iter().map(|r| from_json(r.get("record"))).collect()
     }
 
     async fn update_tenant(
