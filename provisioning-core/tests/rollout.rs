@@ -20,6 +20,8 @@ struct Release {
     failing: Mutex<BTreeSet<String>>,
     armed: Mutex<bool>,
     migrations: Mutex<BTreeMap<String, usize>>,
+    /// Migrations running now, and the most that ever ran at once.
+    running: Mutex<(usize, usize)>,
 }
 
 #[async_trait]
@@ -34,7 +36,13 @@ impl TenantSchemaManager for Release {
         if !*self.armed.lock().unwrap() {
             return self.inner.migrate(p).await;
         }
+        {
+            let mut running = self.running.lock().unwrap();
+            running.0 += 1;
+            running.1 = running.1.max(running.0);
+        }
         tokio::time::sleep(Duration::from_millis(2)).await;
+        self.running.lock().unwrap().0 -= 1;
         if self.failing.lock().unwrap().contains(p.tenant_id.as_str()) {
             return Err(Error::invalid(
                 "migration 11",
@@ -86,6 +94,7 @@ async fn fleet(store: Arc<InMemoryStore>) -> Fleet {
         failing: Mutex::default(),
         armed: Mutex::new(false),
         migrations: Mutex::default(),
+        running: Mutex::default(),
     });
     let orchestrator = world
         .orchestrator(store)
@@ -345,4 +354,56 @@ async fn a_roll_out_without_a_release_name_is_refused_and_writes_nothing() {
     let dry = f.orchestrator.plan_rollout(2).await.unwrap();
     assert_eq!(dry.len(), 7);
     assert!(f.orchestrator.fleet_status().await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn workers_batches_together_start_no_more_than_the_limit_allows() {
+    let f = fleet(Arc::new(InMemoryStore::new())).await;
+    f.fail(&["t-a", "t-b", "t-c", "t-d"]);
+    let halted = f
+        .orchestrator
+        .roll_out(
+            options()
+                .concurrency(3)
+                .max_failures(FailureLimit::Count(1)),
+            |_| {},
+        )
+        .await
+        .unwrap();
+    assert_eq!(halted.rollout.status, RolloutStatus::Halted);
+    // The workers' batches together: one more failure than allowed (two
+    // units) plus one unit for each other worker, four at once, never the
+    // six that batches sized alone would start.
+    let most = f.release.running.lock().unwrap().1;
+    assert!(most <= 4, "{most} migrations ran at once");
+    // After the first failure, one unit more; after the second, none.
+    assert!(
+        halted.settled.len() <= 5,
+        "{} started: {:?}",
+        halted.settled.len(),
+        halted.settled.iter().map(|u| &u.key).collect::<Vec<_>>()
+    );
+    let by_key = statuses(&units(&f, halted.rollout.id).await);
+    for t in ["t-f", "shared:eu-west/eu-west-shared"] {
+        assert_eq!(by_key[t], UnitStatus::Pending, "{t} left pending");
+    }
+}
+
+#[tokio::test]
+async fn a_batched_roll_out_at_concurrency_four_settles_every_unit_once() {
+    let f = fleet(Arc::new(InMemoryStore::new())).await;
+    let mut seen = Vec::new();
+    let report = f
+        .orchestrator
+        .roll_out(options().concurrency(4), |p| seen.push(p.unit.key.clone()))
+        .await
+        .unwrap();
+    assert_eq!(report.rollout.status, RolloutStatus::Completed);
+    assert_eq!(report.counts.migrated, 7);
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 7, "each unit reported once");
+    for t in ["t-a", "t-b", "t-c", "t-d", "t-e", "t-f"] {
+        assert_eq!(f.migrations(t), 1, "{t}");
+    }
 }

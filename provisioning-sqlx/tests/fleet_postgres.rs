@@ -339,6 +339,17 @@ async fn schemas_upgraded_together_keep_each_its_own_outcome() {
             "{schema}"
         );
     }
+    // Together: one transaction, whose start every ledger row it wrote has.
+    let started = pg::texts(
+        &db_url,
+        "SELECT DISTINCT installed_on::text FROM ( \
+           SELECT installed_on FROM tenant_up_a._sqlx_migrations WHERE version > 10 \
+           UNION ALL SELECT installed_on FROM tenant_up_b._sqlx_migrations WHERE version > 10 \
+           UNION ALL SELECT installed_on FROM tenant_up_d._sqlx_migrations WHERE version > 10) t"
+            .to_owned(),
+    )
+    .await;
+    assert_eq!(started.len(), 1, "{started:?}");
     assert_eq!(
         pg::workload_counts(&db_url, Some("tenant_up_d")).await,
         pg::workload_counts(&db_url, Some("tenant_up_a")).await,
@@ -361,6 +372,38 @@ async fn schemas_upgraded_together_keep_each_its_own_outcome() {
         pg::ledger(&db_url, Some("tenant_up_f")).await,
         (1..=12).collect::<Vec<_>>()
     );
+    // One schema a transaction when asked: g and h each in their own.
+    let alone = PgSchemaManager::builder()
+        .shard("pg-1".parse().unwrap(), &db_url)
+        .dedicated(schema("postgres", true).await)
+        .dedicated_mode(PgDedicatedMode::Schema)
+        .upgrade_batch(1)
+        .build()
+        .unwrap();
+    let mut more = Vec::new();
+    for t in ["up-g", "up-h"] {
+        let p = plan(t, Isolation::Dedicated, "pg-1");
+        base.provision(&p).await.unwrap();
+        base.migrate(&p).await.unwrap();
+        base.seed(&p).await.unwrap();
+        more.push((p.clone(), vec![p.tenant_id.clone()]));
+    }
+    let outcomes = alone.upgrade(&more).await;
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| versions(o.as_ref().unwrap()) == [11, 12])
+    );
+    let started = pg::texts(
+        &db_url,
+        "SELECT DISTINCT installed_on::text FROM ( \
+           SELECT installed_on FROM tenant_up_g._sqlx_migrations WHERE version > 10 \
+           UNION ALL SELECT installed_on FROM tenant_up_h._sqlx_migrations WHERE version > 10) t"
+            .to_owned(),
+    )
+    .await;
+    assert_eq!(started.len(), 2, "{started:?}");
+
     // Up to date: run again, nothing applied anywhere, one outcome each.
     let again = fleet.upgrade(&batch).await;
     assert!(

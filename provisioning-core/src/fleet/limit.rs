@@ -43,8 +43,8 @@ impl FailureLimit {
     }
 
     /// How many more units may fail, after `failed` of `total`, before the
-    /// limit is exceeded; `None` when never. A roll-out starts at most one
-    /// more than this together, so that no unit starts past the limit.
+    /// limit is exceeded; `None` when never. A roll-out's workers hold at
+    /// most one more than this together (and at least one each).
     ///
     /// ```
     /// use provisioning_core::FailureLimit;

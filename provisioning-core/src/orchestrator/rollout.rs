@@ -288,13 +288,14 @@ impl ProvisioningOrchestrator {
     /// them together (one transaction for PostgreSQL schemas of one
     /// database). When failures exceed `max_failures` no further unit
     /// starts: those in flight finish, the others stay pending, and the
-    /// roll-out is [`Halted`](RolloutStatus::Halted); a batch is never
-    /// larger than the failures still allowed plus one, so no unit starts
-    /// past the limit. A failed unit does not stop the others below that
-    /// limit. Every unit is leased, so processes running the same roll-out
+    /// roll-out is [`Halted`](RolloutStatus::Halted). The workers' batches
+    /// together hold no more units than the failures still allowed plus one
+    /// (and at least one each), so no more start past the limit than one
+    /// unit at a time per worker would. A failed unit does not stop the
+    /// others below that limit. Every unit is leased, so processes running the same roll-out
     /// at once share its units, each migrated once. Dedicated tenants are
-    /// read again when their turn comes: one deleted since is skipped, one
-    /// moved since is migrated where it is now.
+    /// read again when their batch is taken: one deleted since is skipped,
+    /// one moved since is migrated where it is now.
     ///
     /// ```
     /// # use std::sync::Arc;
@@ -391,7 +392,8 @@ impl ProvisioningOrchestrator {
             max_failures: options
                 .max_failures
                 .unwrap_or(opened.rollout.settings.max_failures),
-            counts: Mutex::new(RolloutCounts::of(&units)),
+            canary: opened.rollout.settings.canary,
+            counts: Mutex::new((RolloutCounts::of(&units), 0)),
             settled: Mutex::default(),
             held: Mutex::default(),
             halt: Mutex::default(),
@@ -516,7 +518,7 @@ impl ProvisioningOrchestrator {
             // units of this wave (its failure may yet halt the roll-out, or
             // its lease expire and its units come back).
             let units = run.fleet.rollout_units(run.id).await?;
-            *lock(&run.counts) = RolloutCounts::of(&units);
+            lock(&run.counts).0 = RolloutCounts::of(&units);
             if !units
                 .iter()
                 .any(|u| u.wave == wave && !u.status.is_finished())
@@ -544,9 +546,9 @@ impl ProvisioningOrchestrator {
     /// each for the batch, and one [`upgrade`](crate::TenantSchemaManager::upgrade)
     /// call (one transaction for a batch of PostgreSQL schemas). A batch is
     /// at most [`MAX_BATCH`] units, a share of what is pending so that every
-    /// worker has some, and never more than the failures the limit still
-    /// allows plus one: the units of a batch start together, and none may
-    /// start past the limit.
+    /// worker has some, and, with the other workers' batches, no more than
+    /// the failures the limit still allows plus one (see [`batch_size`]):
+    /// the units of a batch start together.
     async fn wave_worker(
         &self,
         run: &Run<'_>,
@@ -556,7 +558,7 @@ impl ProvisioningOrchestrator {
         let options = run.options;
         loop {
             let halting = {
-                let counts = *lock(&run.counts);
+                let counts = lock(&run.counts).0;
                 let mut halt = lock(&run.halt);
                 if halt.is_some() {
                     return Ok(());
@@ -578,11 +580,27 @@ impl ProvisioningOrchestrator {
                     .await?;
                 return Ok(());
             }
-            let batch = batch_size(&lock(&run.counts), run.max_failures, options.concurrency);
+            // Reserved under the lock, so that the workers' batches together
+            // stay within the failures the limit still allows.
+            let batch = {
+                let mut counts = lock(&run.counts);
+                let wave_size = if wave == 0 { run.canary } else { usize::MAX };
+                let n = batch_size(
+                    &counts.0,
+                    counts.1,
+                    run.max_failures,
+                    options.concurrency,
+                    wave_size,
+                );
+                counts.1 += n;
+                n
+            };
             let claimed = run
                 .fleet
                 .claim_units(run.id, wave, run.worker, options.lease, batch)
-                .await?;
+                .await;
+            lock(&run.counts).1 -= batch - claimed.as_ref().map_or(0, Vec::len);
+            let claimed = claimed?;
             if claimed.is_empty() {
                 return Ok(());
             }
@@ -592,6 +610,7 @@ impl ProvisioningOrchestrator {
                 claimed.iter().map(|u| u.seq).zip(results).collect();
             let kept = self.settle_units(run, &outcomes).await;
             lock(&run.held).retain(|s| !outcomes.iter().any(|(seq, _)| seq == s));
+            lock(&run.counts).1 -= claimed.len();
             let kept = kept?;
             for ((mut unit, (_, result)), kept) in claimed.into_iter().zip(outcomes).zip(kept) {
                 if !kept {
@@ -599,7 +618,7 @@ impl ProvisioningOrchestrator {
                     continue;
                 }
                 let counts = {
-                    let mut counts = lock(&run.counts);
+                    let counts = &mut lock(&run.counts).0;
                     let from = if counts.pending > 0 {
                         UnitStatus::Pending
                     } else {
@@ -617,6 +636,42 @@ impl ProvisioningOrchestrator {
         }
     }
 
+    /// The catalog's records of `ids` now, in one read; if that read fails,
+    /// one read each, so that a store failure fails only the units whose
+    /// tenant could not be read (with why). An id the catalog lacks is left
+    /// out.
+    async fn current_tenants(
+        &self,
+        ids: &[TenantId],
+    ) -> HashMap<TenantId, std::result::Result<crate::model::TenantRecord, String>> {
+        let store = &self.inner.parts.store;
+        if ids.is_empty() {
+            return HashMap::new();
+        }
+        match store.tenants(ids).await {
+            Ok(records) => records
+                .into_iter()
+                .map(|r| (r.tenant_id.clone(), Ok(r)))
+                .collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, tenants = ids.len(), "reading a batch's tenants failed; reading them one at a time");
+                let mut now = HashMap::with_capacity(ids.len());
+                for id in ids {
+                    match store.tenant(id).await {
+                        Ok(Some(record)) => {
+                            now.insert(id.clone(), Ok(record));
+                        }
+                        Ok(None) => {}
+                        Err(e) => {
+                            now.insert(id.clone(), Err(e.report()));
+                        }
+                    }
+                }
+                now
+            }
+        }
+    }
+
     /// Upgrades the databases of `units`, one outcome per unit. Dedicated
     /// tenants are read again first (together): one deleted since is
     /// skipped, one moved since is upgraded where it is now.
@@ -626,42 +681,23 @@ impl ProvisioningOrchestrator {
             .filter(|u| u.placement.isolation == Isolation::Dedicated)
             .map(|u| u.placement.tenant_id.clone())
             .collect();
-        let now = if dedicated.is_empty() {
-            Ok(HashMap::new())
-        } else {
-            self.inner
-                .parts
-                .store
-                .tenants(&dedicated)
-                .await
-                .map(|records| {
-                    records
-                        .into_iter()
-                        .map(|r| (r.tenant_id.clone(), r))
-                        .collect::<HashMap<_, _>>()
-                })
-        };
+        let now = self.current_tenants(&dedicated).await;
         let mut results: Vec<Option<UnitResult>> = Vec::with_capacity(units.len());
         let mut databases = Vec::new();
         for unit in units {
             let mut placement = unit.placement.clone();
             if placement.isolation == Isolation::Dedicated {
-                let skip = match &now {
-                    Err(e) => Some(UnitResult::Failed(format!(
-                        "reading the tenant: {}",
-                        e.report()
-                    ))),
-                    Ok(now) => match now.get(&placement.tenant_id) {
-                        None => Some(UnitResult::Skipped(
-                            "tenant is no longer in the catalog".into(),
-                        )),
-                        Some(record) => match (record.state, &record.placement) {
-                            (TenantState::Active | TenantState::Suspended, Some(here)) => {
-                                placement = here.clone();
-                                None
-                            }
-                            (state, _) => Some(UnitResult::Skipped(busy(state))),
-                        },
+                let skip = match now.get(&placement.tenant_id) {
+                    None => Some(UnitResult::Skipped(
+                        "tenant is no longer in the catalog".into(),
+                    )),
+                    Some(Err(e)) => Some(UnitResult::Failed(format!("reading the tenant: {e}"))),
+                    Some(Ok(record)) => match (record.state, &record.placement) {
+                        (TenantState::Active | TenantState::Suspended, Some(here)) => {
+                            placement = here.clone();
+                            None
+                        }
+                        (state, _) => Some(UnitResult::Skipped(busy(state))),
                     },
                 };
                 if skip.is_some() {
@@ -742,7 +778,7 @@ impl ProvisioningOrchestrator {
     ) -> Result<Vec<bool>> {
         let timer = self.inner.executor.timer();
         let mut attempt = 0u32;
-        loop {
+        let kept = loop {
             match run.fleet.finish_units(run.id, run.worker, outcomes).await {
                 Err(e) if e.is_transient() && attempt < 3 => {
                     attempt += 1;
@@ -751,23 +787,49 @@ impl ProvisioningOrchestrator {
                         .sleep(Duration::from_millis(100 * u64::from(attempt)))
                         .await;
                 }
-                other => return other,
+                other => break other?,
             }
+        };
+        if attempt == 0 || kept.iter().all(|&k| k) {
+            return Ok(kept);
         }
+        // A failed attempt may have written some before it failed: those
+        // are this worker's, settled as it settled them, not lost.
+        let stored = run.fleet.rollout_units(run.id).await?;
+        Ok(outcomes
+            .iter()
+            .zip(kept)
+            .map(|((seq, result), kept)| {
+                kept || stored.iter().any(|u| {
+                    u.seq == *seq
+                        && u.status == result.status()
+                        && u.worker.as_deref() == Some(run.worker)
+                })
+            })
+            .collect())
     }
 }
 
 /// The most units a worker claims and upgrades together.
 pub(crate) const MAX_BATCH: usize = 32;
 
-/// How many units a worker claims next: a share of the pending ones among
-/// `concurrency` workers, at most [`MAX_BATCH`], and at most one more than
-/// the failures `limit` still allows.
-fn batch_size(counts: &RolloutCounts, limit: FailureLimit, concurrency: usize) -> usize {
-    let share = counts.pending / concurrency.max(1);
+/// How many units a worker claims next: a share, among `concurrency`
+/// workers, of the pending units of its wave (at most `wave_size`) that no
+/// worker holds; at most [`MAX_BATCH`]; and no more than the failures `limit`
+/// still allows plus one, less the `in_flight` units of the other workers.
+/// At least one: with every worker at one unit the roll-out runs as one
+/// unit at a time would.
+fn batch_size(
+    counts: &RolloutCounts,
+    in_flight: usize,
+    limit: FailureLimit,
+    concurrency: usize,
+    wave_size: usize,
+) -> usize {
+    let share = counts.pending.saturating_sub(in_flight).min(wave_size) / concurrency.max(1);
     let room = limit
         .headroom(counts.failed, counts.total)
-        .map_or(MAX_BATCH, |r| r.saturating_add(1));
+        .map_or(MAX_BATCH, |r| r.saturating_add(1).saturating_sub(in_flight));
     share.min(room).clamp(1, MAX_BATCH)
 }
 
@@ -791,8 +853,11 @@ struct Run<'a> {
     options: &'a RolloutOptions,
     /// The failure limit in force: this call's, else the one kept.
     max_failures: FailureLimit,
-    /// The roll-out's counts, as this call knows them.
-    counts: Mutex<RolloutCounts>,
+    /// The roll-out's canary wave: at most this many units in wave 0.
+    canary: usize,
+    /// The roll-out's counts, as this call knows them, and how many units
+    /// this call's workers have claimed and not settled yet.
+    counts: Mutex<(RolloutCounts, usize)>,
     /// The units this call settled, in order.
     settled: Mutex<Vec<RolloutUnit>>,
     /// The units in hand, whose leases the heartbeat renews.
@@ -804,4 +869,60 @@ struct Run<'a> {
 /// Locks `m`; a worker that panicked holding it left only counts behind.
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Workers reserving batches one after another never hold more than
+        /// the failures allowed plus one, and one more unit per other worker
+        /// (each has at least one, as one unit at a time would).
+        #[test]
+        fn reserved_batches_stay_within_the_limit(
+            pending in 0usize..5_000,
+            failed in 0usize..100,
+            n in 0usize..50,
+            workers in 1usize..16,
+        ) {
+            let counts = RolloutCounts {
+                total: pending + failed,
+                pending,
+                failed,
+                ..RolloutCounts::default()
+            };
+            let limit = FailureLimit::Count(n);
+            let mut in_flight = 0;
+            for _ in 0..workers {
+                let batch = batch_size(&counts, in_flight, limit, workers, usize::MAX);
+                prop_assert!((1..=MAX_BATCH).contains(&batch));
+                in_flight += batch;
+            }
+            let room = limit.headroom(failed, counts.total).unwrap() + 1;
+            prop_assert!(in_flight < room + workers, "{in_flight} >= {room} + {workers}");
+        }
+    }
+
+    #[test]
+    fn batches_share_the_wave_and_shrink_at_its_end() {
+        let counts = |pending| RolloutCounts {
+            total: 1_000,
+            pending,
+            ..RolloutCounts::default()
+        };
+        let free = FailureLimit::Unlimited;
+        assert_eq!(
+            batch_size(&counts(1_000), 0, free, 4, usize::MAX),
+            MAX_BATCH
+        );
+        assert_eq!(batch_size(&counts(40), 0, free, 4, usize::MAX), 10);
+        assert_eq!(batch_size(&counts(40), 36, free, 4, usize::MAX), 1);
+        // A canary wave of 8 among 1,000 pending: two units a worker.
+        assert_eq!(batch_size(&counts(1_000), 0, free, 4, 8), 2);
+        // No failure allowed: one unit at a time.
+        let none = FailureLimit::Count(0);
+        assert_eq!(batch_size(&counts(1_000), 0, none, 1, usize::MAX), 1);
+    }
 }

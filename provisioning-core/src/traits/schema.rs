@@ -405,8 +405,8 @@ pub async fn upgrade_one<M: TenantSchemaManager + ?Sized>(
 }
 
 /// Seeds each of `tenants` in the database of `placement`, in order, with
-/// [`TenantSchemaManager::seed`]; the seeds applied. A failure names its
-/// tenant, and stops there.
+/// [`TenantSchemaManager::seed`]; the seeds applied. A failure stops there;
+/// a backend's names the tenant.
 pub async fn seed_each<M: TenantSchemaManager + ?Sized>(
     manager: &M,
     placement: &Placement,
@@ -418,15 +418,22 @@ pub async fn seed_each<M: TenantSchemaManager + ?Sized>(
         theirs.tenant_id = tenant.clone();
         match manager.seed(&theirs).await {
             Ok(more) => seeded.extend(more),
-            Err(e) => {
-                let transient = e.is_transient();
-                return Err(crate::Error::backend(
-                    "schema manager",
-                    format!("seeding {tenant}"),
+            // A backend's failure says whose seed failed; any other error
+            // (a tenant database not found, say) is the caller's to match.
+            Err(crate::Error::Backend {
+                component,
+                message,
+                transient,
+                source,
+            }) => {
+                return Err(crate::Error::Backend {
+                    component,
+                    message: format!("seeding {tenant}: {message}"),
                     transient,
-                    e,
-                ));
+                    source,
+                });
             }
+            Err(e) => return Err(e),
         }
     }
     Ok(seeded)

@@ -6,7 +6,8 @@
 //! trips, its commit's flush. Schemas of one database are upgraded as a
 //! batch in four round trips in all: `BEGIN`; every schema's advisory lock
 //! and both ledgers read; every schema's pending migrations and ledger rows;
-//! `COMMIT`. Anything unusual in the batch (a ledger missing, a migration
+//! `COMMIT` (at most [`upgrade_batch`](super::PgSchemaManagerBuilder::upgrade_batch)
+//! schemas a transaction). Anything unusual in the batch (a ledger missing, a migration
 //! failing, a migration hook, a `no_tx` migration) rolls the batch back and
 //! upgrades its schemas one at a time instead, which gives each its own
 //! outcome exactly as [`migrate`](provisioning_core::TenantSchemaManager::migrate)
@@ -83,12 +84,14 @@ impl PgSchemaManager {
             }
         }
         for (target, members) in batches {
-            if members.len() < 2 {
-                continue;
-            }
-            if let Some(done) = self.upgrade_batch(&target, &members).await {
-                for (member, outcome) in members.iter().zip(done) {
-                    outcomes[member.index] = Some(outcome);
+            for chunk in members.chunks(self.upgrade_batch) {
+                if chunk.len() < 2 {
+                    continue;
+                }
+                if let Some(done) = self.upgrade_together(&target, chunk).await {
+                    for (member, outcome) in chunk.iter().zip(done) {
+                        outcomes[member.index] = Some(outcome);
+                    }
                 }
             }
         }
@@ -104,7 +107,7 @@ impl PgSchemaManager {
 
     /// One batch in one transaction; `None` when it was rolled back and its
     /// schemas are to be upgraded one at a time.
-    async fn upgrade_batch(
+    async fn upgrade_together(
         &self,
         target: &Target,
         members: &[Member<'_>],
@@ -211,7 +214,10 @@ impl PgSchemaManager {
             return None;
         }
         if let Err(e) = tx.commit().await {
-            tracing::debug!(error = %e, "a batch's commit failed; one schema at a time");
+            // Rolled back, as a rule. A commit whose reply was lost may have
+            // committed: one at a time then finds the schemas up to date and
+            // reports nothing applied, which their ledgers contradict.
+            tracing::warn!(error = %e, "a batch's commit failed; one schema at a time");
             return None;
         }
         drop(conn);
