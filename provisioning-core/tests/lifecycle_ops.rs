@@ -256,29 +256,25 @@ async fn listing_filters_by_state_region_and_plan_and_pages() {
             .map(|r| r.tenant_id.to_string())
             .collect()
     };
-    let mut filter = TenantFilter::all();
-    filter.region = Some("us-east".parse().unwrap());
+    let filter = TenantFilter::all().region("us-east".parse().unwrap());
     assert_eq!(
         ids(orchestrator.list_tenants(&filter).await.unwrap()),
         ["charlie", "delta"]
     );
-    let mut filter = TenantFilter::all();
-    filter.state = Some(TenantState::Suspended);
+    let filter = TenantFilter::all().state(TenantState::Suspended);
     assert_eq!(
         ids(orchestrator.list_tenants(&filter).await.unwrap()),
         ["charlie"]
     );
-    let mut filter = TenantFilter::all();
-    filter.plan = Some("free".parse().unwrap());
+    let filter = TenantFilter::all().plan("free".parse().unwrap());
     assert_eq!(
         ids(orchestrator.list_tenants(&filter).await.unwrap()),
         ["alpha", "charlie"]
     );
-    let mut page = TenantFilter::all();
-    page.limit = 3;
+    let page = TenantFilter::all().limit(3);
     let first = ids(orchestrator.list_tenants(&page).await.unwrap());
     assert_eq!(first, ["alpha", "bravo", "charlie"]);
-    page.after = Some("charlie".parse().unwrap());
+    let page = page.after("charlie".parse().unwrap());
     assert_eq!(
         ids(orchestrator.list_tenants(&page).await.unwrap()),
         ["delta"]

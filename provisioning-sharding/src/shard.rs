@@ -60,7 +60,7 @@ impl ShardStatus {
 
 impl fmt::Display for ShardStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 

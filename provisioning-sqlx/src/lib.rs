@@ -23,12 +23,13 @@
 //! ```
 //! use provisioning_core::*;
 //! use provisioning_sqlx::{Seed, SqliteSchemaManager, TenantSchema};
-//! use sqlx::SqlSafeStr;
-//! use sqlx::migrate::{Migration, MigrationType, Migrator};
+//! use provisioning_sqlx::sqlx::SqlSafeStr;
+//! use provisioning_sqlx::sqlx::migrate::{Migration, MigrationType, Migrator};
 //!
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 //! # let dir = tempfile::tempdir().unwrap();
-//! // Usually `sqlx::migrate!("./migrations")` or `TenantSchema::from_dir(..)`.
+//! // Usually `TenantSchema::from_dir(..)`, or `sqlx::migrate!("./migrations")`
+//! // (sqlx's macros name `::sqlx`: they need sqlx as a dependency of your own).
 //! let migrations = Migrator::with_migrations(vec![Migration::new(
 //!     1, "roles".into(), MigrationType::Simple,
 //!     "CREATE TABLE roles (tenant_id TEXT NOT NULL, name TEXT NOT NULL)".into_sql_str(), false)]);
@@ -82,3 +83,11 @@ pub use schema::{
     MigrationHook, SEED_LEDGER_TABLE, SEED_NAME_MAX_LEN, Seed, SeedBody, SeedFn, TenantSchema,
 };
 pub use store::*;
+
+/// The sqlx this crate is built on, re-exported so that callers name
+/// exactly its types (`provisioning_sqlx::sqlx::SqliteConnection` in a Rust
+/// seed, `provisioning_sqlx::sqlx::migrate::Migrator` for a schema) without
+/// pinning a version of their own. sqlx's macros (`migrate!`, `query!`)
+/// expand to paths under `::sqlx`, so code that uses them depends on sqlx
+/// itself, at this crate's version.
+pub use sqlx;

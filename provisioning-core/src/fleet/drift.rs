@@ -63,7 +63,7 @@ impl DriftKind {
 
 impl fmt::Display for DriftKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 

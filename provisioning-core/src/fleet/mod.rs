@@ -82,6 +82,18 @@ pub enum UnitStatus {
     Skipped,
 }
 
+impl std::fmt::Display for UnitStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+impl std::fmt::Display for RolloutStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
 impl UnitStatus {
     /// The lowercase name used in JSON and in the stores.
     pub fn as_str(self) -> &'static str {

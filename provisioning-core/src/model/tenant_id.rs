@@ -192,7 +192,7 @@ fn check(value: &str) -> std::result::Result<(), TenantIdRule> {
 
 impl fmt::Display for TenantId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.pad(&self.0)
     }
 }
 
@@ -238,6 +238,25 @@ impl From<TenantId> for String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn display_pads_and_aligns_like_a_str() {
+        let id = TenantId::parse("acme").unwrap();
+        assert_eq!(format!("[{id:<6}]"), "[acme  ]");
+        assert_eq!(format!("[{id:>6}]"), "[  acme]");
+        assert_eq!(format!("[{id:.2}]"), "[ac]");
+        assert_eq!(
+            format!("[{:>9}]", crate::RequestStatus::Running),
+            "[  running]"
+        );
+        assert_eq!(format!("[{:<7}]", crate::TenantState::Active), "[active ]");
+        assert_eq!(
+            format!("[{:>8}]", crate::Region::parse("eu").unwrap()),
+            "[      eu]"
+        );
+        assert_eq!(format!("{}", crate::UnitStatus::Migrated), "migrated");
+        assert_eq!(format!("{}", crate::RolloutStatus::Halted), "halted");
+    }
 
     fn rule(input: &str) -> TenantIdRule {
         match TenantId::parse(input) {

@@ -34,6 +34,12 @@ pub enum RequestStatus {
     CompensationFailed,
 }
 
+impl std::fmt::Display for RequestStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
 impl RequestStatus {
     /// Whether the request's outcome is settled.
     pub fn is_finished(self) -> bool {
@@ -156,9 +162,59 @@ pub struct TenantFilter {
 }
 
 impl TenantFilter {
-    /// Every tenant, first page.
+    /// Every tenant, first page; narrowed with the methods below.
+    ///
+    /// ```
+    /// use provisioning_core::{TenantFilter, TenantState};
+    ///
+    /// let filter = TenantFilter::all()
+    ///     .state(TenantState::Active)
+    ///     .region("eu-west".parse()?)
+    ///     .after("acme".parse()?)
+    ///     .limit(50);
+    /// assert_eq!(filter.effective_limit(), 50);
+    /// assert_eq!(filter.after.unwrap().as_str(), "acme");
+    /// # Ok::<(), provisioning_core::Error>(())
+    /// ```
     pub fn all() -> Self {
         Self::default()
+    }
+
+    /// Only tenants in `state`.
+    #[must_use]
+    pub fn state(mut self, state: TenantState) -> Self {
+        self.state = Some(state);
+        self
+    }
+
+    /// Only tenants in `region`.
+    #[must_use]
+    pub fn region(mut self, region: Region) -> Self {
+        self.region = Some(region);
+        self
+    }
+
+    /// Only tenants on `plan`.
+    #[must_use]
+    pub fn plan(mut self, plan: PlanName) -> Self {
+        self.plan = Some(plan);
+        self
+    }
+
+    /// Only tenants whose id sorts after `tenant` (the last of the page
+    /// before).
+    #[must_use]
+    pub fn after(mut self, tenant: TenantId) -> Self {
+        self.after = Some(tenant);
+        self
+    }
+
+    /// At most `limit` tenants (0: the store's default of 100; at most
+    /// 10,000).
+    #[must_use]
+    pub fn limit(mut self, limit: usize) -> Self {
+        self.limit = limit;
+        self
     }
 
     /// The page size the store uses for `limit`.

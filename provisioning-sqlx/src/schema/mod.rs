@@ -55,8 +55,8 @@ pub const SEED_LEDGER_TABLE: &str = "_tenant_seeds";
 ///
 /// ```
 /// use provisioning_sqlx::{Seed, TenantSchema};
-/// use sqlx::SqliteConnection;
-/// use sqlx::migrate::Migrator;
+/// use provisioning_sqlx::sqlx::SqliteConnection;
+/// use provisioning_sqlx::sqlx::migrate::Migrator;
 ///
 /// let schema = TenantSchema::<SqliteConnection>::new(Migrator::DEFAULT)
 ///     .seed(Seed::sql("roles", 1, "INSERT INTO roles (tenant_id, name) VALUES (?1, 'owner')"))

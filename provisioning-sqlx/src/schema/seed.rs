@@ -58,7 +58,7 @@ impl<C> Clone for SeedBody<C> {
 ///
 /// ```
 /// use provisioning_sqlx::Seed;
-/// use sqlx::SqliteConnection;
+/// use provisioning_sqlx::sqlx::SqliteConnection;
 ///
 /// let roles = Seed::<SqliteConnection>::sql("default-roles", 1,
 ///     "INSERT INTO roles (tenant_id, name) VALUES (?1, 'owner')");

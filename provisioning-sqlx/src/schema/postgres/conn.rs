@@ -123,22 +123,7 @@ impl ApplyAll for PgConnection {
             let rows = sqlx::raw_sql(AssertSqlSafe(sql))
                 .fetch_all(&mut *self)
                 .await?;
-            let mut ledger = Ledger {
-                dirty: None,
-                applied: Vec::with_capacity(rows.len()),
-            };
-            for row in rows {
-                let version: i64 = row.try_get("version")?;
-                if !row.try_get::<bool, _>("success")? {
-                    ledger.dirty = ledger.dirty.or(Some(version));
-                }
-                let checksum: Vec<u8> = row.try_get("checksum")?;
-                ledger.applied.push(AppliedMigration {
-                    version,
-                    checksum: checksum.into(),
-                });
-            }
-            Ok(ledger)
+            Ok(ledger_of(&rows)?)
         })
     }
 
@@ -168,6 +153,29 @@ impl ApplyAll for PgConnection {
             }
         })
     }
+}
+
+/// The migration ledger in `rows` (`version`, `checksum`, `success`, in
+/// version order).
+pub(super) fn ledger_of(
+    rows: &[sqlx::postgres::PgRow],
+) -> std::result::Result<Ledger, sqlx::Error> {
+    let mut ledger = Ledger {
+        dirty: None,
+        applied: Vec::with_capacity(rows.len()),
+    };
+    for row in rows {
+        let version: i64 = row.try_get("version")?;
+        if !row.try_get::<bool, _>("success")? {
+            ledger.dirty = ledger.dirty.or(Some(version));
+        }
+        let checksum: Vec<u8> = row.try_get("checksum")?;
+        ledger.applied.push(AppliedMigration {
+            version,
+            checksum: checksum.into(),
+        });
+    }
+    Ok(ledger)
 }
 
 /// `migrations` as one script followed by their rows in ledger `table`

@@ -17,12 +17,12 @@ use futures_util::TryStreamExt;
 use provisioning_core::{
     Isolation, MigrationInfo, Placement, Result, TenantId, Upgrade, seed_each, upgrade_one,
 };
-use sqlx::migrate::{AppliedMigration, Migration};
+use sqlx::migrate::Migration;
 use sqlx::{AssertSqlSafe, Either, Executor, Row};
 
-use super::conn::{self, COMPONENT, applied_with_rows, xact_lock_sql};
+use super::conn::{self, COMPONENT, applied_with_rows, ledger_of, xact_lock_sql};
 use super::{PgSchemaManager, Target, TargetKind};
-use crate::schema::migrate::{self, LEDGER_TABLE, Ledger};
+use crate::schema::migrate::{self, LEDGER_TABLE};
 use crate::schema::seed::{LedgerRow, pending_seeds};
 use crate::schema::sql::{quote_ident, quote_literal};
 
@@ -172,7 +172,7 @@ impl PgSchemaManager {
         };
         let mut planned = Vec::with_capacity(members.len());
         for (member, ledgers) in members.iter().zip(sets[locations.len()..].chunks(2)) {
-            let ledger = migration_ledger(&ledgers[0]).ok()?;
+            let ledger = ledger_of(&ledgers[0]).ok()?;
             let seeds = seed_ledger(&ledgers[1]).ok()?;
             planned.push(
                 match migrate::pending_in(&ledger, schema.migrator(), COMPONENT, &member.location) {
@@ -271,26 +271,6 @@ async fn result_sets(
         }
     }
     Ok(sets)
-}
-
-/// The migration ledger as [`migrate::run`] reads it.
-fn migration_ledger(rows: &[sqlx::postgres::PgRow]) -> std::result::Result<Ledger, sqlx::Error> {
-    let mut ledger = Ledger {
-        dirty: None,
-        applied: Vec::with_capacity(rows.len()),
-    };
-    for row in rows {
-        let version: i64 = row.try_get("version")?;
-        if !row.try_get::<bool, _>("success")? {
-            ledger.dirty = ledger.dirty.or(Some(version));
-        }
-        let checksum: Vec<u8> = row.try_get("checksum")?;
-        ledger.applied.push(AppliedMigration {
-            version,
-            checksum: checksum.into(),
-        });
-    }
-    Ok(ledger)
 }
 
 /// The seed ledger's rows, each with its tenant.

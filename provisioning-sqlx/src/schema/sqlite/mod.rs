@@ -63,8 +63,8 @@ pub type SqliteTenantSchema = TenantSchema<SqliteConnection>;
 /// ```
 /// use provisioning_core::*;
 /// use provisioning_sqlx::{Seed, SqliteSchemaManager, TenantSchema};
-/// use sqlx::migrate::{Migration, MigrationType, Migrator};
-/// use sqlx::SqlSafeStr;
+/// use provisioning_sqlx::sqlx::migrate::{Migration, MigrationType, Migrator};
+/// use provisioning_sqlx::sqlx::SqlSafeStr;
 ///
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 /// let dir = tempfile::tempdir().unwrap();
