@@ -58,6 +58,9 @@
 //!
 //! - `sqlite` (default): [`SqliteSchemaManager`].
 //! - `postgres`: `PgSchemaManager`.
+//! - `sharding`: the stores as `provisioning_sharding::LoadSource` (each
+//!   shard's tenant count, from the catalog), for `LeastLoadedResolver` or
+//!   a resolver of your own.
 
 mod error;
 pub mod fleet;

@@ -10,8 +10,9 @@ use provisioning_core::{Result, ShardId};
 /// of tenants already on each shard.
 ///
 /// The catalog is the natural source (`SELECT shard, count(*) ... GROUP BY
-/// shard`); the SQL stores implement it. A shard missing from the map holds no
-/// tenants. The counts may lag behind placements in flight: the resolver adds
+/// shard`): provisioning-sqlx's `SqliteStore` and `PostgresStore` implement
+/// it with that crate's `sharding` feature. A shard missing from the map
+/// holds no tenants. The counts may lag behind placements in flight: the resolver adds
 /// its own reservations on top.
 ///
 /// ```

@@ -2,6 +2,8 @@
 //! (tenants, requests), the saga journal and the event outbox.
 
 mod codec;
+#[cfg(all(feature = "sharding", any(feature = "sqlite", feature = "postgres")))]
+mod load;
 #[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(feature = "sqlite")]

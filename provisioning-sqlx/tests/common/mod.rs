@@ -8,6 +8,11 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use provisioning_core::{
     Error, Isolation, MigrationInfo, Placement, PlanDecision, Residency, ShardChoice,
 };
+#[cfg(feature = "sharding")]
+use provisioning_core::{
+    EventKind, NewEvent, RequestId, RequestRecord, RunId, ShardId, Submission, TenantId,
+    TenantRecord, TenantState,
+};
 use provisioning_sqlx::{MigrationHook, Seed, TenantSchema};
 
 #[cfg(feature = "postgres")]
@@ -160,4 +165,76 @@ impl provisioning_core::StorageInitializer for NoStorage {
     ) -> provisioning_core::Result<()> {
         Ok(())
     }
+}
+
+/// Submits the creation of a new tenant (Requested, not placed); its id.
+#[cfg(feature = "sharding")]
+async fn submit_new(store: &dyn provisioning_core::TenantStore) -> TenantId {
+    let id = provisioning_core::testing::unique_tenant("load");
+    let request_id = RequestId::new();
+    let request = RequestRecord::new(
+        request_id,
+        id.clone(),
+        "create-tenant",
+        serde_json::json!({}),
+        RunId::from_uuid(*request_id.as_uuid()).unwrap(),
+    );
+    let record = TenantRecord::new_requested(
+        id.clone(),
+        request_id,
+        "premium".parse().unwrap(),
+        "eu-west".parse().unwrap(),
+        Default::default(),
+        chrono::Utc::now(),
+    );
+    let event = NewEvent::new(EventKind::TenantCreated, request_id, serde_json::json!({}));
+    store
+        .submit(Submission::create(request, record, event))
+        .await
+        .unwrap();
+    id
+}
+
+/// A catalog's shard counts follow its tenants' placements: placed tenants
+/// count on their shard; Requested (unplaced), Deleted and Failed ones do
+/// not. Shards named uniquely, so other tenants in the store do not matter.
+#[cfg(feature = "sharding")]
+pub async fn shard_counts_follow_placements<S>(store: &S)
+where
+    S: provisioning_core::TenantStore + provisioning_sharding::LoadSource,
+{
+    let a: ShardId = unique_tenant("load-a").parse().unwrap();
+    let b: ShardId = unique_tenant("load-b").parse().unwrap();
+    let placed = [
+        (&a, TenantState::Active),
+        (&a, TenantState::Suspended),
+        (&a, TenantState::Moving),
+        (&a, TenantState::Deleted),
+        (&b, TenantState::Active),
+        (&b, TenantState::Failed),
+    ];
+    for (shard, state) in placed {
+        let id = submit_new(store).await;
+        let mut record = store.tenant(&id).await.unwrap().unwrap();
+        let mut placement = plan(id.as_str(), Isolation::Dedicated, "pg-1");
+        placement.shard = shard.clone();
+        record.placement = Some(placement);
+        record.state = state;
+        let version = record.version;
+        store.update_tenant(record, version, vec![]).await.unwrap();
+    }
+    // One more, never placed.
+    submit_new(store).await;
+
+    let counts = store.tenant_counts().await.unwrap();
+    assert_eq!(
+        counts.get(&a),
+        Some(&3),
+        "active, suspended and moving: {counts:?}"
+    );
+    assert_eq!(
+        counts.get(&b),
+        Some(&1),
+        "the failed one is not counted: {counts:?}"
+    );
 }

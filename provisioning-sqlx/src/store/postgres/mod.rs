@@ -4,6 +4,8 @@
 mod catalog;
 mod fleet;
 mod journal;
+#[cfg(feature = "sharding")]
+mod load;
 mod sql;
 
 use std::fmt;

@@ -22,6 +22,7 @@ pub(super) struct Statements {
     pub(super) unfinished_requests: SqlStr,
     pub(super) tenant: SqlStr,
     pub(super) tenants: SqlStr,
+    pub(super) tenant_counts: SqlStr,
     pub(super) tenant_version: SqlStr,
     pub(super) update_tenant: SqlStr,
     pub(super) list_tenants: SqlStr,
@@ -132,6 +133,15 @@ impl Statements {
             tenant: s("SELECT record::text AS record FROM {s}.tenants WHERE tenant_id = $1"),
             tenants: s("SELECT record::text AS record FROM {s}.tenants \
                  WHERE tenant_id = ANY($1::text[])"),
+            // What `LoadSource` counts: placed tenants neither deleted nor
+            // failed, per shard.
+            tenant_counts: s(
+                "SELECT record->'placement'->>'shard' AS shard, count(*) AS n \
+                 FROM {s}.tenants \
+                 WHERE state NOT IN ('deleted', 'failed') \
+                   AND record->'placement'->>'shard' IS NOT NULL \
+                 GROUP BY 1",
+            ),
             tenant_version: s("SELECT version FROM {s}.tenants WHERE tenant_id = $1"),
             // Version-checked: locks the row, reserves the sequences of the
             // events ($8, bodies) and writes them in the same statement, each

@@ -19,6 +19,8 @@ use crate::store::codec::{from_json, to_json};
 mod fleet;
 mod group;
 mod journal;
+#[cfg(feature = "sharding")]
+mod load;
 mod requests;
 mod script;
 mod tenants;
