@@ -202,7 +202,7 @@ pub struct NewRolloutUnit {
     /// database, `shared:{region}/{shard}` for a shared one.
     pub key: String,
     /// The placement it is migrated through (a dedicated tenant's is read
-    /// again from the catalog when its turn comes: it may have moved).
+    /// again from the catalog when its batch is taken: it may have moved).
     pub placement: Placement,
     /// The tenants whose data it holds.
     pub tenants: Vec<TenantId>,
