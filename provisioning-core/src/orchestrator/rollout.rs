@@ -599,7 +599,12 @@ impl ProvisioningOrchestrator {
                 .fleet
                 .claim_units(run.id, wave, run.worker, options.lease, batch)
                 .await;
-            lock(&run.counts).1 -= batch - claimed.as_ref().map_or(0, Vec::len);
+            // Saturating: a store handing out more than asked must not
+            // panic the roll-out, only loosen the reservation.
+            release(
+                &run.counts,
+                batch.saturating_sub(claimed.as_ref().map_or(0, Vec::len)),
+            );
             let claimed = claimed?;
             if claimed.is_empty() {
                 return Ok(());
@@ -610,7 +615,7 @@ impl ProvisioningOrchestrator {
                 claimed.iter().map(|u| u.seq).zip(results).collect();
             let kept = self.settle_units(run, &outcomes).await;
             lock(&run.held).retain(|s| !outcomes.iter().any(|(seq, _)| seq == s));
-            lock(&run.counts).1 -= claimed.len();
+            release(&run.counts, claimed.len());
             let kept = kept?;
             for ((mut unit, (_, result)), kept) in claimed.into_iter().zip(outcomes).zip(kept) {
                 if !kept {
@@ -864,6 +869,12 @@ struct Run<'a> {
     held: Mutex<Vec<u64>>,
     /// Why the roll-out halts, once it does.
     halt: Mutex<Option<String>>,
+}
+
+/// Gives back `n` units reserved by a worker (see [`batch_size`]).
+fn release(counts: &Mutex<(RolloutCounts, usize)>, n: usize) {
+    let mut counts = lock(counts);
+    counts.1 = counts.1.saturating_sub(n);
 }
 
 /// Locks `m`; a worker that panicked holding it left only counts behind.
