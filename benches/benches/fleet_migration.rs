@@ -18,9 +18,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use provisioning_core::{
-    Isolation, Placement, PlanDecision, Residency, ShardChoice, TenantSchemaManager,
-};
+use provisioning_core::{Placement, TenantSchemaManager};
 use provisioning_sqlx::{FleetOptions, SqliteSchemaManager, migrate_fleet};
 
 async fn manager(root: &Path, data: &Path, next: bool) -> SqliteSchemaManager {
@@ -36,23 +34,7 @@ async fn manager(root: &Path, data: &Path, next: bool) -> SqliteSchemaManager {
 
 fn plans(prefix: &str, n: usize) -> Vec<Placement> {
     (0..n)
-        .map(|i| {
-            Placement::new(
-                format!("{prefix}-{i:05}").parse().unwrap(),
-                PlanDecision::new(
-                    "premium".parse().unwrap(),
-                    Isolation::Dedicated,
-                    "eu-west".parse().unwrap(),
-                    Residency::Strict,
-                    "bench",
-                ),
-                ShardChoice::new(
-                    format!("eu-{}", i % 4).parse().unwrap(),
-                    "eu-west".parse().unwrap(),
-                    "bench",
-                ),
-            )
-        })
+        .map(|i| provisioning_benches::fleet::placement(&format!("{prefix}-{i:05}"), i).unwrap())
         .collect()
 }
 

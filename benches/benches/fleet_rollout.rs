@@ -42,21 +42,7 @@ async fn manager(root: &Path, data: &Path, next: bool) -> SqliteSchemaManager {
 }
 
 fn placement(tenant: &str, shard: usize) -> Placement {
-    Placement::new(
-        tenant.parse().unwrap(),
-        PlanDecision::new(
-            "premium".parse().unwrap(),
-            Isolation::Dedicated,
-            "eu-west".parse().unwrap(),
-            Residency::Strict,
-            "bench",
-        ),
-        ShardChoice::new(
-            format!("eu-{}", shard % 4).parse().unwrap(),
-            "eu-west".parse().unwrap(),
-            "bench",
-        ),
-    )
+    provisioning_benches::fleet::placement(tenant, shard).unwrap()
 }
 
 /// The extension points a roll-out does not call, for the builder.

@@ -1,8 +1,10 @@
 //! What the fleet benches (`fleet_migration`, `fleet_rollout`) share: a
-//! dedicated SQLite schema manager of the reference workload at a release.
+//! dedicated SQLite schema manager of the reference workload at a release,
+//! and the placement of each bench tenant.
 
 use std::path::{Path, PathBuf};
 
+use provisioning_core::{Isolation, Placement, PlanDecision, Residency, ShardChoice};
 use provisioning_sqlx::{Seed, SqliteSchemaManager, TenantSchema};
 
 /// Errors of the bench helpers, shown as they are.
@@ -48,3 +50,20 @@ pub async fn manager(
 
 /// The whole fleet release: 0011 and 0012.
 pub const FLEET_RELEASE: [&str; 2] = ["0011_task_estimate.sql", "0012_comment_edited_at.sql"];
+
+/// Tenant `tenant`'s placement in the fleet benches: dedicated, premium, in
+/// eu-west, on shard `eu-{shard % 4}`.
+pub fn placement(tenant: &str, shard: usize) -> Result<Placement, Error> {
+    let region: provisioning_core::Region = "eu-west".parse()?;
+    Ok(Placement::new(
+        tenant.parse()?,
+        PlanDecision::new(
+            "premium".parse()?,
+            Isolation::Dedicated,
+            region.clone(),
+            Residency::Strict,
+            "bench",
+        ),
+        ShardChoice::new(format!("eu-{}", shard % 4).parse()?, region, "bench"),
+    ))
+}

@@ -383,7 +383,10 @@ pub fn unique_tenant(prefix: &str) -> TenantId {
     TenantId::parse(format!("{prefix}-{suffix}")).expect("prefix must be a valid id start")
 }
 
-fn create(tenant: &TenantId, request_id: RequestId) -> Submission {
+/// The submission of a `create-tenant` request for `tenant` (free plan,
+/// eu-west, Requested, with its TenantCreated event), as the orchestrator
+/// writes one: for tests of a store that need tenants in it.
+pub fn create(tenant: &TenantId, request_id: RequestId) -> Submission {
     let request = RequestRecord::new(
         request_id,
         tenant.clone(),

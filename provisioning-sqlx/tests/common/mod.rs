@@ -9,10 +9,7 @@ use provisioning_core::{
     Error, Isolation, MigrationInfo, Placement, PlanDecision, Residency, ShardChoice,
 };
 #[cfg(feature = "sharding")]
-use provisioning_core::{
-    EventKind, NewEvent, RequestId, RequestRecord, RunId, ShardId, Submission, TenantId,
-    TenantRecord, TenantState,
-};
+use provisioning_core::{RequestId, ShardId, TenantId, TenantState};
 use provisioning_sqlx::{MigrationHook, Seed, TenantSchema};
 
 #[cfg(feature = "postgres")]
@@ -171,27 +168,8 @@ impl provisioning_core::StorageInitializer for NoStorage {
 #[cfg(feature = "sharding")]
 async fn submit_new(store: &dyn provisioning_core::TenantStore) -> TenantId {
     let id = provisioning_core::testing::unique_tenant("load");
-    let request_id = RequestId::new();
-    let request = RequestRecord::new(
-        request_id,
-        id.clone(),
-        "create-tenant",
-        serde_json::json!({}),
-        RunId::from_uuid(*request_id.as_uuid()).unwrap(),
-    );
-    let record = TenantRecord::new_requested(
-        id.clone(),
-        request_id,
-        "premium".parse().unwrap(),
-        "eu-west".parse().unwrap(),
-        Default::default(),
-        chrono::Utc::now(),
-    );
-    let event = NewEvent::new(EventKind::TenantCreated, request_id, serde_json::json!({}));
-    store
-        .submit(Submission::create(request, record, event))
-        .await
-        .unwrap();
+    let submission = provisioning_core::testing::create(&id, RequestId::new());
+    store.submit(submission).await.unwrap();
     id
 }
 

@@ -62,15 +62,15 @@ impl PgSchemaManager {
                 .schema(Isolation::Dedicated)
                 .is_ok_and(|s| migrate::up_migrations(s.migrator()).all(|m| !m.no_tx));
         for (index, (placement, tenants)) in databases.iter().enumerate() {
+            if !batchable || placement.isolation != Isolation::Dedicated {
+                continue;
+            }
             let Ok(target) = self.target(placement) else {
                 continue;
             };
             let TargetKind::Schema(schema) = &target.kind else {
                 continue;
             };
-            if !batchable || placement.isolation != Isolation::Dedicated {
-                continue;
-            }
             let member = Member {
                 index,
                 placement,

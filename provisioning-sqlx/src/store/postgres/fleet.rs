@@ -222,22 +222,11 @@ impl FleetStore for PostgresStore {
         worker: &str,
         result: &UnitResult,
     ) -> Result<bool> {
-        let migrated = result.migrated();
-        let applied = migrated.map(|(a, _)| to_json(&a)).transpose()?;
-        let seeded = migrated.map(|(_, s)| to_json(&s)).transpose()?;
-        let note = result.note();
-        let updated = sqlx::query(self.sql.fleet.finish_unit.clone())
-            .bind(id.to_string())
-            .bind(self::seq(seq)?)
-            .bind(worker)
-            .bind(result.status().as_str())
-            .bind(applied)
-            .bind(seeded)
-            .bind(note)
-            .execute(&self.leases)
-            .await
-            .map_err(err("finishing a roll-out unit"))?;
-        Ok(updated.rows_affected() == 1)
+        // One statement settles one unit or many.
+        let kept = self
+            .finish_units(id, worker, &[(seq, result.clone())])
+            .await?;
+        Ok(kept.first().copied().unwrap_or(false))
     }
 
     async fn finish_units(

@@ -48,7 +48,6 @@ pub(super) struct FleetStatements {
     pub(super) rollout_units: SqlStr,
     pub(super) claim_units: SqlStr,
     pub(super) renew_units: SqlStr,
-    pub(super) finish_unit: SqlStr,
     pub(super) finish_units: SqlStr,
     pub(super) retry_failed_units: SqlStr,
 }
@@ -272,17 +271,10 @@ impl FleetStatements {
                  SET lease_until = now() + $4::float8 * interval '1 millisecond' \
                  WHERE rollout_id = $1::uuid AND seq = ANY($3::bigint[]) \
                    AND status = 'running' AND lease_owner = $2 AND lease_until > now()"),
-            // Settles a unit for the worker holding it; a row iff it did.
-            // NULL applied/seeded (a failure or a skip) keeps the stored ones.
-            finish_unit: s("UPDATE {s}.fleet_units \
-                 SET status = $4, applied = COALESCE($5::jsonb, applied), \
-                   seeded = COALESCE($6::jsonb, seeded), note = $7, \
-                   lease_until = NULL, finished_at = now() \
-                 WHERE rollout_id = $1::uuid AND seq = $2 \
-                   AND status = 'running' AND lease_owner = $3"),
-            // finish_unit for many units at once: the seqs of $3 settled,
-            // each with its status, applied, seeded and note at the same
-            // position of $4 to $7; RETURNING the seqs that were kept.
+            // Settles the units $3 held by worker $2, each with its status,
+            // applied, seeded and note at the same position of $4 to $7;
+            // RETURNING the seqs settled. NULL applied/seeded (a failure or a
+            // skip) keeps the stored ones.
             finish_units: s("UPDATE {s}.fleet_units u \
                  SET status = n.status, applied = COALESCE(n.applied::jsonb, u.applied), \
                    seeded = COALESCE(n.seeded::jsonb, u.seeded), note = n.note, \
