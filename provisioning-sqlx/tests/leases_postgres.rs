@@ -39,6 +39,7 @@ async fn workers(url: &str, schema: &str) -> Vec<PostgresStore> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs PROVISIONING_TEST_POSTGRES_URL (a PostgreSQL server)"]
 async fn concurrent_workers_claim_every_request_exactly_once() {
     with_schema("claims", |url, schema| async move {
         let stores = workers(&url, &schema).await;
@@ -119,6 +120,7 @@ async fn concurrent_workers_claim_every_request_exactly_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PROVISIONING_TEST_POSTGRES_URL (a PostgreSQL server)"]
 async fn an_expired_lease_passes_on_and_its_old_holder_cannot_renew() {
     with_schema("expiry", |url, schema| async move {
         let stores = workers(&url, &schema).await;

@@ -170,6 +170,7 @@ async fn assert_all_done(orchestrator: &ProvisioningOrchestrator) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs PROVISIONING_TEST_POSTGRES_URL (a PostgreSQL server)"]
 async fn four_workers_on_separate_pools_drain_500_creates_one_dies_mid_run() {
     pg_store::with_schema("workers", |url, schema| async move {
         let schemas = Arc::new(Schemas::default());
@@ -235,9 +236,11 @@ async fn four_workers_on_separate_pools_drain_500_creates_one_dies_mid_run() {
 
 /// A worker process (spawned by the test below): drains until idle, then
 /// keeps polling until killed or nothing is left.
+/// Named `child_process_*`: runs of the ignored tests skip it
+/// (`--include-ignored --skip child_process_`, as `.ci/run` does).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "run by two_worker_processes_drain_500_creates_one_killed as a child"]
-async fn worker_child() {
+async fn child_process_worker() {
     let (Ok(url), Ok(schema)) = (std::env::var(CHILD_URL), std::env::var(CHILD_SCHEMA)) else {
         return;
     };
@@ -254,6 +257,7 @@ async fn worker_child() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PROVISIONING_TEST_POSTGRES_URL (a PostgreSQL server)"]
 async fn two_worker_processes_drain_500_creates_one_killed() {
     pg_store::with_schema("procs", |url, schema| async move {
         let hang = Arc::new(HangOnce {
@@ -266,7 +270,7 @@ async fn two_worker_processes_drain_500_creates_one_killed() {
         let spawn = || {
             std::process::Command::new(std::env::current_exe().unwrap())
                 .args([
-                    "worker_child",
+                    "child_process_worker",
                     "--exact",
                     "--ignored",
                     "--nocapture",

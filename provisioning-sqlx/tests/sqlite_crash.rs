@@ -92,9 +92,11 @@ fn request(round: usize, i: usize) -> TenantRequest {
 
 /// The child: provisions tenants until it is killed, logging each request id
 /// once its receipt came back.
+/// Named `child_process_*`: runs of the ignored tests skip it
+/// (`--include-ignored --skip child_process_`, as `.ci/run` does).
 #[tokio::test]
 #[ignore = "run by crash_test_kill_and_recover as a child process"]
-async fn crash_child() {
+async fn child_process_crash() {
     let Ok(dir) = std::env::var(CHILD_DIR) else {
         return;
     };
@@ -120,7 +122,7 @@ async fn crash_test_kill_and_recover() {
     for round in 0..6 {
         let mut child = std::process::Command::new(&exe)
             .args([
-                "crash_child",
+                "child_process_crash",
                 "--exact",
                 "--ignored",
                 "--nocapture",

@@ -137,9 +137,7 @@ on_every_backend!(
 #[cfg(feature = "fs")]
 #[tokio::test]
 async fn local_layout_is_real_folders_under_the_region_folder() {
-    let h = Harness::new(common::Backend::Local, "local_layout")
-        .await
-        .unwrap();
+    let h = Harness::new(common::Backend::Local, "local_layout").await;
     h.initializer(&["uploads", "exports"])
         .initialize(&plan("acme", "us-east"))
         .await

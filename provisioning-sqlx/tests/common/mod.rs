@@ -14,6 +14,7 @@ use provisioning_sqlx::{MigrationHook, Seed, TenantSchema};
 
 #[cfg(feature = "postgres")]
 pub mod pg;
+pub mod pg_url;
 use sqlx::migrate::Migrator;
 
 /// The tables of the shared workload, parents first.

@@ -10,16 +10,8 @@
 
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
 
-/// The server URL, or `None` after printing that the test is skipped.
-pub fn url() -> Option<String> {
-    match std::env::var("PROVISIONING_TEST_POSTGRES_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            println!("skipped: PROVISIONING_TEST_POSTGRES_URL not set");
-            None
-        }
-    }
-}
+#[allow(unused_imports)] // each test binary uses its own share
+pub use super::pg_url::{URL_VAR, url};
 
 /// The same server URL naming another database.
 pub fn with_database(url: &str, db: &str) -> String {

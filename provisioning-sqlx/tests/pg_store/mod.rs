@@ -18,16 +18,12 @@ use provisioning_core::{
 };
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
 
-/// The server URL, or `None` after printing that the test is skipped.
-pub fn url() -> Option<String> {
-    match std::env::var("PROVISIONING_TEST_POSTGRES_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            println!("skipped: PROVISIONING_TEST_POSTGRES_URL not set");
-            None
-        }
-    }
-}
+// Also loaded by `common`, in the test binaries that use both.
+#[allow(clippy::duplicate_mod)]
+#[path = "../common/pg_url.rs"]
+mod pg_url;
+
+pub use pg_url::url;
 
 /// A schema name no other test (or earlier run) uses.
 pub fn unique_schema(label: &str) -> String {
@@ -35,7 +31,7 @@ pub fn unique_schema(label: &str) -> String {
 }
 
 /// Runs `body(url, schema)` with a fresh schema name, then drops the schema,
-/// whether `body` passed or panicked; skips (printing why) without a server.
+/// whether `body` passed or panicked; fails without a server.
 pub async fn with_schema<F, Fut>(label: &str, body: F)
 where
     F: FnOnce(String, String) -> Fut,
@@ -66,7 +62,7 @@ where
     F: FnOnce(String, Vec<String>) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let Some(url) = url() else { return };
+    let url = url();
     let schemas: Vec<String> = (0..n).map(|_| unique_schema(label)).collect();
     // On a task of its own, so that a failed assertion comes back here as an
     // error and the schemas are still dropped.

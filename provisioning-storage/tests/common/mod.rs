@@ -1,6 +1,8 @@
 //! Shared test harness: runs one test body against a local folder (a temp dir),
-//! an in-memory store and, when `PROVISIONING_TEST_S3_ENDPOINT` names a server,
-//! S3 (each test in its own prefix of one bucket).
+//! an in-memory store and S3 (each test in its own prefix of one bucket). The S3
+//! variants are `#[ignore]`d: they need the server named by
+//! `PROVISIONING_TEST_S3_ENDPOINT` and run when asked for (`--include-ignored`,
+//! as `.ci/run` does), failing loudly when it is missing.
 
 #![allow(dead_code, unreachable_pub)] // each test file uses part of the harness
 
@@ -41,12 +43,11 @@ pub struct Harness {
 }
 
 impl Harness {
-    /// The harness, or `None` (after printing why) when the backend is not
-    /// available here.
-    pub async fn new(backend: Backend, test: &str) -> Option<Harness> {
+    /// The harness on `backend`; panics when S3 is asked for without a server.
+    pub async fn new(backend: Backend, test: &str) -> Harness {
         match backend {
-            Backend::Local => Some(Harness::local()),
-            Backend::Memory => Some(Harness::memory()),
+            Backend::Local => Harness::local(),
+            Backend::Memory => Harness::memory(),
             Backend::S3 => Harness::s3(test).await,
         }
     }
@@ -75,8 +76,8 @@ impl Harness {
     }
 
     #[cfg(feature = "aws")]
-    async fn s3(test: &str) -> Option<Harness> {
-        let endpoint = s3_endpoint(test)?;
+    async fn s3(test: &str) -> Harness {
+        let endpoint = s3_endpoint();
         let s3: Arc<dyn ObjectStore> = Arc::new(s3_store(&endpoint, S3_BUCKET).await);
         // One prefix per test run, so tests share the bucket without seeing
         // each other's objects.
@@ -93,19 +94,16 @@ impl Harness {
             ));
             stores.insert(region.parse().unwrap(), store);
         }
-        Some(Harness {
+        Harness {
             backend: Backend::S3,
             stores,
             _dir: None,
-        })
+        }
     }
 
     #[cfg(not(feature = "aws"))]
-    async fn s3(test: &str) -> Option<Harness> {
-        skip(&format!(
-            "{test}: S3 test skipped: built without the `aws` feature"
-        ));
-        None
+    async fn s3(_: &str) -> Harness {
+        unreachable!("S3 tests are compiled only with the `aws` feature")
     }
 
     fn from_initializer(
@@ -179,23 +177,15 @@ impl Harness {
     }
 }
 
-/// Says that a test was skipped, visibly: written to the process's stderr
-/// directly, because libtest captures `eprintln!` of passing tests.
-pub fn skip(message: &str) {
-    use std::io::Write as _;
-    let _ = writeln!(std::io::stderr(), "{message}");
-}
-
+/// The S3 endpoint the tests use; panics, naming the variable, without one.
 #[cfg(feature = "aws")]
-fn s3_endpoint(test: &str) -> Option<String> {
+pub fn s3_endpoint() -> String {
     match std::env::var(S3_ENDPOINT_VAR) {
-        Ok(endpoint) if !endpoint.is_empty() => Some(endpoint),
-        _ => {
-            skip(&format!(
-                "{test}: S3 test skipped: {S3_ENDPOINT_VAR} is not set"
-            ));
-            None
-        }
+        Ok(endpoint) if !endpoint.is_empty() => endpoint,
+        _ => panic!(
+            "this test needs an S3-compatible server: set {S3_ENDPOINT_VAR} \
+             (.ci/run starts moto with scripts/start-moto.sh)"
+        ),
     }
 }
 
@@ -256,21 +246,22 @@ macro_rules! on_every_backend {
             #[cfg(feature = "fs")]
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn local() {
-                let h = Harness::new(Backend::Local, stringify!($body)).await.unwrap();
+                let h = Harness::new(Backend::Local, stringify!($body)).await;
                 super::$body(h).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn in_memory() {
-                let h = Harness::new(Backend::Memory, stringify!($body)).await.unwrap();
+                let h = Harness::new(Backend::Memory, stringify!($body)).await;
                 super::$body(h).await;
             }
 
+            #[cfg(feature = "aws")]
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            #[ignore = "needs PROVISIONING_TEST_S3_ENDPOINT (an S3-compatible server)"]
             async fn s3() {
-                if let Some(h) = Harness::new(Backend::S3, stringify!($body)).await {
-                    super::$body(h).await;
-                }
+                let h = Harness::new(Backend::S3, stringify!($body)).await;
+                super::$body(h).await;
             }
         }
     )+};
