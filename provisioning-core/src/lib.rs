@@ -1,8 +1,6 @@
-//! # provisioning-core
+#![doc = include_str!("../README.md")]
 //!
-//! Tenant provisioning for multi-tenant SaaS backends: the domain model, the
-//! tenant lifecycle, the four extension traits and a generic, durable saga
-//! executor.
+//! ## What is where
 //!
 //! - **Model**: [`TenantId`] (a validated slug: a `TenantId` that exists is
 //!   safe as a file name, an SQL identifier and an object-store path segment),
@@ -15,49 +13,9 @@
 //!   [`RetryPolicy`] backoff, compensation in reverse, a [`SagaJournal`] (here
 //!   [`InMemoryJournal`]; durable ones in `provisioning-sqlx`), resume after a
 //!   crash, and [`CancellationToken`]s.
-//!
-//! ## Quick start: a workflow of your own
-//!
-//! ```
-//! use std::sync::Arc;
-//! use async_trait::async_trait;
-//! use provisioning_core::{InMemoryJournal, RunStatus, Saga, SagaExecutor, Step, StepError};
-//!
-//! #[derive(serde::Serialize, serde::Deserialize)]
-//! struct Ctx { tenant: String, api_key: Option<String> }
-//!
-//! struct IssueApiKey;
-//!
-//! #[async_trait]
-//! impl Step<Ctx> for IssueApiKey {
-//!     fn name(&self) -> &str { "issue-api-key" }
-//!     async fn execute(&self, ctx: &mut Ctx) -> Result<(), StepError> {
-//!         // Idempotent: a key issued before a crash is kept.
-//!         ctx.api_key.get_or_insert_with(|| format!("key-for-{}", ctx.tenant));
-//!         Ok(())
-//!     }
-//!     async fn compensate(&self, ctx: &mut Ctx) -> Result<(), StepError> {
-//!         ctx.api_key = None; // revoke
-//!         Ok(())
-//!     }
-//! }
-//!
-//! # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
-//! let executor = SagaExecutor::new(Arc::new(InMemoryJournal::new()));
-//! let saga = Saga::builder("provision-api-access").step(IssueApiKey).build()?;
-//! let report = executor.run(&saga, Ctx { tenant: "acme".into(), api_key: None }).await?;
-//! assert_eq!(report.status, RunStatus::Completed);
-//! assert_eq!(report.context.api_key.as_deref(), Some("key-for-acme"));
-//! # Ok::<(), provisioning_core::Error>(())
-//! # }).unwrap();
-//! ```
-//!
-//! ## Features
-//!
-//! - `tokio` (default): [`TokioTimer`], the executor's default timer. Without
-//!   it, the crate does not depend on tokio; give the executor your own [`Timer`].
-//! - `testing`: the store conformance suite (`testing::store_conformance`), for
-//!   implementers of [`TenantStore`].
+//! - **Orchestrator**: [`ProvisioningOrchestrator`] (create, suspend, resume,
+//!   delete, change plan, move, drain, roll out, drift, run workflows) over a
+//!   [`TenantStore`] (here [`InMemoryStore`]).
 
 mod error;
 pub mod events;

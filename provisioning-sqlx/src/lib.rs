@@ -1,9 +1,7 @@
-//! # provisioning-sqlx
+#![cfg_attr(feature = "sqlite", doc = include_str!("../README.md"))]
+#![cfg_attr(not(feature = "sqlite"), doc = "# provisioning-sqlx")]
 //!
-//! Tenant databases for the provisioning SDK on [sqlx]: schema managers that
-//! create a tenant's database (or find its shared one), run its migrations and
-//! seeds idempotently and resumably, show what they would do (dry run), remove
-//! it again, and roll new migrations out to a whole fleet of tenants.
+//! ## What is where
 //!
 //! - [`SqliteSchemaManager`] (feature `sqlite`, default): a SQLite file per
 //!   shared shard, or per dedicated tenant.
@@ -17,50 +15,8 @@
 //! - [`migrate_fleet`]: applies new migrations to every tenant database, each
 //!   shared database once, with bounded concurrency, progress, failure
 //!   isolation and a dry-run mode.
-//!
-//! ## Quick start
-//!
-//! ```
-//! use provisioning_core::*;
-//! use provisioning_sqlx::{Seed, SqliteSchemaManager, TenantSchema};
-//! use provisioning_sqlx::sqlx::SqlSafeStr;
-//! use provisioning_sqlx::sqlx::migrate::{Migration, MigrationType, Migrator};
-//!
-//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-//! # let dir = tempfile::tempdir().unwrap();
-//! // Usually `TenantSchema::from_dir(..)`, or `sqlx::migrate!("./migrations")`
-//! // (sqlx's macros name `::sqlx`: they need sqlx as a dependency of your own).
-//! let migrations = Migrator::with_migrations(vec![Migration::new(
-//!     1, "roles".into(), MigrationType::Simple,
-//!     "CREATE TABLE roles (tenant_id TEXT NOT NULL, name TEXT NOT NULL)".into_sql_str(), false)]);
-//! let schema = TenantSchema::new(migrations)
-//!     .seed(Seed::sql("roles", 1, "INSERT INTO roles (tenant_id, name) VALUES (?1, 'owner')"))
-//!     .tenant_tables(["roles"]);
-//! let manager = SqliteSchemaManager::builder()
-//!     .root(dir.path())
-//!     .shared(schema)
-//!     .build()?;
-//!
-//! let plan = Placement::new("acme".parse()?,
-//!     PlanDecision::new("free".parse()?, Isolation::Shared, "eu-west".parse()?,
-//!         Residency::Flexible, "free is shared"),
-//!     ShardChoice::new("eu-shared-1".parse()?, "eu-west".parse()?, "least loaded"));
-//!
-//! assert_eq!(manager.provision(&plan).await?, DatabaseOutcome::Shared);
-//! manager.migrate(&plan).await?;
-//! manager.seed(&plan).await?;
-//! assert!(manager.plan(&plan).await?.pending_seeds.is_empty());
-//! # Ok::<(), Error>(())
-//! # }).unwrap();
-//! ```
-//!
-//! ## Features
-//!
-//! - `sqlite` (default): [`SqliteSchemaManager`].
-//! - `postgres`: `PgSchemaManager`.
-//! - `sharding`: the stores as `provisioning_sharding::LoadSource` (each
-//!   shard's tenant count, from the catalog), for `LeastLoadedResolver` or
-//!   a resolver of your own.
+//! - `SqliteStore` (feature `sqlite`) and `PostgresStore` (feature
+//!   `postgres`): the orchestrator's durable catalog and saga journal.
 
 mod error;
 pub mod fleet;

@@ -1,8 +1,7 @@
-//! # provisioning-storage
+#![cfg_attr(feature = "fs", doc = include_str!("../README.md"))]
+#![cfg_attr(not(feature = "fs"), doc = "# provisioning-storage")]
 //!
-//! A [`StorageInitializer`](provisioning_core::StorageInitializer) on
-//! [`object_store`]: each tenant gets its folders in its region's store when it
-//! is activated, and they are archived or purged when it is deleted.
+//! ## What is where
 //!
 //! - **One path convention** ([`TenantPaths`]): `tenants/{tenant_id}/`, one
 //!   zero-byte `.keep` object per layout folder (`tenants/acme/uploads/.keep`),
@@ -17,49 +16,6 @@
 //!   twice writes nothing the second time; suspend and resume record the state in
 //!   the marker; purge and archive stream the listing with bounded concurrency and
 //!   finish on a retry after a crash.
-//!
-//! ## Quick start
-//!
-//! ```
-//! use provisioning_core::{Isolation, PlanDecision, RemovalMode, Residency, ShardChoice,
-//!     StorageInitializer, Placement};
-//! use provisioning_storage::ObjectStoreInitializer;
-//!
-//! # #[cfg(not(feature = "fs"))] fn main() {} // the example needs local folders
-//! # #[cfg(feature = "fs")]
-//! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let root = tempfile::tempdir()?;
-//! let storage = ObjectStoreInitializer::builder()
-//!     .with_local("eu-west".parse()?, root.path()) // {root}/eu-west/
-//!     .with_local("us-east".parse()?, root.path()) // {root}/us-east/
-//!     .layout(["uploads", "exports"])
-//!     .build()?;
-//!
-//! let plan = Placement::new(
-//!     "acme".parse()?,
-//!     PlanDecision::new("premium".parse()?, Isolation::Dedicated, "eu-west".parse()?,
-//!         Residency::Strict, "premium is dedicated"),
-//!     ShardChoice::new("eu-1".parse()?, "eu-west".parse()?, "pinned"),
-//! );
-//! storage.initialize(&plan).await?;
-//! assert!(root.path().join("eu-west/tenants/acme/uploads/.keep").is_file());
-//! assert!(root.path().join("eu-west/tenants/acme/.tenant.json").is_file());
-//!
-//! storage.remove(&plan, RemovalMode::Archive).await?;
-//! assert!(!root.path().join("eu-west/tenants/acme").exists());
-//! assert!(root.path().join("eu-west/archive/acme").is_dir());
-//! # Ok(()) }
-//! ```
-//!
-//! ## Features
-//!
-//! - `fs` (default): local folders, [`ObjectStoreInitializerBuilder::with_local`].
-//! - `aws`, `azure`, `gcp`: object_store's features of the same names and the
-//!   builder helpers `with_s3`, `with_azure` and `with_gcs`.
-//!
-//! Any other [`ObjectStore`](object_store::ObjectStore) goes in with
-//! [`ObjectStoreInitializerBuilder::region`].
 //!
 //! ## Errors
 //!
