@@ -46,6 +46,17 @@ pub enum Error {
         to: TenantState,
     },
 
+    /// What was asked needs an Active tenant, and the tenant is not.
+    #[error("tenant {tenant} is {state}: {what} needs an Active tenant")]
+    NotActive {
+        /// The tenant.
+        tenant: TenantId,
+        /// The state it is in.
+        state: TenantState,
+        /// What needed it Active (`workflow "service"`).
+        what: String,
+    },
+
     /// Something that was looked up does not exist.
     #[error("{kind} {id} not found")]
     NotFound {

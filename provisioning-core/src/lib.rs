@@ -21,6 +21,8 @@ mod error;
 pub mod events;
 pub mod fleet;
 pub mod model;
+#[cfg(feature = "openapi")]
+mod openapi;
 pub mod orchestrator;
 pub mod saga;
 pub mod store;
@@ -50,7 +52,7 @@ pub use orchestrator::{
     MoveContext, MovePlan, MoveReason, PlannedUnit, ProvisioningOrchestrator,
     ProvisioningOrchestratorBuilder, ProvisioningPlan, RESUME_TENANT, Receipt, RecoveryReport,
     RolloutOptions, RolloutProgress, RolloutReport, SUSPEND_TENANT, UnitDrift, WorkerOptions,
-    WorkerReport,
+    WorkerReport, WorkflowContext,
 };
 #[cfg(feature = "tokio")]
 pub use saga::TokioTimer;

@@ -265,3 +265,35 @@ async fn a_tenant_written_behind_the_runs_back_keeps_that_write() {
     assert_gapless(&events);
     assert_eq!(kinds(&events), ["TenantCreated", "TenantProvisioned"]);
 }
+
+/// Counts the decisions it makes, deciding as [`Plans`] does.
+#[derive(Default)]
+struct CountingPlans(std::sync::atomic::AtomicUsize);
+
+#[async_trait::async_trait]
+impl TenantPlanBuilder for CountingPlans {
+    async fn build_plan(&self, request: &TenantRequest) -> Result<PlanDecision> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Plans.build_plan(request).await
+    }
+}
+
+#[tokio::test]
+async fn a_create_asks_the_plan_builder_once() {
+    let world = World::new();
+    let plans = Arc::new(CountingPlans::default());
+    let orchestrator = world
+        .orchestrator(Arc::new(InMemoryStore::new()))
+        .plan_builder(plans.clone())
+        .build()
+        .unwrap();
+    let receipt = orchestrator
+        .create(request("acme", "premium", "eu-west"))
+        .await
+        .unwrap();
+    assert_eq!(receipt.status, RequestStatus::Succeeded);
+    let asked = || plans.0.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(asked(), 1, "the submission's decision is the run's");
+    let tenant = orchestrator.tenant(&"acme".parse().unwrap()).await.unwrap();
+    assert_eq!(tenant.placement.unwrap().isolation, Isolation::Dedicated);
+}

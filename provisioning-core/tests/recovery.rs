@@ -8,6 +8,7 @@ mod common;
 use std::sync::Arc;
 
 use common::world::*;
+use provisioning_core::testing::CrashingStore;
 use provisioning_core::*;
 
 /// Journal writes of one clean run of `op` on a fresh world.

@@ -9,6 +9,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use common::*;
+use provisioning_core::testing::CrashingJournal;
 use provisioning_core::{
     CancellationToken, Error, InMemoryJournal, JournalEntry, RunId, RunState, RunStatus, Saga,
     SagaJournal,

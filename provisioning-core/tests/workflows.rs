@@ -12,12 +12,15 @@ use common::world::*;
 use provisioning_core::*;
 use serde::{Deserialize, Serialize};
 
+/// The input of the `service` workflow: no tenant in it, the orchestrator
+/// gives the steps theirs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct ServiceCtx {
-    tenant: String,
+struct Service {
     service: String,
     tier: String,
 }
+
+type ServiceCtx = WorkflowContext<Service>;
 
 /// The "subscriptions" a service workflow creates, per tenant.
 #[derive(Default)]
@@ -31,7 +34,10 @@ impl Step<ServiceCtx> for Subscribe {
         "subscribe"
     }
     async fn execute(&self, ctx: &mut ServiceCtx) -> Result<(), StepError> {
-        let key = format!("{}:{}:{}", ctx.tenant, ctx.service, ctx.tier);
+        assert_eq!(ctx.tenant().state, TenantState::Active);
+        assert_eq!(&ctx.tenant().tenant_id, ctx.tenant_id());
+        assert_eq!(&ctx.placement().tenant_id, ctx.tenant_id());
+        let key = key(ctx);
         let mut subs = self.0.0.lock().unwrap();
         if !subs.contains(&key) {
             subs.push(key);
@@ -39,10 +45,23 @@ impl Step<ServiceCtx> for Subscribe {
         Ok(())
     }
     async fn compensate(&self, ctx: &mut ServiceCtx) -> Result<(), StepError> {
-        let key = format!("{}:{}:{}", ctx.tenant, ctx.service, ctx.tier);
+        let key = key(ctx);
         self.0.0.lock().unwrap().retain(|s| *s != key);
         Ok(())
     }
+}
+
+/// What a subscription is keyed by: the tenant and shard the orchestrator
+/// gave the step, the request, and the input.
+fn key(ctx: &ServiceCtx) -> String {
+    format!(
+        "{}@{}:{}:{}:{}",
+        ctx.tenant_id(),
+        ctx.placement().shard,
+        ctx.request_id(),
+        ctx.input.service,
+        ctx.input.tier
+    )
 }
 
 struct SetRateLimits;
@@ -62,13 +81,22 @@ fn orchestrator(
     subs: &Arc<Subscriptions>,
     faults: Option<StepFaults>,
 ) -> ProvisioningOrchestrator {
+    orchestrator_on(world, Arc::new(InMemoryStore::new()), subs, faults)
+}
+
+fn orchestrator_on(
+    world: &Arc<World>,
+    store: Arc<InMemoryStore>,
+    subs: &Arc<Subscriptions>,
+    faults: Option<StepFaults>,
+) -> ProvisioningOrchestrator {
     let saga = Saga::builder("service")
         .step(Subscribe(subs.clone()))
         .step(SetRateLimits)
         .build()
         .unwrap();
     let mut builder = world
-        .orchestrator(Arc::new(InMemoryStore::new()))
+        .orchestrator(store)
         .workflow_with_event(saga, "ServiceProvisioned");
     if let Some(faults) = faults {
         builder = builder.fault_injector(Arc::new(faults));
@@ -76,9 +104,8 @@ fn orchestrator(
     builder.build().unwrap()
 }
 
-fn ctx() -> ServiceCtx {
-    ServiceCtx {
-        tenant: "acme".into(),
+fn ctx() -> Service {
+    Service {
         service: "search".into(),
         tier: "gold".into(),
     }
@@ -109,7 +136,17 @@ async fn a_registered_workflow_runs_once_per_request_with_events_and_audit() {
     assert_eq!(first, again);
     assert_eq!(first.status, RequestStatus::Succeeded);
     assert_eq!(first.workflow, "service");
-    assert_eq!(*subs.0.lock().unwrap(), ["acme:search:gold"]);
+    let shard = orchestrator
+        .tenant(&id)
+        .await
+        .unwrap()
+        .placement
+        .unwrap()
+        .shard;
+    assert_eq!(
+        *subs.0.lock().unwrap(),
+        [format!("acme@{shard}:{request_id}:search:gold")]
+    );
     let events = orchestrator.events(&id).await.unwrap();
     assert_eq!(
         kinds(&events),
@@ -161,13 +198,18 @@ async fn a_workflow_is_refused_for_a_suspended_tenant() {
         .unwrap_err();
     assert!(
         matches!(
-            err,
-            Error::IllegalTransition {
-                from: TenantState::Suspended,
+            &err,
+            Error::NotActive {
+                tenant,
+                state: TenantState::Suspended,
                 ..
-            }
+            } if *tenant == id
         ),
         "{err}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "tenant acme is suspended: workflow \"service\" needs an Active tenant"
     );
     assert!(subs.0.lock().unwrap().is_empty());
     let err = orchestrator
@@ -186,13 +228,7 @@ async fn a_workflow_is_refused_for_a_suspended_tenant() {
         .await
         .unwrap_err();
     assert!(
-        matches!(
-            err,
-            Error::InvalidInput {
-                field: "context",
-                ..
-            }
-        ),
+        matches!(err, Error::InvalidInput { field: "input", .. }),
         "{err}"
     );
 }
@@ -249,4 +285,56 @@ async fn a_workflow_name_cannot_be_taken_twice() {
         ),
         "{err}"
     );
+}
+
+/// A request that a crash left before its first step, for a tenant suspended
+/// since: recovery starts it, the orchestrator refuses to build its context,
+/// and the request fails at `start` without running a step.
+#[tokio::test]
+async fn a_recovered_run_whose_tenant_left_active_fails_at_start() {
+    let world = World::new();
+    let subs = Arc::new(Subscriptions::default());
+    let store = Arc::new(InMemoryStore::new());
+    let orchestrator = orchestrator_on(&world, store.clone(), &subs, None);
+    let id: TenantId = "acme".parse().unwrap();
+    orchestrator
+        .create(request("acme", "free", "eu-west"))
+        .await
+        .unwrap();
+    orchestrator.suspend(&id, RequestId::new()).await.unwrap();
+
+    // As `run_workflow` left it when the process died after submitting.
+    let request_id = RequestId::new();
+    let record = RequestRecord::new(
+        request_id,
+        id.clone(),
+        "service",
+        serde_json::to_value(ctx()).unwrap(),
+        RunId::from_uuid(*request_id.as_uuid()).unwrap(),
+    );
+    store.submit(Submission::request(record)).await.unwrap();
+
+    let report = orchestrator.recover().await.unwrap();
+    assert_eq!(report.recovered.len(), 1, "{report:?}");
+    let receipt = &report.recovered[0];
+    assert_eq!(receipt.request_id, request_id);
+    assert_eq!(receipt.status, RequestStatus::Failed);
+    let failure = receipt.failure.clone().unwrap();
+    assert_eq!(failure.step, "start");
+    assert!(
+        failure.reason.contains("is suspended") && failure.reason.contains("Active"),
+        "{failure:?}"
+    );
+    assert!(subs.0.lock().unwrap().is_empty(), "no step ran");
+    assert_eq!(
+        orchestrator.tenant(&id).await.unwrap().state,
+        TenantState::Suspended
+    );
+    let events = orchestrator.events(&id).await.unwrap();
+    assert_eq!(
+        kinds(&events),
+        ["TenantCreated", "TenantProvisioned", "TenantSuspended"]
+    );
+    // Settled: a second recovery has nothing to do.
+    assert!(orchestrator.recover().await.unwrap().recovered.is_empty());
 }

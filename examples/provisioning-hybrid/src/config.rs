@@ -12,6 +12,8 @@ use provisioning_sharding::{
 };
 use serde::Deserialize;
 
+use crate::workflows::Quotas;
+
 /// The built-in configuration: two regions, each with a shared shard and a
 /// dedicated pool, and the default plan policy.
 pub(crate) const DEFAULT: &str = include_str!("../config/default.toml");
@@ -39,6 +41,9 @@ struct ConfigFile {
     /// Omitted: no fallbacks, every tenant stays in its region.
     #[serde(default)]
     fallbacks: FallbackRegions,
+    /// Omitted: the built-in resource quotas.
+    #[serde(default)]
+    quotas: Quotas,
 }
 
 /// The validated placement configuration.
@@ -48,6 +53,8 @@ pub(crate) struct PlacementConfig {
     pub(crate) directory: ShardDirectory,
     /// Where flexible tenants may be placed or moved outside their region.
     pub(crate) fallbacks: FallbackRegions,
+    /// How many resources of each type a service's tier allows.
+    pub(crate) quotas: Quotas,
 }
 
 /// The configuration in use: the `--config` file's, or the built-in one.
@@ -126,6 +133,7 @@ fn parse(text: &str) -> Result<PlacementConfig, Box<dyn std::error::Error>> {
         policy: file.policy.unwrap_or_default(),
         directory: ShardDirectory::from_specs(file.shards)?,
         fallbacks: file.fallbacks,
+        quotas: file.quotas,
     })
 }
 

@@ -11,8 +11,8 @@ use provisioning_core::{
     TenantFilter, TenantId, TenantRequest,
 };
 
-use crate::wiring::{Paths, Release, hybrid, orchestrator};
-use crate::workflows::{SERVICE, USER};
+use crate::wiring::{Paths, Release, hybrid};
+use crate::workflows::{RESOURCE, SERVICE, USER};
 
 type BoxResult<T> = Result<T, Box<dyn std::error::Error>>;
 
@@ -33,7 +33,8 @@ pub(crate) async fn run(data_dir: &Path) -> BoxResult<()> {
     if dir.exists() {
         std::fs::remove_dir_all(&dir)?;
     }
-    let orchestrator = orchestrator(&dir, Release::Current).await?;
+    let hybrid = hybrid(&dir, Release::Current, None).await?;
+    let (orchestrator, provisioner) = (hybrid.orchestrator, hybrid.provisioner);
 
     println!(
         "Provisioning {} tenants into {}",
@@ -54,17 +55,27 @@ pub(crate) async fn run(data_dir: &Path) -> BoxResult<()> {
     // (5) The generic workflows on the same executor.
     let cygnus: TenantId = "cygnus".parse()?;
     let input = serde_json::json!({ "service": "analytics", "tier": "enterprise" });
-    let receipt =
-        crate::workflows::provision(&orchestrator, SERVICE, &cygnus, RequestId::new(), input)
-            .await?;
+    let receipt = provisioner
+        .provision(SERVICE, &cygnus, RequestId::new(), input)
+        .await?;
     println!(
         "  provision service analytics (enterprise) for cygnus -> {}",
         receipt.status.as_str()
     );
+    let input =
+        serde_json::json!({ "service": "analytics", "type": "compute", "spec": { "cpu": 4 } });
+    let receipt = provisioner
+        .provision(RESOURCE, &cygnus, RequestId::new(), input)
+        .await?;
+    println!(
+        "  provision resource compute (4 cpu) for cygnus's analytics -> {}",
+        receipt.status.as_str()
+    );
     let acme: TenantId = "acme".parse()?;
     let input = serde_json::json!({ "email": "ana@acme.example", "role": "member" });
-    let receipt =
-        crate::workflows::provision(&orchestrator, USER, &acme, RequestId::new(), input).await?;
+    let receipt = provisioner
+        .provision(USER, &acme, RequestId::new(), input)
+        .await?;
     println!(
         "  provision user ana (member) for acme -> {}",
         receipt.status.as_str()

@@ -265,6 +265,33 @@ enum ProvisionKind {
         #[command(flatten)]
         run: RunArgs,
     },
+    /// Allocate a database, storage or compute for a service the tenant
+    /// subscribes to, within the quota of the service's tier.
+    Resource {
+        /// The tenant (Active).
+        #[arg(long)]
+        tenant: String,
+        /// The service (enabled for the tenant with `provision service`).
+        #[arg(long)]
+        service: String,
+        /// What to allocate: database, storage or compute.
+        #[arg(long = "type", value_name = "TYPE")]
+        kind: String,
+        /// The resource's spec, KEY=VALUE: size_mb for a database, size_gb
+        /// for storage, cpu and memory_mb for compute (defaults otherwise).
+        #[arg(long = "spec", value_name = "KEY=VALUE", value_parser = parse_spec)]
+        spec: Vec<(String, String)>,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+}
+
+/// A `--spec KEY=VALUE` pair.
+fn parse_spec(pair: &str) -> Result<(String, String), String> {
+    match pair.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
+        _ => Err(format!("{pair:?} is not KEY=VALUE")),
+    }
 }
 
 /// The options `change-plan` and `move` take.
@@ -337,6 +364,24 @@ impl ProvisionKind {
                 serde_json::json!({ "email": email, "role": role }),
                 run,
             ),
+            ProvisionKind::Resource {
+                tenant,
+                service,
+                kind,
+                spec,
+                run,
+            } => {
+                let spec: serde_json::Map<_, _> = spec
+                    .into_iter()
+                    .map(|(k, v)| (k, serde_json::Value::String(v)))
+                    .collect();
+                (
+                    workflows::RESOURCE,
+                    tenant,
+                    serde_json::json!({ "service": service, "type": kind, "spec": spec }),
+                    run,
+                )
+            }
         };
         commands::ProvisionArgs {
             workflow,

@@ -59,6 +59,8 @@ impl Release {
 /// The wired SDK: the orchestrator, and the schema manager for fleet work.
 pub(crate) struct Hybrid {
     pub(crate) orchestrator: ProvisioningOrchestrator,
+    /// The generic workflows (`provision`), on the orchestrator.
+    pub(crate) provisioner: crate::workflows::Provisioner,
     #[cfg_attr(not(test), allow(dead_code))] // the workflow tests open tenant databases through it
     pub(crate) schema: Arc<SqliteSchemaManager>,
     /// The shard map the resolver reads: a long-running server applies
@@ -137,20 +139,33 @@ pub(crate) async fn hybrid(
     for region in directory.regions() {
         storage = storage.with_local(region.clone(), &paths.storage);
     }
-    let storage = storage.build()?;
+    let storage = Arc::new(storage.build()?);
     let mut builder = ProvisioningOrchestrator::builder()
         .store(store)
         .plan_builder(Arc::new(plans))
         .shard_resolver(Arc::new(shards))
         .schema_manager(schema.clone())
-        .storage(Arc::new(storage));
-    // (5) The generic workflows, on the same executor: service and user.
-    builder = crate::workflows::register(builder, &schema)?;
+        .storage(storage.clone());
+    // (5) The generic workflows, on the same executor: service, user and
+    // resource (databases and storage in the tenant's storage, compute
+    // allocations in its database, within the quotas of the config).
+    let resources = crate::workflows::Resources {
+        storage,
+        quotas: placement.quotas.clone(),
+        scratch: data_dir.join(".scratch"),
+    };
+    builder = crate::workflows::register(builder, &schema, &resources)?;
     if let Some(faults) = faults {
         builder = builder.fault_injector(faults);
     }
+    let orchestrator = builder.build()?;
     Ok(Hybrid {
-        orchestrator: builder.build()?,
+        provisioner: crate::workflows::Provisioner {
+            orchestrator: orchestrator.clone(),
+            schema: schema.clone(),
+            quotas: placement.quotas,
+        },
+        orchestrator,
         schema,
         directory,
     })

@@ -1,6 +1,7 @@
-//! The generic workflows, `provision service` and `provision user`, run as a
-//! user runs them: rows in the tenant's database, events, idempotency by
-//! request id, refusal for a tenant that is not Active, compensation.
+//! The generic workflows, `provision service`, `provision user` and
+//! `provision resource`, run as a user runs them: rows in the tenant's
+//! database and files in its storage, events, idempotency by request id,
+//! refusal for a tenant that is not Active, quotas, compensation.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -228,7 +229,7 @@ fn a_tenant_that_is_not_active_is_refused_and_nothing_is_written() {
         ],
     );
     assert!(
-        stderr.contains("illegal tenant state transition from suspended to active"),
+        stderr.contains("tenant acme is suspended: workflow \"service\" needs an Active tenant"),
         "{stderr}"
     );
     assert!(settings(&db, "acme").is_empty());
@@ -453,7 +454,227 @@ fn a_finished_request_repeated_after_the_tenant_was_deleted_gets_its_receipt() {
         ],
     );
     assert!(
-        stderr.contains("illegal tenant state transition from deleted"),
+        stderr.contains("tenant acme is deleted: workflow \"service\" needs an Active tenant"),
         "{stderr}"
     );
+}
+
+/// Every file under the tenant's resources folder, relative to it.
+fn stored_resources(dir: &Path, tenant: &str) -> Vec<String> {
+    let root = dir
+        .join("storage/eu-west/tenants")
+        .join(tenant)
+        .join("resources");
+    let mut found = Vec::new();
+    let mut folders = vec![root.clone()];
+    while let Some(folder) = folders.pop() {
+        let Ok(entries) = std::fs::read_dir(&folder) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                folders.push(path);
+            } else {
+                let relative = path.strip_prefix(&root).unwrap();
+                found.push(relative.to_string_lossy().into_owned());
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// The billing records: one `resource.billed` marker per resource.
+fn billed(db: &Path, tenant: &str) -> Vec<serde_json::Value> {
+    rows(
+        db,
+        &format!(
+            "SELECT payload FROM audit_log WHERE {} action = 'resource.billed' ORDER BY id",
+            scope(db, tenant)
+        ),
+    )
+    .iter()
+    .map(|r| serde_json::from_str(&r[0]).unwrap())
+    .collect()
+}
+
+/// `provision resource --tenant acme --service billing --type KIND EXTRA...`.
+fn resource_args<'a>(kind: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "provision",
+        "resource",
+        "--tenant",
+        "acme",
+        "--service",
+        "billing",
+        "--type",
+        kind,
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
+fn subscribe(dir: &Path, tier: &str) {
+    let args = [
+        "provision",
+        "service",
+        "--tenant",
+        "acme",
+        "--service",
+        "billing",
+        "--tier",
+        tier,
+    ];
+    assert_eq!(json(dir, &args)["status"], "succeeded");
+}
+
+#[test]
+fn resources_are_allocated_within_the_quota_of_the_services_tier_and_billed() {
+    for plan in ["standard", "premium"] {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let db = tenant(d, "acme", plan);
+
+        // No subscription to the service: refused, nothing written.
+        let stderr = fails(d, &resource_args("storage", &[]));
+        assert!(
+            stderr.contains("invalid service: tenant acme does not subscribe to service billing"),
+            "{plan}: {stderr}"
+        );
+        assert!(settings(&db, "acme").is_empty());
+        subscribe(d, "basic");
+
+        let database = json(d, &resource_args("database", &["--spec", "size_mb=50"]));
+        let storage = json(d, &resource_args("storage", &[]));
+        let compute = json(d, &resource_args("compute", &["--spec", "cpu=2"]));
+        for receipt in [&database, &storage, &compute] {
+            assert_eq!(receipt["status"], "succeeded", "{plan}: {receipt}");
+        }
+        let tail = |receipt: &serde_json::Value| {
+            let simple = receipt["request_id"].as_str().unwrap().replace('-', "");
+            simple[simple.len() - 12..].to_owned()
+        };
+        let database_id = format!("database-billing-{}", tail(&database));
+        let storage_id = format!("storage-billing-{}", tail(&storage));
+        let compute_id = format!("compute-billing-{}", tail(&compute));
+
+        // The database and the storage are in the tenant's storage folder.
+        assert_eq!(
+            stored_resources(d, "acme"),
+            [
+                format!("{database_id}/database.sqlite"),
+                format!("{storage_id}/.resource.json"),
+            ],
+            "{plan}"
+        );
+        let image = d
+            .join("storage/eu-west/tenants/acme/resources")
+            .join(&database_id)
+            .join("database.sqlite");
+        assert_eq!(
+            rows(
+                &image,
+                "SELECT value FROM resource WHERE key IN ('tenant_id', 'service') ORDER BY key"
+            ),
+            strings(&[&["billing"], &["acme"]])
+        );
+        // Each is recorded, the compute allocation in the tenant's database.
+        let keys: Vec<String> = settings(&db, "acme")
+            .into_iter()
+            .map(|r| r[0].clone())
+            .collect();
+        for key in [
+            format!("resource.{database_id}"),
+            format!("resource.{storage_id}"),
+            format!("resource.{compute_id}"),
+            format!("compute.{compute_id}"),
+        ] {
+            assert!(keys.contains(&key), "{plan}: {key} not in {keys:?}");
+        }
+        let bills = billed(&db, "acme");
+        assert_eq!(bills.len(), 3, "{plan}: {bills:?}");
+        assert_eq!(bills[0]["resource"], database_id.as_str());
+        assert_eq!(bills[0]["tier"], "basic");
+        assert_eq!(bills[0]["spec"]["size_mb"], 50);
+        assert_eq!(
+            bills[2]["spec"],
+            serde_json::json!({"cpu": 2, "memory_mb": 512})
+        );
+
+        // Basic allows one database per service: the second is refused,
+        // naming the limit, and nothing more is allocated.
+        let before = (settings(&db, "acme"), stored_resources(d, "acme"));
+        let stderr = fails(d, &resource_args("database", &[]));
+        assert!(
+            stderr.contains(
+                "quota exceeded: tier basic allows 1 database resource(s) per service, \
+                 and service billing holds 1"
+            ),
+            "{plan}: {stderr}"
+        );
+        assert_eq!((settings(&db, "acme"), stored_resources(d, "acme")), before);
+
+        // The same request id twice: one allocation, one receipt, even once
+        // the quota is full (basic allows two computes).
+        let again = resource_args(
+            "compute",
+            &["--request-id", "01a20af2-0000-7000-8000-0000000000cc"],
+        );
+        let first = json(d, &again);
+        assert_eq!(json(d, &again), first);
+        assert_eq!(billed(&db, "acme").len(), 4);
+        let stderr = fails(d, &resource_args("compute", &[]));
+        assert!(stderr.contains("allows 2 compute resource(s)"), "{stderr}");
+
+        let resources = event_kinds(d, "acme")
+            .iter()
+            .filter(|k| *k == "ResourceProvisioned")
+            .count();
+        assert_eq!(resources, 4, "{plan}");
+
+        // Deleting the tenant purges its database and storage resources with
+        // its storage.
+        json(d, &["delete", "acme", "--purge"]);
+        assert!(!d.join("storage/eu-west/tenants/acme").exists());
+    }
+}
+
+#[test]
+fn a_failure_at_any_resource_step_allocates_nothing() {
+    for plan in ["standard", "premium"] {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let db = tenant(d, "acme", plan);
+        subscribe(d, "standard");
+        let before = (settings(&db, "acme"), markers(&db, "acme"));
+        for kind in ["database", "storage", "compute"] {
+            for step in [
+                "check-subscription",
+                "reserve-quota",
+                "allocate",
+                "record-billing",
+            ] {
+                let fault = format!("{step}:permanent");
+                let stderr = fails(d, &resource_args(kind, &["--inject-failure", &fault]));
+                assert!(
+                    stderr.contains(&format!("failed at step {step}")),
+                    "{plan} {kind} {step}: {stderr}"
+                );
+                assert_eq!(
+                    (settings(&db, "acme"), markers(&db, "acme")),
+                    before,
+                    "{plan} {kind} {step}"
+                );
+                assert!(
+                    stored_resources(d, "acme").is_empty(),
+                    "{plan} {kind} {step}"
+                );
+            }
+        }
+        assert!(
+            !event_kinds(d, "acme").contains(&"ResourceProvisioned".to_owned()),
+            "{plan}"
+        );
+    }
 }

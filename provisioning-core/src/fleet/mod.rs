@@ -31,6 +31,7 @@ use crate::traits::{MigrationInfo, SeedInfo};
 
 /// Where a roll-out stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum RolloutStatus {
     /// Units are pending or being migrated (or its process stopped: running
@@ -67,6 +68,7 @@ impl RolloutStatus {
 
 /// Where one unit of a roll-out stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum UnitStatus {
     /// Not tried yet (or given back for a retry).
@@ -131,6 +133,7 @@ impl UnitStatus {
 /// How a roll-out was started: kept with its record, so that every process
 /// that continues it runs the same waves.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[non_exhaustive]
 pub struct RolloutSettings {
     /// Units migrated first, alone; a failure among them halts the roll-out.
@@ -152,6 +155,7 @@ impl RolloutSettings {
 /// A roll-out as the catalog keeps it. Its fields are all public, and it is
 /// not `non_exhaustive`, so that a store of your own can build it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Rollout {
     /// Its id.
     pub id: RolloutId,
@@ -161,6 +165,7 @@ pub struct Rollout {
     /// Where it stands.
     pub status: RolloutStatus,
     /// Why it halted or failed, if it did.
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub reason: Option<String>,
     /// Its waves and failure limit.
     pub settings: RolloutSettings,
@@ -338,6 +343,7 @@ impl UnitResult {
 
 /// How many units of a roll-out are in each status.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[non_exhaustive]
 pub struct RolloutCounts {
     /// Every unit.

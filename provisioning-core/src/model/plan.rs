@@ -10,6 +10,7 @@ use crate::model::{PlanName, Region, ShardId, TenantId};
 
 /// Whether a tenant shares a database with others or has its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Isolation {
     /// Rows keyed by `tenant_id` in a database shared by many tenants.
@@ -36,6 +37,7 @@ impl fmt::Display for Isolation {
 
 /// How strictly the tenant's data must stay in its region.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Residency {
     /// Never placed outside the region; no shard there is an error.
@@ -78,6 +80,26 @@ impl PlanDecision {
             reason: reason.into(),
         }
     }
+
+    /// Whether `choice` keeps to this decision's residency: a strict tenant
+    /// only in its own region. The orchestrator checks every choice with it,
+    /// so that a resolver's mistake cannot place a tenant abroad.
+    ///
+    /// # Errors
+    /// [`Error::Placement`](crate::Error::Placement) naming the shard, its
+    /// region and the region the residency requires.
+    pub fn check_residency(&self, tenant: &TenantId, choice: &ShardChoice) -> crate::Result<()> {
+        if self.residency == Residency::Strict && choice.region != self.region {
+            return Err(crate::Error::Placement {
+                tenant: tenant.clone(),
+                reason: format!(
+                    "shard {} is in region {}, but residency is strict to region {}",
+                    choice.shard, choice.region, self.region
+                ),
+            });
+        }
+        Ok(())
+    }
 }
 
 /// What a [`ShardResolver`](crate::ShardResolver) picks: a shard, its region and why.
@@ -115,6 +137,7 @@ impl ShardChoice {
 /// existing tenant by accident. It never holds a secret: passwords are
 /// redacted ([`redact_secrets`](crate::redact_secrets)) before it is set.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[non_exhaustive]
 pub struct Placement {
     /// The tenant placed.
@@ -134,6 +157,7 @@ pub struct Placement {
     /// `None` before the schema manager located it, or for managers that
     /// record no location.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub database: Option<String>,
     /// Why: the plan builder's reason, then the resolver's.
     pub reason: String,

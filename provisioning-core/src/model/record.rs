@@ -9,6 +9,7 @@ use crate::model::{Placement, PlanName, Region, RequestId, TenantId, TenantState
 
 /// Why a tenant's last provisioning failed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[non_exhaustive]
 pub struct FailureInfo {
     /// The step that failed.
@@ -32,6 +33,7 @@ impl FailureInfo {
 /// `version` grows by one on every write; a write that names a stale version is a
 /// [`Conflict`](crate::Error::Conflict) (optimistic concurrency).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[non_exhaustive]
 pub struct TenantRecord {
     /// The tenant.
@@ -45,11 +47,14 @@ pub struct TenantRecord {
     /// The region it asked for.
     pub region: Region,
     /// Its placement, once decided.
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub placement: Option<Placement>,
     /// Free-form metadata (the request's attributes, and what steps record).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub metadata: BTreeMap<String, String>,
     /// Why the last provisioning failed, while the tenant is Failed.
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub failure: Option<FailureInfo>,
     /// Optimistic-concurrency version, starting at 1.
     pub version: u64,

@@ -20,6 +20,7 @@ use crate::error::{Error, Result};
 /// Every legal move is one row of [`TRANSITIONS`]; [`TenantState::transition_to`]
 /// refuses the rest with [`Error::IllegalTransition`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum TenantState {
     /// Submitted and recorded; nothing created yet.

@@ -13,7 +13,7 @@ use crate::orchestrator::lifecycle::{
     Action, DELETE_TENANT, LifecycleStep, RESUME_TENANT, SUSPEND_TENANT,
 };
 use crate::orchestrator::moving::{self, MOVE_TENANT};
-use crate::orchestrator::workflow::{Kind, Typed};
+use crate::orchestrator::workflow::{Kind, Typed, WorkflowContext};
 use crate::orchestrator::{Inner, Parts, ProvisioningOrchestrator, Registered};
 use crate::saga::{FaultInjector, RetryPolicy, Saga, SagaExecutor, Step, Timer};
 use crate::store::TenantStore;
@@ -89,28 +89,33 @@ impl ProvisioningOrchestratorBuilder {
     }
     /// Registers a workflow of yours (service, user, resource provisioning...)
     /// under its saga's name, run by [`ProvisioningOrchestrator::run_workflow`].
-    pub fn workflow<C>(self, saga: Saga<C>) -> Self
+    /// Its steps run over a [`WorkflowContext`]: the tenant from the catalog
+    /// (Active, with its placement), the request, and the caller's input `I`.
+    pub fn workflow<I>(self, saga: Saga<WorkflowContext<I>>) -> Self
     where
-        C: Serialize + DeserializeOwned + Send + Sync + 'static,
+        I: Serialize + DeserializeOwned + Send + Sync + 'static,
     {
         self.register(saga, None)
     }
     /// As [`workflow`](Self::workflow), emitting an event of kind `event`
     /// (`ServiceProvisioned`) for the tenant when a run completes.
-    pub fn workflow_with_event<C>(self, saga: Saga<C>, event: impl Into<String>) -> Self
+    pub fn workflow_with_event<I>(
+        self,
+        saga: Saga<WorkflowContext<I>>,
+        event: impl Into<String>,
+    ) -> Self
     where
-        C: Serialize + DeserializeOwned + Send + Sync + 'static,
+        I: Serialize + DeserializeOwned + Send + Sync + 'static,
     {
         self.register(saga, Some(event.into()))
     }
-    fn register<C>(mut self, saga: Saga<C>, success_event: Option<String>) -> Self
+    fn register<I>(mut self, saga: Saga<WorkflowContext<I>>, success_event: Option<String>) -> Self
     where
-        C: Serialize + DeserializeOwned + Send + Sync + 'static,
+        I: Serialize + DeserializeOwned + Send + Sync + 'static,
     {
         let name = saga.name().to_owned();
-        let kind = Kind::Custom { success_event };
         self.workflows
-            .push((name, Registered::new(Typed { saga, kind })));
+            .push((name, Registered::new(Typed::custom(saga, success_event))));
         self
     }
     /// Receives lifecycle events.
@@ -154,10 +159,10 @@ impl ProvisioningOrchestratorBuilder {
         let mut workflows: HashMap<String, Registered> = HashMap::new();
         workflows.insert(
             CREATE_TENANT.to_owned(),
-            Registered::new(Typed {
-                saga: create_saga(&parts, self.create_steps)?,
-                kind: Kind::Create,
-            }),
+            Registered::new(Typed::builtin(
+                create_saga(&parts, self.create_steps)?,
+                Kind::Create,
+            )),
         );
         for (name, steps) in lifecycle_sagas() {
             let saga = steps
@@ -168,10 +173,7 @@ impl ProvisioningOrchestratorBuilder {
                 .build()?;
             workflows.insert(
                 name.to_owned(),
-                Registered::new(Typed {
-                    saga,
-                    kind: Kind::Lifecycle,
-                }),
+                Registered::new(Typed::builtin(saga, Kind::Lifecycle)),
             );
         }
         let move_saga = moving::MoveStep::all(&parts)
@@ -180,10 +182,7 @@ impl ProvisioningOrchestratorBuilder {
             .build()?;
         workflows.insert(
             MOVE_TENANT.to_owned(),
-            Registered::new(Typed {
-                saga: move_saga,
-                kind: Kind::Lifecycle,
-            }),
+            Registered::new(Typed::builtin(move_saga, Kind::Lifecycle)),
         );
         for (name, registered) in self.workflows {
             if workflows.contains_key(&name) {

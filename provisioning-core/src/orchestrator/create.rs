@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 use crate::events::{EventKind, NewEvent};
-use crate::model::{Placement, PlanDecision, Residency, TenantRequest, TenantState};
+use crate::model::{Placement, PlanDecision, TenantRequest, TenantState};
 use crate::orchestrator::Parts;
 use crate::orchestrator::transition::{step_error, transition};
 use crate::saga::{Step, StepError};
@@ -112,13 +112,16 @@ impl Step<CreateContext> for Validate {
         .await
         .map_err(step_error)?;
         ctx.request.validate().map_err(StepError::permanent)?;
-        let decision = self
-            .0
-            .plan_builder
-            .build_plan(&ctx.request)
-            .await
-            .map_err(step_error)?;
-        ctx.decision = Some(decision);
+        // Decided at submission when the request came through `create`.
+        if ctx.decision.is_none() {
+            let decision = self
+                .0
+                .plan_builder
+                .build_plan(&ctx.request)
+                .await
+                .map_err(step_error)?;
+            ctx.decision = Some(decision);
+        }
         Ok(())
     }
 }
@@ -141,16 +144,10 @@ impl Step<CreateContext> for Place {
             .map_err(step_error)?;
         // Residency is checked here too, so that a custom resolver's mistake
         // cannot place a strict tenant abroad.
-        if decision.residency == Residency::Strict && choice.region != decision.region {
+        if let Err(refusal) = decision.check_residency(&tenant, &choice) {
             // Give back what the resolver reserved before failing.
             let _ = self.0.resolver.release(&tenant, &choice.shard).await;
-            return Err(StepError::permanent(Error::Placement {
-                tenant,
-                reason: format!(
-                    "resolver chose shard {} in region {}, but residency requires region {}",
-                    choice.shard, choice.region, decision.region
-                ),
-            }));
+            return Err(StepError::permanent(refusal));
         }
         let plan = Placement::new(tenant.clone(), decision, choice);
         let database = match self.0.schema.locate(&plan) {

@@ -33,11 +33,12 @@ pub use lifecycle::{DELETE_TENANT, LifecycleContext, RESUME_TENANT, SUSPEND_TENA
 pub use moving::{MOVE_TENANT, MoveContext, MovePlan, MoveReason, move_steps};
 pub use rollout::{FleetStatus, PlannedUnit, RolloutOptions, RolloutProgress, RolloutReport};
 pub use worker::{WorkerOptions, WorkerReport};
+pub use workflow::WorkflowContext;
 
 use crate::error::{Error, Result};
 use crate::events::{EventDispatcher, EventKind, NewEvent, TenantEvent};
 use crate::model::{
-    FailureInfo, Placement, PlanDecision, PlanName, RequestId, Residency, RunId, ShardId, TenantId,
+    FailureInfo, Placement, PlanDecision, PlanName, RequestId, RunId, ShardId, TenantId,
     TenantRecord, TenantRequest, TenantState,
 };
 use crate::saga::SagaExecutor;
@@ -50,7 +51,7 @@ use crate::traits::{
 };
 use lifecycle::DELETABLE;
 use transition::{RecentRecords, load};
-use workflow::{Typed, Workflow};
+use workflow::{Typed, Workflow, require_active};
 
 /// The parts every workflow step uses.
 pub(crate) struct Parts {
@@ -86,6 +87,7 @@ impl Registered {
 
 /// What a request came to, the same however often it is asked for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[non_exhaustive]
 pub struct Receipt {
     /// The idempotency key.
@@ -99,10 +101,12 @@ pub struct Receipt {
     /// Where it stands.
     pub status: RequestStatus,
     /// Why it failed, when it did.
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub failure: Option<FailureInfo>,
     /// When it was accepted.
     pub submitted_at: DateTime<Utc>,
     /// When it finished.
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub finished_at: Option<DateTime<Utc>>,
 }
 
@@ -183,21 +187,24 @@ pub struct RecoveryReport {
 /// #   async fn plan(&self, _: &Placement) -> Result<StoragePlan> { Ok(StoragePlan::new(vec![], false)) }
 /// #   async fn initialize(&self, _: &Placement) -> Result<()> { Ok(()) }
 /// #   async fn remove(&self, _: &Placement, _: RemovalMode) -> Result<()> { Ok(()) } }
-/// // A workflow of your own: provision a message queue for a tenant.
+/// // A workflow of your own: provision a message queue for a tenant. Its
+/// // steps get the tenant (id, state, plan, placement) from the orchestrator.
 /// #[derive(serde::Serialize, serde::Deserialize)]
-/// struct Queue { tenant: String, created: bool }
+/// struct Queue { name: String, created: Option<String> }
 ///
 /// struct CreateQueue;
 ///
 /// #[async_trait]
-/// impl Step<Queue> for CreateQueue {
+/// impl Step<WorkflowContext<Queue>> for CreateQueue {
 ///     fn name(&self) -> &str { "create-queue" }
-///     async fn execute(&self, ctx: &mut Queue) -> Result<(), StepError> {
-///         ctx.created = true; // e.g. declare "tenant.{ctx.tenant}.jobs" on the broker
+///     async fn execute(&self, ctx: &mut WorkflowContext<Queue>) -> Result<(), StepError> {
+///         // e.g. declare "tenant.acme.jobs" on the broker of the tenant's region
+///         let queue = format!("tenant.{}.{}", ctx.tenant_id(), ctx.input.name);
+///         ctx.input.created = Some(queue);
 ///         Ok(())
 ///     }
-///     async fn compensate(&self, ctx: &mut Queue) -> Result<(), StepError> {
-///         ctx.created = false; // delete it again
+///     async fn compensate(&self, ctx: &mut WorkflowContext<Queue>) -> Result<(), StepError> {
+///         ctx.input.created = None; // delete it again
 ///         Ok(())
 ///     }
 /// }
@@ -220,7 +227,7 @@ pub struct RecoveryReport {
 /// assert_eq!(orchestrator.create(request.clone()).await?, receipt);
 ///
 /// // The resource workflow, with the same idempotency, journal and events.
-/// let queue = Queue { tenant: "acme".into(), created: false };
+/// let queue = Queue { name: "jobs".into(), created: None };
 /// let receipt = orchestrator
 ///     .run_workflow("provision-queue", &request.tenant_id, RequestId::new(), queue)
 ///     .await?;
@@ -310,12 +317,14 @@ impl ProvisioningOrchestrator {
 
     /// Validates a create request (input, then plan and region with the plan
     /// builder) and builds its submission. An unknown plan or region is bad
-    /// input: refused before anything is written (the validate step asks again,
-    /// for runs resumed later).
+    /// input: refused before anything is written. The decision goes into the
+    /// run's context, so the validate step does not ask the plan builder
+    /// again (it does for a run whose context has none, as `retry`'s).
     async fn create_submission(&self, request: &TenantRequest) -> Result<Submission> {
         request.validate()?;
-        self.inner.parts.plan_builder.build_plan(request).await?;
-        let context = CreateContext::new(request.clone());
+        let decision = self.inner.parts.plan_builder.build_plan(request).await?;
+        let mut context = CreateContext::new(request.clone());
+        context.decision = Some(decision);
         let record = new_request(
             request.request_id,
             &request.tenant_id,
@@ -592,35 +601,63 @@ impl ProvisioningOrchestrator {
 
     /// Runs the registered workflow `name` for an Active tenant, with the same
     /// idempotency, journal, audit trail and metrics as the built-in ones;
-    /// `context` is the saga's initial context.
+    /// `input` becomes [`WorkflowContext::input`], and the orchestrator adds the
+    /// tenant (from the catalog, with its placement) and the request.
+    ///
+    /// The same `request_id` again returns the first run's receipt and runs
+    /// nothing; another request under the same id is a conflict.
+    ///
+    /// # How a run settles
+    /// - Every step succeeded: the receipt is
+    ///   [`Succeeded`](RequestStatus::Succeeded), and the workflow's event (if
+    ///   it was registered with one) is emitted for the tenant.
+    /// - A step failed (after its retries): the steps that ran are compensated
+    ///   in reverse and the receipt is [`Failed`](RequestStatus::Failed) with
+    ///   the step and the reason ([`Receipt::failure`]). The tenant stays
+    ///   Active: a workflow of yours never changes the tenant's state.
+    /// - A compensation failed as well: the receipt is
+    ///   [`CompensationFailed`](RequestStatus::CompensationFailed), naming the
+    ///   step left to undo; [`recover`](Self::recover) retries it.
+    /// - Cut short by a crash before its first step, and the tenant left Active
+    ///   before [`recover`](Self::recover) started it: no step runs and the
+    ///   receipt is `Failed` at `start`.
+    ///
+    /// In each case [`audit_trail`](Self::audit_trail) has every step, attempt,
+    /// error and compensation.
     ///
     /// # Errors
     /// [`Error::NotFound`] for an unknown workflow or tenant;
-    /// [`Error::InvalidInput`] on `context` when `C` is not the workflow's
-    /// context type; [`Error::IllegalTransition`] when the tenant is not Active.
-    pub async fn run_workflow<C>(
+    /// [`Error::InvalidInput`] on `input` when `I` is not the workflow's input
+    /// type; [`Error::NotActive`] when the tenant is not Active (nothing is
+    /// written).
+    pub async fn run_workflow<I>(
         &self,
         name: &str,
         tenant_id: &TenantId,
         request_id: RequestId,
-        context: C,
+        input: I,
     ) -> Result<Receipt>
     where
-        C: Serialize + DeserializeOwned + Send + Sync + 'static,
+        I: Serialize + DeserializeOwned + Send + Sync + 'static,
     {
         let registered = self.registered(name)?;
-        if registered.typed.downcast_ref::<Typed<C>>().is_none() {
+        if registered
+            .typed
+            .downcast_ref::<Typed<WorkflowContext<I>>>()
+            .is_none()
+        {
             return Err(Error::invalid(
-                "context",
+                "input",
                 format!(
-                    "workflow {name:?} runs over another context type than {}",
-                    std::any::type_name::<C>()
+                    "workflow {name:?} takes another input type than {}",
+                    std::any::type_name::<I>()
                 ),
             ));
         }
-        let submission = Submission::request(new_request(request_id, tenant_id, name, &context)?);
-        self.execute(submission, || {
-            self.require_state(tenant_id, &[TenantState::Active], TenantState::Active)
+        let submission = Submission::request(new_request(request_id, tenant_id, name, &input)?);
+        self.execute(submission, || async {
+            let record = load(&*self.inner.parts.store, tenant_id).await?;
+            require_active(&record, &format!("workflow {name:?}"))
         })
         .await
     }
@@ -645,15 +682,7 @@ impl ProvisioningOrchestrator {
             .resolver
             .preview(&request.tenant_id, &decision)
             .await?;
-        if decision.residency == Residency::Strict && choice.region != decision.region {
-            return Err(Error::Placement {
-                tenant: request.tenant_id.clone(),
-                reason: format!(
-                    "resolver chose region {}, but residency requires region {}",
-                    choice.region, decision.region
-                ),
-            });
-        }
+        decision.check_residency(&request.tenant_id, &choice)?;
         let placement = Placement::new(request.tenant_id.clone(), decision.clone(), choice);
         let database = parts.schema.locate(&placement)?;
         let placement = placement.with_database(database);

@@ -230,15 +230,10 @@ pub(crate) async fn decide_target(
         (None, true) => resolver.resolve(tenant, &asked).await?,
         (None, false) => resolver.preview(tenant, &asked).await?,
     };
+    let residency = decision.check_residency(tenant, &choice);
     let target = Placement::new(tenant.clone(), decision.clone(), choice);
-    let refusal = if decision.residency == Residency::Strict && target.region != decision.region {
-        Some(Error::Placement {
-            tenant: tenant.clone(),
-            reason: format!(
-                "shard {} is in region {}, but residency is strict to region {}",
-                target.shard, target.region, decision.region
-            ),
-        })
+    let refusal = if let Err(refusal) = residency {
+        Some(refusal)
     } else if reason == MoveReason::Drain && target.region != source.region {
         Some(Error::invalid(
             "shard",

@@ -3,12 +3,12 @@
 //! (each over its own context type) sit in one registry, for `recover`.
 
 use async_trait::async_trait;
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::events::{EventKind, NewEvent};
-use crate::model::{FailureInfo, TenantState};
+use crate::model::{FailureInfo, Placement, RequestId, TenantId, TenantRecord, TenantState};
 use crate::orchestrator::Parts;
 use crate::orchestrator::transition::{emit, load, transition};
 use crate::saga::{CancellationToken, RunReport, RunStatus, Saga, SagaExecutor};
@@ -42,10 +42,152 @@ pub(crate) trait Workflow: Send + Sync {
     ) -> Result<()>;
 }
 
+/// What the steps of a workflow of yours run over: the tenant as the catalog
+/// holds it when the run starts, the request being carried out, and your
+/// input.
+///
+/// The orchestrator builds it: the tenant comes from the store (checked
+/// Active, with its placement), never from a copy in the input, so a step
+/// cannot act on another tenant than the one the request names. It is
+/// journaled with the run, so a run resumed after a crash sees the same
+/// tenant its earlier steps saw.
+///
+/// ```
+/// # use async_trait::async_trait;
+/// # use provisioning_core::{Step, StepError, WorkflowContext};
+/// #[derive(serde::Serialize, serde::Deserialize)]
+/// struct Invite { email: String, invited: bool }
+///
+/// struct SendInvite;
+///
+/// #[async_trait]
+/// impl Step<WorkflowContext<Invite>> for SendInvite {
+///     fn name(&self) -> &str { "send-invite" }
+///     async fn execute(&self, ctx: &mut WorkflowContext<Invite>) -> Result<(), StepError> {
+///         // Where the tenant's data lives: its shard, region and database.
+///         let placement = ctx.placement();
+///         let _ = (&placement.shard, &placement.region, &placement.database);
+///         ctx.input.invited = true; // journaled after the step
+///         Ok(())
+///     }
+/// }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkflowContext<I> {
+    tenant: TenantRecord,
+    placement: Placement,
+    request_id: RequestId,
+    /// The input given to
+    /// [`run_workflow`](crate::ProvisioningOrchestrator::run_workflow).
+    /// Steps may record what they did here for the steps after them and for
+    /// their compensation: it is journaled after each step.
+    pub input: I,
+}
+
+impl<I> WorkflowContext<I> {
+    /// The tenant's record when the run started (state Active).
+    pub fn tenant(&self) -> &TenantRecord {
+        &self.tenant
+    }
+
+    /// The tenant's id.
+    pub fn tenant_id(&self) -> &TenantId {
+        &self.tenant.tenant_id
+    }
+
+    /// Where the tenant lives: plan, isolation, region, shard and, when the
+    /// schema manager records one, its database
+    /// ([`Placement::database`]).
+    pub fn placement(&self) -> &Placement {
+        &self.placement
+    }
+
+    /// The request this run carries out (the idempotency key: a step that
+    /// writes can tag its rows with it to find them again on a retry).
+    pub fn request_id(&self) -> RequestId {
+        self.request_id
+    }
+
+    /// The context for `tenant`'s run of `request_id` over `input`.
+    ///
+    /// # Errors
+    /// [`Error::NotActive`] when the tenant is not Active;
+    /// [`Error::Conflict`] when an Active tenant has no placement (a catalog
+    /// written by something else than the orchestrator).
+    pub fn new(tenant: TenantRecord, request_id: RequestId, input: I) -> Result<Self> {
+        require_active(&tenant, "a workflow")?;
+        let placement = tenant.placement.clone().ok_or_else(|| Error::Conflict {
+            kind: "tenant",
+            id: tenant.tenant_id.to_string(),
+            reason: "an Active tenant has no placement".to_owned(),
+        })?;
+        Ok(WorkflowContext {
+            tenant,
+            placement,
+            request_id,
+            input,
+        })
+    }
+}
+
+/// `Ok` for an Active tenant, else [`Error::NotActive`] naming `what` needed it.
+pub(crate) fn require_active(tenant: &TenantRecord, what: &str) -> Result<()> {
+    if tenant.state == TenantState::Active {
+        Ok(())
+    } else {
+        Err(Error::NotActive {
+            tenant: tenant.tenant_id.clone(),
+            state: tenant.state,
+            what: what.to_owned(),
+        })
+    }
+}
+
+/// Builds a run's first context from its request and, for a workflow of the
+/// user's, the tenant's record as the catalog holds it now.
+type Begin<C> = fn(&RequestRecord, Option<TenantRecord>) -> Result<C>;
+
 /// A saga over context `C` with its settlement rule.
 pub(crate) struct Typed<C> {
     pub(crate) saga: Saga<C>,
     pub(crate) kind: Kind,
+    begin: Begin<C>,
+}
+
+impl<C: DeserializeOwned> Typed<C> {
+    /// A built-in workflow: its context is the request's payload.
+    pub(crate) fn builtin(saga: Saga<C>, kind: Kind) -> Self {
+        Typed {
+            saga,
+            kind,
+            begin: |request, _| payload(request),
+        }
+    }
+}
+
+impl<I: DeserializeOwned> Typed<WorkflowContext<I>> {
+    /// A workflow of the user's: the payload is its input, and the tenant
+    /// comes from the catalog.
+    pub(crate) fn custom(saga: Saga<WorkflowContext<I>>, success_event: Option<String>) -> Self {
+        Typed {
+            saga,
+            kind: Kind::Custom { success_event },
+            begin: |request, tenant| {
+                let tenant = tenant.ok_or_else(|| Error::NotFound {
+                    kind: "tenant",
+                    id: request.tenant_id.to_string(),
+                })?;
+                WorkflowContext::new(tenant, request.request_id, payload(request)?)
+            },
+        }
+    }
+}
+
+fn payload<T: DeserializeOwned>(request: &RequestRecord) -> Result<T> {
+    serde_json::from_value(request.payload.clone()).map_err(|source| Error::Serialization {
+        what: "request payload",
+        source,
+    })
 }
 
 #[async_trait]
@@ -83,22 +225,38 @@ where
     ) -> Result<()> {
         let token = CancellationToken::new();
         let start = || async {
-            let context: C = serde_json::from_value(request.payload.clone()).map_err(|source| {
-                Error::Serialization {
-                    what: "request payload",
-                    source,
-                }
-            })?;
+            let tenant = match self.kind {
+                Kind::Custom { .. } => parts.store.tenant(&request.tenant_id).await?,
+                Kind::Create | Kind::Lifecycle => None,
+            };
+            let context = match (self.begin)(request, tenant) {
+                Ok(context) => context,
+                // The tenant left Active (or vanished) between the request's
+                // submission and its start: nothing ran, the request fails.
+                Err(error) if !error.is_transient() => return Ok(Err(error)),
+                Err(error) => return Err(error),
+            };
             executor
                 .start(&self.saga, request.run_id, context, &token)
                 .await
+                .map(Ok)
         };
-        let report = if fresh {
+        let started = if fresh {
             start().await?
         } else {
             match executor.resume(&self.saga, request.run_id, &token).await {
                 Err(Error::NotFound { kind: "run", .. }) => start().await?,
-                other => other?,
+                other => Ok(other?),
+            }
+        };
+        let report = match started {
+            Ok(report) => report,
+            Err(refused) => {
+                let failure = FailureInfo::new("start", refused.to_string());
+                return parts
+                    .store
+                    .finish_request(request.request_id, RequestStatus::Failed, Some(failure))
+                    .await;
             }
         };
         let (status, failure) = self.settle(parts, request, &report).await?;

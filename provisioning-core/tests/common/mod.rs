@@ -1,17 +1,12 @@
-//! Shared test fixtures: scripted steps that record what ran and when, and a
-//! journal that "crashes" after a set number of writes.
+//! Shared test fixtures: scripted steps that record what ran and when.
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use provisioning_core::{
-    Error, InMemoryJournal, JournalRecord, RetryPolicy, RunId, Saga, SagaExecutor, SagaJournal,
-    Step, StepError,
-};
+use provisioning_core::{RetryPolicy, Saga, SagaExecutor, SagaJournal, Step, StepError};
 use serde::{Deserialize, Serialize};
 
 pub mod world;
@@ -208,45 +203,4 @@ pub fn exact_policy(initial_ms: u64, attempts: u32) -> RetryPolicy {
         .jitter(0.0)
         .build()
         .unwrap()
-}
-
-/// A journal that writes through to `inner` until `fail_after` appends have
-/// succeeded, then refuses every write: the process "crashed" there.
-pub struct CrashingJournal {
-    pub inner: Arc<InMemoryJournal>,
-    pub fail_after: usize,
-    pub appended: AtomicUsize,
-}
-
-impl CrashingJournal {
-    pub fn new(inner: Arc<InMemoryJournal>, fail_after: usize) -> Self {
-        CrashingJournal {
-            inner,
-            fail_after,
-            appended: AtomicUsize::new(0),
-        }
-    }
-}
-
-#[async_trait]
-impl SagaJournal for CrashingJournal {
-    async fn append(&self, record: JournalRecord) -> provisioning_core::Result<()> {
-        if self.appended.load(Ordering::SeqCst) >= self.fail_after {
-            return Err(Error::Backend {
-                component: "test journal",
-                message: "simulated crash".into(),
-                transient: false,
-                source: None,
-            });
-        }
-        self.inner.append(record).await?;
-        self.appended.fetch_add(1, Ordering::SeqCst);
-        Ok(())
-    }
-    async fn load(&self, run_id: RunId) -> provisioning_core::Result<Vec<JournalRecord>> {
-        self.inner.load(run_id).await
-    }
-    async fn unfinished_runs(&self) -> provisioning_core::Result<Vec<RunId>> {
-        self.inner.unfinished_runs().await
-    }
 }

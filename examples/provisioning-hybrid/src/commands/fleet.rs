@@ -3,6 +3,8 @@
 //! progress bar on a terminal and one plain line per database otherwise; and
 //! `fleet status`, the last roll-out.
 
+pub(crate) mod json;
+
 use std::path::Path;
 use std::time::Duration;
 
@@ -10,6 +12,7 @@ use provisioning_core::{
     FailureLimit, FleetStatus, PlannedUnit, RolloutOptions, RolloutReport, RolloutUnit, UnitStatus,
 };
 
+use self::json::{DriftView, FleetStatusView, UnitView};
 use super::{BoxResult, Output};
 
 /// The options of `migrate-all`.
@@ -92,25 +95,11 @@ pub(crate) async fn migrate_all(
 pub(crate) async fn fleet_status(dir: &Path, out: Output) -> BoxResult<()> {
     let orchestrator = crate::wiring::orchestrator(dir, out.release).await?;
     let status = orchestrator.fleet_status().await?;
-    let json = status_json(status.as_ref());
+    let json = FleetStatusView::new(status.as_ref());
     out.show(&json, || match &status {
         None => "no roll-out yet: `migrate-all` starts one".to_owned(),
         Some(s) => status_text(s),
     })
-}
-
-/// The JSON of `fleet status` and `GET /api/v1/fleet/status`.
-pub(crate) fn status_json(status: Option<&FleetStatus>) -> serde_json::Value {
-    match status {
-        None => serde_json::json!({ "rollout": null }),
-        Some(s) => serde_json::json!({
-            "rollout": s.rollout,
-            "counts": s.counts,
-            "failures": s.failures.iter().map(unit_json).collect::<Vec<_>>(),
-            "skipped": s.skipped.iter().map(unit_json).collect::<Vec<_>>(),
-            "workers": s.workers,
-        }),
-    }
 }
 
 fn status_text(s: &FleetStatus) -> String {
@@ -167,23 +156,6 @@ fn outcome(unit: &RolloutUnit) -> String {
     }
 }
 
-fn unit_json(unit: &RolloutUnit) -> serde_json::Value {
-    serde_json::json!({
-        "database": unit.key,
-        "tenants": unit.tenants,
-        "isolation": unit.placement.isolation,
-        "wave": unit.wave,
-        "status": unit.status,
-        "applied": unit.applied.iter().map(|m| m.version).collect::<Vec<_>>(),
-        "seeded": unit.seeded.iter().map(|s| &s.name).collect::<Vec<_>>(),
-        "error": if unit.status == UnitStatus::Failed { unit.note.as_deref() } else { None },
-        "note": if unit.status == UnitStatus::Failed { None } else { unit.note.as_deref() },
-        "attempts": unit.attempts,
-        "worker": unit.worker,
-        "outcome": outcome(unit),
-    })
-}
-
 fn show_report(report: &RolloutReport, units: &[RolloutUnit], out: Output) -> BoxResult<()> {
     let c = report.counts;
     let up_to_date = report
@@ -210,7 +182,7 @@ fn show_report(report: &RolloutReport, units: &[RolloutUnit], out: Output) -> Bo
         "rollout": report.rollout,
         "resumed": report.resumed,
         "counts": c,
-        "databases": report.settled.iter().map(unit_json).collect::<Vec<_>>(),
+        "databases": report.settled.iter().map(UnitView::new).collect::<Vec<_>>(),
         "tenants": tenants,
         "done": report.settled.iter().filter(|u| u.status == UnitStatus::Migrated).count(),
         "up_to_date": up_to_date,
@@ -368,7 +340,7 @@ pub(crate) async fn drift(
         options = options.tenant(tenant.parse()?);
     }
     let report = orchestrator.check_drift(options).await?;
-    let json = drift_json(&report);
+    let json = DriftView::new(&report);
     out.show(&json, || drift_text(&report))?;
     let errors = report.units.iter().filter(|u| u.error.is_some()).count();
     if errors > 0 {
@@ -384,46 +356,6 @@ pub(crate) async fn drift(
             report.release.as_deref().unwrap_or("?")
         ))))
     }
-}
-
-/// The JSON of `drift --json` and `GET /api/v1/fleet/drift`: per tenant,
-/// clean or each difference.
-pub(crate) fn drift_json(report: &provisioning_core::DriftReport) -> serde_json::Value {
-    let drift = |d: &provisioning_core::Drift| {
-        serde_json::json!({
-            "kind": d.kind,
-            "object": d.object,
-            "expected": d.expected,
-            "found": d.found,
-            "repair": d.repair.as_ref().map(|r| r.to_string()),
-            "repairable": d.repair.is_some(),
-        })
-    };
-    let tenants: Vec<serde_json::Value> = report
-        .units
-        .iter()
-        .flat_map(|unit| {
-            unit.tenants.iter().map(move |tenant| {
-                serde_json::json!({
-                    "tenant": tenant,
-                    "database": unit.database,
-                    "isolation": unit.isolation,
-                    "clean": unit.is_clean(),
-                    "drifts": unit.drifts.iter().map(drift).collect::<Vec<_>>(),
-                    "repaired": unit.repaired.iter().map(|r| r.to_string()).collect::<Vec<_>>(),
-                    "error": unit.error,
-                })
-            })
-        })
-        .collect();
-    serde_json::json!({
-        "release": report.release,
-        "clean": report.is_clean(),
-        "databases": report.units.len(),
-        "drifted": report.drifted().count(),
-        "repaired": report.units.iter().map(|u| u.repaired.len()).sum::<usize>(),
-        "tenants": tenants,
-    })
 }
 
 fn drift_text(report: &provisioning_core::DriftReport) -> String {

@@ -1,5 +1,5 @@
-//! (5) `provision service|user`: the generic workflows from the CLI. Waits
-//! for the run; a run that failed (and was compensated) is an error exit.
+//! (5) `provision service|user|resource`: the generic workflows from the CLI.
+//! Waits for the run; a run that failed (and was compensated) is an error exit.
 
 use std::path::Path;
 
@@ -10,7 +10,7 @@ use crate::workflows;
 
 /// What `provision` runs, and for which tenant.
 pub(crate) struct ProvisionArgs {
-    /// `service` or `user`.
+    /// `service`, `user` or `resource`.
     pub(crate) workflow: &'static str,
     pub(crate) tenant: String,
     /// The workflow's input, as the HTTP API takes it.
@@ -19,8 +19,9 @@ pub(crate) struct ProvisionArgs {
     pub(crate) inject_failure: Option<String>,
 }
 
-/// `provision service --tenant ID --service NAME --tier TIER` and
-/// `provision user --tenant ID --email EMAIL --role ROLE`.
+/// `provision service --tenant ID --service NAME --tier TIER`,
+/// `provision user --tenant ID --email EMAIL --role ROLE` and
+/// `provision resource --tenant ID --service NAME --type TYPE [--spec K=V]...`.
 pub(crate) async fn provision(dir: &Path, args: ProvisionArgs, out: Output) -> BoxResult<()> {
     let tenant: TenantId = args.tenant.parse()?;
     let request_id = match &args.request_id {
@@ -28,25 +29,33 @@ pub(crate) async fn provision(dir: &Path, args: ProvisionArgs, out: Output) -> B
         None => RequestId::new(),
     };
     let faults = faults(args.inject_failure.as_deref())?;
-    let orchestrator = crate::wiring::hybrid(dir, out.release, faults)
+    let provisioner = crate::wiring::hybrid(dir, out.release, faults)
         .await?
-        .orchestrator;
-    let receipt = workflows::provision(
-        &orchestrator,
-        args.workflow,
-        &tenant,
-        request_id,
-        args.input,
-    )
-    .await?;
+        .provisioner;
+    let resource = match args.workflow {
+        workflows::RESOURCE => Some(workflows::ResourceInput::parse(args.input.clone())?),
+        _ => None,
+    };
+    let receipt = provisioner
+        .provision(args.workflow, &tenant, request_id, args.input)
+        .await?;
     out.show(&receipt, || {
-        format!(
+        let mut line = format!(
             "request {}: {} for tenant {} {}",
             receipt.request_id,
             receipt.workflow,
             receipt.tenant_id,
             receipt.status.as_str()
-        )
+        );
+        if let (Some(input), None) = (&resource, &receipt.failure) {
+            let id = workflows::resource_id(input, receipt.request_id);
+            line.push_str(&format!(": resource {id}"));
+            if input.kind != workflows::ResourceType::Compute {
+                let prefix = workflows::resource_prefix(&tenant, &id);
+                line.push_str(&format!(" at {prefix}/ in the tenant's storage"));
+            }
+        }
+        line
     })?;
     match &receipt.failure {
         Some(failure) => Err(format!(

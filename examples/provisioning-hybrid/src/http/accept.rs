@@ -15,6 +15,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use provisioning_core::{Error, Receipt, RequestId, Result, TenantId};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
 use super::error::ApiError;
@@ -25,8 +26,9 @@ const POLL_MIN: Duration = Duration::from_millis(2);
 const POLL_MAX: Duration = Duration::from_millis(50);
 
 /// The `?wait=true` query of the endpoints that start a run.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct WaitQuery {
     /// Answer when the run has ended (200 with the receipt) instead of at
     /// once (202 with a status link).
@@ -65,10 +67,13 @@ impl Expected {
 }
 
 /// A receipt with the link to follow it; the body of 202 and of `?wait=true`.
-#[derive(Serialize)]
-struct Answer {
+#[derive(Serialize, ToSchema)]
+#[schema(as = LinkedReceipt)]
+pub(crate) struct Answer {
     #[serde(flatten)]
     receipt: Receipt,
+    /// Where the request's receipt is served (`GET` it to follow the run).
+    #[schema(example = "/api/v1/provisioning/0190c1a2-7b3e-7c4d-9e5f-0123456789ab/status")]
     status_url: String,
 }
 

@@ -8,6 +8,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use provisioning_core::Error;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 /// An error answer: a status code and the JSON body that explains it.
 ///
@@ -16,36 +17,101 @@ use serde::Serialize;
 /// that a client needs one error parser.
 #[derive(Debug)]
 pub(crate) struct ApiError {
-    status: StatusCode,
     body: ErrorBody,
 }
 
+/// The stable, machine-readable `code` of an error answer; each has one
+/// status code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum ErrorCode {
+    /// 400: a value breaks a rule; `field` and `rule` say which.
+    InvalidInput,
+    /// 400: the body is not the JSON the endpoint takes.
+    InvalidBody,
+    /// 400: the query string does not fit the endpoint.
+    InvalidQuery,
+    /// 400: a path segment cannot be decoded.
+    InvalidPath,
+    /// 401: the bearer token is missing or wrong.
+    Unauthorized,
+    /// 404: no such tenant, request, workflow or endpoint.
+    NotFound,
+    /// 405: the endpoint does not take this method.
+    MethodNotAllowed,
+    /// 409: the request conflicts with another one.
+    Conflict,
+    /// 409: the tenant's state forbids the operation.
+    IllegalTransition,
+    /// 409: a workflow for a tenant that is not Active.
+    TenantNotActive,
+    /// 413: the body is too large.
+    PayloadTooLarge,
+    /// 415: the body is not JSON.
+    UnsupportedMediaType,
+    /// 422: no shard can take the tenant.
+    Placement,
+    /// 500: anything else; the server log has the details.
+    Internal,
+    /// 503: a transient backend failure; retry after `Retry-After`.
+    Unavailable,
+}
+
+impl ErrorCode {
+    /// The status code an error with this code is answered with.
+    pub(crate) fn status(self) -> StatusCode {
+        match self {
+            ErrorCode::InvalidInput
+            | ErrorCode::InvalidBody
+            | ErrorCode::InvalidQuery
+            | ErrorCode::InvalidPath => StatusCode::BAD_REQUEST,
+            ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorCode::NotFound => StatusCode::NOT_FOUND,
+            ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ErrorCode::Conflict | ErrorCode::IllegalTransition | ErrorCode::TenantNotActive => {
+                StatusCode::CONFLICT
+            }
+            ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode::Placement => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
 /// The `error` object of an error answer.
-#[derive(Debug, Serialize)]
-struct ErrorBody {
-    /// A stable, machine-readable code (`invalid_input`, `not_found`...).
-    code: &'static str,
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ErrorBody {
+    /// A stable, machine-readable code.
+    code: ErrorCode,
     /// What went wrong, for people.
     message: String,
-    /// The input field at fault, when one is.
+    /// The input field at fault, when one is (a body field, a path or query
+    /// parameter, or a header such as `X-Tenant-ID`).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, value_type = Option<String>)]
     field: Option<Cow<'static, str>>,
     /// The rule the field broke, phrased so that it tells how to fix it.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     rule: Option<String>,
 }
 
-/// The JSON document of an error answer.
-#[derive(Serialize)]
-struct Envelope<'a> {
-    error: &'a ErrorBody,
+/// The JSON document of every error answer: `{"error": {"code", "message",
+/// "field"?, "rule"?}}`.
+#[derive(Serialize, ToSchema)]
+#[schema(as = ErrorResponse)]
+pub(crate) struct Envelope {
+    /// What went wrong.
+    error: ErrorBody,
 }
 
 impl ApiError {
-    /// An error with `status`, `code` and `message`, naming no field.
-    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    /// An error with `code` (which sets the status) and `message`, naming no
+    /// field.
+    pub(crate) fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         ApiError {
-            status,
             body: ErrorBody {
                 code,
                 message: message.into(),
@@ -58,11 +124,7 @@ impl ApiError {
     /// A 400 `invalid_input` for `field` breaking `rule`.
     pub(crate) fn invalid(field: impl Into<Cow<'static, str>>, rule: impl Into<String>) -> Self {
         let (field, rule) = (field.into(), rule.into());
-        let mut error = ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_input",
-            format!("invalid {field}: {rule}"),
-        );
+        let mut error = ApiError::new(ErrorCode::InvalidInput, format!("invalid {field}: {rule}"));
         error.body.field = Some(field);
         error.body.rule = Some(rule);
         error
@@ -78,7 +140,7 @@ impl ApiError {
             .find_map(|prefix| message.strip_prefix(prefix))
             .and_then(|rest| rest.split_once('`'))
             .map(|(field, _)| Cow::Owned(field.to_owned()));
-        let mut error = ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", message);
+        let mut error = ApiError::new(ErrorCode::InvalidBody, message);
         error.body.field = field;
         error
     }
@@ -87,19 +149,14 @@ impl ApiError {
     /// `WWW-Authenticate: Bearer`).
     pub(crate) fn unauthorized() -> Self {
         ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
+            ErrorCode::Unauthorized,
             "this endpoint needs the header Authorization: Bearer <token>",
         )
     }
 
     /// A 404 for a path no route serves.
     pub(crate) fn no_route(path: &str) -> Self {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no endpoint at {path}"),
-        )
+        ApiError::new(ErrorCode::NotFound, format!("no endpoint at {path}"))
     }
 
     /// The same error, naming `field` instead (for a value that came from a
@@ -112,54 +169,43 @@ impl ApiError {
     }
 
     /// The status code.
-    #[cfg(test)]
     pub(crate) fn status(&self) -> StatusCode {
-        self.status
+        self.body.code.status()
     }
 }
 
 impl From<Error> for ApiError {
     /// Bad input is 400 naming the field and rule; a missing tenant, request
-    /// or workflow 404; a conflict or a transition the state machine forbids
-    /// 409; a tenant that cannot be placed 422 (the request is well-formed and
-    /// valid, the fleet cannot take it: retrying the same request later may
-    /// succeed, editing it is not what is asked); a transient backend failure
-    /// 503 with `Retry-After`; anything else 500 with the error's message.
+    /// or workflow 404; a conflict, a transition the state machine forbids or
+    /// work for a tenant that is not Active 409; a tenant that cannot be
+    /// placed 422 (the request is well-formed and valid, the fleet cannot
+    /// take it: retrying the same request later may succeed, editing it is
+    /// not what is asked); a transient backend failure 503 with
+    /// `Retry-After`; anything else 500 with a generic message (the details
+    /// go to the log).
     fn from(error: Error) -> Self {
         match error {
             Error::InvalidTenantId { rule, .. } => ApiError::invalid("tenant_id", rule.to_string()),
             Error::InvalidInput { field, rule } => ApiError::invalid(field, rule),
-            Error::NotFound { .. } => {
-                ApiError::new(StatusCode::NOT_FOUND, "not_found", error.to_string())
+            Error::NotFound { .. } => ApiError::new(ErrorCode::NotFound, error.to_string()),
+            Error::Conflict { .. } => ApiError::new(ErrorCode::Conflict, error.to_string()),
+            // A tenant whose state forbids what was asked, whether as a
+            // transition or as work that needs it Active: the same answer.
+            Error::NotActive { .. } => ApiError::new(ErrorCode::TenantNotActive, error.to_string()),
+            Error::IllegalTransition { .. } => {
+                ApiError::new(ErrorCode::IllegalTransition, error.to_string())
             }
-            Error::Conflict { .. } => {
-                ApiError::new(StatusCode::CONFLICT, "conflict", error.to_string())
-            }
-            Error::IllegalTransition { .. } => ApiError::new(
-                StatusCode::CONFLICT,
-                "illegal_transition",
-                error.to_string(),
-            ),
-            Error::Placement { .. } => ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "placement",
-                error.to_string(),
-            ),
+            Error::Placement { .. } => ApiError::new(ErrorCode::Placement, error.to_string()),
             error if error.is_transient() => {
                 tracing::warn!(error = %error, "transient backend failure answered 503");
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "unavailable",
-                    error.to_string(),
-                )
+                ApiError::new(ErrorCode::Unavailable, error.to_string())
             }
             // The details (paths, SQL errors) go to the log, not to the client.
             error => {
                 tracing::error!(error = %error, "request failed");
                 ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "internal error; the server log has the details".to_owned(),
+                    ErrorCode::Internal,
+                    "internal error; the server log has the details",
                 )
             }
         }
@@ -172,8 +218,7 @@ impl From<tokio::task::JoinError> for ApiError {
     fn from(error: tokio::task::JoinError) -> Self {
         tracing::error!(error = %error, "provisioning task ended abnormally");
         ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
+            ErrorCode::Internal,
             "the provisioning task ended abnormally; its request is finished on recovery",
         )
     }
@@ -181,9 +226,10 @@ impl From<tokio::task::JoinError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut response = (self.status, Json(Envelope { error: &self.body })).into_response();
+        let status = self.status();
+        let mut response = (status, Json(Envelope { error: self.body })).into_response();
         let headers = response.headers_mut();
-        match self.status {
+        match status {
             StatusCode::UNAUTHORIZED => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
@@ -211,6 +257,14 @@ mod tests {
         assert_eq!(invalid.status(), StatusCode::BAD_REQUEST);
         assert_eq!(invalid.body.field.as_deref(), Some("tenant_id"));
         assert!(invalid.body.rule.is_some());
+        let inactive: ApiError = Error::NotActive {
+            tenant: "acme".parse().unwrap(),
+            state: provisioning_core::TenantState::Deleted,
+            what: "workflow \"service\"".into(),
+        }
+        .into();
+        assert_eq!(inactive.status(), StatusCode::CONFLICT);
+        assert_eq!(inactive.body.code, ErrorCode::TenantNotActive);
         let missing: ApiError = Error::NotFound {
             kind: "tenant",
             id: "acme".into(),

@@ -8,7 +8,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use serde::de::DeserializeOwned;
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorCode};
 
 /// The largest request body accepted; a larger one is answered 413.
 pub(crate) const BODY_LIMIT: usize = 64 * 1024;
@@ -69,13 +69,7 @@ where
         Query::<T>::from_request_parts(parts, state)
             .await
             .map(|Query(value)| ApiQuery(value))
-            .map_err(|rejection| {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_query",
-                    rejection.body_text(),
-                )
-            })
+            .map_err(|rejection| ApiError::new(ErrorCode::InvalidQuery, rejection.body_text()))
     }
 }
 
@@ -93,13 +87,7 @@ where
         Path::<String>::from_request_parts(parts, state)
             .await
             .map(|Path(value)| ApiPath(value))
-            .map_err(|rejection| {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_path",
-                    rejection.body_text(),
-                )
-            })
+            .map_err(|rejection| ApiError::new(ErrorCode::InvalidPath, rejection.body_text()))
     }
 }
 
@@ -114,8 +102,7 @@ fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
         Some("application/json") => Ok(()),
         Some(other) if other.starts_with("application/") && other.ends_with("+json") => Ok(()),
         _ => Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            ErrorCode::UnsupportedMediaType,
             "the body must be JSON, sent with Content-Type: application/json",
         )),
     }
@@ -128,16 +115,11 @@ async fn body<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes, ApiE
         .map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "payload_too_large",
+                    ErrorCode::PayloadTooLarge,
                     format!("the body must be at most {BODY_LIMIT} bytes"),
                 )
             } else {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_body",
-                    rejection.body_text(),
-                )
+                ApiError::new(ErrorCode::InvalidBody, rejection.body_text())
             }
         })
 }

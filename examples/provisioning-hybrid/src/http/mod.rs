@@ -7,20 +7,27 @@
 //! | `GET /api/v1/tenants/{id}` | the tenant record |
 //! | `POST /api/v1/tenants/{id}/suspend`, `/resume` | suspend, resume (`{"request_id"?}`) |
 //! | `DELETE /api/v1/tenants/{id}?mode=archive\|purge` | delete (`{"request_id"?}`) |
+//! | `POST /api/v1/tenants/{id}/plan`, `/move` | change plan (`{"plan"}`), move (`{"shard"}`) |
 //! | `GET /api/v1/provisioning/{request_id}/status` | a request's receipt |
-//! | `POST /api/v1/provisioning/{workflow}` | a generic workflow for the tenant in `X-Tenant-ID` |
+//! | `POST /api/v1/provisioning/tenant` | create, as `POST /api/v1/tenants` (one handler) |
+//! | `POST /api/v1/provisioning/{workflow}` | a generic workflow (`service`, `user`, `resource`) for the tenant in `X-Tenant-ID` |
+//! | `GET /api/v1/fleet/status`, `/drift` | the last roll-out, drift from the release |
+//! | `GET /api/v1/openapi.json` | this API's OpenAPI 3.1 document (no token needed) |
 //! | `GET /metrics`, `GET /healthz` | Prometheus metrics, liveness (no token needed) |
 //!
 //! Requests that start a run answer 202 at once with the receipt so far and
 //! a status link, or with `?wait=true` 200 and the final receipt; see
 //! [`accept`]. Errors are JSON, `{"error": {"code", "message", "field"?,
-//! "rule"?}}`; see [`error`]. With a token every endpoint but `/metrics` and
-//! `/healthz` needs `Authorization: Bearer <token>`; see [`auth`].
+//! "rule"?}}`; see [`error`]. With a token every endpoint but `/metrics`,
+//! `/healthz` and the OpenAPI document needs `Authorization: Bearer
+//! <token>`; see [`auth`]. The document is generated from the handlers'
+//! annotations; see [`openapi`].
 
 mod accept;
 mod auth;
 mod error;
 mod extract;
+mod openapi;
 mod routes;
 
 use std::io::Write;
@@ -30,6 +37,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
+use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::middleware::{self, Next};
 use axum::response::Response;
@@ -70,12 +78,16 @@ const UPKEEP_EVERY: Duration = crate::config::STATUS_REFRESH;
 pub(crate) struct AppState {
     /// The wired SDK (an `Arc` inside: cheap to clone into a run's task).
     orchestrator: ProvisioningOrchestrator,
+    /// The generic workflows on it (cheap to clone too).
+    provisioner: crate::workflows::Provisioner,
     /// The runs spawned by requests; shutdown waits for them.
     runs: TaskTracker,
     /// The bearer token, when the API is protected.
     token: Option<Token>,
     /// Renders the global metrics recorder.
     metrics: PrometheusHandle,
+    /// The OpenAPI document, serialized once.
+    document: Bytes,
 }
 
 /// `serve`: wires the SDK over `data_dir`, finishes what a previous process
@@ -118,7 +130,9 @@ pub(crate) async fn serve(
         .set_buckets(&DURATION_BUCKETS)?
         .install_recorder()?;
     let hybrid = crate::wiring::hybrid(data_dir, release, faults).await?;
-    let (orchestrator, directory) = (hybrid.orchestrator, hybrid.directory);
+    let document = openapi::serve_bytes(&crate::config::load()?)?;
+    let (orchestrator, provisioner, directory) =
+        (hybrid.orchestrator, hybrid.provisioner, hybrid.directory);
     zero_failure_counters(&orchestrator);
     let report = orchestrator.recover().await?;
     tracing::info!(
@@ -150,9 +164,11 @@ pub(crate) async fn serve(
     };
     let state = Arc::new(AppState {
         orchestrator,
+        provisioner,
         runs: TaskTracker::new(),
         token,
         metrics,
+        document,
     });
     axum::serve(listener, router(state.clone()))
         .with_graceful_shutdown(shutdown_signal())
@@ -184,23 +200,31 @@ fn announce(addr: SocketAddr) -> std::io::Result<()> {
 
 /// The API's routes, protected by the token where the module docs say.
 fn router(state: Arc<AppState>) -> Router {
+    use routes::{fleet, mobility, provisioning, tenants};
     let api = Router::new()
-        .route("/api/v1/tenants", post(routes::create_tenant))
+        .route("/api/v1/tenants", post(tenants::create_tenant))
         .route(
             "/api/v1/tenants/{id}",
-            get(routes::get_tenant).delete(routes::delete_tenant),
+            get(tenants::get_tenant).delete(tenants::delete_tenant),
         )
-        .route("/api/v1/tenants/{id}/suspend", post(routes::suspend))
-        .route("/api/v1/tenants/{id}/resume", post(routes::resume))
-        .route("/api/v1/tenants/{id}/plan", post(routes::change_plan))
-        .route("/api/v1/tenants/{id}/move", post(routes::move_tenant))
+        .route("/api/v1/tenants/{id}/suspend", post(tenants::suspend))
+        .route("/api/v1/tenants/{id}/resume", post(tenants::resume))
+        .route("/api/v1/tenants/{id}/plan", post(mobility::change_plan))
+        .route("/api/v1/tenants/{id}/move", post(mobility::move_tenant))
+        .route(
+            "/api/v1/provisioning/tenant",
+            post(tenants::provision_tenant),
+        )
         .route(
             "/api/v1/provisioning/{request_id}/status",
-            get(routes::status),
+            get(provisioning::status),
         )
-        .route("/api/v1/provisioning/{workflow}", post(routes::provision))
-        .route("/api/v1/fleet/status", get(routes::fleet_status))
-        .route("/api/v1/fleet/drift", get(routes::fleet_drift))
+        .route(
+            "/api/v1/provisioning/{workflow}",
+            post(provisioning::provision),
+        )
+        .route("/api/v1/fleet/status", get(fleet::fleet_status))
+        .route("/api/v1/fleet/drift", get(fleet::fleet_drift))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,
@@ -208,6 +232,7 @@ fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/healthz", get(routes::healthz))
         .route("/metrics", get(routes::metrics))
+        .route("/api/v1/openapi.json", get(openapi::openapi_json))
         .merge(api)
         .fallback(routes::no_route)
         .method_not_allowed_fallback(routes::method_not_allowed)

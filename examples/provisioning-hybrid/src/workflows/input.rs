@@ -4,6 +4,7 @@
 use provisioning_core::{Error, Result};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
 
 /// Longest service name.
 const SERVICE_MAX_LEN: usize = 40;
@@ -23,6 +24,8 @@ pub(crate) enum Tier {
 
 impl Tier {
     const NAMES: &'static str = "basic, standard or enterprise";
+    /// Every tier, cheapest first.
+    const ALL: [Tier; 3] = [Tier::Basic, Tier::Standard, Tier::Enterprise];
 
     fn parse(value: &str) -> Result<Self> {
         match value {
@@ -71,14 +74,43 @@ struct RawUser {
     role: String,
 }
 
+/// A service name, as an OpenAPI schema.
+pub(super) fn service_schema() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some(
+            "The service: lowercase letters, digits and hyphens, starting with a letter",
+        ))
+        .pattern(Some("^[a-z][a-z0-9-]*$"))
+        .min_length(Some(1))
+        .max_length(Some(SERVICE_MAX_LEN))
+        .examples(["billing"])
+}
+
 /// A validated `service` input.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct ServiceInput {
     pub(crate) service: String,
     pub(crate) tier: Tier,
 }
 
 impl ServiceInput {
+    /// The JSON object [`parse`](Self::parse) takes, as an OpenAPI schema
+    /// still open for the caller's own fields (it closes it).
+    pub(crate) fn schema() -> ObjectBuilder {
+        let service = service_schema();
+        let tier = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some("The SLA tier, which sets the rate limits"))
+            .enum_values(Some(Tier::ALL.map(Tier::as_str)));
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .property("service", service)
+            .required("service")
+            .property("tier", tier)
+            .required("tier")
+    }
+
     /// Parses and validates `input`.
     pub(crate) fn parse(input: serde_json::Value) -> Result<Self> {
         let raw: RawService = from_json(input)?;
@@ -91,13 +123,37 @@ impl ServiceInput {
 }
 
 /// A validated `user` input.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct UserInput {
     pub(crate) email: String,
     pub(crate) role: String,
 }
 
 impl UserInput {
+    /// The JSON object [`parse`](Self::parse) takes, as an OpenAPI schema
+    /// still open for the caller's own fields (it closes it).
+    pub(crate) fn schema() -> ObjectBuilder {
+        let email = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some(
+                "The user's address, local@domain; its domain is compared lowercased",
+            ))
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Email)))
+            .min_length(Some(5))
+            .max_length(Some(EMAIL_MAX_LEN))
+            .examples(["ana@acme.example"]);
+        let role = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some("One of the roles every tenant's seed creates"))
+            .enum_values(Some(ROLES));
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .property("email", email)
+            .required("email")
+            .property("role", role)
+            .required("role")
+    }
+
     /// Parses and validates `input`; the e-mail is kept as given but compared
     /// case-insensitively in the domain part by lowercasing it.
     pub(crate) fn parse(input: serde_json::Value) -> Result<Self> {
@@ -116,7 +172,7 @@ impl UserInput {
     }
 }
 
-fn from_json<T: DeserializeOwned>(input: serde_json::Value) -> Result<T> {
+pub(super) fn from_json<T: DeserializeOwned>(input: serde_json::Value) -> Result<T> {
     if !input.is_object() {
         return Err(Error::invalid("input", "must be a JSON object"));
     }
@@ -125,7 +181,7 @@ fn from_json<T: DeserializeOwned>(input: serde_json::Value) -> Result<T> {
 
 /// A service name: 1 to 40 lowercase ASCII letters, digits and hyphens,
 /// starting with a letter.
-fn validate_service(name: &str) -> Result<()> {
+pub(super) fn validate_service(name: &str) -> Result<()> {
     let rule = if name.is_empty() {
         Some("must not be empty".to_owned())
     } else if name.len() > SERVICE_MAX_LEN {

@@ -13,18 +13,23 @@
 //! what this request wrote, restoring any value it replaced).
 
 mod input;
+mod resource;
 mod steps;
 
 use std::sync::Arc;
 
 use provisioning_core::{
-    Error, Placement, ProvisioningOrchestrator, ProvisioningOrchestratorBuilder, Receipt,
-    RequestId, Result, Saga, TenantId, TenantState,
+    Error, ProvisioningOrchestrator, ProvisioningOrchestratorBuilder, Receipt, RequestId, Result,
+    Saga, TenantId, TenantState, WorkflowContext,
 };
 use provisioning_sqlx::SqliteSchemaManager;
-use serde::{Deserialize, Serialize};
+use provisioning_storage::ObjectStoreInitializer;
 
 pub(crate) use input::{ServiceInput, UserInput};
+use resource::{Allocate, CheckSubscription, RecordBilling, ReserveQuota};
+pub(crate) use resource::{
+    Quotas, RESOURCE, ResourceInput, ResourceType, resource_id, resource_prefix,
+};
 use steps::{CreateUser, GrantRole, WriteSetting};
 
 /// The `service` workflow's name.
@@ -32,54 +37,30 @@ pub(crate) const SERVICE: &str = "service";
 /// The `user` workflow's name.
 pub(crate) const USER: &str = "user";
 /// The registered generic workflows.
-pub(crate) const WORKFLOWS: [&str; 2] = [SERVICE, USER];
+pub(crate) const WORKFLOWS: [&str; 3] = [SERVICE, USER, RESOURCE];
 
-/// A `service` run's context: who, where, and what to enable.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(crate) struct ServiceContext {
-    request_id: RequestId,
-    placement: Placement,
-    service: String,
-    tier: input::Tier,
-}
+/// A `service` run's context: the tenant (with its placement) and the
+/// request from the orchestrator, and what to enable.
+pub(crate) type ServiceContext = WorkflowContext<ServiceInput>;
 
 /// A `user` run's context.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(crate) struct UserContext {
-    request_id: RequestId,
-    placement: Placement,
-    email: String,
-    role: String,
+pub(crate) type UserContext = WorkflowContext<UserInput>;
+
+/// What the generic workflows write through besides the tenant databases.
+pub(crate) struct Resources {
+    /// The tenants' storage, for database and storage resources.
+    pub(crate) storage: Arc<ObjectStoreInitializer>,
+    /// The resource quotas by tier.
+    pub(crate) quotas: Quotas,
+    /// A scratch folder where new resource databases are built.
+    pub(crate) scratch: std::path::PathBuf,
 }
 
-/// Where a run writes: the tenant's placement, and the request it carries out.
-pub(crate) trait Target {
-    fn placement(&self) -> &Placement;
-    fn request_id(&self) -> RequestId;
-}
-
-impl Target for ServiceContext {
-    fn placement(&self) -> &Placement {
-        &self.placement
-    }
-    fn request_id(&self) -> RequestId {
-        self.request_id
-    }
-}
-
-impl Target for UserContext {
-    fn placement(&self) -> &Placement {
-        &self.placement
-    }
-    fn request_id(&self) -> RequestId {
-        self.request_id
-    }
-}
-
-/// Registers `service` and `user` on the orchestrator being built.
+/// Registers `service`, `user` and `resource` on the orchestrator being built.
 pub(crate) fn register(
     builder: ProvisioningOrchestratorBuilder,
     schema: &Arc<SqliteSchemaManager>,
+    resources: &Resources,
 ) -> Result<ProvisioningOrchestratorBuilder> {
     let service = Saga::<ServiceContext>::builder(SERVICE)
         .step(WriteSetting::subscription(schema.clone()))
@@ -89,72 +70,94 @@ pub(crate) fn register(
         .step(CreateUser::new(schema.clone()))
         .step(GrantRole::new(schema.clone()))
         .build()?;
+    let resource = Saga::builder(RESOURCE)
+        .step(CheckSubscription {
+            schema: schema.clone(),
+        })
+        .step(ReserveQuota {
+            schema: schema.clone(),
+            quotas: resources.quotas.clone(),
+        })
+        .step(Allocate {
+            schema: schema.clone(),
+            storage: resources.storage.clone(),
+            scratch: resources.scratch.clone(),
+        })
+        .step(RecordBilling {
+            schema: schema.clone(),
+        })
+        .build()?;
     Ok(builder
         .workflow_with_event(service, "ServiceProvisioned")
-        .workflow_with_event(user, "UserProvisioned"))
+        .workflow_with_event(user, "UserProvisioned")
+        .workflow_with_event(resource, "ResourceProvisioned"))
 }
 
-/// Runs workflow `name` for `tenant` with `input` (a JSON object: for
-/// `service`, `{"service": "...", "tier": "..."}`; for `user`, `{"email":
-/// "...", "role": "..."}`) and returns its receipt when the run has ended.
-///
-/// # Errors
-/// [`Error::InvalidInput`] naming the field for bad input (unknown fields
-/// included); [`Error::NotFound`] for an unknown workflow or tenant;
-/// [`Error::IllegalTransition`] when the tenant is not Active;
-/// [`Error::Conflict`] when the request id was used for another request.
-pub(crate) async fn provision(
-    orchestrator: &ProvisioningOrchestrator,
-    name: &str,
-    tenant: &TenantId,
-    request_id: RequestId,
-    input: serde_json::Value,
-) -> Result<Receipt> {
-    match name {
-        SERVICE => {
-            let input = ServiceInput::parse(input)?;
-            let placement = placement(orchestrator, tenant).await?;
-            let context = ServiceContext {
-                request_id,
-                placement,
-                service: input.service,
-                tier: input.tier,
-            };
-            orchestrator
-                .run_workflow(SERVICE, tenant, request_id, context)
-                .await
+/// Runs the generic workflows: the orchestrator, and what the `resource`
+/// workflow's early refusals read (the tenant databases and the quotas).
+/// Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Provisioner {
+    pub(crate) orchestrator: ProvisioningOrchestrator,
+    pub(crate) schema: Arc<SqliteSchemaManager>,
+    pub(crate) quotas: Quotas,
+}
+
+impl Provisioner {
+    /// Runs workflow `name` for `tenant` with `input` (a JSON object: for
+    /// `service`, `{"service": "...", "tier": "..."}`; for `user`,
+    /// `{"email": "...", "role": "..."}`; for `resource`, `{"service": "...",
+    /// "type": "database|storage|compute", "spec": {...}}`) and returns its
+    /// receipt when the run has ended.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] naming the field for bad input (unknown fields
+    /// included), or for a resource of a service the tenant does not
+    /// subscribe to; [`Error::NotFound`] for an unknown workflow or tenant;
+    /// [`Error::NotActive`] when the tenant is not Active;
+    /// [`Error::Conflict`] when the request id was used for another request,
+    /// or (kind `quota`) when the resource would exceed the quota.
+    pub(crate) async fn provision(
+        &self,
+        name: &str,
+        tenant: &TenantId,
+        request_id: RequestId,
+        input: serde_json::Value,
+    ) -> Result<Receipt> {
+        let orchestrator = &self.orchestrator;
+        match name {
+            SERVICE => {
+                let input = ServiceInput::parse(input)?;
+                orchestrator
+                    .run_workflow(SERVICE, tenant, request_id, input)
+                    .await
+            }
+            USER => {
+                let input = UserInput::parse(input)?;
+                orchestrator
+                    .run_workflow(USER, tenant, request_id, input)
+                    .await
+            }
+            RESOURCE => {
+                let input = ResourceInput::parse(input)?;
+                // A request id seen before gets its receipt, whatever the
+                // quota says now; a new one is refused early when it cannot fit.
+                if orchestrator.status(request_id).await.is_err() {
+                    let record = orchestrator.tenant(tenant).await?;
+                    if let (TenantState::Active, Some(placement)) =
+                        (record.state, &record.placement)
+                    {
+                        resource::precheck(&self.schema, &self.quotas, placement, &input).await?;
+                    }
+                }
+                orchestrator
+                    .run_workflow(RESOURCE, tenant, request_id, input)
+                    .await
+            }
+            other => Err(Error::NotFound {
+                kind: "workflow",
+                id: other.to_owned(),
+            }),
         }
-        USER => {
-            let input = UserInput::parse(input)?;
-            let placement = placement(orchestrator, tenant).await?;
-            let context = UserContext {
-                request_id,
-                placement,
-                email: input.email,
-                role: input.role,
-            };
-            orchestrator
-                .run_workflow(USER, tenant, request_id, context)
-                .await
-        }
-        other => Err(Error::NotFound {
-            kind: "workflow",
-            id: other.to_owned(),
-        }),
     }
-}
-
-/// The tenant's placement, whatever its state: the orchestrator then answers
-/// a repeated request id with its receipt (even after the tenant was deleted)
-/// and refuses a new request for a tenant that is not Active, with the same
-/// error as any other request.
-async fn placement(
-    orchestrator: &ProvisioningOrchestrator,
-    tenant: &TenantId,
-) -> Result<Placement> {
-    let record = orchestrator.tenant(tenant).await?;
-    record.placement.ok_or(Error::IllegalTransition {
-        from: record.state,
-        to: TenantState::Active,
-    })
 }

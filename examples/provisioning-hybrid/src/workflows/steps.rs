@@ -13,19 +13,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use provisioning_core::{Isolation, Step, StepError};
+use provisioning_core::{
+    Isolation, Placement, RequestId, Step, StepError, TenantId, WorkflowContext,
+};
 use provisioning_sqlx::SqliteSchemaManager;
 use serde_json::{Value, json};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use sqlx::{AssertSqlSafe, Connection, Row, SqliteExecutor};
 
-use super::{ServiceContext, Target, UserContext};
+use super::{ServiceContext, UserContext};
 
 /// How long a step waits for a shared database another writer holds.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Busy, locked and I/O failures may pass; anything else will not.
-fn step_error(error: sqlx::Error) -> StepError {
+pub(super) fn step_error(error: sqlx::Error) -> StepError {
     let transient = match &error {
         sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut => true,
         sqlx::Error::Database(db) => {
@@ -44,21 +46,21 @@ fn step_error(error: sqlx::Error) -> StepError {
 /// The tenant scope of a statement: `tenant_id` in a shared database, nothing
 /// in a dedicated one.
 #[derive(Clone, Copy)]
-struct Scope {
+pub(super) struct Scope {
     shared: bool,
 }
 
 impl Scope {
     /// The leading column of an insert: `tenant_id, `.
-    fn column(self) -> &'static str {
+    pub(super) fn column(self) -> &'static str {
         if self.shared { "tenant_id, " } else { "" }
     }
     /// The leading value of an insert: `?1, `.
-    fn value(self) -> &'static str {
+    pub(super) fn value(self) -> &'static str {
         if self.shared { "?1, " } else { "" }
     }
     /// The leading condition of a `WHERE`, for table alias `alias` (or none).
-    fn filter(self, alias: &str) -> String {
+    pub(super) fn filter(self, alias: &str) -> String {
         match (self.shared, alias) {
             (false, _) => String::new(),
             (true, "") => "tenant_id = ?1 AND ".to_owned(),
@@ -145,21 +147,29 @@ async fn unmark(
 }
 
 /// A step's view of the tenant's database, for one request.
-struct TenantDb {
-    conn: SqliteConnection,
-    scope: Scope,
-    tenant: String,
+pub(super) struct TenantDb {
+    pub(super) conn: SqliteConnection,
+    pub(super) scope: Scope,
+    pub(super) tenant: String,
     request: String,
 }
 
 impl TenantDb {
-    /// Opens the tenant's database, or `None` when its file is gone (the
-    /// tenant was deleted meanwhile).
-    async fn open<C: Target>(
+    /// Opens the database of the run's tenant, where the orchestrator says it
+    /// is, or `None` when its file is gone (the tenant was deleted meanwhile).
+    pub(super) async fn open<I>(
         schema: &SqliteSchemaManager,
-        ctx: &C,
+        ctx: &WorkflowContext<I>,
     ) -> Result<Option<Self>, StepError> {
-        let placement = ctx.placement();
+        Self::open_at(schema, ctx.placement(), ctx.request_id()).await
+    }
+
+    /// Opens the database at `placement`, for `request`.
+    pub(super) async fn open_at(
+        schema: &SqliteSchemaManager,
+        placement: &Placement,
+        request: RequestId,
+    ) -> Result<Option<Self>, StepError> {
         let path = schema.database_path(placement);
         if !path.exists() {
             return Ok(None);
@@ -178,8 +188,29 @@ impl TenantDb {
                 shared: placement.isolation == Isolation::Shared,
             },
             tenant: placement.tenant_id.as_str().to_owned(),
-            request: ctx.request_id().to_string(),
+            request: request.to_string(),
         }))
+    }
+
+    /// The permanent failure of a step whose tenant's data is gone.
+    pub(super) fn gone(tenant: &TenantId) -> StepError {
+        StepError::permanent(format!(
+            "tenant {tenant}'s data is gone (deleted meanwhile?)"
+        ))
+    }
+
+    /// The value of the tenant's setting `key`, if it has one.
+    pub(super) async fn setting(&mut self, key: &str) -> Result<Option<String>, StepError> {
+        let select = format!(
+            "SELECT value FROM settings WHERE {}key = ?2",
+            self.scope.filter("")
+        );
+        sqlx::query_scalar(AssertSqlSafe(select))
+            .bind(&self.tenant)
+            .bind(key)
+            .fetch_optional(&mut self.conn)
+            .await
+            .map_err(step_error)
     }
 
     /// Runs `work` once per request and `action`: in one write transaction
@@ -189,18 +220,13 @@ impl TenantDb {
     /// timeout instead of failing to upgrade a read lock, and keeps a
     /// concurrent delete of the tenant from slipping between the check that
     /// the tenant's seed is there and the writes.
-    async fn once<C: Target>(
+    pub(super) async fn once<I>(
         schema: &SqliteSchemaManager,
-        ctx: &C,
+        ctx: &WorkflowContext<I>,
         action: &str,
         work: impl AsyncFnOnce(&mut SqliteConnection, Scope, &str) -> Result<Value, StepError>,
     ) -> Result<(), StepError> {
-        let gone = || {
-            StepError::permanent(format!(
-                "tenant {}'s data is gone (deleted meanwhile?)",
-                ctx.placement().tenant_id
-            ))
-        };
+        let gone = || Self::gone(ctx.tenant_id());
         let mut db = Self::open(schema, ctx).await?.ok_or_else(gone)?;
         let (scope, tenant, request) = (db.scope, db.tenant.as_str(), db.request.as_str());
         let mut tx = db
@@ -233,9 +259,9 @@ impl TenantDb {
     /// Undoes what `action` wrote for this request, if it did: `work` gets the
     /// marker's payload, and the marker goes in the same transaction. A
     /// database that is gone holds nothing to undo.
-    async fn undo<C: Target>(
+    pub(super) async fn undo<I>(
         schema: &SqliteSchemaManager,
-        ctx: &C,
+        ctx: &WorkflowContext<I>,
         action: &str,
         work: impl AsyncFnOnce(&mut SqliteConnection, Scope, &str, Value) -> Result<(), StepError>,
     ) -> Result<(), StepError> {
@@ -275,8 +301,8 @@ impl WriteSetting {
             action: "service.subscribed",
             row: |ctx| {
                 (
-                    format!("service.{}", ctx.service),
-                    json!({ "tier": ctx.tier.as_str(), "status": "enabled" }),
+                    format!("service.{}", ctx.input.service),
+                    json!({ "tier": ctx.input.tier.as_str(), "status": "enabled" }),
                 )
             },
         }
@@ -289,9 +315,9 @@ impl WriteSetting {
             name: "rate-limits",
             action: "service.rate_limits_set",
             row: |ctx| {
-                let (per_minute, burst) = ctx.tier.rate_limits();
+                let (per_minute, burst) = ctx.input.tier.rate_limits();
                 (
-                    format!("rate_limits.{}", ctx.service),
+                    format!("rate_limits.{}", ctx.input.service),
                     json!({ "requests_per_minute": per_minute, "burst": burst }),
                 )
             },
@@ -393,7 +419,7 @@ impl Step<UserContext> for CreateUser {
     }
 
     async fn execute(&self, ctx: &mut UserContext) -> Result<(), StepError> {
-        let email = ctx.email.as_str();
+        let email = ctx.input.email.as_str();
         TenantDb::once(
             &self.schema,
             ctx,
@@ -431,7 +457,7 @@ impl Step<UserContext> for CreateUser {
     }
 
     async fn compensate(&self, ctx: &mut UserContext) -> Result<(), StepError> {
-        let email = ctx.email.as_str();
+        let email = ctx.input.email.as_str();
         TenantDb::undo(
             &self.schema,
             ctx,
@@ -472,7 +498,7 @@ impl Step<UserContext> for GrantRole {
     }
 
     async fn execute(&self, ctx: &mut UserContext) -> Result<(), StepError> {
-        let (email, role) = (ctx.email.as_str(), ctx.role.as_str());
+        let (email, role) = (ctx.input.email.as_str(), ctx.input.role.as_str());
         TenantDb::once(&self.schema, ctx, Self::ACTION, async |conn, scope, tenant| {
             let grant = format!(
                 "INSERT INTO user_roles ({}user_id, role_id) SELECT {}u.id, r.id FROM users u, roles r \
@@ -500,7 +526,7 @@ impl Step<UserContext> for GrantRole {
     }
 
     async fn compensate(&self, ctx: &mut UserContext) -> Result<(), StepError> {
-        let (email, role) = (ctx.email.as_str(), ctx.role.as_str());
+        let (email, role) = (ctx.input.email.as_str(), ctx.input.role.as_str());
         TenantDb::undo(&self.schema, ctx, Self::ACTION, async |conn, scope, tenant, _| {
             let revoke = format!(
                 "DELETE FROM user_roles WHERE {f}user_id = (SELECT id FROM users WHERE {f}email = ?2) \
@@ -523,6 +549,7 @@ impl Step<UserContext> for GrantRole {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::workflows::ServiceInput;
     use crate::workflows::input::Tier;
     use provisioning_core::{RemovalMode, RequestId, TenantRequest};
 
@@ -542,18 +569,17 @@ mod tests {
             .tenant(&"acme".parse().unwrap())
             .await
             .unwrap();
-        let ctx = ServiceContext {
-            request_id: RequestId::new(),
-            placement: record.placement.unwrap(),
+        let input = ServiceInput {
             service: "billing".to_owned(),
             tier: Tier::Basic,
         };
+        let ctx = ServiceContext::new(record, RequestId::new(), input).unwrap();
         (hybrid, ctx)
     }
 
     async fn setting(hybrid: &crate::wiring::Hybrid, ctx: &ServiceContext) -> Option<String> {
         let mut conn = SqliteConnection::connect_with(
-            &SqliteConnectOptions::new().filename(hybrid.schema.database_path(&ctx.placement)),
+            &SqliteConnectOptions::new().filename(hybrid.schema.database_path(ctx.placement())),
         )
         .await
         .unwrap();
@@ -572,11 +598,12 @@ mod tests {
             step.execute(&mut first).await.unwrap();
             // A retried execute finds its marker and writes nothing again.
             step.execute(&mut first).await.unwrap();
-            let mut later = ServiceContext {
-                request_id: RequestId::new(),
+            let input = ServiceInput {
                 tier: Tier::Enterprise,
-                ..first.clone()
+                ..first.input.clone()
             };
+            let mut later =
+                ServiceContext::new(first.tenant().clone(), RequestId::new(), input).unwrap();
             step.execute(&mut later).await.unwrap();
             let enterprise = setting(&hybrid, &later).await;
             assert!(enterprise.as_deref().unwrap().contains("enterprise"));

@@ -2,7 +2,8 @@
 //! real socket: authentication, JSON errors for bad input, 202 with a status
 //! link or `?wait=true` with the final receipt, the tenant lifecycle, the
 //! generic workflows, idempotency and concurrency under load, recovery after a
-//! crash, graceful shutdown, and the metrics the runs leave.
+//! crash, graceful shutdown, the metrics the runs leave, and the OpenAPI
+//! document that describes it all.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod auth;
@@ -11,5 +12,6 @@ mod fleet;
 mod lifecycle;
 mod load;
 mod mobility;
+mod openapi;
 mod server;
 mod workflows;

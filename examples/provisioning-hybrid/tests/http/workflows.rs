@@ -117,7 +117,15 @@ async fn service_and_user_run_for_an_active_tenant() {
     assert_eq!(status, StatusCode::OK);
     let other_user = json!({ "email": "bob@example.com", "role": "member" });
     let answer = send(provision("user", Some("acme"), other_user)).await;
-    assert_error(&answer, StatusCode::CONFLICT, "illegal_transition");
+    assert_error(&answer, StatusCode::CONFLICT, "tenant_not_active");
+    assert!(
+        answer.1["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("tenant acme is suspended: workflow \"user\" needs an Active tenant"),
+        "{}",
+        answer.1
+    );
 
     assert_eq!(
         event_kinds(d, "acme"),
@@ -139,4 +147,143 @@ async fn service_and_user_run_for_an_active_tenant() {
         .unwrap();
     assert!(metrics.contains("workflow=\"service\""), "{metrics}");
     assert!(metrics.contains("workflow=\"user\""), "{metrics}");
+}
+
+/// The four workflow endpoints as the Provisioning Service design names
+/// them: `tenant`, `service`, `user` and `resource` under
+/// `/api/v1/provisioning/`, each idempotent by its request id, all but
+/// `tenant` naming the tenant in `X-Tenant-ID`; a resource past its quota
+/// refused with nothing allocated; a resource step failing leaves nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_four_workflow_endpoints_track_by_request_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let server = Server::start(d);
+    let post = |workflow: &str, tenant: Option<&str>, body: &serde_json::Value| {
+        let path = format!("/api/v1/provisioning/{workflow}?wait=true");
+        let mut request = server.req(Method::POST, &path).json(body);
+        if let Some(tenant) = tenant {
+            request = request.header("X-Tenant-ID", tenant);
+        }
+        request
+    };
+    let twice = async |workflow: &str, tenant: Option<&str>, body: serde_json::Value| {
+        let (status, first) = send(post(workflow, tenant, &body)).await;
+        assert_eq!(status, StatusCode::OK, "{workflow}: {first}");
+        assert_eq!(first["status"], "succeeded", "{workflow}: {first}");
+        let (status, again) = send(post(workflow, tenant, &body)).await;
+        assert_eq!(status, StatusCode::OK, "{workflow}: {again}");
+        assert_eq!(
+            again, first,
+            "{workflow}: the same request id, the same receipt"
+        );
+        first
+    };
+
+    // `tenant` is `POST /api/v1/tenants` by another path: same body, no header.
+    let tenant = json!({
+        "tenant_id": "acme", "plan": "standard", "region": "eu-west",
+        "request_id": "0190a5c4-0000-7000-8000-00000000a001"
+    });
+    let created = twice("tenant", None, tenant).await;
+    assert_eq!(created["workflow"], "create-tenant");
+    assert_eq!(server.tenant("acme").await["state"], "active");
+    let service = json!({
+        "service": "billing", "tier": "basic",
+        "request_id": "0190a5c4-0000-7000-8000-00000000a002"
+    });
+    twice("service", Some("acme"), service).await;
+    let user = json!({
+        "email": "ada@example.com", "role": "owner",
+        "request_id": "0190a5c4-0000-7000-8000-00000000a003"
+    });
+    twice("user", Some("acme"), user).await;
+    let storage = json!({
+        "service": "billing", "type": "storage", "spec": { "size_gb": 5 },
+        "request_id": "0190a5c4-0000-7000-8000-00000000a004"
+    });
+    let allocated = twice("resource", Some("acme"), storage).await;
+    assert_eq!(allocated["workflow"], "resource");
+    let resources = d.join("storage/eu-west/tenants/acme/resources");
+    let held = || std::fs::read_dir(&resources).unwrap().count();
+    assert_eq!(held(), 1);
+
+    // Without X-Tenant-ID: 400 naming the header, for each but `tenant`.
+    for (workflow, body) in [
+        ("service", json!({ "service": "search", "tier": "basic" })),
+        (
+            "user",
+            json!({ "email": "bob@example.com", "role": "member" }),
+        ),
+        (
+            "resource",
+            json!({ "service": "billing", "type": "compute" }),
+        ),
+    ] {
+        let answer = send(post(workflow, None, &body)).await;
+        assert_error(&answer, StatusCode::BAD_REQUEST, "invalid_input");
+        assert_eq!(answer.1["error"]["field"], "X-Tenant-ID", "{workflow}");
+    }
+
+    // Basic allows one storage resource per service: the next is refused.
+    let more = json!({ "service": "billing", "type": "storage" });
+    let answer = send(post("resource", Some("acme"), &more)).await;
+    assert_error(&answer, StatusCode::CONFLICT, "conflict");
+    let message = answer.1["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("tier basic allows 1 storage resource(s) per service"),
+        "{message}"
+    );
+    // No subscription to the service: 400 naming the field.
+    let unsubscribed = json!({ "service": "search", "type": "compute" });
+    let answer = send(post("resource", Some("acme"), &unsubscribed)).await;
+    assert_error(&answer, StatusCode::BAD_REQUEST, "invalid_input");
+    assert_eq!(answer.1["error"]["field"], "service");
+    assert_eq!(held(), 1, "nothing more allocated");
+    let kinds = event_kinds(d, "acme");
+    assert_eq!(
+        kinds,
+        [
+            "TenantCreated",
+            "TenantProvisioned",
+            "ServiceProvisioned",
+            "UserProvisioned",
+            "ResourceProvisioned"
+        ]
+    );
+}
+
+/// A server whose `allocate` step fails for good: a database resource's
+/// run is rolled back, its receipt names the step, nothing is allocated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resource_step_failing_over_http_allocates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let server = Server::start_with(
+        d,
+        &[],
+        &[("PROVISIONING_INJECT_FAILURE", "allocate:permanent")],
+    );
+    server.create("acme", "premium", "eu-west").await;
+    let (status, _) = send(
+        server
+            .req(Method::POST, "/api/v1/provisioning/service?wait=true")
+            .header("X-Tenant-ID", "acme")
+            .json(&json!({ "service": "billing", "tier": "standard" })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, receipt) = send(
+        server
+            .req(Method::POST, "/api/v1/provisioning/resource?wait=true")
+            .header("X-Tenant-ID", "acme")
+            .json(&json!({ "service": "billing", "type": "database" })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{receipt}");
+    assert_eq!(receipt["status"], "failed", "{receipt}");
+    assert_eq!(receipt["failure"]["step"], "allocate");
+    assert!(!d.join("storage/eu-west/tenants/acme/resources").exists());
+    assert!(!event_kinds(d, "acme").contains(&"ResourceProvisioned".to_owned()));
+    assert_eq!(server.tenant("acme").await["state"], "active");
 }

@@ -165,10 +165,18 @@ impl SqliteSchemaManager {
 
     /// Checks the shard's template can hold this tenant: a dedicated tenant
     /// needs `{tenant}` in it (or every dedicated tenant of the shard would
-    /// share one file), a shared one must not have it.
+    /// share one file), a shared one must not have it. With a shard map, a
+    /// tenant not yet located on a shard outside it is refused (a mistyped
+    /// shard would otherwise get files of its own under `root`).
     pub(crate) fn check_template(&self, plan: &Placement) -> Result<()> {
         let Some(template) = self.templates.get(&plan.shard) else {
-            return Ok(());
+            if self.templates.is_empty() || plan.database.is_some() {
+                return Ok(());
+            }
+            return Err(Error::NotFound {
+                kind: "shard",
+                id: plan.shard.to_string(),
+            });
         };
         let per_tenant = template.contains("{tenant}");
         match (plan.isolation, per_tenant) {
@@ -237,7 +245,9 @@ impl SqliteSchemaManagerBuilder {
     /// shard map, `sqlite:databases/{region}/{shard}/{tenant}.sqlite` for
     /// dedicated tenants or `sqlite:databases/eu-1/_shared.sqlite` for shared
     /// ones (`sqlite:` and `sqlite://` prefixes optional, a `?query` ignored,
-    /// relative paths under `root`). A shard without one uses the default layout.
+    /// relative paths under `root`). Without any, every shard uses the
+    /// default layout; once one is given, tenants are placed only on the
+    /// shards given (one already located keeps its recorded file).
     pub fn shard(mut self, shard: ShardId, connection: impl Into<String>) -> Self {
         self.templates.push((shard, connection.into()));
         self

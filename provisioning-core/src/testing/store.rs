@@ -1,17 +1,6 @@
-//! The store conformance suite (feature `testing`): one set of checks that every
-//! [`TenantStore`] must pass, so that the in-memory, SQLite and PostgreSQL
-//! stores (and yours) cannot drift apart. Run it from a test:
-//!
-//! ```
-//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-//! let store = std::sync::Arc::new(provisioning_core::InMemoryStore::new());
-//! provisioning_core::testing::store_conformance(store).await;
-//! # });
-//! ```
-//!
-//! Every check uses fresh random ids, so the suite can run against a store that
-//! already holds data, and twice in a row. A failed check panics with what was
-//! expected.
+//! The store conformance suite: one set of checks that every [`TenantStore`]
+//! must pass, so that the in-memory, SQLite and PostgreSQL stores (and yours)
+//! cannot drift apart.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;

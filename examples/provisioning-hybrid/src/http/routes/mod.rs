@@ -1,0 +1,92 @@
+//! (5) The endpoints, one file per concern: [`tenants`] (create, read,
+//! suspend, resume, delete), [`mobility`] (change plan, move),
+//! [`provisioning`] (a request's status, the generic workflows), [`fleet`]
+//! (roll-out status, drift); here (8) `/metrics` and `/healthz`, the
+//! fallbacks, and the parsing they share.
+//!
+//! Each handler carries its `#[utoipa::path]`: the parameters, body and
+//! every status it can answer, which [`super::openapi`] gathers into the
+//! OpenAPI document.
+
+pub(crate) mod fleet;
+pub(crate) mod mobility;
+pub(crate) mod provisioning;
+pub(crate) mod tenants;
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderValue, Method, Uri, header};
+use axum::response::{IntoResponse, Response};
+use provisioning_core::{RequestId, TenantId};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::AppState;
+use super::error::{ApiError, ErrorCode};
+
+/// The given idempotency key, or a new one.
+fn request_id(given: Option<&str>) -> Result<RequestId, ApiError> {
+    Ok(match given {
+        Some(id) => id.parse()?,
+        None => RequestId::new(),
+    })
+}
+
+fn tenant_id(raw: &str) -> Result<TenantId, ApiError> {
+    Ok(raw.parse()?)
+}
+
+/// (8) `GET /metrics`: the SDK's metrics in the Prometheus text format.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    responses(
+        (status = 200, description = "The metrics, Prometheus text format 0.0.4",
+            body = String, content_type = "text/plain"),
+    ),
+)]
+pub(crate) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+/// The body of `GET /healthz`.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Health {
+    /// Always `ok`: an answer at all is the news.
+    #[schema(value_type = String, pattern = "^ok$")]
+    status: &'static str,
+}
+
+/// `GET /healthz`: the process serves requests.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    responses((status = 200, description = "The process serves requests", body = Health)),
+)]
+pub(crate) async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+/// Any path no route serves: a JSON 404.
+pub(crate) async fn no_route(uri: Uri) -> ApiError {
+    ApiError::no_route(uri.path())
+}
+
+/// A route that exists, with a method it does not take: a JSON 405.
+pub(crate) async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        format!("{method} is not allowed on {}", uri.path()),
+    )
+}
