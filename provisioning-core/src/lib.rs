@@ -41,26 +41,25 @@ pub use fleet::{
 #[allow(deprecated)]
 pub use model::TenantPlan;
 pub use model::{
-    FailureInfo, Isolation, Placement, PlanDecision, PlanName, REDACTED, RESERVED_TENANT_IDS,
-    Region, RequestId, Residency, RolloutId, RunId, ShardChoice, ShardId, TENANT_ID_MAX_LEN,
-    TENANT_ID_MIN_LEN, TRANSITIONS, TenantId, TenantIdRule, TenantRecord, TenantRequest,
-    TenantState, fill_template, redact_secrets,
+    FailureInfo, Isolation, Placement, PlanDecision, PlanName, Region, RequestId, Residency,
+    RolloutId, RunId, ShardChoice, ShardId, TENANT_ID_MAX_LEN, TENANT_ID_MIN_LEN, TRANSITIONS,
+    TenantId, TenantIdRule, TenantRecord, TenantRequest, TenantState,
 };
 pub use orchestrator::{
-    AuditEntry, AuditTrail, CREATE_TENANT, CreateContext, DELETE_TENANT, DrainOutcome, DrainReport,
-    DrainStatus, DriftOptions, DriftReport, FleetStatus, LifecycleContext, MOVE_TENANT,
-    MoveContext, MovePlan, MoveReason, PlannedUnit, ProvisioningOrchestrator,
-    ProvisioningOrchestratorBuilder, ProvisioningPlan, RESUME_TENANT, Receipt, RecoveryReport,
-    RolloutOptions, RolloutProgress, RolloutReport, SUSPEND_TENANT, UnitDrift, WorkerOptions,
-    WorkerReport, WorkflowContext,
+    AuditEntry, AuditOutcome, AuditTrail, CREATE_TENANT, CreateContext, DELETE_TENANT,
+    DrainOutcome, DrainReport, DrainStatus, DriftOptions, DriftReport, FleetStatus,
+    LifecycleContext, MOVE_TENANT, MoveContext, MovePlan, MoveReason, PlannedUnit,
+    ProvisioningOrchestrator, ProvisioningOrchestratorBuilder, ProvisioningPlan, RESUME_TENANT,
+    Receipt, RecoveryReport, RolloutOptions, RolloutProgress, RolloutReport, SUSPEND_TENANT,
+    UnitDrift, WorkerOptions, WorkerReport, WorkflowContext,
 };
 #[cfg(feature = "tokio")]
 pub use saga::TokioTimer;
 pub use saga::{
-    BoxFuture, CancellationToken, FailureCause, FaultInjector, FaultKind, InMemoryJournal,
-    JournalEntry, JournalRecord, RetryPolicy, RetryPolicyBuilder, RunReport, RunState, RunStatus,
-    Saga, SagaBuilder, SagaExecutor, SagaExecutorBuilder, SagaJournal, Step, StepError,
-    StepErrorKind, StepFailure, StepFaults, Timer,
+    CancellationToken, FailureCause, FaultInjector, FaultKind, InMemoryJournal, JournalEntry,
+    JournalRecord, RetryPolicy, RetryPolicyBuilder, RunReport, RunStatus, Saga, SagaBuilder,
+    SagaExecutor, SagaExecutorBuilder, SagaJournal, Step, StepError, StepErrorKind, StepFailure,
+    StepFaults, Timer,
 };
 pub use store::{
     InMemoryStore, RequestRecord, RequestStatus, Submission, SubmitOutcome, TenantFilter,
@@ -69,5 +68,5 @@ pub use store::{
 pub use traits::{
     DatabaseOutcome, DropReason, MigrationInfo, RemovalMode, SchemaPlan, SeedInfo, ShardResolver,
     StorageInitializer, StoragePlan, TableComparison, TenantPlanBuilder, TenantSchemaManager,
-    Upgrade, seed_each, upgrade_one,
+    Upgrade,
 };

@@ -215,7 +215,7 @@ async fn user_create_steps_run_before_activation_and_see_the_placement() {
     let completed: Vec<_> = trail
         .entries
         .iter()
-        .filter(|e| e.outcome == "completed")
+        .filter(|e| e.outcome == AuditOutcome::Completed)
         .map(|e| e.step.clone().unwrap())
         .collect();
     assert_eq!(completed, steps);
@@ -296,4 +296,47 @@ async fn a_create_asks_the_plan_builder_once() {
     assert_eq!(asked(), 1, "the submission's decision is the run's");
     let tenant = orchestrator.tenant(&"acme".parse().unwrap()).await.unwrap();
     assert_eq!(tenant.placement.unwrap().isolation, Isolation::Dedicated);
+}
+
+/// Decides as [`Plans`] does, with other words for why.
+struct Reworded;
+
+#[async_trait::async_trait]
+impl TenantPlanBuilder for Reworded {
+    async fn build_plan(&self, request: &TenantRequest) -> Result<PlanDecision> {
+        let mut decision = Plans.build_plan(request).await?;
+        decision.reason = "reworded in a later release".to_owned();
+        Ok(decision)
+    }
+}
+
+/// The same create request after an upgrade whose plan builder explains
+/// itself otherwise: still the same request, answered with its receipt.
+#[tokio::test]
+async fn a_create_repeated_under_another_plan_builder_gets_its_receipt() {
+    let world = World::new();
+    let store = Arc::new(InMemoryStore::new());
+    let before = world.orchestrator(store.clone()).build().unwrap();
+    let request = request("acme", "premium", "eu-west");
+    let receipt = before.create(request.clone()).await.unwrap();
+    let after = world
+        .orchestrator(store)
+        .plan_builder(Arc::new(Reworded))
+        .build()
+        .unwrap();
+    assert_eq!(after.create(request.clone()).await.unwrap(), receipt);
+    // Another request under the same id is still refused.
+    let mut other = request;
+    other.plan = "regulated".parse().unwrap();
+    let err = after.create(other).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Conflict {
+                kind: "request",
+                ..
+            }
+        ),
+        "{err}"
+    );
 }

@@ -52,7 +52,7 @@ async fn sixty_four_concurrent_identical_requests_make_one_tenant_and_one_run() 
         trail
             .entries
             .iter()
-            .filter(|e| e.outcome == "run_started")
+            .filter(|e| e.outcome == AuditOutcome::RunStarted)
             .count(),
         1
     );

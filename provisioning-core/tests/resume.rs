@@ -11,8 +11,7 @@ use std::sync::Arc;
 use common::*;
 use provisioning_core::testing::CrashingJournal;
 use provisioning_core::{
-    CancellationToken, Error, InMemoryJournal, JournalEntry, RunId, RunState, RunStatus, Saga,
-    SagaJournal,
+    CancellationToken, Error, InMemoryJournal, JournalEntry, RunId, RunStatus, Saga, SagaJournal,
 };
 
 /// Scenarios: a saga factory (steps share the log), named for failure messages.
@@ -129,7 +128,7 @@ async fn crash_everywhere(name: &str, factory: Factory) {
         }
         assert!(durable.unfinished_runs().await.unwrap().is_empty());
         let records = durable.load(run_id).await.unwrap();
-        let (state, _) = RunState::replay(run_id, &records).unwrap();
+        let (state, _) = provisioning_core::saga::RunState::replay(run_id, &records).unwrap();
         assert_eq!(state.status, clean.status);
     }
 }
@@ -158,7 +157,7 @@ async fn the_context_checkpoint_survives_the_crash() {
         .await
         .unwrap_err();
     let records = durable.load(run_id).await.unwrap();
-    let (state, checkpoint) = RunState::replay(run_id, &records).unwrap();
+    let (state, checkpoint) = provisioning_core::saga::RunState::replay(run_id, &records).unwrap();
     assert_eq!(state.status, RunStatus::Running);
     assert_eq!(state.completed, 1);
     assert_eq!(checkpoint["done"], serde_json::json!(["s1"]));

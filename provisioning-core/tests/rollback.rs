@@ -49,13 +49,13 @@ async fn fail_at(step: &str, plan: &str) {
     let started: Vec<String> = trail
         .entries
         .iter()
-        .filter(|e| e.outcome == "started")
+        .filter(|e| e.outcome == AuditOutcome::Started)
         .map(|e| e.step.clone().unwrap())
         .collect();
     let compensated: Vec<String> = trail
         .entries
         .iter()
-        .filter(|e| e.outcome == "compensated")
+        .filter(|e| e.outcome == AuditOutcome::Compensated)
         .map(|e| e.step.clone().unwrap())
         .collect();
     let mut expected = started.clone();
@@ -128,7 +128,7 @@ async fn transient_failures_are_retried_and_the_tenant_comes_up() {
     let retried: Vec<(String, u32)> = trail
         .entries
         .iter()
-        .filter(|e| e.outcome == "retrying")
+        .filter(|e| e.outcome == AuditOutcome::Retrying)
         .map(|e| (e.step.clone().unwrap(), e.attempt.unwrap()))
         .collect();
     assert_eq!(

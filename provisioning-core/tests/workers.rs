@@ -165,7 +165,7 @@ async fn a_dead_workers_run_is_finished_by_another_after_its_lease_expires() {
     let dns_attempts: Vec<u32> = trail
         .entries
         .iter()
-        .filter(|e| e.step.as_deref() == Some("register-dns") && e.outcome == "started")
+        .filter(|e| e.step.as_deref() == Some("register-dns") && e.outcome == AuditOutcome::Started)
         .map(|e| e.attempt.unwrap())
         .collect();
     assert_eq!(dns_attempts, [1, 2], "the interrupted step re-ran once");

@@ -157,7 +157,7 @@ async fn a_registered_workflow_runs_once_per_request_with_events_and_audit() {
     let steps: Vec<_> = trail
         .entries
         .iter()
-        .filter(|e| e.outcome == "completed")
+        .filter(|e| e.outcome == AuditOutcome::Completed)
         .map(|e| e.step.clone().unwrap())
         .collect();
     assert_eq!(steps, ["subscribe", "set-rate-limits"]);
@@ -337,4 +337,100 @@ async fn a_recovered_run_whose_tenant_left_active_fails_at_start() {
     );
     // Settled: a second recovery has nothing to do.
     assert!(orchestrator.recover().await.unwrap().recovered.is_empty());
+}
+
+/// The `service` input of a later release: `tier` became a number.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct ServiceV2 {
+    service: String,
+    tier: u32,
+}
+
+struct SubscribeV2;
+
+#[async_trait]
+impl Step<WorkflowContext<ServiceV2>> for SubscribeV2 {
+    fn name(&self) -> &str {
+        "subscribe"
+    }
+    async fn execute(&self, _: &mut WorkflowContext<ServiceV2>) -> Result<(), StepError> {
+        Ok(())
+    }
+}
+
+struct SetRateLimitsV2;
+
+#[async_trait]
+impl Step<WorkflowContext<ServiceV2>> for SetRateLimitsV2 {
+    fn name(&self) -> &str {
+        "set-rate-limits"
+    }
+    async fn execute(&self, _: &mut WorkflowContext<ServiceV2>) -> Result<(), StepError> {
+        Ok(())
+    }
+}
+
+/// A run cut short by a crash, whose context a later release cannot read:
+/// recovery reports it and goes on with the other requests.
+#[tokio::test]
+async fn recovery_reports_a_run_whose_context_a_new_release_cannot_read() {
+    let world = World::new();
+    let subs = Arc::new(Subscriptions::default());
+    let durable = Arc::new(InMemoryStore::new());
+    let healthy = orchestrator_on(&world, durable.clone(), &subs, None);
+    let id: TenantId = "acme".parse().unwrap();
+    healthy
+        .create(request("acme", "free", "eu-west"))
+        .await
+        .unwrap();
+    // Dies after the run started and its first step began.
+    let crashing = Arc::new(provisioning_core::testing::CrashingStore::new(
+        durable.clone(),
+        2,
+    ));
+    let saga = Saga::builder("service")
+        .step(Subscribe(subs.clone()))
+        .step(SetRateLimits)
+        .build()
+        .unwrap();
+    let dying = world.orchestrator(crashing).workflow(saga).build().unwrap();
+    let cut = RequestId::new();
+    dying
+        .run_workflow("service", &id, cut, ctx())
+        .await
+        .unwrap_err();
+    // And a create cut short, which the new release can finish.
+    let dying_create = world
+        .orchestrator(Arc::new(provisioning_core::testing::CrashingStore::new(
+            durable.clone(),
+            3,
+        )))
+        .build()
+        .unwrap();
+    let bolt = request("bolt", "free", "eu-west");
+    dying_create.create(bolt.clone()).await.unwrap_err();
+
+    let saga = Saga::builder("service")
+        .step(SubscribeV2)
+        .step(SetRateLimitsV2)
+        .build()
+        .unwrap();
+    let upgraded = world
+        .orchestrator(durable.clone())
+        .workflow(saga)
+        .build()
+        .unwrap();
+    let report = upgraded.recover().await.unwrap();
+    assert_eq!(report.mismatched.len(), 1, "{report:?}");
+    assert_eq!(report.mismatched[0].0, cut);
+    assert!(
+        report.mismatched[0].1.contains("serialization"),
+        "{report:?}"
+    );
+    assert_eq!(report.recovered.len(), 1, "{report:?}");
+    assert_eq!(report.recovered[0].request_id, bolt.request_id);
+    assert_eq!(
+        upgraded.tenant(&bolt.tenant_id).await.unwrap().state,
+        TenantState::Active
+    );
 }

@@ -64,15 +64,15 @@ impl ConnectionTarget {
     /// ```
     #[must_use]
     pub fn render(&self, tenant: &TenantId, shard: &ShardId, region: &Region) -> ConnectionTarget {
-        ConnectionTarget(provisioning_core::fill_template(
+        ConnectionTarget(provisioning_core::model::fill_template(
             &self.0, tenant, shard, region,
         ))
     }
 
     /// The target with every secret replaced by `***` (the workspace's one
-    /// rule, [`provisioning_core::redact_secrets`]): what `Display` shows.
+    /// rule, [`provisioning_core::model::redact_secrets`]): what `Display` shows.
     pub fn redacted(&self) -> String {
-        provisioning_core::redact_secrets(&self.0)
+        provisioning_core::model::redact_secrets(&self.0)
     }
 }
 

@@ -5,7 +5,7 @@
 //!
 //! - [`SqliteSchemaManager`] (feature `sqlite`, default): a SQLite file per
 //!   shared shard, or per dedicated tenant.
-//! - `PgSchemaManager` (feature `postgres`): a database or a schema per
+//! - `PostgresSchemaManager` (feature `postgres`): a database or a schema per
 //!   dedicated tenant on the shard's server, or `tenant_id` rows in a shared
 //!   database.
 //! - [`TenantSchema`]: what a tenant database holds: a sqlx
@@ -32,7 +32,8 @@ pub use fleet::{
 };
 #[cfg(feature = "postgres")]
 pub use schema::postgres::{
-    PgDedicatedMode, PgSchemaManager, PgSchemaManagerBuilder, PgTenantSchema,
+    PostgresDedicatedMode, PostgresSchemaManager, PostgresSchemaManagerBuilder,
+    PostgresTenantSchema,
 };
 #[cfg(feature = "sqlite")]
 pub use schema::sqlite::{

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use common::pg;
 use common::*;
 use provisioning_core::*;
-use provisioning_sqlx::{PgDedicatedMode, PgSchemaManager, PostgresStore};
+use provisioning_sqlx::{PostgresDedicatedMode, PostgresSchemaManager, PostgresStore};
 
 const TENANTS: usize = 24;
 
@@ -56,10 +56,10 @@ async fn orchestrator(
             .await
             .unwrap(),
     );
-    let schema = PgSchemaManager::builder()
+    let schema = PostgresSchemaManager::builder()
         .shard("pg-1".parse().unwrap(), db_url)
         .dedicated(schema("postgres", fleet).await)
-        .dedicated_mode(PgDedicatedMode::Schema)
+        .dedicated_mode(PostgresDedicatedMode::Schema)
         .build()
         .unwrap();
     ProvisioningOrchestrator::builder()
@@ -264,11 +264,11 @@ async fn drift_names_the_tampered_schemas_and_repair_fixes_the_mechanical_ones()
 
 /// A schema manager for `db_url` at the base release (ten migrations) or
 /// the fleet release (twelve).
-async fn manager(db_url: &str, fleet: bool) -> PgSchemaManager {
-    PgSchemaManager::builder()
+async fn manager(db_url: &str, fleet: bool) -> PostgresSchemaManager {
+    PostgresSchemaManager::builder()
         .shard("pg-1".parse().unwrap(), db_url)
         .dedicated(schema("postgres", fleet).await)
-        .dedicated_mode(PgDedicatedMode::Schema)
+        .dedicated_mode(PostgresDedicatedMode::Schema)
         .build()
         .unwrap()
 }
@@ -367,10 +367,10 @@ async fn schemas_upgraded_together_keep_each_its_own_outcome() {
         (1..=12).collect::<Vec<_>>()
     );
     // One schema a transaction when asked: g and h each in their own.
-    let alone = PgSchemaManager::builder()
+    let alone = PostgresSchemaManager::builder()
         .shard("pg-1".parse().unwrap(), &db_url)
         .dedicated(schema("postgres", true).await)
-        .dedicated_mode(PgDedicatedMode::Schema)
+        .dedicated_mode(PostgresDedicatedMode::Schema)
         .upgrade_batch(1)
         .build()
         .unwrap();

@@ -165,7 +165,10 @@ async fn assert_all_done(orchestrator: &ProvisioningOrchestrator) {
         let receipt = orchestrator.status(record.request_id).await.unwrap();
         assert_eq!(receipt.status, RequestStatus::Succeeded);
         let trail = orchestrator.audit_trail(record.request_id).await.unwrap();
-        assert_eq!(trail.entries.last().unwrap().outcome, "run_completed");
+        assert_eq!(
+            trail.entries.last().unwrap().outcome,
+            provisioning_core::AuditOutcome::RunCompleted
+        );
     }
 }
 

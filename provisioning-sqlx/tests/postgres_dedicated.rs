@@ -9,14 +9,14 @@ use std::sync::atomic::Ordering;
 use common::pg::{self, database_exists, ledger, scalar_i64, with_database};
 use common::*;
 use provisioning_core::{DatabaseOutcome, DropReason, Error, Isolation, TenantSchemaManager};
-use provisioning_sqlx::{MigrationHook, PgSchemaManager, PgTenantSchema, Seed};
+use provisioning_sqlx::{MigrationHook, PostgresSchemaManager, PostgresTenantSchema, Seed};
 
 async fn manager(
     url: &str,
-    schema: PgTenantSchema,
+    schema: PostgresTenantSchema,
     hook: Option<MigrationHook>,
-) -> PgSchemaManager {
-    let mut b = PgSchemaManager::builder()
+) -> PostgresSchemaManager {
+    let mut b = PostgresSchemaManager::builder()
         .shard("pg-1".parse().unwrap(), url)
         .dedicated(schema);
     if let Some(hook) = hook {
@@ -66,10 +66,10 @@ async fn database_per_tenant_lifecycle() {
     assert!(dry.exists && dry.pending_migrations.is_empty() && dry.pending_seeds.is_empty());
 
     // A changed seed body under the same version is refused.
-    let m2 = PgSchemaManager::builder()
+    let m2 = PostgresSchemaManager::builder()
         .shard("pg-1".parse().unwrap(), &url)
         .dedicated(
-            PgTenantSchema::new(migrator("postgres", false).await).seed(Seed::sql(
+            PostgresTenantSchema::new(migrator("postgres", false).await).seed(Seed::sql(
                 "workload-seed",
                 1,
                 "SELECT 1",
@@ -92,7 +92,7 @@ async fn database_per_tenant_lifecycle() {
 async fn failure_at_3_of_5_is_compensated_and_a_retry_comes_up_clean() {
     let url = pg::url();
     let (hook, armed) = fail_at(3);
-    let five = PgTenantSchema::new(first_migrations("postgres", 5).await).seed(Seed::sql(
+    let five = PostgresTenantSchema::new(first_migrations("postgres", 5).await).seed(Seed::sql(
         "workload-seed",
         1,
         seed_sql("postgres"),
@@ -133,7 +133,7 @@ async fn resumes_at_the_failed_migration() {
     let (hook, armed) = fail_at(3);
     let m = manager(
         &url,
-        PgTenantSchema::new(first_migrations("postgres", 5).await),
+        PostgresTenantSchema::new(first_migrations("postgres", 5).await),
         Some(hook),
     )
     .await;

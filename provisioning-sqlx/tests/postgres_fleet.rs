@@ -8,14 +8,14 @@ use common::pg::{self, ledger};
 use common::*;
 use provisioning_core::{Isolation, TenantSchemaManager};
 use provisioning_sqlx::{
-    FleetOptions, PgDedicatedMode, PgSchemaManager, UnitOutcome, migrate_fleet,
+    FleetOptions, PostgresDedicatedMode, PostgresSchemaManager, UnitOutcome, migrate_fleet,
 };
 
-async fn manager(url: &str, fleet: bool) -> PgSchemaManager {
-    PgSchemaManager::builder()
+async fn manager(url: &str, fleet: bool) -> PostgresSchemaManager {
+    PostgresSchemaManager::builder()
         .shard("pg-1".parse().unwrap(), url)
         .dedicated(schema("postgres", fleet).await)
-        .dedicated_mode(PgDedicatedMode::Schema)
+        .dedicated_mode(PostgresDedicatedMode::Schema)
         .build()
         .unwrap()
 }

@@ -11,20 +11,20 @@ use common::*;
 use provisioning_core::{
     DatabaseOutcome, DropReason, Error, Isolation, Placement, TableComparison, TenantSchemaManager,
 };
-use provisioning_sqlx::{PgDedicatedMode, PgSchemaManager, SqlxError};
+use provisioning_sqlx::{PostgresDedicatedMode, PostgresSchemaManager, SqlxError};
 
 const PASSWORD: &str = "s3cret-pw";
 
 /// `p` with its location recorded, as the place step does.
-fn located(m: &PgSchemaManager, p: Placement) -> Placement {
+fn located(m: &PostgresSchemaManager, p: Placement) -> Placement {
     let location = m.locate(&p).unwrap();
     p.with_database(location)
 }
 
 /// A manager with shards `pg-a` and `pg-b`, a schema per tenant in each
 /// of the two databases.
-async fn schema_shards(url_a: &str, url_b: &str) -> PgSchemaManager {
-    PgSchemaManager::builder()
+async fn schema_shards(url_a: &str, url_b: &str) -> PostgresSchemaManager {
+    PostgresSchemaManager::builder()
         .shard(
             "pg-a".parse().unwrap(),
             format!("{url_a}?schema={{tenant}}"),
@@ -39,7 +39,7 @@ async fn schema_shards(url_a: &str, url_b: &str) -> PgSchemaManager {
 }
 
 /// Provisions, migrates and seeds.
-async fn ready(m: &PgSchemaManager, p: &Placement) {
+async fn ready(m: &PostgresSchemaManager, p: &Placement) {
     m.provision(p).await.unwrap();
     m.migrate(p).await.unwrap();
     m.seed(p).await.unwrap();
@@ -177,7 +177,7 @@ async fn schema_to_schema_on_another_shard_copies_every_row_and_again_the_same()
 async fn schema_to_a_database_of_its_own() {
     let url = pg::url();
     let (db_a, url_a) = pg::scratch_database(&url, "move_s2d").await;
-    let m = PgSchemaManager::builder()
+    let m = PostgresSchemaManager::builder()
         .shard(
             "pg-a".parse().unwrap(),
             format!("{url_a}?schema={{tenant}}"),
@@ -228,10 +228,10 @@ async fn schema_to_a_database_of_its_own() {
 async fn a_move_through_one_pool_of_one_connection_does_not_wait_on_itself() {
     let url = pg::url();
     let (db_a, url_a) = pg::scratch_database(&url, "move_pool1").await;
-    let m = PgSchemaManager::builder()
+    let m = PostgresSchemaManager::builder()
         .shard("pg-a".parse().unwrap(), &url_a)
         .dedicated(dedicated_twin())
-        .dedicated_mode(PgDedicatedMode::Schema)
+        .dedicated_mode(PostgresDedicatedMode::Schema)
         .name_prefix(pg::unique_prefix("p1"))
         .pool_size(1)
         .build()
@@ -315,7 +315,7 @@ async fn shared_to_dedicated_and_back_to_a_shared_database_holding_another_tenan
     let (db_s1, url_s1) = pg::scratch_database(&url, "move_s1").await;
     let (db_s2, url_s2) = pg::scratch_database(&url, "move_s2").await;
     let (db_s3, url_s3) = pg::scratch_database(&url, "move_s3").await;
-    let m = PgSchemaManager::builder()
+    let m = PostgresSchemaManager::builder()
         .shard("pg-s1".parse().unwrap(), &url_s1)
         .shard(
             "pg-d".parse().unwrap(),
@@ -441,13 +441,13 @@ async fn a_recorded_location_is_opened_after_the_map_changes() {
     let url2_pw = pg::with_password(&url2, PASSWORD);
     let prefix = pg::unique_prefix("loc");
     let build = |dedicated_shard: String, shared_shard: &str| {
-        let b = PgSchemaManager::builder()
+        let b = PostgresSchemaManager::builder()
             .shard("pg-1".parse().unwrap(), dedicated_shard)
             .shard("pg-s".parse().unwrap(), shared_shard)
             .shared(shared_schema())
             .dedicated(dedicated_twin())
             .name_prefix(&prefix)
-            .dedicated_mode(PgDedicatedMode::Schema);
+            .dedicated_mode(PostgresDedicatedMode::Schema);
         assert!(!format!("{b:?}").contains(PASSWORD));
         b.build().unwrap()
     };
@@ -532,7 +532,7 @@ async fn a_recorded_location_is_opened_after_the_map_changes() {
 /// server needed.
 #[tokio::test]
 async fn every_form_of_location_and_every_refusal_is_free_of_the_password() {
-    let m = PgSchemaManager::builder()
+    let m = PostgresSchemaManager::builder()
         .shard(
             "pg-s".parse().unwrap(),
             "postgres://app:s3cret-pw@db-eu:5432/app",
@@ -549,16 +549,16 @@ async fn every_form_of_location_and_every_refusal_is_free_of_the_password() {
         .dedicated(dedicated_twin())
         .build()
         .unwrap();
-    let schemas = PgSchemaManager::builder()
+    let schemas = PostgresSchemaManager::builder()
         .shard(
             "pg-s".parse().unwrap(),
             "postgres://app:s3cret-pw@db-eu:5432/app",
         )
         .dedicated(dedicated_twin())
-        .dedicated_mode(PgDedicatedMode::Schema)
+        .dedicated_mode(PostgresDedicatedMode::Schema)
         .build()
         .unwrap();
-    let locate = |m: &PgSchemaManager, isolation, shard| {
+    let locate = |m: &PostgresSchemaManager, isolation, shard| {
         m.locate(&plan("acme-eu", isolation, shard))
             .unwrap()
             .unwrap()
@@ -620,7 +620,7 @@ async fn every_form_of_location_and_every_refusal_is_free_of_the_password() {
         "postgres://app:s3cret-pw@db/{tenant}?schema={tenant}",
         "postgres://app:s3cret-pw@db/app?port=x",
     ] {
-        let err = PgSchemaManager::builder()
+        let err = PostgresSchemaManager::builder()
             .shard("eu-9".parse().unwrap(), url)
             .dedicated(dedicated_twin())
             .build()

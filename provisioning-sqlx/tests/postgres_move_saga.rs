@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use common::pg::{self, with_database};
 use common::*;
 use provisioning_core::*;
-use provisioning_sqlx::{PgDedicatedMode, PgSchemaManager, PostgresStore};
+use provisioning_sqlx::{PostgresDedicatedMode, PostgresSchemaManager, PostgresStore};
 
 const SHARDS: [&str; 3] = ["pg-a", "pg-b", "pg-c"];
 
@@ -76,12 +76,12 @@ async fn a_tenant_moves_schema_to_schema_across_shards_then_to_a_database_of_its
             .unwrap(),
     );
     let schema = Arc::new(
-        PgSchemaManager::builder()
+        PostgresSchemaManager::builder()
             .shard("pg-a".parse().unwrap(), &url_a)
             .shard("pg-b".parse().unwrap(), &url_b)
             .shard("pg-c".parse().unwrap(), with_database(&url, "{tenant}"))
             .dedicated(common::schema("postgres", false).await)
-            .dedicated_mode(PgDedicatedMode::Schema)
+            .dedicated_mode(PostgresDedicatedMode::Schema)
             .name_prefix(&prefix)
             .build()
             .unwrap(),

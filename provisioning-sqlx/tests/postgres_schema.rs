@@ -7,17 +7,17 @@ mod common;
 use common::pg::{self, ledger, schema_exists};
 use common::*;
 use provisioning_core::{DatabaseOutcome, DropReason, Isolation, TenantSchemaManager};
-use provisioning_sqlx::{PgDedicatedMode, PgSchemaManager};
+use provisioning_sqlx::{PostgresDedicatedMode, PostgresSchemaManager};
 
 #[tokio::test]
 #[ignore = "needs PROVISIONING_TEST_POSTGRES_URL (a PostgreSQL server)"]
 async fn schema_per_tenant_lifecycle() {
     let url = pg::url();
     let (db, db_url) = pg::scratch_database(&url, "schemas").await;
-    let m = PgSchemaManager::builder()
+    let m = PostgresSchemaManager::builder()
         .shard("pg-1".parse().unwrap(), &db_url)
         .dedicated(schema("postgres", false).await)
-        .dedicated_mode(PgDedicatedMode::Schema)
+        .dedicated_mode(PostgresDedicatedMode::Schema)
         .build()
         .unwrap();
     let a = plan("acme", Isolation::Dedicated, "pg-1");
@@ -112,12 +112,18 @@ async fn a_failing_migration_keeps_those_before_it_and_the_connection_usable() {
         ),
         migration(4, "CREATE TABLE d (x INT)"),
     ]);
-    let m = PgSchemaManager::builder()
+    let m = PostgresSchemaManager::builder()
         .shard("pg-1".parse().unwrap(), &db_url)
-        .dedicated(provisioning_sqlx::PgTenantSchema::new(migrations).seed(
-            provisioning_sqlx::Seed::sql("gate-seed", 1, "INSERT INTO a (x) VALUES (length($1))"),
-        ))
-        .dedicated_mode(PgDedicatedMode::Schema)
+        .dedicated(
+            provisioning_sqlx::PostgresTenantSchema::new(migrations).seed(
+                provisioning_sqlx::Seed::sql(
+                    "gate-seed",
+                    1,
+                    "INSERT INTO a (x) VALUES (length($1))",
+                ),
+            ),
+        )
+        .dedicated_mode(PostgresDedicatedMode::Schema)
         .pool_size(1)
         .build()
         .unwrap();
@@ -190,12 +196,12 @@ async fn a_failing_migration_keeps_those_before_it_and_the_connection_usable() {
 async fn a_migrate_cancelled_while_waiting_for_the_lock_leaves_no_open_transaction() {
     let url = pg::url();
     let (db, db_url) = pg::scratch_database(&url, "schema_cancel").await;
-    let m = PgSchemaManager::builder()
+    let m = PostgresSchemaManager::builder()
         .shard("pg-1".parse().unwrap(), &db_url)
-        .dedicated(provisioning_sqlx::PgTenantSchema::new(
+        .dedicated(provisioning_sqlx::PostgresTenantSchema::new(
             sqlx::migrate::Migrator::with_migrations(vec![migration(1, "CREATE TABLE a (x INT)")]),
         ))
-        .dedicated_mode(PgDedicatedMode::Schema)
+        .dedicated_mode(PostgresDedicatedMode::Schema)
         .pool_size(1)
         .build()
         .unwrap();

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use common::pg::{self, ledger};
 use common::*;
 use provisioning_core::{DatabaseOutcome, DropReason, Isolation, TenantSchemaManager};
-use provisioning_sqlx::PgSchemaManager;
+use provisioning_sqlx::PostgresSchemaManager;
 use sqlx::PgConnection;
 
 async fn count(url: &str, table: &str, tenant: &str) -> i64 {
@@ -25,7 +25,7 @@ async fn count(url: &str, table: &str, tenant: &str) -> i64 {
 
 /// A small shared schema: the workload ships no shared PostgreSQL variant, so
 /// this one keys three of its tables by `tenant_id`, as shared mode needs.
-async fn shared_schema() -> provisioning_sqlx::PgTenantSchema {
+async fn shared_schema() -> provisioning_sqlx::PostgresTenantSchema {
     use sqlx::SqlSafeStr;
     use sqlx::migrate::{Migration, MigrationType, Migrator};
     let m = |v, d: &'static str, sql: &'static str| {
@@ -68,9 +68,9 @@ async fn shared_schema() -> provisioning_sqlx::PgTenantSchema {
 }
 
 /// A manager with the shared schema on shard `pg-s` at `db_url`.
-async fn shared_manager(db_url: &str) -> Arc<PgSchemaManager> {
+async fn shared_manager(db_url: &str) -> Arc<PostgresSchemaManager> {
     Arc::new(
-        PgSchemaManager::builder()
+        PostgresSchemaManager::builder()
             .shard("pg-s".parse().unwrap(), db_url)
             .shared(shared_schema().await)
             .build()

@@ -8,7 +8,9 @@ mod common;
 use std::sync::Arc;
 
 use common::*;
-use provisioning_core::testing::schema_conformance;
+use provisioning_core::testing::{
+    schema_bad_input_is_refused_and_writes_nothing, schema_conformance,
+};
 use provisioning_core::{Isolation, TenantId};
 use provisioning_sqlx::SqliteSchemaManager;
 
@@ -39,11 +41,23 @@ async fn sqlite(root: &std::path::Path) -> Arc<SqliteSchemaManager> {
     )
 }
 
+/// What a manager with a shard map must refuse: a shard outside it.
+async fn refuses_an_unknown_shard(manager: &dyn provisioning_core::TenantSchemaManager) {
+    let tenant = provisioning_core::testing::unique_tenant("refused");
+    let placement = plan(tenant.as_str(), Isolation::Dedicated, "no-such-shard");
+    schema_bad_input_is_refused_and_writes_nothing(manager, &placement).await;
+}
+
 #[tokio::test]
 async fn sqlite_dedicated_conforms() {
     let dir = tempfile::tempdir().unwrap();
     let manager = sqlite(dir.path()).await;
-    schema_conformance(manager, place(Isolation::Dedicated, "eu-dedicated-1")).await;
+    schema_conformance(
+        manager.clone(),
+        place(Isolation::Dedicated, "eu-dedicated-1"),
+    )
+    .await;
+    refuses_an_unknown_shard(&*manager).await;
 }
 
 #[tokio::test]
@@ -60,20 +74,23 @@ async fn sqlite_shared_conforms_twice_in_a_row() {
 mod postgres {
     use super::*;
     use common::pg;
-    use provisioning_sqlx::{PgDedicatedMode, PgSchemaManager, PgSchemaManagerBuilder};
+    use provisioning_sqlx::{
+        PostgresDedicatedMode, PostgresSchemaManager, PostgresSchemaManagerBuilder,
+    };
 
     /// Runs the kit on a manager whose shard `pg-1` is a scratch database,
     /// configured by `with`, then drops the database.
     async fn on_scratch(
         label: &str,
         isolation: Isolation,
-        with: impl FnOnce(PgSchemaManagerBuilder) -> PgSchemaManagerBuilder,
+        with: impl FnOnce(PostgresSchemaManagerBuilder) -> PostgresSchemaManagerBuilder,
     ) {
         let url = pg::url();
         let (db, db_url) = pg::scratch_database(&url, label).await;
-        let builder = PgSchemaManager::builder().shard("pg-1".parse().unwrap(), db_url);
+        let builder = PostgresSchemaManager::builder().shard("pg-1".parse().unwrap(), db_url);
         let manager = Arc::new(with(builder).build().unwrap());
-        schema_conformance(manager, place(isolation, "pg-1")).await;
+        schema_conformance(manager.clone(), place(isolation, "pg-1")).await;
+        refuses_an_unknown_shard(&*manager).await;
         pg::drop_database(&url, &db).await;
     }
 
@@ -83,7 +100,7 @@ mod postgres {
         let dedicated = schema("postgres", false).await;
         on_scratch("conform_schema", Isolation::Dedicated, |b| {
             b.dedicated(dedicated)
-                .dedicated_mode(PgDedicatedMode::Schema)
+                .dedicated_mode(PostgresDedicatedMode::Schema)
         })
         .await;
     }

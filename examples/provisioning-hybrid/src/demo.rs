@@ -7,8 +7,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use provisioning_core::{
-    FaultKind, Isolation, ProvisioningOrchestrator, RemovalMode, RequestId, StepFaults,
-    TenantFilter, TenantId, TenantRequest,
+    AuditOutcome, FaultKind, Isolation, ProvisioningOrchestrator, RemovalMode, RequestId,
+    StepFaults, TenantFilter, TenantId, TenantRequest,
 };
 
 use crate::wiring::{Paths, Release, hybrid};
@@ -235,7 +235,7 @@ async fn print_rollback_evidence(
         .iter()
         .filter_map(|e| {
             let step = e.step.as_deref()?;
-            matches!(e.outcome.as_str(), "failed" | "compensated")
+            matches!(e.outcome, AuditOutcome::Failed | AuditOutcome::Compensated)
                 .then(|| format!("{step} {}", e.outcome))
         })
         .collect();

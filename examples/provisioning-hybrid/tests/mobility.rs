@@ -1066,3 +1066,55 @@ connection = "sqlite:databases/eu-west/{tenant}.sqlite"
         status["version"]
     );
 }
+
+/// A workflow already running when a move begins writes where the tenant
+/// was: the move, its writes held, waits for it before copying, so its rows
+/// arrive with the tenant.
+#[test]
+fn a_move_waits_for_a_workflow_already_running_and_keeps_its_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    two_shared_tenants(d);
+    let request_id = "01a20af2-0000-7000-8000-0000000000dd";
+    // Its first step fails transiently three times: ~700 ms in flight.
+    let mut workflow = spawn(
+        d,
+        &[
+            "provision",
+            "service",
+            "--tenant",
+            "acme",
+            "--service",
+            "billing",
+            "--tier",
+            "standard",
+            "--request-id",
+            request_id,
+            "--inject-failure",
+            "subscribe:transient=3",
+        ],
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !run(d, &["status", "--request", request_id]).0 {
+        assert!(std::time::Instant::now() < deadline, "never submitted");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let moved = json(d, &["change-plan", "--tenant", "acme", "--plan", "premium"]);
+    assert_eq!(moved["status"], "succeeded", "{moved}");
+    assert!(workflow.wait().unwrap().success());
+    let receipt = json(d, &["status", "--request", request_id]);
+    assert_eq!(receipt["status"], "succeeded", "{receipt}");
+    // The subscription the workflow wrote is in the tenant's new database.
+    let record = json(d, &["status", "acme"]);
+    assert_eq!(record["placement"]["isolation"], "dedicated");
+    let db = PathBuf::from(record["placement"]["database"].as_str().unwrap());
+    assert_eq!(
+        rows(
+            &db,
+            "SELECT key FROM settings WHERE key = 'service.billing'"
+        )
+        .len(),
+        1,
+        "the workflow's row was left behind"
+    );
+}

@@ -551,10 +551,8 @@ fn resources_are_allocated_within_the_quota_of_the_services_tier_and_billed() {
         for receipt in [&database, &storage, &compute] {
             assert_eq!(receipt["status"], "succeeded", "{plan}: {receipt}");
         }
-        let tail = |receipt: &serde_json::Value| {
-            let simple = receipt["request_id"].as_str().unwrap().replace('-', "");
-            simple[simple.len() - 12..].to_owned()
-        };
+        let tail =
+            |receipt: &serde_json::Value| receipt["request_id"].as_str().unwrap().replace('-', "");
         let database_id = format!("database-billing-{}", tail(&database));
         let storage_id = format!("storage-billing-{}", tail(&storage));
         let compute_id = format!("compute-billing-{}", tail(&compute));

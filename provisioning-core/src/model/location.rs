@@ -11,7 +11,7 @@ use crate::model::{Region, ShardId, TenantId};
 /// escape the template's directory or inject URL syntax.
 ///
 /// ```
-/// let path = provisioning_core::fill_template(
+/// let path = provisioning_core::model::fill_template(
 ///     "databases/{region}/{shard}/{tenant}.sqlite",
 ///     &"acme".parse()?, &"eu-1".parse()?, &"eu-west".parse()?,
 /// );
@@ -39,7 +39,7 @@ pub fn fill_template(
 /// Text without secrets comes back unchanged.
 ///
 /// ```
-/// use provisioning_core::redact_secrets;
+/// use provisioning_core::model::redact_secrets;
 ///
 /// assert_eq!(redact_secrets("postgres://app:s3cret@db1:5432/t"), "postgres://app:***@db1:5432/t");
 /// assert_eq!(redact_secrets("host=db1 password=s3cret dbname=t"), "host=db1 password=*** dbname=t");

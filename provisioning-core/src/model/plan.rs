@@ -135,7 +135,7 @@ impl ShardChoice {
 /// [`TenantSchemaManager::locate`](crate::TenantSchemaManager::locate)) and
 /// opens what it says from then on, so editing the map later moves no
 /// existing tenant by accident. It never holds a secret: passwords are
-/// redacted ([`redact_secrets`](crate::redact_secrets)) before it is set.
+/// redacted ([`redact_secrets`](crate::model::redact_secrets)) before it is set.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[non_exhaustive]
@@ -187,7 +187,7 @@ impl Placement {
     /// of any secret it holds.
     #[must_use]
     pub fn with_database(mut self, database: Option<String>) -> Self {
-        self.database = database.map(|d| crate::redact_secrets(&d));
+        self.database = database.map(|d| crate::model::redact_secrets(&d));
         self
     }
 

@@ -6,6 +6,63 @@ use serde::{Deserialize, Serialize};
 use crate::orchestrator::Receipt;
 use crate::saga::{JournalEntry, JournalRecord};
 
+/// What one line of a request's history records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum AuditOutcome {
+    /// The run started.
+    RunStarted,
+    /// A step's attempt started.
+    Started,
+    /// A step's attempt failed and will be retried.
+    Retrying,
+    /// A step completed.
+    Completed,
+    /// A step failed for good.
+    Failed,
+    /// The run was cancelled before the step.
+    Cancelled,
+    /// A step's compensation started.
+    Compensating,
+    /// A compensation attempt failed and will be retried.
+    CompensationRetrying,
+    /// A step was compensated.
+    Compensated,
+    /// A step's compensation failed for good.
+    CompensationFailed,
+    /// The run completed.
+    RunCompleted,
+    /// The run was compensated.
+    RunCompensated,
+}
+
+impl AuditOutcome {
+    /// The outcome as the JSON and the CLI write it (`compensation_failed`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditOutcome::RunStarted => "run_started",
+            AuditOutcome::Started => "started",
+            AuditOutcome::Retrying => "retrying",
+            AuditOutcome::Completed => "completed",
+            AuditOutcome::Failed => "failed",
+            AuditOutcome::Cancelled => "cancelled",
+            AuditOutcome::Compensating => "compensating",
+            AuditOutcome::CompensationRetrying => "compensation_retrying",
+            AuditOutcome::Compensated => "compensated",
+            AuditOutcome::CompensationFailed => "compensation_failed",
+            AuditOutcome::RunCompleted => "run_completed",
+            AuditOutcome::RunCompensated => "run_compensated",
+        }
+    }
+}
+
+impl std::fmt::Display for AuditOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
 /// One line of a request's history.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -18,10 +75,8 @@ pub struct AuditEntry {
     pub step: Option<String>,
     /// The attempt, for step entries.
     pub attempt: Option<u32>,
-    /// What happened: `run_started`, `started`, `retrying`, `completed`,
-    /// `failed`, `cancelled`, `compensating`, `compensation_retrying`,
-    /// `compensated`, `compensation_failed`, `run_completed`, `run_compensated`.
-    pub outcome: String,
+    /// What happened.
+    pub outcome: AuditOutcome,
     /// The error, for failures.
     pub error: Option<String>,
     /// How long the attempt took, for completions.
@@ -45,14 +100,14 @@ impl AuditEntry {
             at: record.at,
             step: None,
             attempt: None,
-            outcome: String::new(),
+            outcome: AuditOutcome::RunStarted,
             error: None,
             duration_ms: None,
         };
         let (outcome, step, attempt) = match &record.entry {
-            JournalEntry::RunStarted { .. } => ("run_started", None, None),
+            JournalEntry::RunStarted { .. } => (AuditOutcome::RunStarted, None, None),
             JournalEntry::StepStarted { step, attempt, .. } => {
-                ("started", Some(step), Some(*attempt))
+                (AuditOutcome::Started, Some(step), Some(*attempt))
             }
             JournalEntry::AttemptFailed {
                 step,
@@ -61,7 +116,7 @@ impl AuditEntry {
                 ..
             } => {
                 entry.error = Some(error.clone());
-                ("retrying", Some(step), Some(*attempt))
+                (AuditOutcome::Retrying, Some(step), Some(*attempt))
             }
             JournalEntry::StepCompleted {
                 step,
@@ -70,7 +125,7 @@ impl AuditEntry {
                 ..
             } => {
                 entry.duration_ms = Some(*duration_ms);
-                ("completed", Some(step), Some(*attempt))
+                (AuditOutcome::Completed, Some(step), Some(*attempt))
             }
             JournalEntry::StepFailed {
                 step,
@@ -79,11 +134,11 @@ impl AuditEntry {
                 ..
             } => {
                 entry.error = Some(error.clone());
-                ("failed", Some(step), Some(*attempt))
+                (AuditOutcome::Failed, Some(step), Some(*attempt))
             }
-            JournalEntry::RunCancelled { step, .. } => ("cancelled", Some(step), None),
+            JournalEntry::RunCancelled { step, .. } => (AuditOutcome::Cancelled, Some(step), None),
             JournalEntry::CompensationStarted { step, attempt, .. } => {
-                ("compensating", Some(step), Some(*attempt))
+                (AuditOutcome::Compensating, Some(step), Some(*attempt))
             }
             JournalEntry::CompensationAttemptFailed {
                 step,
@@ -92,10 +147,14 @@ impl AuditEntry {
                 ..
             } => {
                 entry.error = Some(error.clone());
-                ("compensation_retrying", Some(step), Some(*attempt))
+                (
+                    AuditOutcome::CompensationRetrying,
+                    Some(step),
+                    Some(*attempt),
+                )
             }
             JournalEntry::StepCompensated { step, attempt, .. } => {
-                ("compensated", Some(step), Some(*attempt))
+                (AuditOutcome::Compensated, Some(step), Some(*attempt))
             }
             JournalEntry::CompensationFailed {
                 step,
@@ -104,12 +163,12 @@ impl AuditEntry {
                 ..
             } => {
                 entry.error = Some(error.clone());
-                ("compensation_failed", Some(step), Some(*attempt))
+                (AuditOutcome::CompensationFailed, Some(step), Some(*attempt))
             }
-            JournalEntry::RunCompleted => ("run_completed", None, None),
-            JournalEntry::RunCompensated => ("run_compensated", None, None),
+            JournalEntry::RunCompleted => (AuditOutcome::RunCompleted, None, None),
+            JournalEntry::RunCompensated => (AuditOutcome::RunCompensated, None, None),
         };
-        entry.outcome = outcome.to_owned();
+        entry.outcome = outcome;
         entry.step = step.cloned();
         entry.attempt = attempt;
         entry

@@ -136,14 +136,6 @@ impl ProvisioningOrchestratorBuilder {
             part.ok_or(Error::MissingPart { part: name, setter })
         }
         let store = required(self.store, "store", "store")?;
-        let parts = Arc::new(Parts {
-            plan_builder: required(self.plan_builder, "plan builder", "plan_builder")?,
-            resolver: required(self.resolver, "shard resolver", "shard_resolver")?,
-            schema: required(self.schema, "schema manager", "schema_manager")?,
-            storage: required(self.storage, "storage initializer", "storage")?,
-            store: store.clone(),
-            records: Default::default(),
-        });
         let mut executor = SagaExecutor::builder().journal(store.clone());
         if let Some(timer) = self.timer {
             executor = executor.timer(timer);
@@ -155,6 +147,15 @@ impl ProvisioningOrchestratorBuilder {
             executor = executor.retry_policy(retry);
         }
         let executor = executor.build()?;
+        let parts = Arc::new(Parts {
+            plan_builder: required(self.plan_builder, "plan builder", "plan_builder")?,
+            resolver: required(self.resolver, "shard resolver", "shard_resolver")?,
+            schema: required(self.schema, "schema manager", "schema_manager")?,
+            storage: required(self.storage, "storage initializer", "storage")?,
+            store: store.clone(),
+            records: Default::default(),
+            timer: executor.timer().clone(),
+        });
 
         let mut workflows: HashMap<String, Registered> = HashMap::new();
         workflows.insert(

@@ -24,7 +24,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tracing::Instrument;
 
-pub use audit::{AuditEntry, AuditTrail};
+pub use audit::{AuditEntry, AuditOutcome, AuditTrail};
 pub use builder::ProvisioningOrchestratorBuilder;
 pub use create::{CREATE_TENANT, CreateContext, steps};
 pub use drain::{DrainOutcome, DrainReport, DrainStatus};
@@ -62,6 +62,8 @@ pub(crate) struct Parts {
     pub(crate) storage: Arc<dyn StorageInitializer>,
     /// What this process last wrote for tenants with runs in flight.
     pub(crate) records: RecentRecords,
+    /// The executor's timer, for steps that wait.
+    pub(crate) timer: Arc<dyn crate::saga::Timer>,
 }
 
 /// A workflow in the registry: erased for `recover`, and as `Any` so that
@@ -151,8 +153,8 @@ pub struct RecoveryReport {
     /// another build), left alone.
     pub unknown_workflows: Vec<RequestId>,
     /// Requests journaled by another version of their workflow (other
-    /// steps): left unfinished for an operator, with why, while the rest
-    /// are recovered.
+    /// steps, or a context this version cannot read): left unfinished for
+    /// an operator, with why, while the rest are recovered.
     #[serde(default)]
     pub mismatched: Vec<(RequestId, String)>,
 }
@@ -622,8 +624,8 @@ impl ProvisioningOrchestrator {
     ///   before [`recover`](Self::recover) started it: no step runs and the
     ///   receipt is `Failed` at `start`.
     ///
-    /// In each case [`audit_trail`](Self::audit_trail) has every step, attempt,
-    /// error and compensation.
+    /// [`audit_trail`](Self::audit_trail) has every step, attempt, error and
+    /// compensation of a run (none for a request refused at `start`).
     ///
     /// # Errors
     /// [`Error::NotFound`] for an unknown workflow or tenant;
@@ -700,7 +702,8 @@ impl ProvisioningOrchestrator {
     /// failed compensations, and settles tenant and request.
     ///
     /// A request journaled by another version of its workflow (other
-    /// steps, say after an upgrade) cannot resume: it is reported in
+    /// steps, or a context of another shape, say after an upgrade) cannot
+    /// resume: it is reported in
     /// [`RecoveryReport::mismatched`] and left unfinished, and the other
     /// requests are still recovered.
     ///
@@ -717,7 +720,9 @@ impl ProvisioningOrchestrator {
             }
             match self.finish_unfinished(request.request_id).await {
                 Ok(receipt) => report.recovered.push(receipt),
-                Err(error @ Error::RunMismatch { .. }) => {
+                // Another version's run: other steps, or a context this
+                // version's types cannot read. Reported, and the rest go on.
+                Err(error @ (Error::RunMismatch { .. } | Error::Serialization { .. })) => {
                     tracing::error!(request_id = %request.request_id, %error, "journaled by another version of its workflow; left alone");
                     report
                         .mismatched
@@ -963,9 +968,16 @@ fn request_span(request: &RequestRecord) -> tracing::Span {
 /// The stored request answers a repeat of the same request; a different
 /// request under the same id is a conflict.
 fn duplicate(existing: RequestRecord, asked: &RequestRecord) -> Result<Receipt> {
+    // What the caller asked for: a create's payload also carries the plan
+    // builder's decision, which may differ between versions or configs
+    // without the request being another one.
+    let asked_for = |r: &RequestRecord| match r.workflow.as_str() {
+        CREATE_TENANT => r.payload.get("request").cloned(),
+        _ => Some(r.payload.clone()),
+    };
     if existing.workflow != asked.workflow
         || existing.tenant_id != asked.tenant_id
-        || existing.payload != asked.payload
+        || asked_for(&existing) != asked_for(asked)
     {
         return Err(Error::Conflict {
             kind: "request",

@@ -281,13 +281,13 @@ fn same_database(
     let database = parts
         .schema
         .locate(target)?
-        .map(|d| crate::redact_secrets(&d));
+        .map(|d| crate::model::redact_secrets(&d));
     let current = match &source.database {
         Some(recorded) => Some(recorded.clone()),
         None => parts
             .schema
             .locate(source)?
-            .map(|d| crate::redact_secrets(&d)),
+            .map(|d| crate::model::redact_secrets(&d)),
     };
     if database.is_some() && database == current {
         return Err(Error::invalid(
@@ -449,6 +449,9 @@ impl Step<MoveContext> for MoveStep {
                     )
                     .await
                     .map_err(step_error)?;
+                    // Moving: no workflow of the user's starts any more, and
+                    // those already running write where the tenant was.
+                    await_workflows(p, &ctx.tenant_id).await?;
                 }
                 Ok(())
             }
@@ -632,6 +635,52 @@ impl Step<MoveContext> for MoveStep {
             }
             _ => Ok(()),
         }
+    }
+}
+
+/// How long a move, the tenant's writes held, waits for workflows of the
+/// user's that were already running on the tenant.
+pub(crate) const WORKFLOW_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Waits until no workflow of the user's is unfinished for `tenant` (they
+/// run over the placement they started with, so a copy taken while one
+/// writes could miss its rows), for at most [`WORKFLOW_WAIT`].
+async fn await_workflows(p: &Parts, tenant: &TenantId) -> Result<(), StepError> {
+    const BUILT_IN: [&str; 5] = [
+        crate::orchestrator::CREATE_TENANT,
+        crate::orchestrator::SUSPEND_TENANT,
+        crate::orchestrator::RESUME_TENANT,
+        crate::orchestrator::DELETE_TENANT,
+        MOVE_TENANT,
+    ];
+    let start = p.timer.now();
+    loop {
+        let running: Vec<String> = p
+            .store
+            .unfinished_requests()
+            .await
+            .map_err(step_error)?
+            .into_iter()
+            .filter(|r| r.tenant_id == *tenant && !BUILT_IN.contains(&r.workflow.as_str()))
+            .map(|r| format!("{} {}", r.workflow, r.request_id))
+            .collect();
+        if running.is_empty() {
+            return Ok(());
+        }
+        if p.timer.now().duration_since(start) >= WORKFLOW_WAIT {
+            return Err(StepError::permanent(Error::Conflict {
+                kind: "tenant",
+                id: tenant.to_string(),
+                reason: format!(
+                    "workflow requests still unfinished after {} s with the tenant's writes \
+                     held ({}); the move is rolled back: run it again once they have ended \
+                     (`recover` finishes one a crash left)",
+                    WORKFLOW_WAIT.as_secs(),
+                    running.join(", ")
+                ),
+            }));
+        }
+        p.timer.sleep(std::time::Duration::from_millis(50)).await;
     }
 }
 

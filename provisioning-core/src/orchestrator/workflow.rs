@@ -183,6 +183,14 @@ impl<I: DeserializeOwned> Typed<WorkflowContext<I>> {
     }
 }
 
+impl<C> Typed<C> {
+    /// Whether `error` from `begin` fails the request without a run.
+    fn refuses_at_start(&self, error: &Error) -> bool {
+        matches!(self.kind, Kind::Custom { .. })
+            && matches!(error, Error::NotActive { .. } | Error::NotFound { .. })
+    }
+}
+
 fn payload<T: DeserializeOwned>(request: &RequestRecord) -> Result<T> {
     serde_json::from_value(request.payload.clone()).map_err(|source| Error::Serialization {
         what: "request payload",
@@ -231,9 +239,11 @@ where
             };
             let context = match (self.begin)(request, tenant) {
                 Ok(context) => context,
-                // The tenant left Active (or vanished) between the request's
-                // submission and its start: nothing ran, the request fails.
-                Err(error) if !error.is_transient() => return Ok(Err(error)),
+                // A workflow of the user's whose tenant left Active (or
+                // vanished) between submission and start: nothing ran, the
+                // request fails. A built-in's payload that cannot be read
+                // stays an error, its request unfinished for an operator.
+                Err(error) if self.refuses_at_start(&error) => return Ok(Err(error)),
                 Err(error) => return Err(error),
             };
             executor

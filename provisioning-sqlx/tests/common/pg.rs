@@ -157,7 +157,7 @@ fn migration(version: i64, sql: &'static str) -> sqlx::migrate::Migration {
 /// The small shared schema of `postgres_shared.rs` (the workload ships no
 /// shared PostgreSQL variant): three tables keyed by `tenant_id`, row ids
 /// from the database's sequences, a seed of two roles and an admin.
-pub fn shared_schema() -> provisioning_sqlx::PgTenantSchema {
+pub fn shared_schema() -> provisioning_sqlx::PostgresTenantSchema {
     let migrator = sqlx::migrate::Migrator::with_migrations(vec![
         migration(
             1,
@@ -187,7 +187,7 @@ pub fn shared_schema() -> provisioning_sqlx::PgTenantSchema {
 
 /// [`shared_schema`] as a dedicated tenant has it: the same tables without
 /// `tenant_id`, no seed (a move brings the seed ledger along).
-pub fn dedicated_twin() -> provisioning_sqlx::PgTenantSchema {
+pub fn dedicated_twin() -> provisioning_sqlx::PostgresTenantSchema {
     let migrator = sqlx::migrate::Migrator::with_migrations(vec![
         migration(
             1,

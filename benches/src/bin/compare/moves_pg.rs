@@ -15,7 +15,7 @@ use provisioning_core::{ProvisioningOrchestrator, RequestId, RequestStatus};
 use provisioning_sharding::{
     PlacementPolicy, PolicyPlanBuilder, RendezvousResolver, ShardDirectory, ShardStatus,
 };
-use provisioning_sqlx::{PgDedicatedMode, PgSchemaManager, PostgresStore};
+use provisioning_sqlx::{PostgresDedicatedMode, PostgresSchemaManager, PostgresStore};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Executor};
 
@@ -157,10 +157,10 @@ async fn setup(
         "#,
         run.urls[0], run.urls[1]
     ))?);
-    let schema = PgSchemaManager::builder()
+    let schema = PostgresSchemaManager::builder()
         .shards(directory.connections())
         .dedicated(pg_schema(false))
-        .dedicated_mode(PgDedicatedMode::Schema)
+        .dedicated_mode(PostgresDedicatedMode::Schema)
         .name_prefix(SCHEMA_PREFIX)
         .build()?;
     let plans =

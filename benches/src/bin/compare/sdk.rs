@@ -13,7 +13,7 @@ use provisioning_sharding::{
     PlacementPolicy, PolicyPlanBuilder, RendezvousResolver, ShardDirectory,
 };
 use provisioning_sqlx::{
-    PgDedicatedMode, PgSchemaManager, PostgresStore, SqliteSchemaManager, SqliteStore,
+    PostgresDedicatedMode, PostgresSchemaManager, PostgresStore, SqliteSchemaManager, SqliteStore,
 };
 use provisioning_storage::ObjectStoreInitializer;
 
@@ -324,11 +324,11 @@ impl PgSdk {
 /// A schema-per-tenant manager on the server at `url`, for [`DEDICATED_SHARD`],
 /// naming schemas `{prefix}{tenant}`; with `fleet`, its migrations include
 /// the next release.
-pub(crate) fn pg_manager(url: &str, prefix: &str, fleet: bool) -> Result<PgSchemaManager> {
-    Ok(PgSchemaManager::builder()
+pub(crate) fn pg_manager(url: &str, prefix: &str, fleet: bool) -> Result<PostgresSchemaManager> {
+    Ok(PostgresSchemaManager::builder()
         .shard(DEDICATED_SHARD.parse()?, url)
         .dedicated(workload::pg_schema(fleet))
-        .dedicated_mode(PgDedicatedMode::Schema)
+        .dedicated_mode(PostgresDedicatedMode::Schema)
         .name_prefix(prefix)
         .build()?)
 }

@@ -2,7 +2,7 @@
 //! embedded so that every mode, SDK and floor alike, provisions the same ten
 //! migrations and the same seed, whatever the working directory.
 
-use provisioning_sqlx::{PgTenantSchema, Seed, SqliteTenantSchema, TenantSchema};
+use provisioning_sqlx::{PostgresTenantSchema, Seed, SqliteTenantSchema, TenantSchema};
 use sqlx::migrate::Migrator;
 
 /// One SQLite database shared by many tenants.
@@ -50,7 +50,7 @@ pub(crate) fn dedicated_schema() -> SqliteTenantSchema {
 }
 
 /// The PostgreSQL schema, with the fleet release appended when `fleet`.
-pub(crate) fn pg_schema(fleet: bool) -> PgTenantSchema {
+pub(crate) fn pg_schema(fleet: bool) -> PostgresTenantSchema {
     let mut all: Vec<_> = PG_MIGRATIONS.iter().cloned().collect();
     if fleet {
         all.extend(PG_FLEET.iter().cloned());

@@ -142,12 +142,18 @@ impl Provisioner {
                 let input = ResourceInput::parse(input)?;
                 // A request id seen before gets its receipt, whatever the
                 // quota says now; a new one is refused early when it cannot fit.
-                if orchestrator.status(request_id).await.is_err() {
+                let known = match orchestrator.status(request_id).await {
+                    Ok(_) => true,
+                    Err(Error::NotFound { .. }) => false,
+                    Err(error) => return Err(error),
+                };
+                if !known {
                     let record = orchestrator.tenant(tenant).await?;
                     if let (TenantState::Active, Some(placement)) =
                         (record.state, &record.placement)
                     {
-                        resource::precheck(&self.schema, &self.quotas, placement, &input).await?;
+                        let (schema, quotas) = (&self.schema, &self.quotas);
+                        resource::precheck(schema, quotas, placement, &input, request_id).await?;
                     }
                 }
                 orchestrator

@@ -271,12 +271,15 @@ impl ResourceInput {
     }
 }
 
-/// The resource's id: its type, its service, and the request's random tail,
-/// so the same request always names the same resource.
+/// The resource's id: its type, its service, and the request's id, so the
+/// same request always names the same resource and no two requests one.
 pub(crate) fn resource_id(input: &ResourceInput, request_id: RequestId) -> String {
-    let simple = request_id.as_uuid().simple().to_string();
-    let tail = &simple[simple.len() - 12..];
-    format!("{}-{}-{tail}", input.kind.as_str(), input.service)
+    format!(
+        "{}-{}-{}",
+        input.kind.as_str(),
+        input.service,
+        request_id.as_uuid().simple()
+    )
 }
 
 /// Where a database or storage resource lives in the tenant's region store.
@@ -299,23 +302,25 @@ async fn subscription(db: &mut TenantDb, service: &str) -> Result<Option<Tier>, 
     Ok((subscription.status == "enabled").then_some(subscription.tier))
 }
 
-/// How many resources of `kind` the tenant holds for `service`.
+/// How many resources of `kind` the tenant holds for `service`, besides
+/// resource `id` (a request's own reservation is never in its way).
 async fn held(
     conn: &mut SqliteConnection,
     scope: Scope,
     tenant: &str,
-    service: &str,
-    kind: ResourceType,
+    input: &ResourceInput,
+    id: &str,
 ) -> Result<u64, StepError> {
     let sql = format!(
-        "SELECT COUNT(*) FROM settings WHERE {}key LIKE 'resource.%' \
+        "SELECT COUNT(*) FROM settings WHERE {}key LIKE 'resource.%' AND key <> ?4 \
          AND json_extract(value, '$.service') = ?2 AND json_extract(value, '$.type') = ?3",
         scope.filter("")
     );
     let count: i64 = sqlx::query_scalar(AssertSqlSafe(sql))
         .bind(tenant)
-        .bind(service)
-        .bind(kind.as_str())
+        .bind(&input.service)
+        .bind(input.kind.as_str())
+        .bind(format!("resource.{id}"))
         .fetch_one(&mut *conn)
         .await
         .map_err(step_error)?;
@@ -342,6 +347,7 @@ pub(crate) async fn precheck(
     quotas: &Quotas,
     placement: &Placement,
     input: &ResourceInput,
+    request_id: RequestId,
 ) -> Result<()> {
     let refused = |e: StepError| Error::Backend {
         component: "tenant database",
@@ -349,7 +355,7 @@ pub(crate) async fn precheck(
         transient: e.is_transient(),
         source: None,
     };
-    let Some(mut db) = TenantDb::open_at(schema, placement, RequestId::new())
+    let Some(mut db) = TenantDb::open_at(schema, placement, request_id)
         .await
         .map_err(refused)?
     else {
@@ -369,7 +375,8 @@ pub(crate) async fn precheck(
     };
     let limit = quotas.limit(tier, input.kind);
     let (scope, tenant) = (db.scope, db.tenant.clone());
-    let held = held(&mut db.conn, scope, &tenant, &input.service, input.kind)
+    let id = resource_id(input, request_id);
+    let held = held(&mut db.conn, scope, &tenant, input, &id)
         .await
         .map_err(refused)?;
     if held >= limit {
@@ -455,7 +462,7 @@ impl Step<ResourceContext> for ReserveQuota {
             ctx,
             Self::ACTION,
             async |conn, scope, tenant| {
-                let held = held(conn, scope, tenant, &input.service, input.kind).await?;
+                let held = held(conn, scope, tenant, input, &id).await?;
                 if held >= limit {
                     return Err(StepError::permanent(over_quota(tier, input, limit, held)));
                 }
@@ -547,7 +554,11 @@ impl Allocate {
     /// table says whose it is.
     async fn database_image(&self, ctx: &ResourceContext, id: &str) -> Result<Vec<u8>, StepError> {
         std::fs::create_dir_all(&self.scratch).map_err(StepError::transient)?;
-        let path = self.scratch.join(format!("{id}.sqlite"));
+        // Unique per attempt: two attempts of one request (a retry racing
+        // a recovery) never build into each other's file.
+        let path = self
+            .scratch
+            .join(format!("{id}.{}.sqlite", RequestId::new()));
         // A leftover of an attempt cut short is rebuilt from scratch.
         let _ = std::fs::remove_file(&path);
         let options = SqliteConnectOptions::new()

@@ -1,11 +1,11 @@
 //! [`compare_tenant`](provisioning_core::TenantSchemaManager::compare_tenant)
-//! for [`PgSchemaManager`]: each table's rows counted and checksummed on
+//! for [`PostgresSchemaManager`]: each table's rows counted and checksummed on
 //! both sides, as [`crate::schema::copy`] defines them.
 
 use provisioning_core::{Placement, Result, TableComparison, TenantId};
 use sqlx::{AssertSqlSafe, PgConnection};
 
-use super::PgSchemaManager;
+use super::PostgresSchemaManager;
 use super::catalog::{self, qualified};
 use super::conn::{Access, COMPONENT, TenantConn, begin_as};
 use super::copy::{Conns, Sides, column_list, require, same_tenant, scope};
@@ -13,7 +13,7 @@ use super::location::Target;
 use crate::error::db_error;
 use crate::schema::copy::{RowDigest, TablePlan};
 
-impl PgSchemaManager {
+impl PostgresSchemaManager {
     /// See [`compare_tenant`](provisioning_core::TenantSchemaManager::compare_tenant).
     pub(super) async fn compare(
         &self,

@@ -1,5 +1,5 @@
 //! [`copy_tenant`](provisioning_core::TenantSchemaManager::copy_tenant) for
-//! [`PgSchemaManager`], following the rules of [`crate::schema::copy`]:
+//! [`PostgresSchemaManager`], following the rules of [`crate::schema::copy`]:
 //! `INSERT ... SELECT` within one database, `COPY` between two.
 
 use futures_util::StreamExt;
@@ -10,7 +10,7 @@ use super::catalog::{self, qualified};
 use super::conn::{Access, COMPONENT, TenantConn, begin_as, create_ledger_in, xact_lock_sql};
 use super::keys::{advance, check_keys};
 use super::location::{Target, TargetKind};
-use super::{PgSchemaManager, dedicated};
+use super::{PostgresSchemaManager, dedicated};
 use crate::error::db_error;
 use crate::schema::SEED_LEDGER_TABLE;
 use crate::schema::copy::{TENANT_COLUMN, TablePlan, declared_tables, seed_checksums, with_ledger};
@@ -170,7 +170,7 @@ pub(super) async fn exec(
         .map_err(|e| db_error(COMPONENT, what(), e))
 }
 
-impl PgSchemaManager {
+impl PostgresSchemaManager {
     /// See [`copy_tenant`](provisioning_core::TenantSchemaManager::copy_tenant).
     pub(super) async fn copy(&self, source: &Placement, target: &Placement) -> Result<u64> {
         let tenant = same_tenant(source, target)?;

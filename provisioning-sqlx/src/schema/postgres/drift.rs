@@ -8,7 +8,7 @@ use provisioning_core::{Drift, Error, Placement, Repair, Result, TenantId};
 use sqlx::migrate::Migrate;
 use sqlx::{AssertSqlSafe, Executor, PgConnection, Row};
 
-use super::PgSchemaManager;
+use super::PostgresSchemaManager;
 use super::conn::{self, COMPONENT, xact_lock_sql};
 use crate::error::{db_error, migrate_error};
 use crate::schema::copy::INTERNAL_TABLES;
@@ -179,7 +179,7 @@ fn uuid_suffix() -> String {
     )
 }
 
-impl PgSchemaManager {
+impl PostgresSchemaManager {
     async fn expected_for(&self, placement: &Placement) -> Result<&Expected> {
         let schema = self.schema(placement.isolation)?;
         self.expected

@@ -9,7 +9,7 @@ use sqlx::postgres::PgConnectOptions;
 
 use super::template::{ADMIN_DATABASE, Layout, SCHEMA_PARAM, ShardConn};
 use super::url::{PgServer, UrlParts};
-use super::{PgDedicatedMode, PgSchemaManager};
+use super::{PostgresDedicatedMode, PostgresSchemaManager};
 
 /// Where one tenant's data is, resolved from its placement.
 pub(crate) struct Target {
@@ -89,7 +89,7 @@ struct Mapped {
     kind: TargetKind,
 }
 
-impl PgSchemaManager {
+impl PostgresSchemaManager {
     /// Where `placement`'s data is: what it records when located (see
     /// [`locate`](provisioning_core::TenantSchemaManager::locate)), so an
     /// edited shard map moves no existing tenant; else the shard map.
@@ -160,8 +160,8 @@ impl PgSchemaManager {
             (Isolation::Dedicated, Layout::Fixed) => {
                 let name = self.dedicated_name(&placement.tenant_id)?;
                 match self.mode {
-                    PgDedicatedMode::Database => TargetKind::Database(name),
-                    PgDedicatedMode::Schema => TargetKind::Schema(name),
+                    PostgresDedicatedMode::Database => TargetKind::Database(name),
+                    PostgresDedicatedMode::Schema => TargetKind::Schema(name),
                 }
             }
         };
@@ -173,7 +173,7 @@ impl PgSchemaManager {
     /// shard on the same server as the same user, the placement's own shard
     /// first.
     fn recorded(&self, placement: &Placement, recorded: &str) -> Result<Target> {
-        let shown = provisioning_core::redact_secrets(recorded);
+        let shown = provisioning_core::model::redact_secrets(recorded);
         let invalid = |rule: String| Error::invalid("placement.database", rule);
         let not_url = || invalid(format!("{shown} is not a PostgreSQL URL"));
         let mut parts = UrlParts::split(recorded).ok_or_else(not_url)?;

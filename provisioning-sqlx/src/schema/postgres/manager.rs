@@ -1,4 +1,4 @@
-//! [`TenantSchemaManager`] for [`PgSchemaManager`].
+//! [`TenantSchemaManager`] for [`PostgresSchemaManager`].
 
 use async_trait::async_trait;
 use provisioning_core::{
@@ -9,12 +9,12 @@ use sqlx::pool::PoolConnection;
 use sqlx::{AssertSqlSafe, Executor, Postgres};
 
 use super::conn::{self, COMPONENT, TenantConn, close, connect, search_path, xact_lock_sql};
-use super::{PgSchemaManager, Target, TargetKind, dedicated};
+use super::{PostgresSchemaManager, Target, TargetKind, dedicated};
 use crate::error::db_error;
 use crate::schema::conn::{delete_tenant_rows, plan_absent, plan_existing};
 use crate::schema::migrate;
 
-impl PgSchemaManager {
+impl PostgresSchemaManager {
     /// A connection to the shard server's database, from its pool.
     pub(super) async fn server_conn(&self, target: &Target) -> Result<PoolConnection<Postgres>> {
         target.server.pool().acquire().await.map_err(|e| {
@@ -70,7 +70,7 @@ impl PgSchemaManager {
     }
 }
 
-impl PgSchemaManager {
+impl PostgresSchemaManager {
     /// A connection for migrating or seeding: a schema or shared tenant's
     /// straight from the pool (each transaction sets its `search_path`; a
     /// missing schema is found by its first statement, see
@@ -112,7 +112,7 @@ impl PgSchemaManager {
 }
 
 #[async_trait]
-impl TenantSchemaManager for PgSchemaManager {
+impl TenantSchemaManager for PostgresSchemaManager {
     async fn check_drift(&self, placement: &Placement, tenants: &[TenantId]) -> Result<Vec<Drift>> {
         self.drift(placement, tenants).await
     }

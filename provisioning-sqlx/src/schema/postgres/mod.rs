@@ -1,4 +1,4 @@
-//! [`PgSchemaManager`]: tenant databases on PostgreSQL shard servers.
+//! [`PostgresSchemaManager`]: tenant databases on PostgreSQL shard servers.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -30,12 +30,12 @@ use template::ShardConn;
 use url::PgServer;
 
 /// Seeds and schemas whose Rust seeds run on PostgreSQL.
-pub type PgTenantSchema = TenantSchema<PgConnection>;
+pub type PostgresTenantSchema = TenantSchema<PgConnection>;
 
 /// Where a dedicated tenant's data lives on its shard's server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
-pub enum PgDedicatedMode {
+pub enum PostgresDedicatedMode {
     /// A database of its own: `CREATE DATABASE "tenant_<id>"` (the default).
     #[default]
     Database,
@@ -48,7 +48,7 @@ pub enum PgDedicatedMode {
 /// Creates, migrates, seeds and removes tenant databases on PostgreSQL.
 ///
 /// A shard is one server, given as a URL (its connection in the shard map,
-/// see [`shard`](PgSchemaManagerBuilder::shard)). Dedicated tenants get a
+/// see [`shard`](PostgresSchemaManagerBuilder::shard)). Dedicated tenants get a
 /// database or a schema named `{prefix}{tenant id with '-' as '_'}`, quoted
 /// everywhere, created with an ownership marker in its comment: one without
 /// it (made by a DBA) is adopted and never dropped by a compensation. Shared
@@ -73,8 +73,8 @@ pub enum PgDedicatedMode {
 /// database, with `COPY` between databases.
 ///
 /// Each server database has a connection pool
-/// ([`pool_size`](PgSchemaManagerBuilder::pool_size) connections, default
-/// [`DEFAULT_POOL_SIZE`](PgSchemaManager::DEFAULT_POOL_SIZE)), made on first
+/// ([`pool_size`](PostgresSchemaManagerBuilder::pool_size) connections, default
+/// [`DEFAULT_POOL_SIZE`](PostgresSchemaManager::DEFAULT_POOL_SIZE)), made on first
 /// use: server-level statements, schema tenants (with `search_path` set to
 /// the tenant's schema on each use) and shared tenants run on it; a tenant
 /// database of its own is connected to when used. Migrations use sqlx's
@@ -84,24 +84,24 @@ pub enum PgDedicatedMode {
 /// it applied.
 ///
 /// ```no_run
-/// use provisioning_sqlx::{PgDedicatedMode, PgSchemaManager, PgTenantSchema};
+/// use provisioning_sqlx::{PostgresDedicatedMode, PostgresSchemaManager, PostgresTenantSchema};
 ///
 /// # async fn example() -> Result<(), provisioning_core::Error> {
-/// let manager = PgSchemaManager::builder()
+/// let manager = PostgresSchemaManager::builder()
 ///     .shard("eu-1".parse()?, "postgres://app:secret@db-eu-1:5432/app")
-///     .dedicated(PgTenantSchema::from_dir("migrations/tenant").await?)
-///     .dedicated_mode(PgDedicatedMode::Schema)
+///     .dedicated(PostgresTenantSchema::from_dir("migrations/tenant").await?)
+///     .dedicated_mode(PostgresDedicatedMode::Schema)
 ///     .build()?;
 /// assert!(!format!("{manager:?}").contains("secret"));
 /// # Ok(()) }
 /// ```
-pub struct PgSchemaManager {
+pub struct PostgresSchemaManager {
     shards: HashMap<ShardId, ShardConn>,
     /// The server databases used so far, by URL (password included), each
     /// with its pool.
     servers: Mutex<HashMap<String, PgServer>>,
     pool_size: u32,
-    mode: PgDedicatedMode,
+    mode: PostgresDedicatedMode,
     prefix: String,
     schemas: Schemas<PgConnection>,
     locks: KeyedLocks,
@@ -114,9 +114,9 @@ pub struct PgSchemaManager {
     upgrade_batch: usize,
 }
 
-impl fmt::Debug for PgSchemaManager {
+impl fmt::Debug for PostgresSchemaManager {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PgSchemaManager")
+        f.debug_struct("PostgresSchemaManager")
             .field("shards", &self.shards)
             .field("mode", &self.mode)
             .field("prefix", &self.prefix)
@@ -126,7 +126,7 @@ impl fmt::Debug for PgSchemaManager {
     }
 }
 
-impl PgSchemaManager {
+impl PostgresSchemaManager {
     /// The connections of each shard's pool unless set.
     pub const DEFAULT_POOL_SIZE: u32 = 10;
 
@@ -135,8 +135,8 @@ impl PgSchemaManager {
     pub const DEFAULT_UPGRADE_BATCH: usize = 32;
 
     /// A builder; at least one shard and one schema are required.
-    pub fn builder() -> PgSchemaManagerBuilder {
-        PgSchemaManagerBuilder::default()
+    pub fn builder() -> PostgresSchemaManagerBuilder {
+        PostgresSchemaManagerBuilder::default()
     }
 
     /// The name of a dedicated tenant's database or schema.
@@ -160,38 +160,38 @@ impl PgSchemaManager {
         Ok(name)
     }
 
-    fn schema(&self, isolation: Isolation) -> Result<&PgTenantSchema> {
-        self.schemas.get(isolation, "PgSchemaManager")
+    fn schema(&self, isolation: Isolation) -> Result<&PostgresTenantSchema> {
+        self.schemas.get(isolation, "PostgresSchemaManager")
     }
 }
 
-/// Builds a [`PgSchemaManager`].
+/// Builds a [`PostgresSchemaManager`].
 #[derive(Default)]
 #[must_use]
-pub struct PgSchemaManagerBuilder {
+pub struct PostgresSchemaManagerBuilder {
     shards: Vec<(ShardId, String)>,
-    mode: PgDedicatedMode,
+    mode: PostgresDedicatedMode,
     prefix: Option<String>,
     schemas: Schemas<PgConnection>,
     pool_size: Option<u32>,
     upgrade_batch: Option<usize>,
 }
 
-impl fmt::Debug for PgSchemaManagerBuilder {
+impl fmt::Debug for PostgresSchemaManagerBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let shards: Vec<_> = self
             .shards
             .iter()
             .map(|(id, url)| (id, url::redact_url(url)))
             .collect();
-        f.debug_struct("PgSchemaManagerBuilder")
+        f.debug_struct("PostgresSchemaManagerBuilder")
             .field("shards", &shards)
             .field("mode", &self.mode)
             .finish_non_exhaustive()
     }
 }
 
-impl PgSchemaManagerBuilder {
+impl PostgresSchemaManagerBuilder {
     /// Maps a shard to its connection in the shard map: a server's URL, or
     /// a template naming where each dedicated tenant goes.
     ///
@@ -199,7 +199,7 @@ impl PgSchemaManagerBuilder {
     ///   dedicated ones get a database or a schema in `app`, as
     ///   [`dedicated_mode`](Self::dedicated_mode) says.
     /// - `postgres://app:pw@db:5432/{tenant}`: a database per dedicated
-    ///   tenant, named with [`PgSchemaManager::dedicated_name`];
+    ///   tenant, named with [`PostgresSchemaManager::dedicated_name`];
     ///   server-level statements run on the server's `postgres` database.
     /// - `postgres://app:pw@db:5432/app?schema={tenant}`: a schema per
     ///   dedicated tenant in `app`.
@@ -226,7 +226,7 @@ impl PgSchemaManagerBuilder {
 
     /// A database (default) or a schema per dedicated tenant, on shards
     /// whose connection has no `{tenant}`.
-    pub fn dedicated_mode(mut self, mode: PgDedicatedMode) -> Self {
+    pub fn dedicated_mode(mut self, mode: PostgresDedicatedMode) -> Self {
         self.mode = mode;
         self
     }
@@ -239,13 +239,13 @@ impl PgSchemaManagerBuilder {
     }
 
     /// The schema of dedicated tenants.
-    pub fn dedicated(mut self, schema: PgTenantSchema) -> Self {
+    pub fn dedicated(mut self, schema: PostgresTenantSchema) -> Self {
         self.schemas.dedicated = Some(schema);
         self
     }
 
     /// The schema of shared databases; it must declare its tenant tables.
-    pub fn shared(mut self, schema: PgTenantSchema) -> Self {
+    pub fn shared(mut self, schema: PostgresTenantSchema) -> Self {
         self.schemas.shared = Some(schema);
         self
     }
@@ -257,7 +257,7 @@ impl PgSchemaManagerBuilder {
     }
 
     /// How many connections each shard's pool holds at most (default
-    /// [`PgSchemaManager::DEFAULT_POOL_SIZE`]; 0 is taken as 1).
+    /// [`PostgresSchemaManager::DEFAULT_POOL_SIZE`]; 0 is taken as 1).
     pub fn pool_size(mut self, size: u32) -> Self {
         self.pool_size = Some(size.max(1));
         self
@@ -266,7 +266,7 @@ impl PgSchemaManagerBuilder {
     /// How many dedicated schemas of one database
     /// [`upgrade`](provisioning_core::TenantSchemaManager::upgrade) (what a
     /// fleet roll-out runs) brings to the release in one transaction
-    /// (default [`PgSchemaManager::DEFAULT_UPGRADE_BATCH`]; 0 is taken as 1,
+    /// (default [`PostgresSchemaManager::DEFAULT_UPGRADE_BATCH`]; 0 is taken as 1,
     /// which upgrades each schema in a transaction of its own).
     ///
     /// One transaction costs one commit for all, which makes a release of
@@ -288,7 +288,7 @@ impl PgSchemaManagerBuilder {
     /// parse or puts `{tenant}` anywhere but the database or `schema=`
     /// (naming the shard, showing the URL without its password), a bad
     /// prefix, or an invalid schema.
-    pub fn build(self) -> std::result::Result<PgSchemaManager, SqlxError> {
+    pub fn build(self) -> std::result::Result<PostgresSchemaManager, SqlxError> {
         if self.shards.is_empty() {
             return Err(SqlxError::MissingPart {
                 part: "shard",
@@ -315,10 +315,12 @@ impl PgSchemaManagerBuilder {
             let conn = ShardConn::parse(&id, &url)?;
             shards.insert(id, conn);
         }
-        Ok(PgSchemaManager {
+        Ok(PostgresSchemaManager {
             shards,
             servers: Mutex::default(),
-            pool_size: self.pool_size.unwrap_or(PgSchemaManager::DEFAULT_POOL_SIZE),
+            pool_size: self
+                .pool_size
+                .unwrap_or(PostgresSchemaManager::DEFAULT_POOL_SIZE),
             mode: self.mode,
             prefix,
             schemas: self.schemas,
@@ -327,7 +329,7 @@ impl PgSchemaManagerBuilder {
             expected: Default::default(),
             upgrade_batch: self
                 .upgrade_batch
-                .unwrap_or(PgSchemaManager::DEFAULT_UPGRADE_BATCH),
+                .unwrap_or(PostgresSchemaManager::DEFAULT_UPGRADE_BATCH),
         })
     }
 }

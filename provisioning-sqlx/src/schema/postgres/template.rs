@@ -4,7 +4,8 @@
 use std::fmt;
 use std::str::FromStr;
 
-use provisioning_core::{Region, ShardId, TenantId, fill_template};
+use provisioning_core::model::fill_template;
+use provisioning_core::{Region, ShardId, TenantId};
 use sqlx::postgres::PgConnectOptions;
 
 use super::url::UrlParts;
@@ -62,7 +63,7 @@ impl ShardConn {
     /// [`SqlxError::Invalid`] on `connection`, naming the shard and showing
     /// the URL redacted.
     pub(crate) fn parse(shard: &ShardId, url: &str) -> Result<Self, SqlxError> {
-        let redacted = provisioning_core::redact_secrets(url);
+        let redacted = provisioning_core::model::redact_secrets(url);
         let invalid = |rule: String| SqlxError::Invalid {
             field: "connection",
             rule: format!("shard {shard}: {rule} (in {redacted})"),
@@ -117,7 +118,7 @@ impl ShardConn {
         }
         // sqlx's error may quote the URL: only the redacted one is shown.
         if let Err(e) = PgConnectOptions::from_str(&filled.join()) {
-            let shown = provisioning_core::redact_secrets(&e.to_string());
+            let shown = provisioning_core::model::redact_secrets(&e.to_string());
             return Err(invalid(format!("not a PostgreSQL URL ({shown})")));
         }
         Ok(ShardConn {

@@ -6,7 +6,7 @@
 //! trips, its commit's flush. Schemas of one database are upgraded as a
 //! batch in four round trips in all: `BEGIN`; every schema's advisory lock
 //! and both ledgers read; every schema's pending migrations and ledger rows;
-//! `COMMIT` (at most [`upgrade_batch`](super::PgSchemaManagerBuilder::upgrade_batch)
+//! `COMMIT` (at most [`upgrade_batch`](super::PostgresSchemaManagerBuilder::upgrade_batch)
 //! schemas a transaction). Anything unusual in the batch (a ledger missing, a migration
 //! failing, a migration hook, a `no_tx` migration) rolls the batch back and
 //! upgrades its schemas one at a time instead, which gives each its own
@@ -14,14 +14,13 @@
 //! and [`seed`](provisioning_core::TenantSchemaManager::seed) do.
 
 use futures_util::TryStreamExt;
-use provisioning_core::{
-    Isolation, MigrationInfo, Placement, Result, TenantId, Upgrade, seed_each, upgrade_one,
-};
+use provisioning_core::traits::{seed_each, upgrade_one};
+use provisioning_core::{Isolation, MigrationInfo, Placement, Result, TenantId, Upgrade};
 use sqlx::migrate::Migration;
 use sqlx::{AssertSqlSafe, Either, Executor, Row};
 
 use super::conn::{self, COMPONENT, applied_with_rows, ledger_of, xact_lock_sql};
-use super::{PgSchemaManager, Target, TargetKind};
+use super::{PostgresSchemaManager, Target, TargetKind};
 use crate::schema::migrate::{self, LEDGER_TABLE};
 use crate::schema::seed::{LedgerRow, pending_seeds};
 use crate::schema::sql::{quote_ident, quote_literal};
@@ -45,7 +44,7 @@ enum Planned<'m> {
     Refused(provisioning_core::Error),
 }
 
-impl PgSchemaManager {
+impl PostgresSchemaManager {
     /// Upgrades `databases`: dedicated schemas of one server database in
     /// batches, everything else one at a time.
     pub(super) async fn upgrade_databases(

@@ -71,9 +71,9 @@ impl fmt::Display for PgServer {
 }
 
 /// The URL with its password redacted: the workspace's one rule,
-/// [`provisioning_core::redact_secrets`].
+/// [`provisioning_core::model::redact_secrets`].
 pub(crate) fn redact_url(url: &str) -> String {
-    provisioning_core::redact_secrets(url)
+    provisioning_core::model::redact_secrets(url)
 }
 
 /// A URL taken apart as written (nothing decoded): `scheme://user:pw@host:port`,

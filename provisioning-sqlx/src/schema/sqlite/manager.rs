@@ -64,7 +64,7 @@ impl TenantSchemaManager for SqliteSchemaManager {
 
     async fn provision(&self, plan: &Placement) -> Result<DatabaseOutcome> {
         self.schema(plan.isolation)?;
-        self.check_template(plan)?;
+        self.check_shard(plan)?;
         let path = self.database_path(plan);
         let _guard = self.locks.lock(&Self::lock_key(&path)).await;
         match plan.isolation {

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use provisioning_core::{Error, Isolation, Placement, Result, ShardId, fill_template};
+use provisioning_core::model::fill_template;
+use provisioning_core::{Error, Isolation, Placement, Result, ShardId};
 use sqlx::SqliteConnection;
 
 use crate::error::SqlxError;
@@ -165,18 +166,10 @@ impl SqliteSchemaManager {
 
     /// Checks the shard's template can hold this tenant: a dedicated tenant
     /// needs `{tenant}` in it (or every dedicated tenant of the shard would
-    /// share one file), a shared one must not have it. With a shard map, a
-    /// tenant not yet located on a shard outside it is refused (a mistyped
-    /// shard would otherwise get files of its own under `root`).
+    /// share one file), a shared one must not have it.
     pub(crate) fn check_template(&self, plan: &Placement) -> Result<()> {
         let Some(template) = self.templates.get(&plan.shard) else {
-            if self.templates.is_empty() || plan.database.is_some() {
-                return Ok(());
-            }
-            return Err(Error::NotFound {
-                kind: "shard",
-                id: plan.shard.to_string(),
-            });
+            return Ok(());
         };
         let per_tenant = template.contains("{tenant}");
         match (plan.isolation, per_tenant) {
@@ -196,6 +189,20 @@ impl SqliteSchemaManager {
             )),
             _ => Ok(()),
         }
+    }
+
+    /// With a shard map, provisioning on a shard outside it is refused: a
+    /// mistyped shard would otherwise get databases of its own under
+    /// `root`. (A tenant placed before the map changed keeps working where
+    /// its placement says: only provisioning checks.)
+    pub(crate) fn check_shard(&self, plan: &Placement) -> Result<()> {
+        if self.templates.is_empty() || self.templates.contains_key(&plan.shard) {
+            return Ok(());
+        }
+        Err(Error::NotFound {
+            kind: "shard",
+            id: plan.shard.to_string(),
+        })
     }
 
     fn schema(&self, isolation: Isolation) -> Result<&SqliteTenantSchema> {
@@ -340,7 +347,7 @@ fn sqlite_template(connection: &str) -> std::result::Result<String, String> {
     } else if text.contains("://") {
         return Err(format!(
             "{} is not a SQLite path or sqlite: URL",
-            provisioning_core::redact_secrets(text)
+            provisioning_core::model::redact_secrets(text)
         ));
     } else {
         text
