@@ -11,11 +11,11 @@ use provisioning_sqlx::{Seed, SqliteSchemaManager, TenantSchema};
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
 fn workload() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("workload/sqlite")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../workload/sqlite")
 }
 
 /// A folder `root/name` with the ten workload migrations and the migrations
-/// of the fleet release (`workload/sqlite/fleet/`) named in `fleet`.
+/// of the fleet release (`workload/sqlite/fleet/` of the workspace) named in `fleet`.
 fn migrations_dir(root: &Path, name: &str, fleet: &[&str]) -> Result<PathBuf, Error> {
     let dir = root.join(name);
     std::fs::create_dir_all(&dir)?;

@@ -165,7 +165,7 @@ async fn a_table_without_tenant_id_in_a_shared_file_is_refused_and_left_alone() 
     // declared as a tenant table by mistake: copying into the shared file
     // would clear it for everyone, so the copy is refused before any write.
     let dir = tempfile::tempdir().unwrap();
-    let mut tables: Vec<&str> = TENANT_TABLES.to_vec();
+    let mut tables: Vec<&str> = tenant_tables();
     tables.insert(0, "countries");
     let m = SqliteSchemaManager::builder()
         .root(dir.path())

@@ -17,25 +17,17 @@ use sqlx::migrate::Migrator;
 
 /// (4) The reference workload, embedded: ten migrations and a seed per variant,
 /// and the next release (`fleet/`: 0011, 0012) that `migrate-all` rolls out.
-static DEDICATED: Migrator = sqlx::migrate!("workload/sqlite/migrations");
-static SHARED: Migrator = sqlx::migrate!("workload/sqlite-shared/migrations");
-static DEDICATED_FLEET: Migrator = sqlx::migrate!("workload/sqlite/fleet");
-static SHARED_FLEET: Migrator = sqlx::migrate!("workload/sqlite-shared/fleet");
-const DEDICATED_SEED: &str = include_str!("../workload/sqlite/seed.sql");
-const SHARED_SEED: &str = include_str!("../workload/sqlite-shared/seed.sql");
+static DEDICATED: Migrator = sqlx::migrate!("../../workload/sqlite/migrations");
+static SHARED: Migrator = sqlx::migrate!("../../workload/sqlite-shared/migrations");
+static DEDICATED_FLEET: Migrator = sqlx::migrate!("../../workload/sqlite/fleet");
+static SHARED_FLEET: Migrator = sqlx::migrate!("../../workload/sqlite-shared/fleet");
+const DEDICATED_SEED: &str = include_str!("../../../workload/sqlite/seed.sql");
+const SHARED_SEED: &str = include_str!("../../../workload/sqlite-shared/seed.sql");
 
 /// The shared workload's tables, parents first.
-const TENANT_TABLES: [&str; 9] = [
-    "roles",
-    "users",
-    "user_roles",
-    "projects",
-    "tasks",
-    "comments",
-    "attachments",
-    "settings",
-    "audit_log",
-];
+fn tenant_tables() -> impl Iterator<Item = &'static str> {
+    include_str!("../../../workload/tenant-tables.txt").lines()
+}
 
 /// Which schema release this binary provisions and migrates to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -128,7 +120,7 @@ pub(crate) async fn hybrid(
                 .shared(
                     TenantSchema::new(release.migrator(&SHARED, &SHARED_FLEET))
                         .seed(Seed::sql("workload-seed", 1, SHARED_SEED))
-                        .tenant_tables(TENANT_TABLES),
+                        .tenant_tables(tenant_tables()),
                 )
                 .build()?,
         );

@@ -18,21 +18,15 @@ pub mod pg_url;
 use sqlx::migrate::Migrator;
 
 /// The tables of the shared workload, parents first.
-pub const TENANT_TABLES: [&str; 9] = [
-    "roles",
-    "users",
-    "user_roles",
-    "projects",
-    "tasks",
-    "comments",
-    "attachments",
-    "settings",
-    "audit_log",
-];
+pub fn tenant_tables() -> Vec<&'static str> {
+    include_str!("../../../workload/tenant-tables.txt")
+        .lines()
+        .collect()
+}
 
 pub fn workload(variant: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/workload")
+        .join("../workload")
         .join(variant)
 }
 
@@ -62,7 +56,7 @@ pub async fn migrator(variant: &str, fleet: bool) -> Migrator {
 pub async fn schema<C>(variant: &str, fleet: bool) -> TenantSchema<C> {
     TenantSchema::new(migrator(variant, fleet).await)
         .seed(Seed::sql("workload-seed", 1, seed_sql(variant)))
-        .tenant_tables(TENANT_TABLES)
+        .tenant_tables(tenant_tables())
 }
 
 /// The first `n` migrations of a variant.

@@ -210,7 +210,7 @@ pub fn dedicated_twin() -> provisioning_sqlx::PostgresTenantSchema {
 pub async fn workload_counts(url: &str, schema: Option<&str>) -> Vec<i64> {
     let prefix = schema.map(|s| format!("\"{s}\".")).unwrap_or_default();
     let mut counts = Vec::new();
-    for table in super::TENANT_TABLES.iter().chain(&["_tenant_seeds"]) {
+    for table in super::tenant_tables().iter().chain(&["_tenant_seeds"]) {
         counts.push(scalar(url, format!("SELECT COUNT(*) FROM {prefix}{table}")).await);
     }
     counts

@@ -22,7 +22,7 @@ use sqlx::{AssertSqlSafe, Connection, SqliteConnection, SqlitePool};
 use crate::report::{Mode, Run};
 use crate::runner::{self, PREFIX, Result, Rounds, check, tenant_id};
 use crate::sdk::{DEDICATED_SHARD, REGION, SHARED_SHARD, SqliteSdk, print_steps};
-use crate::workload::{DEDICATED_MIGRATIONS, TENANT_TABLES};
+use crate::workload::{DEDICATED_MIGRATIONS, tenant_tables};
 
 /// The held-write window of the SDK's moves at one concurrency, over every
 /// round.
@@ -251,7 +251,7 @@ impl MoveFloor {
             .connect_with(options(&shared_db(dir), false))
             .await?;
         let mut tables = Vec::new();
-        for table in TENANT_TABLES {
+        for table in tenant_tables() {
             let columns: Vec<String> = sqlx::query_scalar(
                 "SELECT name FROM pragma_table_info(?1) WHERE name <> 'tenant_id' ORDER BY cid",
             )

@@ -22,7 +22,7 @@ use sqlx::{AssertSqlSafe, Executor};
 use crate::moves::held_writes;
 use crate::report::{Mode, Run};
 use crate::runner::{self, PREFIX, Result, Rounds, check, tenant_id};
-use crate::workload::{PG_MIGRATIONS, TENANT_TABLES, pg_schema};
+use crate::workload::{PG_MIGRATIONS, pg_schema, tenant_tables};
 
 /// The schema prefix of every tenant (one database per side and run).
 const SCHEMA_PREFIX: &str = "t_";
@@ -289,7 +289,7 @@ impl Mover {
             to.execute(sqlx::raw_sql(migration.sql.clone())).await?;
         }
         let mut from = self.from.acquire().await?;
-        for table in TENANT_TABLES {
+        for table in tenant_tables() {
             let mut sink = to
                 .copy_in_raw(&format!("COPY {schema}.{table} FROM STDIN"))
                 .await?;

@@ -1,4 +1,4 @@
-//! The reference workload (`benches/workload/`, a copy of the shared one),
+//! The reference workload (the workspace's `workload/`, a copy of the shared one),
 //! embedded so that every mode, SDK and floor alike, provisions the same ten
 //! migrations and the same seed, whatever the working directory.
 
@@ -6,33 +6,27 @@ use provisioning_sqlx::{PostgresTenantSchema, Seed, SqliteTenantSchema, TenantSc
 use sqlx::migrate::Migrator;
 
 /// One SQLite database shared by many tenants.
-pub(crate) static SHARED_MIGRATIONS: Migrator = sqlx::migrate!("workload/sqlite-shared/migrations");
+pub(crate) static SHARED_MIGRATIONS: Migrator =
+    sqlx::migrate!("../workload/sqlite-shared/migrations");
 /// A SQLite file per tenant.
-pub(crate) static DEDICATED_MIGRATIONS: Migrator = sqlx::migrate!("workload/sqlite/migrations");
+pub(crate) static DEDICATED_MIGRATIONS: Migrator = sqlx::migrate!("../workload/sqlite/migrations");
 /// A PostgreSQL schema (or database) per tenant.
-pub(crate) static PG_MIGRATIONS: Migrator = sqlx::migrate!("workload/postgres/migrations");
+pub(crate) static PG_MIGRATIONS: Migrator = sqlx::migrate!("../workload/postgres/migrations");
 /// The next release on PostgreSQL: what the fleet roll-out applies.
-pub(crate) static PG_FLEET: Migrator = sqlx::migrate!("workload/postgres/fleet");
+pub(crate) static PG_FLEET: Migrator = sqlx::migrate!("../workload/postgres/fleet");
 
 /// The seed of a tenant in the shared SQLite database (`?1` is the tenant id).
-pub(crate) const SHARED_SEED: &str = include_str!("../../../workload/sqlite-shared/seed.sql");
+pub(crate) const SHARED_SEED: &str = include_str!("../../../../workload/sqlite-shared/seed.sql");
 /// The seed of a dedicated SQLite tenant.
-pub(crate) const DEDICATED_SEED: &str = include_str!("../../../workload/sqlite/seed.sql");
+pub(crate) const DEDICATED_SEED: &str = include_str!("../../../../workload/sqlite/seed.sql");
 /// The seed of a PostgreSQL tenant (`$1` is the tenant id).
-pub(crate) const PG_SEED: &str = include_str!("../../../workload/postgres/seed.sql");
+pub(crate) const PG_SEED: &str = include_str!("../../../../workload/postgres/seed.sql");
 
 /// The shared workload's tables, parents first.
-pub(crate) const TENANT_TABLES: [&str; 9] = [
-    "roles",
-    "users",
-    "user_roles",
-    "projects",
-    "tasks",
-    "comments",
-    "attachments",
-    "settings",
-    "audit_log",
-];
+/// The tables holding a tenant's rows, parents first.
+pub(crate) fn tenant_tables() -> impl Iterator<Item = &'static str> {
+    include_str!("../../../../workload/tenant-tables.txt").lines()
+}
 
 /// The name the seed is recorded under in the SDK's seed ledger.
 const SEED_NAME: &str = "workload-seed";
@@ -41,7 +35,7 @@ const SEED_NAME: &str = "workload-seed";
 pub(crate) fn shared_schema() -> SqliteTenantSchema {
     TenantSchema::new(copy(&SHARED_MIGRATIONS))
         .seed(Seed::sql(SEED_NAME, 1, SHARED_SEED))
-        .tenant_tables(TENANT_TABLES)
+        .tenant_tables(tenant_tables())
 }
 
 /// The dedicated SQLite schema as the SDK's schema manager takes it.

@@ -253,37 +253,62 @@ async fn the_four_workflow_endpoints_track_by_request_id() {
     );
 }
 
-/// A server whose `allocate` step fails for good: a database resource's
+/// A server whose resource step fails for good, for each step in turn: the
 /// run is rolled back, its receipt names the step, nothing is allocated.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resource_step_failing_over_http_allocates_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let server = Server::start_with(
-        d,
-        &[],
-        &[("PROVISIONING_INJECT_FAILURE", "allocate:permanent")],
-    );
-    server.create("acme", "premium", "eu-west").await;
-    let (status, _) = send(
-        server
-            .req(Method::POST, "/api/v1/provisioning/service?wait=true")
-            .header("X-Tenant-ID", "acme")
-            .json(&json!({ "service": "billing", "tier": "standard" })),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK);
-    let (status, receipt) = send(
-        server
-            .req(Method::POST, "/api/v1/provisioning/resource?wait=true")
-            .header("X-Tenant-ID", "acme")
-            .json(&json!({ "service": "billing", "type": "database" })),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{receipt}");
-    assert_eq!(receipt["status"], "failed", "{receipt}");
-    assert_eq!(receipt["failure"]["step"], "allocate");
-    assert!(!d.join("storage/eu-west/tenants/acme/resources").exists());
-    assert!(!event_kinds(d, "acme").contains(&"ResourceProvisioned".to_owned()));
-    assert_eq!(server.tenant("acme").await["state"], "active");
+    for step in [
+        "check-subscription",
+        "reserve-quota",
+        "allocate",
+        "record-billing",
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let fault = format!("{step}:permanent");
+        let server = Server::start_with(d, &[], &[("PROVISIONING_INJECT_FAILURE", &fault)]);
+        server.create("acme", "premium", "eu-west").await;
+        let (status, _) = send(
+            server
+                .req(Method::POST, "/api/v1/provisioning/service?wait=true")
+                .header("X-Tenant-ID", "acme")
+                .json(&json!({ "service": "billing", "tier": "standard" })),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        let (status, receipt) = send(
+            server
+                .req(Method::POST, "/api/v1/provisioning/resource?wait=true")
+                .header("X-Tenant-ID", "acme")
+                .json(&json!({ "service": "billing", "type": "database" })),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{step}: {receipt}");
+        assert_eq!(receipt["status"], "failed", "{step}: {receipt}");
+        assert_eq!(receipt["failure"]["step"], step);
+        let resources = d.join("storage/eu-west/tenants/acme/resources");
+        assert!(
+            !resources.exists() || std::fs::read_dir(&resources).unwrap().count() == 0,
+            "{step}: something was allocated"
+        );
+        // No reservation, compute row or billing record in its database.
+        let db = d.join("databases/eu-west/eu-west-dedicated-1/acme.sqlite");
+        let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&db);
+        let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect_with(&options)
+            .await
+            .unwrap();
+        let left: i64 = sqlx::query_scalar(
+            "SELECT (SELECT COUNT(*) FROM settings WHERE key LIKE 'resource.%' OR key LIKE 'compute.%') \
+             + (SELECT COUNT(*) FROM audit_log WHERE action LIKE 'resource.%')",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        assert_eq!(left, 0, "{step}: rows left in the tenant's database");
+        assert_eq!(server.tenant("acme").await["state"], "active", "{step}");
+        assert!(
+            !event_kinds(d, "acme").contains(&"ResourceProvisioned".to_owned()),
+            "{step}"
+        );
+    }
 }
