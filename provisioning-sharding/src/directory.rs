@@ -6,7 +6,7 @@ use std::fmt;
 use provisioning_core::{Isolation, Region, ShardId};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Result, ShardingError};
+use crate::error::Result;
 use crate::shard::{Shard, ShardSpec, ShardStatus};
 
 /// The on-disk shape of a directory: a list of shards.
@@ -117,7 +117,7 @@ impl ShardDirectory {
     /// A directory of validated shards.
     ///
     /// # Errors
-    /// [`ShardingError::DuplicateShard`] when two shards share an id.
+    /// [`crate::Error::DuplicateShard`] when two shards share an id.
     pub fn new(shards: impl IntoIterator<Item = Shard>) -> Result<Self> {
         let mut shards: Vec<Shard> = shards.into_iter().collect();
         // Sorted by id, so that groups and iteration do not depend on config order.
@@ -126,7 +126,7 @@ impl ShardDirectory {
         let mut groups: HashMap<Region, [Group; 2]> = HashMap::new();
         for (index, shard) in shards.iter().enumerate() {
             if by_id.insert(shard.id().clone(), index).is_some() {
-                return Err(ShardingError::DuplicateShard {
+                return Err(crate::Error::DuplicateShard {
                     shard: shard.id().to_string(),
                 });
             }
@@ -153,8 +153,8 @@ impl ShardDirectory {
     /// Validates every spec, then builds the directory.
     ///
     /// # Errors
-    /// The first [`ShardingError::InvalidShard`] of a spec, or
-    /// [`ShardingError::DuplicateShard`].
+    /// The first [`crate::Error::InvalidShard`] of a spec, or
+    /// [`crate::Error::DuplicateShard`].
     pub fn from_specs(specs: impl IntoIterator<Item = ShardSpec>) -> Result<Self> {
         let shards = specs
             .into_iter()
@@ -174,10 +174,10 @@ impl ShardDirectory {
     /// Parses and validates a TOML directory (see [`DirectoryConfig`]).
     ///
     /// # Errors
-    /// [`ShardingError::Parse`] for bad TOML or an unknown field, then as
+    /// [`crate::Error::Parse`] for bad TOML or an unknown field, then as
     /// [`ShardDirectory::from_specs`].
     pub fn from_toml_str(text: &str) -> Result<Self> {
-        let config = toml::from_str(text).map_err(|e| ShardingError::Parse {
+        let config = toml::from_str(text).map_err(|e| crate::Error::Parse {
             what: "shard directory",
             format: "TOML",
             source: Box::new(e),
@@ -188,10 +188,10 @@ impl ShardDirectory {
     /// Parses and validates a JSON directory (`{"shards": [...]}`).
     ///
     /// # Errors
-    /// [`ShardingError::Parse`] for bad JSON or an unknown field, then as
+    /// [`crate::Error::Parse`] for bad JSON or an unknown field, then as
     /// [`ShardDirectory::from_specs`].
     pub fn from_json_str(text: &str) -> Result<Self> {
-        let config = serde_json::from_str(text).map_err(|e| ShardingError::Parse {
+        let config = serde_json::from_str(text).map_err(|e| crate::Error::Parse {
             what: "shard directory",
             format: "JSON",
             source: Box::new(e),
@@ -256,9 +256,9 @@ impl ShardDirectory {
     /// their next resolution. Returns the previous status.
     ///
     /// # Errors
-    /// [`ShardingError::UnknownShard`] when no shard has this id.
+    /// [`crate::Error::UnknownShard`] when no shard has this id.
     pub fn set_status(&self, id: &ShardId, status: ShardStatus) -> Result<ShardStatus> {
-        let shard = self.get(id).ok_or_else(|| ShardingError::UnknownShard {
+        let shard = self.get(id).ok_or_else(|| crate::Error::UnknownShard {
             shard: id.to_string(),
             field: "status",
         })?;
@@ -348,7 +348,7 @@ mod tests {
     #[test]
     fn duplicate_ids_are_rejected_by_name() {
         let err = ShardDirectory::from_specs([spec("a", "eu", 1), spec("a", "us", 1)]).unwrap_err();
-        assert!(matches!(err, ShardingError::DuplicateShard { ref shard } if shard == "a"));
+        assert!(matches!(err, crate::Error::DuplicateShard { ref shard } if shard == "a"));
     }
 
     #[test]

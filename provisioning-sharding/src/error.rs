@@ -1,12 +1,12 @@
-//! [`ShardingError`]: the one error of this crate's configuration API.
+//! [`Error`]: the one error of this crate's configuration API.
 
-use provisioning_core::Error;
+use provisioning_core::Error as CoreError;
 
-/// A boxed parser error kept as the source of [`ShardingError::Parse`].
+/// A boxed parser error kept as the source of [`Error::Parse`].
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
-/// `Result` with [`ShardingError`] as the default error.
-pub type Result<T, E = ShardingError> = std::result::Result<T, E>;
+/// `Result` with [`Error`] as the default error.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// What can be wrong with a shard directory, a pin table, fallback regions or a
 /// placement policy.
@@ -17,20 +17,20 @@ pub type Result<T, E = ShardingError> = std::result::Result<T, E>;
 /// core result is expected.
 ///
 /// Resolvers do not return this type: at placement time they return core's
-/// [`Error::Placement`](provisioning_core::Error::Placement) or
-/// [`Error::InvalidInput`](provisioning_core::Error::InvalidInput), as the
+/// [`provisioning_core::Error::Placement`] or
+/// [`provisioning_core::Error::InvalidInput`], as the
 /// [`ShardResolver`](provisioning_core::ShardResolver) contract says.
 ///
 /// ```
-/// use provisioning_sharding::{ShardSpec, ShardingError};
+/// use provisioning_sharding::{Error, ShardSpec};
 ///
 /// let err = ShardSpec::new("eu-1").with_region("eu-west").with_connection("/data").build().unwrap_err();
-/// assert!(matches!(err, ShardingError::InvalidShard { field: "capacity", .. }));
+/// assert!(matches!(err, Error::InvalidShard { field: "capacity", .. }));
 /// assert_eq!(err.to_string(), r#"shard "eu-1": invalid capacity: must be at least 1"#);
 /// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum ShardingError {
+pub enum Error {
     /// A field of one shard breaks a rule.
     #[error("shard {shard:?}: invalid {field}: {rule}")]
     InvalidShard {
@@ -82,23 +82,23 @@ pub enum ShardingError {
     },
 }
 
-impl ShardingError {
-    /// An [`ShardingError::InvalidShard`] for `shard`'s `field` breaking `rule`.
+impl Error {
+    /// An [`Error::InvalidShard`] for `shard`'s `field` breaking `rule`.
     pub(crate) fn shard(shard: &str, field: &'static str, rule: impl Into<String>) -> Self {
-        ShardingError::InvalidShard {
+        Error::InvalidShard {
             shard: shard.to_owned(),
             field,
             rule: rule.into(),
         }
     }
 
-    /// An [`ShardingError::InvalidPolicy`] for `section.key` breaking `rule`.
+    /// An [`Error::InvalidPolicy`] for `section.key` breaking `rule`.
     pub(crate) fn policy(
         section: &'static str,
         key: impl Into<String>,
         rule: impl Into<String>,
     ) -> Self {
-        ShardingError::InvalidPolicy {
+        Error::InvalidPolicy {
             section,
             key: key.into(),
             rule: rule.into(),
@@ -108,31 +108,31 @@ impl ShardingError {
 
 /// The rule text of a core validation error, without core's `invalid <field>:` prefix,
 /// so that it can be re-attached to the shard or policy key it came from.
-pub(crate) fn rule_of(error: Error) -> String {
+pub(crate) fn rule_of(error: CoreError) -> String {
     match error {
-        Error::InvalidInput { rule, .. } => rule,
+        CoreError::InvalidInput { rule, .. } => rule,
         other => other.to_string(),
     }
 }
 
-impl From<ShardingError> for Error {
-    /// Maps onto [`Error::InvalidInput`]: every sharding error is a bad config
+impl From<Error> for CoreError {
+    /// Maps onto [`CoreError::InvalidInput`]: every sharding error is a bad config
     /// value; the rule text keeps the shard or key it names.
-    fn from(error: ShardingError) -> Self {
+    fn from(error: Error) -> Self {
         match error {
-            ShardingError::InvalidShard { shard, field, rule } => {
-                Error::invalid(field, format!("shard {shard:?}: {rule}"))
+            Error::InvalidShard { shard, field, rule } => {
+                CoreError::invalid(field, format!("shard {shard:?}: {rule}"))
             }
-            ShardingError::DuplicateShard { shard } => {
-                Error::invalid("id", format!("shard {shard:?} is defined more than once"))
+            Error::DuplicateShard { shard } => {
+                CoreError::invalid("id", format!("shard {shard:?} is defined more than once"))
             }
-            ShardingError::UnknownShard { shard, field } => {
-                Error::invalid(field, format!("shard {shard:?} is not in the directory"))
+            Error::UnknownShard { shard, field } => {
+                CoreError::invalid(field, format!("shard {shard:?} is not in the directory"))
             }
-            ShardingError::InvalidPolicy { section, key, rule } => {
-                Error::invalid(section, format!("{key}: {rule}"))
+            Error::InvalidPolicy { section, key, rule } => {
+                CoreError::invalid(section, format!("{key}: {rule}"))
             }
-            error @ ShardingError::Parse { .. } => Error::invalid("config", error.to_string()),
+            error @ Error::Parse { .. } => CoreError::invalid("config", error.to_string()),
         }
     }
 }
@@ -143,10 +143,10 @@ mod tests {
 
     #[test]
     fn converts_to_core_invalid_input_keeping_the_shard() {
-        let core: Error = ShardingError::shard("eu-1", "capacity", "must be at least 1").into();
+        let core: CoreError = Error::shard("eu-1", "capacity", "must be at least 1").into();
         assert!(matches!(
             core,
-            Error::InvalidInput {
+            CoreError::InvalidInput {
                 field: "capacity",
                 ..
             }
@@ -156,13 +156,13 @@ mod tests {
             r#"invalid capacity: shard "eu-1": must be at least 1"#
         );
 
-        let core: Error = ShardingError::DuplicateShard { shard: "a".into() }.into();
+        let core: CoreError = Error::DuplicateShard { shard: "a".into() }.into();
         assert_eq!(
             core.to_string(),
             r#"invalid id: shard "a" is defined more than once"#
         );
 
-        let core: Error = ShardingError::policy("plans", "Gold", "bad name").into();
+        let core: CoreError = Error::policy("plans", "Gold", "bad name").into();
         assert_eq!(core.to_string(), "invalid plans: Gold: bad name");
     }
 }

@@ -11,7 +11,7 @@
 //!   flexible tenants only). Writing your own: see [`resolver`].
 //! - **Plans**: [`PlacementPolicy`] (plans, regions, overrides) →
 //!   [`PolicyPlanBuilder`].
-//! - **Errors**: config problems are a [`ShardingError`] that names the shard or
+//! - **Errors**: config problems are a [`Error`] that names the shard or
 //!   key and the field; placement problems are core's
 //!   [`Error::Placement`](provisioning_core::Error::Placement) naming region and pool.
 
@@ -25,7 +25,7 @@ mod shard;
 
 pub use connection::ConnectionTarget;
 pub use directory::{DirectoryConfig, ShardDirectory};
-pub use error::{BoxError, Result, ShardingError};
+pub use error::{BoxError, Error, Result};
 pub use policy::{AttributeOverride, PlacementPolicy, PlanRule, PolicyPlanBuilder, RegionRule};
 pub use resolver::{
     DEFAULT_RESERVATION_TTL, FallbackRegions, InMemoryLoad, LeastLoadedResolver, LoadSource, Pick,

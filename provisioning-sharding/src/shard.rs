@@ -9,7 +9,7 @@ use provisioning_core::{Isolation, Region, ShardId, TenantId};
 use serde::{Deserialize, Serialize};
 
 use crate::connection::ConnectionTarget;
-use crate::error::{Result, ShardingError, rule_of};
+use crate::error::{Result, rule_of};
 use crate::hash::stable_hash;
 
 /// Whether a shard takes new tenants.
@@ -85,7 +85,7 @@ impl fmt::Display for ShardStatus {
 /// assert_eq!(shard.status(), ShardStatus::Active);
 /// assert_eq!(shard.tag("tier"), Some("gold"));
 /// assert_eq!(shard.connection().to_string(), "postgres://app:***@eu1.db/tenants");
-/// # Ok::<(), provisioning_sharding::ShardingError>(())
+/// # Ok::<(), provisioning_sharding::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -180,30 +180,30 @@ impl ShardSpec {
     /// Validates the spec into a [`Shard`].
     ///
     /// # Errors
-    /// [`ShardingError::InvalidShard`] naming the shard and the first field that
+    /// [`crate::Error::InvalidShard`] naming the shard and the first field that
     /// breaks a rule: `id` or `region` not a valid name (empty included),
     /// `capacity` zero, `connection` empty, a `tags` key empty.
     pub fn build(self) -> Result<Shard> {
         let id = ShardId::parse(self.id.as_str())
-            .map_err(|e| ShardingError::shard(&self.id, "id", rule_of(e)))?;
+            .map_err(|e| crate::Error::shard(&self.id, "id", rule_of(e)))?;
         let region = Region::parse(self.region.as_str())
-            .map_err(|e| ShardingError::shard(&self.id, "region", rule_of(e)))?;
+            .map_err(|e| crate::Error::shard(&self.id, "region", rule_of(e)))?;
         if self.capacity == 0 {
-            return Err(ShardingError::shard(
+            return Err(crate::Error::shard(
                 &self.id,
                 "capacity",
                 "must be at least 1",
             ));
         }
         if self.connection.is_empty() {
-            return Err(ShardingError::shard(
+            return Err(crate::Error::shard(
                 &self.id,
                 "connection",
                 "must not be empty (a URL or a path template)",
             ));
         }
         if let Some(key) = self.tags.keys().find(|k| k.trim().is_empty()) {
-            return Err(ShardingError::shard(
+            return Err(crate::Error::shard(
                 &self.id,
                 "tags",
                 format!("key {key:?} must not be empty"),
@@ -360,7 +360,7 @@ mod tests {
         );
         let err = spec().with_capacity(0).build().unwrap_err();
         assert!(
-            matches!(err, ShardingError::InvalidShard { ref shard, field: "capacity", .. } if shard == "eu-1")
+            matches!(err, crate::Error::InvalidShard { ref shard, field: "capacity", .. } if shard == "eu-1")
         );
         let err = ShardSpec {
             id: "EU 1".into(),
@@ -369,13 +369,13 @@ mod tests {
         .build()
         .unwrap_err();
         assert!(
-            matches!(err, ShardingError::InvalidShard { field: "id", .. }),
+            matches!(err, crate::Error::InvalidShard { field: "id", .. }),
             "{err}"
         );
         let err = spec().with_connection(" ").build().unwrap_err();
         assert!(matches!(
             err,
-            ShardingError::InvalidShard {
+            crate::Error::InvalidShard {
                 field: "connection",
                 ..
             }
@@ -383,7 +383,7 @@ mod tests {
         let err = spec().with_tag("", "x").build().unwrap_err();
         assert!(matches!(
             err,
-            ShardingError::InvalidShard { field: "tags", .. }
+            crate::Error::InvalidShard { field: "tags", .. }
         ));
     }
 

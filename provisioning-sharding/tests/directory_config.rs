@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use provisioning_core::{Error, Isolation};
-use provisioning_sharding::{ShardDirectory, ShardStatus, ShardingError};
+use provisioning_sharding::{Error as ShardingError, ShardDirectory, ShardStatus};
 
 const TOML: &str = r#"
 [[shards]]

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use common::{block_on, decision, spec, tenant};
 use provisioning_core::{Error, Isolation, Residency, ShardResolver};
 use provisioning_sharding::{
-    InMemoryLoad, LeastLoadedResolver, Pinned, Pins, RendezvousResolver, ShardDirectory,
-    ShardStatus, ShardingError,
+    Error as ShardingError, InMemoryLoad, LeastLoadedResolver, Pinned, Pins, RendezvousResolver,
+    ShardDirectory, ShardStatus,
 };
 
 fn directory() -> Arc<ShardDirectory> {

@@ -7,8 +7,8 @@ mod common;
 use common::{block_on, spec};
 use provisioning_core::{Error, Isolation, Residency, TenantPlanBuilder, TenantRequest};
 use provisioning_sharding::{
-    AttributeOverride, PlacementPolicy, PlanRule, PolicyPlanBuilder, RegionRule, ShardDirectory,
-    ShardingError,
+    AttributeOverride, Error as ShardingError, PlacementPolicy, PlanRule, PolicyPlanBuilder,
+    RegionRule, ShardDirectory,
 };
 
 fn request(plan: &str, region: &str) -> TenantRequest {

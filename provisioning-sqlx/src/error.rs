@@ -13,6 +13,11 @@ use std::path::PathBuf;
 use provisioning_core::Error as CoreError;
 use sqlx::migrate::MigrateError;
 
+/// `Result` with [`Error`] as the default error: what this crate's builders
+/// return. The trait methods (provision, migrate, the stores) return
+/// [`provisioning_core::Result`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
 /// What can go wrong while configuring this crate's schema managers.
 ///
 /// Runtime operations (provision, migrate, seed, drop) return
@@ -20,7 +25,7 @@ use sqlx::migrate::MigrateError;
 /// code that mixes both.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum SqlxError {
+pub enum Error {
     /// A part of a builder was not supplied.
     #[error("missing {part}: call `{setter}` on the builder")]
     MissingPart {
@@ -50,12 +55,12 @@ pub enum SqlxError {
     },
 }
 
-impl From<SqlxError> for CoreError {
-    fn from(err: SqlxError) -> Self {
+impl From<Error> for CoreError {
+    fn from(err: Error) -> Self {
         match err {
-            SqlxError::MissingPart { part, setter } => CoreError::MissingPart { part, setter },
-            SqlxError::Invalid { field, rule } => CoreError::invalid(field, rule),
-            err @ SqlxError::Migrations { .. } => {
+            Error::MissingPart { part, setter } => CoreError::MissingPart { part, setter },
+            Error::Invalid { field, rule } => CoreError::invalid(field, rule),
+            err @ Error::Migrations { .. } => {
                 CoreError::backend("migrations", err.to_string(), false, err)
             }
         }
@@ -154,13 +159,13 @@ mod tests {
 
     #[test]
     fn config_errors_convert_to_core_errors() {
-        let err: CoreError = SqlxError::MissingPart {
+        let err: CoreError = Error::MissingPart {
             part: "root",
             setter: "root",
         }
         .into();
         assert_eq!(err.to_string(), "missing root: call `root` on the builder");
-        let err: CoreError = SqlxError::Invalid {
+        let err: CoreError = Error::Invalid {
             field: "tenant_tables",
             rule: "must not be empty".into(),
         }

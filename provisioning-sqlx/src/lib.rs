@@ -25,7 +25,7 @@ mod pool;
 pub mod schema;
 pub mod store;
 
-pub use error::SqlxError;
+pub use error::{Error, Result};
 pub use fleet::{
     FleetOptions, FleetProgress, FleetReport, FleetUnit, UnitOutcome, migrate_fleet,
     migrate_fleet_stream,

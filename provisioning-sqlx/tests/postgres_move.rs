@@ -11,7 +11,7 @@ use common::*;
 use provisioning_core::{
     DatabaseOutcome, DropReason, Error, Isolation, Placement, TableComparison, TenantSchemaManager,
 };
-use provisioning_sqlx::{PostgresDedicatedMode, PostgresSchemaManager, SqlxError};
+use provisioning_sqlx::{Error as SqlxError, PostgresDedicatedMode, PostgresSchemaManager};
 
 const PASSWORD: &str = "s3cret-pw";
 

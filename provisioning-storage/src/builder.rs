@@ -8,7 +8,7 @@ use object_store::ObjectStore;
 use object_store::memory::InMemory;
 use provisioning_core::Region;
 
-use crate::error::{Result, StorageError};
+use crate::error::{Error, Result};
 use crate::initializer::ObjectStoreInitializer;
 use crate::layout;
 
@@ -28,7 +28,7 @@ pub struct ObjectStoreInitializerBuilder {
     stores: BTreeMap<Region, Arc<dyn ObjectStore>>,
     layout: Vec<String>,
     concurrency: Option<usize>,
-    error: Option<StorageError>,
+    error: Option<Error>,
 }
 
 impl ObjectStoreInitializerBuilder {
@@ -40,7 +40,7 @@ impl ObjectStoreInitializerBuilder {
     /// Puts the objects of tenants in `region` into `store`.
     ///
     /// A tenant whose region has no store gets
-    /// [`StorageError::UnknownRegion`]: its objects never go to another region.
+    /// [`Error::UnknownRegion`]: its objects never go to another region.
     pub fn region(mut self, region: Region, store: Arc<dyn ObjectStore>) -> Self {
         match self.stores.entry(region) {
             Entry::Vacant(slot) => {
@@ -48,7 +48,7 @@ impl ObjectStoreInitializerBuilder {
             }
             Entry::Occupied(taken) => {
                 let region = taken.key().clone();
-                self.fail(StorageError::DuplicateRegion { region });
+                self.fail(Error::DuplicateRegion { region });
             }
         }
         self
@@ -70,7 +70,7 @@ impl ObjectStoreInitializerBuilder {
             });
         match local {
             Ok(store) => self.region(region, Arc::new(store.with_automatic_cleanup(true))),
-            Err(source) => self.failed(StorageError::LocalRoot {
+            Err(source) => self.failed(Error::LocalRoot {
                 region,
                 path,
                 source,
@@ -113,20 +113,20 @@ impl ObjectStoreInitializerBuilder {
     /// The initializer, or the first configuration mistake.
     ///
     /// # Errors
-    /// [`StorageError::NoRegions`] without any region; otherwise the first error
-    /// kept by a setter ([`StorageError::DuplicateRegion`],
-    /// [`StorageError::InvalidLayoutFolder`], [`StorageError::LocalRoot`],
-    /// [`StorageError::StoreConfig`]) or [`StorageError::ZeroConcurrency`].
+    /// [`Error::NoRegions`] without any region; otherwise the first error
+    /// kept by a setter ([`Error::DuplicateRegion`],
+    /// [`Error::InvalidLayoutFolder`], [`Error::LocalRoot`],
+    /// [`Error::StoreConfig`]) or [`Error::ZeroConcurrency`].
     pub fn build(self) -> Result<ObjectStoreInitializer> {
         if let Some(error) = self.error {
             return Err(error);
         }
         if self.stores.is_empty() {
-            return Err(StorageError::NoRegions);
+            return Err(Error::NoRegions);
         }
         let concurrency = self.concurrency.unwrap_or(DEFAULT_CONCURRENCY);
         if concurrency == 0 {
-            return Err(StorageError::ZeroConcurrency);
+            return Err(Error::ZeroConcurrency);
         }
         Ok(ObjectStoreInitializer::new(
             self.stores,
@@ -136,12 +136,12 @@ impl ObjectStoreInitializerBuilder {
     }
 
     /// Keeps the first error only: later ones are often consequences of it.
-    pub(crate) fn fail(&mut self, error: StorageError) {
+    pub(crate) fn fail(&mut self, error: Error) {
         self.error.get_or_insert(error);
     }
 
     #[cfg(any(feature = "fs", feature = "aws", feature = "azure", feature = "gcp"))]
-    pub(crate) fn failed(mut self, error: StorageError) -> Self {
+    pub(crate) fn failed(mut self, error: Error) -> Self {
         self.fail(error);
         self
     }
@@ -159,7 +159,7 @@ mod tests {
     fn build_names_what_is_missing_or_wrong() {
         assert!(matches!(
             ObjectStoreInitializerBuilder::new().build(),
-            Err(StorageError::NoRegions)
+            Err(Error::NoRegions)
         ));
         let err = ObjectStoreInitializerBuilder::new()
             .with_in_memory(region("eu-west"))
@@ -173,14 +173,14 @@ mod tests {
             .build()
             .unwrap_err();
         assert!(
-            matches!(err, StorageError::InvalidLayoutFolder { ref folder, .. } if folder == "../escape")
+            matches!(err, Error::InvalidLayoutFolder { ref folder, .. } if folder == "../escape")
         );
         assert!(matches!(
             ObjectStoreInitializerBuilder::new()
                 .with_in_memory(region("eu-west"))
                 .concurrency(0)
                 .build(),
-            Err(StorageError::ZeroConcurrency)
+            Err(Error::ZeroConcurrency)
         ));
     }
 
@@ -221,7 +221,7 @@ mod tests {
             .build()
             .unwrap_err();
         assert!(
-            matches!(err, StorageError::LocalRoot { ref path, .. } if *path == file.join("eu-west")),
+            matches!(err, Error::LocalRoot { ref path, .. } if *path == file.join("eu-west")),
             "{err:?}"
         );
     }

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use provisioning_core::Region;
 
 use crate::builder::ObjectStoreInitializerBuilder;
-use crate::error::StorageError;
 
 impl ObjectStoreInitializerBuilder {
     fn with_built<S: object_store::ObjectStore>(
@@ -17,7 +16,7 @@ impl ObjectStoreInitializerBuilder {
     ) -> Self {
         match built {
             Ok(store) => self.region(region, Arc::new(store)),
-            Err(source) => self.failed(StorageError::StoreConfig { region, source }),
+            Err(source) => self.failed(crate::Error::StoreConfig { region, source }),
         }
     }
 
@@ -68,7 +67,7 @@ impl ObjectStoreInitializerBuilder {
 mod tests {
     use object_store::aws::AmazonS3Builder;
 
-    use crate::{ObjectStoreInitializer, StorageError};
+    use crate::ObjectStoreInitializer;
 
     #[test]
     fn a_bucketless_s3_builder_is_a_config_error_naming_the_region() {
@@ -77,7 +76,7 @@ mod tests {
             .build()
             .unwrap_err();
         assert!(
-            matches!(err, StorageError::StoreConfig { ref region, .. } if region.as_str() == "eu-west"),
+            matches!(err, crate::Error::StoreConfig { ref region, .. } if region.as_str() == "eu-west"),
             "{err:?}"
         );
     }

@@ -4,21 +4,21 @@ use std::path::PathBuf;
 
 use provisioning_core::{Region, TenantId};
 
-/// `Result` with this crate's [`StorageError`] as the default error.
-pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+/// `Result` with this crate's [`Error`] as the default error.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Everything that can go wrong configuring or running an
 /// [`ObjectStoreInitializer`](crate::ObjectStoreInitializer).
 ///
 /// The builder returns it directly; the [`StorageInitializer`] methods return
 /// [`provisioning_core::Error`], converted with the `From` impl below, so callers
-/// of the trait match on one type. [`StorageError::is_transient`] tells whether
+/// of the trait match on one type. [`Error::is_transient`] tells whether
 /// retrying may succeed.
 ///
 /// [`StorageInitializer`]: provisioning_core::StorageInitializer
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum StorageError {
+pub enum Error {
     /// `build()` was called without any region.
     #[error("no region configured: call `region`, `with_local` or `with_in_memory` on the builder")]
     NoRegions,
@@ -127,7 +127,7 @@ fn list(regions: &[Region]) -> String {
         .join(", ")
 }
 
-impl StorageError {
+impl Error {
     /// Whether retrying the same operation may succeed.
     ///
     /// Only object store failures that look like the network or the service
@@ -136,7 +136,7 @@ impl StorageError {
     /// permission and configuration errors fail the same way every time.
     pub fn is_transient(&self) -> bool {
         match self {
-            StorageError::ObjectStore { source, .. } => is_transient(source),
+            Error::ObjectStore { source, .. } => is_transient(source),
             _ => false,
         }
     }
@@ -146,7 +146,7 @@ impl StorageError {
         path: impl ToString,
         source: object_store::Error,
     ) -> Self {
-        StorageError::ObjectStore {
+        Error::ObjectStore {
             operation,
             path: path.to_string(),
             source,
@@ -163,29 +163,29 @@ fn is_transient(error: &object_store::Error) -> bool {
     matches!(error, object_store::Error::Generic { .. })
 }
 
-impl From<StorageError> for provisioning_core::Error {
-    fn from(error: StorageError) -> Self {
+impl From<Error> for provisioning_core::Error {
+    fn from(error: Error) -> Self {
         use provisioning_core::Error as Core;
         let message = error.to_string();
         match error {
-            StorageError::UnknownRegion { region, .. } => Core::NotFound {
+            Error::UnknownRegion { region, .. } => Core::NotFound {
                 kind: "object store for region",
                 id: region.to_string(),
             },
-            StorageError::NotInitialized { tenant } => Core::NotFound {
+            Error::NotInitialized { tenant } => Core::NotFound {
                 kind: "tenant storage",
                 id: tenant.to_string(),
             },
-            StorageError::MarkerConflict { tenant, reason } => Core::Conflict {
+            Error::MarkerConflict { tenant, reason } => Core::Conflict {
                 kind: "tenant storage",
                 id: tenant.to_string(),
                 reason,
             },
-            StorageError::InvalidLayoutFolder { rule, folder } => Core::InvalidInput {
+            Error::InvalidLayoutFolder { rule, folder } => Core::InvalidInput {
                 field: "layout",
                 rule: format!("{folder:?} {rule}"),
             },
-            StorageError::ObjectStore { ref source, .. } => {
+            Error::ObjectStore { ref source, .. } => {
                 let transient = is_transient(source);
                 Core::Backend {
                     component: "object store",
@@ -224,7 +224,7 @@ mod tests {
 
     #[test]
     fn generic_store_errors_are_transient_backend_errors() {
-        let err = StorageError::store("put", "tenants/acme/uploads/.keep", generic());
+        let err = Error::store("put", "tenants/acme/uploads/.keep", generic());
         assert!(err.is_transient());
         let core: provisioning_core::Error = err.into();
         assert!(core.is_transient());
@@ -256,7 +256,7 @@ mod tests {
                 source: "412".into(),
             },
         ] {
-            let err = StorageError::store("get", "x", source);
+            let err = Error::store("get", "x", source);
             assert!(!err.is_transient());
             assert!(!provisioning_core::Error::from(err).is_transient());
         }
@@ -264,7 +264,7 @@ mod tests {
 
     #[test]
     fn unknown_region_names_the_region() {
-        let err = StorageError::UnknownRegion {
+        let err = Error::UnknownRegion {
             region: "ap-south".parse().unwrap(),
             configured: vec!["eu-west".parse().unwrap(), "us-east".parse().unwrap()],
         };

@@ -11,7 +11,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use provisioning_core::{Placement, Region, RemovalMode, StorageInitializer, StoragePlan};
 
 use crate::builder::ObjectStoreInitializerBuilder;
-use crate::error::{Result, StorageError};
+use crate::error::{Error, Result};
 use crate::marker::{self, MARKER_VERSION, TenantMarker};
 use crate::paths::TenantPaths;
 use crate::{relocation, removal};
@@ -42,7 +42,7 @@ use crate::{relocation, removal};
 /// and compared with the trailing slash, so tenant `acme` never reaches
 /// `acme-eu`'s objects. A tenant whose region has no store fails with a
 /// `NotFound` error on `object store for region` (see
-/// [`StorageError::UnknownRegion`]) before anything is written.
+/// [`Error::UnknownRegion`]) before anything is written.
 ///
 /// ```
 /// use provisioning_core::{Isolation, PlanDecision, RemovalMode, Residency, ShardChoice,
@@ -124,22 +124,20 @@ impl ObjectStoreInitializer {
     /// The store that holds the objects of tenants in `region`.
     ///
     /// # Errors
-    /// [`StorageError::UnknownRegion`] naming `region` and the configured ones.
+    /// [`Error::UnknownRegion`] naming `region` and the configured ones.
     pub fn store(&self, region: &Region) -> Result<&Arc<dyn ObjectStore>> {
-        self.stores
-            .get(region)
-            .ok_or_else(|| StorageError::UnknownRegion {
-                region: region.clone(),
-                configured: self.stores.keys().cloned().collect(),
-            })
+        self.stores.get(region).ok_or_else(|| Error::UnknownRegion {
+            region: region.clone(),
+            configured: self.stores.keys().cloned().collect(),
+        })
     }
 
     /// The tenant's marker in its region's store; `None` before initialization or
     /// after removal.
     ///
     /// # Errors
-    /// [`StorageError::UnknownRegion`], [`StorageError::CorruptMarker`], or
-    /// [`StorageError::ObjectStore`] when the store fails.
+    /// [`Error::UnknownRegion`], [`Error::CorruptMarker`], or
+    /// [`Error::ObjectStore`] when the store fails.
     pub async fn read_marker(&self, plan: &Placement) -> Result<Option<TenantMarker>> {
         let store = self.store(&plan.region)?;
         marker::read(store.as_ref(), &TenantPaths::new(&plan.tenant_id)).await
@@ -152,12 +150,11 @@ impl ObjectStoreInitializer {
         plan: &Placement,
         paths: &TenantPaths,
     ) -> Result<TenantMarker> {
-        let marker =
-            marker::read(store, paths)
-                .await?
-                .ok_or_else(|| StorageError::NotInitialized {
-                    tenant: plan.tenant_id.clone(),
-                })?;
+        let marker = marker::read(store, paths)
+            .await?
+            .ok_or_else(|| Error::NotInitialized {
+                tenant: plan.tenant_id.clone(),
+            })?;
         match marker.conflict(plan) {
             Some(conflict) => Err(conflict),
             None => Ok(marker),
@@ -284,8 +281,8 @@ async fn ensure_keep(store: &dyn ObjectStore, keep: Path) -> Result<()> {
             .put(&keep, PutPayload::new())
             .await
             .map(drop)
-            .map_err(|e| StorageError::store("put", &keep, e)),
-        Err(e) => Err(StorageError::store("head", &keep, e)),
+            .map_err(|e| Error::store("put", &keep, e)),
+        Err(e) => Err(Error::store("head", &keep, e)),
     }
 }
 
@@ -355,7 +352,7 @@ impl StorageInitializer for ObjectStoreInitializer {
         }
         let (source, target) = (self.store(&from.region)?, self.store(&to.region)?);
         if Arc::ptr_eq(source, target) {
-            return Err(StorageError::MarkerConflict {
+            return Err(Error::MarkerConflict {
                 tenant: from.tenant_id.clone(),
                 reason: format!(
                     "regions {} and {} share one object store: the tenant's objects cannot \

@@ -1,7 +1,7 @@
 //! The configured folder layout, validated once at build time so that a folder
 //! can never step out of the tenant's prefix.
 
-use crate::error::{Result, StorageError};
+use crate::error::{Error, Result};
 
 /// Longest accepted segment of a layout folder.
 const SEGMENT_MAX_LEN: usize = 63;
@@ -30,7 +30,7 @@ where
 }
 
 fn check(original: &str, folder: &str) -> Result<()> {
-    let invalid = |rule| StorageError::InvalidLayoutFolder {
+    let invalid = |rule| Error::InvalidLayoutFolder {
         folder: original.to_owned(),
         rule,
     };
@@ -67,7 +67,7 @@ mod tests {
 
     fn rule(folder: &str) -> &'static str {
         match normalize([folder]) {
-            Err(StorageError::InvalidLayoutFolder { rule, folder: f }) => {
+            Err(Error::InvalidLayoutFolder { rule, folder: f }) => {
                 assert_eq!(f, folder);
                 rule
             }

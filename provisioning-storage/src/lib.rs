@@ -19,8 +19,8 @@
 //!
 //! ## Errors
 //!
-//! The builder returns [`StorageError`]; the trait methods return
-//! [`provisioning_core::Error`] (via `From<StorageError>`): store failures become
+//! The builder returns [`Error`]; the trait methods return
+//! [`provisioning_core::Error`] (via `From<Error>`): store failures become
 //! `Backend { component: "object store", .. }`, transient for connection,
 //! timeout and server errors and permanent for not-found, precondition and
 //! permission errors; an unconfigured region becomes `NotFound` on
@@ -43,7 +43,7 @@ mod relocation;
 mod removal;
 
 pub use builder::{DEFAULT_CONCURRENCY, ObjectStoreInitializerBuilder};
-pub use error::{Result, StorageError};
+pub use error::{Error, Result};
 pub use initializer::ObjectStoreInitializer;
 pub use marker::{MARKER_VERSION, TenantMarker};
 pub use paths::{ARCHIVE_ROOT, KEEP_NAME, MARKER_NAME, TENANTS_ROOT, TenantPaths};

@@ -8,7 +8,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use provisioning_core::{Placement, PlanName, Region, TenantId};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Result, StorageError};
+use crate::error::{Error, Result};
 use crate::paths::TenantPaths;
 
 /// The marker's format version, written in every marker.
@@ -79,7 +79,7 @@ impl TenantMarker {
 
     /// Why this marker cannot belong to `plan`'s tenant, if it cannot: another
     /// tenant id or another region means the prefix holds someone else's data.
-    pub(crate) fn conflict(&self, plan: &Placement) -> Option<StorageError> {
+    pub(crate) fn conflict(&self, plan: &Placement) -> Option<Error> {
         let reason = if self.tenant_id != plan.tenant_id {
             format!(
                 "marker names tenant {} but the prefix belongs to {}",
@@ -93,7 +93,7 @@ impl TenantMarker {
         } else {
             return None;
         };
-        Some(StorageError::MarkerConflict {
+        Some(Error::MarkerConflict {
             tenant: plan.tenant_id.clone(),
             reason,
         })
@@ -106,7 +106,7 @@ impl TenantMarker {
             return Err(conflict);
         }
         if self.archive_started_at.is_some() {
-            return Err(StorageError::MarkerConflict {
+            return Err(Error::MarkerConflict {
                 tenant: plan.tenant_id.clone(),
                 reason: "an archive of this tenant is in progress: finish `remove` first"
                     .to_owned(),
@@ -144,11 +144,11 @@ pub(crate) async fn read(
     let bytes = match bytes {
         Ok(bytes) => bytes,
         Err(object_store::Error::NotFound { .. }) => return Ok(None),
-        Err(e) => return Err(StorageError::store("get", &path, e)),
+        Err(e) => return Err(Error::store("get", &path, e)),
     };
     serde_json::from_slice(&bytes)
         .map(Some)
-        .map_err(|source| StorageError::CorruptMarker {
+        .map_err(|source| Error::CorruptMarker {
             path: path.to_string(),
             source,
         })
@@ -161,16 +161,14 @@ pub(crate) async fn write(
     marker: &TenantMarker,
 ) -> Result<()> {
     let path = paths.marker();
-    let bytes = marker
-        .to_bytes()
-        .map_err(|source| StorageError::CorruptMarker {
-            path: path.to_string(),
-            source,
-        })?;
+    let bytes = marker.to_bytes().map_err(|source| Error::CorruptMarker {
+        path: path.to_string(),
+        source,
+    })?;
     store
         .put(&path, PutPayload::from(bytes))
         .await
-        .map_err(|e| StorageError::store("put", &path, e))?;
+        .map_err(|e| Error::store("put", &path, e))?;
     Ok(())
 }
 

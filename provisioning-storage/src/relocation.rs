@@ -16,7 +16,7 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use provisioning_core::Placement;
 
-use crate::error::{Result, StorageError};
+use crate::error::{Error, Result};
 use crate::marker::{self, TenantMarker};
 use crate::paths::TenantPaths;
 use crate::removal::{self, tenant_objects};
@@ -29,7 +29,7 @@ use crate::removal::{self, tenant_objects};
 ///
 /// A source without a marker (storage never initialized) copies what
 /// objects there are and writes no marker, mirroring the source. Refused
-/// with [`StorageError::MarkerConflict`], nothing written: two stores that
+/// with [`Error::MarkerConflict`], nothing written: two stores that
 /// are one, a target marker of another tenant, an archive in progress at
 /// the source.
 pub(crate) async fn relocate(
@@ -45,7 +45,7 @@ pub(crate) async fn relocate(
     if let Some(existing) = marker::read(target.as_ref(), &paths).await?
         && (existing.tenant_id != to.tenant_id || existing.archive_started_at.is_some())
     {
-        return Err(StorageError::MarkerConflict {
+        return Err(Error::MarkerConflict {
             tenant: to.tenant_id.clone(),
             reason: format!(
                 "the target region {} holds a marker of tenant {} under this tenant's prefix \
@@ -55,7 +55,7 @@ pub(crate) async fn relocate(
         });
     }
     if aliased(source.as_ref(), target.as_ref(), &paths).await? {
-        return Err(StorageError::MarkerConflict {
+        return Err(Error::MarkerConflict {
             tenant: from.tenant_id.clone(),
             reason: format!(
                 "the stores of regions {} and {} hold the same objects: the tenant's objects \
@@ -66,7 +66,7 @@ pub(crate) async fn relocate(
     }
     removal::purge(target, &paths).await?;
     let copied = tenant_objects(source.as_ref(), &paths)
-        .map_err(|e| StorageError::store("list", paths.root(), e))
+        .map_err(|e| Error::store("list", paths.root(), e))
         .map_ok(|meta| copy_object(source.as_ref(), target.as_ref(), meta.location))
         .try_buffer_unordered(concurrency)
         .try_fold(0u64, |n, ()| async move { Ok(n + 1) })
@@ -123,15 +123,15 @@ async fn aliased(
     target
         .put(&probe, PutPayload::from_static(b"probe"))
         .await
-        .map_err(|e| StorageError::store("put", &probe, e))?;
+        .map_err(|e| Error::store("put", &probe, e))?;
     let seen = match source.head(&probe).await {
         Ok(_) => Ok(true),
         Err(object_store::Error::NotFound { .. }) => Ok(false),
-        Err(e) => Err(StorageError::store("head", &probe, e)),
+        Err(e) => Err(Error::store("head", &probe, e)),
     };
     match target.delete(&probe).await {
         Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-        Err(e) => return Err(StorageError::store("delete", &probe, e)),
+        Err(e) => return Err(Error::store("delete", &probe, e)),
     }
     seen
 }
@@ -162,11 +162,11 @@ async fn copy_object(
         Ok(bytes) => bytes,
         // Listed, then deleted: nothing left to copy.
         Err(object_store::Error::NotFound { .. }) => return Ok(()),
-        Err(e) => return Err(StorageError::store("get", &location, e)),
+        Err(e) => return Err(Error::store("get", &location, e)),
     };
     target
         .put(&location, PutPayload::from(bytes))
         .await
-        .map_err(|e| StorageError::store("put", &location, e))?;
+        .map_err(|e| Error::store("put", &location, e))?;
     Ok(())
 }

@@ -14,7 +14,7 @@ use object_store::path::Path;
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
 use provisioning_core::Placement;
 
-use crate::error::{Result, StorageError};
+use crate::error::{Error, Result};
 use crate::marker::{self, TenantMarker};
 use crate::paths::TenantPaths;
 
@@ -46,7 +46,7 @@ pub(crate) fn tenant_objects(
 async fn delete_if_exists(store: &dyn ObjectStore, location: &Path) -> Result<()> {
     match store.delete(location).await {
         Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-        Err(e) => Err(StorageError::store("delete", location, e)),
+        Err(e) => Err(Error::store("delete", location, e)),
     }
 }
 
@@ -67,7 +67,7 @@ pub(crate) async fn purge(store: &Arc<dyn ObjectStore>, paths: &TenantPaths) -> 
             Ok(_) => deleted += 1,
             // Listed, then deleted by an earlier or concurrent run: the goal holds.
             Err(object_store::Error::NotFound { .. }) => {}
-            Err(e) => return Err(StorageError::store("purge", paths.prefix(), e)),
+            Err(e) => return Err(Error::store("purge", paths.prefix(), e)),
         }
     }
     // Looked up first so that purging a purged tenant writes nothing at all.
@@ -75,7 +75,7 @@ pub(crate) async fn purge(store: &Arc<dyn ObjectStore>, paths: &TenantPaths) -> 
     match store.head(&marker).await {
         Ok(_) => delete_if_exists(store.as_ref(), &marker).await?,
         Err(object_store::Error::NotFound { .. }) => {}
-        Err(e) => return Err(StorageError::store("head", &marker, e)),
+        Err(e) => return Err(Error::store("head", &marker, e)),
     }
     Ok(deleted)
 }
@@ -110,7 +110,7 @@ pub(crate) async fn archive(
         }
         None => {
             let first = tenant_objects(store, paths).try_next().await;
-            match first.map_err(|e| StorageError::store("list", paths.prefix(), e))? {
+            match first.map_err(|e| Error::store("list", paths.prefix(), e))? {
                 None => return Ok(None),
                 Some(_) => {
                     // A half-initialized tenant: record the archive's timestamp
@@ -127,7 +127,7 @@ pub(crate) async fn archive(
     let archive = paths.archive_root(started_at);
 
     let moved = tenant_objects(store, paths)
-        .map_err(|e| StorageError::store("list", paths.prefix(), e))
+        .map_err(|e| Error::store("list", paths.prefix(), e))
         .map_ok(|meta| move_object(store, paths, &archive, meta.location))
         .try_buffer_unordered(concurrency)
         .try_fold(0_u64, |moved, ()| ready(Ok(moved + 1)))
@@ -152,7 +152,7 @@ async fn move_object(
         Ok(()) => {}
         // Moved by an earlier or concurrent run after it was listed.
         Err(object_store::Error::NotFound { .. }) => return Ok(()),
-        Err(e) => return Err(StorageError::store("copy", &location, e)),
+        Err(e) => return Err(Error::store("copy", &location, e)),
     }
     delete_if_exists(store, &location).await
 }

@@ -9,7 +9,7 @@ mod common;
 
 use common::{Harness, list, plan, put, snapshot};
 use provisioning_core::{Error, RemovalMode, StorageInitializer, TenantId};
-use provisioning_storage::{ObjectStoreInitializer, StorageError};
+use provisioning_storage::{Error as StorageError, ObjectStoreInitializer};
 
 /// `acme` and `acme-eu` initialized with files; `acme-eu` also has an archive.
 async fn two_tenants(h: &Harness) {

@@ -8,7 +8,7 @@ mod common;
 
 use common::{Harness, REGIONS, list, plan};
 use provisioning_core::{Error, RemovalMode, StorageInitializer};
-use provisioning_storage::StorageError;
+use provisioning_storage::Error as StorageError;
 
 async fn objects_live_in_the_tenants_region(h: Harness) {
     let storage = h.initializer(&["uploads"]);

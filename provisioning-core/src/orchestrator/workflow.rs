@@ -97,7 +97,13 @@ impl<I> WorkflowContext<I> {
 
     /// Where the tenant lives: plan, isolation, region, shard and, when the
     /// schema manager records one, its database
-    /// ([`Placement::database`]).
+    /// ([`Placement::database`]). With provisioning-sqlx's SQLite manager
+    /// that is the file to open (`SqliteSchemaManager::database_path` gives
+    /// it too); with its PostgreSQL manager, a URL with the password
+    /// redacted: connect with your own credentials to the database (and
+    /// `?schema=`) it names. In a shared database (`isolation` shared)
+    /// other tenants' rows sit beside this one's: scope every statement to
+    /// [`tenant_id`](Self::tenant_id).
     pub fn placement(&self) -> &Placement {
         &self.placement
     }

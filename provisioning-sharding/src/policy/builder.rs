@@ -10,7 +10,7 @@ use provisioning_core::{
 };
 
 use crate::directory::ShardDirectory;
-use crate::error::{ShardingError, rule_of};
+use crate::error::rule_of;
 use crate::policy::config::{AttributeOverride, PlacementPolicy, PlanRule, RegionRule};
 
 /// The default [`TenantPlanBuilder`]: looks the request's plan and region up in
@@ -58,17 +58,17 @@ impl PolicyPlanBuilder {
     /// Validates `policy` into a plan builder.
     ///
     /// # Errors
-    /// [`ShardingError::InvalidPolicy`] naming the section and key: a plan or
+    /// [`crate::Error::InvalidPolicy`] naming the section and key: a plan or
     /// region name that is not a valid name, an override whose attribute key is
     /// invalid or that sets nothing.
-    pub fn new(policy: PlacementPolicy) -> Result<Self, ShardingError> {
+    pub fn new(policy: PlacementPolicy) -> Result<Self, crate::Error> {
         let plans = policy
             .plans
             .into_iter()
             .map(|(name, rule)| {
                 PlanName::parse(name.as_str())
                     .map(|plan| (plan, rule))
-                    .map_err(|e| ShardingError::policy("plans", name, rule_of(e)))
+                    .map_err(|e| crate::Error::policy("plans", name, rule_of(e)))
             })
             .collect::<Result<_, _>>()?;
         let regions = policy
@@ -77,14 +77,14 @@ impl PolicyPlanBuilder {
             .map(|(name, rule)| {
                 Region::parse(name.as_str())
                     .map(|region| (region, rule))
-                    .map_err(|e| ShardingError::policy("regions", name, rule_of(e)))
+                    .map_err(|e| crate::Error::policy("regions", name, rule_of(e)))
             })
             .collect::<Result<_, _>>()?;
         for (index, rule) in policy.overrides.iter().enumerate() {
             validate_attribute(&rule.attribute, &rule.value)
-                .map_err(|e| ShardingError::policy("overrides", index.to_string(), rule_of(e)))?;
+                .map_err(|e| crate::Error::policy("overrides", index.to_string(), rule_of(e)))?;
             if rule.isolation.is_none() && rule.residency.is_none() {
-                return Err(ShardingError::policy(
+                return Err(crate::Error::policy(
                     "overrides",
                     index.to_string(),
                     "sets neither isolation nor residency",

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use provisioning_core::{Isolation, Residency};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Result, ShardingError};
+use crate::error::Result;
 
 /// What a plan maps to.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -151,7 +151,7 @@ impl AttributeOverride {
 ///     isolation = "dedicated"
 /// "#)?;
 /// assert_eq!(policy.plans.len(), 3);
-/// # Ok::<(), provisioning_sharding::ShardingError>(())
+/// # Ok::<(), provisioning_sharding::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -232,9 +232,9 @@ impl PlacementPolicy {
     /// [`PolicyPlanBuilder::new`](crate::PolicyPlanBuilder::new).
     ///
     /// # Errors
-    /// [`ShardingError::Parse`] for bad TOML or an unknown field.
+    /// [`crate::Error::Parse`] for bad TOML or an unknown field.
     pub fn from_toml_str(text: &str) -> Result<Self> {
-        toml::from_str(text).map_err(|e| ShardingError::Parse {
+        toml::from_str(text).map_err(|e| crate::Error::Parse {
             what: "placement policy",
             format: "TOML",
             source: Box::new(e),
@@ -244,9 +244,9 @@ impl PlacementPolicy {
     /// Parses a JSON policy.
     ///
     /// # Errors
-    /// [`ShardingError::Parse`] for bad JSON or an unknown field.
+    /// [`crate::Error::Parse`] for bad JSON or an unknown field.
     pub fn from_json_str(text: &str) -> Result<Self> {
-        serde_json::from_str(text).map_err(|e| ShardingError::Parse {
+        serde_json::from_str(text).map_err(|e| crate::Error::Parse {
             what: "placement policy",
             format: "JSON",
             source: Box::new(e),

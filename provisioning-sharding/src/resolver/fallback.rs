@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use provisioning_core::{Error, PlanDecision, Region, Residency, TenantId};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Result, ShardingError};
+use crate::error::Result;
 
 /// Fallback regions per home region, tried in order, and only for tenants
 /// whose decision is [`Residency::Flexible`]. A strict tenant never leaves its
@@ -39,7 +39,7 @@ impl FallbackRegions {
     /// Adds the fallbacks of `region`, in order of preference.
     ///
     /// # Errors
-    /// [`ShardingError::InvalidPolicy`] on `fallbacks` when a name is not a valid
+    /// [`crate::Error::InvalidPolicy`] on `fallbacks` when a name is not a valid
     /// region or a region falls back to itself.
     pub fn with<'a>(
         mut self,
@@ -47,12 +47,12 @@ impl FallbackRegions {
         fallbacks: impl IntoIterator<Item = &'a str>,
     ) -> Result<Self> {
         let home = Region::parse(region)
-            .map_err(|e| ShardingError::policy("fallbacks", region, crate::error::rule_of(e)))?;
+            .map_err(|e| crate::Error::policy("fallbacks", region, crate::error::rule_of(e)))?;
         let list = fallbacks
             .into_iter()
             .map(|name| {
                 Region::parse(name).map_err(|e| {
-                    ShardingError::policy("fallbacks", region, crate::error::rule_of(e))
+                    crate::Error::policy("fallbacks", region, crate::error::rule_of(e))
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -87,11 +87,11 @@ impl FallbackRegions {
 }
 
 impl TryFrom<BTreeMap<Region, Vec<Region>>> for FallbackRegions {
-    type Error = ShardingError;
+    type Error = crate::Error;
 
     fn try_from(map: BTreeMap<Region, Vec<Region>>) -> Result<Self> {
         if let Some((home, _)) = map.iter().find(|(home, list)| list.contains(home)) {
-            return Err(ShardingError::policy(
+            return Err(crate::Error::policy(
                 "fallbacks",
                 home.as_str(),
                 "a region cannot fall back to itself",

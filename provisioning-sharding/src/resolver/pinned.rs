@@ -8,7 +8,6 @@ use provisioning_core::{PlanDecision, Result, ShardChoice, ShardId, ShardResolve
 use serde::{Deserialize, Serialize};
 
 use crate::directory::ShardDirectory;
-use crate::error::ShardingError;
 use crate::resolver::chosen;
 
 /// Tenant to shard pins, as config: in TOML `acme = "eu-west-gold-1"`.
@@ -102,19 +101,15 @@ impl<R> Pinned<R> {
     /// Pins in front of `inner`, checked against `directory`.
     ///
     /// # Errors
-    /// [`ShardingError::UnknownShard`] on `pins` when a pin names a shard the
+    /// [`crate::Error::UnknownShard`] on `pins` when a pin names a shard the
     /// directory does not hold: a typo should fail at startup, not at placement.
-    pub fn new(
-        directory: Arc<ShardDirectory>,
-        pins: Pins,
-        inner: R,
-    ) -> Result<Self, ShardingError> {
+    pub fn new(directory: Arc<ShardDirectory>, pins: Pins, inner: R) -> Result<Self, crate::Error> {
         let pins = pins
             .0
             .into_iter()
             .map(|(tenant, shard)| match directory.index_of(&shard) {
                 Some(index) => Ok((tenant, index)),
-                None => Err(ShardingError::UnknownShard {
+                None => Err(crate::Error::UnknownShard {
                     shard: shard.to_string(),
                     field: "pins",
                 }),

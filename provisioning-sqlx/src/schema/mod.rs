@@ -16,8 +16,6 @@ use std::sync::Arc;
 use provisioning_core::{MigrationInfo, Placement, Result};
 use sqlx::migrate::Migrator;
 
-use crate::error::SqlxError;
-
 mod conn;
 pub(crate) mod copy;
 pub(crate) mod drift;
@@ -103,12 +101,12 @@ impl<C> TenantSchema<C> {
     /// files, as `sqlx migrate` names them).
     ///
     /// # Errors
-    /// [`SqlxError::Migrations`] if the folder cannot be read.
-    pub async fn from_dir(path: impl AsRef<Path>) -> std::result::Result<Self, SqlxError> {
+    /// [`crate::Error::Migrations`] if the folder cannot be read.
+    pub async fn from_dir(path: impl AsRef<Path>) -> crate::Result<Self> {
         let path = path.as_ref();
         let migrator = Migrator::new(path)
             .await
-            .map_err(|source| SqlxError::Migrations {
+            .map_err(|source| crate::Error::Migrations {
                 path: path.to_owned(),
                 source,
             })?;
@@ -152,10 +150,10 @@ impl<C> TenantSchema<C> {
     }
 
     /// Checks the parts fit together; `shared` also requires tenant tables.
-    pub(crate) fn validate(&self, field: &'static str, shared: bool) -> Result<(), SqlxError> {
-        seed::check_unique(&self.seeds).map_err(|rule| SqlxError::Invalid { field, rule })?;
+    pub(crate) fn validate(&self, field: &'static str, shared: bool) -> Result<(), crate::Error> {
+        seed::check_unique(&self.seeds).map_err(|rule| crate::Error::Invalid { field, rule })?;
         if shared && self.tenant_tables.is_empty() {
-            return Err(SqlxError::Invalid {
+            return Err(crate::Error::Invalid {
                 field,
                 rule: "a shared schema must declare its tenant_tables, or deleting a tenant \
                        would leave its rows behind"
@@ -163,7 +161,7 @@ impl<C> TenantSchema<C> {
             });
         }
         if let Some(t) = self.tenant_tables.iter().find(|t| t.is_empty()) {
-            return Err(SqlxError::Invalid {
+            return Err(crate::Error::Invalid {
                 field,
                 rule: format!("tenant table name {t:?} must not be empty"),
             });

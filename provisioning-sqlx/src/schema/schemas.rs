@@ -3,7 +3,6 @@
 
 use provisioning_core::{Error, Isolation, Result};
 
-use crate::error::SqlxError;
 use crate::schema::{MigrationHook, TenantSchema};
 
 /// A manager's schemas (at least one of the two once built) and its hook.
@@ -25,10 +24,10 @@ impl<C> Default for Schemas<C> {
 }
 
 impl<C> Schemas<C> {
-    /// [`SqlxError::MissingPart`] unless a schema is set.
-    pub(crate) fn require_one(&self) -> Result<(), SqlxError> {
+    /// [`crate::Error::MissingPart`] unless a schema is set.
+    pub(crate) fn require_one(&self) -> Result<(), crate::Error> {
         if self.dedicated.is_none() && self.shared.is_none() {
-            return Err(SqlxError::MissingPart {
+            return Err(crate::Error::MissingPart {
                 part: "schema",
                 setter: "dedicated` or `shared",
             });
@@ -67,7 +66,7 @@ impl<C> Schemas<C> {
     }
 
     /// Checks each schema set (see [`TenantSchema::validate`]).
-    pub(crate) fn validate(&self) -> Result<(), SqlxError> {
+    pub(crate) fn validate(&self) -> Result<(), crate::Error> {
         if let Some(schema) = &self.dedicated {
             schema.validate("dedicated", false)?;
         }

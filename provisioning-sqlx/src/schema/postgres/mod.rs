@@ -9,7 +9,6 @@ use std::sync::Mutex;
 use provisioning_core::{Error, Isolation, Result, ShardId};
 use sqlx::PgConnection;
 
-use crate::error::SqlxError;
 use crate::schema::{KeyedLocks, MigrationHook, Schemas, TenantSchema};
 
 mod catalog;
@@ -283,14 +282,14 @@ impl PostgresSchemaManagerBuilder {
     /// The manager.
     ///
     /// # Errors
-    /// [`SqlxError::MissingPart`] without shards or schemas;
-    /// [`SqlxError::Invalid`] on `connection` for a shard's URL that does not
+    /// [`crate::Error::MissingPart`] without shards or schemas;
+    /// [`crate::Error::Invalid`] on `connection` for a shard's URL that does not
     /// parse or puts `{tenant}` anywhere but the database or `schema=`
     /// (naming the shard, showing the URL without its password), a bad
     /// prefix, or an invalid schema.
-    pub fn build(self) -> std::result::Result<PostgresSchemaManager, SqlxError> {
+    pub fn build(self) -> crate::Result<PostgresSchemaManager> {
         if self.shards.is_empty() {
-            return Err(SqlxError::MissingPart {
+            return Err(crate::Error::MissingPart {
                 part: "shard",
                 setter: "shard",
             });
@@ -303,7 +302,7 @@ impl PostgresSchemaManagerBuilder {
                 .chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
         if !valid {
-            return Err(SqlxError::Invalid {
+            return Err(crate::Error::Invalid {
                 field: "name_prefix",
                 rule: "must be 1 to 20 lowercase letters, digits or '_', starting with a letter"
                     .into(),

@@ -9,7 +9,6 @@ use provisioning_core::{Region, ShardId, TenantId};
 use sqlx::postgres::PgConnectOptions;
 
 use super::url::UrlParts;
-use crate::error::SqlxError;
 
 /// The placeholder of a tenant's database or schema name.
 const TENANT: &str = "{tenant}";
@@ -60,11 +59,11 @@ impl ShardConn {
     /// `{shard}` and `{region}`, and a URL sqlx parses once filled in.
     ///
     /// # Errors
-    /// [`SqlxError::Invalid`] on `connection`, naming the shard and showing
+    /// [`crate::Error::Invalid`] on `connection`, naming the shard and showing
     /// the URL redacted.
-    pub(crate) fn parse(shard: &ShardId, url: &str) -> Result<Self, SqlxError> {
+    pub(crate) fn parse(shard: &ShardId, url: &str) -> Result<Self, crate::Error> {
         let redacted = provisioning_core::model::redact_secrets(url);
-        let invalid = |rule: String| SqlxError::Invalid {
+        let invalid = |rule: String| crate::Error::Invalid {
             field: "connection",
             rule: format!("shard {shard}: {rule} (in {redacted})"),
         };
@@ -161,7 +160,7 @@ impl ShardConn {
 mod tests {
     use super::*;
 
-    fn parse(url: &str) -> Result<ShardConn, SqlxError> {
+    fn parse(url: &str) -> Result<ShardConn, crate::Error> {
         ShardConn::parse(&"eu-1".parse().unwrap(), url)
     }
 

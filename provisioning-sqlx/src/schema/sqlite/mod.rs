@@ -11,7 +11,6 @@ use provisioning_core::model::fill_template;
 use provisioning_core::{Error, Isolation, Placement, Result, ShardId};
 use sqlx::SqliteConnection;
 
-use crate::error::SqlxError;
 use crate::schema::{KeyedLocks, MigrationHook, Schemas, TenantSchema};
 
 mod conn;
@@ -299,11 +298,11 @@ impl SqliteSchemaManagerBuilder {
     /// The manager.
     ///
     /// # Errors
-    /// [`SqlxError::MissingPart`] without a root or without any schema;
-    /// [`SqlxError::Invalid`] for a shared schema without tenant tables or
+    /// [`crate::Error::MissingPart`] without a root or without any schema;
+    /// [`crate::Error::Invalid`] for a shared schema without tenant tables or
     /// seeds declared twice.
-    pub fn build(self) -> std::result::Result<SqliteSchemaManager, SqlxError> {
-        let root = self.root.ok_or(SqlxError::MissingPart {
+    pub fn build(self) -> crate::Result<SqliteSchemaManager> {
+        let root = self.root.ok_or(crate::Error::MissingPart {
             part: "root",
             setter: "root",
         })?;
@@ -311,13 +310,13 @@ impl SqliteSchemaManagerBuilder {
         self.schemas.validate()?;
         // Recorded locations are absolute, so that they mean the same file
         // whatever the process's directory is later.
-        let root = std::path::absolute(&root).map_err(|e| SqlxError::Invalid {
+        let root = std::path::absolute(&root).map_err(|e| crate::Error::Invalid {
             field: "root",
             rule: format!("{} cannot be made absolute: {e}", root.display()),
         })?;
         let mut templates = HashMap::new();
         for (shard, connection) in self.templates {
-            let template = sqlite_template(&connection).map_err(|rule| SqlxError::Invalid {
+            let template = sqlite_template(&connection).map_err(|rule| crate::Error::Invalid {
                 field: "connection",
                 rule: format!("shard {shard}: {rule}"),
             })?;
