@@ -79,6 +79,21 @@ pub(crate) fn db_error(
     CoreError::backend(component, message, transient, err)
 }
 
+/// A sqlx failure in a step of yours, as the executor takes it: transient
+/// (retried under the step's policy) when a retry may cure it, as for the
+/// SDK's own steps (pool timeout, I/O, a lost connection, SQLite busy or
+/// locked, PostgreSQL serialization failures and deadlocks), else permanent.
+///
+/// ```
+/// let busy = provisioning_sqlx::step_error(provisioning_sqlx::sqlx::Error::PoolTimedOut);
+/// assert!(busy.is_transient());
+/// let bad = provisioning_sqlx::step_error(provisioning_sqlx::sqlx::Error::RowNotFound);
+/// assert!(!bad.is_transient());
+/// ```
+pub fn step_error(err: sqlx::Error) -> provisioning_core::StepError {
+    provisioning_core::StepError::from(db_error("workflow step", "a database call failed", err))
+}
+
 fn is_transient(err: &sqlx::Error) -> bool {
     match err {
         sqlx::Error::PoolTimedOut

@@ -25,11 +25,16 @@ mod pool;
 pub mod schema;
 pub mod store;
 
-pub use error::{Error, Result};
+pub use error::{Error, Result, step_error};
 pub use fleet::{
     FleetOptions, FleetProgress, FleetReport, FleetUnit, UnitOutcome, migrate_fleet,
     migrate_fleet_stream,
 };
+/// The trait the SQL stores implement with feature `sharding` (each shard's
+/// tenant count, from the catalog), re-exported so that a resolver of yours
+/// names it without a dependency of its own on provisioning-sharding.
+#[cfg(feature = "sharding")]
+pub use provisioning_sharding::LoadSource;
 #[cfg(feature = "postgres")]
 pub use schema::postgres::{
     PostgresDedicatedMode, PostgresSchemaManager, PostgresSchemaManagerBuilder,

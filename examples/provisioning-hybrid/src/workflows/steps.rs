@@ -26,22 +26,8 @@ use super::{ServiceContext, UserContext};
 /// How long a step waits for a shared database another writer holds.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Busy, locked and I/O failures may pass; anything else will not.
-pub(super) fn step_error(error: sqlx::Error) -> StepError {
-    let transient = match &error {
-        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut => true,
-        sqlx::Error::Database(db) => {
-            let message = db.message();
-            message.contains("locked") || message.contains("busy")
-        }
-        _ => false,
-    };
-    if transient {
-        StepError::transient(error)
-    } else {
-        StepError::permanent(error)
-    }
-}
+/// A sqlx failure as a step's error: transient when a retry may cure it.
+pub(super) use provisioning_sqlx::step_error;
 
 /// The tenant scope of a statement: `tenant_id` in a shared database, nothing
 /// in a dedicated one.
