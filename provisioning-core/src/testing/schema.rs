@@ -268,27 +268,17 @@ pub async fn schema_concurrent_runs_apply_each_step_once(
         seeds.extend(s);
     }
     // Between them, in whatever order the runs interleaved.
-    let sorted = |list: Vec<String>| {
-        let mut list = list;
-        list.sort();
-        list
-    };
+    let mut planned_migrations = planned.pending_migrations;
+    let mut planned_seeds = planned.pending_seeds;
+    migrations.sort_by_key(|m| m.version);
+    planned_migrations.sort_by_key(|m| m.version);
+    seeds.sort_by(|a, b| (&a.name, a.version).cmp(&(&b.name, b.version)));
+    planned_seeds.sort_by(|a, b| (&a.name, a.version).cmp(&(&b.name, b.version)));
     if dedicated(&placement) {
         // A shared database may have been migrated by another check first.
-        let names =
-            |m: &[crate::traits::MigrationInfo]| m.iter().map(|m| format!("{m:?}")).collect();
-        assert_eq!(
-            sorted(names(&migrations)),
-            sorted(names(&planned.pending_migrations)),
-            "each migration once"
-        );
+        assert_eq!(migrations, planned_migrations, "each migration once");
     }
-    let names = |s: &[crate::traits::SeedInfo]| s.iter().map(|s| format!("{s:?}")).collect();
-    assert_eq!(
-        sorted(names(&seeds)),
-        sorted(names(&planned.pending_seeds)),
-        "each seed once"
-    );
+    assert_eq!(seeds, planned_seeds, "each seed once");
     manager
         .drop_tenant(&placement, DropReason::Delete)
         .await

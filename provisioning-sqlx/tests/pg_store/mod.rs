@@ -9,13 +9,9 @@
     clippy::print_stdout
 )]
 
-use std::collections::BTreeMap;
 use std::future::Future;
 
-use chrono::Utc;
-use provisioning_core::{
-    EventKind, NewEvent, RequestId, RequestRecord, RunId, Submission, TenantId, TenantRecord,
-};
+use provisioning_core::{RequestId, Submission, TenantId};
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
 
 // Also loaded by `common`, in the test binaries that use both.
@@ -103,22 +99,5 @@ pub async fn table_exists(url: &str, schema: &str, table: &str) -> bool {
 
 /// The submission of a request creating `tenant`.
 pub fn create(tenant: &TenantId) -> Submission {
-    let request_id = RequestId::new();
-    let request = RequestRecord::new(
-        request_id,
-        tenant.clone(),
-        "create-tenant",
-        serde_json::json!({ "tenant": tenant }),
-        RunId::from_uuid(*request_id.as_uuid()).unwrap(),
-    );
-    let record = TenantRecord::new_requested(
-        tenant.clone(),
-        request_id,
-        "free".parse().unwrap(),
-        "eu-west".parse().unwrap(),
-        BTreeMap::new(),
-        Utc::now(),
-    );
-    let event = NewEvent::new(EventKind::TenantCreated, request_id, serde_json::json!({}));
-    Submission::create(request, record, event)
+    provisioning_core::testing::create(tenant, RequestId::new())
 }

@@ -590,12 +590,13 @@ impl Allocate {
         Ok(bytes)
     }
 
-    /// Puts `bytes` at `path` unless something is there already (a retried
-    /// step keeps what its first attempt put, and what a service wrote since).
+    /// Puts what `bytes` makes at `path` unless something is there already
+    /// (a retried step keeps what its first attempt put, and what a service
+    /// wrote since); `bytes` runs only when the path is free.
     async fn put_once(
         store: &dyn ObjectStore,
         path: &ObjectPath,
-        bytes: Vec<u8>,
+        bytes: impl AsyncFnOnce() -> Result<Vec<u8>, StepError>,
     ) -> Result<(), StepError> {
         use provisioning_storage::object_store::Error as StoreError;
         match store.head(path).await {
@@ -604,7 +605,7 @@ impl Allocate {
             Err(e) => return Err(StepError::transient(e)),
         }
         store
-            .put(path, PutPayload::from(bytes))
+            .put(path, PutPayload::from(bytes().await?))
             .await
             .map_err(StepError::transient)?;
         Ok(())
@@ -624,21 +625,16 @@ impl Step<ResourceContext> for Allocate {
             ResourceType::Database => {
                 let store = self.store(ctx)?;
                 let path = prefix.clone().join("database.sqlite");
-                if store.head(&path).await.is_err() {
-                    let image = self.database_image(ctx, &id).await?;
-                    Self::put_once(store.as_ref(), &path, image).await?;
-                }
-                Ok(())
+                Self::put_once(store.as_ref(), &path, async || {
+                    self.database_image(ctx, &id).await
+                })
+                .await
             }
             ResourceType::Storage => {
                 let store = self.store(ctx)?;
                 let spec = json!({ "resource_id": id, "spec": ctx.input.spec }).to_string();
-                Self::put_once(
-                    store.as_ref(),
-                    &prefix.clone().join(".resource.json"),
-                    spec.into_bytes(),
-                )
-                .await
+                let path = prefix.clone().join(".resource.json");
+                Self::put_once(store.as_ref(), &path, async || Ok(spec.into_bytes())).await
             }
             ResourceType::Compute => {
                 let spec = json!(ctx.input.spec).to_string();
