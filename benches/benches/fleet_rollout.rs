@@ -49,23 +49,23 @@ fn placement(tenant: &str, shard: usize) -> Placement {
 struct Unused;
 
 #[async_trait]
-impl TenantPlanBuilder for Unused {
-    async fn build_plan(&self, _: &TenantRequest) -> Result<PlanDecision> {
+impl PlacementPolicy for Unused {
+    async fn decide(&self, _: &TenantRequest) -> Result<PlacementDecision> {
         Err(Error::invalid("plan", "the bench creates no tenant"))
     }
 }
 
 #[async_trait]
 impl ShardResolver for Unused {
-    async fn resolve(&self, _: &TenantId, _: &PlanDecision) -> Result<ShardChoice> {
+    async fn resolve(&self, _: &TenantId, _: &PlacementDecision) -> Result<ShardChoice> {
         Err(Error::invalid("shard", "the bench places no tenant"))
     }
 }
 
 #[async_trait]
 impl StorageInitializer for Unused {
-    async fn plan(&self, _: &Placement) -> Result<StoragePlan> {
-        Ok(StoragePlan::new(vec![], false))
+    async fn preview(&self, _: &Placement) -> Result<StoragePreview> {
+        Ok(StoragePreview::new(vec![], false))
     }
     async fn initialize(&self, _: &Placement) -> Result<()> {
         Ok(())
@@ -159,7 +159,7 @@ async fn roll_out(root: &Path, n: usize, concurrency: usize, first: bool) -> Fig
     let release = manager(root, &dir.join("data"), true).await;
     let orchestrator = ProvisioningOrchestrator::builder()
         .store(store.clone())
-        .plan_builder(Arc::new(Unused))
+        .placement_policy(Arc::new(Unused))
         .shard_resolver(Arc::new(Unused))
         .schema_manager(Arc::new(release))
         .storage(Arc::new(Unused))

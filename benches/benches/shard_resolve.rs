@@ -23,7 +23,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use provisioning_core::{Isolation, PlanDecision, Region, Residency, ShardResolver, TenantId};
+use provisioning_core::{Isolation, PlacementDecision, Region, Residency, ShardResolver, TenantId};
 use provisioning_sharding::{
     InMemoryLoad, LeastLoadedResolver, Pinned, Pins, RendezvousResolver, Shard, ShardDirectory,
     ShardSpec, ShardStatus,
@@ -59,7 +59,7 @@ fn directory() -> Arc<ShardDirectory> {
 }
 
 /// (tenant, decision) pairs cycling through regions and pools.
-fn workload() -> Vec<(TenantId, PlanDecision)> {
+fn workload() -> Vec<(TenantId, PlacementDecision)> {
     (0..TENANTS)
         .map(|i| {
             let isolation = if i % 5 == 0 {
@@ -67,7 +67,7 @@ fn workload() -> Vec<(TenantId, PlanDecision)> {
             } else {
                 Isolation::Shared
             };
-            let decision = PlanDecision::new(
+            let decision = PlacementDecision::new(
                 "standard".parse().unwrap(),
                 isolation,
                 format!("region-{}", i % REGIONS).parse().unwrap(),
@@ -95,7 +95,7 @@ impl<'a> Modulo<'a> {
         Modulo(groups)
     }
 
-    fn pick(&self, tenant: &TenantId, decision: &PlanDecision) -> &'a Shard {
+    fn pick(&self, tenant: &TenantId, decision: &PlacementDecision) -> &'a Shard {
         // FNV-1a: as cheap as a tenant hash gets.
         let hash = tenant
             .as_str()
@@ -185,7 +185,7 @@ fn bench(c: &mut Criterion) {
 
     // The ratio, measured in the same run over the same workload.
     const ROUNDS: usize = 200;
-    let time = |f: &mut dyn FnMut(&TenantId, &PlanDecision)| {
+    let time = |f: &mut dyn FnMut(&TenantId, &PlacementDecision)| {
         let start = Instant::now();
         for _ in 0..ROUNDS {
             for (t, d) in &work {

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use provisioning_core::{Isolation, Placement, PlanDecision, Residency, ShardChoice};
+use provisioning_core::{Isolation, Placement, PlacementDecision, Residency, ShardChoice};
 use provisioning_sqlx::{Seed, SqliteSchemaManager, TenantSchema};
 
 /// Errors of the bench helpers, shown as they are.
@@ -57,7 +57,7 @@ pub fn placement(tenant: &str, shard: usize) -> Result<Placement, Error> {
     let region: provisioning_core::Region = "eu-west".parse()?;
     Ok(Placement::new(
         tenant.parse()?,
-        PlanDecision::new(
+        PlacementDecision::new(
             "premium".parse()?,
             Isolation::Dedicated,
             region.clone(),

@@ -60,8 +60,8 @@ pub enum Error {
     /// Something that was looked up does not exist.
     #[error("{kind} {id} not found")]
     NotFound {
-        /// What was looked up: `tenant`, `request`, `run`, `shard`...
-        kind: &'static str,
+        /// What was looked up.
+        kind: Entity,
         /// Its id.
         id: String,
     },
@@ -70,8 +70,8 @@ pub enum Error {
     /// tenant id under another request, a journal position already taken.
     #[error("conflict on {kind} {id}: {reason}")]
     Conflict {
-        /// What the conflict is on: `tenant`, `request`, `run`...
-        kind: &'static str,
+        /// What the conflict is on.
+        kind: Entity,
         /// Its id.
         id: String,
         /// What was expected and what was found.
@@ -128,6 +128,67 @@ pub enum Error {
         #[source]
         source: Option<BoxError>,
     },
+}
+
+/// What an [`Error::NotFound`] or [`Error::Conflict`] is about, for a caller
+/// to branch on (`Error::NotFound { kind: Entity::Tenant, .. }`); its
+/// `Display` is the word the error message uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Entity {
+    /// A tenant's catalog record.
+    Tenant,
+    /// A provisioning request (by request id).
+    Request,
+    /// A saga run and its journal.
+    Run,
+    /// A fleet rollout.
+    Rollout,
+    /// A shard of the shard map.
+    Shard,
+    /// A workflow registered on the orchestrator.
+    Workflow,
+    /// A seed of a tenant schema.
+    Seed,
+    /// A table of a tenant schema.
+    Table,
+    /// A tenant's database or schema.
+    TenantDatabase,
+    /// A tenant's storage folder.
+    TenantStorage,
+    /// A tenant's rows or files, as a move copies them.
+    TenantData,
+    /// A quota a tenant's resources count against.
+    Quota,
+    /// The object store configured for a region.
+    RegionStore,
+}
+
+impl Entity {
+    /// The word for it in messages: `tenant`, `tenant database`...
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Entity::Tenant => "tenant",
+            Entity::Request => "request",
+            Entity::Run => "run",
+            Entity::Rollout => "rollout",
+            Entity::Shard => "shard",
+            Entity::Workflow => "workflow",
+            Entity::Seed => "seed",
+            Entity::Table => "table",
+            Entity::TenantDatabase => "tenant database",
+            Entity::TenantStorage => "tenant storage",
+            Entity::TenantData => "tenant data",
+            Entity::Quota => "quota",
+            Entity::RegionStore => "object store for region",
+        }
+    }
+}
+
+impl std::fmt::Display for Entity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
 }
 
 impl Error {

@@ -7,7 +7,7 @@
 //!   [`RequestId`], [`TenantRequest`], [`Placement`], [`TenantRecord`].
 //! - **Lifecycle**: [`TenantState`] and its one transition table, [`TRANSITIONS`].
 //! - **Extension points** (the seed documents' `ITenantPlanBuilder`,
-//!   `IShardResolver`, `ITenantSchemaManager`): [`TenantPlanBuilder`],
+//!   `IShardResolver`, `ITenantSchemaManager`): [`PlacementPolicy`],
 //!   [`ShardResolver`], [`TenantSchemaManager`], [`StorageInitializer`].
 //! - **Saga executor**: [`Saga`] of [`Step`]s run by a [`SagaExecutor`] with
 //!   [`RetryPolicy`] backoff, compensation in reverse, a [`SagaJournal`] (here
@@ -26,11 +26,12 @@ mod openapi;
 pub mod orchestrator;
 pub mod saga;
 pub mod store;
+pub mod sync;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod traits;
 
-pub use error::{BoxError, Error, Result};
+pub use error::{BoxError, Entity, Error, Result};
 pub use events::{
     DispatchReport, EventDispatcher, EventKind, EventSubscriber, NewEvent, TenantEvent,
 };
@@ -39,19 +40,18 @@ pub use fleet::{
     RolloutCounts, RolloutSettings, RolloutStatus, RolloutUnit, UnitResult, UnitStatus,
 };
 #[allow(deprecated)]
-pub use model::TenantPlan;
 pub use model::{
-    FailureInfo, Isolation, Placement, PlanDecision, PlanName, Region, RequestId, Residency,
+    FailureInfo, Isolation, Placement, PlacementDecision, PlanName, Region, RequestId, Residency,
     RolloutId, RunId, ShardChoice, ShardId, TENANT_ID_MAX_LEN, TENANT_ID_MIN_LEN, TRANSITIONS,
     TenantId, TenantIdRule, TenantRecord, TenantRequest, TenantState,
 };
 pub use orchestrator::{
     AuditEntry, AuditOutcome, AuditTrail, CREATE_TENANT, CreateContext, DELETE_TENANT,
     DrainOutcome, DrainReport, DrainStatus, DriftOptions, DriftReport, FleetStatus,
-    LifecycleContext, MOVE_TENANT, MoveContext, MovePlan, MoveReason, PlannedUnit,
-    ProvisioningOrchestrator, ProvisioningOrchestratorBuilder, ProvisioningPlan, RESUME_TENANT,
-    Receipt, RecoveryReport, RolloutOptions, RolloutProgress, RolloutReport, SUSPEND_TENANT,
-    UnitDrift, WorkerOptions, WorkerReport, WorkflowContext,
+    LifecycleContext, MOVE_TENANT, MoveContext, MovePreview, MoveReason, ProvisioningOrchestrator,
+    ProvisioningOrchestratorBuilder, ProvisioningPreview, RESUME_TENANT, Receipt, RecoveryReport,
+    RolloutOptions, RolloutProgress, RolloutReport, SUSPEND_TENANT, UnitDrift, UnitPreview,
+    WorkerOptions, WorkerReport, WorkflowContext,
 };
 #[cfg(feature = "tokio")]
 pub use saga::TokioTimer;
@@ -66,7 +66,7 @@ pub use store::{
     TenantStore,
 };
 pub use traits::{
-    DatabaseOutcome, DropReason, MigrationInfo, RemovalMode, SchemaPlan, SeedInfo, ShardResolver,
-    StorageInitializer, StoragePlan, TableComparison, TenantPlanBuilder, TenantSchemaManager,
-    Upgrade,
+    DatabaseOutcome, DropReason, MigrationInfo, PlacementPolicy, RemovalMode, SchemaPreview,
+    SeedInfo, ShardResolver, StorageInitializer, StoragePreview, TableComparison,
+    TenantSchemaManager, Upgrade,
 };

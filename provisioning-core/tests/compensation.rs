@@ -5,6 +5,7 @@
 
 mod common;
 
+use provisioning_core::Entity;
 use std::sync::Arc;
 
 use common::*;
@@ -176,7 +177,13 @@ async fn a_run_id_starts_once() {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, provisioning_core::Error::Conflict { kind: "run", .. }),
+        matches!(
+            err,
+            provisioning_core::Error::Conflict {
+                kind: Entity::Run,
+                ..
+            }
+        ),
         "{err}"
     );
     assert_eq!(log.count("exec:s1"), 1);
@@ -212,7 +219,13 @@ async fn resuming_under_another_saga_is_refused() {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, provisioning_core::Error::NotFound { kind: "run", .. }),
+        matches!(
+            err,
+            provisioning_core::Error::NotFound {
+                kind: Entity::Run,
+                ..
+            }
+        ),
         "{err}"
     );
 }

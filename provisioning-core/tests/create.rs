@@ -7,6 +7,7 @@ mod common;
 use std::sync::Arc;
 
 use common::world::*;
+use provisioning_core::Entity;
 use provisioning_core::*;
 
 #[tokio::test]
@@ -132,7 +133,7 @@ async fn the_dry_run_shows_the_work_and_changes_nothing() {
     let orchestrator = world.orchestrator(store.clone()).build().unwrap();
     let request = request("acme", "regulated", "eu-west");
 
-    let plan = orchestrator.plan(&request).await.unwrap();
+    let plan = orchestrator.preview(&request).await.unwrap();
 
     assert_eq!(plan.placement.isolation, Isolation::Dedicated);
     assert_eq!(plan.placement.shard.as_str(), "eu-west-dedicated");
@@ -163,7 +164,7 @@ async fn the_dry_run_shows_the_work_and_changes_nothing() {
 async fn missing_parts_are_named() {
     let err = ProvisioningOrchestrator::builder()
         .store(Arc::new(InMemoryStore::new()))
-        .plan_builder(Arc::new(Plans))
+        .placement_policy(Arc::new(Plans))
         .build()
         .unwrap_err();
     assert!(
@@ -271,10 +272,10 @@ async fn a_tenant_written_behind_the_runs_back_keeps_that_write() {
 struct CountingPlans(std::sync::atomic::AtomicUsize);
 
 #[async_trait::async_trait]
-impl TenantPlanBuilder for CountingPlans {
-    async fn build_plan(&self, request: &TenantRequest) -> Result<PlanDecision> {
+impl PlacementPolicy for CountingPlans {
+    async fn decide(&self, request: &TenantRequest) -> Result<PlacementDecision> {
         self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        Plans.build_plan(request).await
+        Plans.decide(request).await
     }
 }
 
@@ -284,7 +285,7 @@ async fn a_create_asks_the_plan_builder_once() {
     let plans = Arc::new(CountingPlans::default());
     let orchestrator = world
         .orchestrator(Arc::new(InMemoryStore::new()))
-        .plan_builder(plans.clone())
+        .placement_policy(plans.clone())
         .build()
         .unwrap();
     let receipt = orchestrator
@@ -302,15 +303,15 @@ async fn a_create_asks_the_plan_builder_once() {
 struct Reworded;
 
 #[async_trait::async_trait]
-impl TenantPlanBuilder for Reworded {
-    async fn build_plan(&self, request: &TenantRequest) -> Result<PlanDecision> {
-        let mut decision = Plans.build_plan(request).await?;
+impl PlacementPolicy for Reworded {
+    async fn decide(&self, request: &TenantRequest) -> Result<PlacementDecision> {
+        let mut decision = Plans.decide(request).await?;
         decision.reason = "reworded in a later release".to_owned();
         Ok(decision)
     }
 }
 
-/// The same create request after an upgrade whose plan builder explains
+/// The same create request after an upgrade whose placement policy explains
 /// itself otherwise: still the same request, answered with its receipt.
 #[tokio::test]
 async fn a_create_repeated_under_another_plan_builder_gets_its_receipt() {
@@ -321,7 +322,7 @@ async fn a_create_repeated_under_another_plan_builder_gets_its_receipt() {
     let receipt = before.create(request.clone()).await.unwrap();
     let after = world
         .orchestrator(store)
-        .plan_builder(Arc::new(Reworded))
+        .placement_policy(Arc::new(Reworded))
         .build()
         .unwrap();
     assert_eq!(after.create(request.clone()).await.unwrap(), receipt);
@@ -333,7 +334,7 @@ async fn a_create_repeated_under_another_plan_builder_gets_its_receipt() {
         matches!(
             err,
             Error::Conflict {
-                kind: "request",
+                kind: Entity::Request,
                 ..
             }
         ),

@@ -7,6 +7,7 @@ mod common;
 use std::sync::Arc;
 
 use common::world::*;
+use provisioning_core::Entity;
 use provisioning_core::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -92,7 +93,13 @@ async fn the_same_tenant_under_another_request_is_a_conflict_that_changes_nothin
     let err = orchestrator.create(other.clone()).await.unwrap_err();
 
     assert!(
-        matches!(err, Error::Conflict { kind: "tenant", .. }),
+        matches!(
+            err,
+            Error::Conflict {
+                kind: Entity::Tenant,
+                ..
+            }
+        ),
         "{err}"
     );
     assert_eq!(
@@ -119,7 +126,7 @@ async fn a_request_id_reused_for_something_else_is_a_conflict() {
         matches!(
             err,
             Error::Conflict {
-                kind: "request",
+                kind: Entity::Request,
                 ..
             }
         ),
@@ -139,7 +146,7 @@ async fn a_request_id_reused_for_something_else_is_a_conflict() {
         matches!(
             err,
             Error::Conflict {
-                kind: "request",
+                kind: Entity::Request,
                 ..
             }
         ),
@@ -168,7 +175,13 @@ async fn a_deleted_tenants_id_stays_taken() {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, Error::Conflict { kind: "tenant", .. }),
+        matches!(
+            err,
+            Error::Conflict {
+                kind: Entity::Tenant,
+                ..
+            }
+        ),
         "{err}"
     );
 }

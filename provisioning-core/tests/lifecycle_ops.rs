@@ -7,6 +7,7 @@ mod common;
 use std::sync::Arc;
 
 use common::world::*;
+use provisioning_core::Entity;
 use provisioning_core::*;
 
 async fn active(world: &Arc<World>, tenant: &str) -> ProvisioningOrchestrator {
@@ -197,7 +198,13 @@ async fn illegal_operations_are_typed_errors_that_change_nothing() {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, Error::NotFound { kind: "tenant", .. }),
+        matches!(
+            err,
+            Error::NotFound {
+                kind: Entity::Tenant,
+                ..
+            }
+        ),
         "{err}"
     );
 }

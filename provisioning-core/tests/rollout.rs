@@ -26,8 +26,8 @@ struct Release {
 
 #[async_trait]
 impl TenantSchemaManager for Release {
-    async fn plan(&self, p: &Placement) -> Result<SchemaPlan> {
-        self.inner.plan(p).await
+    async fn preview(&self, p: &Placement) -> Result<SchemaPreview> {
+        self.inner.preview(p).await
     }
     async fn provision(&self, p: &Placement) -> Result<DatabaseOutcome> {
         self.inner.provision(p).await
@@ -351,7 +351,7 @@ async fn a_roll_out_without_a_release_name_is_refused_and_writes_nothing() {
         .unwrap_err();
     assert!(err.to_string().contains("invalid release"), "{err}");
     assert!(f.orchestrator.fleet_status().await.unwrap().is_none());
-    let dry = f.orchestrator.plan_rollout(2).await.unwrap();
+    let dry = f.orchestrator.preview_rollout(2).await.unwrap();
     assert_eq!(dry.len(), 7);
     assert!(f.orchestrator.fleet_status().await.unwrap().is_none());
 }

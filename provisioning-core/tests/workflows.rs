@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use common::world::*;
+use provisioning_core::Entity;
 use provisioning_core::*;
 use serde::{Deserialize, Serialize};
 
@@ -173,7 +174,7 @@ async fn a_registered_workflow_runs_once_per_request_with_events_and_audit() {
         matches!(
             err,
             Error::Conflict {
-                kind: "request",
+                kind: Entity::Request,
                 ..
             }
         ),
@@ -219,7 +220,7 @@ async fn a_workflow_is_refused_for_a_suspended_tenant() {
     assert!(matches!(
         err,
         Error::NotFound {
-            kind: "workflow",
+            kind: Entity::Workflow,
             ..
         }
     ));

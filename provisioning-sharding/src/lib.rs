@@ -9,8 +9,8 @@
 //!   (capacity, with reservations, over a [`LoadSource`] such as [`InMemoryLoad`]),
 //!   [`Pinned`] (overrides in front of either), [`FallbackRegions`] (opt-in, for
 //!   flexible tenants only). Writing your own: see [`resolver`].
-//! - **Plans**: [`PlacementPolicy`] (plans, regions, overrides) →
-//!   [`PolicyPlanBuilder`].
+//! - **Plans**: [`PlacementRules`] (plans, regions, overrides) →
+//!   [`RuleBasedPolicy`].
 //! - **Errors**: config problems are a [`Error`] that names the shard or
 //!   key and the field; placement problems are core's
 //!   [`Error::Placement`](provisioning_core::Error::Placement) naming region and pool.
@@ -26,7 +26,7 @@ mod shard;
 pub use connection::ConnectionTarget;
 pub use directory::{DirectoryConfig, ShardDirectory};
 pub use error::{BoxError, Error, Result};
-pub use policy::{AttributeOverride, PlacementPolicy, PlanRule, PolicyPlanBuilder, RegionRule};
+pub use policy::{AttributeOverride, PlacementRules, PlanRule, RegionRule, RuleBasedPolicy};
 pub use resolver::{
     DEFAULT_RESERVATION_TTL, FallbackRegions, InMemoryLoad, LeastLoadedResolver, LoadSource, Pick,
     Pinned, Pins, RendezvousResolver,

@@ -15,7 +15,7 @@ use common::spec;
 use proptest::prelude::*;
 use provisioning_core::*;
 use provisioning_sharding::{
-    FallbackRegions, PlacementPolicy, PolicyPlanBuilder, RegionRule, RendezvousResolver,
+    FallbackRegions, PlacementRules, RegionRule, RendezvousResolver, RuleBasedPolicy,
     ShardDirectory, ShardStatus,
 };
 
@@ -25,8 +25,8 @@ struct Nothing;
 
 #[async_trait]
 impl TenantSchemaManager for Nothing {
-    async fn plan(&self, _: &Placement) -> Result<SchemaPlan> {
-        Ok(SchemaPlan::new("-", false, true, vec![], vec![]))
+    async fn preview(&self, _: &Placement) -> Result<SchemaPreview> {
+        Ok(SchemaPreview::new("-", false, true, vec![], vec![]))
     }
     async fn provision(&self, p: &Placement) -> Result<DatabaseOutcome> {
         Ok(match p.isolation {
@@ -53,8 +53,8 @@ impl TenantSchemaManager for Nothing {
 
 #[async_trait]
 impl StorageInitializer for Nothing {
-    async fn plan(&self, _: &Placement) -> Result<StoragePlan> {
-        Ok(StoragePlan::new(vec![], false))
+    async fn preview(&self, _: &Placement) -> Result<StoragePreview> {
+        Ok(StoragePreview::new(vec![], false))
     }
     async fn initialize(&self, _: &Placement) -> Result<()> {
         Ok(())
@@ -114,15 +114,15 @@ fn world() -> (Arc<ShardDirectory>, ProvisioningOrchestrator) {
         )
         .unwrap(),
     );
-    let policy = PlacementPolicy::default()
+    let policy = PlacementRules::default()
         .with_region("eu", RegionRule::strict())
         .with_region("us", RegionRule::open());
-    let plans = PolicyPlanBuilder::new(policy).unwrap();
+    let plans = RuleBasedPolicy::new(policy).unwrap();
     let shards = RendezvousResolver::new(directory.clone())
         .with_fallbacks(FallbackRegions::new().with("us", ["eu"]).unwrap());
     let orchestrator = ProvisioningOrchestrator::builder()
         .store(Arc::new(InMemoryStore::new()))
-        .plan_builder(Arc::new(plans))
+        .placement_policy(Arc::new(plans))
         .shard_resolver(Arc::new(shards))
         .schema_manager(Arc::new(Nothing))
         .storage(Arc::new(Nothing))

@@ -1,14 +1,14 @@
-//! The default plan builder: the plan table, residency rules, overrides and
+//! The default placement policy: the plan table, residency rules, overrides and
 //! the errors for unknown plans and regions.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
 use common::{block_on, spec};
-use provisioning_core::{Error, Isolation, Residency, TenantPlanBuilder, TenantRequest};
+use provisioning_core::{Error, Isolation, PlacementPolicy, Residency, TenantRequest};
 use provisioning_sharding::{
-    AttributeOverride, Error as ShardingError, PlacementPolicy, PlanRule, PolicyPlanBuilder,
-    RegionRule, ShardDirectory,
+    AttributeOverride, Error as ShardingError, PlacementRules, PlanRule, RegionRule,
+    RuleBasedPolicy, ShardDirectory,
 };
 
 fn request(plan: &str, region: &str) -> TenantRequest {
@@ -19,9 +19,9 @@ fn request(plan: &str, region: &str) -> TenantRequest {
     )
 }
 
-fn builder() -> PolicyPlanBuilder {
-    PolicyPlanBuilder::new(
-        PlacementPolicy::default()
+fn builder() -> RuleBasedPolicy {
+    RuleBasedPolicy::new(
+        PlacementRules::default()
             .with_region("eu-west", RegionRule::strict())
             .with_region("us-east", RegionRule::open())
             .with_override(
@@ -41,7 +41,7 @@ fn default_table_maps_plans_to_isolation() {
         ("premium", Isolation::Dedicated, Residency::Flexible),
         ("regulated", Isolation::Dedicated, Residency::Strict),
     ] {
-        let d = block_on(b.build_plan(&request(plan, "us-east"))).unwrap();
+        let d = block_on(b.decide(&request(plan, "us-east"))).unwrap();
         assert_eq!(
             (d.isolation, d.residency),
             (isolation, residency),
@@ -50,7 +50,7 @@ fn default_table_maps_plans_to_isolation() {
         assert_eq!(d.plan.as_str(), plan);
         assert_eq!(d.region.as_str(), "us-east");
     }
-    let d = b.decide(&request("regulated", "us-east")).unwrap();
+    let d = b.evaluate(&request("regulated", "us-east")).unwrap();
     assert_eq!(
         d.reason,
         "plan regulated maps to dedicated; plan regulated requires strict residency"
@@ -59,7 +59,7 @@ fn default_table_maps_plans_to_isolation() {
 
 #[test]
 fn a_strict_region_makes_every_tenant_in_it_strict() {
-    let d = builder().decide(&request("free", "eu-west")).unwrap();
+    let d = builder().evaluate(&request("free", "eu-west")).unwrap();
     assert_eq!(d.residency, Residency::Strict);
     assert_eq!(
         d.reason,
@@ -73,7 +73,7 @@ fn overrides_set_isolation_and_tighten_residency() {
     let r = request("free", "us-east")
         .with_attribute("dedicated", "true")
         .unwrap();
-    let d = b.decide(&r).unwrap();
+    let d = b.evaluate(&r).unwrap();
     assert_eq!(d.isolation, Isolation::Dedicated);
     assert_eq!(
         d.reason,
@@ -83,19 +83,19 @@ fn overrides_set_isolation_and_tighten_residency() {
     let r = request("free", "us-east")
         .with_attribute("residency", "strict")
         .unwrap();
-    assert_eq!(b.decide(&r).unwrap().residency, Residency::Strict);
+    assert_eq!(b.evaluate(&r).unwrap().residency, Residency::Strict);
 
     // Non-matching values change nothing.
     let r = request("free", "us-east")
         .with_attribute("dedicated", "yes")
         .unwrap();
-    assert_eq!(b.decide(&r).unwrap().isolation, Isolation::Shared);
+    assert_eq!(b.evaluate(&r).unwrap().isolation, Isolation::Shared);
 }
 
 #[test]
 fn nothing_relaxes_a_strict_rule() {
-    let b = PolicyPlanBuilder::new(
-        PlacementPolicy::default()
+    let b = RuleBasedPolicy::new(
+        PlacementRules::default()
             .with_region("eu-west", RegionRule::strict())
             .with_override(
                 AttributeOverride::when("residency", "flexible").residency(Residency::Flexible),
@@ -105,19 +105,19 @@ fn nothing_relaxes_a_strict_rule() {
     let r = request("free", "eu-west")
         .with_attribute("residency", "flexible")
         .unwrap();
-    assert_eq!(b.decide(&r).unwrap().residency, Residency::Strict);
+    assert_eq!(b.evaluate(&r).unwrap().residency, Residency::Strict);
 }
 
 #[test]
 fn unknown_plan_and_region_are_typed_errors_listing_the_known_ones() {
     let b = builder();
-    let err = block_on(b.build_plan(&request("gold", "eu-west"))).unwrap_err();
+    let err = block_on(b.decide(&request("gold", "eu-west"))).unwrap_err();
     assert!(matches!(err, Error::InvalidInput { field: "plan", .. }));
     assert_eq!(
         err.to_string(),
         r#"invalid plan: unknown plan "gold" (known: free, premium, regulated, standard)"#
     );
-    let err = block_on(b.build_plan(&request("free", "ap-south"))).unwrap_err();
+    let err = block_on(b.decide(&request("free", "ap-south"))).unwrap_err();
     assert!(matches!(
         err,
         Error::InvalidInput {
@@ -134,11 +134,11 @@ fn unknown_plan_and_region_are_typed_errors_listing_the_known_ones() {
 #[test]
 fn regions_can_come_from_the_directory() {
     let dir = ShardDirectory::from_specs([spec("ap-1", "ap-south", Isolation::Shared, 5)]).unwrap();
-    let b = PolicyPlanBuilder::new(PlacementPolicy::default()).unwrap();
-    assert!(b.decide(&request("free", "ap-south")).is_err());
+    let b = RuleBasedPolicy::new(PlacementRules::default()).unwrap();
+    assert!(b.evaluate(&request("free", "ap-south")).is_err());
     let b = b.with_directory_regions(&dir);
     assert_eq!(
-        b.decide(&request("free", "ap-south")).unwrap().residency,
+        b.evaluate(&request("free", "ap-south")).unwrap().residency,
         Residency::Flexible
     );
 }
@@ -157,8 +157,8 @@ fn policy_loads_from_toml_and_json() {
         value = "platinum"
         isolation = "dedicated"
     "#;
-    let b = PolicyPlanBuilder::new(PlacementPolicy::from_toml_str(toml).unwrap()).unwrap();
-    let d = b.decide(&request("basic", "eu-west")).unwrap();
+    let b = RuleBasedPolicy::new(PlacementRules::from_toml_str(toml).unwrap()).unwrap();
+    let d = b.evaluate(&request("basic", "eu-west")).unwrap();
     assert_eq!(
         (d.isolation, d.residency),
         (Isolation::Shared, Residency::Strict)
@@ -168,19 +168,19 @@ fn policy_loads_from_toml_and_json() {
         "plan basic maps to shared; residency is strict by default"
     );
     assert_eq!(
-        b.decide(&request("gold", "eu-west")).unwrap().isolation,
+        b.evaluate(&request("gold", "eu-west")).unwrap().isolation,
         Isolation::Dedicated
     );
 
-    let policy = PlacementPolicy::empty()
+    let policy = PlacementRules::empty()
         .with_plan("basic", PlanRule::shared())
         .with_plan("gold", PlanRule::dedicated().strict())
         .with_region("eu-west", RegionRule::open());
     let json = serde_json::to_string(&policy).unwrap();
-    assert_eq!(PlacementPolicy::from_json_str(&json).unwrap(), policy);
+    assert_eq!(PlacementRules::from_json_str(&json).unwrap(), policy);
 
     let err =
-        PlacementPolicy::from_toml_str("[plans]\nfree = { isolaton = \"shared\" }").unwrap_err();
+        PlacementRules::from_toml_str("[plans]\nfree = { isolaton = \"shared\" }").unwrap_err();
     assert!(matches!(
         err,
         ShardingError::Parse {
@@ -193,18 +193,16 @@ fn policy_loads_from_toml_and_json() {
 
 #[test]
 fn invalid_policies_name_section_and_key() {
-    let err =
-        PolicyPlanBuilder::new(PlacementPolicy::default().with_plan("Gold", PlanRule::shared()))
-            .unwrap_err();
+    let err = RuleBasedPolicy::new(PlacementRules::default().with_plan("Gold", PlanRule::shared()))
+        .unwrap_err();
     assert!(
         matches!(err, ShardingError::InvalidPolicy { section: "plans", ref key, .. } if key == "Gold")
     );
-    let err =
-        PolicyPlanBuilder::new(PlacementPolicy::default().with_region("", RegionRule::open()))
-            .unwrap_err();
+    let err = RuleBasedPolicy::new(PlacementRules::default().with_region("", RegionRule::open()))
+        .unwrap_err();
     assert_eq!(err.to_string(), "invalid regions.: must not be empty");
-    let err = PolicyPlanBuilder::new(
-        PlacementPolicy::default().with_override(AttributeOverride::when("tier", "x")),
+    let err = RuleBasedPolicy::new(
+        PlacementRules::default().with_override(AttributeOverride::when("tier", "x")),
     )
     .unwrap_err();
     assert_eq!(

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use common::{block_on, spec, tenant};
 use proptest::prelude::*;
-use provisioning_core::{Error, Isolation, PlanDecision, Region, Residency, ShardResolver};
+use provisioning_core::{Error, Isolation, PlacementDecision, Region, Residency, ShardResolver};
 use provisioning_sharding::{
     FallbackRegions, InMemoryLoad, LeastLoadedResolver, Pinned, Pins, RendezvousResolver, Shard,
     ShardDirectory, ShardStatus,
@@ -43,7 +43,7 @@ fn shards() -> impl Strategy<Value = Vec<(usize, bool, u8, u32)>> {
 /// pins: an explicit pin is, for a flexible tenant, as good as a fallback.
 fn check(
     shard: &Shard,
-    d: &PlanDecision,
+    d: &PlacementDecision,
     fallbacks: &FallbackRegions,
     pinned_region: Option<&Region>,
 ) -> Result<(), TestCaseError> {
@@ -92,7 +92,7 @@ proptest! {
 
         for (i, &(r, ded, strict, _)) in tenants.iter().enumerate() {
             let residency = if strict { Residency::Strict } else { Residency::Flexible };
-            let d = PlanDecision::new("free".parse().unwrap(), pool(ded), REGIONS[r].parse().unwrap(), residency, "p");
+            let d = PlacementDecision::new("free".parse().unwrap(), pool(ded), REGIONS[r].parse().unwrap(), residency, "p");
             for (resolver, honours_pins) in resolvers {
                 let pinned_region = pinned
                     .pin_of(&tenant(i))
@@ -122,7 +122,7 @@ proptest! {
         let dir = Arc::new(ShardDirectory::from_specs(layout.iter().enumerate().map(|(i, &(r, ded, st, cap))| {
             spec(&format!("s{i}"), REGIONS[r], pool(ded), cap).with_status(status(st))
         })).unwrap());
-        let d = PlanDecision::new("free".parse().unwrap(), pool(ded), REGIONS[r].parse().unwrap(), Residency::Strict, "p");
+        let d = PlacementDecision::new("free".parse().unwrap(), pool(ded), REGIONS[r].parse().unwrap(), Residency::Strict, "p");
         let eligible = dir.in_group(&d.region, d.isolation).any(|s| s.accepts_new_tenants());
         let resolver = RendezvousResolver::new(dir);
         prop_assert_eq!(resolver.pick(&tenant(0), &d).is_ok(), eligible);

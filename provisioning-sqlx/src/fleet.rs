@@ -184,7 +184,7 @@ where
     let start = Instant::now();
     let result = if dry_run {
         manager
-            .plan(&job.plan)
+            .preview(&job.plan)
             .await
             .map(|p| UnitOutcome::WouldApply(p.pending_migrations))
     } else {

@@ -35,7 +35,7 @@ async fn a_prepared_database_is_adopted_migrated_seeded_and_kept_on_compensation
     let path = m.database_path(&acme);
     dba_creates(&path).await;
 
-    let dry = m.plan(&acme).await.unwrap();
+    let dry = m.preview(&acme).await.unwrap();
     assert!(dry.exists && !dry.will_create);
     assert_eq!(m.provision(&acme).await.unwrap(), DatabaseOutcome::Adopted);
     assert_eq!(m.provision(&acme).await.unwrap(), DatabaseOutcome::Adopted);

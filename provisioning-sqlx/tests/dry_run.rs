@@ -38,7 +38,7 @@ async fn a_dry_run_on_a_new_tenant_lists_everything_and_creates_nothing() {
     let m = manager(dir.path()).await;
     for isolation in [Isolation::Dedicated, Isolation::Shared] {
         let p = plan("acme", isolation, "eu-1");
-        let dry = m.plan(&p).await.unwrap();
+        let dry = m.preview(&p).await.unwrap();
         assert!(!dry.exists && dry.will_create, "{isolation}");
         assert_eq!(dry.location, m.database_path(&p).display().to_string());
         assert_eq!(
@@ -61,7 +61,7 @@ async fn a_dry_run_on_an_existing_tenant_lists_what_is_pending_and_changes_nothi
     let acme = plan("acme", Isolation::Dedicated, "eu-1");
     m.provision(&acme).await.unwrap();
     // Provisioned, never migrated: no ledger yet, and the dry run makes none.
-    let dry = m.plan(&acme).await.unwrap();
+    let dry = m.preview(&acme).await.unwrap();
     assert!(dry.exists && !dry.will_create);
     assert_eq!(dry.pending_migrations.len(), 10);
     let path = m.database_path(&acme);
@@ -75,12 +75,12 @@ async fn a_dry_run_on_an_existing_tenant_lists_what_is_pending_and_changes_nothi
     drop(conn);
 
     m.migrate(&acme).await.unwrap();
-    let dry = m.plan(&acme).await.unwrap();
+    let dry = m.preview(&acme).await.unwrap();
     assert!(dry.pending_migrations.is_empty());
     assert_eq!(dry.pending_seeds.len(), 1);
     let before = std::fs::metadata(&path).unwrap().len();
     let files = tree(dir.path());
-    m.plan(&acme).await.unwrap();
+    m.preview(&acme).await.unwrap();
     assert_eq!(tree(dir.path()), files);
     assert_eq!(std::fs::metadata(&path).unwrap().len(), before);
 
@@ -91,8 +91,8 @@ async fn a_dry_run_on_an_existing_tenant_lists_what_is_pending_and_changes_nothi
     m.provision(&a).await.unwrap();
     m.migrate(&a).await.unwrap();
     m.seed(&a).await.unwrap();
-    let dry = m.plan(&b).await.unwrap();
+    let dry = m.preview(&b).await.unwrap();
     assert!(dry.exists && !dry.will_create && dry.pending_migrations.is_empty());
     assert_eq!(dry.pending_seeds.len(), 1);
-    assert!(m.plan(&a).await.unwrap().pending_seeds.is_empty());
+    assert!(m.preview(&a).await.unwrap().pending_seeds.is_empty());
 }

@@ -22,9 +22,9 @@ type Found = (DriftKind, String, bool);
 struct Dedicated;
 
 #[async_trait]
-impl TenantPlanBuilder for Dedicated {
-    async fn build_plan(&self, r: &TenantRequest) -> Result<PlanDecision> {
-        Ok(PlanDecision::new(
+impl PlacementPolicy for Dedicated {
+    async fn decide(&self, r: &TenantRequest) -> Result<PlacementDecision> {
+        Ok(PlacementDecision::new(
             r.plan.clone(),
             Isolation::Dedicated,
             r.region.clone(),
@@ -38,7 +38,7 @@ struct OneShard;
 
 #[async_trait]
 impl ShardResolver for OneShard {
-    async fn resolve(&self, _: &TenantId, d: &PlanDecision) -> Result<ShardChoice> {
+    async fn resolve(&self, _: &TenantId, d: &PlacementDecision) -> Result<ShardChoice> {
         Ok(ShardChoice::new("pg-1".parse()?, d.region.clone(), "one"))
     }
 }
@@ -64,7 +64,7 @@ async fn orchestrator(
         .unwrap();
     ProvisioningOrchestrator::builder()
         .store(store)
-        .plan_builder(Arc::new(Dedicated))
+        .placement_policy(Arc::new(Dedicated))
         .shard_resolver(Arc::new(OneShard))
         .schema_manager(Arc::new(schema))
         .storage(Arc::new(NoStorage))

@@ -26,9 +26,9 @@ const CHILD_SCHEMA: &str = "PROVISIONING_WORKER_CHILD_SCHEMA";
 struct Plans;
 
 #[async_trait]
-impl TenantPlanBuilder for Plans {
-    async fn build_plan(&self, r: &TenantRequest) -> Result<PlanDecision> {
-        Ok(PlanDecision::new(
+impl PlacementPolicy for Plans {
+    async fn decide(&self, r: &TenantRequest) -> Result<PlacementDecision> {
+        Ok(PlacementDecision::new(
             r.plan.clone(),
             Isolation::Shared,
             r.region.clone(),
@@ -42,7 +42,7 @@ struct Shards;
 
 #[async_trait]
 impl ShardResolver for Shards {
-    async fn resolve(&self, _: &TenantId, d: &PlanDecision) -> Result<ShardChoice> {
+    async fn resolve(&self, _: &TenantId, d: &PlacementDecision) -> Result<ShardChoice> {
         Ok(ShardChoice::new(
             "shared-1".parse()?,
             d.region.clone(),
@@ -57,15 +57,15 @@ struct Schemas(Mutex<HashMap<String, usize>>);
 
 #[async_trait]
 impl TenantSchemaManager for Schemas {
-    async fn plan(&self, _: &Placement) -> Result<SchemaPlan> {
-        Ok(SchemaPlan::new("shared", true, false, vec![], vec![]))
+    async fn preview(&self, _: &Placement) -> Result<SchemaPreview> {
+        Ok(SchemaPreview::new("shared", true, false, vec![], vec![]))
     }
-    async fn provision(&self, plan: &Placement) -> Result<DatabaseOutcome> {
+    async fn provision(&self, placement: &Placement) -> Result<DatabaseOutcome> {
         *self
             .0
             .lock()
             .unwrap()
-            .entry(plan.tenant_id.to_string())
+            .entry(placement.tenant_id.to_string())
             .or_default() += 1;
         Ok(DatabaseOutcome::Shared)
     }
@@ -112,7 +112,7 @@ async fn orchestrator(
     let store = Arc::new(PostgresStore::connect_to_schema(url, schema).await.unwrap());
     ProvisioningOrchestrator::builder()
         .store(store)
-        .plan_builder(Arc::new(Plans))
+        .placement_policy(Arc::new(Plans))
         .shard_resolver(Arc::new(Shards))
         .schema_manager(schemas)
         .storage(Arc::new(NoStorage))

@@ -8,7 +8,9 @@ use std::sync::atomic::Ordering;
 
 use common::pg::{self, database_exists, ledger, scalar_i64, with_database};
 use common::*;
-use provisioning_core::{DatabaseOutcome, DropReason, Error, Isolation, TenantSchemaManager};
+use provisioning_core::{
+    DatabaseOutcome, DropReason, Entity, Error, Isolation, TenantSchemaManager,
+};
 use provisioning_sqlx::{MigrationHook, PostgresSchemaManager, PostgresTenantSchema, Seed};
 
 async fn manager(
@@ -35,7 +37,7 @@ async fn database_per_tenant_lifecycle() {
     let db = m.dedicated_name(&p.tenant_id).unwrap();
     assert_eq!(db, format!("tenant_{}", tenant.replace('-', "_")));
 
-    let dry = m.plan(&p).await.unwrap();
+    let dry = m.preview(&p).await.unwrap();
     assert!(!dry.exists && dry.will_create && dry.pending_migrations.len() == 10);
     assert!(dry.location.ends_with(&db) && !dry.location.contains("postgres://"));
     assert!(
@@ -62,7 +64,7 @@ async fn database_per_tenant_lifecycle() {
         ledger(&tenant_url, None).await,
         (1..=10).collect::<Vec<_>>()
     );
-    let dry = m.plan(&p).await.unwrap();
+    let dry = m.preview(&p).await.unwrap();
     assert!(dry.exists && dry.pending_migrations.is_empty() && dry.pending_seeds.is_empty());
 
     // A changed seed body under the same version is refused.
@@ -79,7 +81,10 @@ async fn database_per_tenant_lifecycle() {
         .unwrap();
     assert!(matches!(
         m2.seed(&p).await.unwrap_err(),
-        Error::Conflict { kind: "seed", .. }
+        Error::Conflict {
+            kind: Entity::Seed,
+            ..
+        }
     ));
 
     m.drop_tenant(&p, DropReason::Delete).await.unwrap();
@@ -107,7 +112,7 @@ async fn failure_at_3_of_5_is_compensated_and_a_retry_comes_up_clean() {
     assert!(err.to_string().contains("migration 3"), "{err}");
     assert_eq!(ledger(&tenant_url, None).await, [1, 2]);
     assert_eq!(
-        versions(&m.plan(&p).await.unwrap().pending_migrations),
+        versions(&m.preview(&p).await.unwrap().pending_migrations),
         [3, 4, 5]
     );
 
@@ -154,7 +159,7 @@ async fn a_database_made_by_a_dba_is_adopted_and_kept_on_compensation() {
     let db = m.dedicated_name(&p.tenant_id).unwrap();
     pg::exec(&url, format!("CREATE DATABASE \"{db}\"")).await;
 
-    let dry = m.plan(&p).await.unwrap();
+    let dry = m.preview(&p).await.unwrap();
     assert!(dry.exists && !dry.will_create);
     assert_eq!(m.provision(&p).await.unwrap(), DatabaseOutcome::Adopted);
     assert_eq!(m.migrate(&p).await.unwrap().len(), 10);
@@ -175,7 +180,13 @@ async fn an_unknown_shard_or_a_too_long_name_is_refused_before_anything_is_writt
         .await
         .unwrap_err();
     assert!(
-        matches!(err, Error::NotFound { kind: "shard", .. }),
+        matches!(
+            err,
+            Error::NotFound {
+                kind: Entity::Shard,
+                ..
+            }
+        ),
         "{err}"
     );
     let long = format!("a{}", "b".repeat(60));

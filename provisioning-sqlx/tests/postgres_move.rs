@@ -8,6 +8,7 @@ mod common;
 
 use common::pg::{self, dedicated_twin, shared_schema, with_database, workload_counts};
 use common::*;
+use provisioning_core::Entity;
 use provisioning_core::{
     DatabaseOutcome, DropReason, Error, Isolation, Placement, TableComparison, TenantSchemaManager,
 };
@@ -210,7 +211,7 @@ async fn schema_to_a_database_of_its_own() {
     assert_eq!(m.copy_tenant(&source, &target).await.unwrap(), 14);
     all_match(&m.compare_tenant(&source, &target).await.unwrap());
     assert_eq!(workload_counts(&tenant_url, None).await, WORKLOAD_COUNTS);
-    let dry = m.plan(&target).await.unwrap();
+    let dry = m.preview(&target).await.unwrap();
     assert!(dry.exists && dry.pending_migrations.is_empty() && dry.pending_seeds.is_empty());
     let email = pg::texts(&tenant_url, "SELECT email FROM users".into()).await;
     assert_eq!(email, [format!("admin@{tenant}.example")]);
@@ -391,7 +392,11 @@ async fn shared_to_dedicated_and_back_to_a_shared_database_holding_another_tenan
     let err = m.copy_tenant(&acme_d, &acme_s3).await.unwrap_err();
     match &err {
         Error::Conflict { kind, id, reason } => {
-            assert_eq!((*kind, id.as_str()), ("table", "roles"), "{err}");
+            assert_eq!(
+                (*kind, id.as_str()),
+                (provisioning_core::Entity::Table, "roles"),
+                "{err}"
+            );
             assert!(
                 reason.contains("acme") && reason.contains("key 3"),
                 "{reason}"
@@ -412,7 +417,7 @@ async fn shared_to_dedicated_and_back_to_a_shared_database_holding_another_tenan
     .await;
     let err = m.copy_tenant(&acme_d, &acme_s1).await.unwrap_err();
     assert!(
-        matches!(&err, Error::Conflict { kind: "table", id, reason } if id == "roles" && reason.contains("key 1")),
+        matches!(&err, Error::Conflict { kind: Entity::Table, id, reason } if id == "roles" && reason.contains("key 1")),
         "{err}"
     );
     assert_eq!(
@@ -470,7 +475,7 @@ async fn a_recorded_location_is_opened_after_the_map_changes() {
     // After: dedicated tenants become schemas in db2, shared ones go to db2.
     let after = build(format!("{url2_pw}?schema={{tenant}}"), &url2_pw);
     for p in [&acme, &shop] {
-        let dry = after.plan(p).await.unwrap();
+        let dry = after.preview(p).await.unwrap();
         assert!(
             dry.exists && dry.pending_migrations.is_empty() && dry.pending_seeds.is_empty(),
             "{dry:?}"
@@ -480,12 +485,12 @@ async fn a_recorded_location_is_opened_after_the_map_changes() {
         assert_ne!(after.locate(p).unwrap(), p.database, "the map moved on");
     }
     assert_eq!(
-        after.plan(&acme).await.unwrap().location,
-        before.plan(&acme).await.unwrap().location
+        after.preview(&acme).await.unwrap().location,
+        before.preview(&acme).await.unwrap().location
     );
     // Placed before locations were recorded: the map says where.
     let unrecorded = plan(&tenant, Isolation::Shared, "pg-s");
-    let dry = after.plan(&unrecorded).await.unwrap();
+    let dry = after.preview(&unrecorded).await.unwrap();
     assert!(
         dry.exists && dry.pending_migrations.len() == 3,
         "db2 is empty: {dry:?}"
@@ -497,7 +502,7 @@ async fn a_recorded_location_is_opened_after_the_map_changes() {
         "postgres://app:other-pw@db.invalid:5432/{tenant}".into(),
         "postgres://app:other-pw@db.invalid:5432/app",
     );
-    let err = elsewhere.plan(&acme).await.unwrap_err();
+    let err = elsewhere.preview(&acme).await.unwrap_err();
     match &err {
         Error::InvalidInput { field, rule } => {
             assert_eq!(*field, "placement.database");
@@ -513,7 +518,7 @@ async fn a_recorded_location_is_opened_after_the_map_changes() {
         format!("{before:?} {after:?} {elsewhere:?}"),
         format!("{acme:?} {shop:?}"),
         serde_json::to_string(&acme).unwrap(),
-        before.plan(&acme).await.unwrap().location,
+        before.preview(&acme).await.unwrap().location,
     ] {
         assert!(
             !shown.contains(PASSWORD) && !shown.contains("other-pw"),
@@ -610,7 +615,13 @@ async fn every_form_of_location_and_every_refusal_is_free_of_the_password() {
         .locate(&plan("acme", Isolation::Shared, "pg-nowhere"))
         .unwrap_err();
     assert!(
-        matches!(err, Error::NotFound { kind: "shard", .. }),
+        matches!(
+            err,
+            Error::NotFound {
+                kind: Entity::Shard,
+                ..
+            }
+        ),
         "{err}"
     );
 

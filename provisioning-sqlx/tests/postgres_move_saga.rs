@@ -13,6 +13,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use common::pg::{self, with_database};
 use common::*;
+use provisioning_core::Entity;
 use provisioning_core::*;
 use provisioning_sqlx::{PostgresDedicatedMode, PostgresSchemaManager, PostgresStore};
 
@@ -22,9 +23,9 @@ const SHARDS: [&str; 3] = ["pg-a", "pg-b", "pg-c"];
 struct Dedicated;
 
 #[async_trait]
-impl TenantPlanBuilder for Dedicated {
-    async fn build_plan(&self, r: &TenantRequest) -> Result<PlanDecision> {
-        Ok(PlanDecision::new(
+impl PlacementPolicy for Dedicated {
+    async fn decide(&self, r: &TenantRequest) -> Result<PlacementDecision> {
+        Ok(PlacementDecision::new(
             r.plan.clone(),
             Isolation::Dedicated,
             r.region.clone(),
@@ -39,7 +40,7 @@ struct Three;
 
 #[async_trait]
 impl ShardResolver for Three {
-    async fn resolve(&self, _: &TenantId, d: &PlanDecision) -> Result<ShardChoice> {
+    async fn resolve(&self, _: &TenantId, d: &PlacementDecision) -> Result<ShardChoice> {
         Ok(ShardChoice::new(
             "pg-a".parse()?,
             d.region.clone(),
@@ -49,12 +50,12 @@ impl ShardResolver for Three {
     async fn resolve_on(
         &self,
         _: &TenantId,
-        d: &PlanDecision,
+        d: &PlacementDecision,
         shard: &ShardId,
     ) -> Result<ShardChoice> {
         if !SHARDS.contains(&shard.as_str()) {
             return Err(Error::NotFound {
-                kind: "shard",
+                kind: Entity::Shard,
                 id: shard.to_string(),
             });
         }
@@ -88,7 +89,7 @@ async fn a_tenant_moves_schema_to_schema_across_shards_then_to_a_database_of_its
     );
     let orchestrator = ProvisioningOrchestrator::builder()
         .store(store.clone())
-        .plan_builder(Arc::new(Dedicated))
+        .placement_policy(Arc::new(Dedicated))
         .shard_resolver(Arc::new(Three))
         .schema_manager(schema.clone())
         .storage(Arc::new(NoStorage))
@@ -173,7 +174,7 @@ async fn a_tenant_moves_schema_to_schema_across_shards_then_to_a_database_of_its
     // stays Active in its database with every row, no schema left on pg-a.
     let faulty = ProvisioningOrchestrator::builder()
         .store(store.clone())
-        .plan_builder(Arc::new(Dedicated))
+        .placement_policy(Arc::new(Dedicated))
         .shard_resolver(Arc::new(Three))
         .schema_manager(schema.clone())
         .storage(Arc::new(NoStorage))

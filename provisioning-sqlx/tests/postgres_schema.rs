@@ -6,7 +6,7 @@ mod common;
 
 use common::pg::{self, ledger, schema_exists};
 use common::*;
-use provisioning_core::{DatabaseOutcome, DropReason, Isolation, TenantSchemaManager};
+use provisioning_core::{DatabaseOutcome, DropReason, Entity, Isolation, TenantSchemaManager};
 use provisioning_sqlx::{PostgresDedicatedMode, PostgresSchemaManager};
 
 #[tokio::test]
@@ -23,7 +23,7 @@ async fn schema_per_tenant_lifecycle() {
     let a = plan("acme", Isolation::Dedicated, "pg-1");
     let b = plan("globex-eu", Isolation::Dedicated, "pg-1");
 
-    let dry = m.plan(&a).await.unwrap();
+    let dry = m.preview(&a).await.unwrap();
     assert!(dry.will_create && dry.location.ends_with("schema tenant_acme"));
     assert!(
         !schema_exists(&db_url, "tenant_acme").await,
@@ -64,7 +64,7 @@ async fn schema_per_tenant_lifecycle() {
             "admin@globex-eu.example".into()
         )
     );
-    assert!(m.plan(&a).await.unwrap().pending_seeds.is_empty());
+    assert!(m.preview(&a).await.unwrap().pending_seeds.is_empty());
 
     m.drop_tenant(&a, DropReason::Delete).await.unwrap();
     assert!(!schema_exists(&db_url, "tenant_acme").await);
@@ -138,7 +138,7 @@ async fn a_failing_migration_keeps_those_before_it_and_the_connection_usable() {
             matches!(
                 err,
                 provisioning_core::Error::NotFound {
-                    kind: "tenant database",
+                    kind: Entity::TenantDatabase,
                     ..
                 }
             ),
@@ -207,7 +207,10 @@ async fn a_migrate_cancelled_while_waiting_for_the_lock_leaves_no_open_transacti
         .unwrap();
     let p = plan("locked", Isolation::Dedicated, "pg-1");
     m.provision(&p).await.unwrap();
-    let key = format!("provisioning-sqlx:{}", m.plan(&p).await.unwrap().location);
+    let key = format!(
+        "provisioning-sqlx:{}",
+        m.preview(&p).await.unwrap().location
+    );
 
     let mut holder = pg::connect(&db_url).await;
     sqlx::query("SELECT pg_advisory_lock(hashtextextended($1, 0))")

@@ -85,7 +85,7 @@ async fn shared_rows_migrated_once_and_removed_per_tenant() {
     let (db, db_url) = pg::scratch_database(&url, "shared").await;
     let m = shared_manager(&db_url).await;
     let dry = m
-        .plan(&plan("acme", Isolation::Shared, "pg-s"))
+        .preview(&plan("acme", Isolation::Shared, "pg-s"))
         .await
         .unwrap();
     assert!(dry.exists && dry.pending_migrations.len() == 3);

@@ -38,7 +38,7 @@ async fn injected_failure_at_3_of_5_resumes_at_3() {
     );
     let path = m.database_path(&acme);
     assert_eq!(ledger_versions(&path).await, [1, 2]);
-    let pending = m.plan(&acme).await.unwrap().pending_migrations;
+    let pending = m.preview(&acme).await.unwrap().pending_migrations;
     assert_eq!(versions(&pending), [3, 4, 5]);
 
     armed.store(0, Ordering::SeqCst);
@@ -133,7 +133,7 @@ async fn dedicated_failure_at_3_of_5_is_compensated_and_a_retry_comes_up_clean()
 
     // Later, the fault gone, the same tenant comes up clean.
     armed.store(0, Ordering::SeqCst);
-    let dry_run = m.plan(&acme).await.unwrap();
+    let dry_run = m.preview(&acme).await.unwrap();
     assert!(dry_run.will_create && !dry_run.exists);
     assert_eq!(m.provision(&acme).await.unwrap(), DatabaseOutcome::Created);
     assert_eq!(versions(&m.migrate(&acme).await.unwrap()), [1, 2, 3, 4, 5]);

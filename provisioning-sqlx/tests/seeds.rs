@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use provisioning_core::{Error, Isolation, TenantSchemaManager};
+use provisioning_core::{Entity, Error, Isolation, TenantSchemaManager};
 use provisioning_sqlx::{Seed, SqliteSchemaManager, SqliteTenantSchema};
 use sqlx::SqliteConnection;
 
@@ -78,7 +78,7 @@ async fn a_changed_body_under_the_same_version_is_an_error_and_writes_nothing() 
     let m = manager(dir.path(), tampered).await;
     let err = m.seed(&acme).await.unwrap_err();
     assert!(
-        matches!(&err, Error::Conflict { kind: "seed", id, .. } if id == "workload-seed@1"),
+        matches!(&err, Error::Conflict { kind: Entity::Seed, id, .. } if id == "workload-seed@1"),
         "{err}"
     );
     assert!(!err.is_transient());
@@ -86,7 +86,7 @@ async fn a_changed_body_under_the_same_version_is_an_error_and_writes_nothing() 
     assert_eq!(ledger(&m.database_path(&acme)).await.len(), 1);
     // The dry run reports the same conflict.
     assert!(matches!(
-        m.plan(&acme).await.unwrap_err(),
+        m.preview(&acme).await.unwrap_err(),
         Error::Conflict { .. }
     ));
 }

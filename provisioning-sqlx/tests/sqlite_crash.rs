@@ -22,14 +22,14 @@ const CHILD_ROUND: &str = "PROVISIONING_CRASH_CHILD_ROUND";
 struct Plans;
 
 #[async_trait]
-impl TenantPlanBuilder for Plans {
-    async fn build_plan(&self, r: &TenantRequest) -> Result<PlanDecision> {
+impl PlacementPolicy for Plans {
+    async fn decide(&self, r: &TenantRequest) -> Result<PlacementDecision> {
         let isolation = if r.plan.as_str() == "premium" {
             Isolation::Dedicated
         } else {
             Isolation::Shared
         };
-        Ok(PlanDecision::new(
+        Ok(PlacementDecision::new(
             r.plan.clone(),
             isolation,
             r.region.clone(),
@@ -43,7 +43,7 @@ struct Shards;
 
 #[async_trait]
 impl ShardResolver for Shards {
-    async fn resolve(&self, _: &TenantId, d: &PlanDecision) -> Result<ShardChoice> {
+    async fn resolve(&self, _: &TenantId, d: &PlacementDecision) -> Result<ShardChoice> {
         let shard = format!("{}-{}", d.region, d.isolation).parse()?;
         Ok(ShardChoice::new(
             shard,
@@ -72,7 +72,7 @@ async fn orchestrator(dir: &Path) -> (ProvisioningOrchestrator, Arc<SqliteSchema
     );
     let orchestrator = ProvisioningOrchestrator::builder()
         .store(store)
-        .plan_builder(Arc::new(Plans))
+        .placement_policy(Arc::new(Plans))
         .shard_resolver(Arc::new(Shards))
         .schema_manager(schema.clone())
         .storage(storage)
@@ -189,7 +189,14 @@ async fn crash_test_kill_and_recover() {
                     if plan.isolation == Isolation::Dedicated {
                         assert!(schema.database_path(&plan).exists(), "{}", tenant.tenant_id);
                     }
-                    assert!(schema.plan(&plan).await.unwrap().pending_seeds.is_empty());
+                    assert!(
+                        schema
+                            .preview(&plan)
+                            .await
+                            .unwrap()
+                            .pending_seeds
+                            .is_empty()
+                    );
                 }
                 TenantState::Failed => {
                     assert_eq!(kinds, ["TenantCreated", "TenantProvisioningFailed"]);

@@ -4,7 +4,9 @@
 mod common;
 
 use common::*;
-use provisioning_core::{DatabaseOutcome, DropReason, Error, Isolation, TenantSchemaManager};
+use provisioning_core::{
+    DatabaseOutcome, DropReason, Entity, Error, Isolation, TenantSchemaManager,
+};
 use provisioning_sqlx::SqliteSchemaManager;
 
 async fn manager(root: &std::path::Path) -> SqliteSchemaManager {
@@ -128,7 +130,7 @@ async fn migrate_before_provision_is_not_found_and_creates_nothing() {
         matches!(
             err,
             Error::NotFound {
-                kind: "tenant database",
+                kind: Entity::TenantDatabase,
                 ..
             }
         ),
@@ -165,7 +167,7 @@ async fn the_shard_map_connection_is_where_data_lives_and_the_placement_keeps_it
     // The map changes: new tenants go to the new place, the placed one
     // stays where its placement says.
     let m = build("sqlite:elsewhere/{tenant}.sqlite").await;
-    assert!(m.plan(&acme).await.unwrap().exists);
+    assert!(m.preview(&acme).await.unwrap().exists);
     assert!(m.migrate(&acme).await.unwrap().is_empty());
     let beta = plan("beta", Isolation::Dedicated, "eu-1");
     assert_eq!(

@@ -56,7 +56,13 @@ async fn shared_to_dedicated_and_back_copies_every_row_and_verifies_it() {
     assert_eq!((tasks.source_rows, tasks.target_rows), (1, 1));
     // The target counts as seeded with its own schema's seed: nothing
     // pending, and seeding again is no conflict of checksums.
-    assert!(m.plan(&dedicated).await.unwrap().pending_seeds.is_empty());
+    assert!(
+        m.preview(&dedicated)
+            .await
+            .unwrap()
+            .pending_seeds
+            .is_empty()
+    );
     assert!(m.seed(&dedicated).await.unwrap().is_empty());
 
     // A row changed at the target is caught, table named.

@@ -9,6 +9,7 @@ mod pg_store;
 
 use std::sync::Arc;
 
+use provisioning_core::Entity;
 use provisioning_core::testing::{store_conformance, unique_tenant};
 use provisioning_core::{
     Error, EventKind, JournalEntry, JournalRecord, NewEvent, RunId, SagaJournal, SubmitOutcome,
@@ -177,7 +178,16 @@ async fn writers_on_separate_pools_race_and_exactly_one_wins() {
         assert_eq!(outcomes.iter().filter(|o| o.is_ok()).count(), 1);
         for outcome in &outcomes {
             if let Err(e) = outcome {
-                assert!(matches!(e, Error::Conflict { kind: "tenant", .. }), "{e}");
+                assert!(
+                    matches!(
+                        e,
+                        Error::Conflict {
+                            kind: Entity::Tenant,
+                            ..
+                        }
+                    ),
+                    "{e}"
+                );
             }
         }
         let sequences: Vec<u64> = stores[1]
@@ -214,9 +224,14 @@ async fn writers_on_separate_pools_race_and_exactly_one_wins() {
         let outcomes = futures_util::future::join_all(appends).await;
         assert_eq!(outcomes.iter().filter(|o| o.is_ok()).count(), 1);
         assert!(
-            outcomes.iter().all(
-                |o| o.as_ref().is_ok() || matches!(o, Err(Error::Conflict { kind: "run", .. }))
-            ),
+            outcomes.iter().all(|o| o.as_ref().is_ok()
+                || matches!(
+                    o,
+                    Err(Error::Conflict {
+                        kind: Entity::Run,
+                        ..
+                    })
+                )),
             "{outcomes:?}"
         );
         assert_eq!(stores[3].load(run).await.unwrap().len(), 2);
@@ -281,7 +296,10 @@ async fn an_update_numbers_each_event_body_like_its_row() {
             Error::Conflict { kind, reason, .. } => {
                 assert_eq!(
                     (*kind, reason.as_str()),
-                    ("tenant", "version 2 expected, 3 stored")
+                    (
+                        provisioning_core::Entity::Tenant,
+                        "version 2 expected, 3 stored"
+                    )
                 );
             }
             other => panic!("{other:?}"),
@@ -317,7 +335,10 @@ async fn a_taken_tenant_id_leaves_no_request_even_under_a_race() {
         match &err {
             Error::Conflict { kind, reason, .. } => assert_eq!(
                 (*kind, reason.as_str()),
-                ("tenant", "tenant exists (state requested)")
+                (
+                    provisioning_core::Entity::Tenant,
+                    "tenant exists (state requested)"
+                )
             ),
             other => panic!("{other:?}"),
         }
@@ -335,9 +356,14 @@ async fn a_taken_tenant_id_leaves_no_request_even_under_a_race() {
             .count();
         assert_eq!(accepted, 1, "{outcomes:?}");
         assert!(
-            outcomes
-                .iter()
-                .all(|o| o.is_ok() || matches!(o, Err(Error::Conflict { kind: "tenant", .. }))),
+            outcomes.iter().all(|o| o.is_ok()
+                || matches!(
+                    o,
+                    Err(Error::Conflict {
+                        kind: Entity::Tenant,
+                        ..
+                    })
+                )),
             "{outcomes:?}"
         );
         assert_eq!(requests_of(tenant.to_string()).await, 1);

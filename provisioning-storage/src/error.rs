@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use provisioning_core::{Region, TenantId};
+use provisioning_core::{Entity, Region, TenantId};
 
 /// `Result` with this crate's [`Error`] as the default error.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -85,7 +85,7 @@ pub enum Error {
     },
 
     /// The marker found under a tenant's prefix contradicts the plan.
-    #[error("storage marker of tenant {tenant} conflicts with the plan: {reason}")]
+    #[error("storage marker of tenant {tenant} conflicts with the placement: {reason}")]
     MarkerConflict {
         /// The tenant.
         tenant: TenantId,
@@ -169,15 +169,15 @@ impl From<Error> for provisioning_core::Error {
         let message = error.to_string();
         match error {
             Error::UnknownRegion { region, .. } => Core::NotFound {
-                kind: "object store for region",
+                kind: Entity::RegionStore,
                 id: region.to_string(),
             },
             Error::NotInitialized { tenant } => Core::NotFound {
-                kind: "tenant storage",
+                kind: Entity::TenantStorage,
                 id: tenant.to_string(),
             },
             Error::MarkerConflict { tenant, reason } => Core::Conflict {
-                kind: "tenant storage",
+                kind: Entity::TenantStorage,
                 id: tenant.to_string(),
                 reason,
             },
@@ -275,7 +275,7 @@ mod tests {
         let core: provisioning_core::Error = err.into();
         assert!(matches!(
             &core,
-            provisioning_core::Error::NotFound { kind: "object store for region", id } if id == "ap-south"
+            provisioning_core::Error::NotFound { kind: Entity::RegionStore, id } if id == "ap-south"
         ));
         assert!(!core.is_transient());
     }

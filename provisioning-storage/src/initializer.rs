@@ -8,7 +8,7 @@ use chrono::Utc;
 use futures_util::{StreamExt, TryStreamExt, stream};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
-use provisioning_core::{Placement, Region, RemovalMode, StorageInitializer, StoragePlan};
+use provisioning_core::{Placement, Region, RemovalMode, StorageInitializer, StoragePreview};
 
 use crate::builder::ObjectStoreInitializerBuilder;
 use crate::error::{Error, Result};
@@ -45,7 +45,7 @@ use crate::{relocation, removal};
 /// [`Error::UnknownRegion`]) before anything is written.
 ///
 /// ```
-/// use provisioning_core::{Isolation, PlanDecision, RemovalMode, Residency, ShardChoice,
+/// use provisioning_core::{Isolation, PlacementDecision, RemovalMode, Residency, ShardChoice,
 ///     StorageInitializer, Placement};
 /// use provisioning_storage::ObjectStoreInitializer;
 ///
@@ -59,12 +59,12 @@ use crate::{relocation, removal};
 ///
 /// let plan = Placement::new(
 ///     "acme".parse()?,
-///     PlanDecision::new("free".parse()?, Isolation::Shared, "eu-west".parse()?,
+///     PlacementDecision::new("free".parse()?, Isolation::Shared, "eu-west".parse()?,
 ///         Residency::Strict, "free plans share"),
 ///     ShardChoice::new("eu-1".parse()?, "eu-west".parse()?, "only shard"),
 /// );
 ///
-/// let dry_run = storage.plan(&plan).await?;
+/// let dry_run = storage.preview(&plan).await?;
 /// assert_eq!(dry_run.paths, ["tenants/acme/uploads/", "tenants/acme/exports/",
 ///     "tenants/acme/.tenant.json"]);
 /// assert!(!dry_run.exists);
@@ -138,36 +138,36 @@ impl ObjectStoreInitializer {
     /// # Errors
     /// [`Error::UnknownRegion`], [`Error::CorruptMarker`], or
     /// [`Error::ObjectStore`] when the store fails.
-    pub async fn read_marker(&self, plan: &Placement) -> Result<Option<TenantMarker>> {
-        let store = self.store(&plan.region)?;
-        marker::read(store.as_ref(), &TenantPaths::new(&plan.tenant_id)).await
+    pub async fn read_marker(&self, placement: &Placement) -> Result<Option<TenantMarker>> {
+        let store = self.store(&placement.region)?;
+        marker::read(store.as_ref(), &TenantPaths::new(&placement.tenant_id)).await
     }
 
     /// The marker of a tenant that must be initialized, checked against `plan`.
     async fn existing_marker(
         &self,
         store: &dyn ObjectStore,
-        plan: &Placement,
+        placement: &Placement,
         paths: &TenantPaths,
     ) -> Result<TenantMarker> {
         let marker = marker::read(store, paths)
             .await?
             .ok_or_else(|| Error::NotInitialized {
-                tenant: plan.tenant_id.clone(),
+                tenant: placement.tenant_id.clone(),
             })?;
-        match marker.conflict(plan) {
+        match marker.conflict(placement) {
             Some(conflict) => Err(conflict),
             None => Ok(marker),
         }
     }
 
-    async fn initialize_tenant(&self, plan: &Placement) -> Result<()> {
-        let store = self.store(&plan.region)?.as_ref();
-        let paths = TenantPaths::new(&plan.tenant_id);
+    async fn initialize_tenant(&self, placement: &Placement) -> Result<()> {
+        let store = self.store(&placement.region)?.as_ref();
+        let paths = TenantPaths::new(&placement.tenant_id);
         let existing = marker::read(store, &paths).await?;
         if let Some(marker) = &existing {
-            marker.check_usable(plan)?;
-            if marker.is_current(plan, &self.layout) {
+            marker.check_usable(placement)?;
+            if marker.is_current(placement, &self.layout) {
                 tracing::debug!("tenant storage already initialized");
                 return Ok(());
             }
@@ -186,13 +186,13 @@ impl ObjectStoreInitializer {
         // The marker goes last: its presence means every folder exists.
         let marker = match existing {
             Some(mut marker) => {
-                // A plan or layout change: keep `created` and the suspension.
+                // A placement or layout change: keep `created` and the suspension.
                 marker.version = MARKER_VERSION;
-                marker.plan = plan.plan.clone();
+                marker.plan = placement.plan.clone();
                 marker.layout = self.layout.clone();
                 marker
             }
-            None => TenantMarker::new(plan, &self.layout, Utc::now()),
+            None => TenantMarker::new(placement, &self.layout, Utc::now()),
         };
         marker::write(store, &paths, &marker).await?;
         tracing::info!(folders = self.layout.len(), "tenant storage initialized");
@@ -230,10 +230,10 @@ impl ObjectStoreInitializer {
         Ok(())
     }
 
-    async fn set_suspended(&self, plan: &Placement, suspended: bool) -> Result<()> {
-        let store = self.store(&plan.region)?.as_ref();
-        let paths = TenantPaths::new(&plan.tenant_id);
-        let mut marker = self.existing_marker(store, plan, &paths).await?;
+    async fn set_suspended(&self, placement: &Placement, suspended: bool) -> Result<()> {
+        let store = self.store(&placement.region)?.as_ref();
+        let paths = TenantPaths::new(&placement.tenant_id);
+        let mut marker = self.existing_marker(store, placement, &paths).await?;
         if marker.suspended == suspended {
             // Idempotent: the first call's timestamp stays.
             return Ok(());
@@ -251,16 +251,16 @@ impl ObjectStoreInitializer {
         Ok(())
     }
 
-    async fn remove_tenant(&self, plan: &Placement, mode: RemovalMode) -> Result<()> {
-        let store = self.store(&plan.region)?;
-        let paths = TenantPaths::new(&plan.tenant_id);
+    async fn remove_tenant(&self, placement: &Placement, mode: RemovalMode) -> Result<()> {
+        let store = self.store(&placement.region)?;
+        let paths = TenantPaths::new(&placement.tenant_id);
         match mode {
             RemovalMode::Purge => {
                 let deleted = removal::purge(store, &paths).await?;
                 tracing::info!(objects = deleted, "tenant storage purged");
             }
             RemovalMode::Archive => {
-                match removal::archive(store, plan, &paths, self.concurrency).await? {
+                match removal::archive(store, placement, &paths, self.concurrency).await? {
                     Some((archive, moved)) => {
                         tracing::info!(objects = moved, archive = %archive, "tenant storage archived");
                     }
@@ -291,12 +291,12 @@ impl StorageInitializer for ObjectStoreInitializer {
     /// The folder prefixes and the marker initialization creates; reads the
     /// marker only. Fails like `initialize` on an unknown region or a marker that
     /// belongs to another tenant or region.
-    #[tracing::instrument(skip_all, fields(tenant_id = %plan.tenant_id, region = %plan.region))]
-    async fn plan(&self, plan: &Placement) -> provisioning_core::Result<StoragePlan> {
-        let store = self.store(&plan.region)?.as_ref();
-        let paths = TenantPaths::new(&plan.tenant_id);
+    #[tracing::instrument(skip_all, fields(tenant_id = %placement.tenant_id, region = %placement.region))]
+    async fn preview(&self, placement: &Placement) -> provisioning_core::Result<StoragePreview> {
+        let store = self.store(&placement.region)?.as_ref();
+        let paths = TenantPaths::new(&placement.tenant_id);
         let existing = marker::read(store, &paths).await?;
-        if let Some(conflict) = existing.as_ref().and_then(|m| m.conflict(plan)) {
+        if let Some(conflict) = existing.as_ref().and_then(|m| m.conflict(placement)) {
             return Err(conflict.into());
         }
         let mut planned: Vec<String> = self
@@ -305,32 +305,36 @@ impl StorageInitializer for ObjectStoreInitializer {
             .map(|folder| paths.folder_prefix(folder))
             .collect();
         planned.push(paths.marker().to_string());
-        Ok(StoragePlan::new(planned, existing.is_some()))
+        Ok(StoragePreview::new(planned, existing.is_some()))
     }
 
-    #[tracing::instrument(skip_all, fields(tenant_id = %plan.tenant_id, region = %plan.region))]
-    async fn initialize(&self, plan: &Placement) -> provisioning_core::Result<()> {
-        Ok(self.initialize_tenant(plan).await?)
+    #[tracing::instrument(skip_all, fields(tenant_id = %placement.tenant_id, region = %placement.region))]
+    async fn initialize(&self, placement: &Placement) -> provisioning_core::Result<()> {
+        Ok(self.initialize_tenant(placement).await?)
     }
 
     /// Sets `suspended: true` and `suspended_at` in the marker; a tenant that is
     /// suspended already is left as it is. `NotFound` on `tenant storage` when the
     /// tenant has no marker.
-    #[tracing::instrument(skip_all, fields(tenant_id = %plan.tenant_id, region = %plan.region))]
-    async fn suspend(&self, plan: &Placement) -> provisioning_core::Result<()> {
-        Ok(self.set_suspended(plan, true).await?)
+    #[tracing::instrument(skip_all, fields(tenant_id = %placement.tenant_id, region = %placement.region))]
+    async fn suspend(&self, placement: &Placement) -> provisioning_core::Result<()> {
+        Ok(self.set_suspended(placement, true).await?)
     }
 
     /// Sets `suspended: false`, clears `suspended_at` and sets `resumed_at`; an
     /// active tenant is left as it is.
-    #[tracing::instrument(skip_all, fields(tenant_id = %plan.tenant_id, region = %plan.region))]
-    async fn resume(&self, plan: &Placement) -> provisioning_core::Result<()> {
-        Ok(self.set_suspended(plan, false).await?)
+    #[tracing::instrument(skip_all, fields(tenant_id = %placement.tenant_id, region = %placement.region))]
+    async fn resume(&self, placement: &Placement) -> provisioning_core::Result<()> {
+        Ok(self.set_suspended(placement, false).await?)
     }
 
-    #[tracing::instrument(skip_all, fields(tenant_id = %plan.tenant_id, region = %plan.region, mode = ?mode))]
-    async fn remove(&self, plan: &Placement, mode: RemovalMode) -> provisioning_core::Result<()> {
-        Ok(self.remove_tenant(plan, mode).await?)
+    #[tracing::instrument(skip_all, fields(tenant_id = %placement.tenant_id, region = %placement.region, mode = ?mode))]
+    async fn remove(
+        &self,
+        placement: &Placement,
+        mode: RemovalMode,
+    ) -> provisioning_core::Result<()> {
+        Ok(self.remove_tenant(placement, mode).await?)
     }
 
     /// Objects stay put within a region: its store holds them whatever the

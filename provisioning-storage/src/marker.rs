@@ -62,12 +62,12 @@ pub struct TenantMarker {
 
 impl TenantMarker {
     /// A marker for a tenant being initialized now with `layout`.
-    pub(crate) fn new(plan: &Placement, layout: &[String], now: DateTime<Utc>) -> Self {
+    pub(crate) fn new(placement: &Placement, layout: &[String], now: DateTime<Utc>) -> Self {
         TenantMarker {
             version: MARKER_VERSION,
-            tenant_id: plan.tenant_id.clone(),
-            region: plan.region.clone(),
-            plan: plan.plan.clone(),
+            tenant_id: placement.tenant_id.clone(),
+            region: placement.region.clone(),
+            plan: placement.plan.clone(),
             created: now,
             layout: layout.to_vec(),
             suspended: false,
@@ -79,35 +79,35 @@ impl TenantMarker {
 
     /// Why this marker cannot belong to `plan`'s tenant, if it cannot: another
     /// tenant id or another region means the prefix holds someone else's data.
-    pub(crate) fn conflict(&self, plan: &Placement) -> Option<Error> {
-        let reason = if self.tenant_id != plan.tenant_id {
+    pub(crate) fn conflict(&self, placement: &Placement) -> Option<Error> {
+        let reason = if self.tenant_id != placement.tenant_id {
             format!(
                 "marker names tenant {} but the prefix belongs to {}",
-                self.tenant_id, plan.tenant_id
+                self.tenant_id, placement.tenant_id
             )
-        } else if self.region != plan.region {
+        } else if self.region != placement.region {
             format!(
-                "marker records region {} but the plan says {}",
-                self.region, plan.region
+                "marker records region {} but the placement says {}",
+                self.region, placement.region
             )
         } else {
             return None;
         };
         Some(Error::MarkerConflict {
-            tenant: plan.tenant_id.clone(),
+            tenant: placement.tenant_id.clone(),
             reason,
         })
     }
 
     /// [`conflict`](Self::conflict) as an error, and a refusal while an
     /// archive of the tenant is in progress (it must finish first).
-    pub(crate) fn check_usable(&self, plan: &Placement) -> Result<()> {
-        if let Some(conflict) = self.conflict(plan) {
+    pub(crate) fn check_usable(&self, placement: &Placement) -> Result<()> {
+        if let Some(conflict) = self.conflict(placement) {
             return Err(conflict);
         }
         if self.archive_started_at.is_some() {
             return Err(Error::MarkerConflict {
-                tenant: plan.tenant_id.clone(),
+                tenant: placement.tenant_id.clone(),
                 reason: "an archive of this tenant is in progress: finish `remove` first"
                     .to_owned(),
             });
@@ -116,11 +116,11 @@ impl TenantMarker {
     }
 
     /// Whether initialization for `plan` with `layout` has nothing left to do.
-    pub(crate) fn is_current(&self, plan: &Placement, layout: &[String]) -> bool {
+    pub(crate) fn is_current(&self, placement: &Placement, layout: &[String]) -> bool {
         self.version == MARKER_VERSION
-            && self.tenant_id == plan.tenant_id
-            && self.region == plan.region
-            && self.plan == plan.plan
+            && self.tenant_id == placement.tenant_id
+            && self.region == placement.region
+            && self.plan == placement.plan
             && self.layout == layout
     }
 
@@ -175,14 +175,14 @@ pub(crate) async fn write(
 #[cfg(test)]
 mod tests {
     use chrono::TimeZone;
-    use provisioning_core::{Isolation, PlanDecision, Residency, ShardChoice};
+    use provisioning_core::{Isolation, PlacementDecision, Residency, ShardChoice};
 
     use super::*;
 
     fn plan(tenant: &str, region: &str) -> Placement {
         Placement::new(
             tenant.parse().unwrap(),
-            PlanDecision::new(
+            PlacementDecision::new(
                 "free".parse().unwrap(),
                 Isolation::Shared,
                 region.parse().unwrap(),
@@ -226,8 +226,8 @@ mod tests {
         let err = marker.conflict(&plan("acme", "us-east")).unwrap();
         assert_eq!(
             err.to_string(),
-            "storage marker of tenant acme conflicts with the plan: \
-             marker records region eu-west but the plan says us-east"
+            "storage marker of tenant acme conflicts with the placement: \
+             marker records region eu-west but the placement says us-east"
         );
         assert!(marker.conflict(&plan("other", "eu-west")).is_some());
     }

@@ -92,7 +92,7 @@ pub(crate) async fn purge(store: &Arc<dyn ObjectStore>, paths: &TenantPaths) -> 
 /// both, and the retry copies again (overwriting with the same bytes) and deletes.
 pub(crate) async fn archive(
     store: &Arc<dyn ObjectStore>,
-    plan: &Placement,
+    placement: &Placement,
     paths: &TenantPaths,
     concurrency: usize,
 ) -> Result<Option<(Path, u64)>> {
@@ -116,7 +116,7 @@ pub(crate) async fn archive(
                     // A half-initialized tenant: record the archive's timestamp
                     // so that a retry after a crash uses the same folder.
                     let now = Utc::now();
-                    let mut marker = TenantMarker::new(plan, &[], now);
+                    let mut marker = TenantMarker::new(placement, &[], now);
                     marker.archive_started_at = Some(now);
                     marker::write(store, paths, &marker).await?;
                     now

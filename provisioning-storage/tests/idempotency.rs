@@ -97,17 +97,17 @@ async fn a_marker_from_another_region_is_a_conflict(h: Harness) {
 
     match &err {
         Error::Conflict { kind, id, reason } => {
-            assert_eq!(*kind, "tenant storage");
+            assert_eq!(*kind, provisioning_core::Entity::TenantStorage);
             assert_eq!(id, "acme");
             assert_eq!(
                 reason,
-                "marker records region eu-west but the plan says us-east"
+                "marker records region eu-west but the placement says us-east"
             );
         }
         other => panic!("expected a conflict, got {other:?}"),
     }
     assert!(!err.is_transient());
-    assert!(storage.plan(&plan("acme", "us-east")).await.is_err());
+    assert!(storage.preview(&plan("acme", "us-east")).await.is_err());
     assert_eq!(snapshot(shared.as_ref(), "").await, before);
     assert_eq!(list(shared.as_ref(), "").await.len(), 2);
 }

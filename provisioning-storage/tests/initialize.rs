@@ -72,7 +72,7 @@ async fn dry_run_creates_nothing(h: Harness) {
     let storage = h.initializer(LAYOUT);
     let acme = plan("acme", "eu-west");
 
-    let dry = storage.plan(&acme).await.unwrap();
+    let dry = storage.preview(&acme).await.unwrap();
 
     assert_eq!(
         dry.paths,
@@ -87,7 +87,7 @@ async fn dry_run_creates_nothing(h: Harness) {
     assert!(list(h.store("eu-west").as_ref(), "").await.is_empty());
 
     storage.initialize(&acme).await.unwrap();
-    let after = storage.plan(&acme).await.unwrap();
+    let after = storage.preview(&acme).await.unwrap();
     assert_eq!(after.paths, dry.paths);
     assert!(after.exists);
 }
@@ -99,7 +99,7 @@ async fn completes_a_half_initialized_tenant(h: Harness) {
     put(eu.as_ref(), "tenants/acme/uploads/early.txt", b"kept").await;
     let (storage, probe) = h.probed(LAYOUT, "eu-west");
     let acme = plan("acme", "eu-west");
-    assert!(!storage.plan(&acme).await.unwrap().exists);
+    assert!(!storage.preview(&acme).await.unwrap().exists);
     assert!(storage.read_marker(&acme).await.unwrap().is_none());
 
     storage.initialize(&acme).await.unwrap();
@@ -124,7 +124,7 @@ async fn completes_a_half_initialized_tenant(h: Harness) {
             "tenants/acme/uploads/early.txt",
         ]
     );
-    assert!(storage.plan(&acme).await.unwrap().exists);
+    assert!(storage.preview(&acme).await.unwrap().exists);
 }
 
 on_every_backend!(

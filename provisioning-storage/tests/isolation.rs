@@ -95,7 +95,7 @@ async fn initializing_acme_eu_leaves_acme_alone(h: Harness) {
     assert_eq!(snapshot(eu.as_ref(), "tenants/acme").await, acme);
     assert!(
         !storage
-            .plan(&plan("acme", "eu-west"))
+            .preview(&plan("acme", "eu-west"))
             .await
             .unwrap()
             .paths

@@ -47,7 +47,7 @@ async fn an_unknown_region_is_a_typed_error_and_writes_nothing(h: Harness) {
     let lost = plan("acme", "ap-south");
 
     let results = [
-        storage.plan(&lost).await.map(drop),
+        storage.preview(&lost).await.map(drop),
         storage.initialize(&lost).await,
         storage.suspend(&lost).await,
         storage.resume(&lost).await,
@@ -58,7 +58,7 @@ async fn an_unknown_region_is_a_typed_error_and_writes_nothing(h: Harness) {
     for result in results {
         match result.unwrap_err() {
             Error::NotFound { kind, id } => {
-                assert_eq!(kind, "object store for region");
+                assert_eq!(kind, provisioning_core::Entity::RegionStore);
                 assert_eq!(id, "ap-south");
             }
             other => panic!("expected NotFound for the region, got {other:?}"),

@@ -61,7 +61,7 @@ async fn relocation_copies_every_object_and_the_marker(h: Harness) {
     assert_eq!(list(us.as_ref(), "tenants/acme").await, before);
     // The tenant's storage works at its new region.
     storage.resume(&acme_us).await.unwrap();
-    assert!(storage.plan(&acme_us).await.unwrap().exists);
+    assert!(storage.preview(&acme_us).await.unwrap().exists);
 }
 
 /// An initializer with `uploads`, and acme initialized in eu-west with one

@@ -62,7 +62,7 @@ async fn suspending_an_uninitialized_tenant_is_not_found(h: Harness) {
     ] {
         match result.unwrap_err() {
             Error::NotFound { kind, id } => {
-                assert_eq!(kind, "tenant storage");
+                assert_eq!(kind, provisioning_core::Entity::TenantStorage);
                 assert_eq!(id, "ghost");
             }
             other => panic!("expected NotFound, got {other:?}"),

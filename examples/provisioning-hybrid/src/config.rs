@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use provisioning_core::ShardId;
 use provisioning_sharding::{
-    FallbackRegions, PlacementPolicy, ShardDirectory, ShardSpec, ShardStatus,
+    FallbackRegions, PlacementRules, ShardDirectory, ShardSpec, ShardStatus,
 };
 use serde::Deserialize;
 
@@ -36,7 +36,7 @@ struct ConfigFile {
     /// Omitted: the default policy (free and standard shared, premium and
     /// regulated dedicated, regulated strictly in its region).
     #[serde(default)]
-    policy: Option<PlacementPolicy>,
+    policy: Option<PlacementRules>,
     shards: Vec<ShardSpec>,
     /// Omitted: no fallbacks, every tenant stays in its region.
     #[serde(default)]
@@ -49,7 +49,7 @@ struct ConfigFile {
 /// The validated placement configuration.
 #[derive(Debug)]
 pub(crate) struct PlacementConfig {
-    pub(crate) policy: PlacementPolicy,
+    pub(crate) policy: PlacementRules,
     pub(crate) directory: ShardDirectory,
     /// Where flexible tenants may be placed or moved outside their region.
     pub(crate) fallbacks: FallbackRegions,

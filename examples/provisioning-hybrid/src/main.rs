@@ -62,7 +62,7 @@ struct TenantArgs {
     /// The idempotency key (a UUID); a new one when omitted.
     #[arg(long)]
     request_id: Option<String>,
-    /// An attribute for the plan builder, KEY=VALUE (repeatable).
+    /// An attribute for the placement policy, KEY=VALUE (repeatable).
     #[arg(long = "attr")]
     attrs: Vec<String>,
 }

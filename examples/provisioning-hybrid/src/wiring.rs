@@ -1,5 +1,5 @@
 //! (1)-(6): the SDK wired on embedded defaults under one data directory: the
-//! SQLite catalog, the policy plan builder and a region-tagged shard directory,
+//! SQLite catalog, the rule-based placement policy and a region-tagged shard directory,
 //! SQLite schema managers for shared and dedicated tenants with the reference
 //! workload, and local storage.
 
@@ -10,7 +10,7 @@ use std::sync::Arc;
 // sharding (directory, resolvers, plan policy), sqlx (stores and schema
 // managers) and storage (tenant folders on object_store).
 use provisioning_core::{FaultInjector, ProvisioningOrchestrator};
-use provisioning_sharding::{PolicyPlanBuilder, RendezvousResolver, ShardDirectory};
+use provisioning_sharding::{RendezvousResolver, RuleBasedPolicy, ShardDirectory};
 use provisioning_sqlx::{Seed, SqliteSchemaManager, SqliteStore, TenantSchema};
 use provisioning_storage::ObjectStoreInitializer;
 use sqlx::migrate::Migrator;
@@ -101,7 +101,7 @@ pub(crate) async fn hybrid(
     let placement = crate::config::load()?;
     crate::config::apply_statuses(data_dir, &placement.directory)?;
     let directory = Arc::new(placement.directory);
-    let plans = PolicyPlanBuilder::new(placement.policy)?.with_directory_regions(&directory);
+    let plans = RuleBasedPolicy::new(placement.policy)?.with_directory_regions(&directory);
     let shards =
         RendezvousResolver::new(Arc::clone(&directory)).with_fallbacks(placement.fallbacks);
     // (4) Tenant databases: a file per dedicated tenant, one per shared shard,
@@ -134,7 +134,7 @@ pub(crate) async fn hybrid(
     let storage = Arc::new(storage.build()?);
     let mut builder = ProvisioningOrchestrator::builder()
         .store(store)
-        .plan_builder(Arc::new(plans))
+        .placement_policy(Arc::new(plans))
         .shard_resolver(Arc::new(shards))
         .schema_manager(schema.clone())
         .storage(storage.clone());

@@ -11,7 +11,7 @@ use super::{
     FleetStore, NewRolloutUnit, OpenedRollout, Rollout, RolloutSettings, RolloutStatus,
     RolloutUnit, UnitResult, UnitStatus,
 };
-use crate::error::{Error, Result};
+use crate::error::{Entity, Error, Result};
 use crate::model::RolloutId;
 use crate::store::InMemoryStore;
 
@@ -30,7 +30,7 @@ impl InMemoryStore {
 
 fn not_found(id: RolloutId) -> Error {
     Error::NotFound {
-        kind: "rollout",
+        kind: Entity::Rollout,
         id: id.to_string(),
     }
 }

@@ -3,7 +3,7 @@
 mod ids;
 mod location;
 mod names;
-mod plan;
+mod placement;
 mod record;
 mod request;
 mod state;
@@ -13,8 +13,7 @@ pub use ids::{RequestId, RolloutId, RunId};
 pub use location::{REDACTED, fill_template, redact_secrets};
 pub use names::{NAME_MAX_LEN, PlanName, Region, ShardId};
 #[allow(deprecated)]
-pub use plan::TenantPlan;
-pub use plan::{Isolation, Placement, PlanDecision, Residency, ShardChoice};
+pub use placement::{Isolation, Placement, PlacementDecision, Residency, ShardChoice};
 pub use record::{FailureInfo, TenantRecord};
 pub use request::{
     ATTRIBUTE_KEY_MAX_LEN, ATTRIBUTE_VALUE_MAX_LEN, ATTRIBUTES_MAX, TenantRequest,

@@ -129,7 +129,7 @@ macro_rules! name_type {
 
 name_type!(
     /// The name of a commercial plan (`free`, `standard`, `premium`, `regulated`),
-    /// which the [`TenantPlanBuilder`](crate::TenantPlanBuilder) maps to an isolation.
+    /// which the [`PlacementPolicy`](crate::PlacementPolicy) maps to an isolation.
     PlanName,
     "plan",
     "premium"

@@ -18,7 +18,7 @@ pub const ATTRIBUTES_MAX: usize = 64;
 ///
 /// `request_id` is the idempotency key: submitting the same request again returns
 /// the first outcome. `attributes` are free-form key/value pairs a
-/// [`TenantPlanBuilder`](crate::TenantPlanBuilder) may read (`tier=gold`,
+/// [`PlacementPolicy`](crate::PlacementPolicy) may read (`tier=gold`,
 /// `residency=strict`).
 ///
 /// ```
@@ -40,7 +40,7 @@ pub struct TenantRequest {
     pub plan: PlanName,
     /// The region the tenant's data must live in.
     pub region: Region,
-    /// Free-form attributes for the plan builder and custom steps.
+    /// Free-form attributes for the placement policy and custom steps.
     #[serde(default)]
     pub attributes: BTreeMap<String, String>,
 }

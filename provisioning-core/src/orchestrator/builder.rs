@@ -1,7 +1,7 @@
 //! [`ProvisioningOrchestratorBuilder`].
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -17,7 +17,8 @@ use crate::orchestrator::workflow::{Kind, Typed, WorkflowContext};
 use crate::orchestrator::{Inner, Parts, ProvisioningOrchestrator, Registered};
 use crate::saga::{FaultInjector, RetryPolicy, Saga, SagaExecutor, Step, Timer};
 use crate::store::TenantStore;
-use crate::traits::{ShardResolver, StorageInitializer, TenantPlanBuilder, TenantSchemaManager};
+use crate::sync::KeyedLocks;
+use crate::traits::{PlacementPolicy, ShardResolver, StorageInitializer, TenantSchemaManager};
 
 /// Builds a [`ProvisioningOrchestrator`]: the store and the four extension
 /// points are required; retry policy, timer, extra create steps, workflows and
@@ -26,7 +27,7 @@ use crate::traits::{ShardResolver, StorageInitializer, TenantPlanBuilder, Tenant
 #[must_use]
 pub struct ProvisioningOrchestratorBuilder {
     store: Option<Arc<dyn TenantStore>>,
-    plan_builder: Option<Arc<dyn TenantPlanBuilder>>,
+    placement_policy: Option<Arc<dyn PlacementPolicy>>,
     resolver: Option<Arc<dyn ShardResolver>>,
     schema: Option<Arc<dyn TenantSchemaManager>>,
     storage: Option<Arc<dyn StorageInitializer>>,
@@ -45,8 +46,8 @@ impl ProvisioningOrchestratorBuilder {
         self
     }
     /// Decides isolation and region (required).
-    pub fn plan_builder(mut self, plan_builder: Arc<dyn TenantPlanBuilder>) -> Self {
-        self.plan_builder = Some(plan_builder);
+    pub fn placement_policy(mut self, placement_policy: Arc<dyn PlacementPolicy>) -> Self {
+        self.placement_policy = Some(placement_policy);
         self
     }
     /// Picks the shard (required).
@@ -148,7 +149,11 @@ impl ProvisioningOrchestratorBuilder {
         }
         let executor = executor.build()?;
         let parts = Arc::new(Parts {
-            plan_builder: required(self.plan_builder, "plan builder", "plan_builder")?,
+            placement_policy: required(
+                self.placement_policy,
+                "placement policy",
+                "placement_policy",
+            )?,
             resolver: required(self.resolver, "shard resolver", "shard_resolver")?,
             schema: required(self.schema, "schema manager", "schema_manager")?,
             storage: required(self.storage, "storage initializer", "storage")?,
@@ -200,7 +205,7 @@ impl ProvisioningOrchestratorBuilder {
                 parts,
                 executor,
                 workflows,
-                inflight: Mutex::new(HashMap::new()),
+                inflight: KeyedLocks::default(),
             }),
         })
     }

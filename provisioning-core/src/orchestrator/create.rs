@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 use crate::events::{EventKind, NewEvent};
-use crate::model::{Placement, PlanDecision, TenantRequest, TenantState};
+use crate::model::{Placement, PlacementDecision, TenantRequest, TenantState};
 use crate::orchestrator::Parts;
 use crate::orchestrator::transition::{step_error, transition};
 use crate::saga::{Step, StepError};
@@ -20,7 +20,7 @@ pub const CREATE_TENANT: &str = "create-tenant";
 
 /// Step names of the create workflow, in order (user steps run before `activate`).
 pub mod steps {
-    /// Moves the tenant to Validating and asks the plan builder for a decision.
+    /// Moves the tenant to Validating and asks the placement policy for a decision.
     pub const VALIDATE: &str = "validate";
     /// Asks the shard resolver for a shard and records the placement.
     pub const PLACE: &str = "place";
@@ -43,8 +43,8 @@ pub mod steps {
 pub struct CreateContext {
     /// The request being carried out.
     pub request: TenantRequest,
-    /// The plan builder's decision, once made.
-    pub decision: Option<PlanDecision>,
+    /// The placement policy's decision, once made.
+    pub decision: Option<PlacementDecision>,
     /// The placement, once the shard is chosen.
     pub plan: Option<Placement>,
     /// What preparing the database found or did.
@@ -116,8 +116,8 @@ impl Step<CreateContext> for Validate {
         if ctx.decision.is_none() {
             let decision = self
                 .0
-                .plan_builder
-                .build_plan(&ctx.request)
+                .placement_policy
+                .decide(&ctx.request)
                 .await
                 .map_err(step_error)?;
             ctx.decision = Some(decision);
@@ -134,7 +134,7 @@ impl Step<CreateContext> for Place {
     async fn execute(&self, ctx: &mut CreateContext) -> Result<(), StepError> {
         let tenant = ctx.request.tenant_id.clone();
         let decision = ctx.decision.clone().ok_or_else(|| {
-            StepError::permanent(Error::invalid("plan", "no plan decision was recorded"))
+            StepError::permanent(Error::invalid("plan", "no placement decision was recorded"))
         })?;
         let choice = self
             .0
@@ -187,14 +187,17 @@ impl Step<CreateContext> for Place {
 }
 
 /// The placement as metadata entries, so that listings and events show it.
-pub(crate) fn placement_metadata(plan: &Placement) -> BTreeMap<String, String> {
+pub(crate) fn placement_metadata(placement: &Placement) -> BTreeMap<String, String> {
     let mut metadata = BTreeMap::from([
-        ("placement.isolation".to_owned(), plan.isolation.to_string()),
-        ("placement.region".to_owned(), plan.region.to_string()),
-        ("placement.shard".to_owned(), plan.shard.to_string()),
-        ("placement.reason".to_owned(), plan.reason.clone()),
+        (
+            "placement.isolation".to_owned(),
+            placement.isolation.to_string(),
+        ),
+        ("placement.region".to_owned(), placement.region.to_string()),
+        ("placement.shard".to_owned(), placement.shard.to_string()),
+        ("placement.reason".to_owned(), placement.reason.clone()),
     ]);
-    if let Some(database) = &plan.database {
+    if let Some(database) = &placement.database {
         metadata.insert("placement.database".to_owned(), database.clone());
     }
     metadata

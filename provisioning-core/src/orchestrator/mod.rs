@@ -16,10 +16,10 @@ mod workflow;
 
 use std::any::Any;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
+use crate::sync::KeyedLocks;
 use chrono::{DateTime, Utc};
-use futures_util::lock::Mutex as AsyncMutex;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tracing::Instrument;
@@ -30,15 +30,15 @@ pub use create::{CREATE_TENANT, CreateContext, steps};
 pub use drain::{DrainOutcome, DrainReport, DrainStatus};
 pub use drift::{DriftOptions, DriftReport, UnitDrift};
 pub use lifecycle::{DELETE_TENANT, LifecycleContext, RESUME_TENANT, SUSPEND_TENANT};
-pub use moving::{MOVE_TENANT, MoveContext, MovePlan, MoveReason, move_steps};
-pub use rollout::{FleetStatus, PlannedUnit, RolloutOptions, RolloutProgress, RolloutReport};
+pub use moving::{MOVE_TENANT, MoveContext, MovePreview, MoveReason, move_steps};
+pub use rollout::{FleetStatus, RolloutOptions, RolloutProgress, RolloutReport, UnitPreview};
 pub use worker::{WorkerOptions, WorkerReport};
 pub use workflow::WorkflowContext;
 
-use crate::error::{Error, Result};
+use crate::error::{Entity, Error, Result};
 use crate::events::{EventDispatcher, EventKind, NewEvent, TenantEvent};
 use crate::model::{
-    FailureInfo, Placement, PlanDecision, PlanName, RequestId, RunId, ShardId, TenantId,
+    FailureInfo, Placement, PlacementDecision, PlanName, RequestId, RunId, ShardId, TenantId,
     TenantRecord, TenantRequest, TenantState,
 };
 use crate::saga::SagaExecutor;
@@ -46,7 +46,7 @@ use crate::store::{
     RequestRecord, RequestStatus, Submission, SubmitOutcome, TenantFilter, TenantStore,
 };
 use crate::traits::{
-    RemovalMode, SchemaPlan, ShardResolver, StorageInitializer, StoragePlan, TenantPlanBuilder,
+    PlacementPolicy, RemovalMode, SchemaPreview, ShardResolver, StorageInitializer, StoragePreview,
     TenantSchemaManager,
 };
 use lifecycle::DELETABLE;
@@ -56,7 +56,7 @@ use workflow::{Typed, Workflow, require_active};
 /// The parts every workflow step uses.
 pub(crate) struct Parts {
     pub(crate) store: Arc<dyn TenantStore>,
-    pub(crate) plan_builder: Arc<dyn TenantPlanBuilder>,
+    pub(crate) placement_policy: Arc<dyn PlacementPolicy>,
     pub(crate) resolver: Arc<dyn ShardResolver>,
     pub(crate) schema: Arc<dyn TenantSchemaManager>,
     pub(crate) storage: Arc<dyn StorageInitializer>,
@@ -130,15 +130,15 @@ impl From<RequestRecord> for Receipt {
 /// What creating a tenant would do: the dry run. Nothing was written.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
-pub struct ProvisioningPlan {
-    /// The plan builder's decision.
-    pub decision: PlanDecision,
+pub struct ProvisioningPreview {
+    /// The placement policy's decision.
+    pub decision: PlacementDecision,
     /// The placement the resolver would choose.
     pub placement: Placement,
     /// The database work: location, whether it exists, pending migrations and seeds.
-    pub schema: SchemaPlan,
+    pub schema: SchemaPreview,
     /// The storage paths.
-    pub storage: StoragePlan,
+    pub storage: StoragePreview,
     /// The create workflow's steps, in order.
     pub steps: Vec<String>,
 }
@@ -173,20 +173,20 @@ pub struct RecoveryReport {
 /// # use std::sync::Arc;
 /// # use async_trait::async_trait;
 /// # use provisioning_core::*;
-/// # struct Plans; #[async_trait] impl TenantPlanBuilder for Plans {
-/// #   async fn build_plan(&self, r: &TenantRequest) -> Result<PlanDecision> {
-/// #     Ok(PlanDecision::new(r.plan.clone(), Isolation::Shared, r.region.clone(), Residency::Strict, "all shared")) } }
+/// # struct Plans; #[async_trait] impl PlacementPolicy for Plans {
+/// #   async fn decide(&self, r: &TenantRequest) -> Result<PlacementDecision> {
+/// #     Ok(PlacementDecision::new(r.plan.clone(), Isolation::Shared, r.region.clone(), Residency::Strict, "all shared")) } }
 /// # struct Shards; #[async_trait] impl ShardResolver for Shards {
-/// #   async fn resolve(&self, _: &TenantId, d: &PlanDecision) -> Result<ShardChoice> {
+/// #   async fn resolve(&self, _: &TenantId, d: &PlacementDecision) -> Result<ShardChoice> {
 /// #     Ok(ShardChoice::new("shared-1".parse()?, d.region.clone(), "one shard")) } }
 /// # struct Db; #[async_trait] impl TenantSchemaManager for Db {
-/// #   async fn plan(&self, _: &Placement) -> Result<SchemaPlan> { Ok(SchemaPlan::new("mem", true, false, vec![], vec![])) }
+/// #   async fn preview(&self, _: &Placement) -> Result<SchemaPreview> { Ok(SchemaPreview::new("mem", true, false, vec![], vec![])) }
 /// #   async fn provision(&self, _: &Placement) -> Result<DatabaseOutcome> { Ok(DatabaseOutcome::Shared) }
 /// #   async fn migrate(&self, _: &Placement) -> Result<Vec<MigrationInfo>> { Ok(vec![]) }
 /// #   async fn seed(&self, _: &Placement) -> Result<Vec<SeedInfo>> { Ok(vec![]) }
 /// #   async fn drop_tenant(&self, _: &Placement, _: DropReason) -> Result<()> { Ok(()) } }
 /// # struct Files; #[async_trait] impl StorageInitializer for Files {
-/// #   async fn plan(&self, _: &Placement) -> Result<StoragePlan> { Ok(StoragePlan::new(vec![], false)) }
+/// #   async fn preview(&self, _: &Placement) -> Result<StoragePreview> { Ok(StoragePreview::new(vec![], false)) }
 /// #   async fn initialize(&self, _: &Placement) -> Result<()> { Ok(()) }
 /// #   async fn remove(&self, _: &Placement, _: RemovalMode) -> Result<()> { Ok(()) } }
 /// // A workflow of your own: provision a message queue for a tenant. Its
@@ -214,7 +214,7 @@ pub struct RecoveryReport {
 /// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
 /// let orchestrator = ProvisioningOrchestrator::builder()
 ///     .store(Arc::new(InMemoryStore::new()))
-///     .plan_builder(Arc::new(Plans))
+///     .placement_policy(Arc::new(Plans))
 ///     .shard_resolver(Arc::new(Shards))
 ///     .schema_manager(Arc::new(Db))
 ///     .storage(Arc::new(Files))
@@ -251,7 +251,7 @@ struct Inner {
     dispatcher: EventDispatcher,
     /// One lock per request id being handled in this process, so that
     /// concurrent copies of a request wait for the first instead of racing.
-    inflight: Mutex<HashMap<RequestId, Arc<AsyncMutex<()>>>>,
+    inflight: KeyedLocks<RequestId>,
 }
 
 impl std::fmt::Debug for ProvisioningOrchestrator {
@@ -317,14 +317,14 @@ impl ProvisioningOrchestrator {
             .await
     }
 
-    /// Validates a create request (input, then plan and region with the plan
-    /// builder) and builds its submission. An unknown plan or region is bad
+    /// Validates a create request (input, then plan and region with the
+    /// placement policy) and builds its submission. An unknown plan or region is bad
     /// input: refused before anything is written. The decision goes into the
-    /// run's context, so the validate step does not ask the plan builder
+    /// run's context, so the validate step does not ask the placement policy
     /// again (it does for a run whose context has none, as `retry`'s).
     async fn create_submission(&self, request: &TenantRequest) -> Result<Submission> {
         request.validate()?;
-        let decision = self.inner.parts.plan_builder.build_plan(request).await?;
+        let decision = self.inner.parts.placement_policy.decide(request).await?;
         let mut context = CreateContext::new(request.clone());
         context.decision = Some(decision);
         let record = new_request(
@@ -421,7 +421,7 @@ impl ProvisioningOrchestrator {
         .await
     }
 
-    /// Changes an Active tenant's plan. The plan builder decides again: when
+    /// Changes an Active tenant's plan. The placement policy decides again: when
     /// the new plan needs another isolation (standard to premium: a database
     /// of its own; and back) the tenant moves, as
     /// [`move_tenant`](Self::move_tenant) describes, to a shard the resolver
@@ -430,7 +430,7 @@ impl ProvisioningOrchestrator {
     ///
     /// # Errors
     /// Refused before anything is written: [`Error::InvalidInput`] on `plan`
-    /// for the plan it has or one the plan builder does not know;
+    /// for the plan it has or one the placement policy does not know;
     /// [`Error::IllegalTransition`] when the tenant is not Active;
     /// [`Error::Placement`] when no shard can take it; [`Error::NotFound`].
     /// A move that fails is not an error: the receipt says `Failed`, and the
@@ -511,12 +511,12 @@ impl ProvisioningOrchestrator {
     ///
     /// # Errors
     /// As the move would be refused.
-    pub async fn plan_move(
+    pub async fn preview_move(
         &self,
         tenant_id: &TenantId,
         plan: Option<PlanName>,
         shard: Option<ShardId>,
-    ) -> Result<MovePlan> {
+    ) -> Result<MovePreview> {
         let reason = match (&plan, &shard) {
             (Some(_), _) => MoveReason::PlanChange,
             (None, Some(_)) => MoveReason::Operator,
@@ -535,7 +535,7 @@ impl ProvisioningOrchestrator {
             Some(_) => self.workflow_steps(MOVE_TENANT)?,
             None => vec![move_steps::CUT_OVER.to_owned()],
         };
-        Ok(MovePlan {
+        Ok(MovePreview {
             tenant_id: tenant_id.clone(),
             from,
             to,
@@ -560,7 +560,7 @@ impl ProvisioningOrchestrator {
             && *holder != context.request_id.to_string()
         {
             return Err(Error::Conflict {
-                kind: "tenant",
+                kind: Entity::Tenant,
                 id: record.tenant_id.to_string(),
                 reason: format!(
                     "tenant {} is being moved by request {holder}",
@@ -669,17 +669,17 @@ impl ProvisioningOrchestrator {
     ///
     /// # Errors
     /// As `create`'s validation and placement would fail.
-    pub async fn plan(&self, request: &TenantRequest) -> Result<ProvisioningPlan> {
+    pub async fn preview(&self, request: &TenantRequest) -> Result<ProvisioningPreview> {
         request.validate()?;
         let parts = &self.inner.parts;
         if let Some(existing) = parts.store.tenant(&request.tenant_id).await? {
             return Err(Error::Conflict {
-                kind: "tenant",
+                kind: Entity::Tenant,
                 id: request.tenant_id.to_string(),
                 reason: format!("tenant exists (state {})", existing.state),
             });
         }
-        let decision = parts.plan_builder.build_plan(request).await?;
+        let decision = parts.placement_policy.decide(request).await?;
         let choice = parts
             .resolver
             .preview(&request.tenant_id, &decision)
@@ -688,9 +688,9 @@ impl ProvisioningOrchestrator {
         let placement = Placement::new(request.tenant_id.clone(), decision.clone(), choice);
         let database = parts.schema.locate(&placement)?;
         let placement = placement.with_database(database);
-        Ok(ProvisioningPlan {
-            schema: parts.schema.plan(&placement).await?,
-            storage: parts.storage.plan(&placement).await?,
+        Ok(ProvisioningPreview {
+            schema: parts.schema.preview(&placement).await?,
+            storage: parts.storage.preview(&placement).await?,
             steps: self.workflow_steps(CREATE_TENANT)?,
             decision,
             placement,
@@ -787,7 +787,7 @@ impl ProvisioningOrchestrator {
             .workflows
             .get(name)
             .ok_or_else(|| Error::NotFound {
-                kind: "workflow",
+                kind: Entity::Workflow,
                 id: name.to_owned(),
             })
     }
@@ -799,7 +799,7 @@ impl ProvisioningOrchestrator {
             .request(request_id)
             .await?
             .ok_or_else(|| Error::NotFound {
-                kind: "request",
+                kind: Entity::Request,
                 id: request_id.to_string(),
             })
     }
@@ -920,28 +920,8 @@ impl ProvisioningOrchestrator {
         request_id: RequestId,
         work: impl std::future::Future<Output = Result<T>>,
     ) -> Result<T> {
-        let lock = {
-            let mut inflight = self
-                .inner
-                .inflight
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            Arc::clone(inflight.entry(request_id).or_default())
-        };
-        let result = {
-            let _guard = lock.lock().await;
-            work.await
-        };
-        let mut inflight = self
-            .inner
-            .inflight
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        // Ours and the map's: nobody else waits, so the entry can go.
-        if Arc::strong_count(&lock) <= 2 {
-            inflight.remove(&request_id);
-        }
-        result
+        let _guard = self.inner.inflight.lock(request_id).await;
+        work.await
     }
 
     /// Delivers pending events once; a failure is logged and left for the
@@ -980,7 +960,7 @@ fn duplicate(existing: RequestRecord, asked: &RequestRecord) -> Result<Receipt> 
         || asked_for(&existing) != asked_for(asked)
     {
         return Err(Error::Conflict {
-            kind: "request",
+            kind: Entity::Request,
             id: asked.request_id.to_string(),
             reason: format!(
                 "request id already used for {} of tenant {} with other parameters",

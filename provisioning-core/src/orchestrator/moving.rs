@@ -20,6 +20,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use crate::Entity;
 use crate::error::Error;
 use crate::events::{EventKind, NewEvent};
 use crate::model::{
@@ -160,7 +161,7 @@ impl MoveContext {
 /// What a move would do: the dry run of a plan change or a move.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
-pub struct MovePlan {
+pub struct MovePreview {
     /// The tenant.
     pub tenant_id: TenantId,
     /// Where it is.
@@ -201,7 +202,7 @@ pub(crate) async fn decide_target(
     request
         .attributes
         .retain(|k, _| !k.starts_with("placement.") && k != MOVE_CLAIM);
-    let decision = parts.plan_builder.build_plan(&request).await?;
+    let decision = parts.placement_policy.decide(&request).await?;
     let stays = decision.isolation == source.isolation && decision.region == source.region;
     if reason == MoveReason::PlanChange && stays {
         return Ok(None);
@@ -421,7 +422,7 @@ impl Step<MoveContext> for MoveStep {
                 };
                 match p.schema.provision(target).await.map_err(step_error)? {
                     DatabaseOutcome::Adopted => Err(StepError::permanent(Error::Conflict {
-                        kind: "tenant database",
+                        kind: Entity::TenantDatabase,
                         id: ctx.tenant_id.to_string(),
                         reason: format!(
                             "the target {} exists already and was not made by this move",
@@ -477,7 +478,7 @@ impl Step<MoveContext> for MoveStep {
                     .map_err(step_error)?;
                 if let Some(bad) = tables.iter().find(|t| !t.matches()) {
                     return Err(StepError::permanent(Error::Conflict {
-                        kind: "tenant data",
+                        kind: Entity::TenantData,
                         id: ctx.tenant_id.to_string(),
                         reason: format!(
                             "the copy of table {} differs from its source ({} rows, checksum {} \
@@ -524,7 +525,7 @@ impl Step<MoveContext> for MoveStep {
                 // more against the catalog all the same.
                 if !cut_over(p, ctx).await? {
                     return Err(StepError::permanent(Error::Conflict {
-                        kind: "tenant",
+                        kind: Entity::Tenant,
                         id: ctx.tenant_id.to_string(),
                         reason: "it no longer lives where this move put it: its source is left \
                                  as it is"
@@ -669,7 +670,7 @@ async fn await_workflows(p: &Parts, tenant: &TenantId) -> Result<(), StepError> 
         }
         if p.timer.now().duration_since(start) >= WORKFLOW_WAIT {
             return Err(StepError::permanent(Error::Conflict {
-                kind: "tenant",
+                kind: Entity::Tenant,
                 id: tenant.to_string(),
                 reason: format!(
                     "workflow requests still unfinished after {} s with the tenant's writes \
@@ -733,7 +734,7 @@ impl MoveStep {
             TenantState::Moving if record.metadata.get(MOVE_CLAIM) == Some(&holder) => {}
             state => {
                 return Err(StepError::permanent(Error::Conflict {
-                    kind: "tenant",
+                    kind: Entity::Tenant,
                     id: ctx.tenant_id.to_string(),
                     reason: format!(
                         "tenant {} is {state} and not held by this move: nothing cut over",

@@ -10,7 +10,7 @@ use futures_util::future::{Either, select};
 use futures_util::stream::StreamExt;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::{Entity, Error, Result};
 use crate::fleet::{
     FailureLimit, FleetStore, NewRolloutUnit, Rollout, RolloutCounts, RolloutSettings,
     RolloutStatus, RolloutUnit, UnitResult, UnitStatus,
@@ -18,7 +18,7 @@ use crate::fleet::{
 use crate::model::{Isolation, RolloutId, TenantId, TenantState};
 use crate::orchestrator::ProvisioningOrchestrator;
 use crate::store::TenantFilter;
-use crate::traits::SchemaPlan;
+use crate::traits::SchemaPreview;
 
 /// How [`ProvisioningOrchestrator::roll_out`] runs.
 ///
@@ -165,11 +165,11 @@ pub struct FleetStatus {
 /// One database of a dry run and what it would get.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
-pub struct PlannedUnit {
+pub struct UnitPreview {
     /// The unit it would be.
     pub unit: NewRolloutUnit,
     /// What its database would get (none for a skipped unit).
-    pub plan: Option<SchemaPlan>,
+    pub plan: Option<SchemaPreview>,
     /// Why it could not be planned.
     pub error: Option<String>,
 }
@@ -244,25 +244,25 @@ impl ProvisioningOrchestrator {
     /// A dry run: every unit of the fleet and what its database would get,
     /// `concurrency` databases read at once. Nothing is written, the
     /// catalog's roll-out record included.
-    pub async fn plan_rollout(&self, concurrency: usize) -> Result<Vec<PlannedUnit>> {
+    pub async fn preview_rollout(&self, concurrency: usize) -> Result<Vec<UnitPreview>> {
         let units = self.rollout_units().await?;
         let schema = &self.inner.parts.schema;
         Ok(futures_util::stream::iter(units)
             .map(|unit| async move {
                 if unit.status != UnitStatus::Pending {
-                    return PlannedUnit {
+                    return UnitPreview {
                         unit,
                         plan: None,
                         error: None,
                     };
                 }
-                match schema.plan(&unit.placement).await {
-                    Ok(plan) => PlannedUnit {
+                match schema.preview(&unit.placement).await {
+                    Ok(plan) => UnitPreview {
                         unit,
                         plan: Some(plan),
                         error: None,
                     },
-                    Err(e) => PlannedUnit {
+                    Err(e) => UnitPreview {
                         unit,
                         plan: None,
                         error: Some(e.report()),
@@ -301,25 +301,25 @@ impl ProvisioningOrchestrator {
     /// # use std::sync::Arc;
     /// # use async_trait::async_trait;
     /// # use provisioning_core::*;
-    /// # struct Plans; #[async_trait] impl TenantPlanBuilder for Plans {
-    /// #   async fn build_plan(&self, r: &TenantRequest) -> Result<PlanDecision> {
-    /// #     Ok(PlanDecision::new(r.plan.clone(), Isolation::Dedicated, r.region.clone(), Residency::Strict, "dedicated")) } }
+    /// # struct Plans; #[async_trait] impl PlacementPolicy for Plans {
+    /// #   async fn decide(&self, r: &TenantRequest) -> Result<PlacementDecision> {
+    /// #     Ok(PlacementDecision::new(r.plan.clone(), Isolation::Dedicated, r.region.clone(), Residency::Strict, "dedicated")) } }
     /// # struct Shards; #[async_trait] impl ShardResolver for Shards {
-    /// #   async fn resolve(&self, _: &TenantId, d: &PlanDecision) -> Result<ShardChoice> {
+    /// #   async fn resolve(&self, _: &TenantId, d: &PlacementDecision) -> Result<ShardChoice> {
     /// #     Ok(ShardChoice::new("db-1".parse()?, d.region.clone(), "one shard")) } }
     /// # struct Db; #[async_trait] impl TenantSchemaManager for Db {
-    /// #   async fn plan(&self, _: &Placement) -> Result<SchemaPlan> { Ok(SchemaPlan::new("mem", true, false, vec![], vec![])) }
+    /// #   async fn preview(&self, _: &Placement) -> Result<SchemaPreview> { Ok(SchemaPreview::new("mem", true, false, vec![], vec![])) }
     /// #   async fn provision(&self, _: &Placement) -> Result<DatabaseOutcome> { Ok(DatabaseOutcome::Created) }
     /// #   async fn migrate(&self, _: &Placement) -> Result<Vec<MigrationInfo>> { Ok(vec![]) }
     /// #   async fn seed(&self, _: &Placement) -> Result<Vec<SeedInfo>> { Ok(vec![]) }
     /// #   async fn drop_tenant(&self, _: &Placement, _: DropReason) -> Result<()> { Ok(()) } }
     /// # struct Files; #[async_trait] impl StorageInitializer for Files {
-    /// #   async fn plan(&self, _: &Placement) -> Result<StoragePlan> { Ok(StoragePlan::new(vec![], false)) }
+    /// #   async fn preview(&self, _: &Placement) -> Result<StoragePreview> { Ok(StoragePreview::new(vec![], false)) }
     /// #   async fn initialize(&self, _: &Placement) -> Result<()> { Ok(()) }
     /// #   async fn remove(&self, _: &Placement, _: RemovalMode) -> Result<()> { Ok(()) } }
     /// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
     /// # let orchestrator = ProvisioningOrchestrator::builder()
-    /// #     .store(Arc::new(InMemoryStore::new())).plan_builder(Arc::new(Plans))
+    /// #     .store(Arc::new(InMemoryStore::new())).placement_policy(Arc::new(Plans))
     /// #     .shard_resolver(Arc::new(Shards)).schema_manager(Arc::new(Db)).storage(Arc::new(Files))
     /// #     .build()?;
     /// for id in ["acme", "globex", "initech"] {
@@ -453,7 +453,7 @@ impl ProvisioningOrchestrator {
             fleet.set_rollout_status(id, status, reason).await?;
         }
         let rollout = fleet.rollout(id).await?.ok_or_else(|| Error::NotFound {
-            kind: "rollout",
+            kind: Entity::Rollout,
             id: id.to_string(),
         })?;
         Ok(RolloutReport {

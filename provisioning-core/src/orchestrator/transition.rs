@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 
+use crate::Entity;
 use crate::error::Error;
 use crate::events::NewEvent;
 use crate::model::{TenantId, TenantRecord, TenantState};
@@ -137,7 +138,7 @@ pub(crate) async fn load(
     tenant: &TenantId,
 ) -> Result<TenantRecord, Error> {
     store.tenant(tenant).await?.ok_or_else(|| Error::NotFound {
-        kind: "tenant",
+        kind: Entity::Tenant,
         id: tenant.to_string(),
     })
 }
@@ -204,7 +205,7 @@ pub(crate) async fn claim_move(
             Some(holder) if holder == request => return Ok(record),
             Some(holder) => {
                 return Err(Error::Conflict {
-                    kind: "tenant",
+                    kind: Entity::Tenant,
                     id: tenant.to_string(),
                     reason: format!("tenant {tenant} is being moved by request {holder}"),
                 });

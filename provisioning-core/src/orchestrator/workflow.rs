@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::{Entity, Error, Result};
 use crate::events::{EventKind, NewEvent};
 use crate::model::{FailureInfo, Placement, RequestId, TenantId, TenantRecord, TenantState};
 use crate::orchestrator::Parts;
@@ -123,7 +123,7 @@ impl<I> WorkflowContext<I> {
     pub fn new(tenant: TenantRecord, request_id: RequestId, input: I) -> Result<Self> {
         require_active(&tenant, "a workflow")?;
         let placement = tenant.placement.clone().ok_or_else(|| Error::Conflict {
-            kind: "tenant",
+            kind: Entity::Tenant,
             id: tenant.tenant_id.to_string(),
             reason: "an Active tenant has no placement".to_owned(),
         })?;
@@ -180,7 +180,7 @@ impl<I: DeserializeOwned> Typed<WorkflowContext<I>> {
             kind: Kind::Custom { success_event },
             begin: |request, tenant| {
                 let tenant = tenant.ok_or_else(|| Error::NotFound {
-                    kind: "tenant",
+                    kind: Entity::Tenant,
                     id: request.tenant_id.to_string(),
                 })?;
                 WorkflowContext::new(tenant, request.request_id, payload(request)?)
@@ -261,7 +261,9 @@ where
             start().await?
         } else {
             match executor.resume(&self.saga, request.run_id, &token).await {
-                Err(Error::NotFound { kind: "run", .. }) => start().await?,
+                Err(Error::NotFound {
+                    kind: Entity::Run, ..
+                }) => start().await?,
                 other => Ok(other?),
             }
         };
@@ -331,7 +333,7 @@ impl<C: Send + 'static> Typed<C> {
                 Ok((RequestStatus::CompensationFailed, stuck))
             }
             RunStatus::Running | RunStatus::Compensating => Err(Error::Conflict {
-                kind: "run",
+                kind: Entity::Run,
                 id: report.run_id.to_string(),
                 reason: "the executor returned an unfinished run".to_owned(),
             }),

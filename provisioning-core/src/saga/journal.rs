@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::{Entity, Error, Result};
 use crate::model::RunId;
 
 /// One fact about a run, appended as it happens.
@@ -351,7 +351,7 @@ impl RunState {
     ) -> Result<(RunState, serde_json::Value)> {
         let Some(first) = records.first() else {
             return Err(Error::NotFound {
-                kind: "run",
+                kind: Entity::Run,
                 id: run_id.to_string(),
             });
         };
@@ -489,9 +489,102 @@ fn entry_index(entry: &JournalEntry) -> Option<usize> {
     }
 }
 
+/// Records checked to be consecutive records of one run, as
+/// [`SagaJournal::append_batch`] takes them: the check every journal makes
+/// before it writes a batch, in one place.
+///
+/// ```
+/// use provisioning_core::saga::{JournalBatch, JournalEntry, JournalRecord, RunStatus};
+/// use provisioning_core::RunId;
+///
+/// let run = RunId::new();
+/// let started = JournalEntry::RunStarted {
+///     workflow: "w".into(),
+///     steps: vec![],
+///     context: serde_json::json!({}),
+/// };
+/// let records = vec![
+///     JournalRecord::new(run, 0, started),
+///     JournalRecord::new(run, 1, JournalEntry::RunCompleted),
+/// ];
+/// let batch = JournalBatch::new(&records).unwrap().unwrap();
+/// assert_eq!((batch.run_id(), batch.from()), (run, 0));
+/// assert_eq!(batch.status_after(), Some(RunStatus::Completed));
+///
+/// let gap = vec![records[0].clone(), JournalRecord::new(run, 2, JournalEntry::RunCompleted)];
+/// assert!(JournalBatch::new(&gap).is_err());
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct JournalBatch<'a> {
+    records: &'a [JournalRecord],
+}
+
+impl<'a> JournalBatch<'a> {
+    /// `records` as a batch, or `None` for no records.
+    ///
+    /// # Errors
+    /// [`Error::Conflict`] on [`Entity::Run`] naming the first record that is
+    /// of another run or not at the position after its predecessor's.
+    pub fn new(records: &'a [JournalRecord]) -> Result<Option<Self>> {
+        let Some(first) = records.first() else {
+            return Ok(None);
+        };
+        let (run, from) = (first.run_id, first.seq);
+        if let Some((i, r)) = records
+            .iter()
+            .enumerate()
+            .find(|(i, r)| r.run_id != run || r.seq != from + *i as u64)
+        {
+            return Err(Error::Conflict {
+                kind: Entity::Run,
+                id: run.to_string(),
+                reason: format!(
+                    "journal position {} of run {} at place {i} of a batch from {from}",
+                    r.seq, r.run_id
+                ),
+            });
+        }
+        Ok(Some(JournalBatch { records }))
+    }
+
+    /// The run the records are of.
+    pub fn run_id(&self) -> RunId {
+        self.records[0].run_id
+    }
+
+    /// The position of the first record.
+    pub fn from(&self) -> u64 {
+        self.records[0].seq
+    }
+
+    /// How many records.
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// Never: a batch has at least one record.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// The records, in order.
+    pub fn records(&self) -> &'a [JournalRecord] {
+        self.records
+    }
+
+    /// The run's status once the batch is stored: that of its last record
+    /// that sets one ([`JournalEntry::status_after`]), `None` when no record does.
+    pub fn status_after(&self) -> Option<RunStatus> {
+        self.records
+            .iter()
+            .rev()
+            .find_map(|r| r.entry.status_after())
+    }
+}
+
 fn corrupt(run_id: RunId, reason: String) -> Error {
     Error::Conflict {
-        kind: "run",
+        kind: Entity::Run,
         id: run_id.to_string(),
         reason: format!("journal is inconsistent: {reason}"),
     }

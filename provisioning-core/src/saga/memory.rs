@@ -5,9 +5,9 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use crate::error::{Error, Result};
+use crate::error::{Entity, Error, Result};
 use crate::model::RunId;
-use crate::saga::{JournalRecord, RunStatus, SagaJournal};
+use crate::saga::{JournalBatch, JournalRecord, RunStatus, SagaJournal};
 
 /// A [`SagaJournal`] in memory: fast, faithful to the contract, and gone with
 /// the process. Cloning is not provided; share it through an `Arc`.
@@ -66,7 +66,7 @@ impl Runs {
         let expected = self.next_seq(record.run_id);
         if record.seq != expected {
             return Err(Error::Conflict {
-                kind: "run",
+                kind: Entity::Run,
                 id: record.run_id.to_string(),
                 reason: format!(
                     "journal position {} was asked for, {expected} is next",
@@ -113,24 +113,19 @@ impl SagaJournal for InMemoryJournal {
     /// All or nothing: every position is checked before any record is stored.
     async fn append_batch(&self, records: Vec<JournalRecord>) -> Result<()> {
         let mut runs = self.lock();
-        let Some(first) = records.first() else {
+        let Some(batch) = JournalBatch::new(&records)? else {
             return Ok(());
         };
-        let run = first.run_id;
-        let base = runs.next_seq(run);
-        for (i, record) in records.iter().enumerate() {
-            let expected = base + i as u64;
-            if record.run_id != run || record.seq != expected {
-                return Err(Error::Conflict {
-                    kind: "run",
-                    id: record.run_id.to_string(),
-                    reason: format!(
-                        "journal position {} of run {} was asked for in a batch of run {run} \
-                         where {expected} is next",
-                        record.seq, record.run_id
-                    ),
-                });
-            }
+        let expected = runs.next_seq(batch.run_id());
+        if batch.from() != expected {
+            return Err(Error::Conflict {
+                kind: Entity::Run,
+                id: batch.run_id().to_string(),
+                reason: format!(
+                    "journal position {} was asked for, {expected} is next",
+                    batch.from()
+                ),
+            });
         }
         for record in records {
             runs.push(record)?;

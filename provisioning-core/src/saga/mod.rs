@@ -17,7 +17,8 @@ pub use definition::{Saga, SagaBuilder};
 pub use executor::{RunReport, SagaExecutor, SagaExecutorBuilder};
 pub use faults::{FaultInjector, FaultKind, StepFaults};
 pub use journal::{
-    FailureCause, JournalEntry, JournalRecord, RunState, RunStatus, SagaJournal, StepFailure,
+    FailureCause, JournalBatch, JournalEntry, JournalRecord, RunState, RunStatus, SagaJournal,
+    StepFailure,
 };
 pub use memory::InMemoryJournal;
 pub use retry::{RetryPolicy, RetryPolicyBuilder};

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use chrono::Utc;
 
-use crate::error::{Error, Result};
+use crate::error::{Entity, Error, Result};
 use crate::events::{NewEvent, TenantEvent};
 use crate::model::{FailureInfo, RequestId, RunId, TenantId, TenantRecord};
 use crate::saga::{InMemoryJournal, JournalRecord, SagaJournal};
@@ -99,7 +99,7 @@ impl TenantStore for InMemoryStore {
         if let Some((tenant, event)) = submission.new_tenant {
             if let Some(existing) = catalog.tenants.get(&tenant.tenant_id) {
                 return Err(Error::Conflict {
-                    kind: "tenant",
+                    kind: Entity::Tenant,
                     id: tenant.tenant_id.to_string(),
                     reason: format!(
                         "tenant exists (state {}, created by request {})",
@@ -132,7 +132,7 @@ impl TenantStore for InMemoryStore {
             .requests
             .get_mut(&request_id)
             .ok_or_else(|| Error::NotFound {
-                kind: "request",
+                kind: Entity::Request,
                 id: request_id.to_string(),
             })?;
         request.status = status;
@@ -168,12 +168,12 @@ impl TenantStore for InMemoryStore {
             .tenants
             .get(&record.tenant_id)
             .ok_or_else(|| Error::NotFound {
-                kind: "tenant",
+                kind: Entity::Tenant,
                 id: record.tenant_id.to_string(),
             })?;
         if stored.version != expected_version {
             return Err(Error::Conflict {
-                kind: "tenant",
+                kind: Entity::Tenant,
                 id: record.tenant_id.to_string(),
                 reason: format!(
                     "version {expected_version} expected, {} stored",

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::model::{Isolation, Placement, TenantId};
 use crate::testing::unique_tenant;
-use crate::traits::{DatabaseOutcome, DropReason, SchemaPlan, TenantSchemaManager};
+use crate::traits::{DatabaseOutcome, DropReason, SchemaPreview, TenantSchemaManager};
 
 /// Runs every check against `manager`, placing each fresh tenant with
 /// `place` (which decides shared or dedicated, and on which of the manager's
@@ -24,7 +24,7 @@ use crate::traits::{DatabaseOutcome, DropReason, SchemaPlan, TenantSchemaManager
 /// let place = |tenant: &TenantId| {
 ///     Placement::new(
 ///         tenant.clone(),
-///         PlanDecision::new("premium".parse().unwrap(), Isolation::Dedicated,
+///         PlacementDecision::new("premium".parse().unwrap(), Isolation::Dedicated,
 ///             "eu-west".parse().unwrap(), Residency::Strict, "conformance"),
 ///         ShardChoice::new("eu-dedicated-1".parse().unwrap(), "eu-west".parse().unwrap(), "conformance"),
 ///     )
@@ -59,9 +59,9 @@ fn fresh(manager: &dyn TenantSchemaManager, place: &dyn Fn(&TenantId) -> Placeme
     placement.with_database(database)
 }
 
-async fn plan(manager: &dyn TenantSchemaManager, placement: &Placement) -> SchemaPlan {
+async fn plan(manager: &dyn TenantSchemaManager, placement: &Placement) -> SchemaPreview {
     manager
-        .plan(placement)
+        .preview(placement)
         .await
         .unwrap_or_else(|e| panic!("plan({}) failed: {e}", placement.tenant_id))
 }
@@ -298,7 +298,7 @@ pub async fn schema_bad_input_is_refused_and_writes_nothing(
         .await
         .expect_err("provisioning a placement the manager must refuse succeeded");
     assert!(!error.is_transient(), "a refusal is not transient: {error}");
-    if let Ok(planned) = manager.plan(placement).await {
+    if let Ok(planned) = manager.preview(placement).await {
         assert!(
             !planned.exists,
             "the refused placement's database exists: {planned:?}"

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::model::{Placement, TenantId};
 use crate::testing::unique_tenant;
-use crate::traits::{RemovalMode, StorageInitializer, StoragePlan};
+use crate::traits::{RemovalMode, StorageInitializer, StoragePreview};
 
 /// Runs every check against `storage`, placing each fresh tenant with
 /// `place` (in a region the storage has a store for). The checks purge what
@@ -22,7 +22,7 @@ use crate::traits::{RemovalMode, StorageInitializer, StoragePlan};
 /// let place = |tenant: &TenantId| {
 ///     Placement::new(
 ///         tenant.clone(),
-///         PlanDecision::new("free".parse().unwrap(), Isolation::Shared,
+///         PlacementDecision::new("free".parse().unwrap(), Isolation::Shared,
 ///             "eu-west".parse().unwrap(), Residency::Flexible, "conformance"),
 ///         ShardChoice::new("eu-shared-1".parse().unwrap(), "eu-west".parse().unwrap(), "conformance"),
 ///     )
@@ -42,9 +42,9 @@ where
     storage_tenants_sharing_a_prefix_stay_apart(s, &place).await;
 }
 
-async fn plan(storage: &dyn StorageInitializer, placement: &Placement) -> StoragePlan {
+async fn plan(storage: &dyn StorageInitializer, placement: &Placement) -> StoragePreview {
     storage
-        .plan(placement)
+        .preview(placement)
         .await
         .unwrap_or_else(|e| panic!("plan({}) failed: {e}", placement.tenant_id))
 }
@@ -184,7 +184,7 @@ pub async fn storage_bad_input_is_refused_and_writes_nothing(
         .await
         .expect_err("initializing a placement the storage must refuse succeeded");
     assert!(!error.is_transient(), "a refusal is not transient: {error}");
-    if let Ok(planned) = storage.plan(placement).await {
+    if let Ok(planned) = storage.preview(placement).await {
         assert!(!planned.exists, "{planned:?}");
     }
 }

@@ -8,13 +8,14 @@ use std::sync::Arc;
 
 use chrono::Utc;
 
+use crate::Entity;
 use crate::Error;
 use crate::events::{EventKind, NewEvent};
 use crate::fleet::{
     FailureLimit, FleetStore, NewRolloutUnit, RolloutCounts, RolloutSettings, RolloutStatus,
     RolloutUnit, UnitResult, UnitStatus,
 };
-use crate::model::{Isolation, Placement, PlanDecision, Residency, RolloutId, ShardChoice};
+use crate::model::{Isolation, Placement, PlacementDecision, Residency, RolloutId, ShardChoice};
 use crate::model::{RequestId, RunId, TenantId, TenantRecord, TenantState};
 use crate::saga::{JournalEntry, JournalRecord, RunStatus};
 use crate::store::{
@@ -49,7 +50,7 @@ pub async fn fleet_conformance(fleet: &dyn FleetStore) {
 fn unit(tenant: &TenantId, status: UnitStatus) -> NewRolloutUnit {
     let placement = Placement::new(
         tenant.clone(),
-        PlanDecision::new(
+        PlacementDecision::new(
             "premium".parse().unwrap(),
             Isolation::Dedicated,
             "eu-west".parse().unwrap(),
@@ -431,7 +432,13 @@ pub async fn submit_is_atomic_and_idempotent(store: &dyn TenantStore) {
     let other = RequestId::new();
     let err = store.submit(create(&tenant, other)).await.unwrap_err();
     assert!(
-        matches!(err, Error::Conflict { kind: "tenant", .. }),
+        matches!(
+            err,
+            Error::Conflict {
+                kind: Entity::Tenant,
+                ..
+            }
+        ),
         "{err}"
     );
     assert!(
@@ -498,7 +505,13 @@ pub async fn update_checks_the_version_and_numbers_events(store: &dyn TenantStor
         .await
         .unwrap_err();
     assert!(
-        matches!(err, Error::Conflict { kind: "tenant", .. }),
+        matches!(
+            err,
+            Error::Conflict {
+                kind: Entity::Tenant,
+                ..
+            }
+        ),
         "{err}"
     );
     let now = store.tenant(&tenant).await.unwrap().unwrap();
@@ -526,7 +539,13 @@ pub async fn update_checks_the_version_and_numbers_events(store: &dyn TenantStor
     ghost.tenant_id = missing;
     let err = store.update_tenant(ghost, 1, vec![]).await.unwrap_err();
     assert!(
-        matches!(err, Error::NotFound { kind: "tenant", .. }),
+        matches!(
+            err,
+            Error::NotFound {
+                kind: Entity::Tenant,
+                ..
+            }
+        ),
         "{err}"
     );
 }
@@ -591,7 +610,7 @@ pub async fn requests_finish_and_unfinished_ones_are_listed(store: &dyn TenantSt
         matches!(
             err,
             Error::NotFound {
-                kind: "request",
+                kind: Entity::Request,
                 ..
             }
         ),

@@ -70,7 +70,7 @@ impl Upgrade {
 /// What provisioning a tenant's schema would do: the result of a dry run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
-pub struct SchemaPlan {
+pub struct SchemaPreview {
     /// Where the tenant's data lives (a file path, or a database or schema name;
     /// never a password).
     pub location: String,
@@ -84,7 +84,7 @@ pub struct SchemaPlan {
     pub pending_seeds: Vec<SeedInfo>,
 }
 
-impl SchemaPlan {
+impl SchemaPreview {
     /// A plan with the given parts.
     pub fn new(
         location: impl Into<String>,
@@ -93,7 +93,7 @@ impl SchemaPlan {
         pending_migrations: Vec<MigrationInfo>,
         pending_seeds: Vec<SeedInfo>,
     ) -> Self {
-        SchemaPlan {
+        SchemaPreview {
             location: location.into(),
             exists,
             will_create,
@@ -180,7 +180,7 @@ pub enum DropReason {
 ///
 /// use async_trait::async_trait;
 /// use provisioning_core::{
-///     DatabaseOutcome, DropReason, MigrationInfo, Result, SchemaPlan, SeedInfo, Placement,
+///     DatabaseOutcome, DropReason, MigrationInfo, Result, SchemaPreview, SeedInfo, Placement,
 ///     TenantSchemaManager,
 /// };
 ///
@@ -190,34 +190,34 @@ pub enum DropReason {
 ///
 /// #[async_trait]
 /// impl TenantSchemaManager for InMemory {
-///     async fn plan(&self, plan: &Placement) -> Result<SchemaPlan> {
-///         let exists = self.0.lock().unwrap().contains(plan.tenant_id.as_str());
-///         Ok(SchemaPlan::new(plan.tenant_id.as_str(), exists, !exists, vec![], vec![]))
+///     async fn preview(&self, placement: &Placement) -> Result<SchemaPreview> {
+///         let exists = self.0.lock().unwrap().contains(placement.tenant_id.as_str());
+///         Ok(SchemaPreview::new(placement.tenant_id.as_str(), exists, !exists, vec![], vec![]))
 ///     }
-///     async fn provision(&self, plan: &Placement) -> Result<DatabaseOutcome> {
-///         self.0.lock().unwrap().insert(plan.tenant_id.to_string());
+///     async fn provision(&self, placement: &Placement) -> Result<DatabaseOutcome> {
+///         self.0.lock().unwrap().insert(placement.tenant_id.to_string());
 ///         Ok(DatabaseOutcome::Created)
 ///     }
 ///     async fn migrate(&self, _: &Placement) -> Result<Vec<MigrationInfo>> { Ok(vec![]) }
 ///     async fn seed(&self, _: &Placement) -> Result<Vec<SeedInfo>> { Ok(vec![]) }
-///     async fn drop_tenant(&self, plan: &Placement, _: DropReason) -> Result<()> {
-///         self.0.lock().unwrap().remove(plan.tenant_id.as_str());
+///     async fn drop_tenant(&self, placement: &Placement, _: DropReason) -> Result<()> {
+///         self.0.lock().unwrap().remove(placement.tenant_id.as_str());
 ///         Ok(())
 ///     }
 /// }
 ///
 /// # use provisioning_core::*;
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-/// # let plan = Placement::new("acme".parse()?, PlanDecision::new("premium".parse()?,
+/// # let plan = Placement::new("acme".parse()?, PlacementDecision::new("premium".parse()?,
 /// #     Isolation::Dedicated, "eu-west".parse()?, Residency::Strict, "premium"),
 /// #     ShardChoice::new("eu-1".parse()?, "eu-west".parse()?, "only shard"));
 /// let manager = InMemory::default();
-/// assert!(manager.plan(&plan).await?.will_create);
+/// assert!(manager.preview(&plan).await?.will_create);
 /// manager.provision(&plan).await?;
 /// manager.provision(&plan).await?; // idempotent
-/// assert!(manager.plan(&plan).await?.exists);
+/// assert!(manager.preview(&plan).await?.exists);
 /// manager.drop_tenant(&plan, DropReason::Delete).await?;
-/// assert!(!manager.plan(&plan).await?.exists);
+/// assert!(!manager.preview(&plan).await?.exists);
 /// # Ok::<(), Error>(())
 /// # }).unwrap();
 /// ```
@@ -225,7 +225,7 @@ pub enum DropReason {
 pub trait TenantSchemaManager: Send + Sync {
     /// The dry run: what [`provision`](Self::provision), [`migrate`](Self::migrate)
     /// and [`seed`](Self::seed) would do. Creates nothing.
-    async fn plan(&self, plan: &Placement) -> Result<SchemaPlan>;
+    async fn preview(&self, placement: &Placement) -> Result<SchemaPreview>;
 
     /// Where `placement`'s data lives under the shard map this manager was
     /// built from (a file path, a URL with its password redacted), for the
@@ -254,14 +254,14 @@ pub trait TenantSchemaManager: Send + Sync {
 
     /// Creates the tenant's database or schema when dedicated, or adopts one that
     /// exists; checks a shared one is reachable.
-    async fn provision(&self, plan: &Placement) -> Result<DatabaseOutcome>;
+    async fn provision(&self, placement: &Placement) -> Result<DatabaseOutcome>;
 
     /// Applies pending migrations, resuming where an interrupted run stopped, and
     /// returns the ones it applied (none when up to date).
-    async fn migrate(&self, plan: &Placement) -> Result<Vec<MigrationInfo>>;
+    async fn migrate(&self, placement: &Placement) -> Result<Vec<MigrationInfo>>;
 
     /// Applies the tenant's missing seeds and returns the ones it applied.
-    async fn seed(&self, plan: &Placement) -> Result<Vec<SeedInfo>>;
+    async fn seed(&self, placement: &Placement) -> Result<Vec<SeedInfo>>;
 
     /// Brings each database of `databases` to this manager's release: its
     /// pending migrations, then the missing seeds of each of its tenants
@@ -280,7 +280,7 @@ pub trait TenantSchemaManager: Send + Sync {
     /// struct Db;
     /// #[async_trait]
     /// impl TenantSchemaManager for Db {
-    ///     async fn plan(&self, _: &Placement) -> Result<SchemaPlan> { Ok(SchemaPlan::new("mem", true, false, vec![], vec![])) }
+    ///     async fn preview(&self, _: &Placement) -> Result<SchemaPreview> { Ok(SchemaPreview::new("mem", true, false, vec![], vec![])) }
     ///     async fn provision(&self, _: &Placement) -> Result<DatabaseOutcome> { Ok(DatabaseOutcome::Created) }
     ///     async fn migrate(&self, _: &Placement) -> Result<Vec<MigrationInfo>> {
     ///         Ok(vec![MigrationInfo::new(11, "task estimate")])
@@ -292,7 +292,7 @@ pub trait TenantSchemaManager: Send + Sync {
     /// }
     /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
     /// let region: Region = "eu-west".parse()?;
-    /// let decision = PlanDecision::new("free".parse()?, Isolation::Shared, region.clone(), Residency::Strict, "shared");
+    /// let decision = PlacementDecision::new("free".parse()?, Isolation::Shared, region.clone(), Residency::Strict, "shared");
     /// let shared = Placement::new("acme".parse()?, decision, ShardChoice::new("db-1".parse()?, region, "one shard"));
     /// let tenants = vec!["acme".parse()?, "globex".parse()?];
     /// let outcomes = Db.upgrade(&[(shared, tenants)]).await;
@@ -311,19 +311,19 @@ pub trait TenantSchemaManager: Send + Sync {
     }
 
     /// Called when the tenant is suspended; the default does nothing.
-    async fn suspend(&self, plan: &Placement) -> Result<()> {
-        let _ = plan;
+    async fn suspend(&self, placement: &Placement) -> Result<()> {
+        let _ = placement;
         Ok(())
     }
 
     /// Called when the tenant is resumed; the default does nothing.
-    async fn resume(&self, plan: &Placement) -> Result<()> {
-        let _ = plan;
+    async fn resume(&self, placement: &Placement) -> Result<()> {
+        let _ = placement;
         Ok(())
     }
 
     /// Removes the tenant's database (dedicated) or its rows (shared).
-    async fn drop_tenant(&self, plan: &Placement, reason: DropReason) -> Result<()>;
+    async fn drop_tenant(&self, placement: &Placement, reason: DropReason) -> Result<()>;
 
     /// Copies the tenant's data (its rows, and its seed-ledger rows, so the
     /// target counts as seeded) from `source` to `target`, which
@@ -443,8 +443,8 @@ macro_rules! forward_schema_manager {
     ($ty:ty) => {
         #[async_trait]
         impl<T: TenantSchemaManager + ?Sized> TenantSchemaManager for $ty {
-            async fn plan(&self, plan: &Placement) -> Result<SchemaPlan> {
-                (**self).plan(plan).await
+            async fn preview(&self, placement: &Placement) -> Result<SchemaPreview> {
+                (**self).preview(placement).await
             }
             fn locate(&self, placement: &Placement) -> Result<Option<String>> {
                 (**self).locate(placement)
@@ -452,14 +452,14 @@ macro_rules! forward_schema_manager {
             fn release(&self) -> Option<String> {
                 (**self).release()
             }
-            async fn provision(&self, plan: &Placement) -> Result<DatabaseOutcome> {
-                (**self).provision(plan).await
+            async fn provision(&self, placement: &Placement) -> Result<DatabaseOutcome> {
+                (**self).provision(placement).await
             }
-            async fn migrate(&self, plan: &Placement) -> Result<Vec<MigrationInfo>> {
-                (**self).migrate(plan).await
+            async fn migrate(&self, placement: &Placement) -> Result<Vec<MigrationInfo>> {
+                (**self).migrate(placement).await
             }
-            async fn seed(&self, plan: &Placement) -> Result<Vec<SeedInfo>> {
-                (**self).seed(plan).await
+            async fn seed(&self, placement: &Placement) -> Result<Vec<SeedInfo>> {
+                (**self).seed(placement).await
             }
             async fn upgrade(
                 &self,
@@ -467,14 +467,14 @@ macro_rules! forward_schema_manager {
             ) -> Vec<Result<Upgrade>> {
                 (**self).upgrade(databases).await
             }
-            async fn suspend(&self, plan: &Placement) -> Result<()> {
-                (**self).suspend(plan).await
+            async fn suspend(&self, placement: &Placement) -> Result<()> {
+                (**self).suspend(placement).await
             }
-            async fn resume(&self, plan: &Placement) -> Result<()> {
-                (**self).resume(plan).await
+            async fn resume(&self, placement: &Placement) -> Result<()> {
+                (**self).resume(placement).await
             }
-            async fn drop_tenant(&self, plan: &Placement, reason: DropReason) -> Result<()> {
-                (**self).drop_tenant(plan, reason).await
+            async fn drop_tenant(&self, placement: &Placement, reason: DropReason) -> Result<()> {
+                (**self).drop_tenant(placement, reason).await
             }
             async fn copy_tenant(&self, source: &Placement, target: &Placement) -> Result<u64> {
                 (**self).copy_tenant(source, target).await

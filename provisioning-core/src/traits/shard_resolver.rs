@@ -5,9 +5,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::error::Result;
-use crate::model::{PlanDecision, ShardChoice, ShardId, TenantId};
+use crate::model::{PlacementDecision, ShardChoice, ShardId, TenantId};
 
-/// Picks a shard for a tenant, given the plan builder's decision.
+/// Picks a shard for a tenant, given the placement policy's decision.
 ///
 /// A resolver must honour [`Residency::Strict`](crate::Residency::Strict): a
 /// strict tenant is never placed outside `decision.region`, and no eligible shard
@@ -21,7 +21,7 @@ use crate::model::{PlanDecision, ShardChoice, ShardId, TenantId};
 /// ```
 /// use async_trait::async_trait;
 /// use provisioning_core::{
-///     Error, Isolation, PlanDecision, Residency, Result, ShardChoice, ShardResolver, TenantId,
+///     Error, Isolation, PlacementDecision, Residency, Result, ShardChoice, ShardResolver, TenantId,
 /// };
 ///
 /// /// Gold tenants go to the region's `-gold` shard, everyone else to `-std`.
@@ -29,7 +29,7 @@ use crate::model::{PlanDecision, ShardChoice, ShardId, TenantId};
 ///
 /// #[async_trait]
 /// impl ShardResolver for ByTier {
-///     async fn resolve(&self, tenant: &TenantId, decision: &PlanDecision) -> Result<ShardChoice> {
+///     async fn resolve(&self, tenant: &TenantId, decision: &PlacementDecision) -> Result<ShardChoice> {
 ///         let tier = if decision.isolation == Isolation::Dedicated { "gold" } else { "std" };
 ///         let shard = format!("{}-{tier}", decision.region).parse()?;
 ///         Ok(ShardChoice::new(shard, decision.region.clone(), format!("{tier} tier")))
@@ -37,7 +37,7 @@ use crate::model::{PlanDecision, ShardChoice, ShardId, TenantId};
 /// }
 ///
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-/// let decision = PlanDecision::new(
+/// let decision = PlacementDecision::new(
 ///     "premium".parse()?, Isolation::Dedicated, "eu-west".parse()?, Residency::Strict, "premium",
 /// );
 /// let choice = ByTier.resolve(&"acme".parse()?, &decision).await?;
@@ -51,7 +51,8 @@ pub trait ShardResolver: Send + Sync {
     ///
     /// # Errors
     /// [`Error::Placement`](crate::Error::Placement) when no shard qualifies.
-    async fn resolve(&self, tenant: &TenantId, decision: &PlanDecision) -> Result<ShardChoice>;
+    async fn resolve(&self, tenant: &TenantId, decision: &PlacementDecision)
+    -> Result<ShardChoice>;
 
     /// The shard `resolve` would pick, for a dry run: it must not reserve or
     /// change anything. The default calls `resolve`, which is right for
@@ -59,7 +60,11 @@ pub trait ShardResolver: Send + Sync {
     ///
     /// # Errors
     /// As [`resolve`](Self::resolve).
-    async fn preview(&self, tenant: &TenantId, decision: &PlanDecision) -> Result<ShardChoice> {
+    async fn preview(
+        &self,
+        tenant: &TenantId,
+        decision: &PlacementDecision,
+    ) -> Result<ShardChoice> {
         self.resolve(tenant, decision).await
     }
 
@@ -76,7 +81,7 @@ pub trait ShardResolver: Send + Sync {
     async fn resolve_on(
         &self,
         tenant: &TenantId,
-        decision: &PlanDecision,
+        decision: &PlacementDecision,
         shard: &ShardId,
     ) -> Result<ShardChoice> {
         let _ = decision;
@@ -97,7 +102,7 @@ pub trait ShardResolver: Send + Sync {
     async fn preview_on(
         &self,
         tenant: &TenantId,
-        decision: &PlanDecision,
+        decision: &PlacementDecision,
         shard: &ShardId,
     ) -> Result<ShardChoice> {
         self.resolve_on(tenant, decision, shard).await
@@ -119,21 +124,21 @@ macro_rules! forward_resolver {
             async fn resolve(
                 &self,
                 tenant: &TenantId,
-                decision: &PlanDecision,
+                decision: &PlacementDecision,
             ) -> Result<ShardChoice> {
                 (**self).resolve(tenant, decision).await
             }
             async fn preview(
                 &self,
                 tenant: &TenantId,
-                decision: &PlanDecision,
+                decision: &PlacementDecision,
             ) -> Result<ShardChoice> {
                 (**self).preview(tenant, decision).await
             }
             async fn resolve_on(
                 &self,
                 tenant: &TenantId,
-                decision: &PlanDecision,
+                decision: &PlacementDecision,
                 shard: &ShardId,
             ) -> Result<ShardChoice> {
                 (**self).resolve_on(tenant, decision, shard).await
@@ -141,7 +146,7 @@ macro_rules! forward_resolver {
             async fn preview_on(
                 &self,
                 tenant: &TenantId,
-                decision: &PlanDecision,
+                decision: &PlacementDecision,
                 shard: &ShardId,
             ) -> Result<ShardChoice> {
                 (**self).preview_on(tenant, decision, shard).await

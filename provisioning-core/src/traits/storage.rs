@@ -22,17 +22,17 @@ pub enum RemovalMode {
 /// What initializing a tenant's storage would create: the result of a dry run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
-pub struct StoragePlan {
+pub struct StoragePreview {
     /// The paths (prefixes and marker) that initialization creates.
     pub paths: Vec<String>,
     /// Whether the tenant's storage is initialized already.
     pub exists: bool,
 }
 
-impl StoragePlan {
+impl StoragePreview {
     /// A plan with the given paths.
     pub fn new(paths: Vec<String>, exists: bool) -> Self {
-        StoragePlan { paths, exists }
+        StoragePreview { paths, exists }
     }
 }
 
@@ -47,31 +47,31 @@ impl StoragePlan {
 /// use std::sync::Mutex;
 ///
 /// use async_trait::async_trait;
-/// use provisioning_core::{RemovalMode, Result, StorageInitializer, StoragePlan, Placement};
+/// use provisioning_core::{RemovalMode, Result, StorageInitializer, StoragePreview, Placement};
 ///
 /// /// Keeps folder names in a set.
 /// #[derive(Default)]
 /// struct Folders(Mutex<BTreeSet<String>>);
 ///
 /// impl Folders {
-///     fn paths(plan: &Placement) -> Vec<String> {
-///         ["uploads/", "exports/"].iter().map(|d| format!("tenants/{}/{d}", plan.tenant_id)).collect()
+///     fn paths(placement: &Placement) -> Vec<String> {
+///         ["uploads/", "exports/"].iter().map(|d| format!("tenants/{}/{d}", placement.tenant_id)).collect()
 ///     }
 /// }
 ///
 /// #[async_trait]
 /// impl StorageInitializer for Folders {
-///     async fn plan(&self, plan: &Placement) -> Result<StoragePlan> {
-///         let paths = Self::paths(plan);
+///     async fn preview(&self, placement: &Placement) -> Result<StoragePreview> {
+///         let paths = Self::paths(placement);
 ///         let exists = self.0.lock().unwrap().contains(&paths[0]);
-///         Ok(StoragePlan::new(paths, exists))
+///         Ok(StoragePreview::new(paths, exists))
 ///     }
-///     async fn initialize(&self, plan: &Placement) -> Result<()> {
-///         self.0.lock().unwrap().extend(Self::paths(plan));
+///     async fn initialize(&self, placement: &Placement) -> Result<()> {
+///         self.0.lock().unwrap().extend(Self::paths(placement));
 ///         Ok(())
 ///     }
-///     async fn remove(&self, plan: &Placement, _mode: RemovalMode) -> Result<()> {
-///         let prefix = format!("tenants/{}/", plan.tenant_id);
+///     async fn remove(&self, placement: &Placement, _mode: RemovalMode) -> Result<()> {
+///         let prefix = format!("tenants/{}/", placement.tenant_id);
 ///         self.0.lock().unwrap().retain(|p| !p.starts_with(&prefix));
 ///         Ok(())
 ///     }
@@ -79,40 +79,40 @@ impl StoragePlan {
 ///
 /// # use provisioning_core::*;
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-/// # let plan = Placement::new("acme".parse()?, PlanDecision::new("free".parse()?,
+/// # let plan = Placement::new("acme".parse()?, PlacementDecision::new("free".parse()?,
 /// #     Isolation::Shared, "eu-west".parse()?, Residency::Strict, "free"),
 /// #     ShardChoice::new("eu-1".parse()?, "eu-west".parse()?, "only shard"));
 /// let storage = Folders::default();
 /// storage.initialize(&plan).await?;
 /// storage.initialize(&plan).await?; // idempotent
-/// assert!(storage.plan(&plan).await?.exists);
+/// assert!(storage.preview(&plan).await?.exists);
 /// storage.remove(&plan, RemovalMode::Purge).await?;
-/// assert!(!storage.plan(&plan).await?.exists);
+/// assert!(!storage.preview(&plan).await?.exists);
 /// # Ok::<(), Error>(())
 /// # }).unwrap();
 /// ```
 #[async_trait]
 pub trait StorageInitializer: Send + Sync {
     /// The dry run: the paths initialization would create. Creates nothing.
-    async fn plan(&self, plan: &Placement) -> Result<StoragePlan>;
+    async fn preview(&self, placement: &Placement) -> Result<StoragePreview>;
 
     /// Creates the tenant's folders and marker.
-    async fn initialize(&self, plan: &Placement) -> Result<()>;
+    async fn initialize(&self, placement: &Placement) -> Result<()>;
 
     /// Records that the tenant is suspended; the default does nothing.
-    async fn suspend(&self, plan: &Placement) -> Result<()> {
-        let _ = plan;
+    async fn suspend(&self, placement: &Placement) -> Result<()> {
+        let _ = placement;
         Ok(())
     }
 
     /// Records that the tenant is active again; the default does nothing.
-    async fn resume(&self, plan: &Placement) -> Result<()> {
-        let _ = plan;
+    async fn resume(&self, placement: &Placement) -> Result<()> {
+        let _ = placement;
         Ok(())
     }
 
     /// Archives or purges everything under the tenant's prefix.
-    async fn remove(&self, plan: &Placement, mode: RemovalMode) -> Result<()>;
+    async fn remove(&self, placement: &Placement, mode: RemovalMode) -> Result<()>;
 
     /// Whether a tenant moving from `from` to `to` keeps its objects where
     /// they are. The default: when both are in one region (storage is kept
@@ -167,20 +167,20 @@ macro_rules! forward_storage {
     ($ty:ty) => {
         #[async_trait]
         impl<T: StorageInitializer + ?Sized> StorageInitializer for $ty {
-            async fn plan(&self, plan: &Placement) -> Result<StoragePlan> {
-                (**self).plan(plan).await
+            async fn preview(&self, placement: &Placement) -> Result<StoragePreview> {
+                (**self).preview(placement).await
             }
-            async fn initialize(&self, plan: &Placement) -> Result<()> {
-                (**self).initialize(plan).await
+            async fn initialize(&self, placement: &Placement) -> Result<()> {
+                (**self).initialize(placement).await
             }
-            async fn suspend(&self, plan: &Placement) -> Result<()> {
-                (**self).suspend(plan).await
+            async fn suspend(&self, placement: &Placement) -> Result<()> {
+                (**self).suspend(placement).await
             }
-            async fn resume(&self, plan: &Placement) -> Result<()> {
-                (**self).resume(plan).await
+            async fn resume(&self, placement: &Placement) -> Result<()> {
+                (**self).resume(placement).await
             }
-            async fn remove(&self, plan: &Placement, mode: RemovalMode) -> Result<()> {
-                (**self).remove(plan, mode).await
+            async fn remove(&self, placement: &Placement, mode: RemovalMode) -> Result<()> {
+                (**self).remove(placement, mode).await
             }
             fn keeps_objects(&self, from: &Placement, to: &Placement) -> bool {
                 (**self).keeps_objects(from, to)

@@ -1,4 +1,4 @@
-//! A small fake world for orchestrator tests: plan builder, shard resolver,
+//! A small fake world for orchestrator tests: placement policy, shard resolver,
 //! schema manager and storage that record what exists, so that tests can
 //! assert that nothing of a tenant is left behind.
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
@@ -61,7 +61,7 @@ impl World {
     ) -> ProvisioningOrchestratorBuilder {
         ProvisioningOrchestrator::builder()
             .store(store)
-            .plan_builder(Arc::new(Plans))
+            .placement_policy(Arc::new(Plans))
             .shard_resolver(Arc::new(Shards(self.clone())))
             .schema_manager(Arc::new(Schemas(self.clone())))
             .storage(Arc::new(Storage(self.clone())))
@@ -82,8 +82,8 @@ impl World {
 pub struct Plans;
 
 #[async_trait]
-impl TenantPlanBuilder for Plans {
-    async fn build_plan(&self, request: &TenantRequest) -> Result<PlanDecision> {
+impl PlacementPolicy for Plans {
+    async fn decide(&self, request: &TenantRequest) -> Result<PlacementDecision> {
         let isolation = match request.plan.as_str() {
             "free" | "standard" => Isolation::Shared,
             "premium" | "regulated" => Isolation::Dedicated,
@@ -95,7 +95,7 @@ impl TenantPlanBuilder for Plans {
                 format!("unknown region {:?}", request.region.as_str()),
             ));
         }
-        Ok(PlanDecision::new(
+        Ok(PlacementDecision::new(
             request.plan.clone(),
             isolation,
             request.region.clone(),
@@ -109,7 +109,11 @@ pub struct Shards(pub Arc<World>);
 
 #[async_trait]
 impl ShardResolver for Shards {
-    async fn resolve(&self, tenant: &TenantId, decision: &PlanDecision) -> Result<ShardChoice> {
+    async fn resolve(
+        &self,
+        tenant: &TenantId,
+        decision: &PlacementDecision,
+    ) -> Result<ShardChoice> {
         let choice = self.preview(tenant, decision).await?;
         self.0.call("resolve", tenant);
         self.0
@@ -119,7 +123,7 @@ impl ShardResolver for Shards {
             .insert(tenant.to_string(), choice.shard.to_string());
         Ok(choice)
     }
-    async fn preview(&self, _: &TenantId, decision: &PlanDecision) -> Result<ShardChoice> {
+    async fn preview(&self, _: &TenantId, decision: &PlacementDecision) -> Result<ShardChoice> {
         let shard = format!("{}-{}", decision.region, decision.isolation).parse()?;
         Ok(ShardChoice::new(
             shard,
@@ -138,16 +142,16 @@ pub struct Schemas(pub Arc<World>);
 
 #[async_trait]
 impl TenantSchemaManager for Schemas {
-    async fn plan(&self, plan: &Placement) -> Result<SchemaPlan> {
+    async fn preview(&self, placement: &Placement) -> Result<SchemaPreview> {
         let exists = self
             .0
             .databases
             .lock()
             .unwrap()
-            .contains(plan.tenant_id.as_str());
-        let dedicated = plan.isolation == Isolation::Dedicated;
-        Ok(SchemaPlan::new(
-            format!("{}/{}", plan.shard, plan.tenant_id),
+            .contains(placement.tenant_id.as_str());
+        let dedicated = placement.isolation == Isolation::Dedicated;
+        Ok(SchemaPreview::new(
+            format!("{}/{}", placement.shard, placement.tenant_id),
             exists || !dedicated,
             dedicated && !exists,
             vec![
@@ -157,63 +161,64 @@ impl TenantSchemaManager for Schemas {
             vec![SeedInfo::new("default-roles", 1)],
         ))
     }
-    async fn provision(&self, plan: &Placement) -> Result<DatabaseOutcome> {
-        self.0.call("provision", &plan.tenant_id);
-        if plan.isolation == Isolation::Shared {
+    async fn provision(&self, placement: &Placement) -> Result<DatabaseOutcome> {
+        self.0.call("provision", &placement.tenant_id);
+        if placement.isolation == Isolation::Shared {
             return Ok(DatabaseOutcome::Shared);
         }
         self.0
             .databases
             .lock()
             .unwrap()
-            .insert(plan.tenant_id.to_string());
+            .insert(placement.tenant_id.to_string());
         Ok(DatabaseOutcome::Created)
     }
-    async fn migrate(&self, plan: &Placement) -> Result<Vec<MigrationInfo>> {
-        self.0.call("migrate", &plan.tenant_id);
+    async fn migrate(&self, placement: &Placement) -> Result<Vec<MigrationInfo>> {
+        self.0.call("migrate", &placement.tenant_id);
         self.0
             .migrated
             .lock()
             .unwrap()
-            .insert(plan.tenant_id.to_string());
+            .insert(placement.tenant_id.to_string());
         Ok(vec![])
     }
-    async fn seed(&self, plan: &Placement) -> Result<Vec<SeedInfo>> {
-        self.0.call("seed", &plan.tenant_id);
-        if plan.isolation == Isolation::Shared {
+    async fn seed(&self, placement: &Placement) -> Result<Vec<SeedInfo>> {
+        self.0.call("seed", &placement.tenant_id);
+        if placement.isolation == Isolation::Shared {
             self.0
                 .shared_rows
                 .lock()
                 .unwrap()
-                .insert(plan.tenant_id.to_string());
+                .insert(placement.tenant_id.to_string());
         }
         Ok(vec![])
     }
-    async fn suspend(&self, plan: &Placement) -> Result<()> {
-        self.0.call("schema-suspend", &plan.tenant_id);
+    async fn suspend(&self, placement: &Placement) -> Result<()> {
+        self.0.call("schema-suspend", &placement.tenant_id);
         Ok(())
     }
-    async fn resume(&self, plan: &Placement) -> Result<()> {
-        self.0.call("schema-resume", &plan.tenant_id);
+    async fn resume(&self, placement: &Placement) -> Result<()> {
+        self.0.call("schema-resume", &placement.tenant_id);
         Ok(())
     }
-    async fn drop_tenant(&self, plan: &Placement, reason: DropReason) -> Result<()> {
-        self.0.call(&format!("drop-{reason:?}"), &plan.tenant_id);
+    async fn drop_tenant(&self, placement: &Placement, reason: DropReason) -> Result<()> {
+        self.0
+            .call(&format!("drop-{reason:?}"), &placement.tenant_id);
         self.0
             .databases
             .lock()
             .unwrap()
-            .remove(plan.tenant_id.as_str());
+            .remove(placement.tenant_id.as_str());
         self.0
             .shared_rows
             .lock()
             .unwrap()
-            .remove(plan.tenant_id.as_str());
+            .remove(placement.tenant_id.as_str());
         self.0
             .migrated
             .lock()
             .unwrap()
-            .remove(plan.tenant_id.as_str());
+            .remove(placement.tenant_id.as_str());
         Ok(())
     }
 }
@@ -222,49 +227,49 @@ pub struct Storage(pub Arc<World>);
 
 #[async_trait]
 impl StorageInitializer for Storage {
-    async fn plan(&self, plan: &Placement) -> Result<StoragePlan> {
+    async fn preview(&self, placement: &Placement) -> Result<StoragePreview> {
         let exists = self
             .0
             .storage
             .lock()
             .unwrap()
-            .contains(plan.tenant_id.as_str());
-        Ok(StoragePlan::new(
-            vec![format!("tenants/{}/uploads/", plan.tenant_id)],
+            .contains(placement.tenant_id.as_str());
+        Ok(StoragePreview::new(
+            vec![format!("tenants/{}/uploads/", placement.tenant_id)],
             exists,
         ))
     }
-    async fn initialize(&self, plan: &Placement) -> Result<()> {
-        self.0.call("storage-init", &plan.tenant_id);
+    async fn initialize(&self, placement: &Placement) -> Result<()> {
+        self.0.call("storage-init", &placement.tenant_id);
         self.0
             .storage
             .lock()
             .unwrap()
-            .insert(plan.tenant_id.to_string());
+            .insert(placement.tenant_id.to_string());
         Ok(())
     }
-    async fn suspend(&self, plan: &Placement) -> Result<()> {
-        self.0.call("storage-suspend", &plan.tenant_id);
+    async fn suspend(&self, placement: &Placement) -> Result<()> {
+        self.0.call("storage-suspend", &placement.tenant_id);
         self.0
             .suspended
             .lock()
             .unwrap()
-            .insert(plan.tenant_id.to_string());
+            .insert(placement.tenant_id.to_string());
         Ok(())
     }
-    async fn resume(&self, plan: &Placement) -> Result<()> {
-        self.0.call("storage-resume", &plan.tenant_id);
+    async fn resume(&self, placement: &Placement) -> Result<()> {
+        self.0.call("storage-resume", &placement.tenant_id);
         self.0
             .suspended
             .lock()
             .unwrap()
-            .remove(plan.tenant_id.as_str());
+            .remove(placement.tenant_id.as_str());
         Ok(())
     }
-    async fn remove(&self, plan: &Placement, mode: RemovalMode) -> Result<()> {
+    async fn remove(&self, placement: &Placement, mode: RemovalMode) -> Result<()> {
         self.0
-            .call(&format!("storage-remove-{mode:?}"), &plan.tenant_id);
-        let id = plan.tenant_id.to_string();
+            .call(&format!("storage-remove-{mode:?}"), &placement.tenant_id);
+        let id = placement.tenant_id.to_string();
         self.0.storage.lock().unwrap().remove(&id);
         self.0.suspended.lock().unwrap().remove(&id);
         if mode == RemovalMode::Archive {

@@ -1,67 +1,67 @@
-//! [`PolicyPlanBuilder`]: the default [`TenantPlanBuilder`], driven by a
-//! [`PlacementPolicy`].
+//! [`RuleBasedPolicy`]: the default [`PlacementPolicy`], driven by a
+//! [`PlacementRules`].
 
 use std::collections::HashMap;
 
 use async_trait::async_trait;
 use provisioning_core::{
-    Error, Isolation, PlanDecision, PlanName, Region, Residency, Result, TenantPlanBuilder,
+    Error, Isolation, PlacementDecision, PlacementPolicy, PlanName, Region, Residency, Result,
     TenantRequest, model::validate_attribute,
 };
 
 use crate::directory::ShardDirectory;
 use crate::error::rule_of;
-use crate::policy::config::{AttributeOverride, PlacementPolicy, PlanRule, RegionRule};
+use crate::policy::config::{AttributeOverride, PlacementRules, PlanRule, RegionRule};
 
-/// The default [`TenantPlanBuilder`]: looks the request's plan and region up in
-/// a validated [`PlacementPolicy`] and applies its overrides.
+/// The default [`PlacementPolicy`]: looks the request's plan and region up in
+/// a validated [`PlacementRules`] and applies its overrides.
 ///
 /// It has no side effects, so it is safe for dry runs. An unknown plan or region
 /// is an [`Error::InvalidInput`] on `plan` or `region` that lists the known ones.
 ///
 /// ```
-/// use provisioning_core::{Isolation, Residency, TenantPlanBuilder, TenantRequest};
-/// use provisioning_sharding::{PlacementPolicy, PolicyPlanBuilder, RegionRule};
+/// use provisioning_core::{Isolation, Residency, PlacementPolicy, TenantRequest};
+/// use provisioning_sharding::{PlacementRules, RuleBasedPolicy, RegionRule};
 ///
-/// let policy = PlacementPolicy::default()
+/// let policy = PlacementRules::default()
 ///     .with_region("eu-west", RegionRule::strict())
 ///     .with_region("us-east", RegionRule::open());
-/// let builder = PolicyPlanBuilder::new(policy)?;
+/// let builder = RuleBasedPolicy::new(policy)?;
 ///
 /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
 /// let request = TenantRequest::new("acme".parse()?, "premium".parse()?, "us-east".parse()?);
-/// let decision = builder.build_plan(&request).await?;
+/// let decision = builder.decide(&request).await?;
 /// assert_eq!(decision.isolation, Isolation::Dedicated);
 /// assert_eq!(decision.residency, Residency::Flexible);
 /// assert_eq!(decision.reason, "plan premium maps to dedicated");
 ///
 /// let request = TenantRequest::new("acme".parse()?, "free".parse()?, "eu-west".parse()?);
-/// let decision = builder.build_plan(&request).await?;
+/// let decision = builder.decide(&request).await?;
 /// assert_eq!((decision.isolation, decision.residency), (Isolation::Shared, Residency::Strict));
 ///
 /// let request = TenantRequest::new("acme".parse()?, "gold".parse()?, "eu-west".parse()?);
-/// let err = builder.build_plan(&request).await.unwrap_err();
+/// let err = builder.decide(&request).await.unwrap_err();
 /// assert_eq!(err.to_string(), "invalid plan: unknown plan \"gold\" (known: free, premium, regulated, standard)");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// # })?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone)]
-pub struct PolicyPlanBuilder {
+pub struct RuleBasedPolicy {
     plans: HashMap<PlanName, PlanRule>,
     regions: HashMap<Region, RegionRule>,
     overrides: Vec<AttributeOverride>,
     default_residency: Residency,
 }
 
-impl PolicyPlanBuilder {
-    /// Validates `policy` into a plan builder.
+impl RuleBasedPolicy {
+    /// Validates `policy` into a placement policy.
     ///
     /// # Errors
     /// [`crate::Error::InvalidPolicy`] naming the section and key: a plan or
     /// region name that is not a valid name, an override whose attribute key is
     /// invalid or that sets nothing.
-    pub fn new(policy: PlacementPolicy) -> Result<Self, crate::Error> {
+    pub fn new(policy: PlacementRules) -> Result<Self, crate::Error> {
         let plans = policy
             .plans
             .into_iter()
@@ -91,7 +91,7 @@ impl PolicyPlanBuilder {
                 ));
             }
         }
-        Ok(PolicyPlanBuilder {
+        Ok(RuleBasedPolicy {
             plans,
             regions,
             overrides: policy.overrides,
@@ -112,8 +112,8 @@ impl PolicyPlanBuilder {
     /// The decision for `request`, or the input error, without the async wrapper.
     ///
     /// # Errors
-    /// As [`TenantPlanBuilder::build_plan`].
-    pub fn decide(&self, request: &TenantRequest) -> Result<PlanDecision> {
+    /// As [`PlacementPolicy::decide`].
+    pub fn evaluate(&self, request: &TenantRequest) -> Result<PlacementDecision> {
         let plan_rule = self.plans.get(&request.plan).ok_or_else(|| {
             Error::invalid(
                 "plan",
@@ -171,7 +171,7 @@ impl PolicyPlanBuilder {
             ));
             Residency::Strict
         };
-        Ok(PlanDecision::new(
+        Ok(PlacementDecision::new(
             request.plan.clone(),
             isolation,
             request.region.clone(),
@@ -192,8 +192,8 @@ fn known<'a, T: AsRef<str> + 'a>(names: impl Iterator<Item = &'a T>) -> String {
 }
 
 #[async_trait]
-impl TenantPlanBuilder for PolicyPlanBuilder {
-    async fn build_plan(&self, request: &TenantRequest) -> Result<PlanDecision> {
-        self.decide(request)
+impl PlacementPolicy for RuleBasedPolicy {
+    async fn decide(&self, request: &TenantRequest) -> Result<PlacementDecision> {
+        self.evaluate(request)
     }
 }

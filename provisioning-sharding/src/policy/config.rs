@@ -1,4 +1,4 @@
-//! [`PlacementPolicy`]: the plan table, region rules and attribute overrides, as config.
+//! [`PlacementRules`]: the plan table, region rules and attribute overrides, as config.
 
 use std::collections::BTreeMap;
 
@@ -126,14 +126,14 @@ impl AttributeOverride {
 /// tenant out of its region. Isolation is the plan's (shared when unsaid), then
 /// each matching override in order, the last one winning.
 ///
-/// [`PlacementPolicy::default`] has the plans `free` and `standard` (shared),
+/// [`PlacementRules::default`] has the plans `free` and `standard` (shared),
 /// `premium` (dedicated) and `regulated` (dedicated, strict), no regions, and
 /// flexible default residency. In TOML:
 ///
 /// ```
-/// use provisioning_sharding::PlacementPolicy;
+/// use provisioning_sharding::PlacementRules;
 ///
-/// let policy = PlacementPolicy::from_toml_str(r#"
+/// let policy = PlacementRules::from_toml_str(r#"
 ///     default_residency = "flexible"
 ///
 ///     [plans]
@@ -156,7 +156,7 @@ impl AttributeOverride {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
-pub struct PlacementPolicy {
+pub struct PlacementRules {
     /// The residency of a tenant no rule makes strict.
     #[serde(default = "flexible")]
     pub default_residency: Residency,
@@ -175,9 +175,9 @@ fn flexible() -> Residency {
     Residency::Flexible
 }
 
-impl Default for PlacementPolicy {
+impl Default for PlacementRules {
     fn default() -> Self {
-        PlacementPolicy {
+        PlacementRules {
             default_residency: Residency::Flexible,
             plans: BTreeMap::from([
                 ("free".to_owned(), PlanRule::shared()),
@@ -191,12 +191,12 @@ impl Default for PlacementPolicy {
     }
 }
 
-impl PlacementPolicy {
+impl PlacementRules {
     /// No plans, no regions: build one up with the `with_` methods.
     pub fn empty() -> Self {
-        PlacementPolicy {
+        PlacementRules {
             plans: BTreeMap::new(),
-            ..PlacementPolicy::default()
+            ..PlacementRules::default()
         }
     }
 
@@ -229,7 +229,7 @@ impl PlacementPolicy {
     }
 
     /// Parses a TOML policy. Names are checked by
-    /// [`PolicyPlanBuilder::new`](crate::PolicyPlanBuilder::new).
+    /// [`RuleBasedPolicy::new`](crate::RuleBasedPolicy::new).
     ///
     /// # Errors
     /// [`crate::Error::Parse`] for bad TOML or an unknown field.

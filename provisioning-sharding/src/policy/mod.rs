@@ -1,8 +1,8 @@
-//! The default [`TenantPlanBuilder`](provisioning_core::TenantPlanBuilder):
-//! [`PolicyPlanBuilder`], driven by a [`PlacementPolicy`] read from config.
+//! The default [`PlacementPolicy`](provisioning_core::PlacementPolicy):
+//! [`RuleBasedPolicy`], driven by a [`PlacementRules`] read from config.
 
 mod builder;
 mod config;
 
-pub use builder::PolicyPlanBuilder;
-pub use config::{AttributeOverride, PlacementPolicy, PlanRule, RegionRule};
+pub use builder::RuleBasedPolicy;
+pub use config::{AttributeOverride, PlacementRules, PlanRule, RegionRule};

@@ -1,12 +1,13 @@
 //! [`LeastLoadedResolver`]: capacity-aware placement with reservations.
 
+use provisioning_core::Entity;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use provisioning_core::{
-    Error, PlanDecision, Result, ShardChoice, ShardId, ShardResolver, TenantId,
+    Error, PlacementDecision, Result, ShardChoice, ShardId, ShardResolver, TenantId,
 };
 
 use crate::directory::ShardDirectory;
@@ -41,7 +42,7 @@ pub const DEFAULT_RESERVATION_TTL: Duration = Duration::from_secs(300);
 ///
 /// ```
 /// use std::sync::Arc;
-/// use provisioning_core::{Error, Isolation, PlanDecision, Residency, ShardResolver};
+/// use provisioning_core::{Error, Isolation, PlacementDecision, Residency, ShardResolver};
 /// use provisioning_sharding::{InMemoryLoad, LeastLoadedResolver, ShardDirectory, ShardSpec};
 ///
 /// let shard = |id: &str| ShardSpec::new(id).with_region("eu-west").with_capacity(2)
@@ -50,7 +51,7 @@ pub const DEFAULT_RESERVATION_TTL: Duration = Duration::from_secs(300);
 /// let load = InMemoryLoad::new().with_count(&"eu-1".parse()?, 2); // eu-1 is full
 /// let resolver = LeastLoadedResolver::new(directory, load);
 ///
-/// let decision = PlanDecision::new(
+/// let decision = PlacementDecision::new(
 ///     "free".parse()?, Isolation::Shared, "eu-west".parse()?, Residency::Strict, "free",
 /// );
 /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
@@ -181,7 +182,7 @@ impl<L: LoadSource> LeastLoadedResolver<L> {
         &self,
         ledger: &Ledger,
         tenant: &TenantId,
-        decision: &PlanDecision,
+        decision: &PlacementDecision,
     ) -> Option<usize> {
         let reservation = ledger.by_tenant.get(tenant)?;
         let shard = self.directory.shard_at(reservation.shard);
@@ -193,7 +194,7 @@ impl<L: LoadSource> LeastLoadedResolver<L> {
         fits.then_some(reservation.shard)
     }
 
-    fn choice(&self, index: usize, decision: &PlanDecision, how: &str) -> ShardChoice {
+    fn choice(&self, index: usize, decision: &PlacementDecision, how: &str) -> ShardChoice {
         let shard = self.directory.shard_at(index);
         let mut reason = format!("{how} {} shard in {}", decision.isolation, shard.region());
         if shard.region() != &decision.region {
@@ -209,7 +210,7 @@ impl<L: LoadSource> LeastLoadedResolver<L> {
     async fn place(
         &self,
         tenant: &TenantId,
-        decision: &PlanDecision,
+        decision: &PlacementDecision,
         reserve: bool,
     ) -> Result<ShardChoice> {
         {
@@ -303,7 +304,7 @@ impl<L: LoadSource> LeastLoadedResolver<L> {
     async fn place_on(
         &self,
         tenant: &TenantId,
-        decision: &PlanDecision,
+        decision: &PlacementDecision,
         shard: &ShardId,
         reserve: bool,
     ) -> Result<ShardChoice> {
@@ -314,7 +315,7 @@ impl<L: LoadSource> LeastLoadedResolver<L> {
             .directory
             .index_of(shard)
             .ok_or_else(|| Error::NotFound {
-                kind: "shard",
+                kind: Entity::Shard,
                 id: shard.to_string(),
             })?;
         let now = Instant::now();
@@ -345,11 +346,19 @@ impl<L: LoadSource> LeastLoadedResolver<L> {
 
 #[async_trait]
 impl<L: LoadSource> ShardResolver for LeastLoadedResolver<L> {
-    async fn resolve(&self, tenant: &TenantId, decision: &PlanDecision) -> Result<ShardChoice> {
+    async fn resolve(
+        &self,
+        tenant: &TenantId,
+        decision: &PlacementDecision,
+    ) -> Result<ShardChoice> {
         self.place(tenant, decision, true).await
     }
 
-    async fn preview(&self, tenant: &TenantId, decision: &PlanDecision) -> Result<ShardChoice> {
+    async fn preview(
+        &self,
+        tenant: &TenantId,
+        decision: &PlacementDecision,
+    ) -> Result<ShardChoice> {
         self.place(tenant, decision, false).await
     }
 
@@ -360,7 +369,7 @@ impl<L: LoadSource> ShardResolver for LeastLoadedResolver<L> {
     async fn resolve_on(
         &self,
         tenant: &TenantId,
-        decision: &PlanDecision,
+        decision: &PlacementDecision,
         shard: &ShardId,
     ) -> Result<ShardChoice> {
         self.place_on(tenant, decision, shard, true).await
@@ -370,7 +379,7 @@ impl<L: LoadSource> ShardResolver for LeastLoadedResolver<L> {
     async fn preview_on(
         &self,
         tenant: &TenantId,
-        decision: &PlanDecision,
+        decision: &PlacementDecision,
         shard: &ShardId,
     ) -> Result<ShardChoice> {
         self.place_on(tenant, decision, shard, false).await

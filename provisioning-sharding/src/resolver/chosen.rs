@@ -1,8 +1,9 @@
 //! The rules a shard an operator chose (a move, a pin) must meet, written
 //! once for every resolver.
 
+use provisioning_core::Entity;
 use provisioning_core::{
-    Error, PlanDecision, Region, Residency, Result, ShardChoice, ShardId, TenantId,
+    Error, PlacementDecision, Region, Residency, Result, ShardChoice, ShardId, TenantId,
 };
 
 use crate::directory::ShardDirectory;
@@ -18,7 +19,7 @@ use crate::shard::Shard;
 pub(crate) fn check(
     shard: &Shard,
     tenant: &TenantId,
-    decision: &PlanDecision,
+    decision: &PlacementDecision,
     fallbacks: Option<&FallbackRegions>,
     why: &str,
 ) -> Result<ShardChoice> {
@@ -66,11 +67,11 @@ pub(crate) fn check_id(
     directory: &ShardDirectory,
     id: &ShardId,
     tenant: &TenantId,
-    decision: &PlanDecision,
+    decision: &PlacementDecision,
     fallbacks: &FallbackRegions,
 ) -> Result<ShardChoice> {
     let shard = directory.get(id).ok_or_else(|| Error::NotFound {
-        kind: "shard",
+        kind: Entity::Shard,
         id: id.to_string(),
     })?;
     check(

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use provisioning_core::{Error, PlanDecision, Region, Residency, TenantId};
+use provisioning_core::{Error, PlacementDecision, Region, Residency, TenantId};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
@@ -74,7 +74,7 @@ impl FallbackRegions {
     /// the region is a fallback.
     pub(crate) fn candidates<'a>(
         &'a self,
-        decision: &'a PlanDecision,
+        decision: &'a PlacementDecision,
     ) -> impl Iterator<Item = (&'a Region, bool)> + 'a {
         let fallbacks = match decision.residency {
             Residency::Flexible => self.get(&decision.region),
@@ -111,7 +111,7 @@ impl From<FallbackRegions> for BTreeMap<Region, Vec<Region>> {
 /// and pool of every region searched, with `detail` saying why each failed.
 pub(crate) fn no_placement(
     tenant: &TenantId,
-    decision: &PlanDecision,
+    decision: &PlacementDecision,
     fallbacks: &FallbackRegions,
     what: &str,
     detail: impl Fn(&Region) -> String,

@@ -17,7 +17,7 @@
 //! ```
 //! use std::sync::Arc;
 //! use async_trait::async_trait;
-//! use provisioning_core::{Error, PlanDecision, Result, ShardChoice, ShardResolver, TenantId};
+//! use provisioning_core::{Error, PlacementDecision, Result, ShardChoice, ShardResolver, TenantId};
 //! use provisioning_sharding::ShardDirectory;
 //!
 //! /// Places a tenant on the first active shard of its region and pool whose
@@ -26,7 +26,7 @@
 //!
 //! #[async_trait]
 //! impl ShardResolver for ByTierTag {
-//!     async fn resolve(&self, tenant: &TenantId, d: &PlanDecision) -> Result<ShardChoice> {
+//!     async fn resolve(&self, tenant: &TenantId, d: &PlacementDecision) -> Result<ShardChoice> {
 //!         let shard = self.0.in_group(&d.region, d.isolation)
 //!             .find(|s| s.accepts_new_tenants() && s.tag("tier") == Some(d.plan.as_str()))
 //!             .ok_or_else(|| Error::Placement {
@@ -42,7 +42,7 @@
 //! # let spec = |id: &str, tier: &str| ShardSpec::new(id).with_region("eu-west").with_capacity(9)
 //! #     .with_pool(Isolation::Dedicated).with_connection("/data").with_tag("tier", tier);
 //! # let directory = ShardDirectory::from_specs([spec("eu-std", "standard"), spec("eu-gold", "premium")])?;
-//! # let decision = PlanDecision::new("premium".parse()?, Isolation::Dedicated, "eu-west".parse()?, Residency::Strict, "");
+//! # let decision = PlacementDecision::new("premium".parse()?, Isolation::Dedicated, "eu-west".parse()?, Residency::Strict, "");
 //! # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
 //! let choice = ByTierTag(Arc::new(directory)).resolve(&"acme".parse()?, &decision).await?;
 //! assert_eq!(choice.shard.as_str(), "eu-gold");

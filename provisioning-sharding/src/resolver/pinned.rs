@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use provisioning_core::{PlanDecision, Result, ShardChoice, ShardId, ShardResolver, TenantId};
+use provisioning_core::{PlacementDecision, Result, ShardChoice, ShardId, ShardResolver, TenantId};
 use serde::{Deserialize, Serialize};
 
 use crate::directory::ShardDirectory;
@@ -70,7 +70,7 @@ impl Pins {
 ///
 /// ```
 /// use std::sync::Arc;
-/// use provisioning_core::{Isolation, PlanDecision, Residency, ShardResolver};
+/// use provisioning_core::{Isolation, PlacementDecision, Residency, ShardResolver};
 /// use provisioning_sharding::{Pinned, Pins, RendezvousResolver, ShardDirectory, ShardSpec};
 ///
 /// let shard = |id: &str| ShardSpec::new(id).with_region("eu-west").with_capacity(100)
@@ -79,7 +79,7 @@ impl Pins {
 /// let pins = Pins::new().with("acme".parse()?, "eu-2".parse()?);
 /// let resolver = Pinned::new(directory.clone(), pins, RendezvousResolver::new(directory))?;
 ///
-/// let decision = PlanDecision::new(
+/// let decision = PlacementDecision::new(
 ///     "free".parse()?, Isolation::Shared, "eu-west".parse()?, Residency::Strict, "free",
 /// );
 /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
@@ -139,7 +139,7 @@ impl<R> Pinned<R> {
         &self,
         tenant: &TenantId,
         index: usize,
-        decision: &PlanDecision,
+        decision: &PlacementDecision,
     ) -> Result<ShardChoice> {
         let shard = self.directory.shard_at(index);
         let mut choice = chosen::check(
@@ -156,14 +156,22 @@ impl<R> Pinned<R> {
 
 #[async_trait]
 impl<R: ShardResolver> ShardResolver for Pinned<R> {
-    async fn resolve(&self, tenant: &TenantId, decision: &PlanDecision) -> Result<ShardChoice> {
+    async fn resolve(
+        &self,
+        tenant: &TenantId,
+        decision: &PlacementDecision,
+    ) -> Result<ShardChoice> {
         match self.pins.get(tenant) {
             Some(&index) => self.check(tenant, index, decision),
             None => self.inner.resolve(tenant, decision).await,
         }
     }
 
-    async fn preview(&self, tenant: &TenantId, decision: &PlanDecision) -> Result<ShardChoice> {
+    async fn preview(
+        &self,
+        tenant: &TenantId,
+        decision: &PlacementDecision,
+    ) -> Result<ShardChoice> {
         match self.pins.get(tenant) {
             Some(&index) => self.check(tenant, index, decision),
             None => self.inner.preview(tenant, decision).await,
@@ -173,7 +181,7 @@ impl<R: ShardResolver> ShardResolver for Pinned<R> {
     async fn resolve_on(
         &self,
         tenant: &TenantId,
-        decision: &PlanDecision,
+        decision: &PlacementDecision,
         shard: &ShardId,
     ) -> Result<ShardChoice> {
         self.inner.resolve_on(tenant, decision, shard).await
@@ -182,7 +190,7 @@ impl<R: ShardResolver> ShardResolver for Pinned<R> {
     async fn preview_on(
         &self,
         tenant: &TenantId,
-        decision: &PlanDecision,
+        decision: &PlacementDecision,
         shard: &ShardId,
     ) -> Result<ShardChoice> {
         self.inner.preview_on(tenant, decision, shard).await

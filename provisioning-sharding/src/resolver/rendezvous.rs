@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use provisioning_core::{PlanDecision, Result, ShardChoice, ShardId, ShardResolver, TenantId};
+use provisioning_core::{PlacementDecision, Result, ShardChoice, ShardId, ShardResolver, TenantId};
 
 use crate::directory::{Group, ShardDirectory};
 use crate::hash::{mix, stable_hash, weighted};
@@ -42,7 +42,7 @@ pub struct Pick<'a> {
 ///
 /// ```
 /// use std::sync::Arc;
-/// use provisioning_core::{Isolation, PlanDecision, Residency, ShardResolver};
+/// use provisioning_core::{Isolation, PlacementDecision, Residency, ShardResolver};
 /// use provisioning_sharding::{RendezvousResolver, ShardDirectory, ShardSpec};
 ///
 /// let shard = |id: &str| ShardSpec::new(id).with_region("eu-west").with_capacity(100)
@@ -50,7 +50,7 @@ pub struct Pick<'a> {
 /// let directory = Arc::new(ShardDirectory::from_specs([shard("eu-1"), shard("eu-2"), shard("eu-3")])?);
 /// let resolver = RendezvousResolver::new(directory);
 ///
-/// let decision = PlanDecision::new(
+/// let decision = PlacementDecision::new(
 ///     "free".parse()?, Isolation::Shared, "eu-west".parse()?, Residency::Strict, "free is shared",
 /// );
 /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
@@ -95,7 +95,7 @@ impl RendezvousResolver {
     /// # Errors
     /// [`Error::Placement`](provisioning_core::Error::Placement) naming the region
     /// and pool (and each fallback tried) when no active shard qualifies.
-    pub fn pick(&self, tenant: &TenantId, decision: &PlanDecision) -> Result<Pick<'_>> {
+    pub fn pick(&self, tenant: &TenantId, decision: &PlacementDecision) -> Result<Pick<'_>> {
         let tenant_hash = stable_hash(tenant.as_str());
         for (region, fallback) in self.fallbacks.candidates(decision) {
             let Some(group) = self.directory.group(region, decision.isolation) else {
@@ -150,7 +150,11 @@ pub(crate) fn best(directory: &ShardDirectory, group: &Group, tenant_hash: u64) 
 
 #[async_trait]
 impl ShardResolver for RendezvousResolver {
-    async fn resolve(&self, tenant: &TenantId, decision: &PlanDecision) -> Result<ShardChoice> {
+    async fn resolve(
+        &self,
+        tenant: &TenantId,
+        decision: &PlacementDecision,
+    ) -> Result<ShardChoice> {
         let pick = self.pick(tenant, decision)?;
         let shard = pick.shard;
         // Built by hand rather than with `format!`: this is on the hot path.
@@ -174,7 +178,7 @@ impl ShardResolver for RendezvousResolver {
     async fn resolve_on(
         &self,
         tenant: &TenantId,
-        decision: &PlanDecision,
+        decision: &PlacementDecision,
         shard: &ShardId,
     ) -> Result<ShardChoice> {
         chosen::check_id(&self.directory, shard, tenant, decision, &self.fallbacks)

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use provisioning_core::{Isolation, PlanDecision, Residency, TenantId};
+use provisioning_core::{Isolation, PlacementDecision, Residency, TenantId};
 use provisioning_sharding::{ShardDirectory, ShardSpec};
 
 /// A valid shard spec in `region` and `pool` with `capacity`.
@@ -26,8 +26,12 @@ pub(crate) fn uniform(region: &str, n: usize) -> Arc<ShardDirectory> {
 }
 
 /// A decision for `region` with `isolation` and `residency`.
-pub(crate) fn decision(region: &str, isolation: Isolation, residency: Residency) -> PlanDecision {
-    PlanDecision::new(
+pub(crate) fn decision(
+    region: &str,
+    isolation: Isolation,
+    residency: Residency,
+) -> PlacementDecision {
+    PlacementDecision::new(
         "free".parse().unwrap(),
         isolation,
         region.parse().unwrap(),

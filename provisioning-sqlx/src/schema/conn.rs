@@ -3,7 +3,7 @@
 //! written once over [`SchemaConn`], which holds what differs.
 
 use futures_util::future::BoxFuture;
-use provisioning_core::{Result, SchemaPlan, TenantId};
+use provisioning_core::{Result, SchemaPreview, TenantId};
 use sqlx::Connection;
 use sqlx::migrate::Migrate;
 
@@ -91,10 +91,10 @@ macro_rules! impl_schema_conn {
 pub(crate) use impl_schema_conn;
 
 /// The plan of a database that does not exist yet: everything pending.
-pub(crate) fn plan_absent<C>(schema: &TenantSchema<C>, location: String) -> SchemaPlan {
+pub(crate) fn plan_absent<C>(schema: &TenantSchema<C>, location: String) -> SchemaPreview {
     let migrations = migrate::all(schema.migrator());
     let seeds = schema.seeds().iter().map(Seed::info).collect();
-    SchemaPlan::new(location, false, true, migrations, seeds)
+    SchemaPreview::new(location, false, true, migrations, seeds)
 }
 
 /// The plan of an existing database: the migrations and seeds not in its
@@ -104,7 +104,7 @@ pub(crate) async fn plan_existing<C: SchemaConn + Migrate>(
     schema: &TenantSchema<C>,
     tenant: &TenantId,
     location: String,
-) -> Result<SchemaPlan> {
+) -> Result<SchemaPreview> {
     let ledger = conn.table_exists(LEDGER_TABLE).await?;
     let migrations =
         migrate::pending(conn, schema.migrator(), ledger, C::COMPONENT, &location).await?;
@@ -117,7 +117,7 @@ pub(crate) async fn plan_existing<C: SchemaConn + Migrate>(
         .into_iter()
         .map(Seed::info)
         .collect();
-    Ok(SchemaPlan::new(location, true, false, migrations, seeds))
+    Ok(SchemaPreview::new(location, true, false, migrations, seeds))
 }
 
 /// The tenant's rows in the seed ledger, which must exist.

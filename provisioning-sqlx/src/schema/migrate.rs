@@ -178,7 +178,7 @@ pub(crate) async fn run<C: ApplyAll>(
     conn: &mut C,
     migrator: &Migrator,
     hook: Option<&MigrationHook>,
-    plan: &Placement,
+    placement: &Placement,
     component: &'static str,
     location: &str,
 ) -> Result<Vec<MigrationInfo>> {
@@ -190,7 +190,7 @@ pub(crate) async fn run<C: ApplyAll>(
     let mut stopped = None;
     if let Some(hook) = hook {
         for (i, migration) in pending.iter().enumerate() {
-            if let Err(e) = hook(plan, &info(migration)) {
+            if let Err(e) = hook(placement, &info(migration)) {
                 stopped = Some(e);
                 pending.truncate(i);
                 break;
@@ -203,7 +203,7 @@ pub(crate) async fn run<C: ApplyAll>(
             Ok(()) => true,
             Err(e) => {
                 tracing::debug!(
-                    tenant_id = %plan.tenant_id,
+                    tenant_id = %placement.tenant_id,
                     error = %e,
                     "migrations failed together; applying them one at a time"
                 );
@@ -216,7 +216,7 @@ pub(crate) async fn run<C: ApplyAll>(
             conn.apply(LEDGER_TABLE, migration).await.map_err(err)?;
         }
         tracing::debug!(
-            tenant_id = %plan.tenant_id,
+            tenant_id = %placement.tenant_id,
             version = migration.version,
             "migration applied"
         );

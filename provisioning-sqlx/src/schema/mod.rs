@@ -19,7 +19,6 @@ use sqlx::migrate::Migrator;
 mod conn;
 pub(crate) mod copy;
 pub(crate) mod drift;
-mod locks;
 mod migrate;
 mod schemas;
 mod seed;
@@ -32,7 +31,7 @@ pub mod sqlite;
 
 pub use seed::{SEED_NAME_MAX_LEN, Seed, SeedBody, SeedFn};
 
-pub(crate) use locks::KeyedLocks;
+pub(crate) type KeyedLocks = provisioning_core::sync::KeyedLocks<String>;
 pub(crate) use schemas::Schemas;
 
 /// Called for each pending migration, in order, before any of them is applied,

@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
-use provisioning_core::{Error, Result, SeedInfo, TenantId};
+use provisioning_core::{Entity, Error, Result, SeedInfo, TenantId};
 use sha2::{Digest, Sha256};
 
 use crate::schema::sql::hex;
@@ -184,7 +184,7 @@ pub(crate) fn pending_seeds<'s, C>(
         {
             Some((_, _, applied)) if *applied != seed.checksum => {
                 return Err(Error::Conflict {
-                    kind: "seed",
+                    kind: Entity::Seed,
                     id: format!("{}@{}", seed.name, seed.version),
                     reason: format!(
                         "tenant {tenant} applied this version with checksum {applied}, \
@@ -246,7 +246,16 @@ mod tests {
 
         let changed = vec![S::sql("roles", 1, "A changed")];
         let err = pending_seeds(&changed, &ledger, &tenant).err().unwrap();
-        assert!(matches!(err, Error::Conflict { kind: "seed", .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                Error::Conflict {
+                    kind: Entity::Seed,
+                    ..
+                }
+            ),
+            "{err}"
+        );
 
         // A new version of the same name is a new seed, not a conflict.
         let v2 = vec![S::sql("roles", 2, "A changed")];

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use provisioning_core::{
-    Error, Isolation, MigrationInfo, Placement, PlanDecision, Residency, ShardChoice,
+    Error, Isolation, MigrationInfo, Placement, PlacementDecision, Residency, ShardChoice,
 };
 #[cfg(feature = "sharding")]
 use provisioning_core::{RequestId, ShardId, TenantId, TenantState};
@@ -68,7 +68,7 @@ pub async fn first_migrations(variant: &str, n: usize) -> Migrator {
 pub fn plan(tenant: &str, isolation: Isolation, shard: &str) -> Placement {
     Placement::new(
         tenant.parse().unwrap(),
-        PlanDecision::new(
+        PlacementDecision::new(
             "premium".parse().unwrap(),
             isolation,
             "eu-west".parse().unwrap(),
@@ -141,11 +141,11 @@ pub struct NoStorage;
 
 #[async_trait::async_trait]
 impl provisioning_core::StorageInitializer for NoStorage {
-    async fn plan(
+    async fn preview(
         &self,
         _: &Placement,
-    ) -> provisioning_core::Result<provisioning_core::StoragePlan> {
-        Ok(provisioning_core::StoragePlan::new(vec![], false))
+    ) -> provisioning_core::Result<provisioning_core::StoragePreview> {
+        Ok(provisioning_core::StoragePreview::new(vec![], false))
     }
     async fn initialize(&self, _: &Placement) -> provisioning_core::Result<()> {
         Ok(())

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use futures_util::TryStreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
-use provisioning_core::{Isolation, Placement, PlanDecision, Region, Residency, ShardChoice};
+use provisioning_core::{Isolation, Placement, PlacementDecision, Region, Residency, ShardChoice};
 use provisioning_storage::{ObjectStoreInitializer, TenantMarker};
 
 #[allow(unused_imports)] // not every test file needs both
@@ -276,7 +276,7 @@ pub fn plan(tenant: &str, region: &str) -> Placement {
 pub fn plan_with(tenant: &str, region: &str, plan_name: &str) -> Placement {
     Placement::new(
         tenant.parse().unwrap(),
-        PlanDecision::new(
+        PlacementDecision::new(
             plan_name.parse().unwrap(),
             Isolation::Shared,
             region.parse().unwrap(),

@@ -105,11 +105,11 @@ pub(crate) struct NoStorage;
 
 #[async_trait::async_trait]
 impl provisioning_core::StorageInitializer for NoStorage {
-    async fn plan(
+    async fn preview(
         &self,
         _: &provisioning_core::Placement,
-    ) -> provisioning_core::Result<provisioning_core::StoragePlan> {
-        Ok(provisioning_core::StoragePlan::new(vec![], false))
+    ) -> provisioning_core::Result<provisioning_core::StoragePreview> {
+        Ok(provisioning_core::StoragePreview::new(vec![], false))
     }
     async fn initialize(&self, _: &provisioning_core::Placement) -> provisioning_core::Result<()> {
         Ok(())

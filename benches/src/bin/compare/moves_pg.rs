@@ -13,7 +13,7 @@ use std::sync::Arc;
 use futures_util::StreamExt;
 use provisioning_core::{ProvisioningOrchestrator, RequestId, RequestStatus};
 use provisioning_sharding::{
-    PlacementPolicy, PolicyPlanBuilder, RendezvousResolver, ShardDirectory, ShardStatus,
+    PlacementRules, RendezvousResolver, RuleBasedPolicy, ShardDirectory, ShardStatus,
 };
 use provisioning_sqlx::{PostgresDedicatedMode, PostgresSchemaManager, PostgresStore};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -163,11 +163,10 @@ async fn setup(
         .dedicated_mode(PostgresDedicatedMode::Schema)
         .name_prefix(SCHEMA_PREFIX)
         .build()?;
-    let plans =
-        PolicyPlanBuilder::new(PlacementPolicy::default())?.with_directory_regions(&directory);
+    let plans = RuleBasedPolicy::new(PlacementRules::default())?.with_directory_regions(&directory);
     let orchestrator = ProvisioningOrchestrator::builder()
         .store(store.clone())
-        .plan_builder(Arc::new(plans))
+        .placement_policy(Arc::new(plans))
         .shard_resolver(Arc::new(RendezvousResolver::new(directory.clone())))
         .schema_manager(Arc::new(schema))
         .storage(Arc::new(crate::moves::NoStorage))

@@ -1,5 +1,5 @@
 //! The SDK side of the comparison: the orchestrator wired as a user would
-//! wire it (SQLite or PostgreSQL catalog, policy plan builder, rendezvous
+//! wire it (SQLite or PostgreSQL catalog, rule-based placement policy, rendezvous
 //! shards, schema managers with the reference workload, local storage), and a
 //! create call per tenant that fails loudly unless the tenant ends Active.
 
@@ -9,9 +9,7 @@ use std::sync::Arc;
 use provisioning_core::{
     ProvisioningOrchestrator, RequestId, RequestStatus, StorageInitializer, TenantRequest,
 };
-use provisioning_sharding::{
-    PlacementPolicy, PolicyPlanBuilder, RendezvousResolver, ShardDirectory,
-};
+use provisioning_sharding::{PlacementRules, RendezvousResolver, RuleBasedPolicy, ShardDirectory};
 use provisioning_sqlx::{
     PostgresDedicatedMode, PostgresSchemaManager, PostgresStore, SqliteSchemaManager, SqliteStore,
 };
@@ -58,10 +56,9 @@ fn storage(root: &Path) -> Result<Arc<dyn StorageInitializer>> {
     ))
 }
 
-fn placement() -> Result<(PolicyPlanBuilder, RendezvousResolver)> {
+fn placement() -> Result<(RuleBasedPolicy, RendezvousResolver)> {
     let directory = Arc::new(ShardDirectory::from_toml_str(SHARDS)?);
-    let plans =
-        PolicyPlanBuilder::new(PlacementPolicy::default())?.with_directory_regions(&directory);
+    let plans = RuleBasedPolicy::new(PlacementRules::default())?.with_directory_regions(&directory);
     Ok((plans, RendezvousResolver::new(directory)))
 }
 
@@ -112,7 +109,7 @@ impl SqliteSdk {
         warm_up_shared(&schema).await?;
         let orchestrator = ProvisioningOrchestrator::builder()
             .store(store.clone())
-            .plan_builder(Arc::new(plans))
+            .placement_policy(Arc::new(plans))
             .shard_resolver(Arc::new(shards))
             .schema_manager(schema)
             .storage(storage(&dir.join("storage"))?)
@@ -182,11 +179,11 @@ impl SqliteSdk {
 /// Creates and migrates the shared shard's database before timing starts.
 async fn warm_up_shared(schema: &SqliteSchemaManager) -> Result<()> {
     use provisioning_core::{
-        Isolation, Placement, PlanDecision, Residency, ShardChoice, TenantSchemaManager,
+        Isolation, Placement, PlacementDecision, Residency, ShardChoice, TenantSchemaManager,
     };
     let plan = Placement::new(
         "warm-up".parse()?,
-        PlanDecision::new(
+        PlacementDecision::new(
             SHARED_PLAN.parse()?,
             Isolation::Shared,
             REGION.parse()?,
@@ -224,7 +221,7 @@ impl PgSdk {
         let storage = storage(storage_root)?;
         let orchestrator = ProvisioningOrchestrator::builder()
             .store(store.clone())
-            .plan_builder(Arc::new(plans))
+            .placement_policy(Arc::new(plans))
             .shard_resolver(Arc::new(shards))
             .schema_manager(schema)
             .storage(storage.clone())
@@ -290,7 +287,7 @@ impl PgSdk {
         let (plans, shards) = placement()?;
         Ok(ProvisioningOrchestrator::builder()
             .store(self.store.clone())
-            .plan_builder(Arc::new(plans))
+            .placement_policy(Arc::new(plans))
             .shard_resolver(Arc::new(shards))
             .schema_manager(Arc::new(pg_manager(url, prefix, true)?))
             .storage(self.storage.clone())

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use provisioning_core::{
-    FailureLimit, FleetStatus, PlannedUnit, RolloutOptions, RolloutReport, RolloutUnit, UnitStatus,
+    FailureLimit, FleetStatus, RolloutOptions, RolloutReport, RolloutUnit, UnitPreview, UnitStatus,
 };
 
 use self::json::{DriftView, FleetStatusView, UnitView};
@@ -38,7 +38,7 @@ pub(crate) async fn migrate_all(
     let hybrid = crate::wiring::hybrid(dir, release, None).await?;
     let orchestrator = &hybrid.orchestrator;
     if args.dry_run {
-        let planned = orchestrator.plan_rollout(args.concurrency).await?;
+        let planned = orchestrator.preview_rollout(args.concurrency).await?;
         return show_plan(&planned, out);
     }
     let mut options = RolloutOptions::new()
@@ -213,7 +213,7 @@ fn show_report(report: &RolloutReport, units: &[RolloutUnit], out: Output) -> Bo
     })
 }
 
-fn show_plan(planned: &[PlannedUnit], out: Output) -> BoxResult<()> {
+fn show_plan(planned: &[UnitPreview], out: Output) -> BoxResult<()> {
     let mut lines = Vec::new();
     let mut text = Vec::new();
     for p in planned {

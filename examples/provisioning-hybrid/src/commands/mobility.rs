@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use provisioning_core::{DrainStatus, MovePlan, Receipt, RequestId};
+use provisioning_core::{DrainStatus, Entity, MovePreview, Receipt, RequestId};
 
 use super::{BoxResult, Output, faults};
 
@@ -34,7 +34,7 @@ pub(crate) async fn change(dir: &Path, args: MoveArgs, out: Output) -> BoxResult
             .await?
             .orchestrator;
     if args.dry_run {
-        let plan = orchestrator.plan_move(&tenant, plan, shard).await?;
+        let plan = orchestrator.preview_move(&tenant, plan, shard).await?;
         return out.show(&plan, || describe_plan(&plan));
     }
     let receipt = match (plan, shard) {
@@ -71,7 +71,7 @@ fn show_receipt(receipt: &Receipt, out: Output) -> BoxResult<()> {
     Ok(())
 }
 
-fn describe_plan(plan: &MovePlan) -> String {
+fn describe_plan(plan: &MovePreview) -> String {
     let side = |p: &provisioning_core::Placement| {
         format!(
             "{} on shard {} in {} ({})",
@@ -112,7 +112,7 @@ pub(crate) async fn drain(
     let shard: provisioning_core::ShardId = shard.parse()?;
     if crate::config::load()?.directory.get(&shard).is_none() {
         return Err(provisioning_core::Error::NotFound {
-            kind: "shard",
+            kind: Entity::Shard,
             id: shard.to_string(),
         }
         .into());

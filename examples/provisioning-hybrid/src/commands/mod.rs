@@ -129,7 +129,10 @@ pub(crate) fn show_config(out: Output) -> BoxResult<()> {
 /// `plan`: the dry run.
 pub(crate) async fn plan(dir: &Path, args: CreateArgs, out: Output) -> BoxResult<()> {
     let request = args.request()?;
-    let plan = orchestrator(dir, out.release).await?.plan(&request).await?;
+    let plan = orchestrator(dir, out.release)
+        .await?
+        .preview(&request)
+        .await?;
     out.show(&plan, || {
         let mut text = format!(
             "tenant {}: {} on shard {} in {} ({})\n",

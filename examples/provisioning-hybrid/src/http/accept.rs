@@ -13,7 +13,7 @@ use std::time::Duration;
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use provisioning_core::{Error, Receipt, RequestId, Result, TenantId};
+use provisioning_core::{Entity, Error, Receipt, RequestId, Result, TenantId};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -56,7 +56,7 @@ impl Expected {
             return Ok(());
         }
         Err(Error::Conflict {
-            kind: "request",
+            kind: Entity::Request,
             id: self.request_id.to_string(),
             reason: format!(
                 "request id already used for {} of tenant {}",

@@ -266,7 +266,7 @@ mod tests {
         assert_eq!(inactive.status(), StatusCode::CONFLICT);
         assert_eq!(inactive.body.code, ErrorCode::TenantNotActive);
         let missing: ApiError = Error::NotFound {
-            kind: "tenant",
+            kind: provisioning_core::Entity::Tenant,
             id: "acme".into(),
         }
         .into();

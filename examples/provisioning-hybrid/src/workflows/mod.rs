@@ -16,6 +16,7 @@ mod input;
 mod resource;
 mod steps;
 
+use provisioning_core::Entity;
 use std::sync::Arc;
 
 use provisioning_core::{
@@ -161,7 +162,7 @@ impl Provisioner {
                     .await
             }
             other => Err(Error::NotFound {
-                kind: "workflow",
+                kind: Entity::Workflow,
                 id: other.to_owned(),
             }),
         }

@@ -27,7 +27,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use futures_util::TryStreamExt;
-use provisioning_core::{Error, Placement, RequestId, Result, Step, StepError, TenantId};
+use provisioning_core::{Entity, Error, Placement, RequestId, Result, Step, StepError, TenantId};
 use provisioning_sqlx::SqliteSchemaManager;
 use provisioning_storage::ObjectStoreInitializer;
 use provisioning_storage::object_store::path::Path as ObjectPath;
@@ -381,7 +381,7 @@ pub(crate) async fn precheck(
         .map_err(refused)?;
     if held >= limit {
         return Err(Error::Conflict {
-            kind: "quota",
+            kind: Entity::Quota,
             id: format!(
                 "{}/{}/{}",
                 placement.tenant_id,

@@ -3,7 +3,7 @@
 //! `INSERT ... SELECT` within one database, `COPY` between two.
 
 use futures_util::StreamExt;
-use provisioning_core::{Error, Placement, Result, TenantId};
+use provisioning_core::{Entity, Error, Placement, Result, TenantId};
 use sqlx::{AssertSqlSafe, Executor, PgConnection};
 
 use super::catalog::{self, qualified};
@@ -101,7 +101,7 @@ pub(super) async fn require(
 ) -> Result<()> {
     if dedicated::inspect(conn, &target.kind).await?.is_none() {
         return Err(Error::NotFound {
-            kind: "tenant database",
+            kind: Entity::TenantDatabase,
             id: format!("{tenant} ({})", target.location()),
         });
     }

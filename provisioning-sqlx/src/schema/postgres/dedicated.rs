@@ -1,7 +1,7 @@
 //! Dedicated databases and schemas: created with an ownership marker, adopted
 //! when a DBA made them, dropped only when ours or when the tenant is deleted.
 
-use provisioning_core::{DatabaseOutcome, Error, Result, TenantId};
+use provisioning_core::{DatabaseOutcome, Entity, Error, Result, TenantId};
 use sha2::{Digest, Sha256};
 use sqlx::{AssertSqlSafe, Executor, PgConnection};
 
@@ -71,7 +71,7 @@ pub(super) fn owned(comment: Option<&str>, tenant: &TenantId) -> Result<bool> {
     match comment {
         Some(c) if c == marker(tenant) => Ok(true),
         Some(c) if c.starts_with(MARKER_PREFIX) => Err(Error::Conflict {
-            kind: "tenant database",
+            kind: Entity::TenantDatabase,
             id: tenant.to_string(),
             reason: format!("it is marked {c:?}"),
         }),

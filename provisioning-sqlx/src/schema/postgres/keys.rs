@@ -2,7 +2,7 @@
 //! tenant of a shared database already uses is refused before anything is
 //! written, and sequences are moved past the copied ids.
 
-use provisioning_core::{Error, Result};
+use provisioning_core::{Entity, Error, Result};
 use sqlx::{AssertSqlSafe, PgConnection};
 
 use super::catalog::{self, qualified};
@@ -120,7 +120,7 @@ pub(super) async fn check_keys(
     match used {
         None => Ok(()),
         Some(key) => Err(Error::Conflict {
-            kind: "table",
+            kind: Entity::Table,
             id: plan.table.clone(),
             reason: format!(
                 "tenant {}'s row with key {key} cannot be copied to {}: another tenant uses \

@@ -4,7 +4,7 @@
 
 use std::str::FromStr;
 
-use provisioning_core::{Error, Isolation, Placement, Result};
+use provisioning_core::{Entity, Error, Isolation, Placement, Result};
 use sqlx::postgres::PgConnectOptions;
 
 use super::template::{ADMIN_DATABASE, Layout, SCHEMA_PARAM, ShardConn};
@@ -124,7 +124,7 @@ impl PostgresSchemaManager {
         self.shards
             .get(&placement.shard)
             .ok_or_else(|| Error::NotFound {
-                kind: "shard",
+                kind: Entity::Shard,
                 id: placement.shard.to_string(),
             })
     }

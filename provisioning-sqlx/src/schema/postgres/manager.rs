@@ -1,9 +1,10 @@
 //! [`TenantSchemaManager`] for [`PostgresSchemaManager`].
 
 use async_trait::async_trait;
+use provisioning_core::Entity;
 use provisioning_core::{
     DatabaseOutcome, Drift, DropReason, Error, MigrationInfo, Placement, Repair, Result,
-    SchemaPlan, SeedInfo, TableComparison, TenantId, TenantSchemaManager, Upgrade,
+    SchemaPreview, SeedInfo, TableComparison, TenantId, TenantSchemaManager, Upgrade,
 };
 use sqlx::pool::PoolConnection;
 use sqlx::{AssertSqlSafe, Executor, Postgres};
@@ -33,11 +34,11 @@ impl PostgresSchemaManager {
     pub(super) async fn tenant_conn(
         &self,
         target: &Target,
-        plan: &Placement,
+        placement: &Placement,
     ) -> Result<TenantConn> {
         let missing = || Error::NotFound {
-            kind: "tenant database",
-            id: format!("{} ({})", plan.tenant_id, target.location()),
+            kind: Entity::TenantDatabase,
+            id: format!("{} ({})", placement.tenant_id, target.location()),
         };
         match &target.kind {
             TargetKind::Database(_) => {
@@ -75,9 +76,9 @@ impl PostgresSchemaManager {
     /// straight from the pool (each transaction sets its `search_path`; a
     /// missing schema is found by its first statement, see
     /// [`missing_or`](Self::missing_or)), a database's of its own.
-    async fn work_conn(&self, target: &Target, plan: &Placement) -> Result<TenantConn> {
+    async fn work_conn(&self, target: &Target, placement: &Placement) -> Result<TenantConn> {
         match target.kind {
-            TargetKind::Database(_) => self.tenant_conn(target, plan).await,
+            TargetKind::Database(_) => self.tenant_conn(target, placement).await,
             TargetKind::Schema(_) | TargetKind::Shared => {
                 Ok(TenantConn::Pooled(self.server_conn(target).await?))
             }
@@ -87,7 +88,7 @@ impl PostgresSchemaManager {
     /// `error`, or [`Error::NotFound`] when it came from the tenant's schema
     /// not existing: looked up only after a failure, so that the usual path
     /// pays no round trip for it.
-    async fn missing_or(&self, target: &Target, plan: &Placement, error: Error) -> Error {
+    async fn missing_or(&self, target: &Target, placement: &Placement, error: Error) -> Error {
         if !matches!(target.kind, TargetKind::Schema(_)) {
             return error;
         }
@@ -96,8 +97,8 @@ impl PostgresSchemaManager {
         };
         match dedicated::inspect(&mut server, &target.kind).await {
             Ok(None) => Error::NotFound {
-                kind: "tenant database",
-                id: format!("{} ({})", plan.tenant_id, target.location()),
+                kind: Entity::TenantDatabase,
+                id: format!("{} ({})", placement.tenant_id, target.location()),
             },
             _ => error,
         }
@@ -132,26 +133,26 @@ impl TenantSchemaManager for PostgresSchemaManager {
         self.located(placement).map(Some)
     }
 
-    async fn plan(&self, plan: &Placement) -> Result<SchemaPlan> {
-        let schema = self.schema(plan.isolation)?;
-        let target = self.target(plan)?;
+    async fn preview(&self, placement: &Placement) -> Result<SchemaPreview> {
+        let schema = self.schema(placement.isolation)?;
+        let target = self.target(placement)?;
         let location = target.location();
-        let mut conn = match self.tenant_conn(&target, plan).await {
+        let mut conn = match self.tenant_conn(&target, placement).await {
             Ok(conn) => conn,
             Err(Error::NotFound { .. }) => return Ok(plan_absent(schema, location)),
             Err(e) => return Err(e),
         };
-        let result = plan_existing(&mut *conn, schema, &plan.tenant_id, location).await;
+        let result = plan_existing(&mut *conn, schema, &placement.tenant_id, location).await;
         conn.done(result.is_err()).await;
         result
     }
 
-    async fn provision(&self, plan: &Placement) -> Result<DatabaseOutcome> {
-        self.schema(plan.isolation)?;
-        let target = self.target(plan)?;
+    async fn provision(&self, placement: &Placement) -> Result<DatabaseOutcome> {
+        self.schema(placement.isolation)?;
+        let target = self.target(placement)?;
         let _guard = self.locks.lock(&target.location()).await;
         let mut server = self.server_conn(&target).await?;
-        let outcome = dedicated::provision(&mut server, &target, &plan.tenant_id).await?;
+        let outcome = dedicated::provision(&mut server, &target, &placement.tenant_id).await?;
         drop(server);
         // Reachable: a database of its own is connected to once. A schema or
         // the shared database is reached through the connection just used.
@@ -164,12 +165,12 @@ impl TenantSchemaManager for PostgresSchemaManager {
     /// One transaction in five round trips: `BEGIN` (with `search_path`), the
     /// advisory lock, the ledger made if missing and read, the pending
     /// migrations with their ledger rows, `COMMIT`.
-    async fn migrate(&self, plan: &Placement) -> Result<Vec<MigrationInfo>> {
-        let schema = self.schema(plan.isolation)?;
-        let target = self.target(plan)?;
+    async fn migrate(&self, placement: &Placement) -> Result<Vec<MigrationInfo>> {
+        let schema = self.schema(placement.isolation)?;
+        let target = self.target(placement)?;
         let location = target.location();
         let _guard = self.locks.lock(&location).await;
-        let mut conn = self.work_conn(&target, plan).await?;
+        let mut conn = self.work_conn(&target, placement).await?;
         let result = async {
             let what = || format!("migrating {location}");
             let mut tx = conn::begin(&mut conn, target.schema(), &what()).await?;
@@ -181,7 +182,7 @@ impl TenantSchemaManager for PostgresSchemaManager {
                 &mut *tx,
                 schema.migrator(),
                 self.schemas.hook.as_ref(),
-                plan,
+                placement,
                 COMPONENT,
                 &location,
             )
@@ -198,21 +199,21 @@ impl TenantSchemaManager for PostgresSchemaManager {
         conn.done(result.is_err()).await;
         match result {
             Ok(applied) => Ok(applied),
-            Err(e) => Err(self.missing_or(&target, plan, e).await),
+            Err(e) => Err(self.missing_or(&target, placement, e).await),
         }
     }
 
-    async fn seed(&self, plan: &Placement) -> Result<Vec<SeedInfo>> {
-        let schema = self.schema(plan.isolation)?;
-        let target = self.target(plan)?;
+    async fn seed(&self, placement: &Placement) -> Result<Vec<SeedInfo>> {
+        let schema = self.schema(placement.isolation)?;
+        let target = self.target(placement)?;
         let location = target.location();
         let mut known = self.seed_ledgers().contains(&location);
-        let mut conn = self.work_conn(&target, plan).await?;
+        let mut conn = self.work_conn(&target, placement).await?;
         let result = loop {
             let result = conn::apply(
                 &mut conn,
                 schema.seeds(),
-                &plan.tenant_id,
+                &placement.tenant_id,
                 target.schema(),
                 &location,
                 known,
@@ -235,7 +236,7 @@ impl TenantSchemaManager for PostgresSchemaManager {
                 }
                 Ok(applied)
             }
-            Err(e) => Err(self.missing_or(&target, plan, e).await),
+            Err(e) => Err(self.missing_or(&target, placement, e).await),
         }
     }
 
@@ -243,23 +244,24 @@ impl TenantSchemaManager for PostgresSchemaManager {
         self.upgrade_databases(databases).await
     }
 
-    async fn drop_tenant(&self, plan: &Placement, reason: DropReason) -> Result<()> {
-        let schema = self.schema(plan.isolation)?;
-        let target = self.target(plan)?;
+    async fn drop_tenant(&self, placement: &Placement, reason: DropReason) -> Result<()> {
+        let schema = self.schema(placement.isolation)?;
+        let target = self.target(placement)?;
         let _guard = self.locks.lock(&target.location()).await;
         if let TargetKind::Shared = target.kind {
-            let mut conn = self.tenant_conn(&target, plan).await?;
-            let result = delete_tenant_rows(&mut *conn, schema.tables(), &plan.tenant_id).await;
+            let mut conn = self.tenant_conn(&target, placement).await?;
+            let result =
+                delete_tenant_rows(&mut *conn, schema.tables(), &placement.tenant_id).await;
             conn.done(result.is_err()).await;
             let removed = result?;
-            tracing::info!(tenant_id = %plan.tenant_id, ?reason, removed, "tenant rows removed");
+            tracing::info!(tenant_id = %placement.tenant_id, ?reason, removed, "tenant rows removed");
             return Ok(());
         }
         let mut server = self.server_conn(&target).await?;
         dedicated::drop(
             &mut server,
             &target,
-            &plan.tenant_id,
+            &placement.tenant_id,
             reason == DropReason::Compensation,
         )
         .await

@@ -122,7 +122,7 @@ impl PostgresSchemaManager {
         }
         let mut guards = Vec::with_capacity(locations.len());
         for location in &locations {
-            guards.push(self.locks.lock(location).await);
+            guards.push(self.locks.lock(*location).await);
         }
         let mut conn = match self.server_conn(target).await {
             Ok(conn) => conn,

@@ -6,9 +6,9 @@
 
 use std::path::{Path, PathBuf};
 
-use provisioning_core::{Error, Isolation, Placement, Result, TableComparison, TenantId};
+use provisioning_core::sync::KeyedGuard;
+use provisioning_core::{Entity, Error, Isolation, Placement, Result, TableComparison, TenantId};
 use sqlx::{AssertSqlSafe, SqliteConnection};
-use tokio::sync::OwnedMutexGuard;
 
 use super::SqliteSchemaManager;
 use super::conn::{COMPONENT, close, create_ledger};
@@ -26,14 +26,14 @@ const SRC: &str = "src";
 
 /// A connection to the target with the source attached (or the same file
 /// as both), holding the target's lock.
-struct Attached {
+struct Attached<'m> {
     conn: Conn,
     /// The target file and its identity, to park a dedicated connection
     /// again for the next step (see `parked`).
     file: (PathBuf, Option<FileId>),
     /// `src`, or `main` when source and target are one file.
     source: &'static str,
-    _guard: OwnedMutexGuard<()>,
+    _guard: KeyedGuard<'m, String>,
 }
 
 enum Conn {
@@ -43,7 +43,7 @@ enum Conn {
     Own(SqliteConnection),
 }
 
-impl Attached {
+impl Attached<'_> {
     fn conn(&mut self) -> &mut SqliteConnection {
         match &mut self.conn {
             Conn::Shared(conn) => conn,
@@ -84,7 +84,7 @@ impl Attached {
 
 impl SqliteSchemaManager {
     /// Opens `target`'s file with `source`'s attached.
-    async fn attach(&self, source: &Placement, target: &Placement) -> Result<Attached> {
+    async fn attach(&self, source: &Placement, target: &Placement) -> Result<Attached<'_>> {
         let (from, to) = (self.database_path(source), self.database_path(target));
         if !tokio::fs::try_exists(&from).await.unwrap_or(false) {
             return Err(missing(&source.tenant_id, &from));
@@ -371,7 +371,7 @@ async fn check_collisions(
     .map_err(|e| db_error(COMPONENT, format!("checking the keys of {}", plan.table), e))?;
     if taken > 0 {
         return Err(Error::Conflict {
-            kind: "tenant data",
+            kind: Entity::TenantData,
             id: tenant.to_string(),
             reason: format!(
                 "{taken} of its rows in table {} use a key ({}) another tenant of the target \
@@ -541,7 +541,7 @@ fn same_file(a: &Path, b: &Path) -> bool {
 
 fn missing(tenant: &TenantId, path: &Path) -> Error {
     Error::NotFound {
-        kind: "tenant database",
+        kind: Entity::TenantDatabase,
         id: format!("{tenant} ({})", path.display()),
     }
 }

@@ -3,7 +3,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use provisioning_core::{DatabaseOutcome, Error, Result, TenantId};
+use provisioning_core::{DatabaseOutcome, Entity, Error, Result, TenantId};
 use sqlx::SqliteConnection;
 
 use super::SqliteSchemaManager;
@@ -61,7 +61,7 @@ pub(super) async fn owned(conn: &mut SqliteConnection, tenant: &TenantId) -> Res
     match owner {
         Some(owner) if owner == tenant.as_str() => Ok(true),
         other => Err(Error::Conflict {
-            kind: "tenant database",
+            kind: Entity::TenantDatabase,
             id: tenant.to_string(),
             reason: format!("its file is marked as created for {other:?}"),
         }),

@@ -2,7 +2,7 @@
 //! `pragma_table_info`, the release's from an in-memory database migrated
 //! from nothing (once per manager and isolation), and the repairs.
 
-use provisioning_core::{Drift, Error, Isolation, Placement, Repair, Result, TenantId};
+use provisioning_core::{Drift, Entity, Error, Isolation, Placement, Repair, Result, TenantId};
 use sqlx::migrate::Migrate;
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{Connection, Row, SqliteConnection};
@@ -143,7 +143,7 @@ impl SqliteSchemaManager {
         let path = self.database_path(placement);
         if !tokio::fs::try_exists(&path).await.unwrap_or(false) {
             return Err(Error::NotFound {
-                kind: "tenant database",
+                kind: Entity::TenantDatabase,
                 id: format!("{} ({})", placement.tenant_id, path.display()),
             });
         }

@@ -1,9 +1,10 @@
 //! [`TenantSchemaManager`] for [`SqliteSchemaManager`].
 
 use async_trait::async_trait;
+use provisioning_core::Entity;
 use provisioning_core::{
     DatabaseOutcome, Drift, DropReason, Error, Isolation, MigrationInfo, Placement, Repair, Result,
-    SchemaPlan, SeedInfo, TableComparison, TenantId, TenantSchemaManager,
+    SchemaPreview, SeedInfo, TableComparison, TenantId, TenantSchemaManager,
 };
 
 use super::SqliteSchemaManager;
@@ -43,35 +44,35 @@ impl TenantSchemaManager for SqliteSchemaManager {
         Some(self.schemas.release())
     }
 
-    fn locate(&self, plan: &Placement) -> Result<Option<String>> {
-        self.check_template(plan)?;
-        Ok(Some(self.resolve_path(plan).display().to_string()))
+    fn locate(&self, placement: &Placement) -> Result<Option<String>> {
+        self.check_template(placement)?;
+        Ok(Some(self.resolve_path(placement).display().to_string()))
     }
 
-    async fn plan(&self, plan: &Placement) -> Result<SchemaPlan> {
-        let schema = self.schema(plan.isolation)?;
-        let path = self.database_path(plan);
+    async fn preview(&self, placement: &Placement) -> Result<SchemaPreview> {
+        let schema = self.schema(placement.isolation)?;
+        let path = self.database_path(placement);
         let location = path.display().to_string();
         if !exists(&path).await {
             // Nothing to open: opening would create the file.
             return Ok(plan_absent(schema, location));
         }
         let mut conn = connect(&path, Open::Inspect, self.busy_timeout).await?;
-        let result = plan_existing(&mut conn, schema, &plan.tenant_id, location).await;
+        let result = plan_existing(&mut conn, schema, &placement.tenant_id, location).await;
         close(conn).await;
         result
     }
 
-    async fn provision(&self, plan: &Placement) -> Result<DatabaseOutcome> {
-        self.schema(plan.isolation)?;
-        self.check_shard(plan)?;
-        let path = self.database_path(plan);
+    async fn provision(&self, placement: &Placement) -> Result<DatabaseOutcome> {
+        self.schema(placement.isolation)?;
+        self.check_shard(placement)?;
+        let path = self.database_path(placement);
         let _guard = self.locks.lock(&Self::lock_key(&path)).await;
-        match plan.isolation {
+        match placement.isolation {
             Isolation::Dedicated => {
                 // What it finds may be another file than a parked connection's.
                 self.parked.evict(&path).await;
-                self.provision_dedicated(&plan.tenant_id, &path).await
+                self.provision_dedicated(&placement.tenant_id, &path).await
             }
             Isolation::Shared => {
                 // Reachable: opening (and creating on first use) is the check.
@@ -81,9 +82,9 @@ impl TenantSchemaManager for SqliteSchemaManager {
         }
     }
 
-    async fn migrate(&self, plan: &Placement) -> Result<Vec<MigrationInfo>> {
-        let schema = self.schema(plan.isolation)?;
-        let path = self.database_path(plan);
+    async fn migrate(&self, placement: &Placement) -> Result<Vec<MigrationInfo>> {
+        let schema = self.schema(placement.isolation)?;
+        let path = self.database_path(placement);
         let location = path.display().to_string();
         // One migration run per database at a time: tenants of one shard share it.
         let _guard = self.locks.lock(&Self::lock_key(&path)).await;
@@ -92,12 +93,12 @@ impl TenantSchemaManager for SqliteSchemaManager {
                 conn,
                 schema.migrator(),
                 self.schemas.hook.as_ref(),
-                plan,
+                placement,
                 COMPONENT,
                 &location,
             )
         };
-        match plan.isolation {
+        match placement.isolation {
             Isolation::Shared => {
                 let (db, mut conn) = self.pools.acquire(&path, self.busy_timeout, false).await?;
                 if db.migrated() {
@@ -108,7 +109,7 @@ impl TenantSchemaManager for SqliteSchemaManager {
                 Ok(applied)
             }
             Isolation::Dedicated => {
-                let (mut conn, id) = self.open_dedicated(plan, &path).await?;
+                let (mut conn, id) = self.open_dedicated(placement, &path).await?;
                 let result = run(&mut conn).await;
                 if result.is_ok() {
                     // For the seed that follows (see `parked`).
@@ -121,41 +122,46 @@ impl TenantSchemaManager for SqliteSchemaManager {
         }
     }
 
-    async fn seed(&self, plan: &Placement) -> Result<Vec<SeedInfo>> {
-        let schema = self.schema(plan.isolation)?;
-        let path = self.database_path(plan);
+    async fn seed(&self, placement: &Placement) -> Result<Vec<SeedInfo>> {
+        let schema = self.schema(placement.isolation)?;
+        let path = self.database_path(placement);
         let _guard = self.locks.lock(&Self::lock_key(&path)).await;
-        match plan.isolation {
+        match placement.isolation {
             Isolation::Shared => {
                 let (db, mut conn) = self.pools.acquire(&path, self.busy_timeout, false).await?;
-                let applied =
-                    conn::apply(&mut conn, schema.seeds(), &plan.tenant_id, db.has_ledger())
-                        .await?;
+                let applied = conn::apply(
+                    &mut conn,
+                    schema.seeds(),
+                    &placement.tenant_id,
+                    db.has_ledger(),
+                )
+                .await?;
                 db.set_ledger();
                 Ok(applied)
             }
             Isolation::Dedicated => {
-                let (mut conn, _) = self.open_dedicated(plan, &path).await?;
-                let result = conn::apply(&mut conn, schema.seeds(), &plan.tenant_id, false).await;
+                let (mut conn, _) = self.open_dedicated(placement, &path).await?;
+                let result =
+                    conn::apply(&mut conn, schema.seeds(), &placement.tenant_id, false).await;
                 close(conn).await;
                 result
             }
         }
     }
 
-    async fn drop_tenant(&self, plan: &Placement, reason: DropReason) -> Result<()> {
-        let schema = self.schema(plan.isolation)?;
-        let path = self.database_path(plan);
+    async fn drop_tenant(&self, placement: &Placement, reason: DropReason) -> Result<()> {
+        let schema = self.schema(placement.isolation)?;
+        let path = self.database_path(placement);
         let _guard = self.locks.lock(&Self::lock_key(&path)).await;
-        match plan.isolation {
+        match placement.isolation {
             Isolation::Shared => {
                 if !exists(&path).await {
                     return Ok(());
                 }
                 let (_, mut conn) = self.pools.acquire(&path, self.busy_timeout, false).await?;
                 let removed =
-                    delete_tenant_rows(&mut *conn, schema.tables(), &plan.tenant_id).await?;
-                tracing::info!(tenant_id = %plan.tenant_id, ?reason, removed, "tenant rows removed");
+                    delete_tenant_rows(&mut *conn, schema.tables(), &placement.tenant_id).await?;
+                tracing::info!(tenant_id = %placement.tenant_id, ?reason, removed, "tenant rows removed");
                 Ok(())
             }
             Isolation::Dedicated => {
@@ -164,7 +170,7 @@ impl TenantSchemaManager for SqliteSchemaManager {
                 if reason == DropReason::Compensation && exists(&path).await {
                     let ours = match connect(&path, Open::Inspect, self.busy_timeout).await {
                         Ok(mut conn) => {
-                            let ours = owned(&mut conn, &plan.tenant_id).await;
+                            let ours = owned(&mut conn, &placement.tenant_id).await;
                             close(conn).await;
                             ours
                         }
@@ -175,13 +181,13 @@ impl TenantSchemaManager for SqliteSchemaManager {
                         Err(e) if e.is_transient() => return Err(e),
                         // Not provably ours: an adopted database stays.
                         Ok(false) | Err(_) => {
-                            tracing::info!(tenant_id = %plan.tenant_id, "compensation keeps an adopted database");
+                            tracing::info!(tenant_id = %placement.tenant_id, "compensation keeps an adopted database");
                             return Ok(());
                         }
                     }
                 }
                 remove_database(&path).await?;
-                tracing::info!(tenant_id = %plan.tenant_id, ?reason, "tenant database removed");
+                tracing::info!(tenant_id = %placement.tenant_id, ?reason, "tenant database removed");
                 Ok(())
             }
         }
@@ -194,13 +200,13 @@ impl SqliteSchemaManager {
     /// else a new one; with the file's identity, for parking it again.
     pub(super) async fn open_dedicated(
         &self,
-        plan: &Placement,
+        placement: &Placement,
         path: &std::path::Path,
     ) -> Result<(sqlx::SqliteConnection, Option<FileId>)> {
         let Ok(metadata) = tokio::fs::metadata(path).await else {
             return Err(Error::NotFound {
-                kind: "tenant database",
-                id: format!("{} ({})", plan.tenant_id, path.display()),
+                kind: Entity::TenantDatabase,
+                id: format!("{} ({})", placement.tenant_id, path.display()),
             });
         };
         let id = identity(&metadata);

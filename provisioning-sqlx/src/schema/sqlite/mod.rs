@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use provisioning_core::model::fill_template;
-use provisioning_core::{Error, Isolation, Placement, Result, ShardId};
+use provisioning_core::{Entity, Error, Isolation, Placement, Result, ShardId};
 use sqlx::SqliteConnection;
 
 use crate::schema::{KeyedLocks, MigrationHook, Schemas, TenantSchema};
@@ -77,11 +77,11 @@ pub type SqliteTenantSchema = TenantSchema<SqliteConnection>;
 ///     .build()?;
 ///
 /// let plan = Placement::new("acme".parse()?,
-///     PlanDecision::new("premium".parse()?, Isolation::Dedicated, "eu-west".parse()?,
+///     PlacementDecision::new("premium".parse()?, Isolation::Dedicated, "eu-west".parse()?,
 ///         Residency::Strict, "premium is dedicated"),
 ///     ShardChoice::new("eu-1".parse()?, "eu-west".parse()?, "only shard"));
 ///
-/// let dry_run = manager.plan(&plan).await?;
+/// let dry_run = manager.preview(&plan).await?;
 /// assert!(dry_run.will_create && dry_run.pending_migrations.len() == 1);
 /// assert!(!manager.database_path(&plan).exists()); // the dry run created nothing
 ///
@@ -129,10 +129,10 @@ impl SqliteSchemaManager {
     /// The file holding the tenant's data: the one its placement records
     /// when it has been located, else where the shard map puts it (see
     /// [`resolve_path`](Self::resolve_path)).
-    pub fn database_path(&self, plan: &Placement) -> PathBuf {
-        match &plan.database {
+    pub fn database_path(&self, placement: &Placement) -> PathBuf {
+        match &placement.database {
             Some(recorded) => PathBuf::from(recorded),
-            None => self.resolve_path(plan),
+            None => self.resolve_path(placement),
         }
     }
 
@@ -142,21 +142,21 @@ impl SqliteSchemaManager {
     /// when dedicated and the shard's `_shared.sqlite` when shared.
     /// Validated ids make these paths safe: a tenant id cannot contain a
     /// separator or `..`.
-    pub fn resolve_path(&self, plan: &Placement) -> PathBuf {
-        match self.templates.get(&plan.shard) {
+    pub fn resolve_path(&self, placement: &Placement) -> PathBuf {
+        match self.templates.get(&placement.shard) {
             Some(template) => self.root.join(fill_template(
                 template,
-                &plan.tenant_id,
-                &plan.shard,
-                &plan.region,
+                &placement.tenant_id,
+                &placement.shard,
+                &placement.region,
             )),
             None => {
                 let dir = self
                     .root
-                    .join(plan.region.as_str())
-                    .join(plan.shard.as_str());
-                match plan.isolation {
-                    Isolation::Dedicated => dir.join(format!("{}.sqlite", plan.tenant_id)),
+                    .join(placement.region.as_str())
+                    .join(placement.shard.as_str());
+                match placement.isolation {
+                    Isolation::Dedicated => dir.join(format!("{}.sqlite", placement.tenant_id)),
                     Isolation::Shared => dir.join(SHARED_DATABASE_FILE),
                 }
             }
@@ -166,24 +166,24 @@ impl SqliteSchemaManager {
     /// Checks the shard's template can hold this tenant: a dedicated tenant
     /// needs `{tenant}` in it (or every dedicated tenant of the shard would
     /// share one file), a shared one must not have it.
-    pub(crate) fn check_template(&self, plan: &Placement) -> Result<()> {
-        let Some(template) = self.templates.get(&plan.shard) else {
+    pub(crate) fn check_template(&self, placement: &Placement) -> Result<()> {
+        let Some(template) = self.templates.get(&placement.shard) else {
             return Ok(());
         };
         let per_tenant = template.contains("{tenant}");
-        match (plan.isolation, per_tenant) {
+        match (placement.isolation, per_tenant) {
             (Isolation::Dedicated, false) => Err(Error::invalid(
                 "connection",
                 format!(
                     "shard {} holds dedicated tenant {}, so its template {template:?} must contain {{tenant}}",
-                    plan.shard, plan.tenant_id
+                    placement.shard, placement.tenant_id
                 ),
             )),
             (Isolation::Shared, true) => Err(Error::invalid(
                 "connection",
                 format!(
                     "shard {} holds shared tenant {}, so its template {template:?} must name one file, without {{tenant}}",
-                    plan.shard, plan.tenant_id
+                    placement.shard, placement.tenant_id
                 ),
             )),
             _ => Ok(()),
@@ -194,13 +194,13 @@ impl SqliteSchemaManager {
     /// mistyped shard would otherwise get databases of its own under
     /// `root`. (A tenant placed before the map changed keeps working where
     /// its placement says: only provisioning checks.)
-    pub(crate) fn check_shard(&self, plan: &Placement) -> Result<()> {
-        if self.templates.is_empty() || self.templates.contains_key(&plan.shard) {
+    pub(crate) fn check_shard(&self, placement: &Placement) -> Result<()> {
+        if self.templates.is_empty() || self.templates.contains_key(&placement.shard) {
             return Ok(());
         }
         Err(Error::NotFound {
-            kind: "shard",
-            id: plan.shard.to_string(),
+            kind: Entity::Shard,
+            id: placement.shard.to_string(),
         })
     }
 

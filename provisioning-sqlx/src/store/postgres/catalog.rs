@@ -1,5 +1,6 @@
 //! [`TenantStore`] on PostgreSQL: tenants, requests, the outbox and leases.
 
+use provisioning_core::Entity;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -82,7 +83,7 @@ impl TenantStore for PostgresStore {
             .map_err(err("finishing a request"))?;
         if updated.rows_affected() == 0 {
             return Err(Error::NotFound {
-                kind: "request",
+                kind: Entity::Request,
                 id: request_id.to_string(),
             });
         }
@@ -271,7 +272,7 @@ impl PostgresStore {
     async fn tenant_taken(&self, tenant: &TenantId) -> Error {
         match self.tenant(tenant).await {
             Ok(stored) => Error::Conflict {
-                kind: "tenant",
+                kind: Entity::Tenant,
                 id: tenant.to_string(),
                 reason: format!(
                     "tenant exists (state {})",
@@ -291,11 +292,11 @@ impl PostgresStore {
             .await;
         match stored {
             Ok(None) => Error::NotFound {
-                kind: "tenant",
+                kind: Entity::Tenant,
                 id: tenant.to_string(),
             },
             Ok(Some(stored)) => Error::Conflict {
-                kind: "tenant",
+                kind: Entity::Tenant,
                 id: tenant.to_string(),
                 reason: format!("version {expected_version} expected, {stored} stored"),
             },

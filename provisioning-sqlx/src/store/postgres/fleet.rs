@@ -9,6 +9,7 @@
 //! units one after another, so a unit is never added twice and positions
 //! never collide.
 
+use provisioning_core::Entity;
 use std::collections::HashSet;
 use std::time::Duration;
 
@@ -147,7 +148,7 @@ impl FleetStore for PostgresStore {
                 // another unfinished one.
                 if crate::error::violates(&e, "fleet_rollouts_unfinished") {
                     Error::Conflict {
-                        kind: "rollout",
+                        kind: Entity::Rollout,
                         id: id.to_string(),
                         reason: "its release has another unfinished roll-out".to_owned(),
                     }
@@ -157,7 +158,7 @@ impl FleetStore for PostgresStore {
             })?;
         if updated.rows_affected() == 0 {
             return Err(Error::NotFound {
-                kind: "rollout",
+                kind: Entity::Rollout,
                 id: id.to_string(),
             });
         }

@@ -3,10 +3,10 @@
 use std::str::FromStr;
 
 use async_trait::async_trait;
-use provisioning_core::{Error, JournalRecord, Result, RunId, SagaJournal};
+use provisioning_core::{JournalRecord, Result, RunId, SagaJournal};
 
 use super::{PostgresStore, err, text};
-use crate::store::codec::{from_json, name_of, to_json};
+use crate::store::codec::{EncodedBatch, from_json};
 
 #[async_trait]
 impl SagaJournal for PostgresStore {
@@ -16,63 +16,33 @@ impl SagaJournal for PostgresStore {
 
     /// One statement, one commit, however many records.
     async fn append_batch(&self, records: Vec<JournalRecord>) -> Result<()> {
-        let Some(first) = records.first() else {
+        let Some(batch) = EncodedBatch::new(&records)? else {
             return Ok(());
         };
-        let run_id = first.run_id.to_string();
-        let conflict = |reason: String| Error::Conflict {
-            kind: "run",
-            id: run_id.clone(),
-            reason,
-        };
-        let (run, from) = (first.run_id, first.seq);
-        if let Some((i, r)) = records
-            .iter()
-            .enumerate()
-            .find(|(i, r)| r.run_id != run || r.seq != from + *i as u64)
-        {
-            return Err(conflict(format!(
-                "journal position {} of run {} at place {i} of a batch from {from}",
-                r.seq, r.run_id
-            )));
-        }
-        let start = i64::try_from(from).map_err(|_| conflict("position overflow".into()))?;
-        let count = records.len() as i64;
-        // The run's status after the batch: that of its last record that sets one.
-        let status = records
-            .iter()
-            .rev()
-            .find_map(|r| r.entry.status_after())
-            .map(name_of)
-            .transpose()?;
-        let seqs: Vec<i64> = (start..start + count).collect();
-        let bodies = records.iter().map(to_json).collect::<Result<Vec<_>>>()?;
-        let written = if from == 0 {
+        let written = if batch.from == 0 {
             sqlx::query(self.sql.start_run.clone())
-                .bind(&run_id)
-                .bind(status.as_deref().unwrap_or("running"))
-                .bind(count)
-                .bind(seqs)
-                .bind(bodies)
+                .bind(&batch.run_id)
+                .bind(batch.status.as_deref().unwrap_or("running"))
+                .bind(batch.count)
+                .bind(batch.seqs())
+                .bind(&batch.bodies)
                 .execute(&self.pool)
                 .await
                 .map_err(err("starting a run"))?
         } else {
             sqlx::query(self.sql.advance_run.clone())
-                .bind(&run_id)
-                .bind(status.as_deref())
-                .bind(start)
-                .bind(count)
-                .bind(seqs)
-                .bind(bodies)
+                .bind(&batch.run_id)
+                .bind(batch.status.as_deref())
+                .bind(batch.from)
+                .bind(batch.count)
+                .bind(batch.seqs())
+                .bind(&batch.bodies)
                 .execute(&self.pool)
                 .await
                 .map_err(err("appending to the journal"))?
         };
         if written.rows_affected() == 0 {
-            return Err(conflict(format!(
-                "journal position {from} is not the run's next one"
-            )));
+            return Err(batch.not_next());
         }
         Ok(())
     }

@@ -5,6 +5,7 @@
 //! process on the file: SQLite runs one writer at a time, and the immediate
 //! lock is taken before the read, never upgraded after it.
 
+use provisioning_core::Entity;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -276,7 +277,7 @@ impl FleetStore for SqliteStore {
         .map_err(err("setting a roll-out's status"))?;
         if done.rows_affected() == 0 {
             return Err(Error::NotFound {
-                kind: "rollout",
+                kind: Entity::Rollout,
                 id: id.to_string(),
             });
         }

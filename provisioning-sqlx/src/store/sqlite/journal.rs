@@ -19,19 +19,7 @@ use sqlx::Row;
 
 use super::group::Grouped;
 use super::{SqliteStore, err};
-use crate::store::codec::{from_json, name_of, to_json};
-
-/// One caller's append, ready to be written.
-pub(super) struct Append {
-    run_id: String,
-    /// The position of its first record.
-    from: i64,
-    count: i64,
-    /// The run's status after it, if it changes it.
-    status: Option<String>,
-    /// Its records as JSON.
-    bodies: Vec<String>,
-}
+use crate::store::codec::{EncodedBatch, from_json};
 
 /// Writes a batch of appends (see the module's documentation): `?1` is the
 /// JSON array of appends; it returns, per append, its place and whether it
@@ -62,7 +50,7 @@ const SCRIPT: &str = "\
     DELETE FROM temp.journal_ops; \
     COMMIT;";
 
-impl Grouped for Append {
+impl Grouped for EncodedBatch {
     /// Whether it was written (else its position was not the run's next).
     type Outcome = bool;
 
@@ -88,47 +76,6 @@ impl Grouped for Append {
     }
 }
 
-/// Checks that `records` are consecutive records of one run and makes them
-/// an [`Append`].
-fn prepare(records: &[JournalRecord]) -> Result<Option<Append>> {
-    let Some(first) = records.first() else {
-        return Ok(None);
-    };
-    let run_id = first.run_id.to_string();
-    let conflict = |reason: String| Error::Conflict {
-        kind: "run",
-        id: run_id.clone(),
-        reason,
-    };
-    let (run, from) = (first.run_id, first.seq);
-    if let Some((i, r)) = records
-        .iter()
-        .enumerate()
-        .find(|(i, r)| r.run_id != run || r.seq != from + *i as u64)
-    {
-        return Err(conflict(format!(
-            "journal position {} of run {} at place {i} of a batch from {from}",
-            r.seq, r.run_id
-        )));
-    }
-    let from = i64::try_from(from).map_err(|_| conflict("position overflow".into()))?;
-    // The run's status after the batch: that of its last record that sets one.
-    let status = records
-        .iter()
-        .rev()
-        .find_map(|r| r.entry.status_after())
-        .map(name_of)
-        .transpose()?;
-    let bodies = records.iter().map(to_json).collect::<Result<Vec<_>>>()?;
-    Ok(Some(Append {
-        run_id,
-        from,
-        count: records.len() as i64,
-        status,
-        bodies,
-    }))
-}
-
 #[async_trait]
 impl SagaJournal for SqliteStore {
     async fn append(&self, record: JournalRecord) -> Result<()> {
@@ -138,18 +85,14 @@ impl SagaJournal for SqliteStore {
     /// Queued, and written with whatever else is queued when the writer lock
     /// comes free (see `group`).
     async fn append_batch(&self, records: Vec<JournalRecord>) -> Result<()> {
-        let Some(append) = prepare(&records)? else {
+        let Some(batch) = EncodedBatch::new(&records)? else {
             return Ok(());
         };
-        let (run_id, from) = (append.run_id.clone(), append.from);
-        if self.journal.write(self, append).await? {
+        let not_next = batch.not_next();
+        if self.journal.write(self, batch).await? {
             return Ok(());
         }
-        Err(Error::Conflict {
-            kind: "run",
-            id: run_id,
-            reason: format!("journal position {from} is not the run's next one"),
-        })
+        Err(not_next)
     }
 
     async fn load(&self, run_id: RunId) -> Result<Vec<JournalRecord>> {

@@ -79,7 +79,7 @@ pub struct SqliteStore {
     writer: Arc<tokio::sync::Mutex<()>>,
     /// Journal appends waiting for the writer lock, written together by
     /// whichever of them gets it (see `journal`).
-    journal: Arc<group::Group<journal::Append>>,
+    journal: Arc<group::Group<crate::store::codec::EncodedBatch>>,
     /// Tenant updates waiting for the writer lock, likewise (see `tenants`).
     updates: Arc<group::Group<tenants::Update>>,
     /// Submissions and settlements of requests, likewise (see `requests`).

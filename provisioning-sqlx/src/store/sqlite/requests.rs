@@ -9,6 +9,7 @@
 //! tenant exists is a conflict and writes nothing (not even its request).
 
 use chrono::Utc;
+use provisioning_core::Entity;
 use provisioning_core::{
     Error, FailureInfo, RequestId, RequestStatus, Result, Submission, SubmitOutcome, TenantEvent,
     TenantStore,
@@ -230,7 +231,7 @@ impl SqliteStore {
                     .await?
                     .map_or("unknown".to_owned(), |t| t.state.to_string());
                 Err(Error::Conflict {
-                    kind: "tenant",
+                    kind: Entity::Tenant,
                     id: tenant.to_string(),
                     reason: format!("tenant exists (state {state})"),
                 })
@@ -258,7 +259,7 @@ impl SqliteStore {
             return Ok(());
         }
         Err(Error::NotFound {
-            kind: "request",
+            kind: Entity::Request,
             id: request_id.to_string(),
         })
     }

@@ -10,7 +10,7 @@
 //! tenant, so every check sees what the update would have seen alone.
 
 use chrono::Utc;
-use provisioning_core::{Error, NewEvent, Result, TenantEvent, TenantRecord, TenantStore};
+use provisioning_core::{Entity, Error, NewEvent, Result, TenantEvent, TenantRecord, TenantStore};
 
 use super::SqliteStore;
 use super::group::Grouped;
@@ -126,11 +126,11 @@ impl SqliteStore {
         }
         Err(match self.tenant(&record.tenant_id).await? {
             None => Error::NotFound {
-                kind: "tenant",
+                kind: Entity::Tenant,
                 id: record.tenant_id.to_string(),
             },
             Some(stored) => Error::Conflict {
-                kind: "tenant",
+                kind: Entity::Tenant,
                 id: record.tenant_id.to_string(),
                 reason: format!(
                     "version {expected_version} expected, {} stored",

@@ -7,7 +7,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use provisioning_core::{Receipt, RequestId, TenantId};
+use provisioning_core::{Entity, Receipt, RequestId, TenantId};
 use utoipa::openapi::schema::{AdditionalProperties, AnyOfBuilder, ObjectBuilder, Type};
 use utoipa::openapi::{RefOr, Schema};
 use utoipa::{PartialSchema, ToSchema};
@@ -143,7 +143,7 @@ pub(crate) async fn provision(
 ) -> Result<Response, ApiError> {
     if !workflows::WORKFLOWS.contains(&workflow.as_str()) {
         return Err(provisioning_core::Error::NotFound {
-            kind: "workflow",
+            kind: Entity::Workflow,
             id: workflow,
         }
         .into());

@@ -1,4 +1,4 @@
-//! Placement: what the plan builder decides ([`PlanDecision`]), what the shard
+//! Placement: what the placement policy decides ([`PlacementDecision`]), what the shard
 //! resolver picks ([`ShardChoice`]) and both together, with where the data
 //! is ([`Placement`]).
 
@@ -46,11 +46,11 @@ pub enum Residency {
     Flexible,
 }
 
-/// What a [`TenantPlanBuilder`](crate::TenantPlanBuilder) decides for a request:
+/// What a [`PlacementPolicy`](crate::PlacementPolicy) decides for a request:
 /// the isolation, the region, the residency rule and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
-pub struct PlanDecision {
+pub struct PlacementDecision {
     /// The commercial plan the decision was made for.
     pub plan: PlanName,
     /// Shared or dedicated.
@@ -63,7 +63,7 @@ pub struct PlanDecision {
     pub reason: String,
 }
 
-impl PlanDecision {
+impl PlacementDecision {
     /// A decision with the given parts.
     pub fn new(
         plan: PlanName,
@@ -72,7 +72,7 @@ impl PlanDecision {
         residency: Residency,
         reason: impl Into<String>,
     ) -> Self {
-        PlanDecision {
+        PlacementDecision {
             plan,
             isolation,
             region,
@@ -159,18 +159,14 @@ pub struct Placement {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub database: Option<String>,
-    /// Why: the plan builder's reason, then the resolver's.
+    /// Why: the placement policy's reason, then the resolver's.
     pub reason: String,
 }
 
-/// The name this type had before it was called for what it is.
-#[deprecated(since = "0.1.0", note = "renamed to `Placement`")]
-pub type TenantPlan = Placement;
-
 impl Placement {
-    /// Combines a plan decision with the shard the resolver chose; the
+    /// Combines a placement decision with the shard the resolver chose; the
     /// database is not located yet.
-    pub fn new(tenant_id: TenantId, decision: PlanDecision, choice: ShardChoice) -> Self {
+    pub fn new(tenant_id: TenantId, decision: PlacementDecision, choice: ShardChoice) -> Self {
         Placement {
             tenant_id,
             plan: decision.plan,

@@ -1,11 +1,11 @@
-//! [`TenantPlanBuilder`]: turns a request into a placement decision.
+//! [`PlacementPolicy`]: turns a request into a placement decision.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
 use crate::error::Result;
-use crate::model::{PlanDecision, TenantRequest};
+use crate::model::{PlacementDecision, TenantRequest};
 
 /// Decides how a tenant is isolated and where it must live.
 ///
@@ -17,21 +17,21 @@ use crate::model::{PlanDecision, TenantRequest};
 /// ```
 /// use async_trait::async_trait;
 /// use provisioning_core::{
-///     Error, Isolation, PlanDecision, Residency, Result, TenantPlanBuilder, TenantRequest,
+///     Error, Isolation, PlacementDecision, Residency, Result, PlacementPolicy, TenantRequest,
 /// };
 ///
 /// /// Premium tenants get their own database; everyone else shares.
 /// struct ByPlan;
 ///
 /// #[async_trait]
-/// impl TenantPlanBuilder for ByPlan {
-///     async fn build_plan(&self, request: &TenantRequest) -> Result<PlanDecision> {
+/// impl PlacementPolicy for ByPlan {
+///     async fn decide(&self, request: &TenantRequest) -> Result<PlacementDecision> {
 ///         let isolation = match request.plan.as_str() {
 ///             "free" | "standard" => Isolation::Shared,
 ///             "premium" => Isolation::Dedicated,
 ///             other => return Err(Error::invalid("plan", format!("unknown plan {other:?}"))),
 ///         };
-///         Ok(PlanDecision::new(
+///         Ok(PlacementDecision::new(
 ///             request.plan.clone(),
 ///             isolation,
 ///             request.region.clone(),
@@ -43,31 +43,31 @@ use crate::model::{PlanDecision, TenantRequest};
 ///
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 /// let request = TenantRequest::new("acme".parse()?, "premium".parse()?, "eu-west".parse()?);
-/// let decision = ByPlan.build_plan(&request).await?;
+/// let decision = ByPlan.decide(&request).await?;
 /// assert_eq!(decision.isolation, Isolation::Dedicated);
 /// # Ok::<(), Error>(())
 /// # }).unwrap();
 /// ```
 #[async_trait]
-pub trait TenantPlanBuilder: Send + Sync {
+pub trait PlacementPolicy: Send + Sync {
     /// The isolation, region and residency for `request`, with the reason.
     ///
     /// # Errors
     /// [`Error::InvalidInput`](crate::Error::InvalidInput) for an unknown plan or
     /// region; any other error fails validation of the request.
-    async fn build_plan(&self, request: &TenantRequest) -> Result<PlanDecision>;
+    async fn decide(&self, request: &TenantRequest) -> Result<PlacementDecision>;
 }
 
 #[async_trait]
-impl<T: TenantPlanBuilder + ?Sized> TenantPlanBuilder for Arc<T> {
-    async fn build_plan(&self, request: &TenantRequest) -> Result<PlanDecision> {
-        (**self).build_plan(request).await
+impl<T: PlacementPolicy + ?Sized> PlacementPolicy for Arc<T> {
+    async fn decide(&self, request: &TenantRequest) -> Result<PlacementDecision> {
+        (**self).decide(request).await
     }
 }
 
 #[async_trait]
-impl<T: TenantPlanBuilder + ?Sized> TenantPlanBuilder for Box<T> {
-    async fn build_plan(&self, request: &TenantRequest) -> Result<PlanDecision> {
-        (**self).build_plan(request).await
+impl<T: PlacementPolicy + ?Sized> PlacementPolicy for Box<T> {
+    async fn decide(&self, request: &TenantRequest) -> Result<PlacementDecision> {
+        (**self).decide(request).await
     }
 }
