@@ -67,7 +67,7 @@ fn alert_rules_watch_exported_metrics() {
     ] {
         assert!(rules.contains(&format!("alert: {alert}")), "{alert}");
     }
-    // Outcome values the executor emits (provisioning-core/src/saga/executor.rs).
+    // Outcome values the executor emits (provisioning-core/src/saga/executor/driver.rs).
     let emitted = [
         "completed",
         "compensated",

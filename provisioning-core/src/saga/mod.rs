@@ -8,6 +8,7 @@ mod faults;
 mod journal;
 mod memory;
 pub mod metrics;
+mod replay;
 mod retry;
 mod step;
 mod timer;
@@ -17,10 +18,10 @@ pub use definition::{Saga, SagaBuilder};
 pub use executor::{RunReport, SagaExecutor, SagaExecutorBuilder};
 pub use faults::{FaultInjector, FaultKind, StepFaults};
 pub use journal::{
-    FailureCause, JournalBatch, JournalEntry, JournalRecord, RunState, RunStatus, SagaJournal,
-    StepFailure,
+    FailureCause, JournalBatch, JournalEntry, JournalRecord, RunStatus, SagaJournal, StepFailure,
 };
 pub use memory::InMemoryJournal;
+pub use replay::RunState;
 pub use retry::{RetryPolicy, RetryPolicyBuilder};
 pub use step::{Step, StepError, StepErrorKind};
 #[cfg(feature = "tokio")]

@@ -1,0 +1,225 @@
+//! Request bookkeeping behind the [`ProvisioningOrchestrator`] facade:
+//! deduplicating, submitting and driving requests under their per-request
+//! lock, recovering unfinished ones, and building request records and receipts.
+
+use serde::Serialize;
+use tracing::Instrument;
+
+use crate::error::{Entity, Error, Result};
+use crate::model::{RequestId, RunId, TenantId};
+use crate::orchestrator::{CREATE_TENANT, ProvisioningOrchestrator, Receipt, RecoveryReport};
+use crate::store::{RequestRecord, Submission, SubmitOutcome};
+
+impl ProvisioningOrchestrator {
+    /// Finishes every request a crash left unfinished: resumes its run to
+    /// completion or compensation (starting it if it never started), retries
+    /// failed compensations, and settles tenant and request.
+    ///
+    /// A request journaled by another version of its workflow (other
+    /// steps, or a context of another shape, say after an upgrade) cannot
+    /// resume: it is reported in
+    /// [`RecoveryReport::mismatched`] and left unfinished, and the other
+    /// requests are still recovered.
+    ///
+    /// # Errors
+    /// Store failures; a request whose run fails again is reported in its
+    /// receipt, not as an error.
+    pub async fn recover(&self) -> Result<RecoveryReport> {
+        let mut report = RecoveryReport::default();
+        for request in self.inner.parts.store.unfinished_requests().await? {
+            if self.registered(&request.workflow).is_err() {
+                tracing::warn!(request_id = %request.request_id, workflow = %request.workflow, "unknown workflow; left alone");
+                report.unknown_workflows.push(request.request_id);
+                continue;
+            }
+            match self.finish_unfinished(request.request_id).await {
+                Ok(receipt) => report.recovered.push(receipt),
+                // Another version's run: other steps, or a context this
+                // version's types cannot read. Reported, and the rest go on.
+                Err(error @ (Error::RunMismatch { .. } | Error::Serialization { .. })) => {
+                    tracing::error!(request_id = %request.request_id, %error, "journaled by another version of its workflow; left alone");
+                    report
+                        .mismatched
+                        .push((request.request_id, error.to_string()));
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        self.dispatch_quietly().await;
+        Ok(report)
+    }
+
+    pub(super) async fn request_record(&self, request_id: RequestId) -> Result<RequestRecord> {
+        self.inner
+            .parts
+            .store
+            .request(request_id)
+            .await?
+            .ok_or_else(|| Error::NotFound {
+                kind: Entity::Request,
+                id: request_id.to_string(),
+            })
+    }
+
+    /// The one path every request takes: dedupe by request id, check the
+    /// precondition, submit atomically, drive the run, deliver events.
+    pub(super) async fn execute<F, Fut>(
+        &self,
+        submission: Submission,
+        precondition: F,
+    ) -> Result<Receipt>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<()>>,
+    {
+        let request_id = submission.request.request_id;
+        self.with_request_lock(request_id, async {
+            let store = &self.inner.parts.store;
+            if let Some(existing) = store.request(request_id).await? {
+                return duplicate(existing, &submission.request);
+            }
+            precondition().await?;
+            self.submit_and_drive(submission).await
+        })
+        .await
+    }
+
+    /// Submits, drives the run, delivers events; a known request id gets its
+    /// stored receipt. The caller holds the request's lock.
+    pub(super) async fn submit_and_drive(&self, submission: Submission) -> Result<Receipt> {
+        let request_id = submission.request.request_id;
+        let request = submission.request.clone();
+        let created = submission.new_tenant.as_ref().map(|(t, _)| t.clone());
+        let parts = &self.inner.parts;
+        if let SubmitOutcome::Duplicate(existing) = parts.store.submit(submission).await? {
+            return duplicate(existing, &request);
+        }
+        let _forget = parts.records.forget_on_drop(&request.tenant_id);
+        if let Some(tenant) = created {
+            // Stored as submitted: the run's first transition writes from it.
+            parts.records.put(tenant);
+        }
+        self.drive(&request, true).await?;
+        self.dispatch_quietly().await;
+        self.status(request_id).await
+    }
+
+    /// Records a submission for a worker to run (see `submit`).
+    pub(super) async fn execute_queued(&self, submission: Submission) -> Result<Receipt> {
+        let request_id = submission.request.request_id;
+        self.with_request_lock(request_id, async {
+            let store = &self.inner.parts.store;
+            let request = submission.request.clone();
+            if let SubmitOutcome::Duplicate(existing) = store.submit(submission).await? {
+                return duplicate(existing, &request);
+            }
+            self.dispatch_quietly().await;
+            self.status(request_id).await
+        })
+        .await
+    }
+
+    /// Drives `request`'s run with its registered workflow (see
+    /// [`Workflow::drive`](crate::orchestrator::workflow::Workflow::drive)), in the request's span.
+    async fn drive(&self, request: &RequestRecord, fresh: bool) -> Result<()> {
+        self.registered(&request.workflow)?
+            .erased
+            .drive(&self.inner.parts, &self.inner.executor, request, fresh)
+            .instrument(request_span(request))
+            .await
+    }
+
+    /// Under the request's lock, drives an unfinished request to its end
+    /// (resuming its run, or starting it if it never started) and returns its
+    /// receipt. The request is re-read under the lock: a run of this process
+    /// may have finished it meanwhile.
+    pub(crate) async fn finish_unfinished(&self, request_id: RequestId) -> Result<Receipt> {
+        self.with_request_lock(request_id, async {
+            let current = self.request_record(request_id).await?;
+            if !current.status.is_finished() {
+                self.drive(&current, false).await?;
+            }
+            self.status(request_id).await
+        })
+        .await
+    }
+
+    pub(super) async fn with_request_lock<T>(
+        &self,
+        request_id: RequestId,
+        work: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        let _guard = self.inner.inflight.lock(request_id).await;
+        work.await
+    }
+
+    /// Delivers pending events once; a failure is logged and left for the
+    /// next delivery (events stay in the outbox).
+    pub(super) async fn dispatch_quietly(&self) {
+        if self.inner.dispatcher.subscribers().is_empty() {
+            return;
+        }
+        if let Err(error) = self.inner.dispatcher.dispatch_once().await {
+            tracing::warn!(error = %error, "event delivery failed; events stay in the outbox");
+        }
+    }
+}
+
+fn request_span(request: &RequestRecord) -> tracing::Span {
+    tracing::info_span!(
+        "provisioning",
+        request_id = %request.request_id,
+        tenant_id = %request.tenant_id,
+        workflow = %request.workflow,
+    )
+}
+
+/// The stored request answers a repeat of the same request; a different
+/// request under the same id is a conflict.
+fn duplicate(existing: RequestRecord, asked: &RequestRecord) -> Result<Receipt> {
+    // What the caller asked for: a create's payload also carries the plan
+    // builder's decision, which may differ between versions or configs
+    // without the request being another one.
+    let asked_for = |r: &RequestRecord| match r.workflow.as_str() {
+        CREATE_TENANT => r.payload.get("request").cloned(),
+        _ => Some(r.payload.clone()),
+    };
+    if existing.workflow != asked.workflow
+        || existing.tenant_id != asked.tenant_id
+        || asked_for(&existing) != asked_for(asked)
+    {
+        return Err(Error::Conflict {
+            kind: Entity::Request,
+            id: asked.request_id.to_string(),
+            reason: format!(
+                "request id already used for {} of tenant {} with other parameters",
+                existing.workflow, existing.tenant_id
+            ),
+        });
+    }
+    Ok(existing.into())
+}
+
+/// A request of `workflow` for `tenant`, whose initial saga context is
+/// `context`; its run takes the request's id, one run per request.
+pub(super) fn new_request<T: Serialize>(
+    request_id: RequestId,
+    tenant: &TenantId,
+    workflow: &str,
+    context: &T,
+) -> Result<RequestRecord> {
+    Ok(RequestRecord::new(
+        request_id,
+        tenant.clone(),
+        workflow,
+        to_payload(context)?,
+        RunId::from_uuid(*request_id.as_uuid())?,
+    ))
+}
+
+fn to_payload<T: Serialize>(value: &T) -> Result<serde_json::Value> {
+    serde_json::to_value(value).map_err(|source| Error::Serialization {
+        what: "request payload",
+        source,
+    })
+}
