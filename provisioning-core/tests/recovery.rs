@@ -255,3 +255,49 @@ async fn a_run_of_another_workflow_version_is_reported_and_the_rest_recovered() 
             .all(|r| r.status == RequestStatus::Succeeded)
     );
 }
+
+/// A request whose recovery fails (here its journal dies at the first
+/// write) is reported with its error, and recovery goes on to the next one
+/// instead of stopping there; a later `recover` finishes them.
+#[tokio::test]
+async fn a_request_whose_recovery_fails_is_reported_and_the_rest_go_on() {
+    let world = World::new();
+    let durable = Arc::new(InMemoryStore::new());
+    let mut ids = Vec::new();
+    for tenant in ["acme", "bolt"] {
+        let dying = build(
+            &world,
+            Arc::new(CrashingStore::new(durable.clone(), 3)),
+            Op::Create,
+        );
+        let request = request(tenant, "free", "eu-west");
+        ids.push(request.request_id);
+        dying.create(request).await.unwrap_err();
+    }
+    let failing = build(
+        &world,
+        Arc::new(CrashingStore::new(durable.clone(), 0)),
+        Op::Create,
+    );
+    let report = failing.recover().await.unwrap();
+    assert!(report.recovered.is_empty(), "{report:?}");
+    let mut failed: Vec<_> = report.failed.iter().map(|(id, _)| *id).collect();
+    failed.sort();
+    ids.sort();
+    assert_eq!(failed, ids, "both were tried: {report:?}");
+    assert!(report.failed[0].1.contains("simulated crash"), "{report:?}");
+    assert_eq!(report.unrecovered().len(), 2);
+
+    let report = build(&world, durable.clone(), Op::Create)
+        .recover()
+        .await
+        .unwrap();
+    assert_eq!(report.recovered.len(), 2, "{report:?}");
+    assert!(report.failed.is_empty() && report.unrecovered().is_empty());
+    assert!(
+        report
+            .recovered
+            .iter()
+            .all(|r| r.status == RequestStatus::Succeeded)
+    );
+}

@@ -232,6 +232,8 @@ enum Command {
         /// Serve a non-loopback address without a token (refused otherwise).
         #[arg(long)]
         allow_unauthenticated: bool,
+        #[command(flatten)]
+        limits: http::Limits,
     },
 }
 
@@ -521,7 +523,8 @@ async fn main() -> std::process::ExitCode {
             addr,
             token,
             allow_unauthenticated,
-        } => http::serve(dir, cli.release, addr, token, allow_unauthenticated).await,
+            limits,
+        } => http::serve(dir, cli.release, addr, token, allow_unauthenticated, limits).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -156,6 +156,28 @@ pub struct RecoveryReport {
     /// an operator, with why, while the rest are recovered.
     #[serde(default)]
     pub mismatched: Vec<(RequestId, String)>,
+    /// Requests whose recovery failed (the store or the journal failing
+    /// for them), with the error: left unfinished for a later `recover`,
+    /// while the rest are recovered.
+    #[serde(default)]
+    pub failed: Vec<(RequestId, String)>,
+}
+
+impl RecoveryReport {
+    /// Every request left unfinished, with why: unknown workflows,
+    /// mismatched journals and failed recoveries.
+    pub fn unrecovered(&self) -> Vec<(RequestId, String)> {
+        let unknown = self.unknown_workflows.iter().map(|id| {
+            (
+                *id,
+                "its workflow is not registered in this process".to_owned(),
+            )
+        });
+        unknown
+            .chain(self.mismatched.iter().cloned())
+            .chain(self.failed.iter().cloned())
+            .collect()
+    }
 }
 
 /// Creates, suspends, resumes and deletes tenants, and runs registered

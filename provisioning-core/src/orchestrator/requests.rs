@@ -19,11 +19,15 @@ impl ProvisioningOrchestrator {
     /// steps, or a context of another shape, say after an upgrade) cannot
     /// resume: it is reported in
     /// [`RecoveryReport::mismatched`] and left unfinished, and the other
-    /// requests are still recovered.
+    /// requests are still recovered. So is one whose recovery fails (its
+    /// journal unreadable, the store failing for it): it is reported in
+    /// [`RecoveryReport::failed`], left for a later `recover` or an
+    /// operator, and the rest go on, so that one bad run never keeps a
+    /// process from starting.
     ///
     /// # Errors
-    /// Store failures; a request whose run fails again is reported in its
-    /// receipt, not as an error.
+    /// The store failing to list the unfinished requests; a request whose
+    /// run fails again is reported in its receipt, not as an error.
     pub async fn recover(&self) -> Result<RecoveryReport> {
         let mut report = RecoveryReport::default();
         for request in self.inner.parts.store.unfinished_requests().await? {
@@ -42,7 +46,10 @@ impl ProvisioningOrchestrator {
                         .mismatched
                         .push((request.request_id, error.to_string()));
                 }
-                Err(error) => return Err(error),
+                Err(error) => {
+                    tracing::error!(request_id = %request.request_id, error = %error.report(), "recovering the request failed; left for a later recover");
+                    report.failed.push((request.request_id, error.report()));
+                }
             }
         }
         self.dispatch_quietly().await;

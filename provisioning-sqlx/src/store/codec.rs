@@ -72,7 +72,8 @@ impl EncodedBatch {
         }))
     }
 
-    /// The positions its records take.
+    /// The positions its records take (PostgreSQL binds them as an array).
+    #[cfg(feature = "postgres")]
     pub(crate) fn seqs(&self) -> Vec<i64> {
         (self.from..self.from + self.count).collect()
     }

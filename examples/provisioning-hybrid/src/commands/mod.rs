@@ -361,7 +361,7 @@ pub(crate) async fn recover(dir: &Path, out: Output) -> BoxResult<()> {
                 r.status.as_str()
             );
         }
-        for (request_id, why) in &report.mismatched {
+        for (request_id, why) in report.unrecovered() {
             text += &format!("\n  {request_id} left unfinished: {why}");
         }
         text

@@ -1,5 +1,8 @@
 //! (5) How the API answers a request that starts a run: at once with 202 and
-//! a status link, or with `?wait=true` when the run has ended.
+//! a status link, or with `?wait=true` when the run has ended (within the
+//! server's `--wait-timeout`; a longer run is answered 202 then). A request
+//! that would start more runs than `--max-runs` is answered 503 with
+//! `Retry-After`, nothing started.
 //!
 //! Every run is spawned on a tracked task, so that a client hanging up does
 //! not cancel a saga half-way, and shutdown waits for the runs it started.
@@ -8,6 +11,7 @@
 //! a conflict are still answered synchronously, nothing written) or the
 //! request becoming visible in the catalog (202).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
@@ -18,7 +22,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
-use super::error::ApiError;
+use tokio::task::JoinHandle;
+
+use super::error::{ApiError, ErrorCode};
 
 /// First pause between two looks at the catalog; it doubles up to [`POLL_MAX`].
 const POLL_MIN: Duration = Duration::from_millis(2);
@@ -96,8 +102,16 @@ where
     F: Future<Output = Result<Receipt>> + Send + 'static,
 {
     if wait {
-        let receipt = state.runs.spawn(run).await??;
-        return Ok(answer(StatusCode::OK, receipt));
+        let task = spawn(state, run)?;
+        return match tokio::time::timeout(state.limits.wait_timeout, task).await {
+            Ok(ended) => Ok(answer(StatusCode::OK, ended??)),
+            // Still running: the task goes on; answer as without `wait`.
+            Err(_) => {
+                let receipt = state.orchestrator.status(expected.request_id).await?;
+                expected.check(&receipt)?;
+                Ok(answer(StatusCode::ACCEPTED, receipt))
+            }
+        };
     }
     match state.orchestrator.status(expected.request_id).await {
         // A repeat of a finished request (or another request under its id):
@@ -114,7 +128,7 @@ where
         Err(Error::NotFound { .. }) => {}
         Err(error) => return Err(error.into()),
     }
-    let mut task = state.runs.spawn(run);
+    let mut task = spawn(state, run)?;
     let mut pause = POLL_MIN;
     loop {
         tokio::select! {
@@ -135,6 +149,29 @@ where
         }
         pause = (pause * 2).min(POLL_MAX);
     }
+}
+
+/// Spawns `run` on a tracked task holding one of the server's run permits,
+/// or refuses with 503 (nothing started, nothing written) when all are
+/// taken: more runs would only queue on the catalog and the disk.
+fn spawn<F>(state: &AppState, run: F) -> Result<JoinHandle<Result<Receipt>>, ApiError>
+where
+    F: Future<Output = Result<Receipt>> + Send + 'static,
+{
+    let Ok(permit) = Arc::clone(&state.run_permits).try_acquire_owned() else {
+        metrics::counter!("provisioning_http_runs_refused_total").increment(1);
+        return Err(ApiError::new(
+            ErrorCode::Unavailable,
+            format!(
+                "the server is running its limit of {} runs; retry shortly",
+                state.limits.max_runs
+            ),
+        ));
+    };
+    Ok(state.runs.spawn(async move {
+        let _permit = permit;
+        run.await
+    }))
 }
 
 fn answer(status: StatusCode, receipt: Receipt) -> Response {

@@ -39,6 +39,9 @@ pub(crate) enum ErrorCode {
     NotFound,
     /// 405: the endpoint does not take this method.
     MethodNotAllowed,
+    /// 408: the client took longer than the server's timeout to send the
+    /// request's body.
+    RequestTimeout,
     /// 409: the request conflicts with another one.
     Conflict,
     /// 409: the tenant's state forbids the operation.
@@ -53,7 +56,9 @@ pub(crate) enum ErrorCode {
     Placement,
     /// 500: anything else; the server log has the details.
     Internal,
-    /// 503: a transient backend failure; retry after `Retry-After`.
+    /// 503: a transient backend failure, or the server is at its limit of
+    /// connections or runs, or the answer took longer than its timeout;
+    /// retry after `Retry-After`.
     Unavailable,
 }
 
@@ -68,6 +73,7 @@ impl ErrorCode {
             ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ErrorCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ErrorCode::Conflict | ErrorCode::IllegalTransition | ErrorCode::TenantNotActive => {
                 StatusCode::CONFLICT
             }

@@ -108,7 +108,8 @@ fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-/// The whole body, within the router's `DefaultBodyLimit`.
+/// The whole body, within the router's `DefaultBodyLimit` and its body
+/// read timeout (a client that stalls mid-body is answered 408).
 async fn body<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes, ApiError> {
     Bytes::from_request(request, state)
         .await
@@ -118,10 +119,27 @@ async fn body<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes, ApiE
                     ErrorCode::PayloadTooLarge,
                     format!("the body must be at most {BODY_LIMIT} bytes"),
                 )
+            } else if timed_out(&rejection) {
+                ApiError::new(
+                    ErrorCode::RequestTimeout,
+                    "the body was not sent within the server's body timeout",
+                )
             } else {
                 ApiError::new(ErrorCode::InvalidBody, rejection.body_text())
             }
         })
+}
+
+/// Whether `error` comes from the body read timeout.
+fn timed_out(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(e) = cause {
+        if e.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
 }
 
 fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {

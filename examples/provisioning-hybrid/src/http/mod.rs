@@ -14,12 +14,13 @@
 //! | `GET /api/v1/fleet/status`, `/drift` | the last roll-out, drift from the release |
 //! | `GET /api/v1/openapi.json` | this API's OpenAPI 3.1 document (no token needed) |
 //! | `GET /metrics`, `GET /healthz` | Prometheus metrics, liveness (no token needed) |
+//! | `GET /readyz` | readiness, with the requests recovery left unfinished (no token needed) |
 //!
 //! Requests that start a run answer 202 at once with the receipt so far and
 //! a status link, or with `?wait=true` 200 and the final receipt; see
 //! [`accept`]. Errors are JSON, `{"error": {"code", "message", "field"?,
 //! "rule"?}}`; see [`error`]. With a token every endpoint but `/metrics`,
-//! `/healthz` and the OpenAPI document needs `Authorization: Bearer
+//! `/healthz`, `/readyz` and the OpenAPI document needs `Authorization: Bearer
 //! <token>`; see [`auth`]. The document is generated from the handlers'
 //! annotations; see [`openapi`].
 
@@ -29,24 +30,31 @@ mod error;
 mod extract;
 mod openapi;
 mod routes;
+mod server;
 
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use provisioning_core::ProvisioningOrchestrator;
+use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 pub(crate) use auth::Token;
+pub(crate) use server::Limits;
 
 use crate::commands::BoxResult;
 use crate::wiring::Release;
@@ -88,6 +96,12 @@ pub(crate) struct AppState {
     metrics: PrometheusHandle,
     /// The OpenAPI document, serialized once.
     document: Bytes,
+    /// The timeouts and limits `serve` was given.
+    limits: Limits,
+    /// One permit per run in flight, `limits.max_runs` in all.
+    run_permits: Arc<tokio::sync::Semaphore>,
+    /// The requests recovery at start left unfinished, with why.
+    unrecovered: Vec<(provisioning_core::RequestId, String)>,
 }
 
 /// `serve`: wires the SDK over `data_dir`, finishes what a previous process
@@ -96,9 +110,10 @@ pub(crate) struct AppState {
 /// tells its port). `token` (or `PROVISIONING_HYBRID_TOKEN`) protects the
 /// API; `PROVISIONING_INJECT_FAILURE` injects step failures, for drills.
 ///
-/// On shutdown it stops accepting, finishes the requests being answered, then
-/// waits for the runs they started; a second signal stops at once, leaving
-/// those runs to the next start's recovery.
+/// On shutdown it stops accepting, lets the requests being answered finish
+/// for at most `limits.drain_timeout`, then waits for the runs they started;
+/// a second signal stops at once, leaving those runs to the next start's
+/// recovery.
 ///
 /// # Errors
 /// Bad settings, the catalog failing to open or recover, the address not
@@ -109,7 +124,9 @@ pub(crate) async fn serve(
     addr: SocketAddr,
     token: Option<Token>,
     allow_unauthenticated: bool,
+    limits: Limits,
 ) -> BoxResult<()> {
+    limits.check()?;
     let token = match token {
         Some(token) => Some(token),
         None => Token::from_env()?,
@@ -139,8 +156,16 @@ pub(crate) async fn serve(
         recovered = report.recovered.len(),
         unknown_workflows = report.unknown_workflows.len(),
         mismatched = report.mismatched.len(),
+        failed = report.failed.len(),
         "recovered in-flight requests"
     );
+    // What recovery left is reported, not fatal: the server starts, and
+    // operators see it here, in the log and at /readyz.
+    let unrecovered = report.unrecovered();
+    metrics::gauge!("provisioning_unrecovered_requests").set(unrecovered.len() as f64);
+    for (request_id, why) in &unrecovered {
+        tracing::error!(%request_id, why, "request left unfinished by recovery; see `recover` and GET /readyz");
+    }
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
     announce(local)?;
@@ -169,17 +194,26 @@ pub(crate) async fn serve(
         token,
         metrics,
         document,
+        limits: limits.clone(),
+        run_permits: Arc::new(tokio::sync::Semaphore::new(limits.max_runs as usize)),
+        unrecovered,
     });
-    axum::serve(listener, router(state.clone()))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    let signals = signals();
+    server::serve(
+        listener,
+        router(state.clone()),
+        &limits,
+        signalled(signals.clone(), 1),
+        signalled(signals.clone(), 2),
+    )
+    .await;
     upkeep.abort();
     state.runs.close();
     if !state.runs.is_empty() {
         tracing::info!(runs = state.runs.len(), "waiting for runs in flight");
         tokio::select! {
             () = state.runs.wait() => {}
-            () = shutdown_signal() => {
+            () = signalled(signals, 2) => {
                 tracing::warn!(runs = state.runs.len(), "stopping now; the next start recovers the runs left");
             }
         }
@@ -198,8 +232,12 @@ fn announce(addr: SocketAddr) -> std::io::Result<()> {
     std::io::stdout().flush()
 }
 
-/// The API's routes, protected by the token where the module docs say.
+/// The API's routes, protected by the token where the module docs say,
+/// behind the layers that bound what a client can hold: a body over the
+/// limit is refused from its `Content-Length` at once, a body read and an
+/// answer each have a timeout, and every request is logged.
 fn router(state: Arc<AppState>) -> Router {
+    let limits = state.limits.clone();
     use routes::{fleet, mobility, provisioning, tenants};
     let api = Router::new()
         .route("/api/v1/tenants", post(tenants::create_tenant))
@@ -231,59 +269,135 @@ fn router(state: Arc<AppState>) -> Router {
         ));
     Router::new()
         .route("/healthz", get(routes::healthz))
+        .route("/readyz", get(routes::readyz))
         .route("/metrics", get(routes::metrics))
         .route("/api/v1/openapi.json", get(openapi::openapi_json))
         .merge(api)
         .fallback(routes::no_route)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(DefaultBodyLimit::max(extract::BODY_LIMIT))
-        .layer(middleware::from_fn(log_request))
+        .layer(RequestBodyTimeoutLayer::new(limits.body_timeout))
+        .layer(RequestBodyLimitLayer::new(extract::BODY_LIMIT))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            limits.request_timeout,
+        ))
+        .layer(middleware::from_fn(json_errors))
+        .layer(
+            // Method and path only: not the query, not the headers, so no
+            // token reaches the log.
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &Request| {
+                    tracing::info_span!(
+                        "http request",
+                        method = %request.method(),
+                        path = request.uri().path()
+                    )
+                })
+                .on_request(())
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+        )
         .with_state(state)
 }
 
-/// Logs each request once it is answered: method, path (not the query, not
-/// the headers: no token reaches the log), status and duration.
-async fn log_request(request: Request, next: Next) -> Response {
-    let method = request.method().clone();
-    let path = request.uri().path().to_owned();
-    let started = Instant::now();
+/// The answers the layers make themselves (413 from the body limit, 503
+/// from the request timeout) in the API's JSON error format, like every
+/// other error; and `Connection: close` on answers given before the body
+/// was read (413, 408), so that no client sends its next request on a
+/// connection still carrying the unread body.
+async fn json_errors(request: Request, next: Next) -> Response {
     let response = next.run(request).await;
-    tracing::info!(
-        method = %method,
-        path,
-        status = response.status().as_u16(),
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        "http request"
-    );
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    let mut response = if is_json || !(status.is_client_error() || status.is_server_error()) {
+        response
+    } else {
+        layer_error(status).into_response()
+    };
+    if matches!(
+        status,
+        StatusCode::PAYLOAD_TOO_LARGE | StatusCode::REQUEST_TIMEOUT
+    ) {
+        response.headers_mut().insert(
+            header::CONNECTION,
+            header::HeaderValue::from_static("close"),
+        );
+    }
     response
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(error) = tokio::signal::ctrl_c().await {
-            tracing::warn!(error = %error, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
+/// The API error for an answer a layer made with `status` and no body.
+fn layer_error(status: StatusCode) -> error::ApiError {
+    use error::{ApiError, ErrorCode};
+    match status {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!("the body must be at most {} bytes", extract::BODY_LIMIT),
+        ),
+        StatusCode::SERVICE_UNAVAILABLE => ApiError::new(
+            ErrorCode::Unavailable,
+            "the answer took longer than the server's request timeout; a run \
+             the request started goes on (GET its status link)",
+        ),
+        StatusCode::REQUEST_TIMEOUT => ApiError::new(
+            ErrorCode::RequestTimeout,
+            "the request was not sent within the server's timeout",
+        ),
+        _ => {
+            tracing::error!(status = status.as_u16(), "an error answer without a body");
+            ApiError::new(
+                ErrorCode::Internal,
+                "internal error; the server log has the details",
+            )
         }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                term.recv().await;
-            }
-            Err(error) => {
-                tracing::warn!(error = %error, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = terminate => {}
     }
-    tracing::info!("shutting down");
+}
+
+/// Counts SIGTERMs and Ctrl-Cs for the whole process, so that a second one
+/// is seen wherever shutdown is when it arrives. The listeners are made
+/// once: a signal between two waits is not lost.
+fn signals() -> watch::Receiver<u32> {
+    let (count, signals) = watch::channel(0);
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            match (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+            ) {
+                (Ok(mut term), Ok(mut int)) => loop {
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = int.recv() => {}
+                    }
+                    count.send_modify(|n| *n += 1);
+                    tracing::info!(signal = *count.borrow(), "shutting down");
+                },
+                (Err(error), _) | (_, Err(error)) => {
+                    tracing::warn!(%error, "cannot listen for SIGTERM and SIGINT");
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        loop {
+            if let Err(error) = tokio::signal::ctrl_c().await {
+                tracing::warn!(%error, "cannot listen for Ctrl-C");
+                return;
+            }
+            count.send_modify(|n| *n += 1);
+            tracing::info!(signal = *count.borrow(), "shutting down");
+        }
+    });
+    signals
+}
+
+/// Resolves once `n` signals have arrived.
+async fn signalled(mut signals: watch::Receiver<u32>, n: u32) {
+    if signals.wait_for(|count| *count >= n).await.is_err() {
+        std::future::pending::<()>().await;
+    }
 }

@@ -265,6 +265,69 @@ async fn a_run_a_crash_left_in_flight_is_finished_on_the_next_start() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_recovery_cannot_finish_does_not_keep_serve_from_starting() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let server = Server::start_with(
+        d,
+        &[],
+        &[("PROVISIONING_INJECT_FAILURE", "seed:transient=4")],
+    );
+    let body = json!({ "tenant_id": "relic", "plan": "free", "region": "eu-west" });
+    let (status, accepted) = send(server.req(Method::POST, "/api/v1/tenants").json(&body)).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
+    let request_id = accepted["request_id"].as_str().unwrap().to_owned();
+    server.kill();
+    // As if another build had run it: a workflow this binary does not have.
+    let catalog = format!("sqlite:{}", d.join("catalog.sqlite").display());
+    let pool = sqlx::SqlitePool::connect(&catalog).await.unwrap();
+    let renamed = sqlx::query(
+        "UPDATE requests SET record = json_set(record, '$.workflow', 'retired-workflow') \
+         WHERE request_id = ?1 AND status = 'running'",
+    )
+    .bind(&request_id)
+    .execute(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        renamed.rows_affected(),
+        1,
+        "the run had ended before the kill"
+    );
+    pool.close().await;
+
+    let server = Server::start(d);
+    let (status, ready) = send(server.req(Method::GET, "/readyz")).await;
+    assert_eq!(status, StatusCode::OK, "{ready}");
+    assert_eq!(ready["status"], "ready");
+    let left = ready["unrecovered"].as_array().unwrap();
+    assert_eq!(left.len(), 1, "{ready}");
+    assert_eq!(left[0]["request_id"], request_id.as_str());
+    assert!(
+        left[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not registered"),
+        "{ready}"
+    );
+    // The rest of the server works.
+    server.create("fresh", "free", "eu-west").await;
+    let metrics = server
+        .anon(Method::GET, "/metrics")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("provisioning_unrecovered_requests 1"),
+        "{metrics}"
+    );
+    assert!(server.log_text().contains("left unfinished by recovery"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_waits_for_the_runs_in_flight() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();

@@ -10,6 +10,7 @@ mod auth;
 mod errors;
 mod fleet;
 mod lifecycle;
+mod limits;
 mod load;
 mod mobility;
 mod openapi;

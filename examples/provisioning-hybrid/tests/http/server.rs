@@ -103,19 +103,38 @@ impl Server {
 
     /// Sends SIGTERM and waits (at most `within`) for a clean exit.
     pub(crate) fn terminate(mut self, within: Duration) -> std::process::ExitStatus {
+        self.sigterm();
+        self.exited_within(within)
+    }
+
+    /// Sends SIGTERM, without waiting.
+    pub(crate) fn sigterm(&self) {
         let sent = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
             .unwrap();
         assert!(sent.success());
+    }
+
+    /// Waits (at most `within`) for the server to exit; its status.
+    pub(crate) fn exited_within(&mut self, within: Duration) -> std::process::ExitStatus {
         let deadline = Instant::now() + within;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status;
             }
-            assert!(Instant::now() < deadline, "serve did not stop on SIGTERM");
+            assert!(
+                Instant::now() < deadline,
+                "serve did not stop within {within:?}; its log:\n{}",
+                self.log_text()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// The server's `127.0.0.1:PORT`, for raw sockets.
+    pub(crate) fn addr(&self) -> std::net::SocketAddr {
+        self.base.trim_start_matches("http://").parse().unwrap()
     }
 
     /// The server's log so far.

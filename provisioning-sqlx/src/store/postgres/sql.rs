@@ -22,6 +22,7 @@ pub(super) struct Statements {
     pub(super) unfinished_requests: SqlStr,
     pub(super) tenant: SqlStr,
     pub(super) tenants: SqlStr,
+    #[cfg(feature = "sharding")]
     pub(super) tenant_counts: SqlStr,
     pub(super) tenant_version: SqlStr,
     pub(super) update_tenant: SqlStr,
@@ -132,6 +133,7 @@ impl Statements {
             tenant: s("SELECT record::text AS record FROM {s}.tenants WHERE tenant_id = $1"),
             tenants: s("SELECT record::text AS record FROM {s}.tenants \
                  WHERE tenant_id = ANY($1::text[])"),
+            #[cfg(feature = "sharding")]
             // What `LoadSource` counts: placed tenants neither deleted nor
             // failed, per shard.
             tenant_counts: s(

@@ -55,6 +55,7 @@ const BEARER: &str = "bearer";
         fleet::fleet_drift,
         openapi_json,
         routes::healthz,
+        routes::readyz,
         routes::metrics,
     ),
     // What only the shared responses and the path parameters name: the
@@ -65,7 +66,7 @@ const BEARER: &str = "bearer";
         (name = "tenants", description = "The tenant lifecycle"),
         (name = "provisioning", description = "Request receipts and the generic workflows"),
         (name = "fleet", description = "Schema roll-outs and drift (read only)"),
-        (name = "operations", description = "Liveness, metrics and this document; no token needed"),
+        (name = "operations", description = "Liveness, readiness, metrics and this document; no token needed"),
     ),
 )]
 pub(crate) struct ApiDoc;

@@ -1,7 +1,7 @@
 //! (5) The endpoints, one file per concern: [`tenants`] (create, read,
 //! suspend, resume, delete), [`mobility`] (change plan, move),
 //! [`provisioning`] (a request's status, the generic workflows), [`fleet`]
-//! (roll-out status, drift); here (8) `/metrics` and `/healthz`, the
+//! (roll-out status, drift); here (8) `/metrics`, `/healthz` and `/readyz`, the
 //! fallbacks, and the parsing they share.
 //!
 //! Each handler carries its `#[utoipa::path]`: the parameters, body and
@@ -76,6 +76,50 @@ pub(crate) struct Health {
 )]
 pub(crate) async fn healthz() -> Json<Health> {
     Json(Health { status: "ok" })
+}
+
+/// A request recovery left unfinished.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Unrecovered {
+    /// The request.
+    #[schema(value_type = String, format = Uuid)]
+    request_id: RequestId,
+    /// Why it was left: an unknown workflow, a journal of another version,
+    /// or the error recovering it met.
+    reason: String,
+}
+
+/// The body of `GET /readyz`.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Readiness {
+    /// Always `ready`: the server recovered what it could and serves.
+    #[schema(value_type = String, pattern = "^ready$")]
+    status: &'static str,
+    /// The requests recovery at start left unfinished, for an operator
+    /// (`recover` tries them again); empty when it finished everything.
+    unrecovered: Vec<Unrecovered>,
+}
+
+/// `GET /readyz`: the server has recovered what it could and serves; the
+/// requests it could not recover are listed, and do not keep it from serving.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    responses((status = 200, description = "The server serves; what recovery left", body = Readiness)),
+)]
+pub(crate) async fn readyz(State(state): State<Arc<AppState>>) -> Json<Readiness> {
+    Json(Readiness {
+        status: "ready",
+        unrecovered: state
+            .unrecovered
+            .iter()
+            .map(|(request_id, reason)| Unrecovered {
+                request_id: *request_id,
+                reason: reason.clone(),
+            })
+            .collect(),
+    })
 }
 
 /// Any path no route serves: a JSON 404.
