@@ -215,8 +215,19 @@ impl Error {
     /// assert_eq!(e.report(), "db failed: migration 11: duplicate column");
     /// ```
     pub fn report(&self) -> String {
-        let mut text = self.to_string();
-        let mut cause = std::error::Error::source(self);
+        Error::report_of(self)
+    }
+
+    /// [`report`](Self::report) of any error: its message and causes,
+    /// `: `-separated, a cause whose text the message already holds skipped.
+    ///
+    /// ```
+    /// let io = std::io::Error::new(std::io::ErrorKind::StorageFull, "no space left on device");
+    /// assert_eq!(provisioning_core::Error::report_of(&io), "no space left on device");
+    /// ```
+    pub fn report_of(error: &(dyn StdError + 'static)) -> String {
+        let mut text = error.to_string();
+        let mut cause = error.source();
         while let Some(e) = cause {
             let more = e.to_string();
             if !text.contains(&more) {

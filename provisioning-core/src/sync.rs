@@ -42,13 +42,33 @@ impl<K: Eq + Hash + Clone> KeyedLocks<K> {
     pub async fn lock(&self, key: impl Into<K>) -> KeyedGuard<'_, K> {
         let key = key.into();
         let lock = Arc::clone(self.entries().entry(key.clone()).or_default());
-        let guard = Arc::clone(&lock).lock_owned().await;
-        KeyedGuard {
+        // The guard exists while waiting, so that a caller that stops
+        // waiting (a timeout, a dropped future) still removes the entry.
+        let mut keyed = KeyedGuard {
             locks: self,
             key,
-            lock,
-            guard: Some(guard),
-        }
+            lock: Some(Arc::clone(&lock)),
+            guard: None,
+        };
+        keyed.guard = Some(lock.lock_owned().await);
+        keyed
+    }
+
+    /// The lock of `key` if nobody holds it, without waiting.
+    pub fn try_lock(&self, key: impl Into<K>) -> Option<KeyedGuard<'_, K>> {
+        let key = key.into();
+        let lock = Arc::clone(self.entries().entry(key.clone()).or_default());
+        // On failure the guard-less entry is dropped through a guard that
+        // holds nothing, which removes the key if it was ours alone.
+        let guard = Arc::clone(&lock).try_lock_owned();
+        let taken = guard.is_some();
+        let guard = KeyedGuard {
+            locks: self,
+            key,
+            lock: Some(lock),
+            guard,
+        };
+        taken.then_some(guard)
     }
 
     /// How many keys are locked or waited for.
@@ -73,7 +93,7 @@ impl<K: Eq + Hash + Clone> KeyedLocks<K> {
 pub struct KeyedGuard<'a, K: Eq + Hash + Clone> {
     locks: &'a KeyedLocks<K>,
     key: K,
-    lock: Arc<AsyncMutex<()>>,
+    lock: Option<Arc<AsyncMutex<()>>>,
     guard: Option<OwnedMutexGuard<()>>,
 }
 
@@ -87,9 +107,14 @@ impl<K: Eq + Hash + Clone> Drop for KeyedGuard<'_, K> {
     fn drop(&mut self) {
         self.guard.take();
         let mut map = self.locks.entries();
-        // Ours and the map's: nobody else holds or waits (a waiter clones
-        // the lock under the map's mutex, which is held here), so it can go.
-        if Arc::strong_count(&self.lock) <= 2 {
+        // Our clone goes under the map's mutex, where every other clone is
+        // made: the map's alone left means nobody holds or waits, so the
+        // entry can go; the last of several guards to drop removes it.
+        self.lock.take();
+        if map
+            .get(&self.key)
+            .is_some_and(|lock| Arc::strong_count(lock) == 1)
+        {
             map.remove(&self.key);
         }
     }
@@ -117,6 +142,22 @@ mod tests {
         drop(first);
         waiter.await.unwrap();
         assert_eq!(*order.lock().unwrap(), ["first", "second"]);
+        assert!(locks.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_waiter_that_gives_up_leaves_no_entry() {
+        let locks: KeyedLocks<u32> = KeyedLocks::default();
+        let held = locks.lock(7u32).await;
+        let gave_up =
+            tokio::time::timeout(std::time::Duration::from_millis(10), locks.lock(7u32)).await;
+        assert!(gave_up.is_err());
+        assert!(locks.try_lock(7u32).is_none(), "still held");
+        drop(held);
+        assert!(locks.is_empty());
+        let again = locks.try_lock(7u32);
+        assert!(again.is_some());
+        drop(again);
         assert!(locks.is_empty());
     }
 }

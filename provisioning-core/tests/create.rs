@@ -280,7 +280,7 @@ impl PlacementPolicy for CountingPlans {
 }
 
 #[tokio::test]
-async fn a_create_asks_the_plan_builder_once() {
+async fn a_create_asks_the_placement_policy_once() {
     let world = World::new();
     let plans = Arc::new(CountingPlans::default());
     let orchestrator = world
@@ -314,7 +314,7 @@ impl PlacementPolicy for Reworded {
 /// The same create request after an upgrade whose placement policy explains
 /// itself otherwise: still the same request, answered with its receipt.
 #[tokio::test]
-async fn a_create_repeated_under_another_plan_builder_gets_its_receipt() {
+async fn a_create_repeated_under_another_placement_policy_gets_its_receipt() {
     let world = World::new();
     let store = Arc::new(InMemoryStore::new());
     let before = world.orchestrator(store.clone()).build().unwrap();

@@ -301,3 +301,76 @@ async fn a_request_whose_recovery_fails_is_reported_and_the_rest_go_on() {
             .all(|r| r.status == RequestStatus::Succeeded)
     );
 }
+
+/// A run a fault interrupted (the journal refusing writes, as on a full
+/// disk) is resumed by the same process once the fault is gone, by
+/// `recover` called while the process lives: no restart.
+#[tokio::test]
+async fn a_live_process_resumes_a_run_once_its_fault_is_gone() {
+    let world = World::new();
+    let durable = Arc::new(InMemoryStore::new());
+    let flaky = Arc::new(CrashingStore::new(durable.clone(), 3));
+    let orchestrator = build(&world, flaky.clone(), Op::Create);
+    let request = request(TENANT, "free", "eu-west");
+    let id = request.request_id;
+    orchestrator.create(request).await.unwrap_err();
+    assert_eq!(
+        orchestrator.status(id).await.unwrap().status,
+        RequestStatus::Running
+    );
+    // While the fault lasts, a pass reports it and changes nothing.
+    let report = orchestrator.recover().await.unwrap();
+    assert_eq!(report.failed.len(), 1, "{report:?}");
+    flaky.revive();
+    let report = orchestrator.recover().await.unwrap();
+    assert_eq!(report.recovered.len(), 1, "{report:?}");
+    assert_eq!(report.recovered[0].status, RequestStatus::Succeeded);
+    let tenant = orchestrator.tenant(&TENANT.parse().unwrap()).await.unwrap();
+    assert_eq!(tenant.state, TenantState::Active);
+}
+
+/// `recover` in a live process skips a request this process is driving,
+/// rather than waiting for its run to end.
+#[tokio::test]
+async fn recover_skips_a_request_this_process_is_driving() {
+    struct Gate(Arc<tokio::sync::Notify>);
+    #[async_trait::async_trait]
+    impl Step<CreateContext> for Gate {
+        fn name(&self) -> &str {
+            "gate"
+        }
+        async fn execute(&self, _: &mut CreateContext) -> Result<(), StepError> {
+            self.0.notified().await;
+            Ok(())
+        }
+    }
+    let world = World::new();
+    let gate = Arc::new(tokio::sync::Notify::new());
+    let orchestrator = world
+        .orchestrator(Arc::new(InMemoryStore::new()))
+        .create_step(Gate(gate.clone()))
+        .build()
+        .unwrap();
+    let request = request(TENANT, "free", "eu-west");
+    let id = request.request_id;
+    let running = tokio::spawn({
+        let orchestrator = orchestrator.clone();
+        async move { orchestrator.create(request).await }
+    });
+    while orchestrator.status(id).await.is_err() {
+        tokio::task::yield_now().await;
+    }
+    let report = tokio::time::timeout(std::time::Duration::from_secs(30), orchestrator.recover())
+        .await
+        .expect("recover waited for the run in flight")
+        .unwrap();
+    assert!(
+        report.recovered.is_empty() && report.failed.is_empty(),
+        "{report:?}"
+    );
+    gate.notify_one();
+    assert_eq!(
+        running.await.unwrap().unwrap().status,
+        RequestStatus::Succeeded
+    );
+}

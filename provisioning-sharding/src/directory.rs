@@ -177,11 +177,8 @@ impl ShardDirectory {
     /// [`crate::Error::Parse`] for bad TOML or an unknown field, then as
     /// [`ShardDirectory::from_specs`].
     pub fn from_toml_str(text: &str) -> Result<Self> {
-        let config = toml::from_str(text).map_err(|e| crate::Error::Parse {
-            what: "shard directory",
-            format: "TOML",
-            source: Box::new(e),
-        })?;
+        let config =
+            toml::from_str(text).map_err(|e| crate::Error::toml("shard directory", text, &e))?;
         ShardDirectory::from_config(config)
     }
 
@@ -191,11 +188,8 @@ impl ShardDirectory {
     /// [`crate::Error::Parse`] for bad JSON or an unknown field, then as
     /// [`ShardDirectory::from_specs`].
     pub fn from_json_str(text: &str) -> Result<Self> {
-        let config = serde_json::from_str(text).map_err(|e| crate::Error::Parse {
-            what: "shard directory",
-            format: "JSON",
-            source: Box::new(e),
-        })?;
+        let config =
+            serde_json::from_str(text).map_err(|e| crate::Error::json("shard directory", &e))?;
         ShardDirectory::from_config(config)
     }
 

@@ -137,6 +137,50 @@ impl From<Error> for CoreError {
     }
 }
 
+/// A TOML error as it may be shown: its line and message, without the
+/// source line the parser quotes (a `connection` there may hold a
+/// password), and with any secret in the message redacted.
+///
+/// ```
+/// let text = "[x]\nconnection = \"postgres://app:s3cret@db/main\" trailing\n";
+/// let error = toml::from_str::<toml::Table>(text).unwrap_err();
+/// assert!(error.to_string().contains("s3cret"), "the parser quotes the line");
+/// let shown = provisioning_sharding::redacted_toml_error(&error, text);
+/// assert!(!shown.contains("s3cret"), "{shown}");
+/// assert!(shown.starts_with("line 2: "), "{shown}");
+/// ```
+pub fn redacted_toml_error(error: &toml::de::Error, text: &str) -> String {
+    let message = provisioning_core::model::redact_secrets(error.message());
+    let line = error
+        .span()
+        .and_then(|span| text.get(..span.start))
+        .map(|before| before.matches('\n').count() + 1);
+    match line {
+        Some(line) => format!("line {line}: {message}"),
+        None => message,
+    }
+}
+
+impl Error {
+    /// [`Error::Parse`] of TOML `text`, shown without secrets.
+    pub(crate) fn toml(what: &'static str, text: &str, error: &toml::de::Error) -> Self {
+        Error::Parse {
+            what,
+            format: "TOML",
+            source: redacted_toml_error(error, text).into(),
+        }
+    }
+
+    /// [`Error::Parse`] of JSON, its message without secrets.
+    pub(crate) fn json(what: &'static str, error: &serde_json::Error) -> Self {
+        Error::Parse {
+            what,
+            format: "JSON",
+            source: provisioning_core::model::redact_secrets(&error.to_string()).into(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,7 +25,7 @@ mod shard;
 
 pub use connection::ConnectionTarget;
 pub use directory::{DirectoryConfig, ShardDirectory};
-pub use error::{BoxError, Error, Result};
+pub use error::{BoxError, Error, Result, redacted_toml_error};
 pub use policy::{AttributeOverride, PlacementRules, PlanRule, RegionRule, RuleBasedPolicy};
 pub use resolver::{
     DEFAULT_RESERVATION_TTL, FallbackRegions, InMemoryLoad, LeastLoadedResolver, LoadSource, Pick,

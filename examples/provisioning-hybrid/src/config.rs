@@ -128,7 +128,9 @@ fn statuses(data_dir: &Path) -> Result<BTreeMap<ShardId, ShardStatus>, Box<dyn s
 }
 
 fn parse(text: &str) -> Result<PlacementConfig, Box<dyn std::error::Error>> {
-    let file: ConfigFile = toml::from_str(text)?;
+    // Shown without the line the parser quotes: a connection may hold a password.
+    let file: ConfigFile =
+        toml::from_str(text).map_err(|e| provisioning_sharding::redacted_toml_error(&e, text))?;
     Ok(PlacementConfig {
         policy: file.policy.unwrap_or_default(),
         directory: ShardDirectory::from_specs(file.shards)?,

@@ -113,16 +113,19 @@ enum Command {
         /// The shard to empty.
         #[arg(long)]
         shard: String,
-        /// Tenants moved at once.
-        #[arg(long, default_value_t = 4)]
+        /// Tenants moved at once, 1 to 64: each holds a database connection
+        /// and its files open, and SQLite writes one at a time.
+        #[arg(long, default_value_t = 4, value_parser = concurrency)]
         concurrency: usize,
         /// Make a step of every move fail: STEP[:transient|:permanent] (also
         /// PROVISIONING_INJECT_FAILURE). For drills.
         #[arg(long)]
         inject_failure: Option<String>,
     },
-    /// Show what creating a tenant would do, changing nothing.
-    Plan {
+    /// Show what creating a tenant would do, changing nothing (the dry run;
+    /// `plan` is its former name).
+    #[command(alias = "plan")]
+    Preview {
         #[command(flatten)]
         tenant: TenantArgs,
     },
@@ -157,6 +160,13 @@ enum Command {
         region: Option<String>,
         #[arg(long)]
         plan: Option<String>,
+        /// Tenants shown at most (1 to 10000); when more match, the next
+        /// page's `--after` is printed (on stderr with --json).
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+        limit: u32,
+        /// Start after this tenant id (tenants are listed in id order).
+        #[arg(long)]
+        after: Option<String>,
     },
     /// A tenant's events, in order.
     Events { tenant: String },
@@ -180,8 +190,9 @@ enum Command {
         /// roll-out (kept with a new roll-out).
         #[arg(long, default_value_t = 0)]
         canary: usize,
-        /// Databases migrated at once.
-        #[arg(long, default_value_t = 4)]
+        /// Databases migrated at once, 1 to 64: each holds a database connection
+        /// and its files open, and SQLite writes one at a time.
+        #[arg(long, default_value_t = 4, value_parser = concurrency)]
         concurrency: usize,
         /// Halt once more databases than this failed: a count (0: at the
         /// first failure), a percentage (10%) or `unlimited`; the rest stay
@@ -209,8 +220,9 @@ enum Command {
         /// whose change is there, a missing seed); the rest is reported.
         #[arg(long)]
         repair: bool,
-        /// Databases checked at once.
-        #[arg(long, default_value_t = 4)]
+        /// Databases checked at once, 1 to 64: each holds a database connection
+        /// and its files open, and SQLite writes one at a time.
+        #[arg(long, default_value_t = 4, value_parser = concurrency)]
         concurrency: usize,
     },
     /// Fleet roll-outs: `fleet status` shows the last one.
@@ -289,6 +301,21 @@ enum ProvisionKind {
 }
 
 /// A `--spec KEY=VALUE` pair.
+/// The most databases a command works on at once: each holds a connection
+/// and open files, and a SQLite file takes one writer at a time, so more
+/// only queue while using descriptors.
+const MAX_CONCURRENCY: usize = 64;
+
+/// `--concurrency`: 1 to [`MAX_CONCURRENCY`].
+fn concurrency(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if (1..=MAX_CONCURRENCY).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "must be a whole number from 1 to {MAX_CONCURRENCY}"
+        )),
+    }
+}
+
 fn parse_spec(pair: &str) -> Result<(String, String), String> {
     match pair.split_once('=') {
         Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
@@ -445,7 +472,7 @@ async fn main() -> std::process::ExitCode {
             tenant,
             inject_failure,
         } => commands::create(dir, create_args(tenant, inject_failure), out).await,
-        Command::Plan { tenant } => commands::plan(dir, create_args(tenant, None), out).await,
+        Command::Preview { tenant } => commands::preview(dir, create_args(tenant, None), out).await,
         Command::ChangePlan { tenant, plan, run } => {
             commands::change_placement(dir, run.into_args(tenant, Some(plan), None), out).await
         }
@@ -479,12 +506,19 @@ async fn main() -> std::process::ExitCode {
             state,
             region,
             plan,
+            limit,
+            after,
         } => {
+            let page = commands::Page {
+                limit: limit as usize,
+                after: after.as_deref(),
+            };
             commands::list(
                 dir,
                 state.as_deref(),
                 region.as_deref(),
                 plan.as_deref(),
+                page,
                 out,
             )
             .await
@@ -533,7 +567,9 @@ async fn main() -> std::process::ExitCode {
             std::process::ExitCode::from(commands::DRIFT_EXIT_CODE)
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            // With its causes: "opening catalog.sqlite: ... read-only file
+            // system", not only the top line.
+            eprintln!("error: {}", provisioning_core::Error::report_of(e.as_ref()));
             std::process::ExitCode::FAILURE
         }
     }

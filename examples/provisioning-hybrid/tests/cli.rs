@@ -11,7 +11,7 @@ mod support;
 use std::path::Path;
 use std::process::Command;
 
-use support::{json, rows, run};
+use support::{fails, json, rows, run};
 
 #[test]
 fn create_list_events_audit_and_lifecycle() {
@@ -175,20 +175,26 @@ fn bad_input_and_conflicts_are_clear_errors_that_write_nothing() {
 fn the_dry_run_shows_the_work_and_creates_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let plan = json(
-        d,
-        &[
-            "plan",
-            "--tenant",
-            "acme",
-            "--plan",
-            "regulated",
-            "--region",
-            "us-east",
-        ],
-    );
+    let dry_run = |command: &str| {
+        json(
+            d,
+            &[
+                command,
+                "--tenant",
+                "acme",
+                "--plan",
+                "regulated",
+                "--region",
+                "us-east",
+            ],
+        )
+    };
+    let plan = dry_run("preview");
     assert_eq!(plan["placement"]["isolation"], "dedicated");
     assert_eq!(plan["placement"]["residency"], "strict");
+    // `plan`, the command's former name, still answers the same.
+    let former = dry_run("plan");
+    assert_eq!(former["placement"], plan["placement"]);
     assert_eq!(plan["schema"]["will_create"], true);
     // The current release: the ten base migrations and the fleet release.
     assert_eq!(
@@ -624,4 +630,78 @@ fn serve_refuses_a_reachable_address_without_a_token() {
         stderr.contains("refusing to serve 0.0.0.0:0 without a token"),
         "{stderr}"
     );
+}
+
+#[test]
+fn list_pages_and_says_where_the_next_page_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for tenant in ["cherry", "apple", "banana"] {
+        json(
+            d,
+            &[
+                "create", "--tenant", tenant, "--plan", "free", "--region", "eu-west",
+            ],
+        );
+    }
+    let ids = |page: &serde_json::Value| -> Vec<String> {
+        page.as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["tenant_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (ok, stdout, stderr) = run(d, &["list", "--limit", "2", "--json"]);
+    assert!(ok, "{stderr}");
+    assert_eq!(
+        ids(&serde_json::from_str(&stdout).unwrap()),
+        ["apple", "banana"]
+    );
+    assert!(stderr.contains("continue with --after banana"), "{stderr}");
+    let (ok, stdout, stderr) = run(d, &["list", "--limit", "2", "--after", "banana", "--json"]);
+    assert!(ok, "{stderr}");
+    assert_eq!(ids(&serde_json::from_str(&stdout).unwrap()), ["cherry"]);
+    assert!(!stderr.contains("continue with"), "the last page: {stderr}");
+
+    for bad in [
+        &["list", "--limit", "0"][..],
+        &["list", "--limit", "10001"][..],
+    ] {
+        assert!(fails(d, bad).contains("--limit"), "{bad:?}");
+    }
+    assert!(fails(d, &["list", "--after", "X!"]).contains("tenant_id"));
+}
+
+#[test]
+fn concurrency_is_bounded_naming_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for args in [
+        &["migrate-all", "--concurrency", "0"][..],
+        &["migrate-all", "--concurrency", "65"][..],
+        &["drift", "--concurrency", "1000"][..],
+        &["drain", "--shard", "eu-west-shared-1", "--concurrency", "0"][..],
+    ] {
+        let stderr = fails(d, args);
+        assert!(
+            stderr.contains("--concurrency") && stderr.contains("1 to 64"),
+            "{args:?}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn a_broken_config_file_is_reported_without_its_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let config = d.join("broken.toml");
+    std::fs::write(
+        &config,
+        "[[shards]]\nid = \"eu-1\"\nconnection = \"postgres://app:s3cret@db/{tenant}\" oops\n",
+    )
+    .unwrap();
+    let (ok, _, stderr) = run(d, &["--config", config.to_str().unwrap(), "list"]);
+    assert!(!ok);
+    assert!(stderr.contains("line 3"), "{stderr}");
+    assert!(!stderr.contains("s3cret"), "the password leaked: {stderr}");
 }

@@ -1,4 +1,4 @@
-//! The domain model: ids, requests, plans, records and lifecycle states.
+//! The domain model: ids, requests, placements, records and lifecycle states.
 
 mod ids;
 mod location;

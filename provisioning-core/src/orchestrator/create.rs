@@ -45,8 +45,10 @@ pub struct CreateContext {
     pub request: TenantRequest,
     /// The placement policy's decision, once made.
     pub decision: Option<PlacementDecision>,
-    /// The placement, once the shard is chosen.
-    pub plan: Option<Placement>,
+    /// The placement, once the shard is chosen (journaled as `plan` by
+    /// earlier versions, which still resume).
+    #[serde(alias = "plan")]
+    pub placement: Option<Placement>,
     /// What preparing the database found or did.
     pub database: Option<DatabaseOutcome>,
 }
@@ -57,7 +59,7 @@ impl CreateContext {
         CreateContext {
             request,
             decision: None,
-            plan: None,
+            placement: None,
             database: None,
         }
     }
@@ -67,7 +69,7 @@ impl CreateContext {
     /// # Errors
     /// A permanent [`StepError`] when no placement is recorded yet.
     pub fn placement(&self) -> Result<&Placement, StepError> {
-        self.plan.as_ref().ok_or_else(|| {
+        self.placement.as_ref().ok_or_else(|| {
             StepError::permanent(Error::invalid(
                 "plan",
                 "the tenant has no placement yet: register create steps, which run after `place`",
@@ -158,7 +160,7 @@ impl Step<CreateContext> for Place {
             }
         };
         let plan = plan.with_database(database);
-        ctx.plan = Some(plan.clone());
+        ctx.placement = Some(plan.clone());
         transition(
             &self.0,
             &tenant,
@@ -175,7 +177,7 @@ impl Step<CreateContext> for Place {
         Ok(())
     }
     async fn compensate(&self, ctx: &mut CreateContext) -> Result<(), StepError> {
-        if let Some(plan) = &ctx.plan {
+        if let Some(plan) = &ctx.placement {
             self.0
                 .resolver
                 .release(&plan.tenant_id, &plan.shard)
@@ -221,7 +223,7 @@ impl Step<CreateContext> for PrepareDatabase {
     async fn compensate(&self, ctx: &mut CreateContext) -> Result<(), StepError> {
         // The manager removes what this provisioning made (a created database,
         // or the tenant's rows in a shared one) and never an adopted database.
-        if let Some(plan) = &ctx.plan {
+        if let Some(plan) = &ctx.placement {
             self.0
                 .schema
                 .drop_tenant(plan, DropReason::Compensation)
@@ -275,7 +277,7 @@ impl Step<CreateContext> for InitializeStorage {
             .map_err(step_error)
     }
     async fn compensate(&self, ctx: &mut CreateContext) -> Result<(), StepError> {
-        if let Some(plan) = &ctx.plan {
+        if let Some(plan) = &ctx.placement {
             self.0
                 .storage
                 .remove(plan, RemovalMode::Purge)

@@ -23,7 +23,10 @@ impl ProvisioningOrchestrator {
     /// journal unreadable, the store failing for it): it is reported in
     /// [`RecoveryReport::failed`], left for a later `recover` or an
     /// operator, and the rest go on, so that one bad run never keeps a
-    /// process from starting.
+    /// process from starting. A request this process is driving at the
+    /// moment is skipped, not waited for: a live process may call this
+    /// periodically to resume runs a fault (a full disk, a lost
+    /// connection) interrupted, once the fault is gone.
     ///
     /// # Errors
     /// The store failing to list the unfinished requests; a request whose
@@ -36,7 +39,14 @@ impl ProvisioningOrchestrator {
                 report.unknown_workflows.push(request.request_id);
                 continue;
             }
-            match self.finish_unfinished(request.request_id).await {
+            // A request this process is driving right now is its run's to
+            // finish: skipped, not waited for, so that a live process can
+            // call this periodically to resume what a fault interrupted.
+            let Some(_guard) = self.inner.inflight.try_lock(request.request_id) else {
+                tracing::debug!(request_id = %request.request_id, "being driven in this process; skipped");
+                continue;
+            };
+            match self.finish_locked(request.request_id).await {
                 Ok(receipt) => report.recovered.push(receipt),
                 // Another version's run: other steps, or a context this
                 // version's types cannot read. Reported, and the rest go on.
@@ -141,14 +151,18 @@ impl ProvisioningOrchestrator {
     /// receipt. The request is re-read under the lock: a run of this process
     /// may have finished it meanwhile.
     pub(crate) async fn finish_unfinished(&self, request_id: RequestId) -> Result<Receipt> {
-        self.with_request_lock(request_id, async {
-            let current = self.request_record(request_id).await?;
-            if !current.status.is_finished() {
-                self.drive(&current, false).await?;
-            }
-            self.status(request_id).await
-        })
-        .await
+        self.with_request_lock(request_id, self.finish_locked(request_id))
+            .await
+    }
+
+    /// As [`finish_unfinished`](Self::finish_unfinished); the caller holds
+    /// the request's lock.
+    async fn finish_locked(&self, request_id: RequestId) -> Result<Receipt> {
+        let current = self.request_record(request_id).await?;
+        if !current.status.is_finished() {
+            self.drive(&current, false).await?;
+        }
+        self.status(request_id).await
     }
 
     pub(super) async fn with_request_lock<T>(

@@ -169,8 +169,9 @@ pub struct UnitPreview {
     /// The unit it would be.
     pub unit: NewRolloutUnit,
     /// What its database would get (none for a skipped unit).
-    pub plan: Option<SchemaPreview>,
-    /// Why it could not be planned.
+    #[serde(alias = "plan")]
+    pub schema: Option<SchemaPreview>,
+    /// Why it could not be previewed.
     pub error: Option<String>,
 }
 
@@ -252,19 +253,19 @@ impl ProvisioningOrchestrator {
                 if unit.status != UnitStatus::Pending {
                     return UnitPreview {
                         unit,
-                        plan: None,
+                        schema: None,
                         error: None,
                     };
                 }
                 match schema.preview(&unit.placement).await {
-                    Ok(plan) => UnitPreview {
+                    Ok(preview) => UnitPreview {
                         unit,
-                        plan: Some(plan),
+                        schema: Some(preview),
                         error: None,
                     },
                     Err(e) => UnitPreview {
                         unit,
-                        plan: None,
+                        schema: None,
                         error: Some(e.report()),
                     },
                 }

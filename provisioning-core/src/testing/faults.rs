@@ -49,7 +49,7 @@ use crate::store::{
 /// ```
 pub struct CrashingJournal<J: ?Sized = InMemoryJournal> {
     inner: Arc<J>,
-    fail_after: usize,
+    fail_after: AtomicUsize,
     written: AtomicUsize,
 }
 
@@ -58,9 +58,16 @@ impl<J: SagaJournal + ?Sized> CrashingJournal<J> {
     pub fn new(inner: Arc<J>, fail_after: usize) -> Self {
         CrashingJournal {
             inner,
-            fail_after,
+            fail_after: AtomicUsize::new(fail_after),
             written: AtomicUsize::new(0),
         }
+    }
+
+    /// Lets writes through again from now on, as a disk would once space
+    /// is freed: for testing that a live process resumes what the fault
+    /// interrupted, without a restart.
+    pub fn revive(&self) {
+        self.fail_after.store(usize::MAX, Ordering::SeqCst);
     }
 
     /// The journal written through to.
@@ -75,14 +82,15 @@ impl<J: SagaJournal + ?Sized> CrashingJournal<J> {
 
     /// Takes one record's room, or fails as a dead process would.
     fn admit(&self) -> Result<()> {
+        let fail_after = self.fail_after.load(Ordering::SeqCst);
         let admitted = self
             .written
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |written| {
-                (written < self.fail_after).then_some(written + 1)
+                (written < fail_after).then_some(written + 1)
             });
         admitted.map(|_| ()).map_err(|_| Error::Backend {
             component: "crashing journal",
-            message: format!("simulated crash after {} journal records", self.fail_after),
+            message: format!("simulated crash after {fail_after} journal records"),
             transient: false,
             source: None,
         })
@@ -124,6 +132,11 @@ impl<S: TenantStore + ?Sized> CrashingStore<S> {
     /// The store written through to.
     pub fn inner(&self) -> &Arc<S> {
         self.journal.inner()
+    }
+
+    /// Lets journal writes through again (see [`CrashingJournal::revive`]).
+    pub fn revive(&self) {
+        self.journal.revive();
     }
 
     fn store(&self) -> &S {

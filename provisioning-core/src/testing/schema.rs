@@ -59,11 +59,11 @@ fn fresh(manager: &dyn TenantSchemaManager, place: &dyn Fn(&TenantId) -> Placeme
     placement.with_database(database)
 }
 
-async fn plan(manager: &dyn TenantSchemaManager, placement: &Placement) -> SchemaPreview {
+async fn preview(manager: &dyn TenantSchemaManager, placement: &Placement) -> SchemaPreview {
     manager
         .preview(placement)
         .await
-        .unwrap_or_else(|e| panic!("plan({}) failed: {e}", placement.tenant_id))
+        .unwrap_or_else(|e| panic!("preview({}) failed: {e}", placement.tenant_id))
 }
 
 /// The dry run creates nothing, lists what provisioning would do (a
@@ -75,10 +75,10 @@ pub async fn schema_dry_run_changes_nothing(
     place: &dyn Fn(&TenantId) -> Placement,
 ) {
     let placement = fresh(manager, place);
-    let first = plan(manager, &placement).await;
+    let first = preview(manager, &placement).await;
     assert!(
         !first.pending_seeds.is_empty(),
-        "the suite needs a manager with at least one seed; plan: {first:?}"
+        "the suite needs a manager with at least one seed; preview: {first:?}"
     );
     if dedicated(&placement) {
         assert!(
@@ -87,11 +87,11 @@ pub async fn schema_dry_run_changes_nothing(
         );
         assert!(
             !first.pending_migrations.is_empty(),
-            "the suite needs a manager with at least one migration; plan: {first:?}"
+            "the suite needs a manager with at least one migration; preview: {first:?}"
         );
     }
     assert_eq!(
-        plan(manager, &placement).await,
+        preview(manager, &placement).await,
         first,
         "a dry run changed something"
     );
@@ -111,7 +111,7 @@ pub async fn schema_provision_migrate_seed_then_nothing_again(
     };
     let outcome = manager.provision(&placement).await.unwrap();
     assert_eq!(outcome, expected, "provision of {}", placement.tenant_id);
-    let planned = plan(manager, &placement).await;
+    let planned = preview(manager, &placement).await;
     assert!(
         planned.exists,
         "provisioned, yet the dry run says missing: {planned:?}"
@@ -139,7 +139,7 @@ pub async fn schema_provision_migrate_seed_then_nothing_again(
         "seed again applied"
     );
 
-    let after = plan(manager, &placement).await;
+    let after = preview(manager, &placement).await;
     assert!(
         after.exists && after.pending_migrations.is_empty() && after.pending_seeds.is_empty(),
         "after provisioning, the dry run still lists work: {after:?}"
@@ -165,7 +165,7 @@ pub async fn schema_drop_is_idempotent_and_leaves_nothing(
     manager.migrate(&placement).await.unwrap();
     let seeds = manager.seed(&placement).await.unwrap();
     manager.drop_tenant(&placement, reason).await.unwrap();
-    let after = plan(manager, &placement).await;
+    let after = preview(manager, &placement).await;
     if dedicated(&placement) {
         assert!(
             !after.exists && after.will_create,
@@ -194,7 +194,7 @@ pub async fn schema_upgrade_brings_databases_to_the_release(
     for placement in [&a, &b] {
         manager.provision(placement).await.unwrap();
     }
-    let planned = [plan(manager, &a).await, plan(manager, &b).await];
+    let planned = [preview(manager, &a).await, preview(manager, &b).await];
     // A shared database is one unit with all its tenants; dedicated ones are
     // a unit each.
     let units: Vec<(Placement, Vec<TenantId>)> =
@@ -221,7 +221,7 @@ pub async fn schema_upgrade_brings_databases_to_the_release(
         "every tenant's seeds, once: {seeded:?}"
     );
     for placement in [&a, &b] {
-        let after = plan(manager, placement).await;
+        let after = preview(manager, placement).await;
         assert!(
             after.pending_migrations.is_empty() && after.pending_seeds.is_empty(),
             "upgraded, yet work is left: {after:?}"
@@ -250,7 +250,7 @@ pub async fn schema_concurrent_runs_apply_each_step_once(
     place: &dyn Fn(&TenantId) -> Placement,
 ) {
     let placement = fresh(&*manager, place);
-    let planned = plan(&*manager, &placement).await;
+    let planned = preview(&*manager, &placement).await;
     let runs = (0..4).map(|_| {
         let (manager, placement) = (manager.clone(), placement.clone());
         async move {

@@ -42,11 +42,11 @@ where
     storage_tenants_sharing_a_prefix_stay_apart(s, &place).await;
 }
 
-async fn plan(storage: &dyn StorageInitializer, placement: &Placement) -> StoragePreview {
+async fn preview(storage: &dyn StorageInitializer, placement: &Placement) -> StoragePreview {
     storage
         .preview(placement)
         .await
-        .unwrap_or_else(|e| panic!("plan({}) failed: {e}", placement.tenant_id))
+        .unwrap_or_else(|e| panic!("preview({}) failed: {e}", placement.tenant_id))
 }
 
 /// The dry run lists the paths initialization creates, none of them
@@ -56,7 +56,7 @@ pub async fn storage_dry_run_changes_nothing(
     place: &dyn Fn(&TenantId) -> Placement,
 ) {
     let placement = place(&unique_tenant("conform"));
-    let first = plan(storage, &placement).await;
+    let first = preview(storage, &placement).await;
     assert!(!first.exists, "a new tenant's storage exists: {first:?}");
     assert!(
         !first.paths.is_empty(),
@@ -69,7 +69,7 @@ pub async fn storage_dry_run_changes_nothing(
         );
     }
     assert_eq!(
-        plan(storage, &placement).await,
+        preview(storage, &placement).await,
         first,
         "a dry run changed something"
     );
@@ -82,9 +82,9 @@ pub async fn storage_initialize_suspend_resume_are_idempotent(
     place: &dyn Fn(&TenantId) -> Placement,
 ) {
     let placement = place(&unique_tenant("conform"));
-    let planned = plan(storage, &placement).await;
+    let planned = preview(storage, &placement).await;
     storage.initialize(&placement).await.unwrap();
-    let after = plan(storage, &placement).await;
+    let after = preview(storage, &placement).await;
     assert!(
         after.exists,
         "initialized, yet the dry run says missing: {after:?}"
@@ -98,14 +98,14 @@ pub async fn storage_initialize_suspend_resume_are_idempotent(
         storage.suspend(&placement).await.unwrap();
     }
     assert!(
-        plan(storage, &placement).await.exists,
+        preview(storage, &placement).await.exists,
         "suspend removed the storage"
     );
     for _ in 0..2 {
         storage.resume(&placement).await.unwrap();
     }
     assert!(
-        plan(storage, &placement).await.exists,
+        preview(storage, &placement).await.exists,
         "resume removed the storage"
     );
     storage
@@ -125,7 +125,7 @@ pub async fn storage_remove_archives_or_purges_once(
     let placement = place(&unique_tenant("conform"));
     storage.initialize(&placement).await.unwrap();
     storage.remove(&placement, mode).await.unwrap();
-    let after = plan(storage, &placement).await;
+    let after = preview(storage, &placement).await;
     assert!(
         !after.exists,
         "{mode:?}: the storage is still there: {after:?}"
@@ -141,7 +141,7 @@ pub async fn storage_remove_archives_or_purges_once(
         .unwrap_or_else(|e| panic!("{mode:?}: removing a tenant never initialized failed: {e}"));
     storage.initialize(&placement).await.unwrap();
     assert!(
-        plan(storage, &placement).await.exists,
+        preview(storage, &placement).await.exists,
         "{mode:?}: re-initialize"
     );
     storage
@@ -162,7 +162,7 @@ pub async fn storage_tenants_sharing_a_prefix_stay_apart(
     storage.initialize(&b).await.unwrap();
     for mode in [RemovalMode::Archive, RemovalMode::Purge] {
         storage.remove(&a, mode).await.unwrap();
-        let other = plan(storage, &b).await;
+        let other = preview(storage, &b).await;
         assert!(
             other.exists,
             "{mode:?} of {short} removed {long}: {other:?}"

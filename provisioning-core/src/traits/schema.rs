@@ -85,7 +85,7 @@ pub struct SchemaPreview {
 }
 
 impl SchemaPreview {
-    /// A plan with the given parts.
+    /// A preview with the given parts.
     pub fn new(
         location: impl Into<String>,
         exists: bool,
@@ -172,7 +172,7 @@ pub enum DropReason {
 /// Every method may be called again after a crash or a retry, so each must be
 /// idempotent: `provision` on an existing database reports it, `migrate` applies
 /// only pending migrations, `seed` only missing seeds, `drop_tenant` on a tenant
-/// already gone succeeds. `plan` must not change anything.
+/// already gone succeeds. `preview` must not change anything.
 ///
 /// ```
 /// use std::collections::HashSet;
@@ -208,16 +208,16 @@ pub enum DropReason {
 ///
 /// # use provisioning_core::*;
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-/// # let plan = Placement::new("acme".parse()?, PlacementDecision::new("premium".parse()?,
+/// # let placement = Placement::new("acme".parse()?, PlacementDecision::new("premium".parse()?,
 /// #     Isolation::Dedicated, "eu-west".parse()?, Residency::Strict, "premium"),
 /// #     ShardChoice::new("eu-1".parse()?, "eu-west".parse()?, "only shard"));
 /// let manager = InMemory::default();
-/// assert!(manager.preview(&plan).await?.will_create);
-/// manager.provision(&plan).await?;
-/// manager.provision(&plan).await?; // idempotent
-/// assert!(manager.preview(&plan).await?.exists);
-/// manager.drop_tenant(&plan, DropReason::Delete).await?;
-/// assert!(!manager.preview(&plan).await?.exists);
+/// assert!(manager.preview(&placement).await?.will_create);
+/// manager.provision(&placement).await?;
+/// manager.provision(&placement).await?; // idempotent
+/// assert!(manager.preview(&placement).await?.exists);
+/// manager.drop_tenant(&placement, DropReason::Delete).await?;
+/// assert!(!manager.preview(&placement).await?.exists);
 /// # Ok::<(), Error>(())
 /// # }).unwrap();
 /// ```

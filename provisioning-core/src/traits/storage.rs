@@ -30,7 +30,7 @@ pub struct StoragePreview {
 }
 
 impl StoragePreview {
-    /// A plan with the given paths.
+    /// A preview with the given paths.
     pub fn new(paths: Vec<String>, exists: bool) -> Self {
         StoragePreview { paths, exists }
     }
@@ -79,15 +79,15 @@ impl StoragePreview {
 ///
 /// # use provisioning_core::*;
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-/// # let plan = Placement::new("acme".parse()?, PlacementDecision::new("free".parse()?,
+/// # let placement = Placement::new("acme".parse()?, PlacementDecision::new("free".parse()?,
 /// #     Isolation::Shared, "eu-west".parse()?, Residency::Strict, "free"),
 /// #     ShardChoice::new("eu-1".parse()?, "eu-west".parse()?, "only shard"));
 /// let storage = Folders::default();
-/// storage.initialize(&plan).await?;
-/// storage.initialize(&plan).await?; // idempotent
-/// assert!(storage.preview(&plan).await?.exists);
-/// storage.remove(&plan, RemovalMode::Purge).await?;
-/// assert!(!storage.preview(&plan).await?.exists);
+/// storage.initialize(&placement).await?;
+/// storage.initialize(&placement).await?; // idempotent
+/// assert!(storage.preview(&placement).await?.exists);
+/// storage.remove(&placement, RemovalMode::Purge).await?;
+/// assert!(!storage.preview(&placement).await?.exists);
 /// # Ok::<(), Error>(())
 /// # }).unwrap();
 /// ```

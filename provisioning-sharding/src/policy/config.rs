@@ -234,11 +234,7 @@ impl PlacementRules {
     /// # Errors
     /// [`crate::Error::Parse`] for bad TOML or an unknown field.
     pub fn from_toml_str(text: &str) -> Result<Self> {
-        toml::from_str(text).map_err(|e| crate::Error::Parse {
-            what: "placement policy",
-            format: "TOML",
-            source: Box::new(e),
-        })
+        toml::from_str(text).map_err(|e| crate::Error::toml("placement policy", text, &e))
     }
 
     /// Parses a JSON policy.
@@ -246,10 +242,6 @@ impl PlacementRules {
     /// # Errors
     /// [`crate::Error::Parse`] for bad JSON or an unknown field.
     pub fn from_json_str(text: &str) -> Result<Self> {
-        serde_json::from_str(text).map_err(|e| crate::Error::Parse {
-            what: "placement policy",
-            format: "JSON",
-            source: Box::new(e),
-        })
+        serde_json::from_str(text).map_err(|e| crate::Error::json("placement policy", &e))
     }
 }

@@ -218,10 +218,14 @@ fn show_plan(planned: &[UnitPreview], out: Output) -> BoxResult<()> {
     let mut text = Vec::new();
     for p in planned {
         let tenants: Vec<&str> = p.unit.tenants.iter().map(|t| t.as_str()).collect();
-        let what = match (&p.plan, &p.error, p.unit.status) {
+        let what = match (&p.schema, &p.error, p.unit.status) {
             (_, Some(error), _) => format!("FAILED: {error}"),
-            (Some(plan), None, _) if plan.pending_migrations.is_empty() => "up to date".to_owned(),
-            (Some(plan), None, _) => format!("would apply {}", versions(&plan.pending_migrations)),
+            (Some(schema), None, _) if schema.pending_migrations.is_empty() => {
+                "up to date".to_owned()
+            }
+            (Some(schema), None, _) => {
+                format!("would apply {}", versions(&schema.pending_migrations))
+            }
             (None, None, _) => format!("skipped: {}", p.unit.note.as_deref().unwrap_or("")),
         };
         text.push(format!("{} ({}): {what}", p.unit.key, tenants.join(",")));
@@ -230,8 +234,8 @@ fn show_plan(planned: &[UnitPreview], out: Output) -> BoxResult<()> {
             "tenants": tenants,
             "isolation": p.unit.placement.isolation,
             "outcome": what,
-            "pending_migrations": p.plan.as_ref().map(|plan| plan.pending_migrations.iter().map(|m| m.version).collect::<Vec<_>>()),
-            "pending_seeds": p.plan.as_ref().map(|plan| plan.pending_seeds.iter().map(|s| s.name.clone()).collect::<Vec<_>>()),
+            "pending_migrations": p.schema.as_ref().map(|schema| schema.pending_migrations.iter().map(|m| m.version).collect::<Vec<_>>()),
+            "pending_seeds": p.schema.as_ref().map(|schema| schema.pending_seeds.iter().map(|s| s.name.clone()).collect::<Vec<_>>()),
         }));
     }
     let summary = serde_json::json!({ "dry_run": true, "databases": lines });

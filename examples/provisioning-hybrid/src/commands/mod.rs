@@ -1,4 +1,4 @@
-//! (5) The CLI commands over the orchestrator: create, plan, suspend, resume,
+//! (5) The CLI commands over the orchestrator: create, preview, suspend, resume,
 //! delete, retry, status, list, events, audit, recover, and (in submodules)
 //! `provision` and `migrate-all`. Each prints a human table, or JSON with
 //! `--json`.
@@ -44,7 +44,7 @@ impl Output {
     }
 }
 
-/// The arguments of `create` and `plan`.
+/// The arguments of `create` and `preview`.
 pub(crate) struct CreateArgs {
     pub(crate) tenant: String,
     pub(crate) plan: String,
@@ -126,8 +126,8 @@ pub(crate) fn show_config(out: Output) -> BoxResult<()> {
     out.show(&value, || text.trim_end().to_owned())
 }
 
-/// `plan`: the dry run.
-pub(crate) async fn plan(dir: &Path, args: CreateArgs, out: Output) -> BoxResult<()> {
+/// `preview` (formerly `plan`): the dry run.
+pub(crate) async fn preview(dir: &Path, args: CreateArgs, out: Output) -> BoxResult<()> {
     let request = args.request()?;
     let plan = orchestrator(dir, out.release)
         .await?
@@ -256,23 +256,44 @@ pub(crate) async fn status(
     }
 }
 
-/// `list [--state S] [--region R] [--plan P]`.
+/// A page of `list`: at most `limit` tenants after `after`.
+pub(crate) struct Page<'a> {
+    /// Tenants shown at most.
+    pub(crate) limit: usize,
+    /// The last tenant of the previous page.
+    pub(crate) after: Option<&'a str>,
+}
+
+/// `list [--state S] [--region R] [--plan P] [--limit N] [--after ID]`:
+/// one page, and where the next starts when more match (never a silent cut).
 pub(crate) async fn list(
     dir: &Path,
     state: Option<&str>,
     region: Option<&str>,
     plan: Option<&str>,
+    page: Page<'_>,
     out: Output,
 ) -> BoxResult<()> {
     let mut filter = TenantFilter::all();
     filter.state = state.map(str::parse::<TenantState>).transpose()?;
     filter.region = region.map(str::parse).transpose()?;
     filter.plan = plan.map(str::parse).transpose()?;
-    filter.limit = 10_000;
-    let tenants = orchestrator(dir, out.release)
+    filter.after = page.after.map(str::parse).transpose()?;
+    // One more than shown tells whether another page exists.
+    filter.limit = page.limit + 1;
+    let mut tenants = orchestrator(dir, out.release)
         .await?
         .list_tenants(&filter)
         .await?;
+    let more = tenants.len() > page.limit;
+    tenants.truncate(page.limit);
+    if let (true, Some(last)) = (more, tenants.last()) {
+        // On stderr, so that `--json` stays one array.
+        eprintln!(
+            "more tenants match: continue with --after {}",
+            last.tenant_id
+        );
+    }
     out.show(&tenants, || {
         let mut text = format!(
             "{:<20} {:<10} {:<8} {:<10} {:<22} {}",
@@ -365,5 +386,15 @@ pub(crate) async fn recover(dir: &Path, out: Output) -> BoxResult<()> {
             text += &format!("\n  {request_id} left unfinished: {why}");
         }
         text
-    })
+    })?;
+    // A recovery that failed (the store, a journal) is worth a non-zero
+    // exit; a workflow of another build is left on purpose.
+    if !report.failed.is_empty() {
+        return Err(format!(
+            "{} request(s) could not be recovered; run `recover` again once the cause is fixed",
+            report.failed.len()
+        )
+        .into());
+    }
+    Ok(())
 }

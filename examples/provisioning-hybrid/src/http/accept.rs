@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
+use tokio::sync::TryAcquireError;
 use tokio::task::JoinHandle;
 
 use super::error::{ApiError, ErrorCode};
@@ -101,39 +102,55 @@ pub(crate) async fn accept<F>(
 where
     F: Future<Output = Result<Receipt>> + Send + 'static,
 {
-    if wait {
-        let task = spawn(state, run)?;
-        return match tokio::time::timeout(state.limits.wait_timeout, task).await {
-            Ok(ended) => Ok(answer(StatusCode::OK, ended??)),
-            // Still running: the task goes on; answer as without `wait`.
-            Err(_) => {
-                let receipt = state.orchestrator.status(expected.request_id).await?;
-                expected.check(&receipt)?;
-                Ok(answer(StatusCode::ACCEPTED, receipt))
-            }
-        };
-    }
-    match state.orchestrator.status(expected.request_id).await {
+    let request_id = expected.request_id;
+    // A backend fault (not bad input, not a conflict) interrupted the run or
+    // its submission: a retryable answer naming the request.
+    let settle = |ended: Result<Receipt>| {
+        ended.map_err(|error| match error {
+            Error::Backend { .. } => ApiError::interrupted(request_id, &error),
+            error => error.into(),
+        })
+    };
+    let existing = match state.orchestrator.status(request_id).await {
+        Ok(existing) => Some(existing),
+        Err(Error::NotFound { .. }) => None,
+        Err(error) => return Err(error.into()),
+    };
+    if let Some(existing) = existing {
         // A repeat of a finished request (or another request under its id):
-        // the orchestrator answers that at once, without running anything.
-        Ok(existing) if existing.status.is_finished() => {
-            return Ok(answer(StatusCode::ACCEPTED, run.await?));
+        // the orchestrator answers that at once, without running anything
+        // and without taking a run's place.
+        if existing.status.is_finished() {
+            let status = if wait {
+                StatusCode::OK
+            } else {
+                StatusCode::ACCEPTED
+            };
+            return Ok(answer(status, settle(run.await)?));
         }
-        // Still running: here, under the orchestrator's lock for its id,
-        // which a new call would wait for until the run ends.
-        Ok(existing) => {
+        // Still running, and not to be waited for: here, under the
+        // orchestrator's lock for its id, which a new call would wait for.
+        if !wait {
             expected.check(&existing)?;
             return Ok(answer(StatusCode::ACCEPTED, existing));
         }
-        Err(Error::NotFound { .. }) => {}
-        Err(error) => return Err(error.into()),
     }
     let mut task = spawn(state, run)?;
+    if wait {
+        if let Ok(ended) = tokio::time::timeout(state.limits.wait_timeout, &mut task).await {
+            return Ok(answer(StatusCode::OK, settle(ended?)?));
+        }
+        // Still running after the wait: the task goes on, and the answer is
+        // as without `wait`, once the request is visible.
+    }
     let mut pause = POLL_MIN;
     loop {
         tokio::select! {
             biased;
-            ended = &mut task => return Ok(answer(StatusCode::ACCEPTED, ended??)),
+            ended = &mut task => {
+                let status = if wait { StatusCode::OK } else { StatusCode::ACCEPTED };
+                return Ok(answer(status, settle(ended?)?));
+            }
             () = tokio::time::sleep(pause) => {}
         }
         match state.orchestrator.status(expected.request_id).await {
@@ -158,15 +175,24 @@ fn spawn<F>(state: &AppState, run: F) -> Result<JoinHandle<Result<Receipt>>, Api
 where
     F: Future<Output = Result<Receipt>> + Send + 'static,
 {
-    let Ok(permit) = Arc::clone(&state.run_permits).try_acquire_owned() else {
-        metrics::counter!("provisioning_http_runs_refused_total").increment(1);
-        return Err(ApiError::new(
-            ErrorCode::Unavailable,
-            format!(
-                "the server is running its limit of {} runs; retry shortly",
-                state.limits.max_runs
-            ),
-        ));
+    let permit = match Arc::clone(&state.run_permits).try_acquire_owned() {
+        Ok(permit) => permit,
+        Err(TryAcquireError::NoPermits) => {
+            metrics::counter!("provisioning_http_runs_refused_total").increment(1);
+            return Err(ApiError::new(
+                ErrorCode::Unavailable,
+                format!(
+                    "the server is running its limit of {} runs; retry shortly",
+                    state.limits.max_runs
+                ),
+            ));
+        }
+        Err(TryAcquireError::Closed) => {
+            return Err(ApiError::new(
+                ErrorCode::Unavailable,
+                "the server is shutting down; retry on another instance or after its restart",
+            ));
+        }
     };
     Ok(state.runs.spawn(async move {
         let _permit = permit;

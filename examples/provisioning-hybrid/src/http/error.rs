@@ -56,9 +56,12 @@ pub(crate) enum ErrorCode {
     Placement,
     /// 500: anything else; the server log has the details.
     Internal,
-    /// 503: a transient backend failure, or the server is at its limit of
-    /// connections or runs, or the answer took longer than its timeout;
-    /// retry after `Retry-After`.
+    /// 504: the answer took longer than the server's request timeout; a run
+    /// the request started goes on (send it again with its request_id).
+    Timeout,
+    /// 503: a transient backend failure, a run a fault interrupted (with its
+    /// `request_id` and `status_url`), or the server at its limit of
+    /// connections or runs; retry after `Retry-After`.
     Unavailable,
 }
 
@@ -81,6 +84,7 @@ impl ErrorCode {
             ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ErrorCode::Placement => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::Timeout => StatusCode::GATEWAY_TIMEOUT,
             ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -102,6 +106,15 @@ pub(crate) struct ErrorBody {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     rule: Option<String>,
+    /// The request a fault interrupted: send it again with this id, or
+    /// follow `status_url` (set with `unavailable` answers for a run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, value_type = Option<String>, format = Uuid)]
+    request_id: Option<provisioning_core::RequestId>,
+    /// Where the interrupted request's receipt is served.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    status_url: Option<String>,
 }
 
 /// The JSON document of every error answer: `{"error": {"code", "message",
@@ -123,8 +136,31 @@ impl ApiError {
                 message: message.into(),
                 field: None,
                 rule: None,
+                request_id: None,
+                status_url: None,
             },
         }
+    }
+
+    /// A 503 for request `request_id`, whose run (or its submission) a
+    /// backend fault interrupted (`error`: a full disk, a database locked
+    /// too long). Retryable: the same request id again is never a second
+    /// run, and a run the catalog holds is resumed by the server once the
+    /// fault is gone. The cause is named, without paths.
+    pub(crate) fn interrupted(request_id: provisioning_core::RequestId, error: &Error) -> Self {
+        tracing::error!(%request_id, error = %error.report(), "a backend fault interrupted the request");
+        let cause = named_cause(error).unwrap_or("a backend failure");
+        let mut answer = ApiError::new(
+            ErrorCode::Unavailable,
+            format!(
+                "request {request_id} was interrupted by {cause}; send it again with \
+                 the same request_id, or follow status_url: the server resumes it \
+                 once the fault is gone"
+            ),
+        );
+        answer.body.request_id = Some(request_id);
+        answer.body.status_url = Some(super::accept::status_url(request_id));
+        answer
     }
 
     /// A 400 `invalid_input` for `field` breaking `rule`.
@@ -203,19 +239,49 @@ impl From<Error> for ApiError {
             }
             Error::Placement { .. } => ApiError::new(ErrorCode::Placement, error.to_string()),
             error if error.is_transient() => {
-                tracing::warn!(error = %error, "transient backend failure answered 503");
+                tracing::warn!(error = %error.report(), "transient backend failure answered 503");
                 ApiError::new(ErrorCode::Unavailable, error.to_string())
             }
-            // The details (paths, SQL errors) go to the log, not to the client.
+            // The details (paths, SQL errors) go to the log, not to the
+            // client; a cause an operator acts on is named.
             error => {
-                tracing::error!(error = %error, "request failed");
-                ApiError::new(
-                    ErrorCode::Internal,
-                    "internal error; the server log has the details",
-                )
+                tracing::error!(error = %error.report(), "request failed");
+                let message = match named_cause(&error) {
+                    Some(cause) => {
+                        format!("internal error ({cause}); the server log has the details")
+                    }
+                    None => "internal error; the server log has the details".to_owned(),
+                };
+                ApiError::new(ErrorCode::Internal, message)
             }
         }
     }
+}
+
+/// The cause in `error`'s chain that an operator acts on, named without
+/// paths or SQL: a full disk, a read-only file system, a permission.
+fn named_cause(error: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
+    let mut cause = Some(error);
+    while let Some(e) = cause {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            match io.kind() {
+                std::io::ErrorKind::StorageFull => return Some("no space left on device"),
+                std::io::ErrorKind::ReadOnlyFilesystem => return Some("read-only file system"),
+                std::io::ErrorKind::PermissionDenied => return Some("permission denied"),
+                _ => {}
+            }
+        }
+        // SQLite reports these as its own result codes, not as I/O errors.
+        let text = e.to_string();
+        if text.contains("database or disk is full") {
+            return Some("no space left on device");
+        }
+        if text.contains("readonly database") {
+            return Some("read-only database");
+        }
+        cause = e.source();
+    }
+    None
 }
 
 impl From<tokio::task::JoinError> for ApiError {
@@ -293,5 +359,31 @@ mod tests {
         assert_eq!(error.body.field.as_deref(), Some("colour"));
         let error = ApiError::invalid_body("expected value at line 1 column 2");
         assert_eq!(error.body.field, None);
+    }
+
+    #[test]
+    fn an_internal_error_names_its_cause_without_paths() {
+        let full = std::io::Error::new(std::io::ErrorKind::StorageFull, "write failed");
+        let error = Error::backend(
+            "sqlite store",
+            "appending to /srv/data/catalog.sqlite",
+            false,
+            full,
+        );
+        let answer: ApiError = error.into();
+        assert_eq!(answer.body.code, ErrorCode::Internal);
+        assert_eq!(
+            answer.body.message,
+            "internal error (no space left on device); the server log has the details"
+        );
+        let sqlite = Error::backend(
+            "sqlite store",
+            "opening /srv/data/catalog.sqlite",
+            false,
+            std::io::Error::other("attempt to write a readonly database"),
+        );
+        let answer: ApiError = sqlite.into();
+        assert!(answer.body.message.contains("(read-only database)"));
+        assert!(!answer.body.message.contains("/srv"));
     }
 }

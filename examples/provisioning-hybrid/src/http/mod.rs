@@ -32,6 +32,7 @@ mod openapi;
 mod routes;
 mod server;
 
+use std::future::Future;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -100,8 +101,71 @@ pub(crate) struct AppState {
     limits: Limits,
     /// One permit per run in flight, `limits.max_runs` in all.
     run_permits: Arc<tokio::sync::Semaphore>,
-    /// The requests recovery at start left unfinished, with why.
-    unrecovered: Vec<(provisioning_core::RequestId, String)>,
+    /// The requests the last recovery pass left unfinished, with why.
+    unrecovered: std::sync::RwLock<Vec<(provisioning_core::RequestId, String)>>,
+}
+
+impl AppState {
+    /// What the last recovery pass left unfinished.
+    pub(crate) fn unrecovered(&self) -> Vec<(provisioning_core::RequestId, String)> {
+        self.unrecovered
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// Records what a recovery pass left: for /readyz, the gauge and the log
+/// (each request logged once, when it first shows up).
+fn publish_unrecovered(
+    slot: &std::sync::RwLock<Vec<(provisioning_core::RequestId, String)>>,
+    now: Vec<(provisioning_core::RequestId, String)>,
+) {
+    let mut slot = slot
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    for (request_id, why) in &now {
+        if !slot.iter().any(|(known, _)| known == request_id) {
+            tracing::error!(%request_id, why, "request left unfinished by recovery; see `recover` and GET /readyz");
+        }
+    }
+    metrics::gauge!("provisioning_unrecovered_requests").set(now.len() as f64);
+    *slot = now;
+}
+
+/// Every `every`, until `stop` resolves, resumes the requests a fault
+/// interrupted in this process (a full disk, a database locked past its
+/// timeout): runs that ended in an error with their request still
+/// running, which nothing else would pick up before a restart. Each pass
+/// runs as a tracked run, so shutdown waits for it.
+async fn resume_interrupted(state: Arc<AppState>, every: Duration, stop: impl Future<Output = ()>) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks.tick().await;
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            () = &mut stop => return,
+        }
+        let pass = {
+            let state = Arc::clone(&state);
+            state.runs.clone().spawn(async move {
+                match state.orchestrator.recover().await {
+                    Ok(report) => {
+                        for receipt in &report.recovered {
+                            tracing::info!(request_id = %receipt.request_id, status = receipt.status.as_str(), "resumed an interrupted request");
+                        }
+                        publish_unrecovered(&state.unrecovered, report.unrecovered());
+                    }
+                    Err(error) => {
+                        tracing::warn!(error = %error.report(), "resuming interrupted requests failed; trying again later");
+                    }
+                }
+            })
+        };
+        let _ = pass.await;
+    }
 }
 
 /// `serve`: wires the SDK over `data_dir`, finishes what a previous process
@@ -127,6 +191,8 @@ pub(crate) async fn serve(
     limits: Limits,
 ) -> BoxResult<()> {
     limits.check()?;
+    // Listening from the start: a signal during recovery stops it cleanly.
+    let signals = signals()?;
     let token = match token {
         Some(token) => Some(token),
         None => Token::from_env()?,
@@ -161,11 +227,8 @@ pub(crate) async fn serve(
     );
     // What recovery left is reported, not fatal: the server starts, and
     // operators see it here, in the log and at /readyz.
-    let unrecovered = report.unrecovered();
-    metrics::gauge!("provisioning_unrecovered_requests").set(unrecovered.len() as f64);
-    for (request_id, why) in &unrecovered {
-        tracing::error!(%request_id, why, "request left unfinished by recovery; see `recover` and GET /readyz");
-    }
+    let unrecovered = std::sync::RwLock::new(Vec::new());
+    publish_unrecovered(&unrecovered, report.unrecovered());
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
     announce(local)?;
@@ -198,7 +261,11 @@ pub(crate) async fn serve(
         run_permits: Arc::new(tokio::sync::Semaphore::new(limits.max_runs as usize)),
         unrecovered,
     });
-    let signals = signals();
+    let resumer = tokio::spawn(resume_interrupted(
+        state.clone(),
+        limits.resume_every,
+        signalled(signals.clone(), 1),
+    ));
     server::serve(
         listener,
         router(state.clone()),
@@ -208,14 +275,19 @@ pub(crate) async fn serve(
     )
     .await;
     upkeep.abort();
+    // Its pass in flight is a tracked run: waited for below.
+    let _ = resumer.await;
+    // No run starts from here on (a request still answered gets 503), so
+    // the wait below is for every run there will be.
+    state.run_permits.close();
     state.runs.close();
     if !state.runs.is_empty() {
         tracing::info!(runs = state.runs.len(), "waiting for runs in flight");
-        tokio::select! {
-            () = state.runs.wait() => {}
-            () = signalled(signals, 2) => {
-                tracing::warn!(runs = state.runs.len(), "stopping now; the next start recovers the runs left");
-            }
+    }
+    tokio::select! {
+        () = state.runs.wait() => {}
+        () = signalled(signals, 2) => {
+            tracing::warn!(runs = state.runs.len(), "stopping now; the next start recovers the runs left");
         }
     }
     tracing::info!("stopped");
@@ -279,7 +351,7 @@ fn router(state: Arc<AppState>) -> Router {
         .layer(RequestBodyTimeoutLayer::new(limits.body_timeout))
         .layer(RequestBodyLimitLayer::new(extract::BODY_LIMIT))
         .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
+            StatusCode::GATEWAY_TIMEOUT,
             limits.request_timeout,
         ))
         .layer(middleware::from_fn(json_errors))
@@ -300,10 +372,10 @@ fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-/// The answers the layers make themselves (413 from the body limit, 503
+/// The answers the layers make themselves (413 from the body limit, 504
 /// from the request timeout) in the API's JSON error format, like every
 /// other error; and `Connection: close` on answers given before the body
-/// was read (413, 408), so that no client sends its next request on a
+/// was read (413, 408, 504), so that no client sends its next request on a
 /// connection still carrying the unread body.
 async fn json_errors(request: Request, next: Next) -> Response {
     let response = next.run(request).await;
@@ -319,7 +391,7 @@ async fn json_errors(request: Request, next: Next) -> Response {
     };
     if matches!(
         status,
-        StatusCode::PAYLOAD_TOO_LARGE | StatusCode::REQUEST_TIMEOUT
+        StatusCode::PAYLOAD_TOO_LARGE | StatusCode::REQUEST_TIMEOUT | StatusCode::GATEWAY_TIMEOUT
     ) {
         response.headers_mut().insert(
             header::CONNECTION,
@@ -337,10 +409,11 @@ fn layer_error(status: StatusCode) -> error::ApiError {
             ErrorCode::PayloadTooLarge,
             format!("the body must be at most {} bytes", extract::BODY_LIMIT),
         ),
-        StatusCode::SERVICE_UNAVAILABLE => ApiError::new(
-            ErrorCode::Unavailable,
+        StatusCode::GATEWAY_TIMEOUT => ApiError::new(
+            ErrorCode::Timeout,
             "the answer took longer than the server's request timeout; a run \
-             the request started goes on (GET its status link)",
+             the request started goes on: send it again with the same request_id \
+             for its receipt",
         ),
         StatusCode::REQUEST_TIMEOUT => ApiError::new(
             ErrorCode::RequestTimeout,
@@ -359,40 +432,34 @@ fn layer_error(status: StatusCode) -> error::ApiError {
 /// Counts SIGTERMs and Ctrl-Cs for the whole process, so that a second one
 /// is seen wherever shutdown is when it arrives. The listeners are made
 /// once: a signal between two waits is not lost.
-fn signals() -> watch::Receiver<u32> {
+fn signals() -> std::io::Result<watch::Receiver<u32>> {
     let (count, signals) = watch::channel(0);
-    tokio::spawn(async move {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{SignalKind, signal};
-            match (
-                signal(SignalKind::terminate()),
-                signal(SignalKind::interrupt()),
-            ) {
-                (Ok(mut term), Ok(mut int)) => loop {
-                    tokio::select! {
-                        _ = term.recv() => {}
-                        _ = int.recv() => {}
-                    }
-                    count.send_modify(|n| *n += 1);
-                    tracing::info!(signal = *count.borrow(), "shutting down");
-                },
-                (Err(error), _) | (_, Err(error)) => {
-                    tracing::warn!(%error, "cannot listen for SIGTERM and SIGINT");
+    let bump = move || {
+        count.send_modify(|n| *n += 1);
+        tracing::info!(signal = *count.borrow(), "shutting down");
+    };
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
                 }
+                bump();
             }
-        }
-        #[cfg(not(unix))]
-        loop {
-            if let Err(error) = tokio::signal::ctrl_c().await {
-                tracing::warn!(%error, "cannot listen for Ctrl-C");
-                return;
-            }
-            count.send_modify(|n| *n += 1);
-            tracing::info!(signal = *count.borrow(), "shutting down");
+        });
+    }
+    #[cfg(not(unix))]
+    tokio::spawn(async move {
+        while tokio::signal::ctrl_c().await.is_ok() {
+            bump();
         }
     });
-    signals
+    Ok(signals)
 }
 
 /// Resolves once `n` signals have arrived.

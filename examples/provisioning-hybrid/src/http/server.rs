@@ -20,6 +20,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
 
 use super::error::{ApiError, ErrorCode};
 
@@ -30,15 +31,19 @@ pub(crate) struct Limits {
     /// an idle keep-alive connection stays open).
     #[arg(long, default_value = "10s", value_parser = duration)]
     pub(crate) header_timeout: Duration,
-    /// How long a client may take to send a request's body.
+    /// How long a client may pause while sending a request's body (between
+    /// two pieces of it; a body trickled slower still ends at
+    /// --request-timeout).
     #[arg(long, default_value = "10s", value_parser = duration)]
     pub(crate) body_timeout: Duration,
-    /// How long a request may take to be answered; a slower one is answered
-    /// 503 (a run it started goes on: follow its status link).
-    #[arg(long, default_value = "30s", value_parser = duration)]
+    /// How long a request may take to be answered, its body included; a
+    /// slower one is answered 504 (a run it started goes on: send it again
+    /// with the same request_id for its receipt).
+    #[arg(long, default_value = "40s", value_parser = duration)]
     pub(crate) request_timeout: Duration,
     /// How long `?wait=true` waits for a run to end before answering 202 with
-    /// the status link instead; less than --request-timeout.
+    /// the status link instead; with --body-timeout, less than
+    /// --request-timeout.
     #[arg(long, default_value = "20s", value_parser = duration)]
     pub(crate) wait_timeout: Duration,
     /// Open connections at most; one more is answered 503 with Retry-After
@@ -54,6 +59,10 @@ pub(crate) struct Limits {
     /// after that; a second signal stops at once).
     #[arg(long, default_value = "10s", value_parser = duration)]
     pub(crate) drain_timeout: Duration,
+    /// How often the server resumes requests whose run a fault (a full
+    /// disk, a database locked too long) interrupted, once the fault is gone.
+    #[arg(long, default_value = "10s", value_parser = duration)]
+    pub(crate) resume_every: Duration,
 }
 
 impl Default for Limits {
@@ -61,11 +70,12 @@ impl Default for Limits {
         Limits {
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(10),
-            request_timeout: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(40),
             wait_timeout: Duration::from_secs(20),
             max_connections: 256,
             max_runs: 64,
             drain_timeout: Duration::from_secs(10),
+            resume_every: Duration::from_secs(10),
         }
     }
 }
@@ -76,7 +86,7 @@ const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
 
 impl Limits {
     /// Checks the rules the flags' parsers cannot: each timeout within
-    /// (0, 1 h], and the wait shorter than the request timeout.
+    /// (0, 1 h], and the wait and a body read within the request timeout.
     pub(crate) fn check(&self) -> Result<(), String> {
         for (flag, value) in [
             ("--header-timeout", self.header_timeout),
@@ -84,6 +94,7 @@ impl Limits {
             ("--request-timeout", self.request_timeout),
             ("--wait-timeout", self.wait_timeout),
             ("--drain-timeout", self.drain_timeout),
+            ("--resume-every", self.resume_every),
         ] {
             if value.is_zero() || value > MAX_TIMEOUT {
                 return Err(format!(
@@ -92,9 +103,12 @@ impl Limits {
                 ));
             }
         }
-        if self.wait_timeout >= self.request_timeout {
+        // The request timeout's clock runs while the body is read too.
+        if self.wait_timeout + self.body_timeout >= self.request_timeout {
             return Err(format!(
-                "invalid --wait-timeout: must be less than --request-timeout ({}), got {}",
+                "invalid --wait-timeout: with --body-timeout ({}) it must be less than \
+                 --request-timeout ({}), got {}",
+                humantime::format_duration(self.body_timeout),
                 humantime::format_duration(self.request_timeout),
                 humantime::format_duration(self.wait_timeout)
             ));
@@ -124,6 +138,8 @@ pub(crate) async fn serve(
     again: impl Future<Output = ()>,
 ) {
     let graceful = GracefulShutdown::new();
+    // Cancelled when the drain ends: what is still open is closed then.
+    let closing = CancellationToken::new();
     let open = Arc::new(Semaphore::new(limits.max_connections as usize));
     let busy = Arc::new(Semaphore::new(BUSY_ANSWERS));
     let mut http = http1::Builder::new();
@@ -148,9 +164,13 @@ pub(crate) async fn serve(
         let io = TokioIo::new(stream);
         if let Ok(permit) = Arc::clone(&open).try_acquire_owned() {
             let connection = graceful.watch(http.serve_connection(io, service.clone()));
+            let closing = closing.clone();
             tokio::spawn(async move {
-                if let Err(error) = connection.await {
-                    tracing::debug!(%error, "connection ended with an error");
+                tokio::select! {
+                    ended = connection => if let Err(error) = ended {
+                        tracing::debug!(%error, "connection ended with an error");
+                    },
+                    () = closing.cancelled() => {}
                 }
                 drop(permit);
             });
@@ -161,11 +181,15 @@ pub(crate) async fn serve(
                 .timer(TokioTimer::new())
                 .header_read_timeout(limits.header_timeout)
                 .keep_alive(false);
+            let closing = closing.clone();
             tokio::spawn(async move {
                 let refuse = hyper::service::service_fn(|_: Request<Incoming>| async {
                     Ok::<_, std::convert::Infallible>(too_many_connections())
                 });
-                let _ = answer.serve_connection(io, refuse).await;
+                tokio::select! {
+                    _ = answer.serve_connection(io, refuse) => {}
+                    () = closing.cancelled() => {}
+                }
                 drop(permit);
             });
         } else {
@@ -184,6 +208,7 @@ pub(crate) async fn serve(
         }
         () = again => tracing::warn!("second signal: closing the open connections now"),
     }
+    closing.cancel();
 }
 
 /// 503 with `Retry-After`, in the API's error format, closing the connection.

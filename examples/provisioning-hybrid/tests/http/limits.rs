@@ -101,21 +101,19 @@ async fn a_huge_content_length_is_refused_at_once() {
     let dir = tempfile::tempdir().unwrap();
     // A body timeout far longer than the check allows: the refusal must come
     // from the header, not from waiting for the body.
-    let server = Server::start_with(dir.path(), &["--body-timeout", "10m"], &[]);
+    let server = Server::start_with(
+        dir.path(),
+        &["--body-timeout", "10m", "--request-timeout", "20m"],
+        &[],
+    );
     let request = b"POST /api/v1/tenants HTTP/1.1\r\nHost: localhost\r\n\
         Content-Type: application/json\r\nContent-Length: 99999999999\r\n\r\n{";
     let stream = connect(&server, request);
-    let answer = tokio::task::spawn_blocking(move || {
-        let mut stream = stream;
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
+    // Answered and closed (`Connection: close`) without the body.
+    let answer =
+        tokio::task::spawn_blocking(move || closed_within(stream, Duration::from_secs(10)))
+            .await
             .unwrap();
-        let mut buf = vec![0u8; 8192];
-        let n = stream.read(&mut buf).expect("no answer within 10 s");
-        String::from_utf8_lossy(&buf[..n]).into_owned()
-    })
-    .await
-    .unwrap();
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     assert_eq!(body_of(&answer)["error"]["code"], "payload_too_large");
 }
@@ -162,7 +160,7 @@ async fn more_creates_than_the_run_limit_get_503_and_all_succeed_when_retried() 
     let server = Server::start_with(
         dir.path(),
         &["--max-runs", "2"],
-        &[("PROVISIONING_INJECT_FAILURE", "seed:transient=4")],
+        &[("PROVISIONING_INJECT_FAILURE", "seed:transient=6")],
     );
     let tenants: Vec<String> = (0..8).map(|i| format!("busy{i}")).collect();
     let create = |tenant: &str| {
@@ -249,6 +247,35 @@ async fn a_wait_longer_than_the_wait_timeout_is_answered_202() {
     assert_eq!(server.finished(request_id).await["status"], "succeeded");
 }
 
+/// Five connections that sent half a header, each read by the server: a
+/// request on a sixth, answered, comes after them in the accept loop, and
+/// the pause lets their tasks read what they were sent.
+fn stalled(server: &Server) -> Vec<TcpStream> {
+    let stalled: Vec<TcpStream> = (0..5).map(|_| connect(server, HALF_HEADER)).collect();
+    let mut probe = connect(
+        server,
+        b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    );
+    let mut answer = String::new();
+    probe.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    std::thread::sleep(Duration::from_millis(500));
+    stalled
+}
+
+/// Waits (up to 20 s) for `text` in the server's log.
+fn wait_for_log(server: &Server, text: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !server.log_text().contains(text) {
+        assert!(
+            Instant::now() < deadline,
+            "no {text:?} in:\n{}",
+            server.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn sigterm_drains_for_a_bounded_time_despite_stalled_clients() {
     let dir = tempfile::tempdir().unwrap();
@@ -257,8 +284,7 @@ fn sigterm_drains_for_a_bounded_time_despite_stalled_clients() {
         &["--drain-timeout", "1s", "--header-timeout", "10m"],
         &[],
     );
-    let _stalled: Vec<TcpStream> = (0..5).map(|_| connect(&server, HALF_HEADER)).collect();
-    std::thread::sleep(Duration::from_millis(200));
+    let _stalled = stalled(&server);
     server.sigterm();
     let exit = server.exited_within(Duration::from_secs(20));
     assert!(exit.success(), "{exit:?}");
@@ -279,10 +305,10 @@ fn a_second_sigterm_stops_at_once() {
         &["--drain-timeout", "10m", "--header-timeout", "10m"],
         &[],
     );
-    let _stalled: Vec<TcpStream> = (0..5).map(|_| connect(&server, HALF_HEADER)).collect();
-    std::thread::sleep(Duration::from_millis(200));
+    let _stalled = stalled(&server);
     server.sigterm();
-    std::thread::sleep(Duration::from_millis(300));
+    // The first signal is taken: the server says it is draining.
+    wait_for_log(&server, "signal=1");
     server.sigterm();
     let exit = server.exited_within(Duration::from_secs(20));
     assert!(exit.success(), "{exit:?}");
@@ -299,6 +325,10 @@ fn bad_limits_are_refused_naming_the_flag() {
     let dir = tempfile::tempdir().unwrap();
     for (args, flag) in [
         (&["--wait-timeout", "40s"][..], "--wait-timeout"),
+        (
+            &["--wait-timeout", "25s", "--body-timeout", "20s"][..],
+            "--wait-timeout",
+        ),
         (&["--header-timeout", "0s"][..], "--header-timeout"),
         (&["--max-runs", "0"][..], "--max-runs"),
         (&["--max-connections", "many"][..], "--max-connections"),
@@ -318,4 +348,160 @@ fn bad_limits_are_refused_naming_the_flag() {
             "{args:?}"
         );
     }
+}
+
+/// A tmpfs of `size` mounted at `dir`, unmounted on drop; `None` where this
+/// machine cannot mount one (not root, no mount namespace rights).
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &std::path::Path, size: &str) -> Option<Tmpfs> {
+        std::fs::create_dir_all(dir).unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        mounted.then(|| Tmpfs(dir.to_owned()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// Fills the file system under `dir` until a write fails; the filler.
+fn fill(dir: &std::path::Path) -> std::path::PathBuf {
+    let filler = dir.join("filler");
+    let mut file = std::fs::File::create(&filler).unwrap();
+    let chunk = vec![0u8; 64 * 1024];
+    while file
+        .write_all(&chunk)
+        .and_then(|()| file.sync_all())
+        .is_ok()
+    {}
+    // The last bytes, a page at a time.
+    while file
+        .write_all(&chunk[..512])
+        .and_then(|()| file.sync_all())
+        .is_ok()
+    {}
+    filler
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_interrupts_runs_that_the_server_resumes_once_space_is_freed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mnt = dir.path().join("mnt");
+    let Some(_tmpfs) = Tmpfs::mount(&mnt, "16m") else {
+        eprintln!("skipped: this machine cannot mount a tmpfs (needs root)");
+        return;
+    };
+    let data = mnt.join("data");
+    // The log stays off the disk the test fills.
+    let server = Server::start_logging_to(&data, dir.path(), &["--resume-every", "1s"], &[]);
+    server.create("before", "free", "eu-west").await;
+    let filler = fill(&mnt);
+    // A little room, so that requests get recorded and their runs stop
+    // part-way, at their first larger write.
+    let size = std::fs::metadata(&filler).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&filler)
+        .unwrap()
+        .set_len(size - 96 * 1024)
+        .unwrap();
+
+    let mut interrupted = Vec::new();
+    for i in 0..6 {
+        let tenant = format!("full{i}");
+        let body = json!({ "tenant_id": tenant, "plan": if i % 2 == 0 { "free" } else { "premium" }, "region": "eu-west" });
+        let response = server
+            .req(Method::POST, "/api/v1/tenants")
+            .json(&body)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{tenant}: {e}\n{}", server.log_text()));
+        let status = response.status();
+        let answer: Value = response.json().await.unwrap();
+        match status {
+            StatusCode::ACCEPTED => {}
+            StatusCode::SERVICE_UNAVAILABLE => {
+                assert_eq!(answer["error"]["code"], "unavailable", "{answer}");
+                let message = answer["error"]["message"].as_str().unwrap();
+                assert!(
+                    message.contains("no space left on device"),
+                    "{answer}\n{}",
+                    server.log_text()
+                );
+                assert!(!message.contains(mnt.to_str().unwrap()), "a path: {answer}");
+                let request_id = answer["error"]["request_id"].as_str().unwrap();
+                assert_eq!(
+                    answer["error"]["status_url"],
+                    format!("/api/v1/provisioning/{request_id}/status")
+                );
+                interrupted.push(tenant);
+            }
+            other => panic!("{tenant}: {other} {answer}"),
+        }
+    }
+    // At least one run was cut short part-way: its tenant is in the
+    // catalog, neither Active nor Failed, its request still running.
+    let mut stuck = Vec::new();
+    for i in 0..6 {
+        let tenant = format!("full{i}");
+        let (status, record) =
+            send(server.req(Method::GET, &format!("/api/v1/tenants/{tenant}"))).await;
+        if status == StatusCode::OK && record["state"] != "active" && record["state"] != "failed" {
+            stuck.push(tenant);
+        }
+    }
+    assert!(
+        !stuck.is_empty(),
+        "no run was interrupted part-way; interrupted at submission: {interrupted:?}"
+    );
+    std::fs::remove_file(&filler).unwrap();
+
+    // Without `recover` and without a restart, every tenant the catalog
+    // holds settles: Active, or Failed with its work rolled back.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, tenants) = send(server.req(Method::GET, "/api/v1/tenants/before")).await;
+        assert_eq!(status, StatusCode::OK, "{tenants}");
+        let mut unsettled = Vec::new();
+        for i in 0..6 {
+            let (status, record) =
+                send(server.req(Method::GET, &format!("/api/v1/tenants/full{i}"))).await;
+            if status == StatusCode::NOT_FOUND {
+                continue; // refused before anything was written
+            }
+            let state = record["state"].as_str().unwrap().to_owned();
+            if state != "active" && state != "failed" {
+                unsettled.push(format!("full{i}: {state}"));
+            }
+        }
+        if unsettled.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still unsettled 30 s after space was freed: {unsettled:?}; interrupted: \
+             {interrupted:?}\n{}",
+            server.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Settled by the server's own resumer, not by a client or a restart.
+    assert!(
+        server.log_text().contains("resumed an interrupted request"),
+        "{}",
+        server.log_text()
+    );
+    // And the server takes new work again.
+    server.create("after", "free", "eu-west").await;
 }

@@ -108,6 +108,12 @@ const ROUTES: &[Route] = &[
     },
     Route {
         method: "get",
+        path: "/readyz",
+        protected: false,
+        errors: &[],
+    },
+    Route {
+        method: "get",
         path: "/metrics",
         protected: false,
         errors: &[],

@@ -76,22 +76,22 @@ pub type SqliteTenantSchema = TenantSchema<SqliteConnection>;
 ///         .seed(Seed::sql("roles", 1, "INSERT INTO roles (name) VALUES ('owner')")))
 ///     .build()?;
 ///
-/// let plan = Placement::new("acme".parse()?,
+/// let placement = Placement::new("acme".parse()?,
 ///     PlacementDecision::new("premium".parse()?, Isolation::Dedicated, "eu-west".parse()?,
 ///         Residency::Strict, "premium is dedicated"),
 ///     ShardChoice::new("eu-1".parse()?, "eu-west".parse()?, "only shard"));
 ///
-/// let dry_run = manager.preview(&plan).await?;
+/// let dry_run = manager.preview(&placement).await?;
 /// assert!(dry_run.will_create && dry_run.pending_migrations.len() == 1);
-/// assert!(!manager.database_path(&plan).exists()); // the dry run created nothing
+/// assert!(!manager.database_path(&placement).exists()); // the dry run created nothing
 ///
-/// assert_eq!(manager.provision(&plan).await?, DatabaseOutcome::Created);
-/// assert_eq!(manager.migrate(&plan).await?.len(), 1);
-/// assert_eq!(manager.seed(&plan).await?.len(), 1);
-/// assert!(manager.migrate(&plan).await?.is_empty()); // idempotent
+/// assert_eq!(manager.provision(&placement).await?, DatabaseOutcome::Created);
+/// assert_eq!(manager.migrate(&placement).await?.len(), 1);
+/// assert_eq!(manager.seed(&placement).await?.len(), 1);
+/// assert!(manager.migrate(&placement).await?.is_empty()); // idempotent
 ///
-/// manager.drop_tenant(&plan, DropReason::Delete).await?;
-/// assert!(!manager.database_path(&plan).exists());
+/// manager.drop_tenant(&placement, DropReason::Delete).await?;
+/// assert!(!manager.database_path(&placement).exists());
 /// # Ok::<(), Error>(())
 /// # }).unwrap();
 /// ```

@@ -130,7 +130,11 @@ impl<W: Grouped> Group<W> {
                     }
                 }
                 Err(e) => {
-                    let (message, transient) = (e.to_string(), e.is_transient());
+                    // Every waiter gets the cause's text (the database's own
+                    // error: `database or disk is full`), which cannot be cloned.
+                    let message = std::error::Error::source(&e)
+                        .map_or_else(|| e.to_string(), Error::report_of);
+                    let transient = e.is_transient();
                     for done in senders {
                         let error = Error::backend(
                             COMPONENT,

@@ -95,8 +95,9 @@ pub(crate) struct Readiness {
     /// Always `ready`: the server recovered what it could and serves.
     #[schema(value_type = String, pattern = "^ready$")]
     status: &'static str,
-    /// The requests recovery at start left unfinished, for an operator
-    /// (`recover` tries them again); empty when it finished everything.
+    /// The requests recovery left unfinished (at start, or in the last of
+    /// the passes that resume interrupted runs), for an operator; empty
+    /// when it finished everything.
     unrecovered: Vec<Unrecovered>,
 }
 
@@ -112,12 +113,9 @@ pub(crate) async fn readyz(State(state): State<Arc<AppState>>) -> Json<Readiness
     Json(Readiness {
         status: "ready",
         unrecovered: state
-            .unrecovered
-            .iter()
-            .map(|(request_id, reason)| Unrecovered {
-                request_id: *request_id,
-                reason: reason.clone(),
-            })
+            .unrecovered()
+            .into_iter()
+            .map(|(request_id, reason)| Unrecovered { request_id, reason })
             .collect(),
     })
 }
