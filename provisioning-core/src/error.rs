@@ -239,6 +239,20 @@ impl Error {
         text
     }
 
+    /// [`report_of`](Self::report_of) for a log: secrets redacted, paths kept
+    /// (an operator needs them; the request id on the log line ties them to
+    /// the run).
+    pub(crate) fn log_report_of(error: &(dyn StdError + 'static)) -> String {
+        crate::model::redact_secrets(&Error::report_of(error))
+    }
+
+    /// [`report_of`](Self::report_of) for what the tenant's owner reads
+    /// (journal, receipts, tenant records, events, audit trails): secrets
+    /// redacted and the directories of file paths taken out.
+    pub(crate) fn record_report_of(error: &(dyn StdError + 'static)) -> String {
+        crate::model::redact_paths(&Error::log_report_of(error))
+    }
+
     /// An [`Error::InvalidInput`] for `field` breaking `rule`.
     pub fn invalid(field: &'static str, rule: impl Into<String>) -> Self {
         Error::InvalidInput {

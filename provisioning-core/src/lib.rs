@@ -41,9 +41,9 @@ pub use fleet::{
 };
 #[allow(deprecated)]
 pub use model::{
-    FailureInfo, Isolation, Placement, PlacementDecision, PlanName, Region, RequestId, Residency,
-    RolloutId, RunId, ShardChoice, ShardId, TENANT_ID_MAX_LEN, TENANT_ID_MIN_LEN, TRANSITIONS,
-    TenantId, TenantIdRule, TenantRecord, TenantRequest, TenantState,
+    FailureInfo, FailureKind, Isolation, Placement, PlacementDecision, PlanName, Region, RequestId,
+    Residency, RolloutId, RunId, ShardChoice, ShardId, TENANT_ID_MAX_LEN, TENANT_ID_MIN_LEN,
+    TRANSITIONS, TenantId, TenantIdRule, TenantRecord, TenantRequest, TenantState,
 };
 pub use orchestrator::{
     AuditEntry, AuditOutcome, AuditTrail, CREATE_TENANT, CreateContext, DELETE_TENANT,

@@ -79,6 +79,81 @@ pub(crate) fn db_error(
     CoreError::backend(component, message, transient, err)
 }
 
+/// Maps a failure to open the SQLite file `path`. SQLite says only "unable
+/// to open database file" (or "attempt to write a readonly database") for a
+/// read-only file system, a missing directory or a lacking permission; the
+/// operating system, asked to open the same for writing, names which, and its
+/// answer becomes the cause (`Read-only file system (os error 30)`).
+#[cfg(feature = "sqlite")]
+pub(crate) fn sqlite_open_error(
+    component: &'static str,
+    path: &std::path::Path,
+    err: sqlx::Error,
+) -> CoreError {
+    let message = format!("opening {}", path.display());
+    let cannot_open = err
+        .as_database_error()
+        .and_then(|e| e.code())
+        .and_then(|code| code.parse::<i32>().ok())
+        // SQLITE_READONLY (8) and SQLITE_CANTOPEN (14), any extended code.
+        .is_some_and(|code| matches!(code & 0xff, 8 | 14));
+    match cannot_open.then(|| why_not_writable(path)).flatten() {
+        // Read-only, missing or forbidden: an operator must act first.
+        Some(cause) => CoreError::backend(component, format!("{message}: {err}"), false, cause),
+        None => db_error(component, message, err),
+    }
+}
+
+/// Refuses, before SQLite opens it, a file (or its directory) this process
+/// cannot write. SQLite would open such a file read-only without a word,
+/// and the first write would fail with "attempt to write a readonly
+/// database" and no cause; this names the cause (`Read-only file system`).
+#[cfg(feature = "sqlite")]
+pub(crate) fn check_writable(
+    component: &'static str,
+    path: &std::path::Path,
+) -> Result<(), CoreError> {
+    match why_not_writable(path) {
+        Some(cause) => Err(CoreError::backend(
+            component,
+            format!("opening {} for writing", path.display()),
+            false,
+            cause,
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Why `path` cannot be written, or made in its directory, as the operating
+/// system says (`access(2)`, which opens nothing: closing a descriptor of a
+/// file would drop every SQLite lock this process holds on it); `None` if it
+/// can be, or on systems where this is not asked.
+#[cfg(all(feature = "sqlite", unix))]
+fn why_not_writable(path: &std::path::Path) -> Option<std::io::Error> {
+    use rustix::io::Errno;
+    let target = if path.exists() {
+        path
+    } else {
+        let dir = path
+            .parent()
+            .filter(|dir| !dir.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        match std::fs::metadata(dir) {
+            Err(missing) => return Some(missing),
+            Ok(meta) if !meta.is_dir() => return Some(Errno::NOTDIR.into()),
+            Ok(_) => dir,
+        }
+    };
+    rustix::fs::access(target, rustix::fs::Access::WRITE_OK)
+        .err()
+        .map(std::io::Error::from)
+}
+
+#[cfg(all(feature = "sqlite", not(unix)))]
+fn why_not_writable(_path: &std::path::Path) -> Option<std::io::Error> {
+    None
+}
+
 /// A sqlx failure in a step of yours, as the executor takes it: transient
 /// (retried under the step's policy) when a retry may cure it, as for the
 /// SDK's own steps (pool timeout, I/O, a lost connection, SQLite busy or

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use provisioning_core::ShardId;
 use provisioning_sharding::{
-    FallbackRegions, PlacementRules, ShardDirectory, ShardSpec, ShardStatus,
+    ConnectionTarget, FallbackRegions, PlacementRules, ShardDirectory, ShardSpec, ShardStatus,
 };
 use serde::Deserialize;
 
@@ -22,6 +22,42 @@ pub(crate) const DEFAULT: &str = include_str!("../config/default.toml");
 /// any command runs, like the data directory, so that every command and the
 /// server wire the SDK the same way without threading it through each call.
 static CONFIG_FILE: OnceLock<PathBuf> = OnceLock::new();
+
+/// The `--catalog` URL (or `PROVISIONING_HYBRID_CATALOG`), chosen once by
+/// `main` as the config file is.
+static CATALOG: OnceLock<ConnectionTarget> = OnceLock::new();
+
+/// Makes every later command keep its catalog at `url` (PostgreSQL), over
+/// the config file's `catalog` key.
+pub(crate) fn use_catalog(url: ConnectionTarget) {
+    // Set once, by `main`; a second call would be a bug, and keeps the first.
+    let _ = CATALOG.set(url);
+}
+
+/// Where the catalog lives: `--catalog`, else the config file's `catalog`,
+/// else `None`: the SQLite file in the data directory.
+///
+/// # Errors
+/// A catalog that is not a `postgres://` or `postgresql://` URL, naming the
+/// field and without its password.
+pub(crate) fn catalog(
+    placement: &PlacementConfig,
+) -> Result<Option<ConnectionTarget>, Box<dyn std::error::Error>> {
+    let (field, url) = match (CATALOG.get(), &placement.catalog) {
+        (Some(url), _) => ("--catalog", url),
+        (None, Some(url)) => ("catalog (config)", url),
+        (None, None) => return Ok(None),
+    };
+    let scheme = url.expose().split_once("://").map(|(scheme, _)| scheme);
+    if !matches!(scheme, Some("postgres" | "postgresql")) {
+        return Err(format!(
+            "invalid {field}: {url} is not a postgres:// or postgresql:// URL \
+             (omit it for the SQLite catalog in the data directory)"
+        )
+        .into());
+    }
+    Ok(Some(url.clone()))
+}
 
 /// Makes every later [`load`] read `path` instead of the built-in default.
 pub(crate) fn use_file(path: PathBuf) {
@@ -44,6 +80,10 @@ struct ConfigFile {
     /// Omitted: the built-in resource quotas.
     #[serde(default)]
     quotas: Quotas,
+    /// Omitted: the SQLite catalog in the data directory. A PostgreSQL URL
+    /// puts the catalog there (`--catalog` overrides it).
+    #[serde(default)]
+    catalog: Option<ConnectionTarget>,
 }
 
 /// The validated placement configuration.
@@ -55,6 +95,8 @@ pub(crate) struct PlacementConfig {
     pub(crate) fallbacks: FallbackRegions,
     /// How many resources of each type a service's tier allows.
     pub(crate) quotas: Quotas,
+    /// The catalog's PostgreSQL URL, if the file names one.
+    pub(crate) catalog: Option<ConnectionTarget>,
 }
 
 /// The configuration in use: the `--config` file's, or the built-in one.
@@ -136,6 +178,7 @@ fn parse(text: &str) -> Result<PlacementConfig, Box<dyn std::error::Error>> {
         directory: ShardDirectory::from_specs(file.shards)?,
         fallbacks: file.fallbacks,
         quotas: file.quotas,
+        catalog: file.catalog,
     })
 }
 

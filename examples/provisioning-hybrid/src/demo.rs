@@ -122,14 +122,10 @@ pub(crate) async fn run(data_dir: &Path) -> BoxResult<()> {
     let faulty = self::orchestrator_with_faults(&dir, faults).await?;
     let request = TenantRequest::new("faulty".parse()?, "premium".parse()?, "eu-west".parse()?);
     let receipt = faulty.create(request).await?;
-    let failure = receipt
-        .failure
-        .clone()
-        .unwrap_or_else(|| provisioning_core::FailureInfo::new("-", "no failure recorded"));
+    let step = receipt.failure.as_ref().map_or("-", |f| f.step.as_str());
     println!(
-        "  create faulty  premium eu-west (seed fails) -> {} at {}: rolled back",
+        "  create faulty  premium eu-west (seed fails) -> {} at {step}: rolled back",
         receipt.status.as_str(),
-        failure.step
     );
 
     print_tenants(&orchestrator).await?;

@@ -30,6 +30,19 @@ struct Cli {
     /// The plan policy and shard map (TOML); `config` prints the built-in one.
     #[arg(long, global = true, env = "PROVISIONING_HYBRID_CONFIG")]
     config: Option<PathBuf>,
+    /// Keep the catalog (tenants, requests, journal, outbox, leases) on
+    /// PostgreSQL at this URL instead of catalog.sqlite in the data
+    /// directory (also PROVISIONING_HYBRID_CATALOG, which keeps a password
+    /// out of the process list, or `catalog` in the config file).
+    #[arg(
+        long,
+        global = true,
+        env = "PROVISIONING_HYBRID_CATALOG",
+        hide_env_values = true,
+        value_name = "URL",
+        value_parser = catalog_url
+    )]
+    catalog: Option<provisioning_sharding::ConnectionTarget>,
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
     json: bool,
@@ -316,6 +329,12 @@ fn concurrency(text: &str) -> Result<usize, String> {
     }
 }
 
+/// `--catalog`: kept as a [`ConnectionTarget`](provisioning_sharding::ConnectionTarget),
+/// whose `Debug` and `Display` hide the password; checked with the config's.
+fn catalog_url(url: &str) -> Result<provisioning_sharding::ConnectionTarget, String> {
+    Ok(provisioning_sharding::ConnectionTarget::new(url))
+}
+
 fn parse_spec(pair: &str) -> Result<(String, String), String> {
     match pair.split_once('=') {
         Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
@@ -459,6 +478,9 @@ async fn main() -> std::process::ExitCode {
     });
     if let Some(path) = &cli.config {
         config::use_file(path.clone());
+    }
+    if let Some(url) = cli.catalog {
+        config::use_catalog(url);
     }
     let dir = cli.data_dir.as_path();
     let out = Output {

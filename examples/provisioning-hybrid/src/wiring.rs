@@ -9,9 +9,9 @@ use std::sync::Arc;
 // (1) The SDK's four crates: the core (orchestrator, saga executor, traits),
 // sharding (directory, resolvers, plan policy), sqlx (stores and schema
 // managers) and storage (tenant folders on object_store).
-use provisioning_core::{FaultInjector, ProvisioningOrchestrator};
+use provisioning_core::{FaultInjector, ProvisioningOrchestrator, TenantStore};
 use provisioning_sharding::{RendezvousResolver, RuleBasedPolicy, ShardDirectory};
-use provisioning_sqlx::{Seed, SqliteSchemaManager, SqliteStore, TenantSchema};
+use provisioning_sqlx::{PostgresStore, Seed, SqliteSchemaManager, SqliteStore, TenantSchema};
 use provisioning_storage::ObjectStoreInitializer;
 use sqlx::migrate::Migrator;
 
@@ -85,20 +85,93 @@ pub(crate) async fn orchestrator(
     Ok(hybrid(data_dir, release, None).await?.orchestrator)
 }
 
+/// Builds the orchestrator for a command that only reads (`list`, `status`,
+/// `events`, `audit`, `fleet status`): as [`orchestrator`], but where the data
+/// directory cannot be written (a read-only mount, a backup, another user's
+/// files) it reads the catalog as it is instead of failing.
+pub(crate) async fn reader(
+    data_dir: &Path,
+    release: Release,
+) -> Result<ProvisioningOrchestrator, Box<dyn std::error::Error>> {
+    match build(data_dir, release, None, Access::ReadWrite).await {
+        Ok(hybrid) => Ok(hybrid.orchestrator),
+        Err(writable)
+            if not_writable(writable.as_ref()) && Paths::new(data_dir).catalog.is_file() =>
+        {
+            match build(data_dir, release, None, Access::ReadOnly).await {
+                Ok(hybrid) => {
+                    tracing::info!(error = %writable, "data directory not writable; reading the catalog as it is");
+                    Ok(hybrid.orchestrator)
+                }
+                Err(read_only) => {
+                    tracing::debug!(error = %read_only, "reading the catalog as it is failed too");
+                    Err(writable)
+                }
+            }
+        }
+        Err(writable) => Err(writable),
+    }
+}
+
+/// Whether `error` comes down to a file system that will not be written
+/// (read-only, or not this user's): the one failure a reading command
+/// answers by reading the catalog as it is.
+fn not_writable(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(e) = cause {
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && matches!(
+                io.kind(),
+                std::io::ErrorKind::ReadOnlyFilesystem | std::io::ErrorKind::PermissionDenied
+            )
+        {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
+}
+
 /// Builds the SDK over `data_dir` for `release`, with optional fault injection.
 pub(crate) async fn hybrid(
     data_dir: &Path,
     release: Release,
     faults: Option<Arc<dyn FaultInjector>>,
 ) -> Result<Hybrid, Box<dyn std::error::Error>> {
-    std::fs::create_dir_all(data_dir)?;
+    build(data_dir, release, faults, Access::ReadWrite).await
+}
+
+/// Whether the wiring may write under the data directory.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Access {
+    /// Creates what is missing and migrates the catalog.
+    ReadWrite,
+    /// Creates and migrates nothing: the catalog is read as it is.
+    ReadOnly,
+}
+
+async fn build(
+    data_dir: &Path,
+    release: Release,
+    faults: Option<Arc<dyn FaultInjector>>,
+    access: Access,
+) -> Result<Hybrid, Box<dyn std::error::Error>> {
     let paths = Paths::new(data_dir);
-    // (2) The catalog: tenants, requests, journal and outbox in one SQLite file.
-    let store = Arc::new(SqliteStore::open(&paths.catalog).await?);
     // (3) Plans and shards: free/standard shared, premium/regulated dedicated,
     // regulated strictly in its region; rendezvous hashing over region-tagged shards.
     // The policy and shard map come from `--config` or config/default.toml.
     let placement = crate::config::load()?;
+    let catalog = crate::config::catalog(&placement)?;
+    if access == Access::ReadWrite {
+        std::fs::create_dir_all(data_dir)?;
+    }
+    // (2) The catalog: tenants, requests, journal and outbox in one SQLite
+    // file, or on PostgreSQL with `--catalog postgres://...`.
+    let store: Arc<dyn TenantStore> = match (catalog, access) {
+        (Some(url), _) => Arc::new(PostgresStore::connect(url.expose()).await?),
+        (None, Access::ReadWrite) => Arc::new(SqliteStore::open(&paths.catalog).await?),
+        (None, Access::ReadOnly) => Arc::new(SqliteStore::open_read_only(&paths.catalog).await?),
+    };
     crate::config::apply_statuses(data_dir, &placement.directory)?;
     let directory = Arc::new(placement.directory);
     let plans = RuleBasedPolicy::new(placement.policy)?.with_directory_regions(&directory);
@@ -129,7 +202,12 @@ pub(crate) async fn hybrid(
     // tenants but never hold their files).
     let mut storage = ObjectStoreInitializer::builder().layout(["uploads", "exports"]);
     for region in directory.regions() {
-        storage = storage.with_local(region.clone(), &paths.storage);
+        storage = match access {
+            Access::ReadWrite => storage.with_local(region.clone(), &paths.storage),
+            // Reading commands never touch tenants' files, and a read-only
+            // directory may lack a region's folder that would be made here.
+            Access::ReadOnly => storage.with_in_memory(region.clone()),
+        };
     }
     let storage = Arc::new(storage.build()?);
     let mut builder = ProvisioningOrchestrator::builder()

@@ -26,7 +26,9 @@ pub enum EventKind {
     TenantResumed,
     /// The tenant was deleted; a tombstone remains.
     TenantDeleted,
-    /// Provisioning failed and was rolled back; the tenant is `Failed`.
+    /// Provisioning failed and was rolled back; the tenant is `Failed`:
+    /// `step`, `kind` and `reason` in its data, as in the request's
+    /// [`FailureInfo`](crate::FailureInfo) (the reason without server paths).
     TenantProvisioningFailed,
     /// The tenant's data moved to another database (a plan change, an
     /// operator's move, a drain): `from`, `to` and `reason` in its data.

@@ -1,6 +1,6 @@
-//! Where a tenant's data lives: connection templates filled for one tenant,
-//! and the one redaction rule that keeps secrets out of logs, JSON and the
-//! catalog.
+//! Where a tenant's data lives: connection templates filled for one tenant;
+//! the one rule that keeps secrets out of logs, JSON and the catalog; and the
+//! one that keeps the server's directories out of what a tenant's owner reads.
 
 use std::ops::Range;
 
@@ -55,6 +55,116 @@ pub fn redact_secrets(text: &str) -> String {
     }
     out.push_str(&text[at..]);
     out
+}
+
+/// `text` with the directories of every absolute file path replaced by `…`:
+/// `opening /srv/data/databases/eu-west/acme.sqlite: unable to open` becomes
+/// `opening …/acme.sqlite: unable to open`.
+///
+/// Errors of file-backed databases and folders name the files they failed on,
+/// which is right for a log and wrong for what a tenant's owner reads: the
+/// text the journal, receipts, tenant records and events keep of a failure
+/// goes through this (the full text goes to the log). A path starts at a `/`
+/// (or `C:\`) after whitespace, a quote, a bracket, `=` or `,`, or right after
+/// `://` of a URL with no host (`sqlite:///srv/t.db`); only one with a
+/// directory part is changed. URLs with a host (`postgres://db1/main`) and
+/// relative paths are left alone.
+///
+/// ```
+/// use provisioning_core::model::redact_paths;
+///
+/// assert_eq!(
+///     redact_paths("opening \"/srv/data/eu-west/acme.sqlite\": read-only file system"),
+///     "opening \"…/acme.sqlite\": read-only file system",
+/// );
+/// assert_eq!(redact_paths("mkdir /var/lib/app/tenants/acme/ failed"), "mkdir …/acme/ failed");
+/// assert_eq!(redact_paths("postgres://db1:5432/main and/or /tmp"), "postgres://db1:5432/main and/or /tmp");
+/// ```
+pub fn redact_paths(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        let Some(end) = path_at(text, i) else {
+            i += 1;
+            continue;
+        };
+        let path = &text[i..end];
+        let trimmed = path.trim_end_matches(['/', '\\']);
+        // The last separator after the start (a UNC path's `\\` is not one).
+        let sep = trimmed
+            .rfind(['/', '\\'])
+            .filter(|&sep| sep > 1 || (sep == 1 && bytes[i] != b'\\'));
+        if let Some(sep) = sep {
+            out.push_str(&text[copied..i]);
+            out.push_str(PATH_ELIDED);
+            out.push_str(&path[sep..]);
+            copied = end;
+        }
+        i = end;
+    }
+    out.push_str(&text[copied..]);
+    out
+}
+
+/// What the directories of a path are replaced with.
+const PATH_ELIDED: &str = "…";
+
+/// The end of the absolute path that starts at byte `i` of `text`, if one does.
+fn path_at(text: &str, i: usize) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let boundary = match i.checked_sub(1).map(|b| bytes[b]) {
+        None => true,
+        Some(b) => {
+            b.is_ascii_whitespace()
+                || matches!(
+                    b,
+                    b'"' | b'\'' | b'`' | b'(' | b'[' | b'<' | b'=' | b',' | b':'
+                )
+                || bytes[..i].ends_with(b"://")
+        }
+    };
+    let rest = &bytes[i..];
+    let unix = rest.first() == Some(&b'/')
+        && rest
+            .get(1)
+            .is_some_and(|b| !b.is_ascii_whitespace() && *b != b'/');
+    // `C:\dir`, `C:/dir`, and `\\server\share` (UNC).
+    let drive = rest.len() > 3
+        && rest[0].is_ascii_alphabetic()
+        && rest[1] == b':'
+        && matches!(rest[2], b'\\' | b'/')
+        && !rest[3].is_ascii_whitespace();
+    let unc = rest.len() > 2
+        && rest[0] == b'\\'
+        && rest[1] == b'\\'
+        && !rest[2].is_ascii_whitespace()
+        && rest[2] != b'\\';
+    (boundary && (unix || drive || unc)).then(|| path_end(text, i))
+}
+
+/// Where a path that starts at `start` ends: at whitespace, a quote, a closing
+/// bracket, `,`, `;`, `?`, a `:` that ends a clause (`: ` or the text's end),
+/// or a full stop that ends the text or a sentence.
+fn path_end(text: &str, start: usize) -> usize {
+    let bytes = text.as_bytes();
+    let mut end = start + 1;
+    while end < bytes.len() {
+        let b = bytes[end];
+        let next = bytes.get(end + 1);
+        let stop = b.is_ascii_whitespace()
+            || matches!(
+                b,
+                b'"' | b'\'' | b'`' | b')' | b']' | b'>' | b',' | b';' | b'?'
+            )
+            || (matches!(b, b':' | b'.') && next.is_none_or(|n| n.is_ascii_whitespace()));
+        if stop {
+            break;
+        }
+        end += 1;
+    }
+    end
 }
 
 /// What a secret is replaced with.
@@ -327,5 +437,73 @@ mod tests {
             &"eu-west".parse().unwrap(),
         );
         assert_eq!(filled, "postgres://h/acme?x=eu-1&r=eu-west");
+    }
+
+    #[test]
+    fn path_directories_are_elided() {
+        for (text, want) in [
+            (
+                "sqlite schema failed: opening /tmp/x/databases/eu-west/eu-1/acme.sqlite: unable to open database file",
+                "sqlite schema failed: opening …/acme.sqlite: unable to open database file",
+            ),
+            ("(/a/b/c.db)", "(…/c.db)"),
+            ("path=/a/b, then", "path=…/b, then"),
+            ("'/a/b/c'.", "'…/c'."),
+            ("at /a/b/c.", "at …/c."),
+            (
+                "url sqlite:///srv/data/t.db?mode=rwc",
+                "url sqlite://…/t.db?mode=rwc",
+            ),
+            ("file:///srv/data/t.db", "file://…/t.db"),
+            (
+                r"cannot open C:\data\eu\acme.sqlite",
+                r"cannot open …\acme.sqlite",
+            ),
+            ("/only/one: two", "…/one: two"),
+            ("/é/ü/ß.db ok", "…/ß.db ok"),
+            ("file:/srv/x/y.db", "file:…/y.db"),
+            ("path:/a/b/c", "path:…/c"),
+            ("at C:/data/eu/t.db", "at …/t.db"),
+            (r"share \\srv\share\eu\t.db", r"share …\t.db"),
+        ] {
+            assert_eq!(redact_paths(text), want, "{text}");
+        }
+        for text in [
+            "postgres://db1:5432/main",
+            "postgres://app:***@db1/main?host=db",
+            "and/or a/b/c relative",
+            "/tmp alone",
+            "a // b / c",
+            "https://example.com/a/b",
+            "ratio 3/4 and 1/2",
+            "ünïcödé/ /ñ",
+            "",
+        ] {
+            assert_eq!(redact_paths(text), text);
+        }
+    }
+
+    proptest::proptest! {
+        /// Whatever surrounds it, an absolute path's directories never survive.
+        #[test]
+        fn no_directory_of_a_path_survives(
+            before in "[a-z ():=,\"'é]{0,12}",
+            style in 0..3usize,
+            dirs in proptest::collection::vec("[A-Za-z0-9_.-]{1,8}", 1..5),
+            file in "[A-Za-z0-9_-]{1,8}",
+            after in "(: [a-z ]{0,10})?",
+        ) {
+            let sep = if before.is_empty() || before.ends_with([' ', '(', '=', ',', '"', '\'', ':']) { "" } else { " " };
+            let path = match style {
+                0 => format!("/{}/{file}", dirs.join("/")),
+                1 => format!("C:\\{}\\{file}", dirs.join("\\")),
+                _ => format!("\\\\{}\\{file}", dirs.join("\\")),
+            };
+            let text = format!("{before}{sep}{path}{after}");
+            let redacted = redact_paths(&text);
+            proptest::prop_assert!(!redacted.contains(&path), "{text} -> {redacted}");
+            let kept = format!("…{}{file}", if style == 0 { '/' } else { '\\' });
+            proptest::prop_assert!(redacted.contains(&kept), "{text} -> {redacted}");
+        }
     }
 }

@@ -10,11 +10,11 @@ mod state;
 mod tenant_id;
 
 pub use ids::{RequestId, RolloutId, RunId};
-pub use location::{REDACTED, fill_template, redact_secrets};
+pub use location::{REDACTED, fill_template, redact_paths, redact_secrets};
 pub use names::{NAME_MAX_LEN, PlanName, Region, ShardId};
 #[allow(deprecated)]
 pub use placement::{Isolation, Placement, PlacementDecision, Residency, ShardChoice};
-pub use record::{FailureInfo, TenantRecord};
+pub use record::{FailureInfo, FailureKind, TenantRecord};
 pub use request::{
     ATTRIBUTE_KEY_MAX_LEN, ATTRIBUTE_VALUE_MAX_LEN, ATTRIBUTES_MAX, TenantRequest,
     validate_attribute,

@@ -7,23 +7,97 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{Placement, PlanName, Region, RequestId, TenantId, TenantState};
 
-/// Why a tenant's last provisioning failed.
+/// Why a run failed, as a receipt and a tenant record keep it: the step, how
+/// it failed, and the error's text with its causes.
+///
+/// The text has no secrets and no server directories
+/// ([`redact_paths`](crate::model::redact_paths)): it is what the tenant's
+/// owner may read. The full text is in the log, under the run's span.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[non_exhaustive]
 pub struct FailureInfo {
     /// The step that failed.
     pub step: String,
-    /// The error, as text.
+    /// How it failed.
+    #[serde(default)]
+    pub kind: FailureKind,
+    /// The error and its causes, as text.
     pub reason: String,
 }
 
 impl FailureInfo {
-    /// A failure of `step` for `reason`.
-    pub fn new(step: impl Into<String>, reason: impl Into<String>) -> Self {
+    /// A failure of `step`, of `kind`, for `reason`.
+    pub fn new(step: impl Into<String>, kind: FailureKind, reason: impl Into<String>) -> Self {
         FailureInfo {
             step: step.into(),
+            kind,
             reason: reason.into(),
+        }
+    }
+}
+
+/// How a run failed.
+///
+/// ```
+/// use provisioning_core::{FailureCause, FailureKind};
+///
+/// assert_eq!(FailureKind::from(FailureCause::RetriesExhausted), FailureKind::RetriesExhausted);
+/// assert_eq!(serde_json::to_string(&FailureKind::RetriesExhausted)?, "\"retries_exhausted\"");
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum FailureKind {
+    /// A step returned a permanent error; the run compensated.
+    Permanent,
+    /// Transient errors (or timeouts) used up the step's retry policy; the
+    /// run compensated.
+    RetriesExhausted,
+    /// The run was cancelled; it compensated.
+    Cancelled,
+    /// Compensating a step failed too: the run stopped where it was, and a
+    /// retry (or `recover`) finishes the compensation.
+    CompensationFailed,
+    /// The run was refused before its first step (its journal belongs to
+    /// another workflow, or its input no longer decodes).
+    Refused,
+    /// Recorded by a version that did not keep the kind, or a kind this
+    /// version does not know.
+    #[default]
+    #[serde(other)]
+    Unknown,
+}
+
+impl FailureKind {
+    /// The kind as JSON names it (`retries_exhausted`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::Permanent => "permanent",
+            FailureKind::RetriesExhausted => "retries_exhausted",
+            FailureKind::Cancelled => "cancelled",
+            FailureKind::CompensationFailed => "compensation_failed",
+            FailureKind::Refused => "refused",
+            FailureKind::Unknown => "unknown",
+        }
+    }
+}
+
+impl std::fmt::Display for FailureKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+impl From<crate::saga::FailureCause> for FailureKind {
+    fn from(cause: crate::saga::FailureCause) -> Self {
+        use crate::saga::FailureCause;
+        match cause {
+            FailureCause::Permanent => FailureKind::Permanent,
+            FailureCause::RetriesExhausted => FailureKind::RetriesExhausted,
+            FailureCause::Cancelled => FailureKind::Cancelled,
         }
     }
 }

@@ -186,8 +186,10 @@ impl ProvisioningOrchestrator {
     }
 }
 
+/// At ERROR level, as the executor's spans, so that every failure logged
+/// under it names its request.
 fn request_span(request: &RequestRecord) -> tracing::Span {
-    tracing::info_span!(
+    tracing::error_span!(
         "provisioning",
         request_id = %request.request_id,
         tenant_id = %request.tenant_id,

@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Entity, Error, Result};
 use crate::events::{EventKind, NewEvent};
-use crate::model::{FailureInfo, Placement, RequestId, TenantId, TenantRecord, TenantState};
+use crate::model::{
+    FailureInfo, FailureKind, Placement, RequestId, TenantId, TenantRecord, TenantState,
+};
 use crate::orchestrator::Parts;
 use crate::orchestrator::transition::{emit, load, transition};
 use crate::saga::{CancellationToken, RunReport, RunStatus, Saga, SagaExecutor};
@@ -270,7 +272,9 @@ where
         let report = match started {
             Ok(report) => report,
             Err(refused) => {
-                let failure = FailureInfo::new("start", refused.to_string());
+                tracing::error!(error = %Error::log_report_of(&refused), "the run was refused before its first step");
+                let reason = Error::record_report_of(&refused);
+                let failure = FailureInfo::new("start", FailureKind::Refused, reason);
                 return parts
                     .store
                     .finish_request(request.request_id, RequestStatus::Failed, Some(failure))
@@ -295,7 +299,7 @@ impl<C: Send + 'static> Typed<C> {
         let failure = report
             .failure
             .as_ref()
-            .map(|f| FailureInfo::new(f.step.clone(), f.error.clone()));
+            .map(|f| FailureInfo::new(f.step.clone(), f.cause.into(), f.error.clone()));
         match report.status {
             RunStatus::Completed => {
                 if let Kind::Custom {
@@ -323,6 +327,7 @@ impl<C: Send + 'static> Typed<C> {
                 let stuck = report.compensation_failure.as_ref().map(|c| {
                     FailureInfo::new(
                         c.step.clone(),
+                        FailureKind::CompensationFailed,
                         format!(
                             "compensation failed: {} (after: {})",
                             c.error,
@@ -342,7 +347,7 @@ impl<C: Send + 'static> Typed<C> {
 }
 
 /// Moves a tenant whose provisioning was rolled back to Failed, with
-/// `TenantProvisioningFailed` naming the step and the reason.
+/// `TenantProvisioningFailed` naming the step, the kind and the reason.
 async fn mark_failed(parts: &Parts, request: &RequestRecord, failure: &FailureInfo) -> Result<()> {
     let store = &*parts.store;
     let tenant = &request.tenant_id;
@@ -369,7 +374,9 @@ async fn mark_failed(parts: &Parts, request: &RequestRecord, failure: &FailureIn
             vec![NewEvent::new(
                 EventKind::TenantProvisioningFailed,
                 request.request_id,
-                serde_json::json!({ "step": failure.step, "reason": failure.reason }),
+                serde_json::json!({
+                    "step": failure.step, "kind": failure.kind, "reason": failure.reason,
+                }),
             )]
         },
     )

@@ -574,7 +574,8 @@ pub async fn requests_finish_and_unfinished_ones_are_listed(store: &dyn TenantSt
         .collect();
     assert_eq!(pending, [first, second]);
 
-    let failure = crate::model::FailureInfo::new("seed", "broken");
+    let failure =
+        crate::model::FailureInfo::new("seed", crate::model::FailureKind::Permanent, "broken");
     store
         .finish_request(first, RequestStatus::Failed, Some(failure.clone()))
         .await

@@ -93,7 +93,7 @@ pub(crate) async fn migrate_all(
 
 /// `fleet status`: the last roll-out, its counts, failures and workers.
 pub(crate) async fn fleet_status(dir: &Path, out: Output) -> BoxResult<()> {
-    let orchestrator = crate::wiring::orchestrator(dir, out.release).await?;
+    let orchestrator = crate::wiring::reader(dir, out.release).await?;
     let status = orchestrator.fleet_status().await?;
     let json = FleetStatusView::new(status.as_ref());
     out.show(&json, || match &status {
@@ -298,8 +298,12 @@ impl Progress {
                     bar.println(line);
                 }
             }
-            #[allow(clippy::print_stdout)] // a CLI's output
-            Progress::Lines => println!("{line}"),
+            // Progress is best effort: a reader that went away does not stop the roll-out.
+            Progress::Lines => {
+                if let Err(e) = super::print_line(&line) {
+                    tracing::debug!(error = %e, "progress line not printed");
+                }
+            }
             Progress::Quiet => {}
         }
     }

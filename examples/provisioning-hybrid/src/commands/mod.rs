@@ -20,7 +20,7 @@ use provisioning_core::{
 };
 use serde::Serialize;
 
-use crate::wiring::orchestrator;
+use crate::wiring::{orchestrator, reader};
 
 pub(crate) type BoxResult<T> = Result<T, Box<dyn std::error::Error>>;
 
@@ -33,14 +33,25 @@ pub(crate) struct Output {
 
 impl Output {
     /// Prints `value` as one JSON document, or `human` as text.
-    #[allow(clippy::print_stdout)] // a CLI's output
     fn show<T: Serialize>(self, value: &T, human: impl FnOnce() -> String) -> BoxResult<()> {
-        if self.json {
-            println!("{}", serde_json::to_string_pretty(value)?);
+        let text = if self.json {
+            serde_json::to_string_pretty(value)?
         } else {
-            println!("{}", human());
-        }
-        Ok(())
+            human()
+        };
+        Ok(print_line(&text)?)
+    }
+}
+
+/// Writes `line` to standard output. A reader that has gone away
+/// (`list | head`) is not an error: the command's work is done, and there is
+/// no one left to tell.
+pub(crate) fn print_line(line: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{line}").and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        done => done,
     }
 }
 
@@ -122,6 +133,8 @@ pub(crate) fn show_config(out: Output) -> BoxResult<()> {
         Some(path) => (Some(path), std::fs::read_to_string(path)?),
         None => (None, crate::config::DEFAULT.to_owned()),
     };
+    // Shard connections and the catalog URL may hold passwords.
+    let text = provisioning_core::model::redact_secrets(&text);
     let value = serde_json::json!({ "file": file, "toml": text });
     out.show(&value, || text.trim_end().to_owned())
 }
@@ -218,7 +231,7 @@ pub(crate) async fn status(
     request: Option<&str>,
     out: Output,
 ) -> BoxResult<()> {
-    let orchestrator = orchestrator(dir, out.release).await?;
+    let orchestrator = reader(dir, out.release).await?;
     match (tenant, request) {
         (_, Some(request)) => {
             let receipt = orchestrator.status(request.parse()?).await?;
@@ -281,7 +294,7 @@ pub(crate) async fn list(
     filter.after = page.after.map(str::parse).transpose()?;
     // One more than shown tells whether another page exists.
     filter.limit = page.limit + 1;
-    let mut tenants = orchestrator(dir, out.release)
+    let mut tenants = reader(dir, out.release)
         .await?
         .list_tenants(&filter)
         .await?;
@@ -319,7 +332,7 @@ pub(crate) async fn list(
 
 /// `events ID`.
 pub(crate) async fn events(dir: &Path, tenant: &str, out: Output) -> BoxResult<()> {
-    let events = orchestrator(dir, out.release)
+    let events = reader(dir, out.release)
         .await?
         .events(&tenant.parse()?)
         .await?;
@@ -342,7 +355,7 @@ pub(crate) async fn events(dir: &Path, tenant: &str, out: Output) -> BoxResult<(
 
 /// `audit UUID`.
 pub(crate) async fn audit(dir: &Path, request: &str, out: Output) -> BoxResult<()> {
-    let trail = orchestrator(dir, out.release)
+    let trail = reader(dir, out.release)
         .await?
         .audit_trail(request.parse()?)
         .await?;

@@ -352,29 +352,6 @@ fn bad_limits_are_refused_naming_the_flag() {
 
 /// A tmpfs of `size` mounted at `dir`, unmounted on drop; `None` where this
 /// machine cannot mount one (not root, no mount namespace rights).
-struct Tmpfs(std::path::PathBuf);
-
-impl Tmpfs {
-    fn mount(dir: &std::path::Path, size: &str) -> Option<Tmpfs> {
-        std::fs::create_dir_all(dir).unwrap();
-        let mounted = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir)
-            .status()
-            .is_ok_and(|s| s.success());
-        mounted.then(|| Tmpfs(dir.to_owned()))
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(&self.0)
-            .status();
-    }
-}
-
 /// Fills the file system under `dir` until a write fails; the filler.
 fn fill(dir: &std::path::Path) -> std::path::PathBuf {
     let filler = dir.join("filler");
@@ -398,7 +375,7 @@ fn fill(dir: &std::path::Path) -> std::path::PathBuf {
 async fn a_full_disk_interrupts_runs_that_the_server_resumes_once_space_is_freed() {
     let dir = tempfile::tempdir().unwrap();
     let mnt = dir.path().join("mnt");
-    let Some(_tmpfs) = Tmpfs::mount(&mnt, "16m") else {
+    let Some(_tmpfs) = crate::support::Tmpfs::mount(&mnt, "16m") else {
         eprintln!("skipped: this machine cannot mount a tmpfs (needs root)");
         return;
     };

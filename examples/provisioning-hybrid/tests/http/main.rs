@@ -15,4 +15,6 @@ mod load;
 mod mobility;
 mod openapi;
 mod server;
+#[path = "../support/mod.rs"]
+mod support;
 mod workflows;

@@ -83,3 +83,40 @@ pub fn rows(db: &Path, sql: &str) -> Vec<Vec<String>> {
             .collect()
     })
 }
+
+/// A tmpfs mounted for a test, unmounted when dropped: a file system that can
+/// fill up or turn read-only. Mounting needs root; `mount` is `None` without it.
+pub struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    /// Mounts a tmpfs of `size` (`16m`) on `dir`, made if missing.
+    pub fn mount(dir: &Path, size: &str) -> Option<Tmpfs> {
+        std::fs::create_dir_all(dir).unwrap();
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        mounted.then(|| Tmpfs(dir.to_owned()))
+    }
+
+    /// Remounts it read-only: every later write fails with `EROFS`.
+    pub fn make_read_only(&self) {
+        let status = Command::new("mount")
+            .args(["-o", "remount,ro"])
+            .arg(&self.0)
+            .status()
+            .unwrap();
+        assert!(
+            status.success(),
+            "remounting {} read-only",
+            self.0.display()
+        );
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}

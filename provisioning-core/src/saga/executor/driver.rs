@@ -22,6 +22,14 @@ use crate::saga::{
 
 use super::{RunReport, SagaExecutor};
 
+/// What the journal keeps of a step's error: its causes, with secrets and
+/// the directories of file paths taken out. The journal feeds audit trails,
+/// receipts and tenant records, which the tenant's owner reads; the log keeps
+/// the paths under the run's span.
+fn journal_text(error: &StepError) -> String {
+    Error::record_report_of(error)
+}
+
 /// How a raced future ended.
 enum Raced<T> {
     Done(T),
@@ -125,8 +133,11 @@ where
             .unwrap_or(wall)
     }
 
+    /// The run's span. Spans here are at ERROR level so that a log filtered
+    /// to warnings (the CLI's default) still ties each failure, with its
+    /// full cause and paths, to its run and request.
     pub(super) fn span(&self) -> tracing::Span {
-        tracing::info_span!(
+        tracing::error_span!(
             "saga_run",
             run_id = %self.state.run_id,
             workflow = %self.saga.name,
@@ -334,7 +345,7 @@ where
                 .await?;
                 attempt
             };
-            let span = tracing::info_span!("saga_step", step = %step.name(), attempt);
+            let span = tracing::error_span!("saga_step", step = %step.name(), attempt);
             let deadline = self.deadline(index);
             let injected = self
                 .exec
@@ -398,14 +409,14 @@ where
             let cause = if error.is_transient() {
                 match policy.next_delay(local_attempt, self.elapsed_since(first)) {
                     Some(delay) => {
-                        tracing::warn!(parent: &span, error = %error, retry_in = ?delay, "step attempt failed; retrying");
+                        tracing::warn!(parent: &span, error = %Error::log_report_of(&error), retry_in = ?delay, "step attempt failed; retrying");
                         metrics::counter!(m::RETRIES_TOTAL, "workflow" => Arc::clone(&self.saga.name_label), "step" => Arc::clone(&self.saga.step_labels[index]))
                             .increment(1);
                         self.record(JournalEntry::AttemptFailed {
                             step: self.step_name(index),
                             index,
                             attempt,
-                            error: error.to_string(),
+                            error: journal_text(&error),
                             retry_in_ms: duration_ms(delay),
                         })
                         .await?;
@@ -420,7 +431,7 @@ where
             } else {
                 FailureCause::Permanent
             };
-            tracing::error!(parent: &span, error = %error, %cause, "step failed; compensating");
+            tracing::error!(parent: &span, error = %Error::log_report_of(&error), %cause, "step failed; compensating");
             let context = self.checkpoint()?;
             return self
                 .record(JournalEntry::StepFailed {
@@ -428,7 +439,7 @@ where
                     index,
                     attempt,
                     cause,
-                    error: error.to_string(),
+                    error: journal_text(&error),
                     context,
                 })
                 .await;
@@ -473,7 +484,7 @@ where
                 attempt,
             })
             .await?;
-            let span = tracing::info_span!("saga_compensate", step = %step.name(), attempt);
+            let span = tracing::error_span!("saga_compensate", step = %step.name(), attempt);
             let deadline = self.deadline(index);
             let outcome = race((*step).compensate(&mut self.context), deadline, None)
                 .instrument(span.clone())
@@ -504,25 +515,25 @@ where
                 .then(|| policy.next_delay(local_attempt, self.elapsed_since(first)))
                 .flatten();
             if let Some(delay) = retry {
-                tracing::warn!(parent: &span, error = %error, retry_in = ?delay, "compensation attempt failed; retrying");
+                tracing::warn!(parent: &span, error = %Error::log_report_of(&error), retry_in = ?delay, "compensation attempt failed; retrying");
                 self.record(JournalEntry::CompensationAttemptFailed {
                     step: self.step_name(index),
                     index,
                     attempt,
-                    error: error.to_string(),
+                    error: journal_text(&error),
                     retry_in_ms: duration_ms(delay),
                 })
                 .await?;
                 self.exec.timer.sleep(delay).await;
                 continue;
             }
-            tracing::error!(parent: &span, error = %error, "compensation failed; run stopped for a later retry");
+            tracing::error!(parent: &span, error = %Error::log_report_of(&error), "compensation failed; run stopped for a later retry");
             self.count_compensation(index, "failed");
             self.record(JournalEntry::CompensationFailed {
                 step: self.step_name(index),
                 index,
                 attempt,
-                error: error.to_string(),
+                error: journal_text(&error),
             })
             .await?;
             return Ok(false);

@@ -9,7 +9,7 @@ use sqlx::migrate::Migration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sqlx::{AssertSqlSafe, Connection, SqliteConnection};
 
-use crate::error::db_error;
+use crate::error::{check_writable, db_error, sqlite_open_error};
 use crate::schema::conn::{impl_schema_conn, read_ledger};
 use crate::schema::migrate::{self, ApplyAll};
 use crate::schema::seed::{Seed, SeedBody, pending_seeds};
@@ -54,9 +54,12 @@ pub(super) fn options(path: &Path, open: Open, busy: Duration) -> SqliteConnectO
 }
 
 pub(super) async fn connect(path: &Path, open: Open, busy: Duration) -> Result<SqliteConnection> {
+    if let Open::Write { .. } = open {
+        check_writable(COMPONENT, path)?;
+    }
     SqliteConnection::connect_with(&options(path, open, busy))
         .await
-        .map_err(|e| db_error(COMPONENT, format!("opening {}", path.display()), e))
+        .map_err(|e| sqlite_open_error(COMPONENT, path, e))
 }
 
 impl ApplyAll for SqliteConnection {

@@ -22,17 +22,28 @@ pub(super) fn staging_path(path: &Path) -> PathBuf {
 }
 
 fn io_error(what: String, err: io::Error) -> Error {
+    // Retrying cannot help where an operator must change the tree first.
     let transient = !matches!(
         err.kind(),
-        io::ErrorKind::PermissionDenied | io::ErrorKind::InvalidInput
+        io::ErrorKind::PermissionDenied
+            | io::ErrorKind::InvalidInput
+            | io::ErrorKind::NotADirectory
+            | io::ErrorKind::IsADirectory
+            | io::ErrorKind::ReadOnlyFilesystem
     );
     Error::backend(COMPONENT, what, transient, err)
 }
 
-/// Removes a file; one already gone is fine.
+/// Removes a file; one already gone is fine, as is one that cannot exist
+/// because a parent is not a directory.
 pub(super) async fn remove_file(path: &Path) -> Result<()> {
     match tokio::fs::remove_file(path).await {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => {
+        Err(e)
+            if !matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+            ) =>
+        {
             Err(io_error(format!("removing {}", path.display()), e))
         }
         _ => Ok(()),

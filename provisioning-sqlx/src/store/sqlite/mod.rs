@@ -13,7 +13,7 @@ use provisioning_core::{
 use sqlx::Row;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqliteSynchronous};
 
-use crate::error::db_error;
+use crate::error::{check_writable, db_error, sqlite_open_error};
 use crate::store::codec::{from_json, to_json};
 
 mod fleet;
@@ -108,6 +108,7 @@ impl SqliteStore {
     /// [`Error::Backend`] when the file cannot be opened or migrated.
     pub async fn open_with(path: impl AsRef<Path>, durability: Durability) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
+        check_writable(COMPONENT, &path)?;
         let options = SqliteConnectOptions::new()
             .filename(&path)
             .create_if_missing(true)
@@ -122,7 +123,7 @@ impl SqliteStore {
             .max_connections(8)
             .connect_with(options.clone())
             .await
-            .map_err(|e| db_error(COMPONENT, format!("opening {}", path.display()), e))?;
+            .map_err(|e| sqlite_open_error(COMPONENT, &path, e))?;
         migrate(&pool, &path).await?;
         let writes = crate::pool::pool_options::<sqlx::Sqlite>()
             .max_connections(1)
@@ -130,7 +131,7 @@ impl SqliteStore {
             .test_before_acquire(false)
             .connect_with(options)
             .await
-            .map_err(|e| db_error(COMPONENT, format!("opening {}", path.display()), e))?;
+            .map_err(|e| sqlite_open_error(COMPONENT, &path, e))?;
         Ok(SqliteStore {
             pool,
             path,
@@ -140,6 +141,75 @@ impl SqliteStore {
             submits: Arc::default(),
             finishes: Arc::default(),
             writes,
+        })
+    }
+
+    /// Opens the store at `path` for reading only: nothing is created,
+    /// migrated or written, so listing and inspecting work on a read-only file
+    /// system, a read-only mount of a backup, or a catalog this user may only
+    /// read. Every write returns [`Error::Backend`].
+    ///
+    /// A catalog in WAL mode needs its shared-memory index beside it; where
+    /// that cannot be created (read-only media), the file is opened as
+    /// immutable, which is sound because nothing can change it there.
+    ///
+    /// ```
+    /// use provisioning_core::{TenantFilter, TenantStore};
+    /// use provisioning_sqlx::SqliteStore;
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let path = dir.path().join("catalog.sqlite");
+    /// SqliteStore::open(&path).await?.close().await;
+    /// let reader = SqliteStore::open_read_only(&path).await?;
+    /// assert!(reader.list_tenants(&TenantFilter::all()).await?.is_empty());
+    /// # Ok::<(), provisioning_core::Error>(())
+    /// # }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Backend`] when the file does not exist or cannot be read, or
+    /// when its schema is older than this build's (open it once with
+    /// [`open`](Self::open) to migrate it).
+    pub async fn open_read_only(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let options = SqliteConnectOptions::new()
+            .filename(&path)
+            .read_only(true)
+            .busy_timeout(Duration::from_secs(30));
+        let opening = || format!("opening {} for reading", path.display());
+        let pool = match read_only_pool(options.clone()).await {
+            Ok(pool) => pool,
+            // Immutable ignores a WAL and a rollback journal: only sound when
+            // neither holds anything, i.e. the last writer closed cleanly.
+            Err(first) if !has_pending_writes(&path) => {
+                tracing::debug!(error = %first, "read-only open failed; opening it as immutable");
+                read_only_pool(options.clone().immutable(true))
+                    .await
+                    .map_err(|_| db_error(COMPONENT, opening(), first))?
+            }
+            Err(first) => {
+                return Err(db_error(
+                    COMPONENT,
+                    format!(
+                        "{}: its write-ahead log or journal holds writes that only \
+                         a writable open can read",
+                        opening()
+                    ),
+                    first,
+                ));
+            }
+        };
+        check_schema(&pool, &path).await?;
+        Ok(SqliteStore {
+            writes: pool.clone(),
+            pool,
+            path,
+            writer: Arc::default(),
+            journal: Arc::default(),
+            updates: Arc::default(),
+            submits: Arc::default(),
+            finishes: Arc::default(),
         })
     }
 
@@ -182,6 +252,66 @@ async fn migrate(pool: &SqlitePool, path: &Path) -> Result<()> {
                 ));
             }
         }
+    }
+}
+
+/// A pool of read-only connections, tried once (a WAL catalog whose index
+/// cannot be created fails at its first read, not at connect).
+async fn read_only_pool(
+    options: SqliteConnectOptions,
+) -> std::result::Result<SqlitePool, sqlx::Error> {
+    let pool = crate::pool::pool_options::<sqlx::Sqlite>()
+        .max_connections(4)
+        .test_before_acquire(false)
+        .connect_with(options)
+        .await?;
+    sqlx::query("SELECT count(*) FROM sqlite_master")
+        .fetch_one(&pool)
+        .await?;
+    Ok(pool)
+}
+
+/// Whether the database at `path` has a non-empty `-wal` or `-journal`
+/// beside it: writes not yet in the main file.
+fn has_pending_writes(path: &Path) -> bool {
+    ["-wal", "-journal"].iter().any(|suffix| {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        std::fs::metadata(PathBuf::from(name)).is_ok_and(|m| m.len() > 0)
+    })
+}
+
+/// Refuses a catalog this build cannot read as it is: one never migrated, or
+/// migrated by an older build.
+async fn check_schema(pool: &SqlitePool, path: &Path) -> Result<()> {
+    let wanted = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
+    let ledger: Option<i64> = sqlx::query_scalar(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+    )
+    .fetch_optional(pool)
+    .await
+    .map_err(err("reading the catalog's schema"))?;
+    let applied: Option<i64> = if ledger.unwrap_or(0) == 0 {
+        None
+    } else {
+        sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
+            .fetch_one(pool)
+            .await
+            .map_err(err("reading the catalog's migration ledger"))?
+    };
+    match applied {
+        Some(version) if version >= wanted => Ok(()),
+        applied => Err(Error::Backend {
+            component: COMPONENT,
+            message: format!(
+                "{} holds catalog schema version {}, this build reads {wanted}: \
+                 open it once for writing to migrate it",
+                path.display(),
+                applied.map_or_else(|| "none".to_owned(), |v| v.to_string()),
+            ),
+            transient: false,
+            source: None,
+        }),
     }
 }
 

@@ -1,0 +1,197 @@
+//! The binary with its catalog on PostgreSQL (`--catalog`,
+//! `PROVISIONING_HYBRID_CATALOG` or the config's `catalog`): every command
+//! works as on SQLite, nothing of the catalog lands in the data directory, and
+//! a password in the URL is never printed.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "../../../provisioning-sqlx/tests/common/pg_url.rs"]
+mod pg_url;
+mod support;
+
+use std::process::Command;
+
+use sqlx::{AssertSqlSafe, Connection, PgConnection};
+use support::{fails, run};
+
+/// A new empty database on the test server; dropped with the guard.
+struct Scratch {
+    server: String,
+    name: String,
+    url: String,
+}
+
+impl Scratch {
+    fn new(label: &str) -> Scratch {
+        let server = pg_url::url();
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let name = format!("hybrid_{label}_{}_{nanos:08x}", std::process::id());
+        exec(&server, &format!("CREATE DATABASE \"{name}\""));
+        let base = server.split('?').next().unwrap();
+        let url = format!("{}/{name}", &base[..base.rfind('/').unwrap()]);
+        Scratch { server, name, url }
+    }
+
+    /// The first column of the rows `sql` returns, as text.
+    fn column(&self, sql: &str) -> Vec<String> {
+        block_on(async {
+            let mut conn = PgConnection::connect(&self.url).await.unwrap();
+            sqlx::query_scalar::<_, String>(AssertSqlSafe(sql.to_owned()))
+                .fetch_all(&mut conn)
+                .await
+                .unwrap()
+        })
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        exec(
+            &self.server,
+            &format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name),
+        );
+    }
+}
+
+fn block_on<T>(future: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(future)
+}
+
+fn exec(url: &str, sql: &str) {
+    block_on(async {
+        let mut conn = PgConnection::connect(url).await.unwrap();
+        sqlx::query(AssertSqlSafe(sql.to_owned()))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    });
+}
+
+/// Runs with `--json --catalog URL`, expecting success.
+fn json_on(dir: &std::path::Path, url: &str, args: &[&str]) -> serde_json::Value {
+    let mut all = args.to_vec();
+    all.extend(["--json", "--catalog", url]);
+    let (ok, stdout, stderr) = run(dir, &all);
+    assert!(ok, "{args:?}: {stderr}");
+    serde_json::from_str(&stdout).unwrap()
+}
+
+#[test]
+#[ignore = "needs PROVISIONING_TEST_POSTGRES_URL (a PostgreSQL server)"]
+fn every_command_works_with_the_catalog_on_postgres() {
+    let db = Scratch::new("catalog");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let url = db.url.as_str();
+
+    for (tenant, plan) in [("acme", "free"), ("zed", "premium")] {
+        let receipt = json_on(
+            dir,
+            url,
+            &[
+                "create", "--tenant", tenant, "--plan", plan, "--region", "eu-west",
+            ],
+        );
+        assert_eq!(receipt["status"], "succeeded", "{receipt}");
+    }
+    json_on(dir, url, &["suspend", "acme"]);
+    assert_eq!(json_on(dir, url, &["status", "acme"])["state"], "suspended");
+    json_on(dir, url, &["resume", "acme"]);
+    json_on(dir, url, &["delete", "zed", "--purge"]);
+    let listed = json_on(dir, url, &["list"]);
+    let states: Vec<_> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| format!("{}={}", t["tenant_id"], t["state"]))
+        .collect();
+    assert_eq!(states, ["\"acme\"=\"active\"", "\"zed\"=\"deleted\""]);
+    let events = json_on(dir, url, &["events", "acme"]);
+    let sequences: Vec<_> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["sequence"].as_u64().unwrap())
+        .collect();
+    assert_eq!(sequences, (1..=sequences.len() as u64).collect::<Vec<_>>());
+
+    // The catalog is PostgreSQL's: its rows are there, and the data
+    // directory holds tenant databases and files, but no catalog.
+    assert_eq!(
+        db.column("SELECT tenant_id FROM provisioning.tenants ORDER BY tenant_id"),
+        ["acme", "zed"]
+    );
+    assert!(!dir.join("catalog.sqlite").exists());
+    assert!(dir.join("databases").is_dir());
+
+    // The variable does what the flag does.
+    let output = Command::new(env!("CARGO_BIN_EXE_provisioning-hybrid"))
+        .args(["list", "--json", "--data-dir"])
+        .arg(dir)
+        .env("PROVISIONING_HYBRID_CATALOG", url)
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let listed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn a_catalog_that_is_not_postgres_is_refused_by_name_and_nothing_is_made() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let error = fails(
+        &dir,
+        &["list", "--catalog", "mysql://app:hunter2@db1/catalog"],
+    );
+    assert!(
+        error.contains("--catalog") && error.contains("postgres://"),
+        "{error}"
+    );
+    assert!(!error.contains("hunter2"), "{error}");
+    assert!(!dir.exists(), "the data directory was made");
+}
+
+#[test]
+fn a_catalog_password_is_never_printed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    // Nothing listens on port 1: the connection fails (after the pool's
+    // acquire timeout, 30 s), and says where to.
+    let url = "postgres://app:hunter2@127.0.0.1:1/catalog";
+    let error = fails(dir, &["list", "--catalog", url]);
+    assert!(error.contains("127.0.0.1:1"), "{error}");
+    assert!(!error.contains("hunter2"), "{error}");
+
+    // Nor by `--help`, with it in the environment.
+    let help = Command::new(env!("CARGO_BIN_EXE_provisioning-hybrid"))
+        .arg("--help")
+        .env("PROVISIONING_HYBRID_CATALOG", url)
+        .output()
+        .unwrap();
+    let help = String::from_utf8(help.stdout).unwrap();
+    assert!(help.contains("--catalog"), "{help}");
+    assert!(!help.contains("hunter2"), "{help}");
+
+    // Nor by `config`, showing a file that names it.
+    let file = dir.join("hybrid.toml");
+    let text = format!(
+        "catalog = \"{url}\"\n{}",
+        include_str!("../config/default.toml")
+    );
+    std::fs::write(&file, text).unwrap();
+    let config_arg = file.to_str().unwrap();
+    let (ok, stdout, stderr) = run(dir, &["config", "--config", config_arg]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("postgres://app:***@127.0.0.1:1/catalog"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("hunter2"), "{stdout}");
+}
