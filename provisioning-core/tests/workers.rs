@@ -170,3 +170,116 @@ async fn a_dead_workers_run_is_finished_by_another_after_its_lease_expires() {
         .collect();
     assert_eq!(dns_attempts, [1, 2], "the interrupted step re-ran once");
 }
+
+/// A step that waits for a signal (or forever while none comes).
+struct Gate(Arc<tokio::sync::Notify>);
+
+#[async_trait]
+impl Step<CreateContext> for Gate {
+    fn name(&self) -> &str {
+        "register-dns"
+    }
+    async fn execute(&self, _: &mut CreateContext) -> Result<(), StepError> {
+        self.0.notified().await;
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_driven_in_process_is_never_claimed_by_a_worker_while_its_process_lives() {
+    let world = World::new();
+    let store: Arc<InMemoryStore> = Arc::new(InMemoryStore::new());
+    let gate = Arc::new(tokio::sync::Notify::new());
+    let lease = Duration::from_millis(90);
+    let driver = world
+        .orchestrator(store.clone())
+        .create_step(Gate(gate.clone()))
+        .run_lease(lease)
+        .build()
+        .unwrap();
+    let request = request("acme", "premium", "eu-west");
+    let create = tokio::spawn({
+        let (driver, request) = (driver.clone(), request.clone());
+        async move { driver.create(request).await }
+    });
+
+    // Another process's worker polls through several lease periods while
+    // the run waits in its step: the lease is renewed, nothing is claimed.
+    let other = world.orchestrator(store.clone()).build().unwrap();
+    let options = WorkerOptions::drain().with_lease(lease);
+    for _ in 0..6 {
+        tokio::time::sleep(lease / 2).await;
+        // A worker that claimed the run would wait in the gate too.
+        let report = tokio::time::timeout(
+            lease * 3,
+            other.run_worker("other", &options, &CancellationToken::new()),
+        )
+        .await
+        .expect("the worker claimed the in-process run and waits in its step")
+        .unwrap();
+        assert_eq!(
+            report,
+            WorkerReport::default(),
+            "an in-process run was claimed"
+        );
+    }
+    gate.notify_one();
+    let receipt = create.await.unwrap().unwrap();
+    assert_eq!(receipt.status, RequestStatus::Succeeded);
+    let provisions = world
+        .calls()
+        .iter()
+        .filter(|c| c.starts_with("provision:"))
+        .count();
+    assert_eq!(provisions, 1, "driven once");
+    let events = driver.events(&request.tenant_id).await.unwrap();
+    assert_eq!(kinds(&events), ["TenantCreated", "TenantProvisioned"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_in_process_run_whose_process_died_passes_to_a_worker_when_its_lease_lapses() {
+    let world = World::new();
+    let store: Arc<InMemoryStore> = Arc::new(InMemoryStore::new());
+    let lease = Duration::from_millis(200);
+    let hang = Arc::new(Hang(Default::default()));
+    let doomed = world
+        .orchestrator(store.clone())
+        .create_step(hang.clone())
+        .run_lease(lease)
+        .build()
+        .unwrap();
+    let request = request("acme", "premium", "eu-west");
+    let dying = tokio::spawn({
+        let request = request.clone();
+        async move { doomed.create(request).await }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    dying.abort(); // the process "dies" in the step, holding the lease
+    let _ = dying.await;
+
+    let survivor = world
+        .orchestrator(store.clone())
+        .create_step(hang.clone())
+        .build()
+        .unwrap();
+    let options = WorkerOptions::drain().with_lease(lease);
+    let early = survivor
+        .run_worker("survivor", &options, &CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(
+        early,
+        WorkerReport::default(),
+        "the dead process's lease still holds"
+    );
+    tokio::time::sleep(lease).await;
+    let report = survivor
+        .run_worker("survivor", &options, &CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(report.succeeded, 1);
+    assert_eq!(
+        survivor.tenant(&request.tenant_id).await.unwrap().state,
+        TenantState::Active
+    );
+}

@@ -37,6 +37,7 @@ pub struct ProvisioningOrchestratorBuilder {
     create_steps: Vec<Arc<dyn Step<CreateContext>>>,
     workflows: Vec<(String, Registered)>,
     subscribers: Vec<Arc<dyn EventSubscriber>>,
+    run_lease: Option<std::time::Duration>,
 }
 
 impl ProvisioningOrchestratorBuilder {
@@ -117,6 +118,16 @@ impl ProvisioningOrchestratorBuilder {
         let name = saga.name().to_owned();
         self.workflows
             .push((name, Registered::new(Typed::custom(saga, success_event))));
+        self
+    }
+    /// How long a run this orchestrator starts is leased to it before a
+    /// renewal (every third of it while the run goes on; default 30 s). The
+    /// lease is written with the request, so that no worker of another
+    /// process ([`run_worker`](ProvisioningOrchestrator::run_worker)) on the
+    /// same catalog takes the run while this process drives it; if this
+    /// process dies, the run passes to a worker once the lease lapses.
+    pub fn run_lease(mut self, lease: std::time::Duration) -> Self {
+        self.run_lease = Some(lease);
         self
     }
     /// Receives lifecycle events.
@@ -206,6 +217,14 @@ impl ProvisioningOrchestratorBuilder {
                 executor,
                 workflows,
                 inflight: KeyedLocks::default(),
+                driver: format!(
+                    "process-{}-{}",
+                    std::process::id(),
+                    uuid::Uuid::now_v7().simple()
+                ),
+                run_lease: self
+                    .run_lease
+                    .unwrap_or(crate::orchestrator::WorkerOptions::default().lease),
             }),
         })
     }

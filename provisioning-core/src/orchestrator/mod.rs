@@ -273,6 +273,10 @@ struct Inner {
     /// One lock per request id being handled in this process, so that
     /// concurrent copies of a request wait for the first instead of racing.
     inflight: KeyedLocks<RequestId>,
+    /// This orchestrator's name as a lease owner: unique per instance.
+    driver: String,
+    /// How long the runs it starts are leased (see the builder's `run_lease`).
+    run_lease: std::time::Duration,
 }
 
 impl std::fmt::Debug for ProvisioningOrchestrator {

@@ -28,6 +28,14 @@ impl ProvisioningOrchestrator {
     /// periodically to resume runs a fault (a full disk, a lost
     /// connection) interrupted, once the fault is gone.
     ///
+    /// Leases are not consulted: this is recovery for a catalog one process
+    /// drives (the usual SQLite deployment, where waiting for a dead
+    /// process's lease to lapse would only delay it). Where several
+    /// processes share a catalog, let [`run_worker`](Self::run_worker) take
+    /// over runs instead: it claims only requests whose lease is free or has
+    /// lapsed, and runs started in a process hold a lease while it lives
+    /// (see the builder's `run_lease`).
+    ///
     /// # Errors
     /// The store failing to list the unfinished requests; a request whose
     /// run fails again is reported in its receipt, not as an error.
@@ -103,11 +111,19 @@ impl ProvisioningOrchestrator {
 
     /// Submits, drives the run, delivers events; a known request id gets its
     /// stored receipt. The caller holds the request's lock.
+    ///
+    /// The request is leased to this orchestrator as it is written, and the
+    /// lease renewed while the run goes on, so that a worker of another
+    /// process never takes it meanwhile. Finishing the request ends the
+    /// lease's meaning (claims take only unfinished requests): the fast path
+    /// writes nothing more for it.
     pub(super) async fn submit_and_drive(&self, submission: Submission) -> Result<Receipt> {
         let request_id = submission.request.request_id;
         let request = submission.request.clone();
         let created = submission.new_tenant.as_ref().map(|(t, _)| t.clone());
         let parts = &self.inner.parts;
+        let (driver, lease) = (self.inner.driver.as_str(), self.inner.run_lease);
+        let submission = submission.leased_to(driver, lease);
         if let SubmitOutcome::Duplicate(existing) = parts.store.submit(submission).await? {
             return duplicate(existing, &request);
         }
@@ -116,7 +132,17 @@ impl ProvisioningOrchestrator {
             // Stored as submitted: the run's first transition writes from it.
             parts.records.put(tenant);
         }
-        self.drive(&request, true).await?;
+        let driven = self
+            .while_leased(driver, lease, request_id, self.drive(&request, true))
+            .await;
+        if let Some(Err(error)) = driven {
+            // Left unfinished by a fault: free it for a worker at once (best
+            // effort; the lease lapses anyway).
+            if let Err(release) = parts.store.release_lease(driver, request_id).await {
+                tracing::debug!(error = %release, "releasing the lease of an interrupted run failed");
+            }
+            return Err(error);
+        }
         self.dispatch_quietly().await;
         self.status(request_id).await
     }

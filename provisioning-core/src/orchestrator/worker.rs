@@ -170,6 +170,27 @@ impl ProvisioningOrchestrator {
             let receipt = self.finish_unfinished(request_id).await?;
             Ok::<_, crate::Error>(receipt.status)
         };
+        match self.while_leased(worker, lease, request_id, drive).await {
+            Some(result) => {
+                store.release_lease(worker, request_id).await?;
+                result.map(Some)
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Runs `work` while renewing `worker`'s lease on `request_id` every
+    /// third of `lease`; `None`, with `work` dropped, once the lease is lost
+    /// (it lapsed and another process claimed the request: that one resumes
+    /// the run from its journal).
+    pub(super) async fn while_leased<T>(
+        &self,
+        worker: &str,
+        lease: Duration,
+        request_id: crate::model::RequestId,
+        work: impl std::future::Future<Output = T>,
+    ) -> Option<T> {
+        let store = &self.inner.parts.store;
         let heartbeat = async {
             let timer = self.inner.executor.timer();
             loop {
@@ -183,15 +204,11 @@ impl ProvisioningOrchestrator {
                 }
             }
         };
-        let outcome = futures_util::future::select(Box::pin(drive), Box::pin(heartbeat)).await;
-        match outcome {
-            futures_util::future::Either::Left((result, _)) => {
-                store.release_lease(worker, request_id).await?;
-                result.map(Some)
-            }
+        match futures_util::future::select(Box::pin(work), Box::pin(heartbeat)).await {
+            futures_util::future::Either::Left((done, _)) => Some(done),
             futures_util::future::Either::Right(((), _)) => {
-                tracing::warn!(worker, request_id = %request_id, "lease lost; another worker resumes the run");
-                Ok(None)
+                tracing::warn!(worker, request_id = %request_id, "lease lost; another process resumes the run");
+                None
             }
         }
     }

@@ -111,6 +111,12 @@ impl TenantStore for InMemoryStore {
             catalog.tenants.insert(id.clone(), tenant);
             catalog.append_events(&id, vec![event]);
         }
+        if let Some(lease) = submission.lease {
+            let until = Instant::now() + lease.duration;
+            catalog
+                .leases
+                .insert(submission.request.request_id, (lease.owner, until));
+        }
         catalog
             .requests
             .insert(submission.request.request_id, submission.request);

@@ -108,7 +108,8 @@ impl RequestRecord {
 }
 
 /// One atomic submission: a request row, and for a create the new tenant row
-/// and its first event.
+/// and its first event; optionally leased at once to the process that will
+/// drive it.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Submission {
@@ -116,6 +117,21 @@ pub struct Submission {
     pub request: RequestRecord,
     /// The tenant to create, with the event announcing it.
     pub new_tenant: Option<(TenantRecord, NewEvent)>,
+    /// The lease written with the request: its driver holds it from the
+    /// first instant, so no [`claim_requests`](TenantStore::claim_requests)
+    /// of another process takes the request while it lasts.
+    pub lease: Option<SubmissionLease>,
+}
+
+/// Who drives a submitted request, and for how long before a renewal
+/// ([`TenantStore::renew_lease`]); after that, any claimant may take it over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SubmissionLease {
+    /// The lease's owner, as [`TenantStore::claim_requests`] names workers.
+    pub owner: String,
+    /// How long it lasts from the submission.
+    pub duration: Duration,
 }
 
 impl Submission {
@@ -124,6 +140,7 @@ impl Submission {
         Submission {
             request,
             new_tenant: None,
+            lease: None,
         }
     }
 
@@ -132,7 +149,19 @@ impl Submission {
         Submission {
             request,
             new_tenant: Some((tenant, event)),
+            lease: None,
         }
+    }
+
+    /// The same submission, its request leased to `owner` for `duration`
+    /// from the moment it is written (see [`SubmissionLease`]).
+    #[must_use]
+    pub fn leased_to(mut self, owner: impl Into<String>, duration: Duration) -> Self {
+        self.lease = Some(SubmissionLease {
+            owner: owner.into(),
+            duration,
+        });
+        self
     }
 }
 

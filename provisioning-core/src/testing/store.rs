@@ -34,6 +34,7 @@ pub async fn store_conformance(store: Arc<dyn TenantStore>) {
     journal_positions_are_exclusive_and_status_is_tracked(&*store).await;
     journal_batches_keep_positions_and_status(&*store).await;
     leases_are_exclusive_renewable_and_expire(&*store).await;
+    a_submission_is_leased_from_its_first_instant(&*store).await;
     if let Some(fleet) = store.fleet() {
         fleet_conformance(fleet).await;
     }
@@ -918,6 +919,76 @@ pub async fn leases_are_exclusive_renewable_and_expire(store: &dyn TenantStore) 
     assert!(!claimed(
         store.claim_requests(&b, long, 100_000).await.unwrap()
     ));
+}
+
+/// A submission leased to its driver is never claimed by another worker
+/// while the lease lasts (create and plain requests alike), its driver may
+/// renew and release it, and a lapsed one passes to the next claimant. One
+/// without a lease is free at once.
+pub async fn a_submission_is_leased_from_its_first_instant(store: &dyn TenantStore) {
+    use std::time::Duration;
+    let tenant = unique_tenant("held");
+    let (driver, other) = (format!("driver-{tenant}"), format!("other-{tenant}"));
+    let long = Duration::from_secs(60);
+    let create_id = RequestId::new();
+    let outcome = store
+        .submit(create(&tenant, create_id).leased_to(&driver, long))
+        .await
+        .unwrap();
+    assert_eq!(outcome, SubmitOutcome::Accepted);
+    let claimed =
+        |records: &[RequestRecord], id: RequestId| records.iter().any(|r| r.request_id == id);
+    let taken = store.claim_requests(&other, long, 100_000).await.unwrap();
+    assert!(!claimed(&taken, create_id), "a leased create was claimed");
+    assert!(store.renew_lease(&driver, create_id, long).await.unwrap());
+
+    // A request on the tenant, leased briefly: claimable once it lapses.
+    let short_id = RequestId::new();
+    let record = RequestRecord::new(
+        short_id,
+        tenant.clone(),
+        "suspend-tenant",
+        serde_json::Value::Null,
+        RunId::new(),
+    );
+    store
+        .submit(Submission::request(record).leased_to(&driver, Duration::from_millis(50)))
+        .await
+        .unwrap();
+    let taken = store.claim_requests(&other, long, 100_000).await.unwrap();
+    assert!(
+        !claimed(&taken, short_id),
+        "claimed before its lease lapsed"
+    );
+    tokio_free_sleep(Duration::from_millis(120)).await;
+    let taken = store.claim_requests(&other, long, 100_000).await.unwrap();
+    assert!(claimed(&taken, short_id), "a lapsed lease passes on");
+    assert!(!claimed(&taken, create_id), "the renewed lease still holds");
+    assert!(!store.renew_lease(&driver, short_id, long).await.unwrap());
+
+    // Released by its driver, the create is free.
+    store.release_lease(&driver, create_id).await.unwrap();
+    let taken = store.claim_requests(&other, long, 100_000).await.unwrap();
+    assert!(claimed(&taken, create_id));
+    for id in [create_id, short_id] {
+        store
+            .finish_request(id, RequestStatus::Succeeded, None)
+            .await
+            .unwrap();
+        store.release_lease(&other, id).await.unwrap();
+    }
+
+    // Unleased, as before: free at once.
+    let free_tenant = unique_tenant("free");
+    let free_id = RequestId::new();
+    store.submit(create(&free_tenant, free_id)).await.unwrap();
+    let taken = store.claim_requests(&other, long, 100_000).await.unwrap();
+    assert!(claimed(&taken, free_id));
+    store
+        .finish_request(free_id, RequestStatus::Succeeded, None)
+        .await
+        .unwrap();
+    store.release_lease(&other, free_id).await.unwrap();
 }
 
 /// Sleeps without depending on a runtime's timer (the suite runs on any).

@@ -42,6 +42,12 @@ impl TenantStore for PostgresStore {
                 .bind(to_json(tenant)?)
                 .bind(to_json(&first_event)?);
         }
+        // The lease, by the database's clock as claims are (a NULL duration
+        // leaves `lease_until` NULL: free at once).
+        let lease = submission.lease.as_ref();
+        query = query
+            .bind(lease.map(|l| l.owner.as_str()))
+            .bind(lease.map(|l| l.duration.as_secs_f64() * 1000.0));
         match query.execute(&self.pool).await {
             // With a tenant, its first event is the row counted, written iff
             // the request and the tenant were.

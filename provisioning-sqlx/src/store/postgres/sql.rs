@@ -99,8 +99,10 @@ impl Statements {
             unfinished_runs: s("SELECT run_id::text AS run_id FROM {s}.runs \
                  WHERE status IN ('running', 'compensating') ORDER BY started"),
             insert_request: s(
-                "INSERT INTO {s}.requests (request_id, tenant_id, status, submitted_at, record) \
-                 VALUES ($1::uuid, $2, $3, $4::timestamptz, $5::jsonb) \
+                "INSERT INTO {s}.requests \
+                   (request_id, tenant_id, status, submitted_at, record, lease_owner, lease_until) \
+                 VALUES ($1::uuid, $2, $3, $4::timestamptz, $5::jsonb, $6::text, \
+                   now() + $7::float8 * interval '1 millisecond') \
                  ON CONFLICT (request_id) DO NOTHING",
             ),
             // The request, its new tenant and the tenant's first event in one
@@ -111,8 +113,10 @@ impl Statements {
             // `tenants_pkey`, which aborts the whole statement, request row
             // included: ON CONFLICT there would keep the request.
             submit_tenant: s("WITH request AS ( \
-                   INSERT INTO {s}.requests (request_id, tenant_id, status, submitted_at, record) \
-                   VALUES ($1::uuid, $2, $3, $4::timestamptz, $5::jsonb) \
+                   INSERT INTO {s}.requests \
+                     (request_id, tenant_id, status, submitted_at, record, lease_owner, lease_until) \
+                   VALUES ($1::uuid, $2, $3, $4::timestamptz, $5::jsonb, $13::text, \
+                     now() + $14::float8 * interval '1 millisecond') \
                    ON CONFLICT (request_id) DO NOTHING RETURNING request_id), \
                  tenant AS ( \
                    INSERT INTO {s}.tenants \

@@ -447,7 +447,7 @@ impl TenantStore for SqliteStore {
             "UPDATE requests SET lease_owner = ?1, lease_until = ?2              WHERE request_id IN (                SELECT request_id FROM requests                WHERE status IN ('running', 'compensation_failed')                  AND (lease_until IS NULL OR lease_until <= ?3)                ORDER BY submitted_at, request_id LIMIT ?4)              RETURNING record, submitted_at, request_id",
         )
         .bind(worker)
-        .bind(now + millis(lease))
+        .bind(now.saturating_add(millis(lease)))
         .bind(now)
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .fetch_all(&self.writes)
@@ -481,7 +481,7 @@ impl TenantStore for SqliteStore {
         )
         .bind(request_id.to_string())
         .bind(worker)
-        .bind(now + millis(lease))
+        .bind(now.saturating_add(millis(lease)))
         .bind(now)
         .execute(&self.writes)
         .await

@@ -29,20 +29,23 @@ const SUBMIT: &str = "\
         i INTEGER PRIMARY KEY, request_id TEXT NOT NULL, request_tenant TEXT NOT NULL, \
         request_status TEXT NOT NULL, submitted_at TEXT NOT NULL, request TEXT NOT NULL, \
         tenant_id TEXT, state TEXT, plan TEXT, region TEXT, version INTEGER, tenant TEXT, \
-        event TEXT, known INTEGER, taken INTEGER); \
+        event TEXT, lease_owner TEXT, lease_until INTEGER, known INTEGER, taken INTEGER); \
     BEGIN IMMEDIATE; \
     INSERT INTO temp.submit_ops (i, request_id, request_tenant, request_status, submitted_at, \
-            request, tenant_id, state, plan, region, version, tenant, event) \
+            request, tenant_id, state, plan, region, version, tenant, event, lease_owner, \
+            lease_until) \
         SELECT key, value ->> 'q', value ->> 'qt', value ->> 'qs', value ->> 'qa', value ->> 'qr', \
                value ->> 't', value ->> 's', value ->> 'p', value ->> 'g', value ->> 'v', \
-               value ->> 'r', value ->> 'e' \
+               value ->> 'r', value ->> 'e', value ->> 'lo', value ->> 'lu' \
         FROM json_each(?1); \
     UPDATE temp.submit_ops AS o SET \
         known = EXISTS (SELECT 1 FROM requests r WHERE r.request_id = o.request_id), \
         taken = o.tenant_id IS NOT NULL \
             AND EXISTS (SELECT 1 FROM tenants t WHERE t.tenant_id = o.tenant_id); \
-    INSERT INTO requests (request_id, tenant_id, status, submitted_at, record) \
-        SELECT request_id, request_tenant, request_status, submitted_at, request \
+    INSERT INTO requests (request_id, tenant_id, status, submitted_at, record, lease_owner, \
+            lease_until) \
+        SELECT request_id, request_tenant, request_status, submitted_at, request, lease_owner, \
+               lease_until \
         FROM temp.submit_ops WHERE NOT known AND NOT taken ORDER BY i; \
     INSERT INTO tenants (tenant_id, state, plan, region, version, record) \
         SELECT tenant_id, state, plan, region, version, tenant FROM temp.submit_ops \
@@ -95,6 +98,8 @@ pub(super) struct Submit {
     /// The request as JSON.
     pub(super) record: String,
     pub(super) new_tenant: Option<NewTenant>,
+    /// Its lease: the owner, and until when (unix milliseconds).
+    pub(super) lease: Option<(String, i64)>,
 }
 
 /// What became of a submission.
@@ -148,6 +153,7 @@ impl Grouped for Submit {
             "p": t.map(|t| &t.plan), "g": t.map(|t| &t.region),
             "v": t.map(|t| t.version), "r": t.map(|t| &t.record),
             "e": t.map(|t| &t.event),
+            "lo": self.lease.as_ref().map(|l| &l.0), "lu": self.lease.as_ref().map(|l| l.1),
         }))
     }
 }
@@ -210,6 +216,13 @@ impl SqliteStore {
             submitted_at: timestamp(&request.submitted_at),
             record: to_json(request)?,
             new_tenant,
+            // Until when, from now: a wait for the writer lock only shortens it.
+            lease: submission.lease.as_ref().map(|lease| {
+                let until = Utc::now()
+                    .timestamp_millis()
+                    .saturating_add(super::millis(lease.duration));
+                (lease.owner.clone(), until)
+            }),
         };
         match self.submits.write(self, submit).await? {
             Submitted::Accepted => Ok(SubmitOutcome::Accepted),
