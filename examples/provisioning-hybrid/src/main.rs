@@ -93,8 +93,12 @@ enum Command {
         tenant: TenantArgs,
         /// Make a step fail: STEP[:transient|:permanent] (also
         /// PROVISIONING_INJECT_FAILURE). For drills.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "queue")]
         inject_failure: Option<String>,
+        /// Record the request and return at once (status running): a
+        /// `worker` runs it.
+        #[arg(long)]
+        queue: bool,
     },
     /// Change an active tenant's plan; when the plan needs another isolation
     /// (standard to premium: a database of its own), its data moves.
@@ -243,6 +247,24 @@ enum Command {
         #[command(subcommand)]
         command: FleetCommand,
     },
+    /// Run queued requests (`create --queue`) under leases until Ctrl-C or
+    /// SIGTERM; takes over the runs of processes that died once their
+    /// leases lapse. Start as many as you like on one catalog.
+    Worker {
+        /// This worker's name in leases and logs (default: worker-PID).
+        #[arg(long)]
+        name: Option<String>,
+        /// Requests driven at once (1 to 64).
+        #[arg(long, default_value_t = 4, value_parser = concurrency)]
+        concurrency: usize,
+        /// How long a claimed request stays this worker's without a renewal
+        /// (renewed every third of it); a dead worker's runs pass on after it.
+        #[arg(long, default_value = "30s", value_parser = lease)]
+        lease: std::time::Duration,
+        /// Exit once nothing is left to claim, instead of waiting for more.
+        #[arg(long)]
+        exit_when_idle: bool,
+    },
     /// Serve the commands as an HTTP API (and /metrics) until Ctrl-C or SIGTERM.
     Serve {
         /// The address to listen on (port 0: any free port; the bound
@@ -326,6 +348,15 @@ fn concurrency(text: &str) -> Result<usize, String> {
         _ => Err(format!(
             "must be a whole number from 1 to {MAX_CONCURRENCY}"
         )),
+    }
+}
+
+/// `--lease`: a duration from 1 s to 1 h (a renewal every third of it).
+fn lease(text: &str) -> Result<std::time::Duration, String> {
+    match humantime::parse_duration(text) {
+        Ok(d) if (1..=3600).contains(&d.as_secs()) => Ok(d),
+        Ok(_) => Err("must be from 1s to 1h".to_owned()),
+        Err(e) => Err(format!("{e} (write it as 30s or 2m)")),
     }
 }
 
@@ -469,13 +500,15 @@ fn init_tracing(default: &str) {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    // A server logs every request and run step; a command only what went wrong
+    // A server or a worker logs every request and run step; a command only what went wrong
     // (its output says the rest).
-    init_tracing(if matches!(cli.command, Command::Serve { .. }) {
-        "info"
-    } else {
-        "warn"
-    });
+    init_tracing(
+        if matches!(cli.command, Command::Serve { .. } | Command::Worker { .. }) {
+            "info"
+        } else {
+            "warn"
+        },
+    );
     if let Some(path) = &cli.config {
         config::use_file(path.clone());
     }
@@ -493,7 +526,29 @@ async fn main() -> std::process::ExitCode {
         Command::Create {
             tenant,
             inject_failure,
-        } => commands::create(dir, create_args(tenant, inject_failure), out).await,
+            queue,
+        } => {
+            let args = create_args(tenant, inject_failure);
+            if queue {
+                commands::queue_create(dir, args, out).await
+            } else {
+                commands::create(dir, args, out).await
+            }
+        }
+        Command::Worker {
+            name,
+            concurrency,
+            lease,
+            exit_when_idle,
+        } => {
+            let args = commands::WorkerArgs {
+                name,
+                concurrency,
+                lease,
+                exit_when_idle,
+            };
+            commands::worker(dir, args, out).await
+        }
         Command::Preview { tenant } => commands::preview(dir, create_args(tenant, None), out).await,
         Command::ChangePlan { tenant, plan, run } => {
             commands::change_placement(dir, run.into_args(tenant, Some(plan), None), out).await

@@ -195,3 +195,101 @@ fn a_catalog_password_is_never_printed() {
     );
     assert!(!stdout.contains("hunter2"), "{stdout}");
 }
+
+/// Runs `provisioning-hybrid ARGS --catalog URL --data-dir DIR` in the
+/// background, its output captured.
+fn spawn_on(dir: &std::path::Path, url: &str, args: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_provisioning-hybrid"))
+        .args(args)
+        .args(["--catalog", url, "--data-dir"])
+        .arg(dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn terminate(child: &std::process::Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+#[ignore = "needs PROVISIONING_TEST_POSTGRES_URL (a PostgreSQL server)"]
+fn queued_creates_are_run_once_each_by_workers_one_of_which_is_killed() {
+    let db = Scratch::new("workers");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let url = db.url.as_str();
+    let tenants: Vec<String> = (0..24).map(|i| format!("t{i:02}")).collect();
+    for (i, tenant) in tenants.iter().enumerate() {
+        let plan = if i % 2 == 0 { "premium" } else { "free" };
+        let receipt = json_on(
+            dir,
+            url,
+            &[
+                "create", "--queue", "--tenant", tenant, "--plan", plan, "--region", "eu-west",
+            ],
+        );
+        assert_eq!(receipt["status"], "running", "{receipt}");
+    }
+
+    let args = ["worker", "--concurrency", "2", "--lease", "2s"];
+    let mut doomed = spawn_on(dir, url, &args);
+    let mut survivor = spawn_on(dir, url, &args);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    doomed.kill().unwrap(); // SIGKILL, whatever it holds
+    doomed.wait().unwrap();
+
+    // Everything ends Active, within the lease and then some.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let listed = json_on(dir, url, &["list"]);
+        let active = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["state"] == "active")
+            .count();
+        if active == tenants.len() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{active} of {} active: {listed}",
+            tenants.len()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+
+    // SIGTERM: the survivor stops claiming and exits 0 with its report.
+    terminate(&survivor);
+    let status = survivor.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    let mut report = String::new();
+    std::io::Read::read_to_string(survivor.stdout.as_mut().unwrap(), &mut report).unwrap();
+    assert!(report.contains("succeeded"), "{report}");
+
+    // Each tenant was provisioned once: two events, in order, no gap.
+    for tenant in &tenants {
+        let events = json_on(dir, url, &["events", tenant]);
+        let kinds: Vec<_> = events
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| format!("{}:{}", e["sequence"], e["kind"].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            kinds,
+            ["1:TenantCreated", "2:TenantProvisioned"],
+            "{tenant}"
+        );
+    }
+    assert_eq!(
+        db.column("SELECT status FROM provisioning.requests GROUP BY status"),
+        ["succeeded"]
+    );
+}

@@ -213,7 +213,21 @@ pub(crate) async fn run<C: ApplyAll>(
     let mut done = Vec::new();
     for migration in pending {
         if !applied_together {
-            conn.apply(LEDGER_TABLE, migration).await.map_err(err)?;
+            if let Err(e) = conn.apply(LEDGER_TABLE, migration).await {
+                // Another process migrating the same database (workers
+                // sharing a shard) may have applied it meanwhile: its
+                // ledger row says so, and there is nothing left to do here.
+                let ledger = conn.ledger(LEDGER_TABLE).await.map_err(err)?;
+                if ledger
+                    .applied
+                    .iter()
+                    .any(|a| a.version == migration.version && a.checksum == migration.checksum)
+                {
+                    tracing::debug!(version = migration.version, "applied by another process");
+                    continue;
+                }
+                return Err(err(e));
+            }
         }
         tracing::debug!(
             tenant_id = %placement.tenant_id,

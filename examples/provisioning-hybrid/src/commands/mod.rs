@@ -6,10 +6,12 @@
 pub(crate) mod fleet;
 mod mobility;
 mod provision;
+mod worker;
 
 pub(crate) use fleet::{DRIFT_EXIT_CODE, Drifted, RolloutArgs, drift, fleet_status, migrate_all};
 pub(crate) use mobility::{MoveArgs, change as change_placement, drain};
 pub(crate) use provision::{ProvisionArgs, provision};
+pub(crate) use worker::{WorkerArgs, worker};
 
 use std::path::Path;
 use std::sync::Arc;
@@ -98,6 +100,24 @@ pub(crate) fn faults(spec: Option<&str>) -> BoxResult<Option<Arc<dyn FaultInject
     Ok(match spec {
         Some(spec) => Some(Arc::new(spec.parse::<StepFaults>()?)),
         None => None,
+    })
+}
+
+/// `create --queue`: records the request for a `worker` and prints its
+/// receipt (running); the same request id again returns the same receipt.
+pub(crate) async fn queue_create(dir: &Path, args: CreateArgs, out: Output) -> BoxResult<()> {
+    let request = args.request()?;
+    let receipt = orchestrator(dir, out.release)
+        .await?
+        .submit(request)
+        .await?;
+    out.show(&receipt, || {
+        format!(
+            "request {}: tenant {} queued ({})",
+            receipt.request_id,
+            receipt.tenant_id,
+            receipt.status.as_str()
+        )
     })
 }
 

@@ -432,7 +432,7 @@ fn layer_error(status: StatusCode) -> error::ApiError {
 /// Counts SIGTERMs and Ctrl-Cs for the whole process, so that a second one
 /// is seen wherever shutdown is when it arrives. The listeners are made
 /// once: a signal between two waits is not lost.
-fn signals() -> std::io::Result<watch::Receiver<u32>> {
+pub(crate) fn signals() -> std::io::Result<watch::Receiver<u32>> {
     let (count, signals) = watch::channel(0);
     let bump = move || {
         count.send_modify(|n| *n += 1);
@@ -463,7 +463,7 @@ fn signals() -> std::io::Result<watch::Receiver<u32>> {
 }
 
 /// Resolves once `n` signals have arrived.
-async fn signalled(mut signals: watch::Receiver<u32>, n: u32) {
+pub(crate) async fn signalled(mut signals: watch::Receiver<u32>, n: u32) {
     if signals.wait_for(|count| *count >= n).await.is_err() {
         std::future::pending::<()>().await;
     }

@@ -1,0 +1,60 @@
+//! `worker`: runs queued requests (`create --queue`) under leases until
+//! Ctrl-C or SIGTERM, and takes over the runs of processes that died once
+//! their leases lapse. Any number of workers share one catalog.
+
+use std::path::Path;
+use std::time::Duration;
+
+use provisioning_core::{CancellationToken, WorkerOptions};
+
+use super::{BoxResult, Output};
+
+/// What `worker` was asked.
+pub(crate) struct WorkerArgs {
+    pub(crate) name: Option<String>,
+    pub(crate) concurrency: usize,
+    pub(crate) lease: Duration,
+    pub(crate) exit_when_idle: bool,
+}
+
+/// Claims and drives requests until a signal (the first stops claiming and
+/// lets the runs it holds finish; a second exits at once, leaving them to
+/// other workers once their leases lapse) or, with `--exit-when-idle`, until
+/// nothing is left to claim. Prints what it did.
+pub(crate) async fn worker(dir: &Path, args: WorkerArgs, out: Output) -> BoxResult<()> {
+    let signals = crate::http::signals()?;
+    let orchestrator = crate::wiring::orchestrator(dir, out.release).await?;
+    let name = args
+        .name
+        .unwrap_or_else(|| format!("worker-{}", std::process::id()));
+    let mut options = WorkerOptions::default()
+        .with_lease(args.lease)
+        .with_concurrency(args.concurrency);
+    options.exit_when_idle = args.exit_when_idle;
+    let cancel = CancellationToken::new();
+    tokio::spawn({
+        let (cancel, signals) = (cancel.clone(), signals.clone());
+        async move {
+            crate::http::signalled(signals.clone(), 1).await;
+            tracing::info!("stopping: no more claims; the runs held finish");
+            cancel.cancel();
+            crate::http::signalled(signals, 2).await;
+            tracing::warn!("second signal: exiting now; held runs pass on when their leases lapse");
+            std::process::exit(130);
+        }
+    });
+    tracing::info!(worker = %name, concurrency = args.concurrency, "worker started");
+    let report = orchestrator.run_worker(&name, &options, &cancel).await?;
+    let value = serde_json::json!({
+        "worker": name,
+        "succeeded": report.succeeded,
+        "failed": report.failed,
+        "lost_leases": report.lost_leases,
+    });
+    out.show(&value, || {
+        format!(
+            "worker {name}: {} succeeded, {} failed, {} lost to another worker",
+            report.succeeded, report.failed, report.lost_leases
+        )
+    })
+}
