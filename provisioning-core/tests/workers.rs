@@ -209,13 +209,14 @@ async fn a_run_driven_in_process_is_never_claimed_by_a_worker_while_its_process_
     let options = WorkerOptions::drain().with_lease(lease);
     for _ in 0..6 {
         tokio::time::sleep(lease / 2).await;
-        // A worker that claimed the run would wait in the gate too.
+        // A worker that claimed the run would drive it (and report it) or,
+        // racing the in-process driver, hang: either fails here.
         let report = tokio::time::timeout(
             lease * 3,
             other.run_worker("other", &options, &CancellationToken::new()),
         )
         .await
-        .expect("the worker claimed the in-process run and waits in its step")
+        .expect("the worker claimed the in-process run and hangs")
         .unwrap();
         assert_eq!(
             report,
@@ -282,4 +283,27 @@ async fn an_in_process_run_whose_process_died_passes_to_a_worker_when_its_lease_
         survivor.tenant(&request.tenant_id).await.unwrap().state,
         TenantState::Active
     );
+}
+
+#[test]
+fn a_run_lease_of_zero_or_over_a_day_is_refused_by_name() {
+    let world = World::new();
+    for lease in [Duration::ZERO, Duration::from_secs(24 * 3600 + 1)] {
+        let store: Arc<InMemoryStore> = Arc::new(InMemoryStore::new());
+        let refused = world
+            .orchestrator(store)
+            .run_lease(lease)
+            .build()
+            .unwrap_err();
+        assert!(
+            matches!(
+                refused,
+                Error::InvalidInput {
+                    field: "run_lease",
+                    ..
+                }
+            ),
+            "{refused:?}"
+        );
+    }
 }

@@ -204,7 +204,8 @@ fn spawn_on(dir: &std::path::Path, url: &str, args: &[&str]) -> std::process::Ch
         .args(["--catalog", url, "--data-dir"])
         .arg(dir)
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
+        // Not read: a full pipe would stall the process.
+        .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap()
 }
@@ -237,12 +238,34 @@ fn queued_creates_are_run_once_each_by_workers_one_of_which_is_killed() {
         assert_eq!(receipt["status"], "running", "{receipt}");
     }
 
-    let args = ["worker", "--concurrency", "2", "--lease", "2s"];
-    let mut doomed = spawn_on(dir, url, &args);
-    let mut survivor = spawn_on(dir, url, &args);
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    doomed.kill().unwrap(); // SIGKILL, whatever it holds
+    let worker = |name: &str| {
+        spawn_on(
+            dir,
+            url,
+            &[
+                "worker",
+                "--name",
+                name,
+                "--concurrency",
+                "2",
+                "--lease",
+                "2s",
+            ],
+        )
+    };
+    let mut doomed = worker("doomed");
+    // SIGKILL once it holds runs: they pass to the survivor when the lease lapses.
+    let holds = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while db
+        .column("SELECT request_id::text FROM provisioning.requests WHERE lease_owner = 'doomed' AND status = 'running'")
+        .is_empty()
+    {
+        assert!(std::time::Instant::now() < holds, "the worker never claimed a run");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    doomed.kill().unwrap();
     doomed.wait().unwrap();
+    let mut survivor = worker("survivor");
 
     // Everything ends Active, within the lease and then some.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
@@ -271,7 +294,7 @@ fn queued_creates_are_run_once_each_by_workers_one_of_which_is_killed() {
     assert!(status.success(), "{status:?}");
     let mut report = String::new();
     std::io::Read::read_to_string(survivor.stdout.as_mut().unwrap(), &mut report).unwrap();
-    assert!(report.contains("succeeded"), "{report}");
+    assert!(report.starts_with("worker survivor: "), "{report}");
 
     // Each tenant was provisioned once: two events, in order, no gap.
     for tenant in &tenants {

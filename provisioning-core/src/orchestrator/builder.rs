@@ -126,6 +126,7 @@ impl ProvisioningOrchestratorBuilder {
     /// process ([`run_worker`](ProvisioningOrchestrator::run_worker)) on the
     /// same catalog takes the run while this process drives it; if this
     /// process dies, the run passes to a worker once the lease lapses.
+    /// [`build`](Self::build) refuses zero and more than 24 hours.
     pub fn run_lease(mut self, lease: std::time::Duration) -> Self {
         self.run_lease = Some(lease);
         self
@@ -144,6 +145,15 @@ impl ProvisioningOrchestratorBuilder {
     /// twice or taken by a built-in workflow, or on `steps` for a create step
     /// named like a built-in one.
     pub fn build(self) -> Result<ProvisioningOrchestrator> {
+        let run_lease = self
+            .run_lease
+            .unwrap_or(crate::orchestrator::WorkerOptions::default().lease);
+        if run_lease.is_zero() || run_lease > std::time::Duration::from_secs(24 * 3600) {
+            return Err(Error::invalid(
+                "run_lease",
+                "must be more than zero and at most 24 hours",
+            ));
+        }
         fn required<T>(part: Option<T>, name: &'static str, setter: &'static str) -> Result<T> {
             part.ok_or(Error::MissingPart { part: name, setter })
         }
@@ -222,9 +232,7 @@ impl ProvisioningOrchestratorBuilder {
                     std::process::id(),
                     uuid::Uuid::now_v7().simple()
                 ),
-                run_lease: self
-                    .run_lease
-                    .unwrap_or(crate::orchestrator::WorkerOptions::default().lease),
+                run_lease,
             }),
         })
     }

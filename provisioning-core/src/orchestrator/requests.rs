@@ -135,16 +135,46 @@ impl ProvisioningOrchestrator {
         let driven = self
             .while_leased(driver, lease, request_id, self.drive(&request, true))
             .await;
-        if let Some(Err(error)) = driven {
-            // Left unfinished by a fault: free it for a worker at once (best
-            // effort; the lease lapses anyway).
-            if let Err(release) = parts.store.release_lease(driver, request_id).await {
-                tracing::debug!(error = %release, "releasing the lease of an interrupted run failed");
+        match driven {
+            Some(Ok(())) => {}
+            Some(Err(error)) => {
+                // Left unfinished by a fault: free it for a worker at once.
+                self.release_quietly(driver, request_id).await;
+                return Err(error);
             }
-            return Err(error);
+            None => {
+                return Err(Error::Backend {
+                    component: "orchestrator",
+                    message: format!(
+                        "lost the lease on request {request_id}: another process took its \
+                         run over and finishes it (its status has the outcome)"
+                    ),
+                    transient: true,
+                    source: None,
+                });
+            }
         }
         self.dispatch_quietly().await;
-        self.status(request_id).await
+        let receipt = self.status(request_id).await?;
+        if !receipt.status.is_finished() {
+            // Stopped for a later retry (a compensation failed): claimable now.
+            self.release_quietly(driver, request_id).await;
+        }
+        Ok(receipt)
+    }
+
+    /// Gives up `driver`'s lease on `request_id`; a failure only delays a
+    /// claimant until the lease lapses, so it is logged, not returned.
+    pub(super) async fn release_quietly(&self, driver: &str, request_id: RequestId) {
+        if let Err(error) = self
+            .inner
+            .parts
+            .store
+            .release_lease(driver, request_id)
+            .await
+        {
+            tracing::debug!(%error, "releasing a lease failed; it lapses instead");
+        }
     }
 
     /// Records a submission for a worker to run (see `submit`).

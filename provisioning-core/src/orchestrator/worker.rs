@@ -172,7 +172,7 @@ impl ProvisioningOrchestrator {
         };
         match self.while_leased(worker, lease, request_id, drive).await {
             Some(result) => {
-                store.release_lease(worker, request_id).await?;
+                self.release_quietly(worker, request_id).await;
                 result.map(Some)
             }
             None => Ok(None),

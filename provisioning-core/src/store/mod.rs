@@ -286,7 +286,11 @@ impl TenantFilter {
 /// implementation.
 #[async_trait]
 pub trait TenantStore: SagaJournal {
-    /// Records a submission atomically.
+    /// Records a submission atomically, with its
+    /// [`lease`](Submission::lease) if it has one: the orchestrator leases
+    /// every run it starts, renews it while the run goes on, and stops
+    /// driving a run whose renewal fails, so a store that dropped the lease
+    /// would see its longer runs abandoned to workers.
     async fn submit(&self, submission: Submission) -> Result<SubmitOutcome>;
 
     /// A request by id.

@@ -24,9 +24,15 @@ pub(crate) struct WorkerArgs {
 pub(crate) async fn worker(dir: &Path, args: WorkerArgs, out: Output) -> BoxResult<()> {
     let signals = crate::http::signals()?;
     let orchestrator = crate::wiring::orchestrator(dir, out.release).await?;
-    let name = args
-        .name
-        .unwrap_or_else(|| format!("worker-{}", std::process::id()));
+    // Unique even where every worker is PID 1 (containers): two workers
+    // under one name would renew each other's leases.
+    let name = args.name.unwrap_or_else(|| {
+        format!(
+            "worker-{}-{}",
+            std::process::id(),
+            provisioning_core::RunId::new()
+        )
+    });
     let mut options = WorkerOptions::default()
         .with_lease(args.lease)
         .with_concurrency(args.concurrency);
@@ -44,7 +50,26 @@ pub(crate) async fn worker(dir: &Path, args: WorkerArgs, out: Output) -> BoxResu
         }
     });
     tracing::info!(worker = %name, concurrency = args.concurrency, "worker started");
-    let report = orchestrator.run_worker(&name, &options, &cancel).await?;
+    // A claim that fails (the catalog unreachable for a moment) is retried
+    // after a pause rather than ending the worker; a signal still stops it.
+    let mut report = provisioning_core::WorkerReport::default();
+    loop {
+        match orchestrator.run_worker(&name, &options, &cancel).await {
+            Ok(round) => {
+                report.succeeded += round.succeeded;
+                report.failed += round.failed;
+                report.lost_leases += round.lost_leases;
+                break;
+            }
+            Err(error) => {
+                tracing::warn!(error = %provisioning_core::Error::report_of(&error), "claiming failed; retrying in 1s");
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    () = cancel.cancelled() => break,
+                }
+            }
+        }
+    }
     let value = serde_json::json!({
         "worker": name,
         "succeeded": report.succeeded,

@@ -98,7 +98,8 @@ pub(super) struct Submit {
     /// The request as JSON.
     pub(super) record: String,
     pub(super) new_tenant: Option<NewTenant>,
-    /// Its lease: the owner, and until when (unix milliseconds).
+    /// Its lease: the owner, and for how long (milliseconds), counted from
+    /// the write (see `op`).
     pub(super) lease: Option<(String, i64)>,
 }
 
@@ -153,7 +154,10 @@ impl Grouped for Submit {
             "p": t.map(|t| &t.plan), "g": t.map(|t| &t.region),
             "v": t.map(|t| t.version), "r": t.map(|t| &t.record),
             "e": t.map(|t| &t.event),
-            "lo": self.lease.as_ref().map(|l| &l.0), "lu": self.lease.as_ref().map(|l| l.1),
+            // Until when: from now, as the writer holding the lock encodes
+            // the batch, so no wait for the lock shortens the lease.
+            "lo": self.lease.as_ref().map(|l| &l.0),
+            "lu": self.lease.as_ref().map(|l| Utc::now().timestamp_millis().saturating_add(l.1)),
         }))
     }
 }
@@ -217,12 +221,10 @@ impl SqliteStore {
             record: to_json(request)?,
             new_tenant,
             // Until when, from now: a wait for the writer lock only shortens it.
-            lease: submission.lease.as_ref().map(|lease| {
-                let until = Utc::now()
-                    .timestamp_millis()
-                    .saturating_add(super::millis(lease.duration));
-                (lease.owner.clone(), until)
-            }),
+            lease: submission
+                .lease
+                .as_ref()
+                .map(|lease| (lease.owner.clone(), super::millis(lease.duration))),
         };
         match self.submits.write(self, submit).await? {
             Submitted::Accepted => Ok(SubmitOutcome::Accepted),
