@@ -215,14 +215,16 @@ pub(crate) async fn run<C: ApplyAll>(
         if !applied_together {
             if let Err(e) = conn.apply(LEDGER_TABLE, migration).await {
                 // Another process migrating the same database (workers
-                // sharing a shard) may have applied it meanwhile: its
-                // ledger row says so, and there is nothing left to do here.
-                let ledger = conn.ledger(LEDGER_TABLE).await.map_err(err)?;
-                if ledger
-                    .applied
-                    .iter()
-                    .any(|a| a.version == migration.version && a.checksum == migration.checksum)
-                {
+                // sharing a shard) may have applied it meanwhile: a clean
+                // ledger (no failed row, same checksums) that no longer has
+                // it pending says so. Anything else, a ledger that cannot be
+                // read included, is this failure.
+                let still_pending = match conn.ledger(LEDGER_TABLE).await {
+                    Ok(ledger) => pending_in(&ledger, migrator, component, location)
+                        .map(|now| now.iter().any(|m| m.version == migration.version)),
+                    Err(_) => Ok(true),
+                };
+                if let Ok(false) = still_pending {
                     tracing::debug!(version = migration.version, "applied by another process");
                     continue;
                 }
