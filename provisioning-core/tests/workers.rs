@@ -139,21 +139,7 @@ async fn a_dead_workers_run_is_finished_by_another_after_its_lease_expires() {
 
     // Worker B finds nothing while A's lease holds, then takes over.
     let survivor = build();
-    let early = survivor
-        .run_worker("worker-b", &options, &CancellationToken::new())
-        .await
-        .unwrap();
-    assert_eq!(early, WorkerReport::default(), "the lease still holds");
-    tokio::time::sleep(lease).await;
-    let report = survivor
-        .run_worker("worker-b", &options, &CancellationToken::new())
-        .await
-        .unwrap();
-    assert_eq!(report.succeeded, 1);
-    assert_eq!(
-        survivor.tenant(&request.tenant_id).await.unwrap().state,
-        TenantState::Active
-    );
+    takes_over_once_the_lease_lapses(&survivor, "worker-b", &options, &request).await;
     // Resumed from the journal: the completed steps did not run again.
     let provisions = world
         .calls()
@@ -264,18 +250,25 @@ async fn an_in_process_run_whose_process_died_passes_to_a_worker_when_its_lease_
         .build()
         .unwrap();
     let options = WorkerOptions::drain().with_lease(lease);
+    takes_over_once_the_lease_lapses(&survivor, "survivor", &options, &request).await;
+}
+
+/// `survivor` claims nothing while another holds `request`'s lease, then,
+/// once the lease has lapsed, finishes the run: the tenant is Active.
+async fn takes_over_once_the_lease_lapses(
+    survivor: &ProvisioningOrchestrator,
+    name: &str,
+    options: &WorkerOptions,
+    request: &TenantRequest,
+) {
     let early = survivor
-        .run_worker("survivor", &options, &CancellationToken::new())
+        .run_worker(name, options, &CancellationToken::new())
         .await
         .unwrap();
-    assert_eq!(
-        early,
-        WorkerReport::default(),
-        "the dead process's lease still holds"
-    );
-    tokio::time::sleep(lease).await;
+    assert_eq!(early, WorkerReport::default(), "the lease still holds");
+    tokio::time::sleep(options.lease).await;
     let report = survivor
-        .run_worker("survivor", &options, &CancellationToken::new())
+        .run_worker(name, options, &CancellationToken::new())
         .await
         .unwrap();
     assert_eq!(report.succeeded, 1);

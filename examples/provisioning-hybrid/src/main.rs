@@ -251,7 +251,8 @@ enum Command {
     /// SIGTERM; takes over the runs of processes that died once their
     /// leases lapse. Start as many as you like on one catalog.
     Worker {
-        /// This worker's name in leases and logs (default: worker-PID).
+        /// This worker's name in leases and logs, unique among the workers
+        /// of a catalog (default: worker-PID-UUID).
         #[arg(long)]
         name: Option<String>,
         /// Requests driven at once (1 to 64).

@@ -52,24 +52,18 @@ pub(crate) async fn worker(dir: &Path, args: WorkerArgs, out: Output) -> BoxResu
     tracing::info!(worker = %name, concurrency = args.concurrency, "worker started");
     // A claim that fails (the catalog unreachable for a moment) is retried
     // after a pause rather than ending the worker; a signal still stops it.
-    let mut report = provisioning_core::WorkerReport::default();
-    loop {
+    let report = loop {
         match orchestrator.run_worker(&name, &options, &cancel).await {
-            Ok(round) => {
-                report.succeeded += round.succeeded;
-                report.failed += round.failed;
-                report.lost_leases += round.lost_leases;
-                break;
-            }
+            Ok(report) => break report,
             Err(error) => {
                 tracing::warn!(error = %provisioning_core::Error::report_of(&error), "claiming failed; retrying in 1s");
                 tokio::select! {
                     () = tokio::time::sleep(Duration::from_secs(1)) => {}
-                    () = cancel.cancelled() => break,
+                    () = cancel.cancelled() => break provisioning_core::WorkerReport::default(),
                 }
             }
         }
-    }
+    };
     let value = serde_json::json!({
         "worker": name,
         "succeeded": report.succeeded,

@@ -132,16 +132,7 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(|e| sqlite_open_error(COMPONENT, &path, e))?;
-        Ok(SqliteStore {
-            pool,
-            path,
-            writer: Arc::default(),
-            journal: Arc::default(),
-            updates: Arc::default(),
-            submits: Arc::default(),
-            finishes: Arc::default(),
-            writes,
-        })
+        Ok(SqliteStore::with_pools(pool, writes, path))
     }
 
     /// Opens the store at `path` for reading only: nothing is created,
@@ -201,8 +192,13 @@ impl SqliteStore {
             }
         };
         check_schema(&pool, &path).await?;
-        Ok(SqliteStore {
-            writes: pool.clone(),
+        // Writes go to the same read-only pool, and fail there.
+        Ok(SqliteStore::with_pools(pool.clone(), pool, path))
+    }
+
+    /// A store on its read pool and its one-connection write pool.
+    fn with_pools(pool: SqlitePool, writes: SqlitePool, path: PathBuf) -> Self {
+        SqliteStore {
             pool,
             path,
             writer: Arc::default(),
@@ -210,7 +206,8 @@ impl SqliteStore {
             updates: Arc::default(),
             submits: Arc::default(),
             finishes: Arc::default(),
-        })
+            writes,
+        }
     }
 
     /// The database file.
@@ -285,13 +282,13 @@ fn has_pending_writes(path: &Path) -> bool {
 /// migrated by an older build.
 async fn check_schema(pool: &SqlitePool, path: &Path) -> Result<()> {
     let wanted = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
-    let ledger: Option<i64> = sqlx::query_scalar(
+    let ledger: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
     )
-    .fetch_optional(pool)
+    .fetch_one(pool)
     .await
     .map_err(err("reading the catalog's schema"))?;
-    let applied: Option<i64> = if ledger.unwrap_or(0) == 0 {
+    let applied: Option<i64> = if ledger == 0 {
         None
     } else {
         sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")

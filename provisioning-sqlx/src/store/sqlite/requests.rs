@@ -220,7 +220,6 @@ impl SqliteStore {
             submitted_at: timestamp(&request.submitted_at),
             record: to_json(request)?,
             new_tenant,
-            // Until when, from now: a wait for the writer lock only shortens it.
             lease: submission
                 .lease
                 .as_ref()
