@@ -62,8 +62,8 @@ pub use saga::{
     StepFaults, Timer,
 };
 pub use store::{
-    InMemoryStore, RequestRecord, RequestStatus, Submission, SubmissionLease, SubmitOutcome,
-    TenantFilter, TenantStore,
+    InMemoryStore, RequestNotice, RequestNotices, RequestRecord, RequestStatus, Submission,
+    SubmissionLease, SubmitOutcome, TenantFilter, TenantStore,
 };
 pub use traits::{
     DatabaseOutcome, DropReason, MigrationInfo, PlacementPolicy, RemovalMode, SchemaPreview,

@@ -300,3 +300,185 @@ fn a_run_lease_of_zero_or_over_a_day_is_refused_by_name() {
         );
     }
 }
+
+/// A step of a workflow of the user's: records the tenant it ran for.
+struct Note(Arc<std::sync::Mutex<Vec<String>>>);
+
+#[async_trait]
+impl Step<WorkflowContext<String>> for Note {
+    fn name(&self) -> &str {
+        "note"
+    }
+    async fn execute(&self, ctx: &mut WorkflowContext<String>) -> Result<(), StepError> {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("{}:{}", ctx.tenant_id(), ctx.input));
+        Ok(())
+    }
+}
+
+/// Accepts through `api` (queued), checks the answer is `Running` with
+/// nothing run, drains with a worker, and returns the final receipt.
+async fn queued_then_drained(
+    api: &ProvisioningOrchestrator,
+    worker: &ProvisioningOrchestrator,
+    accepted: Receipt,
+) -> Receipt {
+    assert_eq!(accepted.status, RequestStatus::Running, "{accepted:?}");
+    let report = worker
+        .run_worker(
+            "worker-1",
+            &WorkerOptions::drain(),
+            &CancellationToken::new(),
+        )
+        .await
+        .unwrap();
+    let receipt = api.status(accepted.request_id).await.unwrap();
+    assert_eq!(
+        (report.succeeded, report.failed),
+        (1, 0),
+        "{report:?} {receipt:?}"
+    );
+    let done = api
+        .wait_until_finished(accepted.request_id, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(done.status, RequestStatus::Succeeded, "{done:?}");
+    done
+}
+
+#[tokio::test]
+async fn every_operation_can_be_queued_and_is_run_by_a_worker() {
+    let world = World::new();
+    let store: Arc<InMemoryStore> = Arc::new(InMemoryStore::new());
+    let notes = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let saga = Saga::builder("note")
+        .step(Note(notes.clone()))
+        .build()
+        .unwrap();
+    let orchestrator = world
+        .orchestrator(store.clone())
+        .workflow_with_event(saga, "Noted")
+        .build()
+        .unwrap();
+    let api = orchestrator.queued();
+    assert!(api.is_queued() && !orchestrator.is_queued());
+    let id: TenantId = "acme".parse().unwrap();
+
+    let create = request("acme", "free", "eu-west");
+    let accepted = api.create(create.clone()).await.unwrap();
+    assert_eq!(api.tenant(&id).await.unwrap().state, TenantState::Requested);
+    queued_then_drained(&api, &orchestrator, accepted.clone()).await;
+    assert_eq!(api.tenant(&id).await.unwrap().state, TenantState::Active);
+    // The same request again: its stored receipt, nothing queued.
+    assert_eq!(
+        api.create(create).await.unwrap().status,
+        RequestStatus::Succeeded
+    );
+
+    let suspend = RequestId::new();
+    let accepted = api.suspend(&id, suspend).await.unwrap();
+    assert_eq!(api.tenant(&id).await.unwrap().state, TenantState::Active);
+    // A repeat while queued answers the same request, still Running.
+    assert_eq!(api.suspend(&id, suspend).await.unwrap(), accepted);
+    queued_then_drained(&api, &orchestrator, accepted).await;
+    assert_eq!(api.tenant(&id).await.unwrap().state, TenantState::Suspended);
+
+    // Refused at once, nothing written: a suspended tenant is not suspended again.
+    let refused = RequestId::new();
+    assert!(matches!(
+        api.suspend(&id, refused).await,
+        Err(Error::IllegalTransition { .. })
+    ));
+    assert!(matches!(
+        api.status(refused).await,
+        Err(Error::NotFound { .. })
+    ));
+
+    let accepted = api.resume(&id, RequestId::new()).await.unwrap();
+    queued_then_drained(&api, &orchestrator, accepted).await;
+    assert_eq!(api.tenant(&id).await.unwrap().state, TenantState::Active);
+
+    let accepted = api
+        .run_workflow("note", &id, RequestId::new(), "hello".to_owned())
+        .await
+        .unwrap();
+    assert!(notes.lock().unwrap().is_empty(), "not run at submission");
+    queued_then_drained(&api, &orchestrator, accepted).await;
+    assert_eq!(*notes.lock().unwrap(), ["acme:hello"]);
+
+    let accepted = api
+        .change_plan(&id, "standard".parse().unwrap(), RequestId::new())
+        .await
+        .unwrap();
+    queued_then_drained(&api, &orchestrator, accepted).await;
+    let record = api.tenant(&id).await.unwrap();
+    assert_eq!(record.plan.as_str(), "standard");
+
+    let accepted = api
+        .delete(&id, RemovalMode::Purge, RequestId::new())
+        .await
+        .unwrap();
+    queued_then_drained(&api, &orchestrator, accepted).await;
+    assert_eq!(api.tenant(&id).await.unwrap().state, TenantState::Deleted);
+
+    let events = api.events(&id).await.unwrap();
+    assert_gapless(&events);
+    assert_eq!(
+        kinds(&events),
+        [
+            "TenantCreated",
+            "TenantProvisioned",
+            "TenantSuspended",
+            "TenantResumed",
+            "Noted",
+            "TenantPlanChanged",
+            "TenantDeleted"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn waiting_for_a_queued_request_ends_at_its_timeout_while_no_worker_runs() {
+    let world = World::new();
+    let store: Arc<InMemoryStore> = Arc::new(InMemoryStore::new());
+    let orchestrator = world.orchestrator(store).build().unwrap();
+    let accepted = orchestrator
+        .queued()
+        .create(request("acme", "free", "eu-west"))
+        .await
+        .unwrap();
+    let waited = orchestrator
+        .wait_until_finished(accepted.request_id, Duration::from_millis(50))
+        .await
+        .unwrap();
+    assert_eq!(waited.status, RequestStatus::Running);
+    assert!(matches!(
+        orchestrator
+            .wait_until_finished(RequestId::new(), Duration::from_millis(50))
+            .await,
+        Err(Error::NotFound { .. })
+    ));
+
+    // A worker of this process starting meanwhile wakes the waiter.
+    let waiter = {
+        let orchestrator = orchestrator.clone();
+        tokio::spawn(async move {
+            orchestrator
+                .wait_until_finished(accepted.request_id, Duration::from_secs(30))
+                .await
+                .unwrap()
+        })
+    };
+    let report = orchestrator
+        .run_worker(
+            "worker-1",
+            &WorkerOptions::drain(),
+            &CancellationToken::new(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(report.succeeded, 1);
+    assert_eq!(waiter.await.unwrap().status, RequestStatus::Succeeded);
+}

@@ -307,3 +307,143 @@ async fn two_worker_processes_drain_500_creates_one_killed() {
     })
     .await;
 }
+
+/// Waits for the next notice on `notices`, failing after a generous minute.
+async fn next_notice(notices: &mut RequestNotices) -> RequestNotice {
+    use futures_util::StreamExt;
+    tokio::time::timeout(Duration::from_secs(60), notices.next())
+        .await
+        .expect("a notice within a minute")
+        .expect("the stream goes on")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PROVISIONING_TEST_POSTGRES_URL (a PostgreSQL server)"]
+async fn finishing_a_request_notifies_the_waiters_of_every_process_on_its_schema_only() {
+    pg_store::with_schemas("notices", 2, |url, schemas| async move {
+        let (ours, theirs) = (&schemas[0], &schemas[1]);
+        let waiter = PostgresStore::connect_to_schema(&url, ours).await.unwrap();
+        let writer = PostgresStore::connect_to_schema(&url, ours).await.unwrap();
+        let other = PostgresStore::connect_to_schema(&url, theirs)
+            .await
+            .unwrap();
+        let mut notices = waiter.request_notices().await.unwrap().expect("notices");
+
+        let submit = |store: &PostgresStore| {
+            let store = store.clone();
+            async move {
+                let id = RequestId::new();
+                let tenant = provisioning_core::testing::unique_tenant("n");
+                store
+                    .submit(provisioning_core::testing::create(&tenant, id))
+                    .await
+                    .unwrap();
+                id
+            }
+        };
+        let first = submit(&writer).await;
+        writer
+            .finish_request(first, RequestStatus::Succeeded, None)
+            .await
+            .unwrap();
+        assert_eq!(
+            next_notice(&mut notices).await,
+            RequestNotice::Changed(first)
+        );
+
+        // Another schema's request is not ours: the next notice is the one
+        // finished after it in our schema.
+        let foreign = submit(&other).await;
+        other
+            .finish_request(foreign, RequestStatus::Succeeded, None)
+            .await
+            .unwrap();
+        let second = submit(&writer).await;
+        writer
+            .finish_request(second, RequestStatus::Failed, None)
+            .await
+            .unwrap();
+        assert_eq!(
+            next_notice(&mut notices).await,
+            RequestNotice::Changed(second)
+        );
+
+        // A finish that writes nothing (an unknown request) notifies nobody.
+        assert!(matches!(
+            writer
+                .finish_request(RequestId::new(), RequestStatus::Succeeded, None)
+                .await,
+            Err(Error::NotFound { .. })
+        ));
+        let third = submit(&writer).await;
+        writer
+            .finish_request(third, RequestStatus::Succeeded, None)
+            .await
+            .unwrap();
+        assert_eq!(
+            next_notice(&mut notices).await,
+            RequestNotice::Changed(third)
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PROVISIONING_TEST_POSTGRES_URL (a PostgreSQL server)"]
+async fn a_queued_suspend_is_run_by_a_worker_of_another_pool_and_waited_for() {
+    pg_store::with_schema("queued", |url, schema| async move {
+        let hang = Arc::new(HangOnce {
+            tenant: "none",
+            armed: AtomicBool::new(false),
+        });
+        let api = orchestrator(&url, &schema, Arc::default(), hang.clone())
+            .await
+            .queued();
+        let worker = orchestrator(&url, &schema, Arc::default(), hang).await;
+        let cancel = CancellationToken::new();
+        let running = {
+            let (worker, cancel) = (worker.clone(), cancel.clone());
+            tokio::spawn(async move {
+                worker
+                    .run_worker("worker-1", &WorkerOptions::default(), &cancel)
+                    .await
+            })
+        };
+        let id: TenantId = "t-queued".parse().unwrap();
+        let create = TenantRequest::new(
+            id.clone(),
+            "free".parse().unwrap(),
+            "eu-west".parse().unwrap(),
+        );
+        let accepted = api.create(create).await.unwrap();
+        assert_eq!(accepted.status, RequestStatus::Running);
+        let done = api
+            .wait_until_finished(accepted.request_id, Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert_eq!(done.status, RequestStatus::Succeeded);
+
+        let accepted = api.suspend(&id, RequestId::new()).await.unwrap();
+        assert_eq!(accepted.status, RequestStatus::Running);
+        let done = api
+            .wait_until_finished(accepted.request_id, Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert_eq!(done.status, RequestStatus::Succeeded);
+        assert_eq!(api.tenant(&id).await.unwrap().state, TenantState::Suspended);
+        let kinds: Vec<String> = api
+            .events(&id)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.kind.to_string())
+            .collect();
+        assert_eq!(
+            kinds,
+            ["TenantCreated", "TenantProvisioned", "TenantSuspended"]
+        );
+        cancel.cancel();
+        running.await.unwrap().unwrap();
+    })
+    .await;
+}

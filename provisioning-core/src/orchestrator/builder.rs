@@ -221,6 +221,7 @@ impl ProvisioningOrchestratorBuilder {
             workflows.insert(name, registered);
         }
         Ok(ProvisioningOrchestrator {
+            queued: false,
             inner: Arc::new(Inner {
                 dispatcher: EventDispatcher::new(store, self.subscribers),
                 parts,
@@ -233,6 +234,7 @@ impl ProvisioningOrchestratorBuilder {
                     uuid::Uuid::now_v7().simple()
                 ),
                 run_lease,
+                finished: event_listener::Event::new(),
             }),
         })
     }

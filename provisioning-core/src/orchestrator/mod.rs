@@ -263,6 +263,9 @@ impl RecoveryReport {
 #[derive(Clone)]
 pub struct ProvisioningOrchestrator {
     inner: Arc<Inner>,
+    /// Whether requests are recorded for workers instead of run here (see
+    /// [`queued`](Self::queued)).
+    queued: bool,
 }
 
 struct Inner {
@@ -277,6 +280,8 @@ struct Inner {
     driver: String,
     /// How long the runs it starts are leased (see the builder's `run_lease`).
     run_lease: std::time::Duration,
+    /// Notified whenever a run this process drives ends, for local waiters.
+    finished: event_listener::Event,
 }
 
 impl std::fmt::Debug for ProvisioningOrchestrator {
@@ -285,6 +290,7 @@ impl std::fmt::Debug for ProvisioningOrchestrator {
         names.sort();
         f.debug_struct("ProvisioningOrchestrator")
             .field("workflows", &names)
+            .field("queued", &self.queued)
             .finish_non_exhaustive()
     }
 }
@@ -335,6 +341,9 @@ impl ProvisioningOrchestrator {
     /// failed provisioning is not an error: the receipt says `Failed`.
     pub async fn create(&self, request: TenantRequest) -> Result<Receipt> {
         let submission = self.create_submission(&request).await?;
+        if self.queued {
+            return self.execute_queued(submission).await;
+        }
         // No precondition to guard, so no read before the submission: `submit`
         // answers a known request id with the stored request itself.
         let request_id = submission.request.request_id;

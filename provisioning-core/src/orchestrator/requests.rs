@@ -104,6 +104,9 @@ impl ProvisioningOrchestrator {
                 return duplicate(existing, &submission.request);
             }
             precondition().await?;
+            if self.queued {
+                return self.record_queued(submission).await;
+            }
             self.submit_and_drive(submission).await
         })
         .await
@@ -177,29 +180,39 @@ impl ProvisioningOrchestrator {
         }
     }
 
-    /// Records a submission for a worker to run (see `submit`).
+    /// Records a submission for a worker to run (see `queued`), under the
+    /// request's lock.
     pub(super) async fn execute_queued(&self, submission: Submission) -> Result<Receipt> {
         let request_id = submission.request.request_id;
-        self.with_request_lock(request_id, async {
-            let store = &self.inner.parts.store;
-            let request = submission.request.clone();
-            if let SubmitOutcome::Duplicate(existing) = store.submit(submission).await? {
-                return duplicate(existing, &request);
-            }
-            self.dispatch_quietly().await;
-            self.status(request_id).await
-        })
-        .await
+        self.with_request_lock(request_id, self.record_queued(submission))
+            .await
+    }
+
+    /// Records a submission, unleased, for a worker to claim; the caller
+    /// holds the request's lock.
+    async fn record_queued(&self, submission: Submission) -> Result<Receipt> {
+        let store = &self.inner.parts.store;
+        let request = submission.request.clone();
+        if let SubmitOutcome::Duplicate(existing) = store.submit(submission).await? {
+            return duplicate(existing, &request);
+        }
+        self.dispatch_quietly().await;
+        self.status(request.request_id).await
     }
 
     /// Drives `request`'s run with its registered workflow (see
     /// [`Workflow::drive`](crate::orchestrator::workflow::Workflow::drive)), in the request's span.
     async fn drive(&self, request: &RequestRecord, fresh: bool) -> Result<()> {
-        self.registered(&request.workflow)?
+        let driven = self
+            .registered(&request.workflow)?
             .erased
             .drive(&self.inner.parts, &self.inner.executor, request, fresh)
             .instrument(request_span(request))
-            .await
+            .await;
+        // Wakes this process's waiters (`wait_until_finished`) at once,
+        // whatever the store's own notices do.
+        self.inner.finished.notify(usize::MAX);
+        driven
     }
 
     /// Under the request's lock, drives an unfinished request to its end

@@ -77,17 +77,153 @@ pub struct WorkerReport {
     pub lost_leases: usize,
 }
 
+/// The longest pause between two reads of a request waited for when the
+/// store sends no notices.
+const POLL_MAX: Duration = Duration::from_millis(250);
+/// How often a request waited for is read again although the store sends
+/// notices: a safety net, should a notice be lost without a `Missed`.
+const NOTICE_SAFETY: Duration = Duration::from_secs(5);
+
 impl ProvisioningOrchestrator {
+    /// The same orchestrator (sharing everything), whose methods that change
+    /// something record the request and return at once, leaving the run to a
+    /// worker ([`run_worker`](Self::run_worker), in this process or another
+    /// sharing the store): `create`, `retry`, `suspend`, `resume`, `delete`,
+    /// `change_plan`, `move_tenant`, `move_off_shard` and `run_workflow`.
+    ///
+    /// Everything checked before a run starts is still checked here, so bad
+    /// input, an unknown tenant, an illegal transition or a conflicting
+    /// request id are refused at once and nothing is written. A request
+    /// accepted is answered with its receipt `Running`; the same request id
+    /// again returns the stored receipt, as without queueing. Follow it with
+    /// [`status`](Self::status) or [`wait_until_finished`](Self::wait_until_finished).
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use std::time::Duration;
+    /// # use async_trait::async_trait;
+    /// # use provisioning_core::*;
+    /// # struct Plans; #[async_trait] impl PlacementPolicy for Plans {
+    /// #   async fn decide(&self, r: &TenantRequest) -> Result<PlacementDecision> {
+    /// #     Ok(PlacementDecision::new(r.plan.clone(), Isolation::Shared, r.region.clone(), Residency::Strict, "all shared")) } }
+    /// # struct Shards; #[async_trait] impl ShardResolver for Shards {
+    /// #   async fn resolve(&self, _: &TenantId, d: &PlacementDecision) -> Result<ShardChoice> {
+    /// #     Ok(ShardChoice::new("shared-1".parse()?, d.region.clone(), "one shard")) } }
+    /// # struct Db; #[async_trait] impl TenantSchemaManager for Db {
+    /// #   async fn preview(&self, _: &Placement) -> Result<SchemaPreview> { Ok(SchemaPreview::new("mem", true, false, vec![], vec![])) }
+    /// #   async fn provision(&self, _: &Placement) -> Result<DatabaseOutcome> { Ok(DatabaseOutcome::Shared) }
+    /// #   async fn migrate(&self, _: &Placement) -> Result<Vec<MigrationInfo>> { Ok(vec![]) }
+    /// #   async fn seed(&self, _: &Placement) -> Result<Vec<SeedInfo>> { Ok(vec![]) }
+    /// #   async fn drop_tenant(&self, _: &Placement, _: DropReason) -> Result<()> { Ok(()) } }
+    /// # struct Files; #[async_trait] impl StorageInitializer for Files {
+    /// #   async fn preview(&self, _: &Placement) -> Result<StoragePreview> { Ok(StoragePreview::new(vec![], false)) }
+    /// #   async fn initialize(&self, _: &Placement) -> Result<()> { Ok(()) }
+    /// #   async fn remove(&self, _: &Placement, _: RemovalMode) -> Result<()> { Ok(()) } }
+    /// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+    /// let orchestrator = ProvisioningOrchestrator::builder()
+    ///     .store(Arc::new(InMemoryStore::new()))
+    ///     .placement_policy(Arc::new(Plans))
+    ///     .shard_resolver(Arc::new(Shards))
+    ///     .schema_manager(Arc::new(Db))
+    ///     .storage(Arc::new(Files))
+    ///     .build()?;
+    /// let api = orchestrator.queued();
+    /// let request = TenantRequest::new("acme".parse()?, "free".parse()?, "eu-west".parse()?);
+    /// let accepted = api.create(request.clone()).await?;
+    /// assert_eq!(accepted.status, RequestStatus::Running);
+    ///
+    /// // A worker (here in the same process) carries it out.
+    /// orchestrator.run_worker("worker-1", &WorkerOptions::drain(), &CancellationToken::new()).await?;
+    /// let done = api.wait_until_finished(request.request_id, Duration::from_secs(5)).await?;
+    /// assert_eq!(done.status, RequestStatus::Succeeded);
+    /// # Ok::<(), Error>(())
+    /// # }).unwrap();
+    /// ```
+    #[must_use]
+    pub fn queued(&self) -> Self {
+        ProvisioningOrchestrator {
+            inner: Arc::clone(&self.inner),
+            queued: true,
+        }
+    }
+
+    /// Whether this handle queues requests (see [`queued`](Self::queued)).
+    pub fn is_queued(&self) -> bool {
+        self.queued
+    }
+
     /// Accepts a create without running it: the request, the tenant
     /// (`Requested`) and `TenantCreated` are written at once, and a worker
     /// ([`run_worker`](Self::run_worker)) carries it out. Same idempotency and
     /// errors as [`create`](Self::create); the receipt says `Running`.
+    /// Shorthand for `queued().create(request)`.
     ///
     /// # Errors
     /// As [`create`](Self::create).
     pub async fn submit(&self, request: crate::model::TenantRequest) -> Result<super::Receipt> {
         let submission = self.create_submission(&request).await?;
         self.execute_queued(submission).await
+    }
+
+    /// Waits until request `request_id` has finished, or `timeout` has
+    /// passed, and returns its receipt as last read (still `Running` after
+    /// a timeout). Wakes when a run of this process ends and on the store's
+    /// [`request_notices`](crate::TenantStore::request_notices) (PostgreSQL's
+    /// `NOTIFY`, from any process); a store without notices is read with
+    /// pauses growing to 250 ms.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`](crate::Error::NotFound) for an unknown request;
+    /// store failures.
+    pub async fn wait_until_finished(
+        &self,
+        request_id: crate::model::RequestId,
+        timeout: Duration,
+    ) -> Result<super::Receipt> {
+        let timer = Arc::clone(self.inner.executor.timer());
+        let store = &self.inner.parts.store;
+        // Subscribed before the first read, so that nothing between is missed.
+        let mut notices = store.request_notices().await?;
+        let deadline = timer.sleep(timeout);
+        futures_util::pin_mut!(deadline);
+        let mut pause = Duration::from_millis(2);
+        loop {
+            let local = self.inner.finished.listen();
+            let receipt = self.status(request_id).await?;
+            if receipt.status.is_finished() {
+                return Ok(receipt);
+            }
+            let wake = async {
+                match notices.as_mut() {
+                    Some(stream) => {
+                        let notice = async {
+                            while let Some(notice) = stream.next().await {
+                                match notice {
+                                    crate::store::RequestNotice::Changed(id)
+                                        if id != request_id => {}
+                                    _ => return,
+                                }
+                            }
+                            // The stream ended: no more notices, only reads.
+                            futures_util::future::pending::<()>().await;
+                        };
+                        let safety = timer.sleep(NOTICE_SAFETY);
+                        futures_util::pin_mut!(notice);
+                        futures_util::future::select(notice, safety).await;
+                    }
+                    None => {
+                        timer.sleep(pause).await;
+                        pause = (pause * 2).min(POLL_MAX);
+                    }
+                }
+            };
+            futures_util::pin_mut!(wake);
+            let woken = futures_util::future::select(wake, local);
+            match futures_util::future::select(woken, deadline.as_mut()).await {
+                futures_util::future::Either::Left(_) => {}
+                futures_util::future::Either::Right(_) => return self.status(request_id).await,
+            }
+        }
     }
 
     /// Claims unfinished requests from the store under leases and drives each

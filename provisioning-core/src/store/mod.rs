@@ -282,6 +282,20 @@ impl TenantFilter {
 ///   sequence; [`undelivered_events`](Self::undelivered_events) returns the
 ///   later ones ordered by tenant, then sequence.
 ///
+/// What a store's [`request_notices`](TenantStore::request_notices) stream yields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RequestNotice {
+    /// This request's status changed (it may have finished).
+    Changed(RequestId),
+    /// Notices may have been lost (a dropped connection, a slow reader):
+    /// read again what you wait for.
+    Missed,
+}
+
+/// The stream [`TenantStore::request_notices`] returns.
+pub type RequestNotices = futures_util::stream::BoxStream<'static, RequestNotice>;
+
 /// The conformance suite in provisioning-sqlx runs the same tests against every
 /// implementation.
 #[async_trait]
@@ -369,6 +383,17 @@ pub trait TenantStore: SagaJournal {
 
     /// Gives up `worker`'s lease on `request_id` (a no-op if not held).
     async fn release_lease(&self, worker: &str, request_id: RequestId) -> Result<()>;
+
+    /// A stream of notices that requests changed status, from every process
+    /// sharing the catalog, for
+    /// [`ProvisioningOrchestrator::wait_until_finished`](crate::ProvisioningOrchestrator::wait_until_finished):
+    /// once this returns, no later change is missed (or a
+    /// [`RequestNotice::Missed`] says some may have been). `None` by default:
+    /// the orchestrator then reads the request with growing pauses. The
+    /// PostgreSQL store answers with `LISTEN`/`NOTIFY`.
+    async fn request_notices(&self) -> Result<Option<RequestNotices>> {
+        Ok(None)
+    }
 
     /// The catalog's record of fleet roll-outs, if it keeps one (every store
     /// of the SDK does); [`ProvisioningOrchestrator::roll_out`](crate::ProvisioningOrchestrator::roll_out)

@@ -6,8 +6,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::Utc;
 use provisioning_core::{
-    Error, FailureInfo, NewEvent, RequestId, RequestRecord, RequestStatus, Result, Submission,
-    SubmitOutcome, TenantEvent, TenantFilter, TenantId, TenantRecord, TenantStore,
+    Error, FailureInfo, NewEvent, RequestId, RequestNotices, RequestRecord, RequestStatus, Result,
+    Submission, SubmitOutcome, TenantEvent, TenantFilter, TenantId, TenantRecord, TenantStore,
 };
 use sqlx::postgres::PgRow;
 
@@ -84,16 +84,24 @@ impl TenantStore for PostgresStore {
             .bind(to_json(&status)?)
             .bind(to_json(&failure)?)
             .bind(to_json(&finished_at)?)
-            .execute(&self.pool)
+            .bind(super::notices::CHANNEL)
+            .bind(&self.schema)
+            .fetch_optional(&self.pool)
             .await
             .map_err(err("finishing a request"))?;
-        if updated.rows_affected() == 0 {
+        if updated.is_none() {
             return Err(Error::NotFound {
                 kind: Entity::Request,
                 id: request_id.to_string(),
             });
         }
         Ok(())
+    }
+
+    async fn request_notices(&self) -> Result<Option<RequestNotices>> {
+        super::notices::subscribe(&self.notices, &self.pool, &self.schema)
+            .await
+            .map(Some)
     }
 
     async fn unfinished_requests(&self) -> Result<Vec<RequestRecord>> {

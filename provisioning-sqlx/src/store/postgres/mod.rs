@@ -6,6 +6,7 @@ mod fleet;
 mod journal;
 #[cfg(feature = "sharding")]
 mod load;
+mod notices;
 mod sql;
 
 use std::fmt;
@@ -79,6 +80,8 @@ pub struct PostgresStore {
     schema: String,
     location: String,
     sql: Arc<Statements>,
+    /// Request notices for waiters, listened for from the first waiter on.
+    notices: notices::Notices,
 }
 
 impl fmt::Debug for PostgresStore {
@@ -174,6 +177,7 @@ impl PostgresStore {
             leases,
             schema: schema.to_owned(),
             location,
+            notices: notices::Notices::default(),
         })
     }
 

@@ -127,10 +127,14 @@ impl Statements {
             request: s("SELECT record::text AS record FROM {s}.requests \
                  WHERE request_id = $1::uuid"),
             // Patches the JSON record in place: one write, no read before it.
-            finish_request: s("UPDATE {s}.requests SET status = $2, record = record || \
-                   jsonb_build_object('status', $3::jsonb, 'failure', $4::jsonb, \
-                                      'finished_at', $5::jsonb) \
-                 WHERE request_id = $1::uuid"),
+            // Notifies waiters in the same statement: the notice is sent
+            // when the write commits, and only if it does.
+            finish_request: s("WITH done AS ( \
+                   UPDATE {s}.requests SET status = $2, record = record || \
+                     jsonb_build_object('status', $3::jsonb, 'failure', $4::jsonb, \
+                                        'finished_at', $5::jsonb) \
+                   WHERE request_id = $1::uuid RETURNING request_id) \
+                 SELECT pg_notify($6, $7 || ' ' || request_id::text) FROM done"),
             unfinished_requests: s("SELECT record::text AS record FROM {s}.requests \
                  WHERE status IN ('running', 'compensation_failed') \
                  ORDER BY submitted_at, request_id"),
