@@ -482,3 +482,91 @@ async fn waiting_for_a_queued_request_ends_at_its_timeout_while_no_worker_runs()
     assert_eq!(report.succeeded, 1);
     assert_eq!(waiter.await.unwrap().status, RequestStatus::Succeeded);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leased_recovery_leaves_live_runs_alone_and_takes_dead_ones_once_their_lease_lapses() {
+    let world = World::new();
+    let store: Arc<InMemoryStore> = Arc::new(InMemoryStore::new());
+    let lease = Duration::from_millis(200);
+
+    // A live process's run, held in a step while its lease is renewed.
+    let gate = Arc::new(tokio::sync::Notify::new());
+    let live = world
+        .orchestrator(store.clone())
+        .create_step(Gate(gate.clone()))
+        .run_lease(lease)
+        .build()
+        .unwrap();
+    let held = request("held", "premium", "eu-west");
+    let holding = tokio::spawn({
+        let (live, held) = (live.clone(), held.clone());
+        async move { live.create(held).await }
+    });
+    // A dead process's run: its lease lapses.
+    let hang = Arc::new(Hang(Default::default()));
+    let doomed = world
+        .orchestrator(store.clone())
+        .create_step(hang.clone())
+        .run_lease(lease)
+        .build()
+        .unwrap();
+    let dead = request("dead", "premium", "eu-west");
+    let dying = tokio::spawn({
+        let dead = dead.clone();
+        async move { doomed.create(dead).await }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    dying.abort();
+    let _ = dying.await;
+    // A request of a workflow this build does not know, queued before both:
+    // reported, and the pass goes on past it.
+    let unknown = RequestRecord::new(
+        RequestId::new(),
+        "held".parse().unwrap(),
+        "archive-tenant",
+        serde_json::json!({}),
+        RunId::new(),
+    );
+    store
+        .submit(Submission::request(unknown.clone()))
+        .await
+        .unwrap();
+
+    let rescuer = world
+        .orchestrator(store.clone())
+        .create_step(hang.clone())
+        .run_lease(lease)
+        .build()
+        .unwrap();
+    let early = rescuer.recover_leased().await.unwrap();
+    assert!(early.recovered.is_empty(), "{early:?}");
+    assert_eq!(early.unknown_workflows, [unknown.request_id]);
+
+    tokio::time::sleep(lease * 2).await;
+    let report = rescuer.recover_leased().await.unwrap();
+    let recovered: Vec<_> = report
+        .recovered
+        .iter()
+        .map(|r| (r.tenant_id.to_string(), r.status))
+        .collect();
+    assert_eq!(
+        recovered,
+        [("dead".to_owned(), RequestStatus::Succeeded)],
+        "the live run is left to its process: {report:?}"
+    );
+    assert_eq!(report.unknown_workflows, [unknown.request_id]);
+    assert_eq!(
+        rescuer.tenant(&dead.tenant_id).await.unwrap().state,
+        TenantState::Active
+    );
+
+    gate.notify_one();
+    let receipt = holding.await.unwrap().unwrap();
+    assert_eq!(receipt.status, RequestStatus::Succeeded);
+    let provisions = world
+        .calls()
+        .iter()
+        .filter(|c| c.starts_with("provision:held"))
+        .count();
+    assert_eq!(provisions, 1, "the live run was driven once");
+}

@@ -189,7 +189,9 @@ enum Command {
     Events { tenant: String },
     /// A request's step history.
     Audit { request: String },
-    /// Finish or roll back what a crash left in flight.
+    /// Finish or roll back what a crash left in flight. On a PostgreSQL
+    /// catalog only runs whose lease is free or has lapsed are taken: a
+    /// live worker's or server's runs are left to it.
     Recover,
     /// Run a generic workflow for an active tenant: enable a service, add a user.
     Provision {
@@ -280,6 +282,15 @@ enum Command {
         /// Serve a non-loopback address without a token (refused otherwise).
         #[arg(long)]
         allow_unauthenticated: bool,
+        /// Also run queued requests here: an in-process worker beside the
+        /// API. Without it, a server on a PostgreSQL catalog (`--catalog`)
+        /// is an API process only, recording requests for `worker`
+        /// processes; on the SQLite catalog it runs requests itself.
+        #[arg(long)]
+        worker: bool,
+        /// Requests the in-process worker drives at once (1 to 64).
+        #[arg(long, default_value_t = 4, value_parser = concurrency, requires = "worker")]
+        worker_concurrency: usize,
         #[command(flatten)]
         limits: http::Limits,
     },
@@ -635,8 +646,18 @@ async fn main() -> std::process::ExitCode {
             addr,
             token,
             allow_unauthenticated,
+            worker,
+            worker_concurrency,
             limits,
-        } => http::serve(dir, cli.release, addr, token, allow_unauthenticated, limits).await,
+        } => {
+            let access = http::Access {
+                addr,
+                token,
+                allow_unauthenticated,
+            };
+            let worker = worker.then_some(worker_concurrency);
+            http::serve(dir, cli.release, access, worker, limits).await
+        }
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -4,74 +4,14 @@
 //! a password in the URL is never printed.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "../../../provisioning-sqlx/tests/common/pg_url.rs"]
-mod pg_url;
+#[path = "support/scratch.rs"]
+mod scratch;
 mod support;
 
 use std::process::Command;
 
-use sqlx::{AssertSqlSafe, Connection, PgConnection};
+use scratch::Scratch;
 use support::{fails, run};
-
-/// A new empty database on the test server; dropped with the guard.
-struct Scratch {
-    server: String,
-    name: String,
-    url: String,
-}
-
-impl Scratch {
-    fn new(label: &str) -> Scratch {
-        let server = pg_url::url();
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        let name = format!("hybrid_{label}_{}_{nanos:08x}", std::process::id());
-        exec(&server, &format!("CREATE DATABASE \"{name}\""));
-        let base = server.split('?').next().unwrap();
-        let url = format!("{}/{name}", &base[..base.rfind('/').unwrap()]);
-        Scratch { server, name, url }
-    }
-
-    /// The first column of the rows `sql` returns, as text.
-    fn column(&self, sql: &str) -> Vec<String> {
-        block_on(async {
-            let mut conn = PgConnection::connect(&self.url).await.unwrap();
-            sqlx::query_scalar::<_, String>(AssertSqlSafe(sql.to_owned()))
-                .fetch_all(&mut conn)
-                .await
-                .unwrap()
-        })
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        exec(
-            &self.server,
-            &format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name),
-        );
-    }
-}
-
-fn block_on<T>(future: impl std::future::Future<Output = T>) -> T {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(future)
-}
-
-fn exec(url: &str, sql: &str) {
-    block_on(async {
-        let mut conn = PgConnection::connect(url).await.unwrap();
-        sqlx::query(AssertSqlSafe(sql.to_owned()))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-    });
-}
 
 /// Runs with `--json --catalog URL`, expecting success.
 fn json_on(dir: &std::path::Path, url: &str, args: &[&str]) -> serde_json::Value {

@@ -31,10 +31,10 @@ impl ProvisioningOrchestrator {
     /// Leases are not consulted: this is recovery for a catalog one process
     /// drives (the usual SQLite deployment, where waiting for a dead
     /// process's lease to lapse would only delay it). Where several
-    /// processes share a catalog, let [`run_worker`](Self::run_worker) take
-    /// over runs instead: it claims only requests whose lease is free or has
-    /// lapsed, and runs started in a process hold a lease while it lives
-    /// (see the builder's `run_lease`).
+    /// processes share a catalog, use [`recover_leased`](Self::recover_leased)
+    /// or let [`run_worker`](Self::run_worker) take over runs: they claim
+    /// only requests whose lease is free or has lapsed, and runs started in
+    /// a process hold a lease while it lives (see the builder's `run_lease`).
     ///
     /// # Errors
     /// The store failing to list the unfinished requests; a request whose
@@ -42,36 +42,88 @@ impl ProvisioningOrchestrator {
     pub async fn recover(&self) -> Result<RecoveryReport> {
         let mut report = RecoveryReport::default();
         for request in self.inner.parts.store.unfinished_requests().await? {
-            if self.registered(&request.workflow).is_err() {
-                tracing::warn!(request_id = %request.request_id, workflow = %request.workflow, "unknown workflow; left alone");
-                report.unknown_workflows.push(request.request_id);
-                continue;
-            }
-            // A request this process is driving right now is its run's to
-            // finish: skipped, not waited for, so that a live process can
-            // call this periodically to resume what a fault interrupted.
-            let Some(_guard) = self.inner.inflight.try_lock(request.request_id) else {
-                tracing::debug!(request_id = %request.request_id, "being driven in this process; skipped");
-                continue;
-            };
-            match self.finish_locked(request.request_id).await {
-                Ok(receipt) => report.recovered.push(receipt),
-                // Another version's run: other steps, or a context this
-                // version's types cannot read. Reported, and the rest go on.
-                Err(error @ (Error::RunMismatch { .. } | Error::Serialization { .. })) => {
-                    tracing::error!(request_id = %request.request_id, %error, "journaled by another version of its workflow; left alone");
-                    report
-                        .mismatched
-                        .push((request.request_id, error.to_string()));
-                }
-                Err(error) => {
-                    tracing::error!(request_id = %request.request_id, error = %error.report(), "recovering the request failed; left for a later recover");
-                    report.failed.push((request.request_id, error.report()));
-                }
-            }
+            self.recover_one(&request, &mut report).await;
         }
         self.dispatch_quietly().await;
         Ok(report)
+    }
+
+    /// As [`recover`](Self::recover), for a catalog several processes
+    /// share: only requests whose lease is free or has lapsed are taken,
+    /// one at a time, each leased to this orchestrator (the builder's
+    /// `run_lease`, renewed meanwhile) while it is driven, so that runs a
+    /// live worker or process holds are left to it, and a dead one's are
+    /// taken once its lease lapses. A request it leaves unfinished (an
+    /// unknown workflow, a mismatched journal, a failure) keeps its lease
+    /// until the pass ends, so the pass goes on to the next.
+    ///
+    /// # Errors
+    /// The store failing to claim requests.
+    pub async fn recover_leased(&self) -> Result<RecoveryReport> {
+        let mut report = RecoveryReport::default();
+        let (driver, lease) = (self.inner.driver.as_str(), self.inner.run_lease);
+        let store = &self.inner.parts.store;
+        let mut kept = Vec::new();
+        loop {
+            // A failed claim ends the pass; the leases kept lapse on their own.
+            let Some(request) = store.claim_requests(driver, lease, 1).await?.pop() else {
+                break;
+            };
+            let request_id = request.request_id;
+            let recovering = self.recover_one(&request, &mut report);
+            match self
+                .while_leased(driver, lease, request_id, recovering)
+                .await
+            {
+                Some(true) => self.release_quietly(driver, request_id).await,
+                Some(false) => kept.push(request_id),
+                // Taken over meanwhile: the other process finishes it.
+                None => {}
+            }
+        }
+        for request_id in kept {
+            self.release_quietly(driver, request_id).await;
+        }
+        self.dispatch_quietly().await;
+        Ok(report)
+    }
+
+    /// Recovers one unfinished request into `report`; whether it was driven
+    /// to its end (`false`: left unfinished, and reported why, or skipped).
+    async fn recover_one(&self, request: &RequestRecord, report: &mut RecoveryReport) -> bool {
+        if self.registered(&request.workflow).is_err() {
+            tracing::warn!(request_id = %request.request_id, workflow = %request.workflow, "unknown workflow; left alone");
+            report.unknown_workflows.push(request.request_id);
+            return false;
+        }
+        // A request this process is driving right now is its run's to
+        // finish: skipped, not waited for, so that a live process can
+        // call this periodically to resume what a fault interrupted.
+        let Some(_guard) = self.inner.inflight.try_lock(request.request_id) else {
+            tracing::debug!(request_id = %request.request_id, "being driven in this process; skipped");
+            return false;
+        };
+        match self.finish_locked(request.request_id).await {
+            Ok(receipt) => {
+                let finished = receipt.status.is_finished();
+                report.recovered.push(receipt);
+                finished
+            }
+            // Another version's run: other steps, or a context this
+            // version's types cannot read. Reported, and the rest go on.
+            Err(error @ (Error::RunMismatch { .. } | Error::Serialization { .. })) => {
+                tracing::error!(request_id = %request.request_id, %error, "journaled by another version of its workflow; left alone");
+                report
+                    .mismatched
+                    .push((request.request_id, error.to_string()));
+                false
+            }
+            Err(error) => {
+                tracing::error!(request_id = %request.request_id, error = %error.report(), "recovering the request failed; left for a later recover");
+                report.failed.push((request.request_id, error.report()));
+                false
+            }
+        }
     }
 
     pub(super) async fn request_record(&self, request_id: RequestId) -> Result<RequestRecord> {

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use provisioning_core::{CancellationToken, WorkerOptions};
+use provisioning_core::{CancellationToken, ProvisioningOrchestrator, WorkerOptions, WorkerReport};
 
 use super::{BoxResult, Output};
 
@@ -23,7 +23,11 @@ pub(crate) struct WorkerArgs {
 /// nothing is left to claim. Prints what it did.
 pub(crate) async fn worker(dir: &Path, args: WorkerArgs, out: Output) -> BoxResult<()> {
     let signals = crate::http::signals()?;
-    let orchestrator = crate::wiring::orchestrator(dir, out.release).await?;
+    // Drills inject step failures in workers too (`PROVISIONING_INJECT_FAILURE`).
+    let faults = super::faults(None)?;
+    let orchestrator = crate::wiring::hybrid(dir, out.release, faults)
+        .await?
+        .orchestrator;
     // Unique even where every worker is PID 1 (containers): two workers
     // under one name would renew each other's leases.
     let name = args.name.unwrap_or_else(|| {
@@ -50,20 +54,7 @@ pub(crate) async fn worker(dir: &Path, args: WorkerArgs, out: Output) -> BoxResu
         }
     });
     tracing::info!(worker = %name, concurrency = args.concurrency, "worker started");
-    // A claim that fails (the catalog unreachable for a moment) is retried
-    // after a pause rather than ending the worker; a signal still stops it.
-    let report = loop {
-        match orchestrator.run_worker(&name, &options, &cancel).await {
-            Ok(report) => break report,
-            Err(error) => {
-                tracing::warn!(error = %provisioning_core::Error::report_of(&error), "claiming failed; retrying in 1s");
-                tokio::select! {
-                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
-                    () = cancel.cancelled() => break provisioning_core::WorkerReport::default(),
-                }
-            }
-        }
-    };
+    let report = drive_queue(&orchestrator, &name, &options, &cancel).await;
     let value = serde_json::json!({
         "worker": name,
         "succeeded": report.succeeded,
@@ -76,4 +67,39 @@ pub(crate) async fn worker(dir: &Path, args: WorkerArgs, out: Output) -> BoxResu
             report.succeeded, report.failed, report.lost_leases
         )
     })
+}
+
+/// Runs `orchestrator`'s worker as `name` until `cancel` (or, with
+/// `exit_when_idle`, an empty queue). A claim that fails (the catalog
+/// unreachable for a moment) is retried after a pause rather than ending
+/// the worker (the runs finished before a failed claim go uncounted in the
+/// report: `run_worker` returns only its error).
+pub(crate) async fn drive_queue(
+    orchestrator: &ProvisioningOrchestrator,
+    name: &str,
+    options: &WorkerOptions,
+    cancel: &CancellationToken,
+) -> WorkerReport {
+    let mut total = WorkerReport::default();
+    loop {
+        match orchestrator.run_worker(name, options, cancel).await {
+            Ok(report) => {
+                add(&mut total, &report);
+                return total;
+            }
+            Err(error) => {
+                tracing::warn!(worker = name, error = %provisioning_core::Error::report_of(&error), "claiming failed; retrying in 1s");
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    () = cancel.cancelled() => return total,
+                }
+            }
+        }
+    }
+}
+
+fn add(total: &mut WorkerReport, report: &WorkerReport) {
+    total.succeeded += report.succeeded;
+    total.failed += report.failed;
+    total.lost_leases += report.lost_leases;
 }

@@ -10,6 +10,11 @@
 //! error is answered with its status code, so bad input, a missing tenant and
 //! a conflict are still answered synchronously, nothing written) or the
 //! request becoming visible in the catalog (202).
+//!
+//! Where `serve` queues requests for workers (a shared catalog, or
+//! `--worker`), the task only records the request, and `?wait=true` then
+//! waits for the outcome a worker writes, woken by the catalog's notices
+//! (PostgreSQL `LISTEN`/`NOTIFY`) rather than by reading it in a loop.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -137,8 +142,25 @@ where
     }
     let mut task = spawn(state, run)?;
     if wait {
+        let started = std::time::Instant::now();
         if let Ok(ended) = tokio::time::timeout(state.limits.wait_timeout, &mut task).await {
-            return Ok(answer(StatusCode::OK, settle(ended?)?));
+            let receipt = settle(ended?)?;
+            if !state.orchestrator.is_queued() || receipt.status.is_finished() {
+                return Ok(answer(StatusCode::OK, receipt));
+            }
+            // Queued: a worker runs it. Its outcome is waited for, woken by
+            // the catalog's notices, for what is left of the wait.
+            let left = state.limits.wait_timeout.saturating_sub(started.elapsed());
+            let receipt = state
+                .orchestrator
+                .wait_until_finished(request_id, left)
+                .await?;
+            let status = if receipt.status.is_finished() {
+                StatusCode::OK
+            } else {
+                StatusCode::ACCEPTED
+            };
+            return Ok(answer(status, receipt));
         }
         // Still running after the wait: the task goes on, and the answer is
         // as without `wait`, once the request is visible.

@@ -168,16 +168,46 @@ async fn resume_interrupted(state: Arc<AppState>, every: Duration, stop: impl Fu
     }
 }
 
-/// `serve`: wires the SDK over `data_dir`, finishes what a previous process
-/// left in flight, and serves the API on `addr` until Ctrl-C or SIGTERM.
-/// Prints `listening on http://ADDR` once bound (so `--addr 127.0.0.1:0`
-/// tells its port). `token` (or `PROVISIONING_HYBRID_TOKEN`) protects the
-/// API; `PROVISIONING_INJECT_FAILURE` injects step failures, for drills.
+/// Where `serve` listens and who may call it.
+pub(crate) struct Access {
+    /// The address to bind.
+    pub(crate) addr: SocketAddr,
+    /// The bearer token, when given on the command line.
+    pub(crate) token: Option<Token>,
+    /// Whether a non-loopback address may go without a token.
+    pub(crate) allow_unauthenticated: bool,
+}
+
+/// How `serve` carries out the requests it accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Runs {
+    /// Runs them itself, recovering at start what a previous process left
+    /// and resuming what faults interrupt: one process owns the catalog
+    /// (the SQLite default).
+    Here,
+    /// Records them for workers (the answer is 202, or with `?wait=true`
+    /// the outcome a worker reached), with an in-process worker of this
+    /// concurrency or none: a catalog many processes share.
+    Queued { worker: Option<usize> },
+}
+
+/// `serve`: wires the SDK over `data_dir` and serves the API on
+/// `access.addr` until Ctrl-C or SIGTERM. Prints `listening on
+/// http://ADDR` once bound (so `--addr 127.0.0.1:0` tells its port).
+/// `access.token` (or `PROVISIONING_HYBRID_TOKEN`) protects the API;
+/// `PROVISIONING_INJECT_FAILURE` injects step failures, for drills.
 ///
-/// On shutdown it stops accepting, lets the requests being answered finish
-/// for at most `limits.drain_timeout`, then waits for the runs they started;
-/// a second signal stops at once, leaving those runs to the next start's
-/// recovery.
+/// With `worker` (`--worker`) requests are queued and an in-process worker
+/// runs them, beside any `worker` processes on the same catalog; without
+/// it, a server on a PostgreSQL catalog only queues them (an API process),
+/// and one on the SQLite catalog runs them itself, finishing first what a
+/// previous process left in flight.
+///
+/// On shutdown it stops accepting (and its worker stops claiming), lets the
+/// requests being answered finish for at most `limits.drain_timeout`, then
+/// waits for the runs it holds; a second signal stops at once, leaving those
+/// runs to the next start's recovery or, queued, to other workers once
+/// their leases lapse.
 ///
 /// # Errors
 /// Bad settings, the catalog failing to open or recover, the address not
@@ -185,20 +215,20 @@ async fn resume_interrupted(state: Arc<AppState>, every: Duration, stop: impl Fu
 pub(crate) async fn serve(
     data_dir: &Path,
     release: Release,
-    addr: SocketAddr,
-    token: Option<Token>,
-    allow_unauthenticated: bool,
+    access: Access,
+    worker: Option<usize>,
     limits: Limits,
 ) -> BoxResult<()> {
     limits.check()?;
     // Listening from the start: a signal during recovery stops it cleanly.
     let signals = signals()?;
-    let token = match token {
+    let token = match access.token {
         Some(token) => Some(token),
         None => Token::from_env()?,
     };
+    let addr = access.addr;
     // An open API on a reachable address lets anyone purge tenants.
-    if token.is_none() && !addr.ip().is_loopback() && !allow_unauthenticated {
+    if token.is_none() && !addr.ip().is_loopback() && !access.allow_unauthenticated {
         return Err(format!(
             "refusing to serve {addr} without a token: set --token or \
              PROVISIONING_HYBRID_TOKEN (or pass --allow-unauthenticated)"
@@ -212,27 +242,44 @@ pub(crate) async fn serve(
     let metrics = PrometheusBuilder::new()
         .set_buckets(&DURATION_BUCKETS)?
         .install_recorder()?;
+    let config = crate::config::load()?;
+    let runs = match (worker, crate::config::catalog(&config)?) {
+        (Some(concurrency), _) => Runs::Queued {
+            worker: Some(concurrency),
+        },
+        (None, Some(_)) => Runs::Queued { worker: None },
+        (None, None) => Runs::Here,
+    };
     let hybrid = crate::wiring::hybrid(data_dir, release, faults).await?;
-    let document = openapi::serve_bytes(&crate::config::load()?)?;
-    let (orchestrator, provisioner, directory) =
+    let document = openapi::serve_bytes(&config)?;
+    let (runner, mut provisioner, directory) =
         (hybrid.orchestrator, hybrid.provisioner, hybrid.directory);
-    zero_failure_counters(&orchestrator);
-    let report = orchestrator.recover().await?;
-    tracing::info!(
-        recovered = report.recovered.len(),
-        unknown_workflows = report.unknown_workflows.len(),
-        mismatched = report.mismatched.len(),
-        failed = report.failed.len(),
-        "recovered in-flight requests"
-    );
-    // What recovery left is reported, not fatal: the server starts, and
-    // operators see it here, in the log and at /readyz.
+    zero_failure_counters(&runner);
     let unrecovered = std::sync::RwLock::new(Vec::new());
-    publish_unrecovered(&unrecovered, report.unrecovered());
+    let orchestrator = if runs == Runs::Here {
+        let report = runner.recover().await?;
+        tracing::info!(
+            recovered = report.recovered.len(),
+            unknown_workflows = report.unknown_workflows.len(),
+            mismatched = report.mismatched.len(),
+            failed = report.failed.len(),
+            "recovered in-flight requests"
+        );
+        // What recovery left is reported, not fatal: the server starts, and
+        // operators see it here, in the log and at /readyz.
+        publish_unrecovered(&unrecovered, report.unrecovered());
+        runner.clone()
+    } else {
+        // Workers (this process's, with --worker) take over what dead
+        // processes left once their leases lapse: recovering here, leases
+        // unconsulted, could drive a live worker's run twice.
+        provisioner.orchestrator = runner.queued();
+        runner.queued()
+    };
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
     announce(local)?;
-    tracing::info!(addr = %local, protected = token.is_some(), "serving the HTTP API");
+    tracing::info!(addr = %local, protected = token.is_some(), runs = ?runs, "serving the HTTP API");
 
     let upkeep = {
         let metrics = metrics.clone();
@@ -261,11 +308,19 @@ pub(crate) async fn serve(
         run_permits: Arc::new(tokio::sync::Semaphore::new(limits.max_runs as usize)),
         unrecovered,
     });
-    let resumer = tokio::spawn(resume_interrupted(
-        state.clone(),
-        limits.resume_every,
-        signalled(signals.clone(), 1),
-    ));
+    let resumer = (runs == Runs::Here).then(|| {
+        tokio::spawn(resume_interrupted(
+            state.clone(),
+            limits.resume_every,
+            signalled(signals.clone(), 1),
+        ))
+    });
+    let worker = match runs {
+        Runs::Queued {
+            worker: Some(concurrency),
+        } => Some(spawn_worker(runner, concurrency, signals.clone())),
+        _ => None,
+    };
     server::serve(
         listener,
         router(state.clone()),
@@ -276,7 +331,9 @@ pub(crate) async fn serve(
     .await;
     upkeep.abort();
     // Its pass in flight is a tracked run: waited for below.
-    let _ = resumer.await;
+    if let Some(resumer) = resumer {
+        let _ = resumer.await;
+    }
     // No run starts from here on (a request still answered gets 503), so
     // the wait below is for every run there will be.
     state.run_permits.close();
@@ -284,14 +341,54 @@ pub(crate) async fn serve(
     if !state.runs.is_empty() {
         tracing::info!(runs = state.runs.len(), "waiting for runs in flight");
     }
+    let held = async {
+        state.runs.wait().await;
+        if let Some(worker) = worker {
+            let _ = worker.await;
+        }
+    };
     tokio::select! {
-        () = state.runs.wait() => {}
+        () = held => {}
         () = signalled(signals, 2) => {
-            tracing::warn!(runs = state.runs.len(), "stopping now; the next start recovers the runs left");
+            tracing::warn!(runs = state.runs.len(), "stopping now; the runs left are recovered or taken over later");
         }
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The in-process worker of `serve --worker`: claims until the first
+/// signal, then finishes the runs it holds.
+fn spawn_worker(
+    orchestrator: ProvisioningOrchestrator,
+    concurrency: usize,
+    signals: watch::Receiver<u32>,
+) -> tokio::task::JoinHandle<()> {
+    let name = format!(
+        "serve-{}-{}",
+        std::process::id(),
+        provisioning_core::RunId::new()
+    );
+    let options = provisioning_core::WorkerOptions::default().with_concurrency(concurrency);
+    let cancel = provisioning_core::CancellationToken::new();
+    tokio::spawn({
+        let cancel = cancel.clone();
+        async move {
+            signalled(signals, 1).await;
+            cancel.cancel();
+        }
+    });
+    tokio::spawn(async move {
+        tracing::info!(worker = %name, concurrency, "in-process worker started");
+        let report = crate::commands::drive_queue(&orchestrator, &name, &options, &cancel).await;
+        tracing::info!(
+            worker = %name,
+            succeeded = report.succeeded,
+            failed = report.failed,
+            lost_leases = report.lost_leases,
+            "in-process worker stopped"
+        );
+    })
 }
 
 /// Tells the bound address on stdout, where scripts and tests read it.

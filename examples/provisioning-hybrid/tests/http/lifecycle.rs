@@ -352,3 +352,36 @@ async fn sigterm_waits_for_the_runs_in_flight() {
     );
     assert_eq!(receipt["status"], "succeeded", "{receipt}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_worker_requests_are_queued_and_run_by_the_in_process_worker() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let server = Server::start_with(d, &["--worker", "--worker-concurrency", "2"], &[]);
+    // Waited for: the in-process worker's outcome.
+    server.create("initech", "premium", "eu-west").await;
+    let (status, accepted) = send(
+        server
+            .req(Method::POST, "/api/v1/tenants/initech/suspend")
+            .json(&json!({})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
+    let receipt = server
+        .finished(accepted["request_id"].as_str().unwrap())
+        .await;
+    assert_eq!(receipt["status"], "succeeded", "{receipt}");
+    assert_eq!(server.tenant("initech").await["state"], "suspended");
+    assert!(
+        server.log_text().contains("in-process worker started"),
+        "{}",
+        server.log_text()
+    );
+    // SIGTERM: the worker stops claiming, the server exits 0.
+    let status = server.terminate(Duration::from_secs(30));
+    assert!(status.success(), "{status:?}");
+    assert_eq!(
+        event_kinds(d, "initech"),
+        ["TenantCreated", "TenantProvisioned", "TenantSuspended"]
+    );
+}

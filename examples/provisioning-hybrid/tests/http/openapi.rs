@@ -110,7 +110,7 @@ const ROUTES: &[Route] = &[
         method: "get",
         path: "/readyz",
         protected: false,
-        errors: &[],
+        errors: &[503],
     },
     Route {
         method: "get",

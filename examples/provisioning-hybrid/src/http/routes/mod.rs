@@ -24,7 +24,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::AppState;
-use super::error::{ApiError, ErrorCode};
+use super::error::{ApiError, Envelope, ErrorCode};
 
 /// The given idempotency key, or a new one.
 fn request_id(given: Option<&str>) -> Result<RequestId, ApiError> {
@@ -92,32 +92,54 @@ pub(crate) struct Unrecovered {
 /// The body of `GET /readyz`.
 #[derive(Serialize, ToSchema)]
 pub(crate) struct Readiness {
-    /// Always `ready`: the server recovered what it could and serves.
+    /// Always `ready`: the catalog answers, so the server can take requests.
     #[schema(value_type = String, pattern = "^ready$")]
     status: &'static str,
     /// The requests recovery left unfinished (at start, or in the last of
     /// the passes that resume interrupted runs), for an operator; empty
-    /// when it finished everything.
+    /// when it finished everything. They do not keep the server from serving.
     unrecovered: Vec<Unrecovered>,
 }
 
-/// `GET /readyz`: the server has recovered what it could and serves; the
-/// requests it could not recover are listed, and do not keep it from serving.
+/// How long `/readyz` waits for the catalog before calling it unreachable.
+const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// `GET /readyz`: the catalog answers a read (within 2 s), so the server can
+/// take requests (503 otherwise, so that a load balancer sends them
+/// elsewhere); the requests recovery could not finish are listed, and do not
+/// keep it from serving.
 #[utoipa::path(
     get,
     path = "/readyz",
     tag = "operations",
-    responses((status = 200, description = "The server serves; what recovery left", body = Readiness)),
+    responses(
+        (status = 200, description = "The catalog answers; what recovery left", body = Readiness),
+        (status = 503, description = "The catalog does not answer (`unavailable`)", body = Envelope),
+    ),
 )]
-pub(crate) async fn readyz(State(state): State<Arc<AppState>>) -> Json<Readiness> {
-    Json(Readiness {
+pub(crate) async fn readyz(
+    State(state): State<Arc<AppState>>,
+) -> Result<Json<Readiness>, ApiError> {
+    let probe = state.orchestrator.store().request(RequestId::new());
+    let unreachable = match tokio::time::timeout(READY_TIMEOUT, probe).await {
+        Ok(Ok(_)) => None,
+        Ok(Err(error)) => Some(format!("the catalog failed a read: {error}")),
+        Err(_) => Some(format!(
+            "the catalog did not answer within {} s",
+            READY_TIMEOUT.as_secs()
+        )),
+    };
+    if let Some(why) = unreachable {
+        return Err(ApiError::new(ErrorCode::Unavailable, why));
+    }
+    Ok(Json(Readiness {
         status: "ready",
         unrecovered: state
             .unrecovered()
             .into_iter()
             .map(|(request_id, reason)| Unrecovered { request_id, reason })
             .collect(),
-    })
+    }))
 }
 
 /// Any path no route serves: a JSON 404.
