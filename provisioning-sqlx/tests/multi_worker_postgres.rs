@@ -319,7 +319,7 @@ async fn next_notice(notices: &mut RequestNotices) -> RequestNotice {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs PROVISIONING_TEST_POSTGRES_URL (a PostgreSQL server)"]
-async fn finishing_a_request_notifies_the_waiters_of_every_process_on_its_schema_only() {
+async fn queueing_and_finishing_requests_notify_every_process_on_their_schema_only() {
     pg_store::with_schemas("notices", 2, |url, schemas| async move {
         let (ours, theirs) = (&schemas[0], &schemas[1]);
         let waiter = PostgresStore::connect_to_schema(&url, ours).await.unwrap();
@@ -329,19 +329,25 @@ async fn finishing_a_request_notifies_the_waiters_of_every_process_on_its_schema
             .unwrap();
         let mut notices = waiter.request_notices().await.unwrap().expect("notices");
 
-        let submit = |store: &PostgresStore| {
+        let submit = |store: &PostgresStore, leased: bool| {
             let store = store.clone();
             async move {
                 let id = RequestId::new();
                 let tenant = provisioning_core::testing::unique_tenant("n");
-                store
-                    .submit(provisioning_core::testing::create(&tenant, id))
-                    .await
-                    .unwrap();
+                let mut submission = provisioning_core::testing::create(&tenant, id);
+                if leased {
+                    submission = submission.leased_to("process-1", Duration::from_secs(30));
+                }
+                store.submit(submission).await.unwrap();
                 id
             }
         };
-        let first = submit(&writer).await;
+        // Queued for workers: a notice; finished: another.
+        let first = submit(&writer, false).await;
+        assert_eq!(
+            next_notice(&mut notices).await,
+            RequestNotice::Changed(first)
+        );
         writer
             .finish_request(first, RequestStatus::Succeeded, None)
             .await
@@ -351,38 +357,51 @@ async fn finishing_a_request_notifies_the_waiters_of_every_process_on_its_schema
             RequestNotice::Changed(first)
         );
 
-        // Another schema's request is not ours: the next notice is the one
-        // finished after it in our schema.
-        let foreign = submit(&other).await;
+        // Another schema's requests are not ours; a run leased to the process
+        // that submitted it wakes no worker. The next notice is that run's end.
+        let foreign = submit(&other, false).await;
         other
             .finish_request(foreign, RequestStatus::Succeeded, None)
             .await
             .unwrap();
-        let second = submit(&writer).await;
+        let leased = submit(&writer, true).await;
         writer
-            .finish_request(second, RequestStatus::Failed, None)
+            .finish_request(leased, RequestStatus::Failed, None)
             .await
             .unwrap();
         assert_eq!(
             next_notice(&mut notices).await,
-            RequestNotice::Changed(second)
+            RequestNotice::Changed(leased)
         );
 
-        // A finish that writes nothing (an unknown request) notifies nobody.
+        // A finish that writes nothing (an unknown request), or a duplicate
+        // submission, notifies nobody.
         assert!(matches!(
             writer
                 .finish_request(RequestId::new(), RequestStatus::Succeeded, None)
                 .await,
             Err(Error::NotFound { .. })
         ));
-        let third = submit(&writer).await;
+        let tenant = provisioning_core::testing::unique_tenant("d");
+        let again = RequestId::new();
         writer
-            .finish_request(third, RequestStatus::Succeeded, None)
+            .submit(
+                provisioning_core::testing::create(&tenant, again)
+                    .leased_to("p", Duration::from_secs(30)),
+            )
             .await
             .unwrap();
+        assert!(matches!(
+            writer
+                .submit(provisioning_core::testing::create(&tenant, again))
+                .await
+                .unwrap(),
+            SubmitOutcome::Duplicate(_)
+        ));
+        let last = submit(&writer, false).await;
         assert_eq!(
             next_notice(&mut notices).await,
-            RequestNotice::Changed(third)
+            RequestNotice::Changed(last)
         );
     })
     .await;
@@ -390,7 +409,7 @@ async fn finishing_a_request_notifies_the_waiters_of_every_process_on_its_schema
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs PROVISIONING_TEST_POSTGRES_URL (a PostgreSQL server)"]
-async fn a_queued_suspend_is_run_by_a_worker_of_another_pool_and_waited_for() {
+async fn an_idle_worker_is_woken_by_queued_requests_and_their_waiters_by_the_outcome() {
     pg_store::with_schema("queued", |url, schema| async move {
         let hang = Arc::new(HangOnce {
             tenant: "none",
@@ -401,14 +420,16 @@ async fn a_queued_suspend_is_run_by_a_worker_of_another_pool_and_waited_for() {
             .queued();
         let worker = orchestrator(&url, &schema, Arc::default(), hang).await;
         let cancel = CancellationToken::new();
+        // Idle for an hour between looks: only the notice of a queued
+        // request can wake it in time for the waits below.
+        let mut options = WorkerOptions::default();
+        options.idle = Duration::from_secs(3600);
         let running = {
             let (worker, cancel) = (worker.clone(), cancel.clone());
-            tokio::spawn(async move {
-                worker
-                    .run_worker("worker-1", &WorkerOptions::default(), &cancel)
-                    .await
-            })
+            tokio::spawn(async move { worker.run_worker("worker-1", &options, &cancel).await })
         };
+        // Its first claim finds nothing; then it waits.
+        tokio::time::sleep(Duration::from_millis(300)).await;
         let id: TenantId = "t-queued".parse().unwrap();
         let create = TenantRequest::new(
             id.clone(),

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
@@ -23,7 +23,9 @@ pub struct WorkerOptions {
     /// Requests driven at once; also how many are claimed per round, so that
     /// no claimed request waits unrenewed while its lease runs out.
     pub concurrency: usize,
-    /// Pause after a round that found nothing to claim.
+    /// Pause after a round that found nothing to claim; a store that sends
+    /// [`request_notices`](crate::TenantStore::request_notices) (PostgreSQL)
+    /// wakes the worker sooner, when a request is queued.
     pub idle: Duration,
     /// Return after the first round that finds nothing to claim (drains the
     /// queue, for batch jobs and tests) instead of polling until cancelled.
@@ -245,6 +247,12 @@ impl ProvisioningOrchestrator {
         let failed = AtomicUsize::new(0);
         let lost = AtomicUsize::new(0);
         let store = Arc::clone(&self.inner.parts.store);
+        // Requests queued from now on wake an idle worker at once, where the
+        // store sends notices; otherwise it looks again every `idle`.
+        let mut notices = match options.exit_when_idle {
+            true => None,
+            false => store.request_notices().await?,
+        };
         while !cancel.is_cancelled() {
             let claimed = store
                 .claim_requests(worker, options.lease, options.concurrency.max(1))
@@ -254,7 +262,20 @@ impl ProvisioningOrchestrator {
                     break;
                 }
                 let sleep = self.inner.executor.timer().sleep(options.idle);
-                futures_util::future::select(sleep, Box::pin(cancel.cancelled())).await;
+                let cancelled = Box::pin(cancel.cancelled());
+                match notices.as_mut() {
+                    Some(stream) => {
+                        // Notices of what happened while this worker was
+                        // busy are spent: the claim above has seen it.
+                        while let Some(Some(_)) = stream.next().now_or_never() {}
+                        let notice = stream.next();
+                        let woken = futures_util::future::select(sleep, notice);
+                        futures_util::future::select(woken, cancelled).await;
+                    }
+                    None => {
+                        futures_util::future::select(sleep, cancelled).await;
+                    }
+                }
                 continue;
             }
             futures_util::stream::iter(claimed)

@@ -286,7 +286,8 @@ impl TenantFilter {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum RequestNotice {
-    /// This request's status changed (it may have finished).
+    /// This request was queued for workers, or its status changed (it may
+    /// have finished).
     Changed(RequestId),
     /// Notices may have been lost (a dropped connection, a slow reader):
     /// read again what you wait for.
@@ -384,9 +385,10 @@ pub trait TenantStore: SagaJournal {
     /// Gives up `worker`'s lease on `request_id` (a no-op if not held).
     async fn release_lease(&self, worker: &str, request_id: RequestId) -> Result<()>;
 
-    /// A stream of notices that requests changed status, from every process
-    /// sharing the catalog, for
-    /// [`ProvisioningOrchestrator::wait_until_finished`](crate::ProvisioningOrchestrator::wait_until_finished):
+    /// A stream of notices that requests were queued or changed status, from
+    /// every process sharing the catalog, for
+    /// [`ProvisioningOrchestrator::wait_until_finished`](crate::ProvisioningOrchestrator::wait_until_finished)
+    /// and idle [`run_worker`](crate::ProvisioningOrchestrator::run_worker)s:
     /// once this returns, no later change is missed (or a
     /// [`RequestNotice::Missed`] says some may have been). `None` by default:
     /// the orchestrator then reads the request with growing pauses. The

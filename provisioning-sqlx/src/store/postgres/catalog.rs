@@ -47,12 +47,14 @@ impl TenantStore for PostgresStore {
         let lease = submission.lease.as_ref();
         query = query
             .bind(lease.map(|l| l.owner.as_str()))
-            .bind(lease.map(|l| l.duration.as_secs_f64() * 1000.0));
-        match query.execute(&self.pool).await {
-            // With a tenant, its first event is the row counted, written iff
-            // the request and the tenant were.
-            Ok(done) if done.rows_affected() > 0 => Ok(SubmitOutcome::Accepted),
-            Ok(_) => self.duplicate(request.request_id).await,
+            .bind(lease.map(|l| l.duration.as_secs_f64() * 1000.0))
+            .bind(super::notices::CHANNEL)
+            .bind(&self.schema);
+        match query.fetch_optional(&self.pool).await {
+            // With a tenant, its first event is the row returned, written
+            // iff the request and the tenant were.
+            Ok(Some(_)) => Ok(SubmitOutcome::Accepted),
+            Ok(None) => self.duplicate(request.request_id).await,
             Err(e) => match &submission.new_tenant {
                 Some((tenant, _)) if is_tenant_taken(&e) => {
                     Err(self.tenant_taken(&tenant.tenant_id).await)

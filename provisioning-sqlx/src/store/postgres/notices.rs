@@ -1,7 +1,7 @@
-//! Request notices over `LISTEN`/`NOTIFY`: finishing a request notifies
-//! [`CHANNEL`] (in the same statement, so the notice is sent when the write
-//! commits), and one listening connection per store fans the notices out to
-//! every waiter of the process.
+//! Request notices over `LISTEN`/`NOTIFY`: queueing a request for workers
+//! and finishing one notify [`CHANNEL`] (in the same statement, so the
+//! notice is sent when the write commits), and one listening connection per
+//! store fans the notices out to every waiter and idle worker of the process.
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;

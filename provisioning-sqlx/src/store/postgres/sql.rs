@@ -98,12 +98,19 @@ impl Statements {
                  WHERE run_id = $1::uuid ORDER BY seq"),
             unfinished_runs: s("SELECT run_id::text AS run_id FROM {s}.runs \
                  WHERE status IN ('running', 'compensating') ORDER BY started"),
+            // A request queued for workers (no lease) notifies them, so
+            // that an idle worker claims it at once; the notice is sent when
+            // the write commits. One row returned per request written.
             insert_request: s(
-                "INSERT INTO {s}.requests \
-                   (request_id, tenant_id, status, submitted_at, record, lease_owner, lease_until) \
-                 VALUES ($1::uuid, $2, $3, $4::timestamptz, $5::jsonb, $6::text, \
-                   now() + $7::float8 * interval '1 millisecond') \
-                 ON CONFLICT (request_id) DO NOTHING",
+                "WITH request AS ( \
+                   INSERT INTO {s}.requests \
+                     (request_id, tenant_id, status, submitted_at, record, lease_owner, lease_until) \
+                   VALUES ($1::uuid, $2, $3, $4::timestamptz, $5::jsonb, $6::text, \
+                     now() + $7::float8 * interval '1 millisecond') \
+                   ON CONFLICT (request_id) DO NOTHING RETURNING request_id) \
+                 SELECT CASE WHEN $6::text IS NULL \
+                   THEN pg_notify($8, $9 || ' ' || request_id::text) END \
+                 FROM request",
             ),
             // The request, its new tenant and the tenant's first event in one
             // statement. A known request id writes nothing (the tenant insert
@@ -121,9 +128,13 @@ impl Statements {
                  tenant AS ( \
                    INSERT INTO {s}.tenants \
                      (tenant_id, state, plan, region, version, last_event, record) \
-                   SELECT $6, $7, $8, $9, $10, 1, $11::jsonb FROM request RETURNING tenant_id) \
-                 INSERT INTO {s}.events (tenant_id, sequence, event) \
-                 SELECT tenant_id, 1, $12::jsonb FROM tenant"),
+                   SELECT $6, $7, $8, $9, $10, 1, $11::jsonb FROM request RETURNING tenant_id), \
+                 event AS ( \
+                   INSERT INTO {s}.events (tenant_id, sequence, event) \
+                   SELECT tenant_id, 1, $12::jsonb FROM tenant RETURNING tenant_id) \
+                 SELECT CASE WHEN $13::text IS NULL \
+                   THEN pg_notify($15, $16 || ' ' || $1::uuid::text) END \
+                 FROM event"),
             request: s("SELECT record::text AS record FROM {s}.requests \
                  WHERE request_id = $1::uuid"),
             // Patches the JSON record in place: one write, no read before it.
