@@ -438,8 +438,11 @@ async fn an_idle_worker_is_woken_by_queued_requests_and_their_waiters_by_the_out
         );
         let accepted = api.create(create).await.unwrap();
         assert_eq!(accepted.status, RequestStatus::Running);
+        // Waited for less than the waiter's 5 s safety read: only the
+        // notices (the worker's wake-up, then the waiter's) end it in time.
+        let within = Duration::from_millis(4500);
         let done = api
-            .wait_until_finished(accepted.request_id, Duration::from_secs(60))
+            .wait_until_finished(accepted.request_id, within)
             .await
             .unwrap();
         assert_eq!(done.status, RequestStatus::Succeeded);
@@ -447,7 +450,7 @@ async fn an_idle_worker_is_woken_by_queued_requests_and_their_waiters_by_the_out
         let accepted = api.suspend(&id, RequestId::new()).await.unwrap();
         assert_eq!(accepted.status, RequestStatus::Running);
         let done = api
-            .wait_until_finished(accepted.request_id, Duration::from_secs(60))
+            .wait_until_finished(accepted.request_id, within)
             .await
             .unwrap();
         assert_eq!(done.status, RequestStatus::Succeeded);

@@ -189,7 +189,8 @@ impl Run {
     }
 }
 
-/// A scratch database, dropped with the guard.
+/// A scratch database: dropped at the end of its run (and, should a run
+/// fail, when a later run of the same label makes it again).
 struct Scratch {
     server: String,
     name: String,
@@ -243,10 +244,12 @@ impl Drop for Proc {
 }
 
 fn spawn(bin: &Path, dir: &Path, url: &str, args: &[&str]) -> BoxResult<Proc> {
+    // The catalog URL by environment, not argument: out of the process list.
     let child = Command::new(bin)
         .args(args)
-        .args(["--catalog", url, "--data-dir"])
+        .arg("--data-dir")
         .arg(dir)
+        .env("PROVISIONING_HYBRID_CATALOG", url)
         .env_remove("PROVISIONING_INJECT_FAILURE")
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
@@ -379,10 +382,14 @@ async fn measure(
     let mut takeover = None;
     if kill {
         // Once a third is done, SIGKILL the first worker while it holds runs.
+        let deadline = Instant::now() + Duration::from_secs(600);
         loop {
             let done = latencies.lock().map_err(|_| "poisoned")?.len();
             if done >= args.tenants / 3 {
                 break;
+            }
+            if Instant::now() > deadline || tasks.is_empty() {
+                return Err("a third of the tenants never finished".into());
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
@@ -391,6 +398,9 @@ async fn measure(
             let held = held_by(url, "w0").await?;
             if !held.is_empty() {
                 break held;
+            }
+            if Instant::now() > deadline {
+                return Err("worker w0 never held a run to be killed with".into());
             }
             tokio::time::sleep(Duration::from_millis(1)).await;
         };
@@ -480,7 +490,11 @@ async fn held_by(url: &str, owner: &str) -> BoxResult<Vec<String>> {
 /// Waits until every request in `ids` has finished.
 async fn until_finished(url: &str, ids: &[String]) -> BoxResult<()> {
     let mut conn = PgConnection::connect(url).await?;
+    let deadline = Instant::now() + Duration::from_secs(600);
     loop {
+        if Instant::now() > deadline {
+            return Err("a killed worker's runs never finished".into());
+        }
         let left: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM provisioning.requests \
              WHERE request_id::text = ANY($1) AND status = 'running'",

@@ -422,3 +422,28 @@ async fn readiness_follows_the_catalog() {
     let (status, _) = send(server.anon(Method::GET, "/healthz")).await;
     assert_eq!(status, StatusCode::OK);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PROVISIONING_TEST_POSTGRES_URL (a PostgreSQL server)"]
+async fn a_queued_wait_with_no_worker_running_is_answered_202_at_its_timeout() {
+    let db = Scratch::new("nowork");
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, url) = (tmp.path(), db.url.as_str());
+    let server = api(dir, url, &["--wait-timeout", "1s"]);
+    let body = json!({ "tenant_id": "lonely", "plan": "free", "region": "eu-west" });
+    let (status, answer) = send(
+        server
+            .req(Method::POST, "/api/v1/tenants?wait=true")
+            .json(&body),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    assert_eq!(answer["status"], "running", "{answer}");
+    assert!(answer["status_url"].is_string(), "{answer}");
+    // Recorded once: a worker started later runs it.
+    let _worker = Worker::start(dir, url, "late", "1");
+    let receipt = server
+        .finished(answer["request_id"].as_str().unwrap())
+        .await;
+    assert_eq!(receipt["status"], "succeeded", "{receipt}");
+}

@@ -55,7 +55,8 @@ impl ProvisioningOrchestrator {
     /// live worker or process holds are left to it, and a dead one's are
     /// taken once its lease lapses. A request it leaves unfinished (an
     /// unknown workflow, a mismatched journal, a failure) keeps its lease
-    /// until the pass ends, so the pass goes on to the next.
+    /// until the pass ends, so the pass goes on to the next; each request is
+    /// tried at most once per pass.
     ///
     /// # Errors
     /// The store failing to claim requests.
@@ -64,12 +65,19 @@ impl ProvisioningOrchestrator {
         let (driver, lease) = (self.inner.driver.as_str(), self.inner.run_lease);
         let store = &self.inner.parts.store;
         let mut kept = Vec::new();
+        let mut tried = std::collections::HashSet::new();
         loop {
             // A failed claim ends the pass; the leases kept lapse on their own.
             let Some(request) = store.claim_requests(driver, lease, 1).await?.pop() else {
                 break;
             };
             let request_id = request.request_id;
+            // One tried already this pass: a kept lease lapsed while the
+            // pass went on. The pass has seen everything; it ends here.
+            if !tried.insert(request_id) {
+                self.release_quietly(driver, request_id).await;
+                break;
+            }
             let recovering = self.recover_one(&request, &mut report);
             match self
                 .while_leased(driver, lease, request_id, recovering)

@@ -167,12 +167,15 @@ impl ProvisioningOrchestrator {
         self.execute_queued(submission).await
     }
 
-    /// Waits until request `request_id` has finished, or `timeout` has
-    /// passed, and returns its receipt as last read (still `Running` after
-    /// a timeout). Wakes when a run of this process ends and on the store's
-    /// [`request_notices`](crate::TenantStore::request_notices) (PostgreSQL's
-    /// `NOTIFY`, from any process); a store without notices is read with
-    /// pauses growing to 250 ms.
+    /// Waits until request `request_id` has ended (finished, or stopped
+    /// with a compensation that failed: not `Running` any more), or
+    /// `timeout` has passed, and returns its receipt as last read (still
+    /// `Running` after a timeout). Wakes when a run of this process ends and
+    /// on the store's [`request_notices`](crate::TenantStore::request_notices)
+    /// (PostgreSQL's `NOTIFY`, from any process); a store without notices,
+    /// or whose notices cannot be had at the moment, is read with pauses
+    /// growing to 250 ms. Everything but the last read is bounded by
+    /// `timeout`.
     ///
     /// # Errors
     /// [`Error::NotFound`](crate::Error::NotFound) for an unknown request;
@@ -183,16 +186,35 @@ impl ProvisioningOrchestrator {
         timeout: Duration,
     ) -> Result<super::Receipt> {
         let timer = Arc::clone(self.inner.executor.timer());
-        let store = &self.inner.parts.store;
-        // Subscribed before the first read, so that nothing between is missed.
-        let mut notices = store.request_notices().await?;
-        let deadline = timer.sleep(timeout);
-        futures_util::pin_mut!(deadline);
+        let wait = self.wait_for_end(request_id, &timer);
+        futures_util::pin_mut!(wait);
+        match futures_util::future::select(wait, timer.sleep(timeout)).await {
+            futures_util::future::Either::Left((ended, _)) => ended,
+            futures_util::future::Either::Right(_) => self.status(request_id).await,
+        }
+    }
+
+    /// The loop of [`wait_until_finished`](Self::wait_until_finished),
+    /// without its deadline.
+    async fn wait_for_end(
+        &self,
+        request_id: crate::model::RequestId,
+        timer: &Arc<dyn crate::saga::Timer>,
+    ) -> Result<super::Receipt> {
+        // Subscribed before the first read, so that nothing between is
+        // missed. Without notices, reads with pauses do.
+        let mut notices = match self.inner.parts.store.request_notices().await {
+            Ok(notices) => notices,
+            Err(error) => {
+                tracing::warn!(%error, "request notices unavailable; reading the request with pauses");
+                None
+            }
+        };
         let mut pause = Duration::from_millis(2);
         loop {
             let local = self.inner.finished.listen();
             let receipt = self.status(request_id).await?;
-            if receipt.status.is_finished() {
+            if receipt.status != RequestStatus::Running {
                 return Ok(receipt);
             }
             let wake = async {
@@ -220,11 +242,7 @@ impl ProvisioningOrchestrator {
                 }
             };
             futures_util::pin_mut!(wake);
-            let woken = futures_util::future::select(wake, local);
-            match futures_util::future::select(woken, deadline.as_mut()).await {
-                futures_util::future::Either::Left(_) => {}
-                futures_util::future::Either::Right(_) => return self.status(request_id).await,
-            }
+            futures_util::future::select(wake, local).await;
         }
     }
 
@@ -254,6 +272,22 @@ impl ProvisioningOrchestrator {
             false => store.request_notices().await?,
         };
         while !cancel.is_cancelled() {
+            // Notices of what happened before this claim are spent: the
+            // claim sees it. (Drained before it, not after: a request
+            // queued while it reads keeps its notice.)
+            if let Some(stream) = notices.as_mut() {
+                loop {
+                    match stream.next().now_or_never() {
+                        Some(Some(_)) => {}
+                        // The stream ended: no more notices, only pauses.
+                        Some(None) => {
+                            notices = None;
+                            break;
+                        }
+                        None => break,
+                    }
+                }
+            }
             let claimed = store
                 .claim_requests(worker, options.lease, options.concurrency.max(1))
                 .await?;
@@ -265,9 +299,6 @@ impl ProvisioningOrchestrator {
                 let cancelled = Box::pin(cancel.cancelled());
                 match notices.as_mut() {
                     Some(stream) => {
-                        // Notices of what happened while this worker was
-                        // busy are spent: the claim above has seen it.
-                        while let Some(Some(_)) = stream.next().now_or_never() {}
                         let notice = stream.next();
                         let woken = futures_util::future::select(sleep, notice);
                         futures_util::future::select(woken, cancelled).await;

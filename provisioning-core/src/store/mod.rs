@@ -264,6 +264,21 @@ impl TenantFilter {
     }
 }
 
+/// What a store's [`request_notices`](TenantStore::request_notices) stream yields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RequestNotice {
+    /// This request was queued for workers, or its status changed (it may
+    /// have finished).
+    Changed(RequestId),
+    /// Notices may have been lost (a dropped connection, a slow reader):
+    /// read again what you wait for.
+    Missed,
+}
+
+/// The stream [`TenantStore::request_notices`] returns.
+pub type RequestNotices = futures_util::stream::BoxStream<'static, RequestNotice>;
+
 /// The catalog: tenants, requests, the saga journal and the event outbox.
 ///
 /// # Contract
@@ -282,21 +297,6 @@ impl TenantFilter {
 ///   sequence; [`undelivered_events`](Self::undelivered_events) returns the
 ///   later ones ordered by tenant, then sequence.
 ///
-/// What a store's [`request_notices`](TenantStore::request_notices) stream yields.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum RequestNotice {
-    /// This request was queued for workers, or its status changed (it may
-    /// have finished).
-    Changed(RequestId),
-    /// Notices may have been lost (a dropped connection, a slow reader):
-    /// read again what you wait for.
-    Missed,
-}
-
-/// The stream [`TenantStore::request_notices`] returns.
-pub type RequestNotices = futures_util::stream::BoxStream<'static, RequestNotice>;
-
 /// The conformance suite in provisioning-sqlx runs the same tests against every
 /// implementation.
 #[async_trait]

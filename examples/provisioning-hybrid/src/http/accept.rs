@@ -22,7 +22,7 @@ use std::time::Duration;
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use provisioning_core::{Entity, Error, Receipt, RequestId, Result, TenantId};
+use provisioning_core::{Entity, Error, Receipt, RequestId, RequestStatus, Result, TenantId};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -144,23 +144,29 @@ where
     if wait {
         let started = std::time::Instant::now();
         if let Ok(ended) = tokio::time::timeout(state.limits.wait_timeout, &mut task).await {
-            let receipt = settle(ended?)?;
-            if !state.orchestrator.is_queued() || receipt.status.is_finished() {
-                return Ok(answer(StatusCode::OK, receipt));
+            let accepted = settle(ended?)?;
+            if !state.orchestrator.is_queued() || accepted.status != RequestStatus::Running {
+                return Ok(answer(StatusCode::OK, accepted));
             }
             // Queued: a worker runs it. Its outcome is waited for, woken by
             // the catalog's notices, for what is left of the wait.
             let left = state.limits.wait_timeout.saturating_sub(started.elapsed());
-            let receipt = state
+            let waited = state
                 .orchestrator
                 .wait_until_finished(request_id, left)
-                .await?;
-            let status = if receipt.status.is_finished() {
-                StatusCode::OK
-            } else {
-                StatusCode::ACCEPTED
-            };
-            return Ok(answer(status, receipt));
+                .await;
+            return Ok(match waited {
+                Ok(receipt) if receipt.status != RequestStatus::Running => {
+                    answer(StatusCode::OK, receipt)
+                }
+                Ok(receipt) => answer(StatusCode::ACCEPTED, receipt),
+                // Recorded all the same: the client follows the status link
+                // rather than sending it again.
+                Err(error) => {
+                    tracing::warn!(%request_id, error = %error, "waiting for a queued request failed; answered 202");
+                    answer(StatusCode::ACCEPTED, accepted)
+                }
+            });
         }
         // Still running after the wait: the task goes on, and the answer is
         // as without `wait`, once the request is visible.

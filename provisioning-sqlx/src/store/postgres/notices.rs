@@ -3,13 +3,14 @@
 //! notice is sent when the write commits), and one listening connection per
 //! store fans the notices out to every waiter and idle worker of the process.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use provisioning_core::{RequestId, RequestNotice, RequestNotices, Result};
 use sqlx::postgres::{PgListener, PgPool};
-use tokio::sync::{OnceCell, broadcast};
+use tokio::sync::{Mutex, broadcast};
 
 use crate::error::db_error;
 
@@ -20,8 +21,16 @@ pub(super) const CHANNEL: &str = "provisioning_requests";
 /// Notices a slow waiter may fall behind by before it is told it missed some.
 const BACKLOG: usize = 1024;
 
-/// The store's fan-out of notices, started by its first waiter.
-pub(super) type Notices = Arc<OnceCell<broadcast::Sender<RequestNotice>>>;
+/// The listening task's fan-out, and whether the task still runs (it ends
+/// with the runtime it was spawned on, or when the store is dropped).
+pub(super) struct Listening {
+    sender: broadcast::Sender<RequestNotice>,
+    alive: Arc<AtomicBool>,
+}
+
+/// The store's fan-out of notices, started by its first waiter and started
+/// again by the next one if its task has ended.
+pub(super) type Notices = Arc<Mutex<Option<Listening>>>;
 
 /// A stream of the notices for `schema`, listening from now on: the `LISTEN`
 /// has been executed when this returns.
@@ -30,10 +39,20 @@ pub(super) async fn subscribe(
     pool: &PgPool,
     schema: &str,
 ) -> Result<RequestNotices> {
-    let sender = cell
-        .get_or_try_init(|| start(Arc::downgrade(cell), pool, schema))
-        .await?;
-    let receiver = sender.subscribe();
+    let receiver = {
+        let mut slot = cell.lock().await;
+        match slot.as_ref() {
+            Some(listening) if listening.alive.load(Ordering::Acquire) => {
+                listening.sender.subscribe()
+            }
+            _ => {
+                let listening = start(Arc::downgrade(cell), pool, schema).await?;
+                let receiver = listening.sender.subscribe();
+                *slot = Some(listening);
+                receiver
+            }
+        }
+    };
     let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
         let notice = match receiver.recv().await {
             Ok(notice) => notice,
@@ -49,10 +68,10 @@ pub(super) async fn subscribe(
 /// never takes one of the store's), listens, and spawns the task that
 /// forwards notices until the store is dropped.
 async fn start(
-    cell: Weak<OnceCell<broadcast::Sender<RequestNotice>>>,
+    cell: Weak<Mutex<Option<Listening>>>,
     pool: &PgPool,
     schema: &str,
-) -> Result<broadcast::Sender<RequestNotice>> {
+) -> Result<Listening> {
     let own = crate::pool::pool_options::<sqlx::Postgres>()
         .max_connections(1)
         .connect_lazy_with((*pool.connect_options()).clone());
@@ -64,46 +83,83 @@ async fn start(
         .await
         .map_err(|e| db_error(super::COMPONENT, "listening for request notices", e))?;
     let (sender, _) = broadcast::channel(BACKLOG);
-    tokio::spawn(forward(
+    let alive = Arc::new(AtomicBool::new(true));
+    let task = Forward {
         listener,
         cell,
-        format!("{schema} "),
-        sender.clone(),
-    ));
-    Ok(sender)
+        prefix: format!("{schema} "),
+        sender: sender.clone(),
+        alive: Arc::clone(&alive),
+    };
+    tokio::spawn(task.run());
+    Ok(Listening { sender, alive })
 }
 
-async fn forward(
-    mut listener: PgListener,
-    cell: Weak<OnceCell<broadcast::Sender<RequestNotice>>>,
+/// The forwarding task's state; dropping it (the task ended, or its
+/// runtime shut down) marks the fan-out dead, so the next waiter starts
+/// another.
+struct Forward {
+    listener: PgListener,
+    cell: Weak<Mutex<Option<Listening>>>,
     prefix: String,
     sender: broadcast::Sender<RequestNotice>,
-) {
-    loop {
-        let notice = match listener.try_recv().await {
-            Ok(Some(notification)) => {
-                let Some(id) = notification.payload().strip_prefix(&prefix) else {
-                    continue;
-                };
-                match id.parse::<RequestId>() {
-                    Ok(id) => RequestNotice::Changed(id),
-                    Err(_) => continue,
+    alive: Arc<AtomicBool>,
+}
+
+impl Drop for Forward {
+    fn drop(&mut self) {
+        self.alive.store(false, Ordering::Release);
+    }
+}
+
+impl Forward {
+    /// Forwards notices until the store is gone (checked at each notice: a
+    /// dropped store's listener ends at the next notice on the channel).
+    async fn run(mut self) {
+        loop {
+            let notice = match self.listener.try_recv().await {
+                Ok(Some(notification)) => {
+                    let Some(id) = notification.payload().strip_prefix(&self.prefix) else {
+                        continue;
+                    };
+                    match id.parse::<RequestId>() {
+                        Ok(id) => RequestNotice::Changed(id),
+                        Err(_) => continue,
+                    }
                 }
+                // The connection dropped and was made again (listening
+                // again): what was sent meanwhile is lost.
+                Ok(None) => RequestNotice::Missed,
+                Err(error) => {
+                    tracing::warn!(%error, "request listener failed; listening again");
+                    self.reconnected().await;
+                    RequestNotice::Missed
+                }
+            };
+            if self.cell.strong_count() == 0 {
+                return;
             }
-            // The connection dropped and was made again: what was sent
-            // meanwhile is lost.
-            Ok(None) => RequestNotice::Missed,
-            Err(error) => {
-                tracing::warn!(%error, "request listener failed; listening again in 1 s");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                RequestNotice::Missed
-            }
-        };
-        // The store (every clone) is gone: nobody can subscribe any more.
-        if cell.strong_count() == 0 {
-            return;
+            // No receiver at the moment is fine: waiters come and go.
+            let _ = self.sender.send(notice);
         }
-        // No receiver at the moment is fine: waiters come and go.
-        let _ = sender.send(notice);
+    }
+
+    /// Waits until the listener answers a query again (reconnecting and
+    /// listening again if its connection was lost), retrying every second,
+    /// so that `Missed` is sent only once notices flow again.
+    async fn reconnected(&mut self) {
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            if sqlx::query("SELECT 1")
+                .execute(&mut self.listener)
+                .await
+                .is_ok()
+            {
+                return;
+            }
+            if self.cell.strong_count() == 0 {
+                return;
+            }
+        }
     }
 }
