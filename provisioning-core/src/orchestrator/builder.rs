@@ -84,7 +84,7 @@ impl ProvisioningOrchestratorBuilder {
     }
     /// A step of yours for the create workflow, run after storage is
     /// initialized and before the tenant is activated, in the order added. It
-    /// sees the placement in [`CreateContext::plan`] and is compensated on failure.
+    /// sees the placement in [`CreateContext::placement`] and is compensated on failure.
     pub fn create_step(mut self, step: impl Step<CreateContext> + 'static) -> Self {
         self.create_steps.push(Arc::new(step));
         self
