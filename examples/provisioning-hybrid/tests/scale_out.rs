@@ -447,3 +447,32 @@ async fn a_queued_wait_with_no_worker_running_is_answered_202_at_its_timeout() {
         .await;
     assert_eq!(receipt["status"], "succeeded", "{receipt}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PROVISIONING_TEST_POSTGRES_URL (a PostgreSQL server)"]
+async fn a_catalog_password_never_reaches_the_logs_of_api_and_worker_processes() {
+    let db = Scratch::new("secret");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    // The test server trusts local connections, so any password works: it
+    // is only there to be looked for.
+    let (scheme, rest) = db.url.split_once("://").unwrap();
+    let (user, host) = rest.split_once('@').unwrap();
+    let user = user.split(':').next().unwrap();
+    let url = format!("{scheme}://{user}:hunter2secret@{host}");
+    let server = Server::start_with(dir, &["--catalog", &url], &[("RUST_LOG", "debug")]);
+    let mut worker = Worker::start(dir, &url, "w", "1");
+    server.create("acme", "free", "eu-west").await;
+    let (status, _) = send(server.anon(Method::GET, "/readyz")).await;
+    assert_eq!(status, StatusCode::OK);
+    worker.sigterm();
+    let (status, report) = worker.exited();
+    assert!(status.success());
+    assert!(!report.contains("hunter2secret"), "{report}");
+    let worker_log = std::fs::read_to_string(&worker.log).unwrap();
+    assert!(worker_log.contains("worker started"), "{worker_log}");
+    assert!(!worker_log.contains("hunter2secret"), "{worker_log}");
+    let server_log = server.log_text();
+    assert!(server_log.contains("serving the HTTP API"), "{server_log}");
+    assert!(!server_log.contains("hunter2secret"), "{server_log}");
+}
