@@ -341,12 +341,14 @@ impl ProvisioningOrchestrator {
     /// failed provisioning is not an error: the receipt says `Failed`.
     pub async fn create(&self, request: TenantRequest) -> Result<Receipt> {
         let submission = self.create_submission(&request).await?;
-        if self.queued {
-            return self.execute_queued(submission).await;
-        }
         // No precondition to guard, so no read before the submission: `submit`
         // answers a known request id with the stored request itself.
         let request_id = submission.request.request_id;
+        if self.queued {
+            return self
+                .with_request_lock(request_id, self.record_queued(submission))
+                .await;
+        }
         self.with_request_lock(request_id, self.submit_and_drive(submission))
             .await
     }

@@ -240,17 +240,9 @@ impl ProvisioningOrchestrator {
         }
     }
 
-    /// Records a submission for a worker to run (see `queued`), under the
-    /// request's lock.
-    pub(super) async fn execute_queued(&self, submission: Submission) -> Result<Receipt> {
-        let request_id = submission.request.request_id;
-        self.with_request_lock(request_id, self.record_queued(submission))
-            .await
-    }
-
-    /// Records a submission, unleased, for a worker to claim; the caller
-    /// holds the request's lock.
-    async fn record_queued(&self, submission: Submission) -> Result<Receipt> {
+    /// Records a submission, unleased, for a worker to claim (see
+    /// `queued`); the caller holds the request's lock.
+    pub(super) async fn record_queued(&self, submission: Submission) -> Result<Receipt> {
         let store = &self.inner.parts.store;
         let request = submission.request.clone();
         if let SubmitOutcome::Duplicate(existing) = store.submit(submission).await? {

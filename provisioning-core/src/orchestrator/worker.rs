@@ -163,8 +163,7 @@ impl ProvisioningOrchestrator {
     /// # Errors
     /// As [`create`](Self::create).
     pub async fn submit(&self, request: crate::model::TenantRequest) -> Result<super::Receipt> {
-        let submission = self.create_submission(&request).await?;
-        self.execute_queued(submission).await
+        self.queued().create(request).await
     }
 
     /// Waits until request `request_id` has ended (finished, or stopped
