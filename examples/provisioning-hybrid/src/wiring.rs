@@ -58,6 +58,9 @@ pub(crate) struct Hybrid {
     /// The shard map the resolver reads: a long-running server applies
     /// statuses operators set later (`drain`) to it.
     pub(crate) directory: Arc<ShardDirectory>,
+    /// Whether the catalog is on PostgreSQL, shared with other processes
+    /// (workers, servers): recovery there must respect leases.
+    pub(crate) shared_catalog: bool,
 }
 
 /// Where everything lives under the data directory.
@@ -162,6 +165,7 @@ async fn build(
     // The policy and shard map come from `--config` or config/default.toml.
     let placement = crate::config::load()?;
     let catalog = crate::config::catalog(&placement)?;
+    let shared_catalog = catalog.is_some();
     if access == Access::ReadWrite {
         std::fs::create_dir_all(data_dir)?;
     }
@@ -238,5 +242,6 @@ async fn build(
         orchestrator,
         schema,
         directory,
+        shared_catalog,
     })
 }

@@ -11,7 +11,7 @@ mod worker;
 pub(crate) use fleet::{DRIFT_EXIT_CODE, Drifted, RolloutArgs, drift, fleet_status, migrate_all};
 pub(crate) use mobility::{MoveArgs, change as change_placement, drain};
 pub(crate) use provision::{ProvisionArgs, provision};
-pub(crate) use worker::{WorkerArgs, drive_queue, worker};
+pub(crate) use worker::{WorkerArgs, drive_queue, unique_name, worker};
 
 use std::path::Path;
 use std::sync::Arc;
@@ -403,14 +403,14 @@ pub(crate) async fn audit(dir: &Path, request: &str, out: Output) -> BoxResult<(
 
 /// `recover`.
 pub(crate) async fn recover(dir: &Path, out: Output) -> BoxResult<()> {
-    let orchestrator = orchestrator(dir, out.release).await?;
+    let hybrid = crate::wiring::hybrid(dir, out.release, None).await?;
     // A catalog on PostgreSQL is shared with workers and other servers:
     // only runs whose lease is free or has lapsed are taken, so a live
     // process's run is never driven twice.
-    let report = if crate::config::catalog(&crate::config::load()?)?.is_some() {
-        orchestrator.recover_leased().await?
+    let report = if hybrid.shared_catalog {
+        hybrid.orchestrator.recover_leased().await?
     } else {
-        orchestrator.recover().await?
+        hybrid.orchestrator.recover().await?
     };
     out.show(&report, || {
         let mut text = format!("recovered {} request(s)", report.recovered.len());

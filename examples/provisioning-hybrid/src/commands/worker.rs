@@ -28,15 +28,7 @@ pub(crate) async fn worker(dir: &Path, args: WorkerArgs, out: Output) -> BoxResu
     let orchestrator = crate::wiring::hybrid(dir, out.release, faults)
         .await?
         .orchestrator;
-    // Unique even where every worker is PID 1 (containers): two workers
-    // under one name would renew each other's leases.
-    let name = args.name.unwrap_or_else(|| {
-        format!(
-            "worker-{}-{}",
-            std::process::id(),
-            provisioning_core::RunId::new()
-        )
-    });
+    let name = args.name.unwrap_or_else(|| unique_name("worker"));
     let mut options = WorkerOptions::default()
         .with_lease(args.lease)
         .with_concurrency(args.concurrency);
@@ -67,6 +59,17 @@ pub(crate) async fn worker(dir: &Path, args: WorkerArgs, out: Output) -> BoxResu
             report.succeeded, report.failed, report.lost_leases
         )
     })
+}
+
+/// A worker name no other process uses: `PREFIX-PID-UUID`, unique even where
+/// every worker is PID 1 (containers), as two workers under one name would
+/// renew each other's leases.
+pub(crate) fn unique_name(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        provisioning_core::RunId::new()
+    )
 }
 
 /// Runs `orchestrator`'s worker as `name` until `cancel` (or, with

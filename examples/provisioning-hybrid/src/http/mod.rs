@@ -242,16 +242,15 @@ pub(crate) async fn serve(
     let metrics = PrometheusBuilder::new()
         .set_buckets(&DURATION_BUCKETS)?
         .install_recorder()?;
-    let config = crate::config::load()?;
-    let runs = match (worker, crate::config::catalog(&config)?) {
+    let hybrid = crate::wiring::hybrid(data_dir, release, faults).await?;
+    let runs = match (worker, hybrid.shared_catalog) {
         (Some(concurrency), _) => Runs::Queued {
             worker: Some(concurrency),
         },
-        (None, Some(_)) => Runs::Queued { worker: None },
-        (None, None) => Runs::Here,
+        (None, true) => Runs::Queued { worker: None },
+        (None, false) => Runs::Here,
     };
-    let hybrid = crate::wiring::hybrid(data_dir, release, faults).await?;
-    let document = openapi::serve_bytes(&config)?;
+    let document = openapi::serve_bytes(&crate::config::load()?)?;
     let (runner, mut provisioner, directory) =
         (hybrid.orchestrator, hybrid.provisioner, hybrid.directory);
     zero_failure_counters(&runner);
@@ -364,11 +363,7 @@ fn spawn_worker(
     concurrency: usize,
     signals: watch::Receiver<u32>,
 ) -> tokio::task::JoinHandle<()> {
-    let name = format!(
-        "serve-{}-{}",
-        std::process::id(),
-        provisioning_core::RunId::new()
-    );
+    let name = crate::commands::unique_name("serve");
     let options = provisioning_core::WorkerOptions::default().with_concurrency(concurrency);
     let cancel = provisioning_core::CancellationToken::new();
     tokio::spawn({
