@@ -42,11 +42,7 @@ async fn sixty_four_concurrent_identical_requests_make_one_tenant_and_one_run() 
     let events = orchestrator.events(&request.tenant_id).await.unwrap();
     assert_eq!(kinds(&events), ["TenantCreated", "TenantProvisioned"]);
     // One run: each step ran once.
-    let provisions = world
-        .calls()
-        .iter()
-        .filter(|c| c.starts_with("provision:"))
-        .count();
+    let provisions = world.count_calls("provision:");
     assert_eq!(provisions, 1);
     let trail = orchestrator.audit_trail(request.request_id).await.unwrap();
     assert_eq!(

@@ -72,11 +72,7 @@ async fn four_workers_drain_queued_creates_each_exactly_once() {
             "{id}"
         );
     }
-    let provisions = world
-        .calls()
-        .iter()
-        .filter(|c| c.starts_with("provision:"))
-        .count();
+    let provisions = world.count_calls("provision:");
     assert_eq!(provisions, 100, "no step ran twice");
     assert!(store.unfinished_requests().await.unwrap().is_empty());
 }
@@ -141,11 +137,7 @@ async fn a_dead_workers_run_is_finished_by_another_after_its_lease_expires() {
     let survivor = build();
     takes_over_once_the_lease_lapses(&survivor, "worker-b", &options, &request).await;
     // Resumed from the journal: the completed steps did not run again.
-    let provisions = world
-        .calls()
-        .iter()
-        .filter(|c| c.starts_with("provision:"))
-        .count();
+    let provisions = world.count_calls("provision:");
     assert_eq!(provisions, 1);
     let trail = survivor.audit_trail(request.request_id).await.unwrap();
     let dns_attempts: Vec<u32> = trail
@@ -213,11 +205,7 @@ async fn a_run_driven_in_process_is_never_claimed_by_a_worker_while_its_process_
     gate.notify_one();
     let receipt = create.await.unwrap().unwrap();
     assert_eq!(receipt.status, RequestStatus::Succeeded);
-    let provisions = world
-        .calls()
-        .iter()
-        .filter(|c| c.starts_with("provision:"))
-        .count();
+    let provisions = world.count_calls("provision:");
     assert_eq!(provisions, 1, "driven once");
     let events = driver.events(&request.tenant_id).await.unwrap();
     assert_eq!(kinds(&events), ["TenantCreated", "TenantProvisioned"]);
@@ -229,20 +217,8 @@ async fn an_in_process_run_whose_process_died_passes_to_a_worker_when_its_lease_
     let store: Arc<InMemoryStore> = Arc::new(InMemoryStore::new());
     let lease = Duration::from_millis(200);
     let hang = Arc::new(Hang(Default::default()));
-    let doomed = world
-        .orchestrator(store.clone())
-        .create_step(hang.clone())
-        .run_lease(lease)
-        .build()
-        .unwrap();
     let request = request("acme", "premium", "eu-west");
-    let dying = tokio::spawn({
-        let request = request.clone();
-        async move { doomed.create(request).await }
-    });
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    dying.abort(); // the process "dies" in the step, holding the lease
-    let _ = dying.await;
+    dies_in_a_step(&world, &store, &hang, lease, &request).await;
 
     let survivor = world
         .orchestrator(store.clone())
@@ -251,6 +227,31 @@ async fn an_in_process_run_whose_process_died_passes_to_a_worker_when_its_lease_
         .unwrap();
     let options = WorkerOptions::drain().with_lease(lease);
     takes_over_once_the_lease_lapses(&survivor, "survivor", &options, &request).await;
+}
+
+/// Creates `request` in a process of its own (run lease `lease`) that
+/// "dies" in `hang`'s step, holding the lease: the run is left unfinished
+/// until the lease lapses.
+async fn dies_in_a_step(
+    world: &Arc<World>,
+    store: &Arc<InMemoryStore>,
+    hang: &Arc<Hang>,
+    lease: Duration,
+    request: &TenantRequest,
+) {
+    let doomed = world
+        .orchestrator(store.clone())
+        .create_step(hang.clone())
+        .run_lease(lease)
+        .build()
+        .unwrap();
+    let dying = tokio::spawn({
+        let request = request.clone();
+        async move { doomed.create(request).await }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    dying.abort();
+    let _ = dying.await;
 }
 
 /// `survivor` claims nothing while another holds `request`'s lease, then,
@@ -504,20 +505,8 @@ async fn leased_recovery_leaves_live_runs_alone_and_takes_dead_ones_once_their_l
     });
     // A dead process's run: its lease lapses.
     let hang = Arc::new(Hang(Default::default()));
-    let doomed = world
-        .orchestrator(store.clone())
-        .create_step(hang.clone())
-        .run_lease(lease)
-        .build()
-        .unwrap();
     let dead = request("dead", "premium", "eu-west");
-    let dying = tokio::spawn({
-        let dead = dead.clone();
-        async move { doomed.create(dead).await }
-    });
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    dying.abort();
-    let _ = dying.await;
+    dies_in_a_step(&world, &store, &hang, lease, &dead).await;
     // A request of a workflow this build does not know, queued before both:
     // reported, and the pass goes on past it.
     let unknown = RequestRecord::new(
@@ -563,10 +552,6 @@ async fn leased_recovery_leaves_live_runs_alone_and_takes_dead_ones_once_their_l
     gate.notify_one();
     let receipt = holding.await.unwrap().unwrap();
     assert_eq!(receipt.status, RequestStatus::Succeeded);
-    let provisions = world
-        .calls()
-        .iter()
-        .filter(|c| c.starts_with("provision:held"))
-        .count();
+    let provisions = world.count_calls("provision:held");
     assert_eq!(provisions, 1, "the live run was driven once");
 }

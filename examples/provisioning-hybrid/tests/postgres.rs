@@ -7,11 +7,14 @@
 #[path = "support/scratch.rs"]
 mod scratch;
 mod support;
+#[path = "support/worker.rs"]
+mod worker;
 
 use std::process::Command;
 
 use scratch::Scratch;
 use support::{fails, run};
+use worker::Worker;
 
 /// Runs with `--json --catalog URL`, expecting success.
 fn json_on(dir: &std::path::Path, url: &str, args: &[&str]) -> serde_json::Value {
@@ -136,28 +139,6 @@ fn a_catalog_password_is_never_printed() {
     assert!(!stdout.contains("hunter2"), "{stdout}");
 }
 
-/// Runs `provisioning-hybrid ARGS --catalog URL --data-dir DIR` in the
-/// background, its output captured.
-fn spawn_on(dir: &std::path::Path, url: &str, args: &[&str]) -> std::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_provisioning-hybrid"))
-        .args(args)
-        .args(["--catalog", url, "--data-dir"])
-        .arg(dir)
-        .stdout(std::process::Stdio::piped())
-        // Not read: a full pipe would stall the process.
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap()
-}
-
-fn terminate(child: &std::process::Child) {
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
 #[test]
 #[ignore = "needs PROVISIONING_TEST_POSTGRES_URL (a PostgreSQL server)"]
 fn queued_creates_are_run_once_each_by_workers_one_of_which_is_killed() {
@@ -178,34 +159,12 @@ fn queued_creates_are_run_once_each_by_workers_one_of_which_is_killed() {
         assert_eq!(receipt["status"], "running", "{receipt}");
     }
 
-    let worker = |name: &str| {
-        spawn_on(
-            dir,
-            url,
-            &[
-                "worker",
-                "--name",
-                name,
-                "--concurrency",
-                "2",
-                "--lease",
-                "2s",
-            ],
-        )
-    };
-    let mut doomed = worker("doomed");
+    let mut doomed = Worker::start(dir, url, "doomed", "2");
     // SIGKILL once it holds runs: they pass to the survivor when the lease lapses.
-    let holds = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while db
-        .column("SELECT request_id::text FROM provisioning.requests WHERE lease_owner = 'doomed' AND status = 'running'")
-        .is_empty()
-    {
-        assert!(std::time::Instant::now() < holds, "the worker never claimed a run");
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    doomed.kill().unwrap();
-    doomed.wait().unwrap();
-    let mut survivor = worker("survivor");
+    db.until_holding("doomed", std::time::Duration::from_secs(30));
+    doomed.child.kill().unwrap();
+    doomed.child.wait().unwrap();
+    let mut survivor = Worker::start(dir, url, "survivor", "2");
 
     // Everything ends Active, within the lease and then some.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
@@ -229,11 +188,9 @@ fn queued_creates_are_run_once_each_by_workers_one_of_which_is_killed() {
     }
 
     // SIGTERM: the survivor stops claiming and exits 0 with its report.
-    terminate(&survivor);
-    let status = survivor.wait().unwrap();
+    survivor.sigterm();
+    let (status, report) = survivor.exited();
     assert!(status.success(), "{status:?}");
-    let mut report = String::new();
-    std::io::Read::read_to_string(survivor.stdout.as_mut().unwrap(), &mut report).unwrap();
     assert!(report.starts_with("worker survivor: "), "{report}");
 
     // Each tenant was provisioned once: two events, in order, no gap.

@@ -10,76 +10,18 @@ mod scratch;
 #[allow(dead_code)]
 #[path = "http/server.rs"]
 mod server;
+#[path = "support/worker.rs"]
+mod worker;
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use scratch::Scratch;
 use serde_json::{Value, json};
 use server::{Server, send};
-
-const BIN: &str = env!("CARGO_BIN_EXE_provisioning-hybrid");
-
-/// A `worker` process on the catalog; killed (and reaped) on drop.
-struct Worker {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Worker {
-    fn start(dir: &Path, url: &str, name: &str, concurrency: &str) -> Worker {
-        let log = dir.join(format!("worker-{name}.log"));
-        let child = Command::new(BIN)
-            .args(["worker", "--name", name, "--concurrency", concurrency])
-            .args(["--lease", "2s", "--catalog", url, "--data-dir"])
-            .arg(dir)
-            .env("RUST_LOG", "info")
-            .env_remove("PROVISIONING_INJECT_FAILURE")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        Worker { child, log }
-    }
-
-    fn sigterm(&self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    /// Waits (at most a minute) for the process to exit; its status and stdout.
-    fn exited(&mut self) -> (std::process::ExitStatus, String) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the worker did not stop; its log:\n{}",
-                std::fs::read_to_string(&self.log).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        let mut out = String::new();
-        std::io::Read::read_to_string(self.child.stdout.as_mut().unwrap(), &mut out).unwrap();
-        (status, out)
-    }
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use worker::Worker;
 
 /// An API process (`serve`) on the catalog, with `extra` arguments.
 fn api(dir: &Path, url: &str, extra: &[&str]) -> Server {
@@ -90,18 +32,9 @@ fn api(dir: &Path, url: &str, extra: &[&str]) -> Server {
 
 /// The CLI with `--json` on the catalog.
 fn cli(dir: &Path, url: &str, args: &[&str]) -> Value {
-    let output = Command::new(BIN)
-        .args(args)
-        .args(["--json", "--catalog", url, "--data-dir"])
-        .arg(dir)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
+    let mut all = args.to_vec();
+    all.extend(["--catalog", url]);
+    server::cli(dir, &all)
 }
 
 /// A tenant's events as `sequence:kind`, in order.
@@ -112,27 +45,6 @@ fn events(dir: &Path, url: &str, tenant: &str) -> Vec<String> {
         .iter()
         .map(|e| format!("{}:{}", e["sequence"], e["kind"].as_str().unwrap()))
         .collect()
-}
-
-/// The requests `owner` holds a live lease on, running.
-fn held_by(db: &Scratch, owner: &str) -> Vec<String> {
-    db.column(&format!(
-        "SELECT request_id::text FROM provisioning.requests \
-         WHERE lease_owner = '{owner}' AND status = 'running' AND lease_until > now()"
-    ))
-}
-
-/// Waits (at most a minute) until `owner` holds a run; those it holds.
-fn until_holding(db: &Scratch, owner: &str) -> Vec<String> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let held = held_by(db, owner);
-        if !held.is_empty() {
-            return held;
-        }
-        assert!(Instant::now() < deadline, "{owner} never claimed a run");
-        std::thread::sleep(Duration::from_millis(2));
-    }
 }
 
 /// Creates `tenant` through `server` without waiting; the request id.
@@ -166,7 +78,7 @@ async fn sixty_creates_through_an_api_run_once_each_on_three_workers_one_killed(
     let mut doomed = Worker::start(dir, url, "doomed", "2");
     let _second = Worker::start(dir, url, "second", "2");
     let _third = Worker::start(dir, url, "third", "2");
-    let held = until_holding(&db, "doomed");
+    let held = db.until_holding("doomed", Duration::from_secs(60));
     doomed.child.kill().unwrap(); // SIGKILL, mid-run
     doomed.child.wait().unwrap();
     // An operator's `recover` beside the live workers takes only runs whose
@@ -281,7 +193,7 @@ async fn a_worker_stopped_by_sigterm_finishes_its_runs_and_exits_0() {
         futures_util::future::join_all(tenants.iter().map(|t| submit(&server, t, "premium"))).await;
 
     let mut worker = Worker::start(dir, url, "stopping", "4");
-    let held = until_holding(&db, "stopping");
+    let held = db.until_holding("stopping", Duration::from_secs(60));
     worker.sigterm();
     let (status, report) = worker.exited();
     assert!(status.success(), "{status:?}");
@@ -292,7 +204,7 @@ async fn a_worker_stopped_by_sigterm_finishes_its_runs_and_exits_0() {
         let (_, receipt) = send(server.req(Method::GET, &path)).await;
         assert_eq!(receipt["status"], "succeeded", "{receipt}");
     }
-    assert!(held_by(&db, "stopping").is_empty());
+    assert!(db.held_by("stopping").is_empty());
 
     // The rest is another worker's to run: nothing is stuck.
     let _next = Worker::start(dir, url, "next", "4");

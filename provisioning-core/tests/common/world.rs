@@ -34,6 +34,16 @@ impl World {
         self.calls.lock().unwrap().clone()
     }
 
+    /// How many calls start with `prefix` (`"provision:"`: provisions).
+    pub fn count_calls(&self, prefix: &str) -> usize {
+        self.calls
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|c| c.starts_with(prefix))
+            .count()
+    }
+
     /// Everything of `tenant` that still exists.
     pub fn leftovers(&self, tenant: &str) -> Vec<String> {
         let mut left = Vec::new();

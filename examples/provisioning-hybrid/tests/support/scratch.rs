@@ -37,6 +37,31 @@ impl Scratch {
         );
     }
 
+    /// The requests `owner` holds a live lease on, running, in the catalog
+    /// (schema `provisioning`) of this database.
+    pub fn held_by(&self, owner: &str) -> Vec<String> {
+        self.column(&format!(
+            "SELECT request_id::text FROM provisioning.requests \
+             WHERE lease_owner = '{owner}' AND status = 'running' AND lease_until > now()"
+        ))
+    }
+
+    /// Waits (at most `within`) until `owner` holds a run; those it holds.
+    pub fn until_holding(&self, owner: &str, within: std::time::Duration) -> Vec<String> {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let held = self.held_by(owner);
+            if !held.is_empty() {
+                return held;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{owner} never claimed a run"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+    }
+
     /// The first column of the rows `sql` returns, as text.
     pub fn column(&self, sql: &str) -> Vec<String> {
         block_on(async {
