@@ -169,17 +169,8 @@ async fn a_run_driven_in_process_is_never_claimed_by_a_worker_while_its_process_
     let store: Arc<InMemoryStore> = Arc::new(InMemoryStore::new());
     let gate = Arc::new(tokio::sync::Notify::new());
     let lease = Duration::from_millis(90);
-    let driver = world
-        .orchestrator(store.clone())
-        .create_step(Gate(gate.clone()))
-        .run_lease(lease)
-        .build()
-        .unwrap();
     let request = request("acme", "premium", "eu-west");
-    let create = tokio::spawn({
-        let (driver, request) = (driver.clone(), request.clone());
-        async move { driver.create(request).await }
-    });
+    let create = held_in_a_step(&world, &store, &gate, lease, &request);
 
     // Another process's worker polls through several lease periods while
     // the run waits in its step: the lease is renewed, nothing is claimed.
@@ -207,7 +198,7 @@ async fn a_run_driven_in_process_is_never_claimed_by_a_worker_while_its_process_
     assert_eq!(receipt.status, RequestStatus::Succeeded);
     let provisions = world.count_calls("provision:");
     assert_eq!(provisions, 1, "driven once");
-    let events = driver.events(&request.tenant_id).await.unwrap();
+    let events = store.tenant_events(&request.tenant_id).await.unwrap();
     assert_eq!(kinds(&events), ["TenantCreated", "TenantProvisioned"]);
 }
 
@@ -227,6 +218,25 @@ async fn an_in_process_run_whose_process_died_passes_to_a_worker_when_its_lease_
         .unwrap();
     let options = WorkerOptions::drain().with_lease(lease);
     takes_over_once_the_lease_lapses(&survivor, "survivor", &options, &request).await;
+}
+
+/// Creates `request` in a live process of its own (run lease `lease`),
+/// whose run waits in a step until `gate` is notified, renewing its lease.
+fn held_in_a_step(
+    world: &Arc<World>,
+    store: &Arc<InMemoryStore>,
+    gate: &Arc<tokio::sync::Notify>,
+    lease: Duration,
+    request: &TenantRequest,
+) -> tokio::task::JoinHandle<Result<Receipt>> {
+    let live = world
+        .orchestrator(store.clone())
+        .create_step(Gate(gate.clone()))
+        .run_lease(lease)
+        .build()
+        .unwrap();
+    let request = request.clone();
+    tokio::spawn(async move { live.create(request).await })
 }
 
 /// Creates `request` in a process of its own (run lease `lease`) that
@@ -492,17 +502,8 @@ async fn leased_recovery_leaves_live_runs_alone_and_takes_dead_ones_once_their_l
 
     // A live process's run, held in a step while its lease is renewed.
     let gate = Arc::new(tokio::sync::Notify::new());
-    let live = world
-        .orchestrator(store.clone())
-        .create_step(Gate(gate.clone()))
-        .run_lease(lease)
-        .build()
-        .unwrap();
     let held = request("held", "premium", "eu-west");
-    let holding = tokio::spawn({
-        let (live, held) = (live.clone(), held.clone());
-        async move { live.create(held).await }
-    });
+    let holding = held_in_a_step(&world, &store, &gate, lease, &held);
     // A dead process's run: its lease lapses.
     let hang = Arc::new(Hang(Default::default()));
     let dead = request("dead", "premium", "eu-west");
