@@ -65,9 +65,24 @@ async fn schema_per_tenant_lifecycle() {
         )
     );
     assert!(m.preview(&a).await.unwrap().pending_seeds.is_empty());
+    // The application's own connection works in the tenant's schema.
+    let mut own = m.connect(&a).await.unwrap();
+    let email: String = sqlx::query_scalar("SELECT email FROM users")
+        .fetch_one(&mut own)
+        .await
+        .unwrap();
+    assert_eq!(email, "admin@acme.example");
+    drop(own);
 
     m.drop_tenant(&a, DropReason::Delete).await.unwrap();
     assert!(!schema_exists(&db_url, "tenant_acme").await);
+    assert!(matches!(
+        m.connect(&a).await,
+        Err(provisioning_core::Error::NotFound {
+            kind: Entity::TenantDatabase,
+            ..
+        })
+    ));
     assert!(schema_exists(&db_url, "tenant_globex_eu").await);
 
     // A schema a DBA made is adopted, and a compensation keeps it.

@@ -168,3 +168,47 @@ async fn concurrent_seeders_of_one_shared_tenant_apply_its_seed_once() {
 
     pg::drop_database(&url, &db).await;
 }
+
+/// `connect` opens the shared database for the application's own writes, and
+/// `lock_tenant` holds off the tenant's removal until they commit: the
+/// removal then takes what they wrote too, and leaves no row behind.
+#[tokio::test]
+#[ignore = "needs PROVISIONING_TEST_POSTGRES_URL (a PostgreSQL server)"]
+async fn writes_under_the_tenant_lock_never_outlive_its_removal() {
+    let url = pg::url();
+    let (name, db_url) = pg::scratch_database(&url, "lock").await;
+    let manager = shared_manager(&db_url).await;
+    let placement = plan("acme", Isolation::Shared, "pg-s");
+    manager.provision(&placement).await.unwrap();
+    manager.migrate(&placement).await.unwrap();
+    manager.seed(&placement).await.unwrap();
+
+    let mut conn = manager.connect(&placement).await.unwrap();
+    sqlx::raw_sql("BEGIN").execute(&mut conn).await.unwrap();
+    manager.lock_tenant(&mut conn, &placement).await.unwrap();
+    let removal = tokio::spawn({
+        let (manager, placement) = (manager.clone(), placement.clone());
+        async move {
+            manager
+                .drop_tenant(&placement, DropReason::Delete)
+                .await
+                .unwrap()
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!removal.is_finished(), "the removal waits for the lock");
+    sqlx::query("INSERT INTO users (tenant_id, email) VALUES ($1, 'late@acme.example')")
+        .bind("acme")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sqlx::raw_sql("COMMIT").execute(&mut conn).await.unwrap();
+    removal.await.unwrap();
+    assert_eq!(
+        count(&db_url, "users", "acme").await,
+        0,
+        "nothing left behind"
+    );
+    assert_eq!(count(&db_url, "roles", "acme").await, 0);
+    pg::drop_database(&url, &name).await;
+}

@@ -18,6 +18,10 @@ use crate::workflows::Quotas;
 /// dedicated pool, and the default plan policy.
 pub(crate) const DEFAULT: &str = include_str!("../config/default.toml");
 
+/// The built-in configuration for PostgreSQL (`config --postgres`): the
+/// catalog, and the same regions and pools, on the local server.
+pub(crate) const POSTGRES: &str = include_str!("../config/postgres.toml");
+
 /// The `--config` file. A process-wide setting chosen once by `main` before
 /// any command runs, like the data directory, so that every command and the
 /// server wire the SDK the same way without threading it through each call.
@@ -169,7 +173,7 @@ fn statuses(data_dir: &Path) -> Result<BTreeMap<ShardId, ShardStatus>, Box<dyn s
     }
 }
 
-fn parse(text: &str) -> Result<PlacementConfig, Box<dyn std::error::Error>> {
+pub(crate) fn parse(text: &str) -> Result<PlacementConfig, Box<dyn std::error::Error>> {
     // Shown without the line the parser quotes: a connection may hold a password.
     let file: ConfigFile =
         toml::from_str(text).map_err(|e| provisioning_sharding::redacted_toml_error(&e, text))?;
@@ -203,6 +207,31 @@ mod tests {
         }
         assert_eq!(placement.policy.plans.len(), 4);
         assert_eq!(placement.policy.overrides.len(), 1);
+    }
+
+    #[test]
+    fn the_postgres_config_places_as_the_default_one_does() {
+        let sqlite = parse(DEFAULT).unwrap();
+        let postgres = parse(POSTGRES).unwrap();
+        let shape = |c: &PlacementConfig| {
+            c.directory
+                .iter()
+                .map(|s| (s.id().clone(), s.region().clone(), s.pool()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(shape(&sqlite), shape(&postgres));
+        assert_eq!(sqlite.policy, postgres.policy);
+        assert_eq!(sqlite.quotas, postgres.quotas);
+        assert!(postgres.catalog.is_some());
+        let urls: Vec<_> = postgres
+            .directory
+            .connections()
+            .map(|(_, url)| url)
+            .collect();
+        assert!(urls.iter().all(|url| crate::postgres::is_url(url)));
+        // Both ways of a dedicated tenant: a schema, and a database.
+        assert!(urls.iter().any(|url| url.ends_with("?schema={tenant}")));
+        assert!(urls.iter().any(|url| url.ends_with("/{tenant}")));
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod commands;
 mod config;
 mod demo;
 mod http;
+mod postgres;
 mod wiring;
 mod workflows;
 
@@ -86,7 +87,13 @@ enum Command {
     Demo,
     /// Print the placement configuration in use (the built-in one unless
     /// --config names another): a starting point for your own.
-    Config,
+    Config {
+        /// Print the built-in configuration for PostgreSQL instead: the
+        /// catalog and the tenants' databases on the local server (save it
+        /// and pass it with --config).
+        #[arg(long)]
+        postgres: bool,
+    },
     /// Create a tenant and wait for the outcome.
     Create {
         #[command(flatten)]
@@ -534,7 +541,7 @@ async fn main() -> std::process::ExitCode {
     };
     let result = match cli.command {
         Command::Demo => demo::run(dir).await,
-        Command::Config => commands::show_config(out),
+        Command::Config { postgres } => commands::show_config(postgres, out),
         Command::Create {
             tenant,
             inject_failure,

@@ -1,7 +1,9 @@
 //! (1)-(6): the SDK wired on embedded defaults under one data directory: the
 //! SQLite catalog, the rule-based placement policy and a region-tagged shard directory,
 //! SQLite schema managers for shared and dedicated tenants with the reference
-//! workload, and local storage.
+//! workload, and local storage. With `--catalog` the catalog is on
+//! PostgreSQL, and with a shard map of PostgreSQL URLs (`config --postgres`)
+//! the tenants' databases are too.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -11,7 +13,9 @@ use std::sync::Arc;
 // managers) and storage (tenant folders on object_store).
 use provisioning_core::{FaultInjector, ProvisioningOrchestrator, TenantStore};
 use provisioning_sharding::{RendezvousResolver, RuleBasedPolicy, ShardDirectory};
-use provisioning_sqlx::{PostgresStore, Seed, SqliteSchemaManager, SqliteStore, TenantSchema};
+use provisioning_sqlx::{
+    PostgresSchemaManager, PostgresStore, Seed, SqliteSchemaManager, SqliteStore, TenantSchema,
+};
 use provisioning_storage::ObjectStoreInitializer;
 use sqlx::migrate::Migrator;
 
@@ -23,6 +27,13 @@ static DEDICATED_FLEET: Migrator = sqlx::migrate!("../../workload/sqlite/fleet")
 static SHARED_FLEET: Migrator = sqlx::migrate!("../../workload/sqlite-shared/fleet");
 const DEDICATED_SEED: &str = include_str!("../../../workload/sqlite/seed.sql");
 const SHARED_SEED: &str = include_str!("../../../workload/sqlite-shared/seed.sql");
+/// The same workload for tenant databases on PostgreSQL.
+static PG_DEDICATED: Migrator = sqlx::migrate!("../../workload/postgres/migrations");
+static PG_SHARED: Migrator = sqlx::migrate!("../../workload/postgres-shared/migrations");
+static PG_DEDICATED_FLEET: Migrator = sqlx::migrate!("../../workload/postgres/fleet");
+static PG_SHARED_FLEET: Migrator = sqlx::migrate!("../../workload/postgres-shared/fleet");
+const PG_DEDICATED_SEED: &str = include_str!("../../../workload/postgres/seed.sql");
+const PG_SHARED_SEED: &str = include_str!("../../../workload/postgres-shared/seed.sql");
 
 /// The shared workload's tables, parents first.
 fn tenant_tables() -> impl Iterator<Item = &'static str> {
@@ -54,7 +65,7 @@ pub(crate) struct Hybrid {
     /// The generic workflows (`provision`), on the orchestrator.
     pub(crate) provisioner: crate::workflows::Provisioner,
     #[cfg_attr(not(test), allow(dead_code))] // the workflow tests open tenant databases through it
-    pub(crate) schema: Arc<SqliteSchemaManager>,
+    pub(crate) data: crate::workflows::TenantData,
     /// The shard map the resolver reads: a long-running server applies
     /// statuses operators set later (`drain`) to it.
     pub(crate) directory: Arc<ShardDirectory>,
@@ -146,7 +157,7 @@ pub(crate) async fn hybrid(
 
 /// Whether the wiring may write under the data directory.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Access {
+pub(crate) enum Access {
     /// Creates what is missing and migrates the catalog.
     ReadWrite,
     /// Creates and migrates nothing: the catalog is read as it is.
@@ -159,11 +170,23 @@ async fn build(
     faults: Option<Arc<dyn FaultInjector>>,
     access: Access,
 ) -> Result<Hybrid, Box<dyn std::error::Error>> {
-    let paths = Paths::new(data_dir);
     // (3) Plans and shards: free/standard shared, premium/regulated dedicated,
     // regulated strictly in its region; rendezvous hashing over region-tagged shards.
     // The policy and shard map come from `--config` or config/default.toml.
     let placement = crate::config::load()?;
+    build_with(data_dir, release, faults, access, placement).await
+}
+
+/// Builds the SDK over `data_dir` with `placement` (not the process-wide
+/// configuration: tests wire several at once).
+pub(crate) async fn build_with(
+    data_dir: &Path,
+    release: Release,
+    faults: Option<Arc<dyn FaultInjector>>,
+    access: Access,
+    placement: crate::config::PlacementConfig,
+) -> Result<Hybrid, Box<dyn std::error::Error>> {
+    let paths = Paths::new(data_dir);
     let catalog = crate::config::catalog(&placement)?;
     let shared_catalog = catalog.is_some();
     if access == Access::ReadWrite {
@@ -172,7 +195,16 @@ async fn build(
     // (2) The catalog: tenants, requests, journal and outbox in one SQLite
     // file, or on PostgreSQL with `--catalog postgres://...`.
     let store: Arc<dyn TenantStore> = match (catalog, access) {
-        (Some(url), _) => Arc::new(PostgresStore::connect(url.expose()).await?),
+        // A catalog database not made yet is made (a fresh server).
+        (Some(url), Access::ReadWrite) => match PostgresStore::connect(url.expose()).await {
+            Ok(store) => Arc::new(store),
+            Err(error) if crate::postgres::ensure_database(url.expose()).await? => {
+                tracing::debug!(%error, "catalog database made");
+                Arc::new(PostgresStore::connect(url.expose()).await?)
+            }
+            Err(error) => return Err(error.into()),
+        },
+        (Some(url), Access::ReadOnly) => Arc::new(PostgresStore::connect(url.expose()).await?),
         (None, Access::ReadWrite) => Arc::new(SqliteStore::open(&paths.catalog).await?),
         (None, Access::ReadOnly) => Arc::new(SqliteStore::open_read_only(&paths.catalog).await?),
     };
@@ -183,24 +215,11 @@ async fn build(
         RendezvousResolver::new(Arc::clone(&directory)).with_fallbacks(placement.fallbacks);
     // (4) Tenant databases: a file per dedicated tenant, one per shared shard,
     // where each shard's `connection` in the shard map says (paths relative
-    // to the data directory). The placement records the file when a tenant
-    // is placed, and `status` shows it.
-    let schema =
-        Arc::new(
-            SqliteSchemaManager::builder()
-                .root(data_dir)
-                .shards(directory.connections())
-                .dedicated(
-                    TenantSchema::new(release.migrator(&DEDICATED, &DEDICATED_FLEET))
-                        .seed(Seed::sql("workload-seed", 1, DEDICATED_SEED)),
-                )
-                .shared(
-                    TenantSchema::new(release.migrator(&SHARED, &SHARED_FLEET))
-                        .seed(Seed::sql("workload-seed", 1, SHARED_SEED))
-                        .tenant_tables(tenant_tables()),
-                )
-                .build()?,
-        );
+    // to the data directory); or, when the connections are PostgreSQL URLs,
+    // a database or schema per dedicated tenant and rows in a shared
+    // database. The placement records where when a tenant is placed, and
+    // `status` shows it.
+    let data = tenant_data(data_dir, release, &directory, access).await?;
     // (6) Storage: tenants/{id}/uploads and exports, on local disk, one root
     // per region of the shard map (a region without a store could place
     // tenants but never hold their files).
@@ -218,7 +237,7 @@ async fn build(
         .store(store)
         .placement_policy(Arc::new(plans))
         .shard_resolver(Arc::new(shards))
-        .schema_manager(schema.clone())
+        .schema_manager(data.manager())
         .storage(storage.clone());
     // (5) The generic workflows, on the same executor: service, user and
     // resource (databases and storage in the tenant's storage, compute
@@ -228,7 +247,7 @@ async fn build(
         quotas: placement.quotas.clone(),
         scratch: data_dir.join(".scratch"),
     };
-    builder = crate::workflows::register(builder, &schema, &resources)?;
+    builder = crate::workflows::register(builder, &data, &resources)?;
     if let Some(faults) = faults {
         builder = builder.fault_injector(faults);
     }
@@ -236,12 +255,84 @@ async fn build(
     Ok(Hybrid {
         provisioner: crate::workflows::Provisioner {
             orchestrator: orchestrator.clone(),
-            schema: schema.clone(),
+            data: data.clone(),
             quotas: placement.quotas,
         },
         orchestrator,
-        schema,
+        data,
         directory,
         shared_catalog,
     })
+}
+
+/// The schema manager for the shard map's backend: every shard's
+/// `connection` a SQLite path, or every one a PostgreSQL URL.
+async fn tenant_data(
+    data_dir: &Path,
+    release: Release,
+    directory: &ShardDirectory,
+    access: Access,
+) -> Result<crate::workflows::TenantData, Box<dyn std::error::Error>> {
+    use crate::workflows::TenantData;
+    let connections: Vec<(provisioning_core::ShardId, String)> = directory.connections().collect();
+    let on_postgres = |url: &str| crate::postgres::is_url(url);
+    let postgres = connections
+        .iter()
+        .filter(|(_, url)| on_postgres(url))
+        .count();
+    if postgres == 0 {
+        let manager =
+            SqliteSchemaManager::builder()
+                .root(data_dir)
+                .shards(connections)
+                .dedicated(
+                    TenantSchema::new(release.migrator(&DEDICATED, &DEDICATED_FLEET))
+                        .seed(Seed::sql("workload-seed", 1, DEDICATED_SEED)),
+                )
+                .shared(
+                    TenantSchema::new(release.migrator(&SHARED, &SHARED_FLEET))
+                        .seed(Seed::sql("workload-seed", 1, SHARED_SEED))
+                        .tenant_tables(tenant_tables()),
+                )
+                .build()?;
+        return Ok(TenantData::Sqlite(Arc::new(manager)));
+    }
+    if postgres < connections.len() {
+        let named = |pg: bool| {
+            connections
+                .iter()
+                .find(|(_, url)| on_postgres(url) == pg)
+                .map(|(shard, _)| shard.to_string())
+                .unwrap_or_default()
+        };
+        return Err(format!(
+            "invalid shards: shard {}'s connection is a PostgreSQL URL and shard {}'s a \
+             SQLite path; every shard's connection must be on one backend",
+            named(true),
+            named(false)
+        )
+        .into());
+    }
+    if access == Access::ReadWrite {
+        for (shard, url) in &connections {
+            let region = directory
+                .get(shard)
+                .map(|spec| spec.region().to_string())
+                .unwrap_or_default();
+            crate::postgres::ensure_shard_database(shard, &region, url).await?;
+        }
+    }
+    let manager = PostgresSchemaManager::builder()
+        .shards(connections)
+        .dedicated(
+            TenantSchema::new(release.migrator(&PG_DEDICATED, &PG_DEDICATED_FLEET))
+                .seed(Seed::sql("workload-seed", 1, PG_DEDICATED_SEED)),
+        )
+        .shared(
+            TenantSchema::new(release.migrator(&PG_SHARED, &PG_SHARED_FLEET))
+                .seed(Seed::sql("workload-seed", 1, PG_SHARED_SEED))
+                .tenant_tables(tenant_tables()),
+        )
+        .build()?;
+    Ok(TenantData::Postgres(Arc::new(manager)))
 }

@@ -23,6 +23,12 @@ pub(crate) trait SchemaConn: Connection {
     /// PostgreSQL).
     const TENANT_PARAM: &'static str;
 
+    /// The statement, with the tenant id bound to its placeholder, that
+    /// takes the tenant's lock until the transaction ends, on a backend
+    /// where the removal of its rows needs one (SQLite's write transaction
+    /// locks the whole file already).
+    fn tenant_lock() -> Option<&'static str>;
+
     /// Whether `table` exists (on PostgreSQL: is visible on the search path).
     fn table_exists<'e>(&'e mut self, table: &'e str) -> BoxFuture<'e, Result<bool>>;
 
@@ -45,10 +51,14 @@ pub(crate) trait SchemaConn: Connection {
 /// bodies read the same for both backends, but written generically they
 /// would need sqlx's executor and encoding bounds on every caller.
 macro_rules! impl_schema_conn {
-    ($conn:ty, $component:expr, $param:literal, $table_exists:path) => {
+    ($conn:ty, $component:expr, $param:literal, $table_exists:path, $tenant_lock:expr) => {
         impl $crate::schema::conn::SchemaConn for $conn {
             const COMPONENT: &'static str = $component;
             const TENANT_PARAM: &'static str = $param;
+
+            fn tenant_lock() -> Option<&'static str> {
+                $tenant_lock
+            }
 
             fn table_exists<'e>(
                 &'e mut self,
@@ -145,6 +155,9 @@ pub(crate) async fn delete_tenant_rows<C: SchemaConn>(
 ) -> Result<u64> {
     let err = |e| db_error(C::COMPONENT, format!("removing the rows of {tenant}"), e);
     let mut tx = conn.begin().await.map_err(err)?;
+    if let Some(lock) = C::tenant_lock() {
+        tx.execute_for(lock.to_owned(), tenant).await.map_err(err)?;
+    }
     let mut removed = 0;
     for table in tables
         .iter()

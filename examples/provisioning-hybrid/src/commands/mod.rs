@@ -146,12 +146,17 @@ pub(crate) async fn create(dir: &Path, args: CreateArgs, out: Output) -> BoxResu
     Ok(())
 }
 
-/// `config`: the placement configuration in use, validated, as its TOML.
-pub(crate) fn show_config(out: Output) -> BoxResult<()> {
-    crate::config::load()?;
-    let (file, text) = match crate::config::file() {
-        Some(path) => (Some(path), std::fs::read_to_string(path)?),
-        None => (None, crate::config::DEFAULT.to_owned()),
+/// `config`: the placement configuration in use, validated, as its TOML;
+/// with `postgres`, the built-in one for PostgreSQL.
+pub(crate) fn show_config(postgres: bool, out: Output) -> BoxResult<()> {
+    let (file, text) = if postgres {
+        (None, crate::config::POSTGRES.to_owned())
+    } else {
+        crate::config::load()?;
+        match crate::config::file() {
+            Some(path) => (Some(path), std::fs::read_to_string(path)?),
+            None => (None, crate::config::DEFAULT.to_owned()),
+        }
     };
     // Shard connections and the catalog URL may hold passwords.
     let text = provisioning_core::model::redact_secrets(&text);

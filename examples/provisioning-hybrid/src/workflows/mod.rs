@@ -15,6 +15,7 @@
 mod input;
 mod resource;
 mod steps;
+mod tenant_db;
 
 use provisioning_core::Entity;
 use std::sync::Arc;
@@ -23,7 +24,6 @@ use provisioning_core::{
     Error, ProvisioningOrchestrator, ProvisioningOrchestratorBuilder, Receipt, RequestId, Result,
     Saga, TenantId, TenantState, WorkflowContext,
 };
-use provisioning_sqlx::SqliteSchemaManager;
 use provisioning_storage::ObjectStoreInitializer;
 
 pub(crate) use input::{ServiceInput, UserInput};
@@ -32,6 +32,7 @@ pub(crate) use resource::{
     Quotas, RESOURCE, ResourceInput, ResourceType, resource_id, resource_prefix,
 };
 use steps::{CreateUser, GrantRole, WriteSetting};
+pub(crate) use tenant_db::TenantData;
 
 /// The `service` workflow's name.
 pub(crate) const SERVICE: &str = "service";
@@ -60,33 +61,29 @@ pub(crate) struct Resources {
 /// Registers `service`, `user` and `resource` on the orchestrator being built.
 pub(crate) fn register(
     builder: ProvisioningOrchestratorBuilder,
-    schema: &Arc<SqliteSchemaManager>,
+    data: &TenantData,
     resources: &Resources,
 ) -> Result<ProvisioningOrchestratorBuilder> {
     let service = Saga::<ServiceContext>::builder(SERVICE)
-        .step(WriteSetting::subscription(schema.clone()))
-        .step(WriteSetting::rate_limits(schema.clone()))
+        .step(WriteSetting::subscription(data.clone()))
+        .step(WriteSetting::rate_limits(data.clone()))
         .build()?;
     let user = Saga::<UserContext>::builder(USER)
-        .step(CreateUser::new(schema.clone()))
-        .step(GrantRole::new(schema.clone()))
+        .step(CreateUser::new(data.clone()))
+        .step(GrantRole::new(data.clone()))
         .build()?;
     let resource = Saga::builder(RESOURCE)
-        .step(CheckSubscription {
-            schema: schema.clone(),
-        })
+        .step(CheckSubscription { data: data.clone() })
         .step(ReserveQuota {
-            schema: schema.clone(),
+            data: data.clone(),
             quotas: resources.quotas.clone(),
         })
         .step(Allocate {
-            schema: schema.clone(),
+            data: data.clone(),
             storage: resources.storage.clone(),
             scratch: resources.scratch.clone(),
         })
-        .step(RecordBilling {
-            schema: schema.clone(),
-        })
+        .step(RecordBilling { data: data.clone() })
         .build()?;
     Ok(builder
         .workflow_with_event(service, "ServiceProvisioned")
@@ -100,7 +97,7 @@ pub(crate) fn register(
 #[derive(Clone)]
 pub(crate) struct Provisioner {
     pub(crate) orchestrator: ProvisioningOrchestrator,
-    pub(crate) schema: Arc<SqliteSchemaManager>,
+    pub(crate) data: TenantData,
     pub(crate) quotas: Quotas,
 }
 
@@ -153,8 +150,8 @@ impl Provisioner {
                     if let (TenantState::Active, Some(placement)) =
                         (record.state, &record.placement)
                     {
-                        let (schema, quotas) = (&self.schema, &self.quotas);
-                        resource::precheck(schema, quotas, placement, &input, request_id).await?;
+                        let (data, quotas) = (&self.data, &self.quotas);
+                        resource::precheck(data, quotas, placement, &input, request_id).await?;
                     }
                 }
                 orchestrator

@@ -28,18 +28,17 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use futures_util::TryStreamExt;
 use provisioning_core::{Entity, Error, Placement, RequestId, Result, Step, StepError, TenantId};
-use provisioning_sqlx::SqliteSchemaManager;
 use provisioning_storage::ObjectStoreInitializer;
 use provisioning_storage::object_store::path::Path as ObjectPath;
 use provisioning_storage::object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use sqlx::Connection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
-use sqlx::{AssertSqlSafe, Connection};
 use utoipa::openapi::schema::{ObjectBuilder, Type};
 
 use super::input::{Tier, from_json, validate_service};
-use super::steps::{Scope, TenantDb, step_error};
+use super::tenant_db::{Conn, Scope, TenantData, TenantDb, step_error};
 
 /// The `resource` workflow's name.
 pub(crate) const RESOURCE: &str = "resource";
@@ -305,25 +304,22 @@ async fn subscription(db: &mut TenantDb, service: &str) -> Result<Option<Tier>, 
 /// How many resources of `kind` the tenant holds for `service`, besides
 /// resource `id` (a request's own reservation is never in its way).
 async fn held(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     scope: Scope,
     tenant: &str,
     input: &ResourceInput,
     id: &str,
 ) -> Result<u64, StepError> {
     let sql = format!(
-        "SELECT COUNT(*) FROM settings WHERE {}key LIKE 'resource.%' AND key <> ?4 \
-         AND json_extract(value, '$.service') = ?2 AND json_extract(value, '$.type') = ?3",
-        scope.filter("")
+        "SELECT COUNT(*) FROM settings WHERE {}key LIKE 'resource.%' AND key <> $4 \
+         AND {} = $2 AND {} = $3",
+        scope.filter(""),
+        scope.json_field("value", "service"),
+        scope.json_field("value", "type"),
     );
-    let count: i64 = sqlx::query_scalar(AssertSqlSafe(sql))
-        .bind(tenant)
-        .bind(&input.service)
-        .bind(input.kind.as_str())
-        .bind(format!("resource.{id}"))
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(step_error)?;
+    let own = format!("resource.{id}");
+    let binds = [tenant, &input.service, input.kind.as_str(), &own];
+    let count = conn.count(sql, &binds).await?;
     Ok(u64::try_from(count).unwrap_or_default())
 }
 
@@ -343,7 +339,7 @@ fn over_quota(tier: Tier, input: &ResourceInput, limit: u64, held: u64) -> Strin
 /// the quota atomically with the reservation; this makes the common refusal
 /// a clear answer instead of a failed run.
 pub(crate) async fn precheck(
-    schema: &SqliteSchemaManager,
+    data: &TenantData,
     quotas: &Quotas,
     placement: &Placement,
     input: &ResourceInput,
@@ -355,7 +351,7 @@ pub(crate) async fn precheck(
         transient: e.is_transient(),
         source: None,
     };
-    let Some(mut db) = TenantDb::open_at(schema, placement, request_id)
+    let Some(mut db) = TenantDb::open_at(data, placement, request_id)
         .await
         .map_err(refused)?
     else {
@@ -396,7 +392,7 @@ pub(crate) async fn precheck(
 
 /// `check-subscription`: the tenant subscribes to the service; records its tier.
 pub(super) struct CheckSubscription {
-    pub(super) schema: Arc<SqliteSchemaManager>,
+    pub(super) data: TenantData,
 }
 
 #[async_trait]
@@ -406,7 +402,7 @@ impl Step<ResourceContext> for CheckSubscription {
     }
 
     async fn execute(&self, ctx: &mut ResourceContext) -> Result<(), StepError> {
-        let mut db = TenantDb::open(&self.schema, ctx)
+        let mut db = TenantDb::open(&self.data, ctx)
             .await?
             .ok_or_else(|| TenantDb::gone(ctx.tenant_id()))?;
         let tier = subscription(&mut db, &ctx.input.service).await?;
@@ -424,7 +420,7 @@ impl Step<ResourceContext> for CheckSubscription {
 
 /// `reserve-quota`: counts and records the resource in one transaction.
 pub(super) struct ReserveQuota {
-    pub(super) schema: Arc<SqliteSchemaManager>,
+    pub(super) data: TenantData,
     pub(super) quotas: Quotas,
 }
 
@@ -458,7 +454,7 @@ impl Step<ResourceContext> for ReserveQuota {
             "request_id": ctx.request_id(),
         });
         TenantDb::once(
-            &self.schema,
+            &self.data,
             ctx,
             Self::ACTION,
             async |conn, scope, tenant| {
@@ -483,7 +479,7 @@ impl Step<ResourceContext> for ReserveQuota {
     async fn compensate(&self, ctx: &mut ResourceContext) -> Result<(), StepError> {
         let id = resource_id(&ctx.input, ctx.request_id());
         TenantDb::undo(
-            &self.schema,
+            &self.data,
             ctx,
             Self::ACTION,
             async |conn, scope, tenant, _| {
@@ -495,46 +491,34 @@ impl Step<ResourceContext> for ReserveQuota {
 }
 
 async fn insert_setting(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     scope: Scope,
     tenant: &str,
     key: &str,
     value: &str,
 ) -> Result<(), StepError> {
     let insert = format!(
-        "INSERT INTO settings ({}key, value) VALUES ({}?2, ?3)",
+        "INSERT INTO settings ({}key, value) VALUES ({}$2, {})",
         scope.column(),
-        scope.value()
+        scope.value(),
+        scope.json("$3"),
     );
-    sqlx::query(AssertSqlSafe(insert))
-        .bind(tenant)
-        .bind(key)
-        .bind(value)
-        .execute(&mut *conn)
-        .await
-        .map_err(step_error)?;
-    Ok(())
+    conn.execute(insert, &[tenant, key, value]).await.map(drop)
 }
 
 async fn delete_setting(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     scope: Scope,
     tenant: &str,
     key: &str,
 ) -> Result<(), StepError> {
-    let delete = format!("DELETE FROM settings WHERE {}key = ?2", scope.filter(""));
-    sqlx::query(AssertSqlSafe(delete))
-        .bind(tenant)
-        .bind(key)
-        .execute(&mut *conn)
-        .await
-        .map_err(step_error)?;
-    Ok(())
+    let delete = format!("DELETE FROM settings WHERE {}key = $2", scope.filter(""));
+    conn.execute(delete, &[tenant, key]).await.map(drop)
 }
 
 /// `allocate`: the resource itself.
 pub(super) struct Allocate {
-    pub(super) schema: Arc<SqliteSchemaManager>,
+    pub(super) data: TenantData,
     pub(super) storage: Arc<ObjectStoreInitializer>,
     /// Where a new database file is built before it goes to the store.
     pub(super) scratch: PathBuf,
@@ -639,7 +623,7 @@ impl Step<ResourceContext> for Allocate {
             ResourceType::Compute => {
                 let spec = json!(ctx.input.spec).to_string();
                 TenantDb::once(
-                    &self.schema,
+                    &self.data,
                     ctx,
                     Self::COMPUTE_ACTION,
                     async |conn, scope, tenant| {
@@ -676,7 +660,7 @@ impl Step<ResourceContext> for Allocate {
             }
             ResourceType::Compute => {
                 TenantDb::undo(
-                    &self.schema,
+                    &self.data,
                     ctx,
                     Self::COMPUTE_ACTION,
                     async |conn, scope, tenant, _| {
@@ -691,7 +675,7 @@ impl Step<ResourceContext> for Allocate {
 
 /// `record-billing`: the billing record, which is the step's own marker row.
 pub(super) struct RecordBilling {
-    pub(super) schema: Arc<SqliteSchemaManager>,
+    pub(super) data: TenantData,
 }
 
 impl RecordBilling {
@@ -713,11 +697,11 @@ impl Step<ResourceContext> for RecordBilling {
             "tier": tier.as_str(),
             "spec": ctx.input.spec,
         });
-        TenantDb::once(&self.schema, ctx, Self::ACTION, async |_, _, _| Ok(record)).await
+        TenantDb::once(&self.data, ctx, Self::ACTION, async |_, _, _| Ok(record)).await
     }
 
     async fn compensate(&self, ctx: &mut ResourceContext) -> Result<(), StepError> {
-        TenantDb::undo(&self.schema, ctx, Self::ACTION, async |_, _, _, _| Ok(())).await
+        TenantDb::undo(&self.data, ctx, Self::ACTION, async |_, _, _, _| Ok(())).await
     }
 }
 

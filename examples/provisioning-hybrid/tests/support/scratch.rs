@@ -64,13 +64,17 @@ impl Scratch {
 
     /// The first column of the rows `sql` returns, as text.
     pub fn column(&self, sql: &str) -> Vec<String> {
-        block_on(async {
-            let mut conn = PgConnection::connect(&self.url).await.unwrap();
-            sqlx::query_scalar::<_, String>(AssertSqlSafe(sql.to_owned()))
-                .fetch_all(&mut conn)
-                .await
-                .unwrap()
-        })
+        column_at(&self.url, sql)
+    }
+
+    /// The URL of database `name` on the same server.
+    pub fn sibling(&self, name: &str) -> String {
+        format!("{}/{name}", &self.url[..self.url.rfind('/').unwrap()])
+    }
+
+    /// The server's URL, as the tests were given it.
+    pub fn server(&self) -> &str {
+        &self.server
     }
 }
 
@@ -96,6 +100,18 @@ pub fn block_on<T: Send>(future: impl std::future::Future<Output = T> + Send) ->
                     .block_on(future)
             })
             .join()
+            .unwrap()
+    })
+}
+
+/// The first column of the rows `sql` returns from the database at `url`,
+/// as text.
+pub fn column_at(url: &str, sql: &str) -> Vec<String> {
+    block_on(async {
+        let mut conn = PgConnection::connect(url).await.unwrap();
+        sqlx::query_scalar::<_, String>(AssertSqlSafe(sql.to_owned()))
+            .fetch_all(&mut conn)
+            .await
             .unwrap()
     })
 }

@@ -19,8 +19,20 @@ pub struct Worker {
 impl Worker {
     /// `worker --name NAME --concurrency N --lease 2s` on `url`, over `dir`.
     pub fn start(dir: &Path, url: &str, name: &str, concurrency: &str) -> Worker {
+        Self::start_with(dir, url, name, concurrency, &[])
+    }
+
+    /// As [`start`](Self::start), with `env` set for the process.
+    pub fn start_with(
+        dir: &Path,
+        url: &str,
+        name: &str,
+        concurrency: &str,
+        env: &[(&str, &str)],
+    ) -> Worker {
         let log = dir.join(format!("worker-{name}.log"));
         let child = Command::new(BIN)
+            .envs(env.iter().copied())
             .args(["worker", "--name", name, "--concurrency", concurrency])
             .args(["--lease", "2s", "--catalog", url, "--data-dir"])
             .arg(dir)

@@ -11,6 +11,7 @@ use sqlx::PgConnection;
 
 use crate::schema::{KeyedLocks, MigrationHook, Schemas, TenantSchema};
 
+mod access;
 mod catalog;
 mod compare;
 mod conn;

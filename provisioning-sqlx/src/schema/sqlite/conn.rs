@@ -125,7 +125,7 @@ pub(super) async fn table_exists(conn: &mut SqliteConnection, table: &str) -> Re
     Ok(found.is_some())
 }
 
-impl_schema_conn!(SqliteConnection, COMPONENT, "?1", table_exists);
+impl_schema_conn!(SqliteConnection, COMPONENT, "?1", table_exists, None);
 
 /// Creates the seed ledger table if it is missing.
 pub(super) async fn create_ledger(conn: &mut SqliteConnection) -> Result<()> {
