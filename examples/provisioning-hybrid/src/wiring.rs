@@ -265,6 +265,11 @@ pub(crate) async fn build_with(
     })
 }
 
+/// One variant of the workload at `release`: its migrations and its seed.
+fn workload<C>(release: Release, base: &Migrator, fleet: &Migrator, seed: &str) -> TenantSchema<C> {
+    TenantSchema::new(release.migrator(base, fleet)).seed(Seed::sql("workload-seed", 1, seed))
+}
+
 /// The schema manager for the shard map's backend: every shard's
 /// `connection` a SQLite path, or every one a PostgreSQL URL.
 async fn tenant_data(
@@ -324,13 +329,14 @@ async fn tenant_data(
     }
     let manager = PostgresSchemaManager::builder()
         .shards(connections)
-        .dedicated(
-            TenantSchema::new(release.migrator(&PG_DEDICATED, &PG_DEDICATED_FLEET))
-                .seed(Seed::sql("workload-seed", 1, PG_DEDICATED_SEED)),
-        )
+        .dedicated(workload(
+            release,
+            &PG_DEDICATED,
+            &PG_DEDICATED_FLEET,
+            PG_DEDICATED_SEED,
+        ))
         .shared(
-            TenantSchema::new(release.migrator(&PG_SHARED, &PG_SHARED_FLEET))
-                .seed(Seed::sql("workload-seed", 1, PG_SHARED_SEED))
+            workload(release, &PG_SHARED, &PG_SHARED_FLEET, PG_SHARED_SEED)
                 .tenant_tables(tenant_tables()),
         )
         .build()?;

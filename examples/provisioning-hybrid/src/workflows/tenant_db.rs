@@ -72,6 +72,18 @@ macro_rules! on_conn {
     };
 }
 
+/// `$make(sql)` (`sqlx::query` or `sqlx::query_scalar`) with `binds` bound
+/// in order.
+macro_rules! bound {
+    ($make:path, $sql:expr, $binds:expr) => {{
+        let mut query = $make(AssertSqlSafe($sql));
+        for value in $binds {
+            query = query.bind(*value);
+        }
+        query
+    }};
+}
+
 /// `sql` with every placeholder `$N` made `$N-1`.
 fn shift_placeholders(sql: &str) -> String {
     let mut out = String::with_capacity(sql.len());
@@ -103,11 +115,7 @@ impl Conn {
     pub(super) async fn execute(&mut self, sql: String, binds: &[&str]) -> Result<u64, StepError> {
         let (sql, binds) = self.prepare(sql, binds);
         on_conn!(&mut self.driver, c => {
-            let mut query = sqlx::query(AssertSqlSafe(sql));
-            for value in binds {
-                query = query.bind(*value);
-            }
-            query.execute(&mut *c).await.map(|done| done.rows_affected())
+            bound!(sqlx::query, sql, binds).execute(&mut *c).await.map(|done| done.rows_affected())
         })
         .map_err(step_error)
     }
@@ -120,11 +128,7 @@ impl Conn {
     ) -> Result<Option<String>, StepError> {
         let (sql, binds) = self.prepare(sql, binds);
         on_conn!(&mut self.driver, c => {
-            let mut query = sqlx::query_scalar(AssertSqlSafe(sql));
-            for value in binds {
-                query = query.bind(*value);
-            }
-            query.fetch_optional(&mut *c).await
+            bound!(sqlx::query_scalar, sql, binds).fetch_optional(&mut *c).await
         })
         .map_err(step_error)
     }
@@ -133,11 +137,7 @@ impl Conn {
     pub(super) async fn exists(&mut self, sql: String, binds: &[&str]) -> Result<bool, StepError> {
         let (sql, binds) = self.prepare(sql, binds);
         on_conn!(&mut self.driver, c => {
-            let mut query = sqlx::query(AssertSqlSafe(sql));
-            for value in binds {
-                query = query.bind(*value);
-            }
-            query.fetch_optional(&mut *c).await.map(|row| row.is_some())
+            bound!(sqlx::query, sql, binds).fetch_optional(&mut *c).await.map(|row| row.is_some())
         })
         .map_err(step_error)
     }
@@ -146,11 +146,7 @@ impl Conn {
     pub(super) async fn count(&mut self, sql: String, binds: &[&str]) -> Result<i64, StepError> {
         let (sql, binds) = self.prepare(sql, binds);
         on_conn!(&mut self.driver, c => {
-            let mut query = sqlx::query_scalar(AssertSqlSafe(sql));
-            for value in binds {
-                query = query.bind(*value);
-            }
-            query.fetch_one(&mut *c).await
+            bound!(sqlx::query_scalar, sql, binds).fetch_one(&mut *c).await
         })
         .map_err(step_error)
     }
