@@ -52,8 +52,7 @@ pub(crate) fn catalog(
         (None, Some(url)) => ("catalog (config)", url),
         (None, None) => return Ok(None),
     };
-    let scheme = url.expose().split_once("://").map(|(scheme, _)| scheme);
-    if !matches!(scheme, Some("postgres" | "postgresql")) {
+    if !crate::postgres::is_url(url.expose()) {
         return Err(format!(
             "invalid {field}: {url} is not a postgres:// or postgresql:// URL \
              (omit it for the SQLite catalog in the data directory)"

@@ -26,15 +26,11 @@ pub(crate) fn is_url(connection: &str) -> bool {
     connection.starts_with("postgres://") || connection.starts_with("postgresql://")
 }
 
-/// Makes the database shard `shard`'s connection names if it is missing: its
-/// server database, where shared tenants' rows and dedicated tenants'
-/// schemas go. A connection with a database per tenant (`/{tenant}`) names
-/// none: the schema manager creates those.
-pub(crate) async fn ensure_shard_database(
-    shard: &ShardId,
-    region: &str,
-    connection: &str,
-) -> BoxResult<()> {
+/// The server database shard `shard`'s connection names, as a URL sqlx
+/// takes: where shared tenants' rows and dedicated tenants' schemas go. A
+/// connection with a database per tenant (`/{tenant}`) names none: the
+/// schema manager creates those.
+pub(crate) fn shard_database(shard: &ShardId, region: &str, connection: &str) -> Option<String> {
     let url = connection
         .replace("{shard}", shard.as_str())
         .replace("{region}", region);
@@ -53,13 +49,7 @@ pub(crate) async fn ensure_shard_database(
         }
         None => url,
     };
-    if url.contains("{tenant}") {
-        return Ok(());
-    }
-    match ensure_database(&url).await {
-        Ok(_) => Ok(()),
-        Err(e) => Err(format!("shard {shard}: {e}").into()),
-    }
+    (!url.contains("{tenant}")).then_some(url)
 }
 
 /// Makes the database `url` names if it does not exist, on the same server

@@ -280,26 +280,26 @@ async fn tenant_data(
 ) -> Result<crate::workflows::TenantData, Box<dyn std::error::Error>> {
     use crate::workflows::TenantData;
     let connections: Vec<(provisioning_core::ShardId, String)> = directory.connections().collect();
-    let on_postgres = |url: &str| crate::postgres::is_url(url);
+    let on_postgres = crate::postgres::is_url;
     let postgres = connections
         .iter()
         .filter(|(_, url)| on_postgres(url))
         .count();
     if postgres == 0 {
-        let manager =
-            SqliteSchemaManager::builder()
-                .root(data_dir)
-                .shards(connections)
-                .dedicated(
-                    TenantSchema::new(release.migrator(&DEDICATED, &DEDICATED_FLEET))
-                        .seed(Seed::sql("workload-seed", 1, DEDICATED_SEED)),
-                )
-                .shared(
-                    TenantSchema::new(release.migrator(&SHARED, &SHARED_FLEET))
-                        .seed(Seed::sql("workload-seed", 1, SHARED_SEED))
-                        .tenant_tables(tenant_tables()),
-                )
-                .build()?;
+        let manager = SqliteSchemaManager::builder()
+            .root(data_dir)
+            .shards(connections)
+            .dedicated(workload(
+                release,
+                &DEDICATED,
+                &DEDICATED_FLEET,
+                DEDICATED_SEED,
+            ))
+            .shared(
+                workload(release, &SHARED, &SHARED_FLEET, SHARED_SEED)
+                    .tenant_tables(tenant_tables()),
+            )
+            .build()?;
         return Ok(TenantData::Sqlite(Arc::new(manager)));
     }
     if postgres < connections.len() {
@@ -319,12 +319,20 @@ async fn tenant_data(
         .into());
     }
     if access == Access::ReadWrite {
-        for (shard, url) in &connections {
-            let region = directory
-                .get(shard)
-                .map(|spec| spec.region().to_string())
-                .unwrap_or_default();
-            crate::postgres::ensure_shard_database(shard, &region, url).await?;
+        // Each server database once, though several shards may share it:
+        // an error names the first shard of it.
+        let mut databases = std::collections::BTreeMap::new();
+        for shard in directory.iter() {
+            let region = shard.region().as_str();
+            let connection = shard.connection().expose();
+            if let Some(url) = crate::postgres::shard_database(shard.id(), region, connection) {
+                databases.entry(url).or_insert_with(|| shard.id().clone());
+            }
+        }
+        for (url, shard) in databases {
+            if let Err(e) = crate::postgres::ensure_database(&url).await {
+                return Err(format!("shard {shard}: {e}").into());
+            }
         }
     }
     let manager = PostgresSchemaManager::builder()

@@ -11,7 +11,7 @@ mod support;
 use std::path::Path;
 use std::process::Command;
 
-use support::{fails, json, rows, run};
+use support::{fails, files_under, json, rows, run};
 
 #[test]
 fn create_list_events_audit_and_lifecycle() {
@@ -298,7 +298,9 @@ fn a_permanent_failure_at_each_step_leaves_no_file_or_row_of_the_tenant() {
             );
             assert_eq!(json(d, &["status", &tenant])["state"], "failed");
             let shard_dir = d.join("databases").join(region);
-            let leftover = walk(&shard_dir).into_iter().find(|p| p.contains(&tenant));
+            let leftover = files_under(&shard_dir)
+                .into_iter()
+                .find(|p| p.contains(&tenant));
             assert_eq!(leftover, None, "{tenant}: a database file remains");
             assert!(
                 !d.join("storage")
@@ -317,22 +319,6 @@ fn a_permanent_failure_at_each_step_leaves_no_file_or_row_of_the_tenant() {
             }
         }
     }
-}
-
-/// Every file under `dir`, as strings.
-fn walk(dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                out.extend(walk(&path));
-            } else {
-                out.push(path.display().to_string());
-            }
-        }
-    }
-    out
 }
 
 /// Rows of `tenant` in the shared workload's tables.

@@ -21,7 +21,7 @@ use reqwest::{Method, StatusCode};
 use scratch::{Scratch, column_at, exec};
 use serde_json::{Value, json};
 use server::{Server, send};
-use support::run;
+use support::{files_under, run};
 use worker::Worker;
 
 /// The built-in PostgreSQL configuration, as `config --postgres` prints it.
@@ -96,9 +96,7 @@ impl Shards {
     fn fails(&self, args: &[&str]) -> String {
         let mut all = args.to_vec();
         all.extend(["--config", self.config()]);
-        let (ok, stdout, stderr) = run(self.dir(), &all);
-        assert!(!ok, "{args:?} succeeded: {stdout}");
-        stderr
+        support::fails(self.dir(), &all)
     }
 
     /// The URL of a tenant's own database.
@@ -311,27 +309,13 @@ fn tenants_live_where_the_postgres_shard_map_puts_them_through_their_whole_life(
         ["0"]
     );
     // Nothing of it went to the data directory: no SQLite file anywhere.
-    let files: Vec<_> = walk(shards.dir())
+    let files: Vec<_> = files_under(shards.dir())
         .into_iter()
-        .filter(|p| p.extension().is_some_and(|e| e == "sqlite"))
+        .filter(|p| p.ends_with(".sqlite"))
         .collect();
     assert!(files.is_empty(), "{files:?}");
     let drift = shards.cli(&["drift"]);
     assert_eq!(drift["drifted"], 0, "{drift}");
-}
-
-/// Every file under `dir`.
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            files.extend(walk(&path));
-        } else {
-            files.push(path);
-        }
-    }
-    files
 }
 
 #[test]

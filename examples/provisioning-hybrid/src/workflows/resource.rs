@@ -370,7 +370,7 @@ pub(crate) async fn precheck(
         ));
     };
     let limit = quotas.limit(tier, input.kind);
-    let (scope, tenant) = (db.scope, db.tenant.clone());
+    let (scope, tenant) = (db.conn.scope, db.tenant.clone());
     let id = resource_id(input, request_id);
     let held = held(&mut db.conn, scope, &tenant, input, &id)
         .await

@@ -53,7 +53,8 @@ impl TenantData {
 /// (PostgreSQL refuses a parameter the statement does not use).
 pub(super) struct Conn {
     driver: Driver,
-    shared: bool,
+    /// The SQL fragments of this database.
+    pub(super) scope: Scope,
 }
 
 enum Driver {
@@ -106,7 +107,9 @@ impl Conn {
     /// The statement and its parameters as this database takes them.
     fn prepare<'a>(&self, sql: String, binds: &'a [&'a str]) -> (String, &'a [&'a str]) {
         match binds.split_first() {
-            Some((_, after_tenant)) if !self.shared => (shift_placeholders(&sql), after_tenant),
+            Some((_, after_tenant)) if !self.scope.shared => {
+                (shift_placeholders(&sql), after_tenant)
+            }
             _ => (sql, binds),
         }
     }
@@ -220,7 +223,6 @@ impl Scope {
 /// A step's view of the tenant's database, for one request.
 pub(super) struct TenantDb {
     pub(super) conn: Conn,
-    pub(super) scope: Scope,
     pub(super) tenant: String,
     request: String,
     placement: Placement,
@@ -265,13 +267,12 @@ impl TenantDb {
                 Err(e) => return Err(StepError::from(e)),
             },
         };
-        let shared = placement.isolation == Isolation::Shared;
+        let scope = Scope {
+            shared: placement.isolation == Isolation::Shared,
+            postgres: matches!(driver, Driver::Postgres(_)),
+        };
         Ok(Some(TenantDb {
-            scope: Scope {
-                shared,
-                postgres: matches!(driver, Driver::Postgres(_)),
-            },
-            conn: Conn { driver, shared },
+            conn: Conn { driver, scope },
             tenant: placement.tenant_id.as_str().to_owned(),
             request: request.to_string(),
             placement: placement.clone(),
@@ -290,8 +291,8 @@ impl TenantDb {
     pub(super) async fn setting(&mut self, key: &str) -> Result<Option<String>, StepError> {
         let select = format!(
             "SELECT {} FROM settings WHERE {}key = $2",
-            self.scope.text("value"),
-            self.scope.filter("")
+            self.conn.scope.text("value"),
+            self.conn.scope.filter("")
         );
         self.conn.text(select, &[&self.tenant, key]).await
     }
@@ -337,8 +338,8 @@ impl TenantDb {
     async fn marker(&mut self, action: &str) -> Result<Option<Value>, StepError> {
         let sql = format!(
             "SELECT {} FROM audit_log WHERE {}action = $2 AND target_type = 'request' AND target_id = $3",
-            self.scope.text("payload"),
-            self.scope.filter("")
+            self.conn.scope.text("payload"),
+            self.conn.scope.filter("")
         );
         let binds = [self.tenant.as_str(), action, self.request.as_str()];
         match self.conn.text(sql, &binds).await? {
@@ -353,9 +354,9 @@ impl TenantDb {
     async fn mark(&mut self, action: &str, payload: &Value) -> Result<(), StepError> {
         let sql = format!(
             "INSERT INTO audit_log ({}action, target_type, target_id, payload) VALUES ({}$2, 'request', $3, {})",
-            self.scope.column(),
-            self.scope.value(),
-            self.scope.json("$4")
+            self.conn.scope.column(),
+            self.conn.scope.value(),
+            self.conn.scope.json("$4")
         );
         let payload = payload.to_string();
         let binds = [self.tenant.as_str(), action, &self.request, &payload];
@@ -366,7 +367,7 @@ impl TenantDb {
     async fn unmark(&mut self, action: &str) -> Result<(), StepError> {
         let sql = format!(
             "DELETE FROM audit_log WHERE {}action = $2 AND target_type = 'request' AND target_id = $3",
-            self.scope.filter("")
+            self.conn.scope.filter("")
         );
         let binds = [self.tenant.as_str(), action, self.request.as_str()];
         self.conn.execute(sql, &binds).await.map(drop)
@@ -391,12 +392,13 @@ impl TenantDb {
             }
             let seeded = format!(
                 "SELECT 1 FROM roles WHERE {}1 = 1 LIMIT 1",
-                db.scope.filter("")
+                db.conn.scope.filter("")
             );
             if !db.conn.exists(seeded, &[&db.tenant]).await? {
                 return Err(gone());
             }
-            let payload = work(&mut db.conn, db.scope, &db.tenant).await?;
+            let scope = db.conn.scope;
+            let payload = work(&mut db.conn, scope, &db.tenant).await?;
             db.mark(action, &payload).await
         }
         .await;
@@ -418,7 +420,8 @@ impl TenantDb {
         db.begin().await?;
         let undone = async {
             if let Some(payload) = db.marker(action).await? {
-                work(&mut db.conn, db.scope, &db.tenant, payload).await?;
+                let scope = db.conn.scope;
+                work(&mut db.conn, scope, &db.tenant, payload).await?;
                 db.unmark(action).await?;
             }
             Ok(())

@@ -32,6 +32,22 @@ pub fn spawn(dir: &Path, args: &[&str]) -> std::process::Child {
         .unwrap()
 }
 
+/// Every file under `dir` (none when it does not exist), as strings.
+pub fn files_under(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                out.extend(files_under(&path));
+            } else {
+                out.push(path.display().to_string());
+            }
+        }
+    }
+    out
+}
+
 /// Runs with `--json`, expecting success, and parses the output.
 pub fn json(dir: &Path, args: &[&str]) -> serde_json::Value {
     let mut all = args.to_vec();

@@ -2,11 +2,12 @@
 //! its placement says it is, and the lock that keeps your writes and the
 //! tenant's removal from interleaving.
 
-use provisioning_core::{Entity, Error, Placement, Result};
+use provisioning_core::{Placement, Result};
 use sqlx::{AssertSqlSafe, PgConnection};
 
 use super::conn::{COMPONENT, close, connect, tenant_lock_sql};
-use super::{PostgresSchemaManager, TargetKind, dedicated};
+use super::dedicated::missing;
+use super::{PostgresSchemaManager, TargetKind};
 use crate::error::db_error;
 use crate::schema::sql::quote_ident;
 
@@ -32,27 +33,14 @@ impl PostgresSchemaManager {
     /// ```
     ///
     /// # Errors
-    /// [`Error::NotFound`] (kind `tenant database`) when the tenant's database
-    /// or schema does not exist (it was removed); [`Error::Backend`] when the
+    /// [`Error::NotFound`](provisioning_core::Error::NotFound) (kind `tenant database`) when the tenant's database
+    /// or schema does not exist (it was removed);
+    /// [`Error::Backend`](provisioning_core::Error::Backend) when the
     /// server cannot be reached.
     pub async fn connect(&self, placement: &Placement) -> Result<PgConnection> {
         let target = self.target(placement)?;
-        let missing = || Error::NotFound {
-            kind: Entity::TenantDatabase,
-            id: format!("{} ({})", placement.tenant_id, target.location()),
-        };
         match &target.kind {
-            TargetKind::Database(_) => {
-                let mut server = self.server_conn(&target).await?;
-                if dedicated::inspect(&mut server, &target.kind)
-                    .await?
-                    .is_none()
-                {
-                    return Err(missing());
-                }
-                drop(server);
-                connect(&target.data_options(), &target.location()).await
-            }
+            TargetKind::Database(_) => self.own_database_conn(&target, placement).await,
             TargetKind::Schema(name) => {
                 let mut conn = connect(&target.data_options(), &target.location()).await?;
                 // One round trip: the schema chosen, and whether it exists.
@@ -67,7 +55,7 @@ impl PostgresSchemaManager {
                 .map_err(|e| db_error(COMPONENT, format!("selecting schema {name}"), e))?;
                 if found != Some(true) {
                     close(conn).await;
-                    return Err(missing());
+                    return Err(missing(&target, &placement.tenant_id));
                 }
                 Ok(conn)
             }
@@ -84,7 +72,7 @@ impl PostgresSchemaManager {
     /// database is dropped under the server's own table locks.)
     ///
     /// # Errors
-    /// [`Error::Backend`] when the statement fails (outside a transaction
+    /// [`Error::Backend`](provisioning_core::Error::Backend) when the statement fails (outside a transaction
     /// the lock is released at once, and this is not an error).
     pub async fn lock_tenant(&self, conn: &mut PgConnection, placement: &Placement) -> Result<()> {
         sqlx::query(AssertSqlSafe(tenant_lock_sql()))

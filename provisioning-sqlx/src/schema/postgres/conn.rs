@@ -275,11 +275,14 @@ pub(super) fn xact_lock_sql(key: &str) -> String {
 /// The statement that takes the lock on the tenant id bound as `$1` until
 /// the transaction ends: the removal of a shared tenant's rows and
 /// [`PostgresSchemaManager::lock_tenant`](super::PostgresSchemaManager::lock_tenant) take it.
-pub(super) fn tenant_lock_sql() -> String {
-    format!(
-        "SELECT pg_advisory_xact_lock(hashtextextended({} || $1, 0))",
-        quote_literal(&lock_key("tenant "))
-    )
+pub(super) fn tenant_lock_sql() -> &'static str {
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "SELECT pg_advisory_xact_lock(hashtextextended({} || $1, 0))",
+            quote_literal(&lock_key("tenant "))
+        )
+    });
+    &SQL
 }
 
 fn lock_key(key: &str) -> String {
@@ -307,11 +310,8 @@ impl_schema_conn!(
     COMPONENT,
     "$1",
     table_exists,
-    Some(TENANT_LOCK.as_str())
+    Some(tenant_lock_sql())
 );
-
-/// [`tenant_lock_sql`], made once.
-static TENANT_LOCK: std::sync::LazyLock<String> = std::sync::LazyLock::new(tenant_lock_sql);
 
 /// The seed ledger's DDL. Concurrent `CREATE TABLE IF NOT EXISTS` races on
 /// PostgreSQL's catalog, so it runs under the location's advisory lock.

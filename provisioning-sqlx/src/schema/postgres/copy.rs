@@ -3,7 +3,7 @@
 //! `INSERT ... SELECT` within one database, `COPY` between two.
 
 use futures_util::StreamExt;
-use provisioning_core::{Entity, Error, Placement, Result, TenantId};
+use provisioning_core::{Error, Placement, Result, TenantId};
 use sqlx::{AssertSqlSafe, Executor, PgConnection};
 
 use super::catalog::{self, qualified};
@@ -90,22 +90,6 @@ pub(super) fn same_tenant<'p>(source: &'p Placement, target: &Placement) -> Resu
         ));
     }
     Ok(&source.tenant_id)
-}
-
-/// `NotFound` unless `target`'s database or schema exists (looked up on any
-/// connection to its server).
-pub(super) async fn require(
-    conn: &mut PgConnection,
-    target: &Target,
-    tenant: &TenantId,
-) -> Result<()> {
-    if dedicated::inspect(conn, &target.kind).await?.is_none() {
-        return Err(Error::NotFound {
-            kind: Entity::TenantDatabase,
-            id: format!("{tenant} ({})", target.location()),
-        });
-    }
-    Ok(())
 }
 
 /// `SELECT cols[, tenant literal] FROM source [WHERE tenant_id = literal]`'s
@@ -259,7 +243,7 @@ impl PostgresSchemaManager {
         let what = || format!("copying {tenant} to {location}");
         let mut tx = begin_as(conn, Access::Write, to.schema(), &what()).await?;
         exec(&mut tx, xact_lock_sql(&location), what).await?;
-        require(&mut tx, from, tenant).await?;
+        dedicated::require(&mut tx, from, tenant).await?;
         let sides = Sides::new(
             tenant,
             (from, catalog::schema_of(&mut tx, from, to.schema()).await?),

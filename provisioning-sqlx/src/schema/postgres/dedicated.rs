@@ -65,6 +65,27 @@ pub(super) async fn inspect(
         .map_err(|e| db_error(COMPONENT, format!("looking up {name}"), e))
 }
 
+/// `NotFound` unless `target`'s database or schema exists (looked up on any
+/// connection to its server).
+pub(super) async fn require(
+    conn: &mut PgConnection,
+    target: &Target,
+    tenant: &TenantId,
+) -> Result<()> {
+    match inspect(conn, &target.kind).await? {
+        Some(_) => Ok(()),
+        None => Err(missing(target, tenant)),
+    }
+}
+
+/// The error of a tenant whose database or schema does not exist.
+pub(super) fn missing(target: &Target, tenant: &TenantId) -> Error {
+    Error::NotFound {
+        kind: Entity::TenantDatabase,
+        id: format!("{tenant} ({})", target.location()),
+    }
+}
+
 /// Whether a comment marks the object as created for `tenant`; a marker for
 /// another tenant is a conflict, never silently taken over.
 pub(super) fn owned(comment: Option<&str>, tenant: &TenantId) -> Result<bool> {

@@ -1,13 +1,12 @@
 //! [`TenantSchemaManager`] for [`PostgresSchemaManager`].
 
 use async_trait::async_trait;
-use provisioning_core::Entity;
 use provisioning_core::{
     DatabaseOutcome, Drift, DropReason, Error, MigrationInfo, Placement, Repair, Result,
     SchemaPreview, SeedInfo, TableComparison, TenantId, TenantSchemaManager, Upgrade,
 };
 use sqlx::pool::PoolConnection;
-use sqlx::{AssertSqlSafe, Executor, Postgres};
+use sqlx::{AssertSqlSafe, Executor, PgConnection, Postgres};
 
 use super::conn::{self, COMPONENT, TenantConn, close, connect, search_path, xact_lock_sql};
 use super::{PostgresSchemaManager, Target, TargetKind, dedicated};
@@ -36,29 +35,13 @@ impl PostgresSchemaManager {
         target: &Target,
         placement: &Placement,
     ) -> Result<TenantConn> {
-        let missing = || Error::NotFound {
-            kind: Entity::TenantDatabase,
-            id: format!("{} ({})", placement.tenant_id, target.location()),
-        };
         match &target.kind {
-            TargetKind::Database(_) => {
-                let mut server = self.server_conn(target).await?;
-                if dedicated::inspect(&mut server, &target.kind)
-                    .await?
-                    .is_none()
-                {
-                    return Err(missing());
-                }
-                drop(server);
-                Ok(TenantConn::Own(
-                    connect(&target.data_options(), &target.location()).await?,
-                ))
-            }
+            TargetKind::Database(_) => Ok(TenantConn::Own(
+                self.own_database_conn(target, placement).await?,
+            )),
             TargetKind::Schema(name) => {
                 let mut conn = self.server_conn(target).await?;
-                if dedicated::inspect(&mut conn, &target.kind).await?.is_none() {
-                    return Err(missing());
-                }
+                dedicated::require(&mut conn, target, &placement.tenant_id).await?;
                 search_path(&mut conn, Some(name)).await?;
                 Ok(TenantConn::Pooled(conn))
             }
@@ -72,6 +55,19 @@ impl PostgresSchemaManager {
 }
 
 impl PostgresSchemaManager {
+    /// A connection of its own to a tenant's database of its own, looked up
+    /// on the server first: `NotFound` when it does not exist.
+    pub(super) async fn own_database_conn(
+        &self,
+        target: &Target,
+        placement: &Placement,
+    ) -> Result<PgConnection> {
+        let mut server = self.server_conn(target).await?;
+        dedicated::require(&mut server, target, &placement.tenant_id).await?;
+        drop(server);
+        connect(&target.data_options(), &target.location()).await
+    }
+
     /// A connection for migrating or seeding: a schema or shared tenant's
     /// straight from the pool (each transaction sets its `search_path`; a
     /// missing schema is found by its first statement, see
@@ -96,10 +92,7 @@ impl PostgresSchemaManager {
             return error;
         };
         match dedicated::inspect(&mut server, &target.kind).await {
-            Ok(None) => Error::NotFound {
-                kind: Entity::TenantDatabase,
-                id: format!("{} ({})", placement.tenant_id, target.location()),
-            },
+            Ok(None) => dedicated::missing(target, &placement.tenant_id),
             _ => error,
         }
     }
